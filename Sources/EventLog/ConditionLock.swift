@@ -1,0 +1,82 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A mutex with a condition variable, protecting a value of type `State`.
+///
+/// The partition writer's flusher is an OS thread (it blocks in `fdatasync`, which must
+/// never happen on Swift's cooperative pool), so it waits on a real condition variable.
+final class ConditionLock<State>: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var state: State
+
+    init(_ state: State) {
+        self.state = state
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    /// Runs `body` with the lock held.
+    func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&state)
+    }
+
+    /// Waits, with the lock held, until `ready` is true or `timeoutNanoseconds` pass
+    /// (nil: no timeout); then runs `body` with the lock still held.
+    func wait<R>(until ready: (State) -> Bool, timeoutNanoseconds: UInt64?, _ body: (inout State) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if let timeoutNanoseconds {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let deadline = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec) + timeoutNanoseconds
+            var until = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+            while !ready(state) {
+                if pthread_cond_timedwait(condition, mutex, &until) == ETIMEDOUT { break }
+            }
+        } else {
+            while !ready(state) { pthread_cond_wait(condition, mutex) }
+        }
+        return try body(&state)
+    }
+
+    /// Wakes every waiter (call after changing the state under the lock).
+    func broadcast() { pthread_cond_broadcast(condition) }
+}
+
+/// Starts a detached OS thread running `body`.
+func startThread(_ body: @escaping @Sendable () -> Void) throws {
+    final class Box: @unchecked Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let result = pthread_create(&thread, nil, { raw in
+        guard let raw else { return nil }
+        let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+        box.body()
+        return nil
+    }, box)
+    guard result == 0 else {
+        Unmanaged<Box>.fromOpaque(box).release()
+        throw LogError.io(operation: "pthread_create", path: "", errno: result)
+    }
+    pthread_detach(thread)
+}

@@ -1,0 +1,281 @@
+/// One segment as readers see it: only `size` bytes (the acknowledged ones) are read.
+struct SegmentState: Sendable {
+    let baseOffset: Int64
+    let path: String
+    let file: any StorageFile
+    /// Bytes of acknowledged batches.
+    var size: Int64
+    /// Offset after the last acknowledged record.
+    var nextOffset: Int64
+    /// Loaded lazily for sealed segments; always present for the active one.
+    var index: SegmentIndex?
+    var sealed: Bool
+}
+
+/// Something the open of a partition found and repaired or reported.
+public struct RecoveryEvent: Sendable, Equatable, CustomStringConvertible {
+    /// The partition concerned.
+    public let partition: Int
+    /// The file concerned.
+    public let path: String
+    /// Byte offset in the file.
+    public let offset: Int64
+    /// Bytes cut from the end of the file (0 when nothing was cut).
+    public let bytesDropped: Int64
+    /// What was found.
+    public let reason: String
+
+    public var description: String {
+        bytesDropped > 0
+            ? "partition \(partition): torn tail in \(path) at byte offset \(offset): \(reason); \(bytesDropped) bytes dropped"
+            : "partition \(partition): \(path) at byte offset \(offset): \(reason)"
+    }
+}
+
+/// A partition's statistics.
+public struct PartitionStatistics: Sendable, Equatable {
+    /// The partition.
+    public let partition: Int
+    /// First offset held.
+    public let startOffset: Int64
+    /// Offset after the last acknowledged record.
+    public let endOffset: Int64
+    /// Segment files.
+    public let segmentCount: Int
+    /// Bytes of batches in the segments.
+    public let bytes: Int64
+}
+
+/// One partition: a directory of segments, its readers' view and, when writable, its writer.
+final class Partition: Sendable {
+    struct Shared: Sendable {
+        var segments: [SegmentState]
+        var writer = WriterQueue()
+    }
+
+    let number: Int
+    let directory: String
+    let storage: any Storage
+    let options: LogOptions
+    let manifest: Manifest
+    let shared: ConditionLock<Shared>
+    /// What the open found (torn tails truncated, damaged indexes rebuilt).
+    let recoveryEvents: [RecoveryEvent]
+    private let writer: PartitionWriter?
+
+    init(number: Int, directory: String, storage: any Storage, options: LogOptions, manifest: Manifest,
+         segments: [SegmentState], recoveryEvents: [RecoveryEvent], writer: PartitionWriter?) {
+        self.number = number
+        self.directory = directory
+        self.storage = storage
+        self.options = options
+        self.manifest = manifest
+        self.shared = ConditionLock(Shared(segments: segments))
+        self.recoveryEvents = recoveryEvents
+        self.writer = writer
+    }
+
+    /// Starts the writer's flusher thread (writable partitions only).
+    func startWriter() throws {
+        guard let writer else { return }
+        try writer.start(partition: self)
+    }
+
+    var statistics: PartitionStatistics {
+        shared.withLock { state in
+            PartitionStatistics(
+                partition: number,
+                startOffset: state.segments.first?.baseOffset ?? 0,
+                endOffset: state.segments.last?.nextOffset ?? 0,
+                segmentCount: state.segments.count,
+                bytes: state.segments.reduce(0) { $0 + $1.size })
+        }
+    }
+
+    var endOffset: Int64 { shared.withLock { $0.segments.last?.nextOffset ?? 0 } }
+
+    // MARK: Appending
+
+    func append(_ batch: EncodedBatch) async throws -> AppendAcknowledgement {
+        guard writer != nil else { throw LogError.invalidArgument("the log was opened read-only") }
+        guard batch.bytes.count <= manifest.segmentBytes else {
+            throw LogError.invalidArgument("a batch of \(batch.bytes.count) bytes does not fit in a segment of \(manifest.segmentBytes) bytes")
+        }
+        // Bounded queue: wait while the writer is more than maxPendingBytes behind.
+        while true {
+            let full: Bool = shared.withLock { $0.writer.pendingBytes >= Limits.maxPendingBytesPerPartition && $0.writer.failure == nil && !$0.writer.closing }
+            if !full { break }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = shared.withLock { state -> Bool in
+                    if state.writer.pendingBytes < Limits.maxPendingBytesPerPartition { return true }
+                    state.writer.spaceWaiters.append(continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<AppendAcknowledgement, LogError>, Never>) in
+            let rejection: LogError? = shared.withLock { state in
+                if let failure = state.writer.failure { return .writerFailed(partition: number, reason: failure.description) }
+                if state.writer.closing { return .closed }
+                state.writer.pending.append(PendingAppend(batch: batch, continuation: continuation))
+                state.writer.pendingBytes += batch.bytes.count
+                return nil
+            }
+            if let rejection { continuation.resume(returning: .failure(rejection)) } else { shared.broadcast() }
+        }
+        return try result.get()
+    }
+
+    /// Flushes, syncs, saves the recovery point, stops the writer and releases the lock.
+    func close() async {
+        guard writer != nil else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = shared.withLock { state -> Bool in
+                if state.writer.stopped { return true }
+                state.writer.closing = true
+                state.writer.closeWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() } else { shared.broadcast() }
+        }
+    }
+
+    // MARK: Reading
+
+    /// A cursor over batches from the one holding `offset`.
+    func cursor(from offset: Int64) throws -> PartitionCursor {
+        let (start, end) = shared.withLock { ($0.segments.first?.baseOffset ?? 0, $0.segments.last?.nextOffset ?? 0) }
+        guard offset >= start && offset <= end else {
+            throw LogError.offsetOutOfRange(partition: number, offset: offset, start: start, end: end)
+        }
+        return PartitionCursor(partition: self, offset: offset)
+    }
+
+    /// The segment holding `offset` (or the last one), with its index loaded.
+    func segment(containing offset: Int64) throws -> (Int, SegmentState)? {
+        let found: (Int, SegmentState)? = shared.withLock { state in
+            guard !state.segments.isEmpty else { return nil }
+            var i = state.segments.count - 1
+            while i > 0 && state.segments[i].baseOffset > offset { i -= 1 }
+            return (i, state.segments[i])
+        }
+        guard let (i, segment) = found else { return nil }
+        return (i, try withIndex(i, segment))
+    }
+
+    /// The segment at position `i` in the list, with its index loaded, or nil past the end.
+    func segment(at i: Int) throws -> SegmentState? {
+        let segment: SegmentState? = shared.withLock { i < $0.segments.count ? $0.segments[i] : nil }
+        guard let segment else { return nil }
+        return try withIndex(i, segment)
+    }
+
+    /// Committed size and end offset of segment `i` now (they grow while it is active).
+    func committedExtent(ofSegment i: Int) -> (size: Int64, nextOffset: Int64, sealed: Bool, count: Int) {
+        shared.withLock { state in
+            let segment = state.segments[i]
+            return (segment.size, segment.nextOffset, segment.sealed, state.segments.count)
+        }
+    }
+
+    /// Forgets a damaged index so that the next reader rebuilds it from the segment.
+    func discardIndex(ofSegment i: Int) {
+        shared.withLock { state in
+            if state.segments[i].sealed { state.segments[i].index = nil }
+        }
+    }
+
+    private func withIndex(_ i: Int, _ segment: SegmentState) throws -> SegmentState {
+        if segment.index != nil { return segment }
+        let index = try SegmentIndexLoader(storage: storage, writable: writer != nil, intervalBytes: options.indexIntervalBytes)
+            .load(segment: segment)
+        var loaded = segment
+        loaded.index = index
+        shared.withLock { state in
+            if i < state.segments.count && state.segments[i].baseOffset == segment.baseOffset { state.segments[i].index = index }
+        }
+        return loaded
+    }
+
+    /// The earliest offset whose record timestamp is ≥ `timestamp`, or nil when every
+    /// record is older.
+    func offset(forTimestamp timestamp: Int64) throws -> Int64? {
+        var i = 0
+        while let segment = try segment(at: i) {
+            i += 1
+            guard let index = segment.index, index.maxTimestamp >= timestamp else { continue }
+            var scanner = SegmentScanner(file: segment.file, from: index.position(forTimestamp: timestamp), limit: segment.size)
+            while true {
+                switch try scanner.next() {
+                case let .batch(header, _):
+                    guard header.maxTimestamp >= timestamp else { continue }
+                    var found: Int64?
+                    try scanner.decodeCurrent().forEach { record in
+                        if found == nil && record.timestamp >= timestamp { found = record.offset }
+                    }
+                    if let found { return found }
+                case .end:
+                    break
+                case let .invalid(position, reason):
+                    throw LogError.corrupt(path: segment.path, offset: position, reason: reason)
+                }
+                break
+            }
+        }
+        return nil
+    }
+}
+
+/// Loads a sealed segment's index files, or rebuilds them from the segment's headers.
+struct SegmentIndexLoader {
+    let storage: any Storage
+    let writable: Bool
+    let intervalBytes: Int
+
+    func load(segment: SegmentState) throws -> SegmentIndex {
+        let stem = String(segment.path.dropLast(SegmentFile.logExtension.count))
+        if let offsets = try? storage.readWholeFile(stem + SegmentFile.indexExtension),
+           let times = try? storage.readWholeFile(stem + SegmentFile.timeIndexExtension),
+           let index = SegmentIndex.decode(offsets: offsets, times: times, segmentSize: segment.size, intervalBytes: intervalBytes) {
+            return index
+        }
+        let index = try rebuild(segment: segment)
+        if writable { try? write(index, stem: stem) }
+        return index
+    }
+
+    /// Hops from header to header (no decompression) and indexes every batch.
+    func rebuild(segment: SegmentState) throws -> SegmentIndex {
+        var index = SegmentIndex(intervalBytes: intervalBytes)
+        var scanner = SegmentScanner(file: segment.file, from: 0, limit: segment.size)
+        var expected = segment.baseOffset
+        while true {
+            switch try scanner.next() {
+            case let .batch(header, position):
+                guard header.baseOffset == expected else {
+                    throw LogError.corrupt(path: segment.path, offset: position, reason: "batch has base offset \(header.baseOffset), expected \(expected)")
+                }
+                index.add(batch: header, segmentBase: segment.baseOffset, position: position)
+                expected = header.nextOffset
+            case let .end(position):
+                guard position == segment.size else {
+                    throw LogError.corrupt(path: segment.path, offset: position, reason: "zero bytes inside a sealed segment of \(segment.size) bytes")
+                }
+                return index
+            case let .invalid(position, reason):
+                throw LogError.corrupt(path: segment.path, offset: position, reason: reason)
+            }
+        }
+    }
+
+    func write(_ index: SegmentIndex, stem: String) throws {
+        let (offsets, times) = index.encoded()
+        for (bytes, ext) in [(offsets, SegmentFile.indexExtension), (times, SegmentFile.timeIndexExtension)] {
+            let file = try storage.open(stem + ext, create: true, writable: true)
+            defer { file.close() }
+            try file.truncate(to: 0)
+            try bytes.withUnsafeBytes { (raw) throws in try file.write(raw, at: 0) }
+        }
+    }
+}

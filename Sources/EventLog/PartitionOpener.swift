@@ -1,0 +1,146 @@
+/// Opens a partition directory: finds its segments, recovers the tail of the last one
+/// from the recovery point, and (when writable) takes the lock and repairs a torn tail.
+///
+/// Recovery rules (docs/FORMAT.md, "Recovery"):
+/// - Sealed segments are trusted to their file size; their batches are checksummed when read.
+/// - In the last segment, bytes before the recovery point are walked header by header
+///   (no checksum) to rebuild the in-memory index; a header that does not fit there is
+///   corruption of acknowledged data and fails the open.
+/// - After the recovery point every batch is checksummed. The first bad one starts the
+///   torn tail: a writable open truncates the file there and reports the bytes dropped;
+///   a read-only open leaves the file alone and stops reading there.
+struct PartitionOpener {
+    let number: Int
+    let directory: String
+    let storage: any Storage
+    let options: LogOptions
+    let manifest: Manifest
+
+    func open(lock: (any StorageLock)?) throws -> Partition {
+        let writable = lock != nil
+        if writable { try removeTemporaryFiles() }
+        let names = try storage.listDirectory(directory)
+        let bases = names.compactMap(SegmentFile.baseOffset(ofLogFile:)).sorted()
+        let point = try storage.readWholeFile(directory + "/" + RecoveryPoint.fileName).flatMap(RecoveryPoint.decode)
+        var events: [RecoveryEvent] = []
+        var segments: [SegmentState] = []
+        var createdFile = false
+
+        for (i, base) in bases.enumerated() {
+            let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
+            let file = try storage.open(path, create: false, writable: writable)
+            let size = try file.size()
+            if i + 1 < bases.count {
+                segments.append(SegmentState(baseOffset: base, path: path, file: file, size: size,
+                                             nextOffset: bases[i + 1], index: nil, sealed: true))
+            } else {
+                segments.append(try recoverActive(base: base, path: path, file: file, fileSize: size, point: point, events: &events))
+            }
+        }
+        if let point, let last = segments.last, point.segmentBase > last.baseOffset {
+            throw LogError.corrupt(path: directory, offset: 0, reason: "recovery point names segment \(point.segmentBase), which is missing: acknowledged data was lost")
+        }
+        if segments.isEmpty {
+            guard writable else {
+                return Partition(number: number, directory: directory, storage: storage, options: options, manifest: manifest,
+                                 segments: [], recoveryEvents: events, writer: nil)
+            }
+            let base = point?.nextOffset ?? 0
+            let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
+            let file = try storage.open(path, create: true, writable: true)
+            createdFile = true
+            segments.append(SegmentState(baseOffset: base, path: path, file: file, size: 0, nextOffset: base,
+                                         index: SegmentIndex(intervalBytes: options.indexIntervalBytes), sealed: false))
+        }
+
+        var writer: PartitionWriter?
+        if let lock, let active = segments.last {
+            if try active.file.size() != active.size {
+                // Cut the torn tail or the zero-filled space; the writer zero-fills anew.
+                try active.file.truncate(to: active.size)
+                try active.file.sync()
+            }
+            if createdFile { try storage.syncDirectory(directory) }
+            let durable = point.map { $0.segmentBase == active.baseOffset ? min($0.position, active.size) : 0 } ?? 0
+            writer = try PartitionWriter(storage: storage, directory: directory, options: options,
+                                         segmentBytes: manifest.segmentBytes, lock: lock, active: active,
+                                         maxTimestamp: active.index?.maxTimestamp ?? .min, checkpointPosition: durable)
+        }
+        return Partition(number: number, directory: directory, storage: storage, options: options, manifest: manifest,
+                         segments: segments, recoveryEvents: events, writer: writer)
+    }
+
+    private func recoverActive(base: Int64, path: String, file: any StorageFile, fileSize: Int64,
+                               point: RecoveryPoint?, events: inout [RecoveryEvent]) throws -> SegmentState {
+        var index = SegmentIndex(intervalBytes: options.indexIntervalBytes)
+        var scanner = SegmentScanner(file: file, from: 0, limit: fileSize)
+        var expected = base
+        // Bytes before this were durable when the recovery point was saved.
+        var trusted: Int64 = 0
+        if let point, point.segmentBase == base {
+            guard point.position <= fileSize else {
+                throw LogError.corrupt(path: path, offset: fileSize, reason: "file is \(fileSize) bytes but \(point.position) bytes were acknowledged as durable")
+            }
+            trusted = point.position
+        }
+        while true {
+            let item = try scanner.next()
+            switch item {
+            case let .batch(header, position):
+                let inTrustedRange = position < trusted
+                let offsetOK = header.baseOffset == expected
+                let checksumOK = try inTrustedRange || scanner.verifyCurrent()
+                if offsetOK && checksumOK {
+                    index.add(batch: header, segmentBase: base, position: position)
+                    expected = header.nextOffset
+                    continue
+                }
+                let reason = offsetOK ? "batch CRC32C mismatch" : "batch has base offset \(header.baseOffset), expected \(expected)"
+                if inTrustedRange { throw LogError.corrupt(path: path, offset: position, reason: reason + " before the recovery point") }
+                return try tail(at: position, reason: reason, base: base, path: path, file: file, fileSize: fileSize,
+                                index: index, next: expected, events: &events)
+            case let .end(position):
+                if position < trusted {
+                    throw LogError.corrupt(path: path, offset: position, reason: "zero bytes before the recovery point at \(trusted)")
+                }
+                return SegmentState(baseOffset: base, path: path, file: file, size: position, nextOffset: expected, index: index, sealed: false)
+            case let .invalid(position, reason):
+                if position < trusted { throw LogError.corrupt(path: path, offset: position, reason: reason + " before the recovery point") }
+                return try tail(at: position, reason: reason, base: base, path: path, file: file, fileSize: fileSize,
+                                index: index, next: expected, events: &events)
+            }
+        }
+    }
+
+    /// Reports a torn tail; the writable open truncates it afterwards.
+    private func tail(at position: Int64, reason: String, base: Int64, path: String, file: any StorageFile, fileSize: Int64,
+                      index: SegmentIndex, next: Int64, events: inout [RecoveryEvent]) throws -> SegmentState {
+        let dropped = try lastNonZeroByte(file, from: position, to: fileSize) - position
+        events.append(RecoveryEvent(partition: number, path: path, offset: position, bytesDropped: max(dropped, 0),
+                                    reason: reason + (options.writable ? "" : " (read-only open: left in place, not read)")))
+        return SegmentState(baseOffset: base, path: path, file: file, size: position, nextOffset: next, index: index, sealed: false)
+    }
+
+    /// The position after the last non-zero byte in `[from, to)`: the extent of the torn
+    /// data, without the zero-filled space after it.
+    private func lastNonZeroByte(_ file: any StorageFile, from: Int64, to: Int64) throws -> Int64 {
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var end = from
+        var at = from
+        while at < to {
+            let n = try chunk.withUnsafeMutableBytes { (raw) throws in
+                try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<Int(min(Int64(raw.count), to - at))]), at: at)
+            }
+            if n == 0 { break }
+            if let last = chunk[0..<n].lastIndex(where: { $0 != 0 }) { end = at + Int64(last) + 1 }
+            at += Int64(n)
+        }
+        return end
+    }
+
+    private func removeTemporaryFiles() throws {
+        for name in try storage.listDirectory(directory) where name.hasSuffix(".tmp") {
+            try storage.remove(directory + "/" + name)
+        }
+    }
+}

@@ -1,0 +1,292 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An append waiting for the writer.
+struct PendingAppend: Sendable {
+    var batch: EncodedBatch
+    let continuation: CheckedContinuation<Result<AppendAcknowledgement, LogError>, Never>
+}
+
+/// The appenders' side of the writer, kept under the partition's lock.
+struct WriterQueue: Sendable {
+    var pending: [PendingAppend] = []
+    var pendingBytes = 0
+    var spaceWaiters: [CheckedContinuation<Void, Never>] = []
+    var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    var failure: LogError?
+    var closing = false
+    var stopped = false
+}
+
+/// The single writer of a partition: a dedicated thread that takes every waiting batch,
+/// stamps offsets in order, writes them with one pwrite and makes them durable with one
+/// fdatasync (group commit), then acknowledges them all.
+///
+/// Compression happens in the appenders' tasks before a batch is queued, so while this
+/// thread waits for the disk the other core compresses the next batches: a two-stage
+/// pipeline. Everything here runs on that one thread; only `WriterQueue` and the
+/// published `SegmentState`s are shared, under the partition's lock.
+final class PartitionWriter: @unchecked Sendable {
+    private let storage: any Storage
+    private let directory: String
+    private let options: LogOptions
+    private let segmentBytes: Int64
+    private let lock: any StorageLock
+
+    // The active segment, as the writer knows it (ahead of what readers see until published).
+    private var file: any StorageFile
+    private var segmentBase: Int64
+    private var position: Int64
+    private var zeroedEnd: Int64
+    private var nextOffset: Int64
+    private var maxTimestamp: Int64
+    private var checkpointPosition: Int64
+    private var unsyncedBytes = 0
+    private var lastSync = MonotonicClock.nanoseconds
+    private var buffer: [UInt8] = []
+    private static let zeros = [UInt8](repeating: 0, count: 1 << 20)
+
+    init(storage: any Storage, directory: String, options: LogOptions, segmentBytes: Int, lock: any StorageLock,
+         active: SegmentState, maxTimestamp: Int64, checkpointPosition: Int64) throws {
+        self.storage = storage
+        self.directory = directory
+        self.options = options
+        self.segmentBytes = Int64(segmentBytes)
+        self.lock = lock
+        self.file = active.file
+        self.segmentBase = active.baseOffset
+        self.position = active.size
+        self.nextOffset = active.nextOffset
+        self.maxTimestamp = maxTimestamp
+        self.checkpointPosition = checkpointPosition
+        self.zeroedEnd = try active.file.size()
+        buffer.reserveCapacity(Limits.maxFlushBytes + Limits.maxBatchBytes)
+    }
+
+    func start(partition: Partition) throws {
+        try startThread { [self] in self.run(partition) }
+    }
+
+    // MARK: The flusher loop
+
+    private func run(_ partition: Partition) {
+        while true {
+            let intervalNanoseconds: UInt64? = switch options.durability {
+            case let .interval(ms): UInt64(ms) * 1_000_000
+            default: nil
+            }
+            let (batches, closing) = partition.shared.wait(
+                until: { !$0.writer.pending.isEmpty || $0.writer.closing },
+                timeoutNanoseconds: intervalNanoseconds.map { unsyncedBytes > 0 ? $0 : 1_000_000_000 }
+            ) { state -> ([PendingAppend], Bool) in
+                var taken = 0, bytes = 0
+                while taken < state.writer.pending.count && (taken == 0 || bytes + state.writer.pending[taken].batch.bytes.count <= Limits.maxFlushBytes) {
+                    bytes += state.writer.pending[taken].batch.bytes.count
+                    taken += 1
+                }
+                let batches = Array(state.writer.pending.prefix(taken))
+                state.writer.pending.removeFirst(taken)
+                state.writer.pendingBytes -= bytes
+                return (batches, state.writer.closing)
+            }
+            if !batches.isEmpty {
+                PartitionWriter.wakeSpaceWaiters(partition)
+                flush(batches, partition)
+            }
+            if case let .interval(ms) = options.durability, unsyncedBytes > 0,
+               MonotonicClock.nanoseconds - lastSync >= UInt64(ms) * 1_000_000 {
+                do { try syncAndCheckpoint() } catch { fail(LogError.wrap(error), partition, []) }
+            }
+            let more = partition.shared.withLock { !$0.writer.pending.isEmpty }
+            if closing && !more { break }
+        }
+        finish(partition)
+    }
+
+    /// Writes, syncs and acknowledges one group of batches.
+    private func flush(_ batches: [PendingAppend], _ partition: Partition) {
+        var acknowledgements: [AppendAcknowledgement] = []
+        acknowledgements.reserveCapacity(batches.count)
+        var written: [(BatchHeader, Int64)] = []
+        do {
+            if let failure = partition.shared.withLock({ $0.writer.failure }) { throw failure }
+            buffer.removeAll(keepingCapacity: true)
+            for pending in batches {
+                let length = pending.batch.bytes.count
+                if position + Int64(buffer.count + length) > segmentBytes && position + Int64(buffer.count) > 0 {
+                    try writeBuffer()
+                    try roll(partition, publishing: &written)
+                }
+                try ensureZeroed(through: position + Int64(buffer.count + length))
+                let at = position + Int64(buffer.count)
+                buffer.append(contentsOf: pending.batch.bytes)
+                let stamped = buffer.withUnsafeMutableBytes { raw -> BatchHeader? in
+                    guard let start = raw.baseAddress else { return nil }
+                    BatchHeader.stamp(baseOffset: nextOffset, batch: start + (raw.count - length), length: length)
+                    return BatchHeader(
+                        batchLength: length, crc: 0, codec: .none, baseOffset: nextOffset, recordCount: pending.batch.recordCount,
+                        uncompressedLength: 0, compressedLength: length - BatchHeader.size,
+                        firstTimestamp: pending.batch.firstTimestamp, maxTimestamp: pending.batch.maxTimestamp)
+                }
+                guard let header = stamped else { throw LogError.invalidArgument("empty write buffer") }
+                written.append((header, at))
+                acknowledgements.append(AppendAcknowledgement(
+                    partition: partition.number, baseOffset: nextOffset, recordCount: pending.batch.recordCount,
+                    durability: options.durability))
+                nextOffset += Int64(pending.batch.recordCount)
+                maxTimestamp = max(maxTimestamp, pending.batch.maxTimestamp)
+            }
+            try writeBuffer()
+            if options.durability == .fsync { try syncAndCheckpoint() }
+        } catch {
+            fail(LogError.wrap(error), partition, batches)
+            return
+        }
+        publish(partition, written: written, sealed: false)
+        for (pending, ack) in zip(batches, acknowledgements) { pending.continuation.resume(returning: .success(ack)) }
+    }
+
+    private func writeBuffer() throws {
+        guard !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { (raw) throws in try file.write(raw, at: position) }
+        position += Int64(buffer.count)
+        unsyncedBytes += buffer.count
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Keeps zero-filled space ahead of the data so that fdatasync rarely grows the file.
+    private func ensureZeroed(through end: Int64) throws {
+        guard end > zeroedEnd else { return }
+        let target = max(end, min(zeroedEnd + Int64(options.preallocationBytes), segmentBytes))
+        var at = zeroedEnd
+        while at < target {
+            let count = Int(min(Int64(Self.zeros.count), target - at))
+            try Self.zeros.withUnsafeBytes { (raw) throws in
+                try file.write(UnsafeRawBufferPointer(rebasing: raw[0..<count]), at: at)
+            }
+            at += Int64(count)
+        }
+        zeroedEnd = target
+    }
+
+    private func syncAndCheckpoint() throws {
+        try file.sync()
+        unsyncedBytes = 0
+        lastSync = MonotonicClock.nanoseconds
+        if position - checkpointPosition >= Int64(options.recoveryCheckpointBytes) { try saveRecoveryPoint() }
+    }
+
+    private func saveRecoveryPoint() throws {
+        let point = RecoveryPoint(segmentBase: segmentBase, position: position, nextOffset: nextOffset, maxTimestamp: maxTimestamp)
+        try storage.writeAtomically(point.encoded(), directory: directory, name: RecoveryPoint.fileName)
+        checkpointPosition = position
+    }
+
+    /// Seals the active segment (sync, cut the zero tail, write its index) and starts the
+    /// next one, named by the next offset, zero-filled, with its directory entry synced.
+    private func roll(_ partition: Partition, publishing written: inout [(BatchHeader, Int64)]) throws {
+        try file.sync()
+        try file.truncate(to: position)
+        try file.sync()
+        unsyncedBytes = 0
+        publish(partition, written: written, sealed: true)
+        written.removeAll()
+        let sealed = partition.shared.withLock { $0.segments.last }
+        if let sealed, let index = sealed.index {
+            let stem = String(sealed.path.dropLast(SegmentFile.logExtension.count))
+            try SegmentIndexLoader(storage: storage, writable: true, intervalBytes: options.indexIntervalBytes).write(index, stem: stem)
+        }
+        let path = directory + "/" + SegmentFile.name(baseOffset: nextOffset, extension: SegmentFile.logExtension)
+        let next = try storage.open(path, create: true, writable: true)
+        file = next
+        segmentBase = nextOffset
+        position = 0
+        zeroedEnd = 0
+        try ensureZeroed(through: 0)
+        try file.sync()
+        try storage.syncDirectory(directory)
+        try saveRecoveryPoint()
+        let segment = SegmentState(baseOffset: segmentBase, path: path, file: next, size: 0, nextOffset: nextOffset,
+                                   index: SegmentIndex(intervalBytes: options.indexIntervalBytes), sealed: false)
+        partition.shared.withLock { $0.segments.append(segment) }
+    }
+
+    /// Makes written batches visible to readers.
+    private func publish(_ partition: Partition, written: [(BatchHeader, Int64)], sealed: Bool) {
+        partition.shared.withLock { state in
+            guard let last = state.segments.indices.last else { return }
+            let segmentBase = state.segments[last].baseOffset
+            for (header, at) in written {
+                state.segments[last].index?.add(batch: header, segmentBase: segmentBase, position: at)
+            }
+            if let final = written.last {
+                state.segments[last].size = final.1 + Int64(final.0.batchLength)
+                state.segments[last].nextOffset = final.0.nextOffset
+            }
+            if sealed { state.segments[last].sealed = true }
+        }
+    }
+
+    /// After a failed write or sync the page cache can no longer be trusted (a failed
+    /// fdatasync may have dropped dirty pages): fail these appends and every later one.
+    private func fail(_ error: LogError, _ partition: Partition, _ batches: [PendingAppend]) {
+        let waiters = partition.shared.withLock { state -> [CheckedContinuation<Void, Never>] in
+            if state.writer.failure == nil { state.writer.failure = error }
+            let waiters = state.writer.spaceWaiters
+            state.writer.spaceWaiters = []
+            return waiters
+        }
+        for pending in batches { pending.continuation.resume(returning: .failure(error)) }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Final sync, recovery point, lock release; fails what is still queued.
+    private func finish(_ partition: Partition) {
+        let healthy = partition.shared.withLock { $0.writer.failure == nil }
+        if healthy {
+            do {
+                try file.sync()
+                try file.truncate(to: position)
+                try file.sync()
+                try saveRecoveryPoint()
+            } catch {
+                fail(LogError.wrap(error), partition, [])
+            }
+        }
+        lock.release()
+        let (leftover, waiters, closers) = partition.shared.withLock { state in
+            state.writer.stopped = true
+            let result = (state.writer.pending, state.writer.spaceWaiters, state.writer.closeWaiters)
+            state.writer.pending = []
+            state.writer.spaceWaiters = []
+            state.writer.closeWaiters = []
+            return result
+        }
+        for pending in leftover { pending.continuation.resume(returning: .failure(.closed)) }
+        for waiter in waiters { waiter.resume() }
+        for closer in closers { closer.resume() }
+    }
+
+    /// Resumes appenders that waited for queue space, once there is some.
+    static func wakeSpaceWaiters(_ partition: Partition) {
+        let waiters = partition.shared.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.writer.pendingBytes < Limits.maxPendingBytesPerPartition else { return [] }
+            let waiters = state.writer.spaceWaiters
+            state.writer.spaceWaiters = []
+            return waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// Nanoseconds from a monotonic clock.
+enum MonotonicClock {
+    static var nanoseconds: UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}

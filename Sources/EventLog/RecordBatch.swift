@@ -1,0 +1,211 @@
+/// Accumulates records for one append and encodes them as a batch (docs/FORMAT.md, "Records").
+///
+/// Each record is `varint length | varint zigzag(timestamp − firstTimestamp) | varint keyLength |
+/// key | varint valueLength | value`. Offsets are not stored per record: they are the batch's
+/// base offset plus the record's index, so they are dense by construction.
+public struct RecordBatchBuilder: Sendable {
+    private(set) var payload: [UInt8] = []
+    /// Records added so far.
+    public private(set) var count = 0
+    private(set) var firstTimestamp: Int64 = 0
+    private(set) var maxTimestamp: Int64 = .min
+    private var scratch: [UInt8] = []
+
+    /// An empty batch; `reservingCapacity` is a hint in bytes.
+    public init(reservingCapacity bytes: Int = 0) {
+        payload.reserveCapacity(bytes)
+        scratch.reserveCapacity(32)
+    }
+
+    /// Uncompressed bytes of the records added so far.
+    public var byteCount: Int { payload.count }
+
+    /// Adds one record. `timestamp` is in microseconds since the Unix epoch.
+    public mutating func append<Key: Collection<UInt8>, Value: Collection<UInt8>>(
+        key: Key, value: Value, timestamp: Int64
+    ) throws {
+        let keyCount = key.count, valueCount = value.count
+        guard keyCount <= Limits.maxKeyBytes else { throw LogError.invalidArgument("record key of \(keyCount) bytes exceeds the limit of \(Limits.maxKeyBytes)") }
+        guard valueCount <= Limits.maxValueBytes else { throw LogError.invalidArgument("record value of \(valueCount) bytes exceeds the limit of \(Limits.maxValueBytes)") }
+        guard count < Limits.maxRecordsPerBatch else { throw LogError.invalidArgument("a batch holds at most \(Limits.maxRecordsPerBatch) records") }
+        if count == 0 { firstTimestamp = timestamp }
+        maxTimestamp = max(maxTimestamp, timestamp)
+        scratch.removeAll(keepingCapacity: true)
+        ByteCoding.appendVarint(ByteCoding.zigZag(timestamp &- firstTimestamp), to: &scratch)
+        ByteCoding.appendVarint(UInt64(keyCount), to: &scratch)
+        let bodyLength = scratch.count + keyCount + varintSize(UInt64(valueCount)) + valueCount
+        ByteCoding.appendVarint(UInt64(bodyLength), to: &payload)
+        payload.append(contentsOf: scratch)
+        payload.append(contentsOf: key)
+        ByteCoding.appendVarint(UInt64(valueCount), to: &payload)
+        payload.append(contentsOf: value)
+        guard payload.count <= Limits.maxUncompressedBatchBytes else {
+            throw LogError.invalidArgument("batch exceeds \(Limits.maxUncompressedBatchBytes) uncompressed bytes")
+        }
+        count += 1
+    }
+
+    /// Removes all records, keeping the allocated capacity.
+    public mutating func removeAll() {
+        payload.removeAll(keepingCapacity: true)
+        count = 0
+        maxTimestamp = .min
+    }
+
+    /// Encodes header and compressed records. The base offset and CRC are placeholders
+    /// until the partition writer stamps them in the order batches reach the disk.
+    func encode(codec: Codec) throws -> EncodedBatch {
+        guard count > 0 else { throw LogError.invalidArgument("cannot append an empty batch") }
+        let bound = codec.compressBound(payload.count)
+        var bytes = [UInt8](repeating: 0, count: BatchHeader.size + bound)
+        let compressed = try payload.withUnsafeBytes { (input) throws -> Int in
+            try bytes.withUnsafeMutableBytes { (out) throws -> Int in
+                try codec.compress(input, into: UnsafeMutableRawBufferPointer(rebasing: out[BatchHeader.size...]))
+            }
+        }
+        let length = BatchHeader.size + compressed
+        guard length <= Limits.maxBatchBytes else { throw LogError.invalidArgument("encoded batch of \(length) bytes exceeds \(Limits.maxBatchBytes)") }
+        bytes.removeLast(bytes.count - length)
+        let header = BatchHeader(
+            batchLength: length, crc: 0, codec: codec, baseOffset: 0, recordCount: count,
+            uncompressedLength: payload.count, compressedLength: compressed,
+            firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp)
+        bytes.withUnsafeMutableBytes { header.write(to: $0.baseAddress!) }
+        return EncodedBatch(bytes: bytes, recordCount: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp)
+    }
+
+    private func varintSize(_ value: UInt64) -> Int {
+        var v = value, n = 1
+        while v >= 0x80 { v >>= 7; n += 1 }
+        return n
+    }
+}
+
+/// A batch encoded and compressed, waiting for its base offset.
+struct EncodedBatch: Sendable {
+    var bytes: [UInt8]
+    let recordCount: Int
+    let firstTimestamp: Int64
+    let maxTimestamp: Int64
+}
+
+/// One record, valid only inside the closure that receives it: `key` and `value` point
+/// into the batch's decompressed buffer, so iterating allocates nothing per record.
+public struct RecordView {
+    /// The record's offset in its partition.
+    public let offset: Int64
+    /// Microseconds since the Unix epoch.
+    public let timestamp: Int64
+    /// The record's key bytes.
+    public let key: UnsafeRawBufferPointer
+    /// The record's value bytes.
+    public let value: UnsafeRawBufferPointer
+}
+
+/// A record that owns its bytes, for callers that keep records beyond a scan.
+public struct Record: Sendable, Equatable {
+    /// The record's offset in its partition.
+    public var offset: Int64
+    /// Microseconds since the Unix epoch.
+    public var timestamp: Int64
+    /// The record's key.
+    public var key: [UInt8]
+    /// The record's value.
+    public var value: [UInt8]
+
+    /// A record to append or one read back.
+    public init(offset: Int64 = 0, timestamp: Int64, key: [UInt8], value: [UInt8]) {
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+    }
+}
+
+/// A batch read from a segment, checksum-verified and decompressed.
+public struct RecordBatch: Sendable {
+    /// The batch header as stored.
+    public let header: BatchHeader
+    /// Where the batch starts in its segment file.
+    public let position: Int64
+    /// Path of the segment file the batch was read from.
+    public let segmentPath: String
+    let records: [UInt8]
+
+    /// Offset of the first record.
+    public var baseOffset: Int64 { header.baseOffset }
+    /// Offset after the last record.
+    public var nextOffset: Int64 { header.nextOffset }
+
+    /// Decodes a batch whose bytes are at `base`; verifies CRC and record framing.
+    static func decode(header: BatchHeader, bytes base: UnsafeRawPointer, path: String, position: Int64) throws -> RecordBatch {
+        guard header.verifyChecksum(base) else {
+            throw LogError.corrupt(path: path, offset: position, reason: "batch CRC32C mismatch (base offset \(header.baseOffset))")
+        }
+        var records = [UInt8](repeating: 0, count: header.uncompressedLength)
+        let ok = records.withUnsafeMutableBytes { out in
+            header.codec.decompress(UnsafeRawBufferPointer(start: base + BatchHeader.size, count: header.compressedLength), into: out)
+        }
+        guard ok else { throw LogError.corrupt(path: path, offset: position, reason: "\(header.codec) payload does not decompress to \(header.uncompressedLength) bytes") }
+        let batch = RecordBatch(header: header, position: position, segmentPath: path, records: records)
+        try batch.validateFraming()
+        return batch
+    }
+
+    /// Calls `body` for each record, in offset order, without allocating per record.
+    public func forEach(_ body: (RecordView) throws -> Void) rethrows {
+        try records.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            var position = 0
+            var offset = header.baseOffset
+            let end = buffer.count
+            // Framing was validated when the batch was decoded, so the force-free reads
+            // below cannot fail; the guards keep that true even if it were not.
+            while position < end {
+                guard let length = ByteCoding.readVarint(base, &position, end: end) else { return }
+                let recordEnd = position + Int(length)
+                guard let delta = ByteCoding.readVarint(base, &position, end: recordEnd),
+                      let keyLength = ByteCoding.readVarint(base, &position, end: recordEnd) else { return }
+                let key = UnsafeRawBufferPointer(start: base + position, count: Int(keyLength))
+                position += Int(keyLength)
+                guard let valueLength = ByteCoding.readVarint(base, &position, end: recordEnd) else { return }
+                let value = UnsafeRawBufferPointer(start: base + position, count: Int(valueLength))
+                position = recordEnd
+                try body(RecordView(offset: offset, timestamp: header.firstTimestamp &+ ByteCoding.unZigZag(delta), key: key, value: value))
+                offset += 1
+            }
+        }
+    }
+
+    /// The records as owned values (allocates; for tests and small reads).
+    public func recordList() -> [Record] {
+        var list: [Record] = []
+        list.reserveCapacity(header.recordCount)
+        forEach { list.append(Record(offset: $0.offset, timestamp: $0.timestamp, key: Array($0.key), value: Array($0.value))) }
+        return list
+    }
+
+    /// Checks that the records exactly fill the payload and match the header's count.
+    private func validateFraming() throws {
+        let problem: String? = records.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return header.recordCount == 0 ? nil : "empty payload" }
+            var position = 0, count = 0
+            let end = buffer.count
+            while position < end {
+                guard let length = ByteCoding.readVarint(base, &position, end: end),
+                      length <= UInt64(end - position) else { return "record \(count) length runs past the batch" }
+                let recordEnd = position + Int(length)
+                guard ByteCoding.readVarint(base, &position, end: recordEnd) != nil,
+                      let keyLength = ByteCoding.readVarint(base, &position, end: recordEnd),
+                      keyLength <= UInt64(recordEnd - position) else { return "record \(count) key runs past the record" }
+                position += Int(keyLength)
+                guard let valueLength = ByteCoding.readVarint(base, &position, end: recordEnd),
+                      valueLength == UInt64(recordEnd - position) else { return "record \(count) value does not fill the record" }
+                position = recordEnd
+                count += 1
+            }
+            return count == header.recordCount ? nil : "batch holds \(count) records, header says \(header.recordCount)"
+        }
+        if let problem { throw LogError.corrupt(path: segmentPath, offset: position, reason: problem) }
+    }
+}

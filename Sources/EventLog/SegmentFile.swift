@@ -1,0 +1,120 @@
+/// Names of a partition's files (docs/FORMAT.md, "Directory layout").
+///
+/// A segment is named by its base offset, zero-padded to 20 digits so that names sort
+/// as offsets do: `00000000000000001000.log`, with `.index` and `.timeindex` beside it.
+enum SegmentFile {
+    static let logExtension = ".log"
+    static let indexExtension = ".index"
+    static let timeIndexExtension = ".timeindex"
+
+    static func name(baseOffset: Int64, extension ext: String) -> String {
+        let digits = String(baseOffset)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ext
+    }
+
+    /// The base offset of a `.log` file name, or nil for other files.
+    static func baseOffset(ofLogFile name: String) -> Int64? {
+        guard name.hasSuffix(logExtension), name.count == 20 + logExtension.count else { return nil }
+        return Int64(name.dropLast(logExtension.count))
+    }
+}
+
+/// Reads a segment file batch by batch through a buffer, so that a sequential scan costs
+/// one pread per megabyte, not one per batch.
+struct SegmentScanner {
+    /// What the next position holds.
+    enum Item {
+        /// A batch whose header parsed; its bytes are available through `withBatchBytes`.
+        case batch(BatchHeader, position: Int64)
+        /// The end of the data: end of file or the zero-filled free space.
+        case end(position: Int64)
+        /// Bytes that are neither a batch nor zeros.
+        case invalid(position: Int64, reason: String)
+    }
+
+    let file: any StorageFile
+    /// Bytes of the file that may hold data.
+    let limit: Int64
+    private(set) var position: Int64
+    private var buffer: [UInt8]
+    private var bufferStart: Int64 = 0
+    private var bufferCount = 0
+    private var current: BatchHeader?
+
+    init(file: any StorageFile, from position: Int64, limit: Int64, bufferBytes: Int = 1 << 20) {
+        self.file = file
+        self.position = position
+        self.limit = limit
+        self.buffer = [UInt8](repeating: 0, count: bufferBytes)
+    }
+
+    /// Parses the item at the current position and, for a batch, moves past it.
+    mutating func next() throws -> Item {
+        current = nil
+        let available = Int(min(Int64(BatchHeader.size), limit - position))
+        if available <= 0 { return .end(position: position) }
+        try fill(position, count: available)
+        let parse = buffer.withUnsafeBytes { raw in
+            BatchHeader.parse(raw.baseAddress! + Int(position - bufferStart), available: available)
+        }
+        switch parse {
+        case .zero:
+            return .end(position: position)
+        case let .invalid(reason):
+            return .invalid(position: position, reason: reason)
+        case let .header(header):
+            guard position + Int64(header.batchLength) <= limit else {
+                return .invalid(position: position, reason: "batch of \(header.batchLength) bytes runs past the end of the file (\(limit))")
+            }
+            try fill(position, count: header.batchLength)
+            current = header
+            let at = position
+            position += Int64(header.batchLength)
+            return .batch(header, position: at)
+        }
+    }
+
+    /// Calls `body` with the bytes of the batch `next()` returned last.
+    func withBatchBytes<R>(_ body: (UnsafeRawPointer) throws -> R) throws -> R {
+        guard let current else { throw LogError.invalidArgument("no current batch") }
+        let start = Int(position - Int64(current.batchLength) - bufferStart)
+        return try buffer.withUnsafeBytes { (raw) throws -> R in
+            guard let base = raw.baseAddress else { throw LogError.invalidArgument("empty scan buffer") }
+            return try body(base + start)
+        }
+    }
+
+    /// Decodes (checksum, decompress, framing) the batch `next()` returned last.
+    func decodeCurrent() throws -> RecordBatch {
+        guard let current else { throw LogError.invalidArgument("no current batch") }
+        let at = position - Int64(current.batchLength)
+        return try withBatchBytes { (base) throws in try RecordBatch.decode(header: current, bytes: base, path: file.path, position: at) }
+    }
+
+    /// Whether the batch `next()` returned last has a matching CRC.
+    func verifyCurrent() throws -> Bool {
+        guard let current else { return false }
+        return try withBatchBytes { current.verifyChecksum($0) }
+    }
+
+    /// Moves to `position` (a batch start known from an index).
+    mutating func seek(to position: Int64) {
+        self.position = position
+        current = nil
+    }
+
+    /// Makes `[start, start + count)` readable from the buffer, reading from the file if needed.
+    private mutating func fill(_ start: Int64, count: Int) throws {
+        if start >= bufferStart && start + Int64(count) <= bufferStart + Int64(bufferCount) { return }
+        if buffer.count < count { buffer = [UInt8](repeating: 0, count: count) }
+        let want = Int(min(Int64(buffer.count), limit - start))
+        let got = try buffer.withUnsafeMutableBytes { (raw) throws -> Int in
+            try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]), at: start)
+        }
+        bufferStart = start
+        bufferCount = got
+        guard got >= count else {
+            throw LogError.corrupt(path: file.path, offset: start, reason: "file ends after \(got) of \(count) expected bytes")
+        }
+    }
+}

@@ -1,0 +1,153 @@
+/// The write-ahead log: a directory of partitions, each a sequence of segment files of
+/// checksummed, compressed record batches (docs/FORMAT.md).
+///
+/// ```swift
+/// let log = try await WriteAheadLog.open(at: "data/log")
+/// var batch = RecordBatchBuilder()
+/// try batch.append(key: Array("acme/R-1".utf8), value: payload, timestamp: now)
+/// let ack = try await log.append(batch, partition: log.partition(forKey: Array("acme/R-1".utf8)))
+/// var cursor = try log.cursor(partition: ack.partition, from: 0)
+/// while let read = try cursor.next() { read.forEach { record in … } }
+/// try await log.close()
+/// ```
+///
+/// A writable instance holds every partition's lock until `close()`; another writer, in
+/// this process or another, waits up to `lockTimeoutMilliseconds` and then gets `.locked`.
+/// Any number of read-only instances may open the log at the same time.
+public final class WriteAheadLog: Sendable {
+    /// The log's directory.
+    public let path: String
+    /// The manifest read or written at open.
+    public let manifest: Manifest
+    /// What the open found and repaired: torn tails truncated, each with file, offset and
+    /// bytes dropped. Empty after a clean shutdown.
+    public let recoveryEvents: [RecoveryEvent]
+    /// The acknowledgement policy of appends.
+    public let durability: Durability
+    private let partitions: [Partition]
+
+    private init(path: String, manifest: Manifest, partitions: [Partition], durability: Durability) {
+        self.path = path
+        self.manifest = manifest
+        self.partitions = partitions
+        self.durability = durability
+        self.recoveryEvents = partitions.flatMap(\.recoveryEvents)
+    }
+
+    /// Opens the log at `path`, creating it when missing and `options` allow.
+    public static func open(at path: String, options: LogOptions = LogOptions(),
+                            storage: any Storage = PosixStorage()) async throws -> WriteAheadLog {
+        let manifest = try await loadOrCreateManifest(path: path, options: options, storage: storage)
+        var partitions: [Partition] = []
+        var locks: [any StorageLock] = []
+        do {
+            for number in 0..<manifest.partitionCount {
+                let directory = path + "/" + partitionDirectoryName(number)
+                var lock: (any StorageLock)?
+                if options.writable {
+                    try storage.createDirectory(directory)
+                    lock = try await acquireLock(directory + "/LOCK", storage: storage, timeoutMilliseconds: options.lockTimeoutMilliseconds)
+                    if let lock { locks.append(lock) }
+                } else if !storage.exists(directory) {
+                    throw LogError.notALog(path: path, reason: "partition directory \(directory) is missing")
+                }
+                let opener = PartitionOpener(number: number, directory: directory, storage: storage, options: options, manifest: manifest)
+                partitions.append(try opener.open(lock: lock))
+            }
+            for partition in partitions { try partition.startWriter() }
+        } catch {
+            for partition in partitions { await partition.close() }
+            for lock in locks { lock.release() }
+            throw error
+        }
+        return WriteAheadLog(path: path, manifest: manifest, partitions: partitions, durability: options.durability)
+    }
+
+    /// Number of partitions.
+    public var partitionCount: Int { partitions.count }
+
+    /// The partition of records with `key` (stable FNV-1a hash).
+    public func partition<Key: Sequence<UInt8>>(forKey key: Key) -> Int {
+        Partitioner.partition(forKey: key, partitionCount: partitions.count)
+    }
+
+    /// Appends a batch to one partition, atomically: all its records or none become
+    /// visible, with dense offsets. Returns when the batch has the log's durability.
+    public func append(_ batch: RecordBatchBuilder, partition: Int) async throws -> AppendAcknowledgement {
+        let target = try self.partition(partition)
+        return try await target.append(batch.encode(codec: manifest.codec))
+    }
+
+    /// A cursor over the batches of `partition` starting with the one holding `offset`.
+    public func cursor(partition: Int, from offset: Int64) throws -> PartitionCursor {
+        try self.partition(partition).cursor(from: offset)
+    }
+
+    /// The earliest offset of `partition` whose timestamp is ≥ `timestamp` (µs since the
+    /// epoch), or nil when every record is older.
+    public func offset(partition: Int, atOrAfterTimestamp timestamp: Int64) throws -> Int64? {
+        try self.partition(partition).offset(forTimestamp: timestamp)
+    }
+
+    /// Offset after the last acknowledged record of `partition`.
+    public func endOffset(partition: Int) throws -> Int64 {
+        try self.partition(partition).endOffset
+    }
+
+    /// Per-partition offsets, segments and sizes.
+    public func statistics() -> [PartitionStatistics] { partitions.map(\.statistics) }
+
+    /// Flushes and syncs what is queued, saves each partition's recovery point and
+    /// releases the locks. Appends after this fail with `.closed`.
+    public func close() async {
+        for partition in partitions { await partition.close() }
+    }
+
+    private func partition(_ number: Int) throws -> Partition {
+        guard partitions.indices.contains(number) else {
+            throw LogError.invalidArgument("partition \(number) does not exist; the log has \(partitions.count)")
+        }
+        return partitions[number]
+    }
+
+    static func partitionDirectoryName(_ number: Int) -> String {
+        let digits = String(number)
+        return "partition-" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
+    private static func loadOrCreateManifest(path: String, options: LogOptions, storage: any Storage) async throws -> Manifest {
+        let manifestPath = path + "/" + Manifest.fileName
+        if let bytes = try storage.readWholeFile(manifestPath) { return try Manifest.decode(bytes, path: manifestPath) }
+        guard options.writable && options.createIfMissing else {
+            throw LogError.notALog(path: path, reason: "no \(Manifest.fileName) file")
+        }
+        guard (1...Limits.maxPartitions).contains(options.partitionCount) else {
+            throw LogError.invalidArgument("partition count \(options.partitionCount) is outside 1...\(Limits.maxPartitions)")
+        }
+        guard (Limits.minSegmentBytes...Limits.maxSegmentBytes).contains(options.segmentBytes) else {
+            throw LogError.invalidArgument("segment size \(options.segmentBytes) is outside \(Limits.minSegmentBytes)...\(Limits.maxSegmentBytes)")
+        }
+        try storage.createDirectory(path)
+        // Creation is serialized by a log-wide lock so two processes cannot write different manifests.
+        let lock = try await acquireLock(path + "/LOCK", storage: storage, timeoutMilliseconds: options.lockTimeoutMilliseconds)
+        defer { lock.release() }
+        if let bytes = try storage.readWholeFile(manifestPath) { return try Manifest.decode(bytes, path: manifestPath) }
+        let manifest = Manifest(version: Manifest.currentVersion, partitionCount: options.partitionCount,
+                                codec: options.codec, segmentBytes: options.segmentBytes)
+        try storage.writeAtomically(manifest.encoded(), directory: path, name: Manifest.fileName)
+        return manifest
+    }
+
+    /// Tries the lock every few milliseconds until the timeout.
+    private static func acquireLock(_ path: String, storage: any Storage, timeoutMilliseconds: Int) async throws -> any StorageLock {
+        let deadline = MonotonicClock.nanoseconds + UInt64(max(0, timeoutMilliseconds)) * 1_000_000
+        while true {
+            do {
+                return try storage.lock(path)
+            } catch LogError.locked(let lockPath) {
+                guard MonotonicClock.nanoseconds < deadline else { throw LogError.locked(path: lockPath) }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+    }
+}

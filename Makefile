@@ -1,0 +1,38 @@
+# Backorder — the two commands of the README:
+#   make demo   install dependencies, build, append a generated sample, print log statistics
+#   make test   install dependencies, build, run the whole test suite
+SHELL := /bin/bash
+APT_PACKAGES := liblz4-dev libzstd-dev pkg-config
+DATA ?= demo-data
+EVENTS ?= 200000
+SWIFT_BUILD_FLAGS ?=
+
+.PHONY: deps build demo test bench clean
+
+# Installs the Debian packages that are missing (needs root or sudo).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	swift build $(SWIFT_BUILD_FLAGS)
+
+demo: build
+	rm -rf $(DATA)
+	.build/debug/backorder log append-sample --data $(DATA) --events $(EVENTS)
+	.build/debug/backorder log stats --data $(DATA)
+	.build/debug/backorder log verify --data $(DATA)
+
+test: build
+	swift test $(SWIFT_BUILD_FLAGS)
+
+# Benchmarks live in their own package (bench/) so that the test build stays small.
+bench: deps
+	cd bench && swift build -c release --scratch-path .build-bench && .build-bench/release/LogBench
+
+clean:
+	rm -rf .build $(DATA)

@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "backorder", targets: ["BackorderCLI"]),
         .library(name: "EventLog", targets: ["EventLog"]),
+        .library(name: "EventStore", targets: ["EventStore"]),
+        .library(name: "OutOfStock", targets: ["OutOfStock"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -24,13 +26,24 @@ let package = Package(
         ),
         .target(name: "CCRC32C"),
         .target(
+            name: "CSimdJSON",
+            cxxSettings: [.define("SIMDJSON_THREADS_ENABLED", to: "1")],
+            linkerSettings: [.linkedLibrary("simdjson")]
+        ),
+        .target(
             name: "EventLog",
             dependencies: ["CLZ4", "CZstd", "CCRC32C"]
         ),
+        .target(name: "EventStore", dependencies: ["EventLog"]),
+        .target(name: "OutOfStock", dependencies: ["EventStore", "CSimdJSON"]),
+        .target(name: "DataGenerator"),
         .executableTarget(
             name: "BackorderCLI",
             dependencies: [
                 "EventLog",
+                "EventStore",
+                "OutOfStock",
+                "DataGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -38,6 +51,15 @@ let package = Package(
             name: "EventLogTests",
             dependencies: ["EventLog", "BackorderCLI"]
         ),
+        .testTarget(
+            name: "EventStoreTests",
+            dependencies: ["EventStore", "EventLog"]
+        ),
+        .testTarget(
+            name: "OutOfStockTests",
+            dependencies: ["OutOfStock", "EventStore", "EventLog", "DataGenerator", "BackorderCLI"]
+        ),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
 )

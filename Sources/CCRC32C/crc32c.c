@@ -50,9 +50,8 @@ __attribute__((target("sse4.2")))
 static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t n) {
     uint64_t c = ~crc;
     while (n && ((uintptr_t)p & 7)) { c = _mm_crc32_u8((uint32_t)c, *p++); n--; }
-    // Three independent streams hide the instruction's 3-cycle latency; we combine
-    // them sequentially by processing blocks, which keeps the code simple and is
-    // still several GB/s.
+    // One dependency chain, unrolled by four: about 7 GB/s on this machine, far above
+    // the disk; interleaved streams would be faster still but need a combine step.
     while (n >= 32) {
         uint64_t a, b, d, e;
         memcpy(&a, p, 8); memcpy(&b, p + 8, 8); memcpy(&d, p + 16, 8); memcpy(&e, p + 24, 8);
@@ -75,15 +74,18 @@ static int has_sse42(void) {
 }
 #endif
 
-static int hardware = -1;
+static int hardware = 0;
+static pthread_once_t hardware_once = PTHREAD_ONCE_INIT;
+
+static void detect_hardware(void) {
+#if defined(__x86_64__)
+    hardware = has_sse42();
+#endif
+}
 
 int backorder_crc32c_is_hardware(void) {
-#if defined(__x86_64__)
-    if (hardware < 0) hardware = has_sse42();
+    pthread_once(&hardware_once, detect_hardware);
     return hardware;
-#else
-    return 0;
-#endif
 }
 
 uint32_t backorder_crc32c_extend(uint32_t crc, const void *data, size_t length) {

@@ -7,7 +7,7 @@
 /// partitions 8
 /// codec lz4
 /// segment-bytes 67108864
-/// crc32c 5d3c1f0a
+/// crc32c 3f26dc48
 /// ```
 public struct Manifest: Sendable, Equatable {
     /// The on-disk format version this build writes.
@@ -32,7 +32,8 @@ public struct Manifest: Sendable, Equatable {
 
     static func decode(_ bytes: [UInt8], path: String) throws -> Manifest {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw LogError.notALog(path: path, reason: "manifest is not UTF-8 text") }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        guard text.hasSuffix("\n") else { throw LogError.notALog(path: path, reason: "manifest does not end with a newline (torn write?)") }
+        var lines = text.dropLast().split(separator: "\n", omittingEmptySubsequences: false)
         guard let last = lines.popLast(), last.hasPrefix("crc32c "),
               let stored = UInt32(last.dropFirst(7), radix: 16) else {
             throw LogError.notALog(path: path, reason: "manifest has no checksum line")

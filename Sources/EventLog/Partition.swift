@@ -96,40 +96,50 @@ final class Partition: Sendable {
 
     // MARK: Appending
 
-    func append(_ batch: EncodedBatch) async throws -> AppendAcknowledgement {
-        guard writer != nil else { throw LogError.invalidArgument("the log was opened read-only") }
-        guard batch.bytes.count <= manifest.segmentBytes else {
-            throw LogError.invalidArgument("a batch of \(batch.bytes.count) bytes does not fit in a segment of \(manifest.segmentBytes) bytes")
-        }
-        // Bounded queue: wait while the writer is more than maxPendingBytes behind.
+    /// Waits while the writer is more than `maxPendingBytesPerPartition` behind (the
+    /// queue is bounded; a failed or closing writer never makes anyone wait).
+    func waitForQueueSpace() async {
         while true {
             let full: Bool = shared.withLock { $0.writer.pendingBytes >= Limits.maxPendingBytesPerPartition && $0.writer.failure == nil && !$0.writer.closing }
-            if !full { break }
+            if !full { return }
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = shared.withLock { state -> Bool in
-                    if state.writer.pendingBytes < Limits.maxPendingBytesPerPartition { return true }
+                    if state.writer.pendingBytes < Limits.maxPendingBytesPerPartition || state.writer.failure != nil || state.writer.closing { return true }
                     state.writer.spaceWaiters.append(continuation)
                     return false
                 }
                 if resumeNow { continuation.resume() }
             }
         }
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<AppendAcknowledgement, LogError>, Never>) in
-            let rejection: LogError? = shared.withLock { state in
-                if let failure = state.writer.failure { return .writerFailed(partition: number, reason: failure.description) }
-                if state.writer.closing { return .closed }
-                state.writer.pending.append(PendingAppend(batch: batch, continuation: continuation))
-                state.writer.pendingBytes += batch.bytes.count
-                return nil
-            }
-            if let rejection { continuation.resume(returning: .failure(rejection)) } else { shared.broadcast() }
+    }
+
+    /// Queues an encoded batch for the writer and returns its ticket at once.
+    func submit(_ batch: EncodedBatch, expectedBaseOffset: Int64?) throws -> AppendTicket {
+        guard writer != nil else { throw LogError.invalidArgument("the log was opened read-only") }
+        guard batch.bytes.count <= manifest.segmentBytes else {
+            throw LogError.invalidArgument("a batch of \(batch.bytes.count) bytes does not fit in a segment of \(manifest.segmentBytes) bytes")
         }
-        return try result.get()
+        let ticket = AppendTicket()
+        let rejection: LogError? = shared.withLock { state in
+            if let failure = state.writer.failure { return .writerFailed(partition: number, reason: failure.description) }
+            if state.writer.closing || state.writer.stopped { return .closed }
+            state.writer.pending.append(PendingAppend(batch: batch, ticket: ticket, expectedBaseOffset: expectedBaseOffset))
+            state.writer.pendingBytes += batch.bytes.count
+            return nil
+        }
+        if let rejection { throw rejection }
+        shared.broadcast()
+        return ticket
     }
 
     /// Flushes, syncs, saves the recovery point, stops the writer and releases the lock.
     func close() async {
-        guard writer != nil else { return }
+        guard let writer else { return }
+        let running = shared.withLock { $0.writer.running && !$0.writer.stopped }
+        if !running {
+            if !shared.withLock({ $0.writer.stopped }) { writer.abandon(self) }
+            return
+        }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = shared.withLock { state -> Bool in
                 if state.writer.stopped { return true }
@@ -205,25 +215,32 @@ final class Partition: Sendable {
         while let segment = try segment(at: i) {
             i += 1
             guard let index = segment.index, index.maxTimestamp >= timestamp else { continue }
-            var scanner = SegmentScanner(file: segment.file, from: index.position(forTimestamp: timestamp), limit: segment.size)
-            while true {
-                switch try scanner.next() {
-                case let .batch(header, _):
-                    guard header.maxTimestamp >= timestamp else { continue }
-                    var found: Int64?
-                    try scanner.decodeCurrent().forEach { record in
-                        if found == nil && record.timestamp >= timestamp { found = record.offset }
-                    }
-                    if let found { return found }
-                case .end:
-                    break
-                case let .invalid(position, reason):
-                    throw LogError.corrupt(path: segment.path, offset: position, reason: reason)
-                }
-                break
-            }
+            let hinted = index.position(forTimestamp: timestamp)
+            // An index entry is a hint: if it does not lead to the answer, scan the segment.
+            if let found = try? firstOffset(in: segment, from: hinted, atOrAfter: timestamp) { return found }
+            if hinted > 0, let found = try firstOffset(in: segment, from: 0, atOrAfter: timestamp) { return found }
         }
         return nil
+    }
+
+    /// The first record of `segment` at or after `position` whose timestamp is ≥ `timestamp`.
+    private func firstOffset(in segment: SegmentState, from position: Int64, atOrAfter timestamp: Int64) throws -> Int64? {
+        var scanner = SegmentScanner(file: segment.file, from: position, limit: segment.size)
+        while true {
+            switch try scanner.next() {
+            case let .batch(header, _):
+                guard header.maxTimestamp >= timestamp else { continue }
+                var found: Int64?
+                try scanner.decodeCurrent().forEach { record in
+                    if found == nil && record.timestamp >= timestamp { found = record.offset }
+                }
+                if let found { return found }
+            case .end:
+                return nil
+            case let .invalid(position, reason):
+                throw LogError.corrupt(path: segment.path, offset: position, reason: reason)
+            }
+        }
     }
 }
 

@@ -40,6 +40,9 @@ struct PartitionOpener {
         if let point, let last = segments.last, point.segmentBase > last.baseOffset {
             throw LogError.corrupt(path: directory, offset: 0, reason: "recovery point names segment \(point.segmentBase), which is missing: acknowledged data was lost")
         }
+        if segments.isEmpty, let point, point.nextOffset > 0 {
+            throw LogError.corrupt(path: directory, offset: 0, reason: "no segment files, but the recovery point says offsets up to \(point.nextOffset) were written: acknowledged data was lost")
+        }
         if segments.isEmpty {
             guard writable else {
                 return Partition(number: number, directory: directory, storage: storage, options: options, manifest: manifest,
@@ -103,6 +106,12 @@ struct PartitionOpener {
                 if position < trusted {
                     throw LogError.corrupt(path: path, offset: position, reason: "zero bytes before the recovery point at \(trusted)")
                 }
+                // Unsynced writes may reach the disk out of order: data after a zero gap
+                // was never acknowledged, but its removal is reported, never silent.
+                if try lastNonZeroByte(file, from: position, to: fileSize) > position {
+                    return try tail(at: position, reason: "data after a zero-filled gap", base: base, path: path, file: file,
+                                    fileSize: fileSize, index: index, next: expected, events: &events)
+                }
                 return SegmentState(baseOffset: base, path: path, file: file, size: position, nextOffset: expected, index: index, sealed: false)
             case let .invalid(position, reason):
                 if position < trusted { throw LogError.corrupt(path: path, offset: position, reason: reason + " before the recovery point") }
@@ -140,6 +149,7 @@ struct PartitionOpener {
 
     private func removeTemporaryFiles() throws {
         for name in try storage.listDirectory(directory) where name.hasSuffix(".tmp") {
+            // Half-written replacements of the recovery point or index files.
             try storage.remove(directory + "/" + name)
         }
     }

@@ -7,7 +7,10 @@ import Darwin
 /// An append waiting for the writer.
 struct PendingAppend: Sendable {
     var batch: EncodedBatch
-    let continuation: CheckedContinuation<Result<AppendAcknowledgement, LogError>, Never>
+    let ticket: AppendTicket
+    /// When set, the batch must get exactly this base offset (callers that predict
+    /// offsets, like the event store's stream back-pointers, rely on it).
+    let expectedBaseOffset: Int64?
 }
 
 /// The appenders' side of the writer, kept under the partition's lock.
@@ -19,6 +22,8 @@ struct WriterQueue: Sendable {
     var failure: LogError?
     var closing = false
     var stopped = false
+    /// Whether the flusher thread runs; a partition whose open failed part way never starts one.
+    var running = false
 }
 
 /// The single writer of a partition: a dedicated thread that takes every waiting batch,
@@ -67,7 +72,19 @@ final class PartitionWriter: @unchecked Sendable {
     }
 
     func start(partition: Partition) throws {
-        try startThread { [self] in self.run(partition) }
+        partition.shared.withLock { $0.writer.running = true }
+        do {
+            try startThread { [self] in self.run(partition) }
+        } catch {
+            partition.shared.withLock { $0.writer.running = false }
+            throw error
+        }
+    }
+
+    /// Releases the lock of a writer whose thread never started (the open failed).
+    func abandon(_ partition: Partition) {
+        lock.release()
+        partition.shared.withLock { $0.writer.stopped = true }
     }
 
     // MARK: The flusher loop
@@ -111,14 +128,26 @@ final class PartitionWriter: @unchecked Sendable {
         var acknowledgements: [AppendAcknowledgement] = []
         acknowledgements.reserveCapacity(batches.count)
         var written: [(BatchHeader, Int64)] = []
+        // Batches before this index are acknowledged already (durable in a sealed segment).
+        var acknowledgedCount = 0
         do {
             if let failure = partition.shared.withLock({ $0.writer.failure }) { throw failure }
             buffer.removeAll(keepingCapacity: true)
             for pending in batches {
+                if let expected = pending.expectedBaseOffset, expected != nextOffset {
+                    throw LogError.invalidArgument("batch expected base offset \(expected) but the partition is at \(nextOffset)")
+                }
                 let length = pending.batch.bytes.count
-                if position + Int64(buffer.count + length) > segmentBytes && position + Int64(buffer.count) > 0 {
+                let segmentFull = position + Int64(buffer.count + length) > segmentBytes
+                // Relative offsets in the index are 32-bit: roll long before they could overflow.
+                let offsetsFull = nextOffset - segmentBase + Int64(pending.batch.recordCount) > Int64(UInt32.max) - 1
+                if (segmentFull || offsetsFull) && position + Int64(buffer.count) > 0 {
                     try writeBuffer()
-                    try roll(partition, publishing: &written)
+                    try sealActiveSegment(partition, publishing: &written)
+                    // Durable in the sealed segment: acknowledge now, whatever happens next.
+                    for i in acknowledgedCount..<acknowledgements.count { batches[i].ticket.complete(.success(acknowledgements[i])) }
+                    acknowledgedCount = acknowledgements.count
+                    try startNextSegment(partition)
                 }
                 try ensureZeroed(through: position + Int64(buffer.count + length))
                 let at = position + Int64(buffer.count)
@@ -142,11 +171,11 @@ final class PartitionWriter: @unchecked Sendable {
             try writeBuffer()
             if options.durability == .fsync { try syncAndCheckpoint() }
         } catch {
-            fail(LogError.wrap(error), partition, batches)
+            fail(LogError.wrap(error), partition, Array(batches[acknowledgedCount...]))
             return
         }
         publish(partition, written: written, sealed: false)
-        for (pending, ack) in zip(batches, acknowledgements) { pending.continuation.resume(returning: .success(ack)) }
+        for i in acknowledgedCount..<batches.count { batches[i].ticket.complete(.success(acknowledgements[i])) }
     }
 
     private func writeBuffer() throws {
@@ -185,9 +214,9 @@ final class PartitionWriter: @unchecked Sendable {
         checkpointPosition = position
     }
 
-    /// Seals the active segment (sync, cut the zero tail, write its index) and starts the
-    /// next one, named by the next offset, zero-filled, with its directory entry synced.
-    private func roll(_ partition: Partition, publishing written: inout [(BatchHeader, Int64)]) throws {
+    /// Seals the active segment: sync, cut the zero-filled tail, publish its last
+    /// batches and write its index files.
+    private func sealActiveSegment(_ partition: Partition, publishing written: inout [(BatchHeader, Int64)]) throws {
         try file.sync()
         try file.truncate(to: position)
         try file.sync()
@@ -197,15 +226,21 @@ final class PartitionWriter: @unchecked Sendable {
         let sealed = partition.shared.withLock { $0.segments.last }
         if let sealed, let index = sealed.index {
             let stem = String(sealed.path.dropLast(SegmentFile.logExtension.count))
-            try SegmentIndexLoader(storage: storage, writable: true, intervalBytes: options.indexIntervalBytes).write(index, stem: stem)
+            // The index is a hint (validated on load): a failure to write it costs a rebuild, not data.
+            try? SegmentIndexLoader(storage: storage, writable: true, intervalBytes: options.indexIntervalBytes).write(index, stem: stem)
         }
+    }
+
+    /// Starts the next segment, named by the next offset, zero-filled, with its directory
+    /// entry synced and a recovery point naming it.
+    private func startNextSegment(_ partition: Partition) throws {
         let path = directory + "/" + SegmentFile.name(baseOffset: nextOffset, extension: SegmentFile.logExtension)
         let next = try storage.open(path, create: true, writable: true)
         file = next
         segmentBase = nextOffset
         position = 0
         zeroedEnd = 0
-        try ensureZeroed(through: 0)
+        try ensureZeroed(through: 1)
         try file.sync()
         try storage.syncDirectory(directory)
         try saveRecoveryPoint()
@@ -239,7 +274,7 @@ final class PartitionWriter: @unchecked Sendable {
             state.writer.spaceWaiters = []
             return waiters
         }
-        for pending in batches { pending.continuation.resume(returning: .failure(error)) }
+        for pending in batches { pending.ticket.complete(.failure(error)) }
         for waiter in waiters { waiter.resume() }
     }
 
@@ -265,7 +300,7 @@ final class PartitionWriter: @unchecked Sendable {
             state.writer.closeWaiters = []
             return result
         }
-        for pending in leftover { pending.continuation.resume(returning: .failure(.closed)) }
+        for pending in leftover { pending.ticket.complete(.failure(.closed)) }
         for waiter in waiters { waiter.resume() }
         for closer in closers { closer.resume() }
     }

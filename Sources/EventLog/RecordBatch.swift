@@ -28,20 +28,22 @@ public struct RecordBatchBuilder: Sendable {
         guard keyCount <= Limits.maxKeyBytes else { throw LogError.invalidArgument("record key of \(keyCount) bytes exceeds the limit of \(Limits.maxKeyBytes)") }
         guard valueCount <= Limits.maxValueBytes else { throw LogError.invalidArgument("record value of \(valueCount) bytes exceeds the limit of \(Limits.maxValueBytes)") }
         guard count < Limits.maxRecordsPerBatch else { throw LogError.invalidArgument("a batch holds at most \(Limits.maxRecordsPerBatch) records") }
-        if count == 0 { firstTimestamp = timestamp }
-        maxTimestamp = max(maxTimestamp, timestamp)
+        let first = count == 0 ? timestamp : firstTimestamp
         scratch.removeAll(keepingCapacity: true)
-        ByteCoding.appendVarint(ByteCoding.zigZag(timestamp &- firstTimestamp), to: &scratch)
+        ByteCoding.appendVarint(ByteCoding.zigZag(timestamp &- first), to: &scratch)
         ByteCoding.appendVarint(UInt64(keyCount), to: &scratch)
         let bodyLength = scratch.count + keyCount + varintSize(UInt64(valueCount)) + valueCount
+        // Check the limit before writing anything, so a rejected record leaves the batch as it was.
+        guard payload.count + varintSize(UInt64(bodyLength)) + bodyLength <= Limits.maxUncompressedBatchBytes else {
+            throw LogError.invalidArgument("batch would exceed \(Limits.maxUncompressedBatchBytes) uncompressed bytes")
+        }
+        firstTimestamp = first
+        maxTimestamp = max(maxTimestamp, timestamp)
         ByteCoding.appendVarint(UInt64(bodyLength), to: &payload)
         payload.append(contentsOf: scratch)
         payload.append(contentsOf: key)
         ByteCoding.appendVarint(UInt64(valueCount), to: &payload)
         payload.append(contentsOf: value)
-        guard payload.count <= Limits.maxUncompressedBatchBytes else {
-            throw LogError.invalidArgument("batch exceeds \(Limits.maxUncompressedBatchBytes) uncompressed bytes")
-        }
         count += 1
     }
 
@@ -70,7 +72,9 @@ public struct RecordBatchBuilder: Sendable {
             batchLength: length, crc: 0, codec: codec, baseOffset: 0, recordCount: count,
             uncompressedLength: payload.count, compressedLength: compressed,
             firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp)
-        bytes.withUnsafeMutableBytes { header.write(to: $0.baseAddress!) }
+        bytes.withUnsafeMutableBytes { raw in
+            if let base = raw.baseAddress { header.write(to: base) }
+        }
         return EncodedBatch(bytes: bytes, recordCount: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp)
     }
 

@@ -41,11 +41,19 @@ public final class WriteAheadLog: Sendable {
         var partitions: [Partition] = []
         var locks: [any StorageLock] = []
         do {
+            if options.writable {
+                // Partition directories are created once; make their entries durable.
+                var created = false
+                for number in 0..<manifest.partitionCount where !storage.exists(path + "/" + partitionDirectoryName(number)) {
+                    try storage.createDirectory(path + "/" + partitionDirectoryName(number))
+                    created = true
+                }
+                if created { try storage.syncDirectory(path) }
+            }
             for number in 0..<manifest.partitionCount {
                 let directory = path + "/" + partitionDirectoryName(number)
                 var lock: (any StorageLock)?
                 if options.writable {
-                    try storage.createDirectory(directory)
                     lock = try await acquireLock(directory + "/LOCK", storage: storage, timeoutMilliseconds: options.lockTimeoutMilliseconds)
                     if let lock { locks.append(lock) }
                 } else if !storage.exists(directory) {
@@ -75,7 +83,23 @@ public final class WriteAheadLog: Sendable {
     /// visible, with dense offsets. Returns when the batch has the log's durability.
     public func append(_ batch: RecordBatchBuilder, partition: Int) async throws -> AppendAcknowledgement {
         let target = try self.partition(partition)
-        return try await target.append(batch.encode(codec: manifest.codec))
+        await target.waitForQueueSpace()
+        return try await target.submit(batch.encode(codec: manifest.codec), expectedBaseOffset: nil).acknowledgement()
+    }
+
+    /// Compresses a batch and queues it for the writer without waiting for the disk; the
+    /// ticket tells when it is acknowledged. Batches submitted to one partition are
+    /// written in submission order. With `expectedBaseOffset`, the batch fails (and
+    /// nothing is written) unless it lands exactly there. Call `waitForQueueSpace`
+    /// first to respect the writer's bounded queue.
+    public func submit(_ batch: RecordBatchBuilder, partition: Int, expectedBaseOffset: Int64? = nil) throws -> AppendTicket {
+        try self.partition(partition).submit(batch.encode(codec: manifest.codec), expectedBaseOffset: expectedBaseOffset)
+    }
+
+    /// Returns when `partition`'s writer queue has room (it is bounded by
+    /// `Limits.maxPendingBytesPerPartition`).
+    public func waitForQueueSpace(partition: Int) async throws {
+        try await self.partition(partition).waitForQueueSpace()
     }
 
     /// A cursor over the batches of `partition` starting with the one holding `offset`.
@@ -127,15 +151,23 @@ public final class WriteAheadLog: Sendable {
         guard (Limits.minSegmentBytes...Limits.maxSegmentBytes).contains(options.segmentBytes) else {
             throw LogError.invalidArgument("segment size \(options.segmentBytes) is outside \(Limits.minSegmentBytes)...\(Limits.maxSegmentBytes)")
         }
+        let existed = storage.exists(path)
         try storage.createDirectory(path)
+        if !existed { try storage.syncDirectory(parentDirectory(of: path)) }
         // Creation is serialized by a log-wide lock so two processes cannot write different manifests.
         let lock = try await acquireLock(path + "/LOCK", storage: storage, timeoutMilliseconds: options.lockTimeoutMilliseconds)
         defer { lock.release() }
         if let bytes = try storage.readWholeFile(manifestPath) { return try Manifest.decode(bytes, path: manifestPath) }
+        try storage.remove(manifestPath + ".tmp")
         let manifest = Manifest(version: Manifest.currentVersion, partitionCount: options.partitionCount,
                                 codec: options.codec, segmentBytes: options.segmentBytes)
         try storage.writeAtomically(manifest.encoded(), directory: path, name: Manifest.fileName)
         return manifest
+    }
+
+    static func parentDirectory(of path: String) -> String {
+        guard let slash = path.dropLast(path.hasSuffix("/") ? 1 : 0).lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// Tries the lock every few milliseconds until the timeout.

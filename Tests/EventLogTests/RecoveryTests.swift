@@ -204,4 +204,40 @@ import Testing
         #expect(throws: LogError.self) { _ = try readAll(reopened) }
         await reopened.close()
     }
+
+    @Test func failedOpenReleasesEveryLockAndDoesNotHang() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 3))
+        try await appendSamples(log, 0..<50, batchSize: 10, partition: 2)
+        await log.close()
+        for segment in segmentFiles(dir.path, partition: 2) { try FileManager.default.removeItem(atPath: segment) }
+        for _ in 0..<2 {
+            do {
+                _ = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 3))
+                Issue.record("lost segments must fail the open")
+            } catch let error as LogError {
+                // The second attempt fails the same way: partitions 0 and 1 were unlocked.
+                guard case .corrupt = error else { Issue.record("expected corruption, got \(error)"); return }
+                #expect(error.description.contains("acknowledged data was lost"))
+            }
+        }
+    }
+
+    @Test func dataAfterAZeroGapIsReportedWhenDropped() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try await WriteAheadLog.open(at: dir.path, options: options())
+        try await appendSamples(log, 0..<20, batchSize: 10)
+        await log.close()
+        let segment = segmentFiles(dir.path)[0]
+        let good = readFile(segment)
+        // As if a later unsynced write reached the disk before an earlier one.
+        writeFile(segment, good + [UInt8](repeating: 0, count: 4096) + Array(good[0..<300]))
+        let reopened = try await WriteAheadLog.open(at: dir.path, options: options())
+        #expect(reopened.recoveryEvents.count == 1)
+        #expect(reopened.recoveryEvents.first?.offset == Int64(good.count))
+        #expect(try readAll(reopened).count == 20)
+        await reopened.close()
+    }
 }

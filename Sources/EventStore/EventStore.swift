@@ -1,0 +1,1 @@
+// The event store: streams on top of the write-ahead log.

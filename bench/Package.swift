@@ -1,0 +1,21 @@
+// swift-tools-version: 6.1
+// LogBench: throughput and latency benchmark of the EventLog library.
+// A separate package so that the root package's build (and CI) never compiles it.
+// Build: nice -n 10 swift build -c release --scratch-path .build-bench   (see README.md)
+import PackageDescription
+
+let package = Package(
+    name: "LogBench",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "Backorder", path: ".."),
+    ],
+    targets: [
+        .executableTarget(
+            name: "LogBench",
+            dependencies: [.product(name: "EventLog", package: "Backorder")],
+            path: "Sources/LogBench"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

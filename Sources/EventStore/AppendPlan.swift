@@ -1,0 +1,148 @@
+import EventLog
+import Foundation
+
+/// One append call: checks every event against the indexes, then assigns versions and
+/// offsets, encodes, and submits the batches — all under the locks of the partitions it
+/// touches, so that no other append can slip in between a check and its write.
+struct AppendPlan {
+    typealias Indexed = (id: EventID, stream: StreamHash, version: Int64, offset: Int64)
+
+    struct Submission {
+        let partition: StorePartition
+        let ticket: AppendTicket
+        let indexed: [Indexed]
+    }
+
+    let events: [NewEvent]
+    let store: EventStore
+    let hashes: [StreamHash]
+    let partitionOfEvent: [Int]
+    let partitionNumbers: [Int]
+
+    init(events: [NewEvent], store: EventStore) throws {
+        self.events = events
+        self.store = store
+        var hashes: [StreamHash] = [], partitionOfEvent: [Int] = []
+        hashes.reserveCapacity(events.count)
+        partitionOfEvent.reserveCapacity(events.count)
+        for (i, event) in events.enumerated() {
+            guard !event.tenant.isEmpty, !event.tenant.utf8.contains(0), !event.stream.isEmpty, !event.type.isEmpty else {
+                throw EventStoreError.invalidArgument("event \(i + 1): tenant, stream and type must be non-empty (and the tenant free of NUL bytes)")
+            }
+            let key = EnvelopeCodec.key(tenant: event.tenant, stream: event.stream)
+            hashes.append(StreamHash(key: key))
+            partitionOfEvent.append(store.log.partition(forKey: key))
+        }
+        self.hashes = hashes
+        self.partitionOfEvent = partitionOfEvent
+        self.partitionNumbers = Array(Set(partitionOfEvent)).sorted()
+    }
+
+    /// Checks, then submits. Throws before submitting anything when a check fails.
+    func checkAndSubmit() throws -> (submissions: [Submission], outcomes: [AppendOutcome]) {
+        let touched = partitionNumbers.map { store.partitions[$0] }
+        for partition in touched { partition.lock.lock() }
+        defer { for partition in touched.reversed() { partition.lock.unlock() } }
+        for partition in touched {
+            if let failure = partition.failure { throw EventStoreError.partitionFailed(partition.number, failure.description) }
+        }
+
+        // Pass 1: duplicates and expected versions. Nothing is changed yet.
+        var outcomes = [AppendOutcome?](repeating: nil, count: events.count)
+        var duplicateOf = [Int?](repeating: nil, count: events.count)
+        var versions = [Int64](repeating: 0, count: events.count)
+        var versionInCall: [StreamHash: Int64] = [:]
+        var firstWithID: [EventID: Int] = [:]
+        for (i, event) in events.enumerated() {
+            let partition = store.partitions[partitionOfEvent[i]]
+            if let earlier = firstWithID[event.id] { duplicateOf[i] = earlier; continue }
+            if let stored = partition.existing(event.id) {
+                outcomes[i] = .duplicate(Position(partition: partition.number, offset: stored.offset), version: stored.version)
+                continue
+            }
+            let current = versionInCall[hashes[i]] ?? partition.head(of: hashes[i])?.version ?? 0
+            guard event.expectedVersion.admits(current) else {
+                throw EventStoreError.wrongExpectedVersion(tenant: event.tenant, stream: event.stream, expected: event.expectedVersion, actual: current)
+            }
+            versions[i] = current + 1
+            versionInCall[hashes[i]] = current + 1
+            firstWithID[event.id] = i
+        }
+
+        // Pass 2: offsets, links, encoding and submission, partition by partition.
+        let now = Self.nowMicroseconds()
+        var submissions: [Submission] = []
+        var value: [UInt8] = []
+        for partition in touched {
+            let members = events.indices.filter { partitionOfEvent[$0] == partition.number && outcomes[$0] == nil && duplicateOf[$0] == nil }
+            var previousInCall: [StreamHash: Int64] = [:]
+            var start = 0
+            while start < members.count {
+                let chunk = members[start..<min(start + store.options.maxEventsPerBatch, members.count)]
+                start = chunk.endIndex
+                var batch = RecordBatchBuilder(reservingCapacity: chunk.count * 200)
+                var indexed: [Indexed] = []
+                indexed.reserveCapacity(chunk.count)
+                let base = partition.nextOffset
+                for (k, i) in chunk.enumerated() {
+                    let event = events[i]
+                    let offset = base + Int64(k)
+                    let previous = previousInCall[hashes[i]] ?? partition.head(of: hashes[i])?.offset
+                    EnvelopeCodec.encode(event, streamVersion: versions[i], previousOffset: previous, into: &value)
+                    try batch.append(key: EnvelopeCodec.key(tenant: event.tenant, stream: event.stream), value: value, timestamp: now)
+                    previousInCall[hashes[i]] = offset
+                    indexed.append((event.id, hashes[i], versions[i], offset))
+                    outcomes[i] = .appended(Position(partition: partition.number, offset: offset), version: versions[i])
+                }
+                let ticket: AppendTicket
+                do {
+                    ticket = try store.log.submit(batch, partition: partition.number, expectedBaseOffset: base)
+                } catch {
+                    let failure = EventStoreError.wrap(error)
+                    partition.failure = failure
+                    throw failure
+                }
+                partition.nextOffset = base + Int64(chunk.count)
+                for entry in indexed {
+                    partition.inFlightIDs[entry.id] = StorePartition.InFlight(version: entry.version, offset: entry.offset)
+                    partition.inFlightStreams[entry.stream] = StorePartition.InFlight(version: entry.version, offset: entry.offset)
+                }
+                submissions.append(Submission(partition: partition, ticket: ticket, indexed: indexed))
+            }
+        }
+        for i in events.indices {
+            if let earlier = duplicateOf[i], let original = outcomes[earlier] {
+                let version: Int64 = switch original {
+                case let .appended(_, v), let .duplicate(_, v): v
+                }
+                outcomes[i] = .duplicate(original.position, version: version)
+            }
+        }
+        return (submissions, outcomes.compactMap { $0 })
+    }
+
+    /// Waits for every batch; moves acknowledged events into the indexes.
+    func awaitAcknowledgements(_ submitted: (submissions: [Submission], outcomes: [AppendOutcome])) async throws -> [AppendOutcome] {
+        var firstError: EventStoreError?
+        for submission in submitted.submissions {
+            do {
+                _ = try await submission.ticket.acknowledgement()
+                try submission.partition.lock.withLock { try submission.partition.apply(submission.indexed) }
+            } catch {
+                let failure = EventStoreError.wrap(error)
+                submission.partition.lock.withLock {
+                    if submission.partition.failure == nil { submission.partition.failure = failure }
+                }
+                if firstError == nil { firstError = failure }
+            }
+        }
+        if let firstError { throw firstError }
+        return submitted.outcomes
+    }
+
+    static func nowMicroseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+    }
+}

@@ -1,0 +1,154 @@
+import EventLog
+
+/// The binary form of an event in a log record (docs/EVENTS.md, "Stored event").
+///
+/// Record key: `tenant 0x00 stream` (UTF-8), which is also the partition key. Record
+/// value, all varints LEB128:
+///
+/// | field | encoding |
+/// |---|---|
+/// | envelope version | 1 byte, = 1 |
+/// | event id | 16 bytes, big-endian halves |
+/// | previous offset + 1 | varint (0: first event of the stream) |
+/// | stream version | varint |
+/// | business time | zigzag varint, µs since the epoch |
+/// | schema version | varint |
+/// | type, actor, correlation id | varint length + UTF-8 each (empty correlation id: none) |
+/// | data | the rest of the value |
+enum EnvelopeCodec {
+    static let version: UInt8 = 1
+
+    static func key(tenant: String, stream: String) -> [UInt8] {
+        var key = Array(tenant.utf8)
+        key.append(0)
+        key.append(contentsOf: stream.utf8)
+        return key
+    }
+
+    static func encode(_ event: NewEvent, streamVersion: Int64, previousOffset: Int64?, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        out.append(version)
+        appendBigEndian(event.id.high, &out)
+        appendBigEndian(event.id.low, &out)
+        appendVarint(UInt64(previousOffset.map { $0 + 1 } ?? 0), &out)
+        appendVarint(UInt64(streamVersion), &out)
+        appendVarint(UInt64(bitPattern: (event.businessTime << 1) ^ (event.businessTime >> 63)), &out)
+        appendVarint(UInt64(event.schemaVersion), &out)
+        appendString(event.type, &out)
+        appendString(event.actor, &out)
+        appendString(event.correlationId ?? "", &out)
+        out.append(contentsOf: event.data)
+    }
+
+    /// Decodes a record into a stored event; throws `.malformedEvent` naming the position.
+    static func decode(_ record: RecordView, partition: Int) throws -> StoredEvent {
+        let position = Position(partition: partition, offset: record.offset)
+        guard let separator = record.key.firstIndex(of: 0) else { throw EventStoreError.malformedEvent(position, "record key has no tenant separator") }
+        let tenant = String(decoding: record.key[..<separator], as: UTF8.self)
+        let stream = String(decoding: record.key[(separator + 1)...], as: UTF8.self)
+        var reader = Reader(bytes: record.value)
+        guard reader.byte() == version else { throw EventStoreError.malformedEvent(position, "unknown envelope version") }
+        guard let high = reader.bigEndian(), let low = reader.bigEndian(),
+              let previous = reader.varint(), let streamVersion = reader.varint(), let time = reader.varint(),
+              let schemaVersion = reader.varint(), let type = reader.string(), let actor = reader.string(),
+              let correlation = reader.string() else {
+            throw EventStoreError.malformedEvent(position, "truncated envelope")
+        }
+        return StoredEvent(
+            id: EventID(high: high, low: low), type: type, schemaVersion: Int(truncatingIfNeeded: schemaVersion),
+            tenant: tenant, stream: stream, streamVersion: Int64(truncatingIfNeeded: streamVersion),
+            businessTime: Int64(bitPattern: time >> 1) ^ -Int64(bitPattern: time & 1),
+            recordedTime: record.timestamp, actor: actor, correlationId: correlation.isEmpty ? nil : correlation,
+            data: Array(record.value[reader.position...]), position: position,
+            previousOffset: previous == 0 ? nil : Int64(truncatingIfNeeded: previous - 1))
+    }
+
+    /// The fields the indexes need, without allocating: id, stream key hash and version.
+    static func indexFields(_ record: RecordView) -> (id: EventID, stream: StreamHash, version: Int64)? {
+        var reader = Reader(bytes: record.value)
+        guard reader.byte() == version, let high = reader.bigEndian(), let low = reader.bigEndian(),
+              reader.varint() != nil, let streamVersion = reader.varint() else { return nil }
+        return (EventID(high: high, low: low), StreamHash(key: record.key), Int64(truncatingIfNeeded: streamVersion))
+    }
+
+    private static func appendBigEndian(_ value: UInt64, _ out: inout [UInt8]) {
+        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+
+    private static func appendVarint(_ value: UInt64, _ out: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 { out.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
+        out.append(UInt8(v))
+    }
+
+    private static func appendString(_ text: String, _ out: inout [UInt8]) {
+        appendVarint(UInt64(text.utf8.count), &out)
+        out.append(contentsOf: text.utf8)
+    }
+
+    /// A bounds-checked reader over a record's bytes.
+    struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var position = 0
+
+        mutating func byte() -> UInt8? {
+            guard position < bytes.count else { return nil }
+            defer { position += 1 }
+            return bytes[position]
+        }
+
+        mutating func bigEndian() -> UInt64? {
+            guard position + 8 <= bytes.count else { return nil }
+            var value: UInt64 = 0
+            for i in 0..<8 { value = value << 8 | UInt64(bytes[position + i]) }
+            position += 8
+            return value
+        }
+
+        mutating func varint() -> UInt64? {
+            var result: UInt64 = 0, shift: UInt64 = 0
+            while position < bytes.count && shift < 64 {
+                let b = bytes[position]
+                position += 1
+                result |= UInt64(b & 0x7F) << shift
+                if b < 0x80 { return result }
+                shift += 7
+            }
+            return nil
+        }
+
+        mutating func string() -> String? {
+            guard let length = varint(), length <= UInt64(bytes.count - position) else { return nil }
+            defer { position += Int(length) }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + Int(length))]), as: UTF8.self)
+        }
+    }
+}
+
+/// A 128-bit hash of a stream's key (tenant and stream id): the key of the stream index.
+/// Two independent 64-bit hashes; a collision would also have to match the stream name
+/// stored in the event the index points at, which readers check.
+struct StreamHash: Hashable, Sendable {
+    let k0: UInt64
+    let k1: UInt64
+
+    init<Key: Collection<UInt8>>(key: Key) {
+        var a: UInt64 = 0x243F_6A88_85A3_08D3, b: UInt64 = 0x1319_8A2E_0370_7344
+        var word: UInt64 = 0, n = 0
+        for byte in key {
+            word |= UInt64(byte) << UInt64(8 * (n & 7))
+            n += 1
+            if n & 7 == 0 {
+                a = PersistentHashTable.mix(a ^ word)
+                b = PersistentHashTable.mix(b &+ word &* 0x9E37_79B9_7F4A_7C15)
+                word = 0
+            }
+        }
+        a = PersistentHashTable.mix(a ^ word ^ UInt64(n))
+        b = PersistentHashTable.mix(b &+ (word ^ UInt64(n)) &* 0x9E37_79B9_7F4A_7C15)
+        k0 = a
+        k1 = b
+    }
+
+    init(tenant: String, stream: String) { self.init(key: EnvelopeCodec.key(tenant: tenant, stream: stream)) }
+}

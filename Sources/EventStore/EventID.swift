@@ -1,0 +1,66 @@
+/// A 128-bit event id, written as a UUID (`5f0c9a0e-8a7e-4c2b-9a51-1c6f7f1d2a10`).
+///
+/// The idempotency key of an event: an append whose id is already stored is acknowledged
+/// as a duplicate with the original position, and nothing is written.
+public struct EventID: Hashable, Sendable, CustomStringConvertible {
+    /// The first and last 8 bytes, big-endian (the order of the text form).
+    public let high: UInt64
+    public let low: UInt64
+
+    /// An id from its two halves.
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Parses the 36-character text form (hex digits in either case); nil if malformed.
+    public init?<Bytes: Collection<UInt8>>(text: Bytes) {
+        guard text.count == 36 else { return nil }
+        var high: UInt64 = 0, low: UInt64 = 0, digits = 0
+        for (i, byte) in text.enumerated() {
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                guard byte == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            if digits < 16 { high = high << 4 | UInt64(value) } else { low = low << 4 | UInt64(value) }
+            digits += 1
+        }
+        self.init(high: high, low: low)
+    }
+
+    /// Parses the text form of a string.
+    public init?(_ text: String) { self.init(text: Array(text.utf8)) }
+
+    /// A random version-4 id.
+    public static func random<G: RandomNumberGenerator>(using generator: inout G) -> EventID {
+        let high = (generator.next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000
+        let low = (generator.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        return EventID(high: high, low: low)
+    }
+
+    /// A random version-4 id from the system's generator.
+    public static func random() -> EventID {
+        var generator = SystemRandomNumberGenerator()
+        return random(using: &generator)
+    }
+
+    public var description: String {
+        let hex = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        for i in 0..<32 {
+            if i == 8 || i == 12 || i == 16 || i == 20 { out.append(UInt8(ascii: "-")) }
+            let word = i < 16 ? high : low
+            let shift = UInt64(60 - (i % 16) * 4)
+            out.append(hex[Int((word >> shift) & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

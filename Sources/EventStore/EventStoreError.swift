@@ -1,0 +1,43 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EventLog
+
+/// What can go wrong in the event store, each with a sentence for a person.
+public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Optimistic concurrency: the stream is not at the expected version.
+    case wrongExpectedVersion(tenant: String, stream: String, expected: ExpectedVersion, actual: Int64)
+    /// The log failed (disk full, corruption, lock…).
+    case log(LogError)
+    /// A stored event could not be decoded.
+    case malformedEvent(Position, String)
+    /// A system call on an index file failed.
+    case io(String, Int32)
+    /// A bad argument: empty or oversized field, unknown stream…
+    case invalidArgument(String)
+    /// An earlier failure stopped appends to this partition; reopen the store.
+    case partitionFailed(Int, String)
+
+    public var description: String {
+        switch self {
+        case let .wrongExpectedVersion(tenant, stream, expected, actual):
+            return "wrong expected version for stream \(stream) of tenant \(tenant): expected \(expected), but the stream is at version \(actual)"
+        case let .log(error):
+            return error.description
+        case let .malformedEvent(position, reason):
+            return "stored event at \(position) is malformed: \(reason)"
+        case let .io(operation, code):
+            return "\(operation) failed: \(String(cString: strerror(code))) (errno \(code))"
+        case let .invalidArgument(message):
+            return message
+        case let .partitionFailed(partition, reason):
+            return "appends to partition \(partition) stopped after an earlier failure (\(reason)); reopen the store"
+        }
+    }
+
+    static func wrap(_ error: any Error) -> EventStoreError {
+        if let error = error as? EventStoreError { return error }
+        if let error = error as? LogError { return .log(error) }
+        return .invalidArgument("unexpected error: \(error)")
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+@testable import EventLog
+@testable import EventStore
+
+private func temporaryDirectory(_ name: String = #function) -> String {
+    let path = NSTemporaryDirectory() + "backorder-store-\(name.filter(\.isLetter))-\(UUID().uuidString.prefix(8))"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+private func storeOptions(partitions: Int = 4) -> StoreOptions {
+    var options = StoreOptions()
+    options.log.partitionCount = partitions
+    options.log.lockTimeoutMilliseconds = 0
+    options.log.preallocationBytes = 256 << 10
+    return options
+}
+
+private func event(_ stream: String, _ n: Int, tenant: String = "acme", expected: ExpectedVersion = .any, id: EventID? = nil) -> NewEvent {
+    NewEvent(id: id ?? EventID(high: UInt64(n) &* 31 &+ UInt64(stream.hashValue & 0xFFFF), low: UInt64(n)), type: "Test", tenant: tenant, stream: stream,
+             businessTime: Int64(n) * 1_000, actor: "u\(n % 3)", correlationId: n % 2 == 0 ? "c\(n)" : nil,
+             data: Array("payload \(stream) \(n)".utf8), expectedVersion: expected)
+}
+
+@Suite struct EventStoreTests {
+    @Test func eventIDsRoundTripTheirTextForm() throws {
+        let text = "5f0c9a0e-8a7e-4c2b-9a51-1c6f7f1d2a10"
+        let id = try #require(EventID(text))
+        #expect(id.description == text)
+        #expect(EventID("5F0C9A0E-8A7E-4C2B-9A51-1C6F7F1D2A10") == id)
+        for bad in ["", "5f0c9a0e8a7e4c2b9a511c6f7f1d2a10", "5f0c9a0e-8a7e-4c2b-9a51-1c6f7f1d2a1g", "5f0c9a0e-8a7e-4c2b-9a51_1c6f7f1d2a10"] {
+            #expect(EventID(bad) == nil)
+        }
+        var random = SystemRandomNumberGenerator()
+        let fresh = EventID.random(using: &random)
+        #expect(EventID(fresh.description) == fresh)
+        #expect(Array(fresh.description)[14] == "4")
+    }
+
+    @Test func streamsGetDenseVersionsAndReadBackInOrder() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try await EventStore.open(at: dir, options: storeOptions())
+        var outcomes: [AppendOutcome] = []
+        for n in 0..<30 {
+            outcomes += try await store.append([event("R-\(n % 5)", n), event("C-\(n % 3)", 1_000 + n)])
+        }
+        #expect(outcomes.count == 60)
+        for s in 0..<5 {
+            let events = try store.readStream(tenant: "acme", stream: "R-\(s)")
+            #expect(events.map(\.streamVersion) == Array(1...6))
+            #expect(events.map { String(decoding: $0.data, as: UTF8.self) } == stride(from: s, to: 30, by: 5).map { "payload R-\(s) \($0)" })
+            #expect(events.allSatisfy { $0.tenant == "acme" && $0.type == "Test" })
+            #expect(store.version(tenant: "acme", stream: "R-\(s)") == 6)
+        }
+        #expect(try store.readStream(tenant: "acme", stream: "R-404").isEmpty)
+        #expect(try store.readStream(tenant: "other", stream: "R-1").isEmpty, "tenants never see each other's streams")
+        try await store.close()
+    }
+
+    @Test func expectedVersionConflictsNameTheStreamAndWriteNothing() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try await EventStore.open(at: dir, options: storeOptions())
+        _ = try await store.append([event("R-1", 1, expected: .noStream)])
+        _ = try await store.append([event("R-1", 2, expected: .exact(1)), event("R-1", 3, expected: .exact(2))])
+        _ = try await store.append([event("R-1", 4, expected: .exists)])
+        let endBefore = try (0..<4).map { try store.log.endOffset(partition: $0) }
+        for (n, expected) in [(5, ExpectedVersion.noStream), (6, .exact(2)), (7, .exact(9))] {
+            do {
+                // A valid event for another stream in the same call is not written either.
+                _ = try await store.append([event("R-2", 100 + n), event("R-1", n, expected: expected)])
+                Issue.record("expected a conflict for \(expected)")
+            } catch let error as EventStoreError {
+                #expect(error == .wrongExpectedVersion(tenant: "acme", stream: "R-1", expected: expected, actual: 4))
+                #expect(error.description.contains("stream R-1 of tenant acme"))
+                #expect(error.description.contains("at version 4"))
+            }
+        }
+        do {
+            _ = try await store.append([event("R-3", 1, expected: .exists)])
+            Issue.record("a missing stream does not exist")
+        } catch let error as EventStoreError {
+            #expect(error == .wrongExpectedVersion(tenant: "acme", stream: "R-3", expected: .exists, actual: 0))
+        }
+        #expect(try (0..<4).map { try store.log.endOffset(partition: $0) } == endBefore)
+        #expect(store.version(tenant: "acme", stream: "R-2") == 0)
+        try await store.close()
+    }
+
+    @Test func duplicatesAreAcknowledgedWithTheirOriginalPositionAcrossRestarts() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let events = (0..<200).map { event("R-\($0 % 20)", $0) }
+        var store = try await EventStore.open(at: dir, options: storeOptions())
+        let first = try await store.append(events)
+        // Within one call, a repeated id is a duplicate of the first occurrence.
+        let again = try await store.append([events[0], events[0]])
+        #expect(again == [.duplicate(first[0].position, version: 1), .duplicate(first[0].position, version: 1)])
+        try await store.close()
+        store = try await EventStore.open(at: dir, options: storeOptions())
+        let replay = try await store.append(events)
+        for (original, duplicate) in zip(first, replay) {
+            guard case let .appended(position, version) = original else { Issue.record("\(original)"); continue }
+            #expect(duplicate == .duplicate(position, version: version))
+        }
+        let total = try (0..<4).reduce(Int64(0)) { $0 + (try store.log.endOffset(partition: $1)) }
+        #expect(total == 200, "nothing was written twice")
+        try await store.close()
+    }
+
+    @Test func indexesAreRebuiltFromTheLogWhenLostOrUnclean() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let events = (0..<500).map { event("S-\($0 % 50)", $0) }
+        var store = try await EventStore.open(at: dir, options: storeOptions())
+        let first = try await store.append(events)
+        try await store.close()
+        // Lose one partition's indexes entirely, and tear another's header.
+        try FileManager.default.removeItem(atPath: dir + "/index/partition-0000")
+        let header = dir + "/index/partition-0001/streams.table"
+        var bytes = [UInt8](FileManager.default.contents(atPath: header) ?? Data())
+        bytes[30] ^= 0xFF
+        _ = FileManager.default.createFile(atPath: header, contents: Data(bytes))
+        store = try await EventStore.open(at: dir, options: storeOptions())
+        #expect(try await store.append(events) == first.map { outcome -> AppendOutcome in
+            guard case let .appended(p, v) = outcome else { return outcome }
+            return .duplicate(p, version: v)
+        })
+        for s in 0..<50 { #expect(try store.readStream(tenant: "acme", stream: "S-\(s)").count == 10) }
+        _ = try await store.append([event("S-1", 9_999, expected: .exact(10))])
+        try await store.close()
+    }
+
+    @Test func partitionReadsSeeEveryEventOnce() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try await EventStore.open(at: dir, options: storeOptions(partitions: 2))
+        _ = try await store.append((0..<1_000).map { event("R-\($0 % 37)", $0) })
+        var seen = Set<EventID>()
+        for partition in 0..<2 {
+            var cursor = try store.events(partition: partition, from: 0)
+            var expected: Int64 = 0
+            while let batch = try cursor.next() {
+                for stored in batch {
+                    #expect(stored.position.offset == expected)
+                    expected += 1
+                    #expect(seen.insert(stored.id).inserted)
+                }
+            }
+        }
+        #expect(seen.count == 1_000)
+        try await store.close()
+    }
+
+    @Test func manyEventsAreSplitIntoBatchesAndIndexesGrow() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = storeOptions(partitions: 1)
+        options.maxEventsPerBatch = 1_000
+        let store = try await EventStore.open(at: dir, options: options)
+        // More distinct ids and streams than the tables' initial capacity: they must grow.
+        let outcomes = try await store.append((0..<40_000).map { event("R-\($0)", $0) })
+        #expect(outcomes.count == 40_000)
+        #expect(try store.log.endOffset(partition: 0) == 40_000)
+        #expect(try store.readStream(tenant: "acme", stream: "R-39999").count == 1)
+        let duplicates = try await store.append((0..<40_000).map { event("R-\($0)", $0) })
+        #expect(duplicates.allSatisfy { if case .duplicate = $0 { true } else { false } })
+        try await store.close()
+    }
+}

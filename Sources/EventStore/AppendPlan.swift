@@ -7,7 +7,7 @@ import Foundation
 struct AppendPlan {
     typealias Indexed = (id: EventID, stream: StreamHash, version: Int64, offset: Int64)
 
-    struct Submission {
+    struct Submission: Sendable {
         let partition: StorePartition
         let ticket: AppendTicket
         let indexed: [Indexed]
@@ -39,10 +39,14 @@ struct AppendPlan {
     }
 
     /// Checks, then submits. Throws before submitting anything when a check fails.
-    func checkAndSubmit() throws -> (submissions: [Submission], outcomes: [AppendOutcome]) {
+    ///
+    /// Takes every partition's lock (in order): event ids are unique across the whole
+    /// store, so a duplicate is looked for in every partition's id index.
+    func checkAndSubmit() throws -> SubmittedAppend {
+        let all = store.partitions
+        for partition in all { partition.lock.lock() }
+        defer { for partition in all.reversed() { partition.lock.unlock() } }
         let touched = partitionNumbers.map { store.partitions[$0] }
-        for partition in touched { partition.lock.lock() }
-        defer { for partition in touched.reversed() { partition.lock.unlock() } }
         for partition in touched {
             if let failure = partition.failure { throw EventStoreError.partitionFailed(partition.number, failure.description) }
         }
@@ -56,8 +60,8 @@ struct AppendPlan {
         for (i, event) in events.enumerated() {
             let partition = store.partitions[partitionOfEvent[i]]
             if let earlier = firstWithID[event.id] { duplicateOf[i] = earlier; continue }
-            if let stored = partition.existing(event.id) {
-                outcomes[i] = .duplicate(Position(partition: partition.number, offset: stored.offset), version: stored.version)
+            if let (number, stored) = store.lockedLookup(event.id) {
+                outcomes[i] = .duplicate(Position(partition: number, offset: stored.offset), version: stored.version)
                 continue
             }
             let current = versionInCall[hashes[i]] ?? partition.head(of: hashes[i])?.version ?? 0
@@ -118,13 +122,28 @@ struct AppendPlan {
                 outcomes[i] = .duplicate(original.position, version: version)
             }
         }
-        return (submissions, outcomes.compactMap { $0 })
+        return SubmittedAppend(submissions: submissions, outcomes: outcomes.compactMap { $0 })
     }
 
-    /// Waits for every batch; moves acknowledged events into the indexes.
-    func awaitAcknowledgements(_ submitted: (submissions: [Submission], outcomes: [AppendOutcome])) async throws -> [AppendOutcome] {
+    static func nowMicroseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+    }
+}
+
+/// An append whose events are checked and queued for the log; `outcomes()` waits until
+/// they are acknowledged. Submitting the next append before awaiting this one lets
+/// compression and encoding overlap the disk flush.
+public struct SubmittedAppend: Sendable {
+    let submissions: [AppendPlan.Submission]
+    let outcomes: [AppendOutcome]
+
+    /// Waits for every batch; moves acknowledged events into the indexes. The outcomes are
+    /// in the order of the submitted events.
+    public func acknowledged() async throws -> [AppendOutcome] {
         var firstError: EventStoreError?
-        for submission in submitted.submissions {
+        for submission in submissions {
             do {
                 _ = try await submission.ticket.acknowledgement()
                 try submission.partition.lock.withLock { try submission.partition.apply(submission.indexed) }
@@ -137,12 +156,6 @@ struct AppendPlan {
             }
         }
         if let firstError { throw firstError }
-        return submitted.outcomes
-    }
-
-    static func nowMicroseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+        return outcomes
     }
 }

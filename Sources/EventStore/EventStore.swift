@@ -121,11 +121,36 @@ public final class EventStore: Sendable {
     /// and if any check fails nothing is written. Events of one partition go in batches of
     /// up to `maxEventsPerBatch`, each atomic; the outcomes are in input order.
     public func append(_ events: [NewEvent]) async throws -> [AppendOutcome] {
-        guard !events.isEmpty else { return [] }
+        try await submit(events).acknowledged()
+    }
+
+    /// Checks and queues events like `append`, returning once they are submitted to the
+    /// log; await `acknowledged()` on the result for their outcomes. Appends submitted
+    /// one after another are applied in that order.
+    public func submit(_ events: [NewEvent]) async throws -> SubmittedAppend {
+        guard !events.isEmpty else { return SubmittedAppend(submissions: [], outcomes: []) }
         let plan = try AppendPlan(events: events, store: self)
-        for partition in plan.partitionNumbers { try await log.waitForQueueSpace(partition: partition) }
-        let submitted = try plan.checkAndSubmit()
-        return try await plan.awaitAcknowledgements(submitted)
+        do {
+            for partition in plan.partitionNumbers { try await log.waitForQueueSpace(partition: partition) }
+        } catch {
+            throw EventStoreError.wrap(error)
+        }
+        return try plan.checkAndSubmit()
+    }
+
+    /// Where an event id is stored (or in flight), and its stream version; nil when new.
+    public func storedPosition(of id: EventID) -> (position: Position, version: Int64)? {
+        for partition in partitions { partition.lock.lock() }
+        defer { for partition in partitions.reversed() { partition.lock.unlock() } }
+        return lockedLookup(id).map { (Position(partition: $0.0, offset: $0.1.offset), $0.1.version) }
+    }
+
+    /// Looks an id up in every partition; the caller holds every partition's lock.
+    func lockedLookup(_ id: EventID) -> (Int, StorePartition.InFlight)? {
+        for partition in partitions {
+            if let found = partition.existing(id) { return (partition.number, found) }
+        }
+        return nil
     }
 
     /// The current version of a stream (0 when it does not exist).

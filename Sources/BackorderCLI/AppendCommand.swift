@@ -1,0 +1,158 @@
+import ArgumentParser
+import EventLog
+import EventStore
+import Foundation
+import OutOfStock
+
+/// `backorder append`: validate NDJSON events and append them.
+struct AppendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "append",
+        abstract: "Validate NDJSON events (one per line) and append them to the store.",
+        discussion: """
+            Every line is checked against the input contract (schemas/v1) and the domain's rules before \
+            anything is written; by default one bad line means nothing is appended. Exit status: 0 all \
+            appended (or duplicates), 1 input rejected or an error, 3 appended with --skip-invalid but some \
+            lines rejected.
+            """)
+
+    @Argument(help: "NDJSON file, or - for standard input.") var input = "-"
+    @OptionGroup var data: DataOptions
+    @Option(help: "For a single-stream input: the stream's version before the first event.") var expectVersion: Int64?
+    @Option(help: "fsync (default), interval[:MS] or none.") var durability = "fsync"
+    @Option(help: "Events per append.") var batchSize = 1_000
+    @Flag(help: "Print the result as JSON.") var json = false
+    @Flag(help: "Validate only; append nothing.") var dryRun = false
+    @Flag(help: "Append the valid lines; write the rejected ones, with reasons, to --rejected.") var skipInvalid = false
+    @Option(help: "Where --skip-invalid writes rejected lines (NDJSON with the reason).") var rejected = "rejected.ndjson"
+    @Option(help: "Partitions of a new store.") var partitions = 8
+
+    func run() async throws {
+        guard let durability = Durability(parsing: durability) else { throw ValidationError("unknown durability \"\(self.durability)\": use fsync, interval[:MS] or none") }
+        guard (1...StoreOptions().maxEventsPerBatch).contains(batchSize) else { throw ValidationError("--batch-size must be 1...\(StoreOptions().maxEventsPerBatch)") }
+        let fd: Int32 = input == "-" ? 0 : open(input, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            printError("error: cannot read \(input): \(String(cString: strerror(errno)))")
+            throw ExitCode(1)
+        }
+        defer { if fd != 0 { close(fd) } }
+        var reader = LineReader(fd: fd, name: input == "-" ? "standard input" : input)
+
+        var options = StoreOptions()
+        options.log.durability = durability
+        options.log.partitionCount = partitions
+        let store: EventStore
+        do { store = try await EventStore.open(at: data.directory, options: options) } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        for event in store.log.recoveryEvents { printError("recovered: \(event)") }
+        var ingestOptions = IngestOptions()
+        ingestOptions.batchSize = batchSize
+        ingestOptions.dryRun = dryRun
+        ingestOptions.skipInvalid = skipInvalid
+        ingestOptions.expectVersion = expectVersion
+        let progress = ProgressLine(enabled: !json && isatty(2) != 0)
+        let start = MonotonicTime.now
+        let report: IngestReport
+        do {
+            report = try await Ingestor(store: store, options: ingestOptions).ingest(&reader) { bytes, appended in
+                progress.update("read \(bytes / 1_000_000) MB, appended \(appended) events")
+            }
+        } catch {
+            progress.finish()
+            try? await store.close()
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        progress.finish()
+        let seconds = MonotonicTime.now.seconds(since: start)
+        do { try await store.close() } catch { printError("error: \(error)") }
+        if skipInvalid && !report.rejectedLines.isEmpty { try writeRejected(report) }
+        print(json ? jsonReport(report, seconds: seconds, durability: durability) : humanReport(report, seconds: seconds, durability: durability))
+        if report.rejected > 0 {
+            if !json {
+                for error in report.errors.prefix(20) { printError("rejected: \(input == "-" ? "stdin" : input): \(error)") }
+                if report.rejected > 20 { printError("… and \(report.rejected - 20) more rejected lines") }
+                if !report.applied && !dryRun { printError("nothing was appended: fix the input, or use --skip-invalid to append the valid lines") }
+            }
+            throw ExitCode(report.applied ? 3 : 1)
+        }
+    }
+
+    private func writeRejected(_ report: IngestReport) throws {
+        var text = ""
+        for (line, error) in report.rejectedLines {
+            let escaped = error.description.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            text += "{\"line\":\(error.line),\"error\":\"\(escaped)\",\"input\":\(jsonString(String(decoding: line, as: UTF8.self)))}\n"
+        }
+        try text.write(toFile: rejected, atomically: true, encoding: .utf8)
+    }
+
+    private func humanReport(_ report: IngestReport, seconds: Double, durability: Durability) -> String {
+        let verb = dryRun ? "validated" : (report.applied || report.rejected == 0 ? "appended" : "appended nothing of")
+        var lines = ["\(verb) \(dryRun ? report.lines - report.rejected : report.appended) events, \(report.duplicates) duplicates, \(report.rejected) rejected, of \(report.lines) lines in \(String(format: "%.3f", seconds)) s (\(Int(Double(report.lines) / max(seconds, 1e-9))) lines/s)"]
+        if report.applied { lines.append("durability: \(durabilityNote(durability))") }
+        for (partition, range) in report.ranges.sorted(by: { $0.key < $1.key }) {
+            lines.append("  partition \(partition): offsets \(range.lowerBound)…\(range.upperBound)")
+        }
+        if !report.assignedIDs.isEmpty {
+            lines.append("assigned ids to \(report.assignedIDs.count) lines without one" + (report.assignedIDs.count <= 10 ? ": " + report.assignedIDs.map { "line \($0.line) → \($0.id)" }.joined(separator: ", ") : " (see --json)"))
+        }
+        if skipInvalid && report.rejected > 0 { lines.append("rejected lines written to \(rejected)") }
+        return lines.joined(separator: "\n")
+    }
+
+    private func jsonReport(_ report: IngestReport, seconds: Double, durability: Durability) -> String {
+        let ranges = report.ranges.sorted(by: { $0.key < $1.key }).map { "{\"partition\":\($0.key),\"first\":\($0.value.lowerBound),\"last\":\($0.value.upperBound)}" }
+        let errors = report.errors.map { "{\"line\":\($0.line),\"field\":\(jsonString($0.field)),\"message\":\(jsonString($0.message))}" }
+        let assigned = report.assignedIDs.map { "{\"line\":\($0.line),\"id\":\"\($0.id)\"}" }
+        return "{\"lines\":\(report.lines),\"appended\":\(report.appended),\"duplicates\":\(report.duplicates),\"rejected\":\(report.rejected),\"applied\":\(report.applied),\"dryRun\":\(dryRun),\"seconds\":\(seconds),\"durability\":\"\(durability)\",\"positions\":[\(ranges.joined(separator: ","))],\"assignedIds\":[\(assigned.joined(separator: ","))],\"errors\":[\(errors.joined(separator: ","))]}"
+    }
+}
+
+/// What each durability mode promises, for output.
+func durabilityNote(_ durability: Durability) -> String {
+    switch durability {
+    case .fsync: "fsync — on disk before acknowledged; survives kill -9 and power loss"
+    case let .interval(ms): "interval(\(ms) ms) — written to the OS; survives kill -9, a power loss may lose the last \(ms) ms"
+    case .none: "none — written to the OS; survives kill -9, a power loss may lose unsynced events"
+    }
+}
+
+/// A JSON string literal.
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+        }
+    }
+    return out + "\""
+}
+
+/// A one-line progress display on a terminal's standard error, at most 5 updates a second.
+final class ProgressLine: @unchecked Sendable {
+    private let enabled: Bool
+    private var last = MonotonicTime.now
+    private var shown = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ text: String) {
+        guard enabled, MonotonicTime.now.seconds(since: last) > 0.2 else { return }
+        last = MonotonicTime.now
+        shown = true
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import DataGenerator
+import Foundation
+
+/// `backorder generate`: deterministic out-of-stock events as NDJSON on standard output.
+struct GenerateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Write a deterministic, realistic data set of out-of-stock events as NDJSON to standard output.")
+
+    @Option(help: "Events to write.") var events = 100_000
+    @Option(help: "Seed: the same seed gives the same bytes.") var seed: UInt64 = 1
+    @Option(help: "Tenants.") var tenants = 1
+    @Option(help: "Customers per tenant.") var customers = 2_000
+    @Option(help: "Products per tenant.") var products = 1_000
+    @Option(help: "Days the requests span.") var days = 365
+
+    func run() async throws {
+        guard events >= 0, tenants >= 1, customers >= 1, products >= 1, days >= 1 else {
+            throw ValidationError("--events must be ≥ 0 and --tenants, --customers, --products, --days ≥ 1")
+        }
+        var options = GeneratorOptions()
+        options.seed = seed
+        options.events = events
+        options.tenants = tenants
+        options.customersPerTenant = customers
+        options.productsPerTenant = products
+        options.days = days
+        var generator = EventGenerator(options: options)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20)
+        while let line = generator.next() {
+            buffer.append(contentsOf: line)
+            buffer.append(10)
+            if buffer.count >= 1 << 20 { try flush(&buffer) }
+        }
+        try flush(&buffer)
+    }
+
+    private func flush(_ buffer: inout [UInt8]) throws {
+        var offset = 0
+        while offset < buffer.count {
+            let n = buffer.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { throw ExitCode(0) }
+                printError("error: cannot write standard output: \(String(cString: strerror(errno)))")
+                throw ExitCode(1)
+            }
+            offset += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,138 @@
+/// A request's lifecycle state (domain.md, "Record state").
+public enum RecordStatus: String, Sendable, Equatable, CaseIterable {
+    /// Waiting for delivery (possibly partly delivered).
+    case pending
+    /// Delivered in full, or closed by hand.
+    case completed
+    /// Cancelled.
+    case refunded
+    /// Deleted; its history stays in the log.
+    case deleted
+
+    /// Completed, refunded and deleted records never change again.
+    public var isTerminal: Bool { self != .pending }
+}
+
+/// What a request's stream says now: enough to decide whether an event is allowed.
+public struct RecordState: Sendable, Equatable {
+    /// The request's status.
+    public var status: RecordStatus = .pending
+    /// Requested quantity.
+    public var quantity: Int64 = 0
+    /// Sum of deliveries.
+    public var delivered: Int64 = 0
+    /// Who asked.
+    public var customerId = ""
+    /// What was asked for.
+    public var productId = ""
+    /// Which size, if any.
+    public var size: String?
+
+    /// Quantity still to deliver.
+    public var remaining: Int64 { quantity - delivered }
+}
+
+/// A customer's stream state.
+public struct CustomerState: Sendable, Equatable {
+    /// The customer's name (kept by requests as it was).
+    public var name = ""
+    /// The region the insights group by.
+    public var region: String?
+    /// Removed customers take no new requests.
+    public var removed = false
+}
+
+/// A product's stream state.
+public struct ProductState: Sendable, Equatable {
+    /// The product's name.
+    public var name = ""
+    /// The sizes it comes in.
+    public var sizes: [String] = []
+    /// Removed products take no new requests.
+    public var removed = false
+}
+
+/// The state of one stream, of whichever kind, or none.
+public enum StreamState: Sendable, Equatable {
+    /// The stream has no events.
+    case none
+    /// A request.
+    case record(RecordState)
+    /// A customer.
+    case customer(CustomerState)
+    /// A product.
+    case product(ProductState)
+
+    /// Applies an accepted (or stored) event. Events that do not fit the state are
+    /// ignored here: the decider rejects them before they are stored.
+    public func evolved(by type: String, _ data: EventData) -> StreamState {
+        switch (self, type) {
+        case (.none, "OutOfStockReported"):
+            return .record(RecordState(status: .pending, quantity: data.integer(.quantity) ?? 0, delivered: 0,
+                                       customerId: data.string(.customerId) ?? "", productId: data.string(.productId) ?? "",
+                                       size: data.string(.size)))
+        case (.record(var r), "OutOfStockAmended"):
+            if let q = data.integer(.quantity) { r.quantity = q }
+            if let c = data.string(.customerId) { r.customerId = c }
+            if let p = data.string(.productId) { r.productId = p }
+            if let s = data.string(.size) { r.size = s }
+            if r.status == .pending && r.quantity > 0 && r.delivered >= r.quantity { r.status = .completed }
+            return .record(r)
+        case (.record(var r), "DeliveryRecorded"):
+            r.delivered += data.integer(.quantity) ?? 0
+            if r.delivered >= r.quantity { r.status = .completed }
+            return .record(r)
+        case (.record(var r), "OutOfStockClosed"):
+            r.status = .completed
+            return .record(r)
+        case (.record(var r), "RefundRecorded"):
+            r.status = .refunded
+            return .record(r)
+        case (.record(var r), "OutOfStockDeleted"):
+            r.status = .deleted
+            return .record(r)
+        case (.none, "CustomerRegistered"):
+            return .customer(CustomerState(name: data.string(.name) ?? "", region: data.string(.region), removed: false))
+        case (.customer(var c), "CustomerUpdated"):
+            if let n = data.string(.name) { c.name = n }
+            if let r = data.string(.region) { c.region = r }
+            return .customer(c)
+        case (.customer(var c), "CustomerRemoved"):
+            c.removed = true
+            return .customer(c)
+        case (.none, "ProductRegistered"):
+            return .product(ProductState(name: data.string(.name) ?? "", sizes: data.strings(.sizes) ?? [], removed: false))
+        case (.product(var p), "ProductUpdated"):
+            if let n = data.string(.name) { p.name = n }
+            if let s = data.strings(.sizes) { p.sizes = s }
+            return .product(p)
+        case (.product(var p), "ProductRemoved"):
+            p.removed = true
+            return .product(p)
+        default:
+            return self
+        }
+    }
+}
+
+extension EventType {
+    /// Streams are named by kind and id (`record/R-000123`, `customer/C-000042`,
+    /// `product/P-000007`) so that a record and a customer can never share a stream.
+    public func streamName(_ id: String) -> String {
+        switch streamField {
+        case .customerId: "customer/" + id
+        case .productId: "product/" + id
+        default: "record/" + id
+        }
+    }
+}
+
+/// Stream names of each kind.
+public enum StreamName {
+    /// The stream of a request.
+    public static func record(_ id: String) -> String { "record/" + id }
+    /// The stream of a customer.
+    public static func customer(_ id: String) -> String { "customer/" + id }
+    /// The stream of a product.
+    public static func product(_ id: String) -> String { "product/" + id }
+}

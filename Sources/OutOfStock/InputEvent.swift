@@ -1,0 +1,182 @@
+import CSimdJSON
+import EventStore
+
+/// One validated input line: the envelope of `domain.md` and its typed data.
+public struct InputEvent: Sendable, Equatable {
+    /// The event id; nil when the line had none (the store assigns one and reports it).
+    public var id: EventID?
+    /// The event type.
+    public var type: EventType
+    /// The tenant (`default` when absent).
+    public var tenant: String
+    /// Business time in µs since the epoch; nil when absent (now).
+    public var at: Int64?
+    /// Who did it.
+    public var actor: String
+    /// The stream version the producer expects before this event.
+    public var expectedVersion: Int64?
+    /// Batch operation id.
+    public var correlationId: String?
+    /// The type's fields.
+    public var data: EventData
+
+    /// The stream this event belongs to: its record, customer or product id.
+    public var stream: String { data.string(type.streamField) ?? "" }
+}
+
+/// Turns NDJSON lines into `InputEvent`s, checking them against the v1 input contract
+/// (`schemas/v1/`): every error names the line and the field path.
+public final class InputParser {
+    private let parser: JSONParser
+
+    /// A parser (not thread-safe: one per thread).
+    public init() throws { parser = try JSONParser() }
+
+    /// Parses and validates one line (without its newline). `line` is its 1-based number.
+    public func parse(_ bytes: UnsafeRawBufferPointer, line: Int) -> Result<InputEvent, InputError> {
+        switch parser.parse(bytes) {
+        case let .failure(error):
+            return .failure(InputError(line: line, field: "", message: "invalid JSON: \(error.message)"))
+        case let .success(document):
+            do { return .success(try Self.validate(document, line: line)) } catch let error as InputError {
+                return .failure(error)
+            } catch {
+                return .failure(InputError(line: line, field: "", message: "\(error)"))
+            }
+        }
+    }
+
+    /// Parses a line given as a string.
+    public func parse(_ text: String, line: Int = 1) -> Result<InputEvent, InputError> {
+        var bytes = Array(text.utf8)
+        return bytes.withUnsafeMutableBytes { parse(UnsafeRawBufferPointer($0), line: line) }
+    }
+
+    private static func validate(_ doc: JSONDocument, line: Int) throws -> InputEvent {
+        func fail(_ field: String, _ message: String) -> InputError { InputError(line: line, field: field, message: message) }
+        guard doc.type(0) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail("", "a line must be a JSON object, not \(doc.type(0).jsonTypeName)") }
+        var id: EventID?, typeName: String?, tenant = "default", at: Int64?, actor: String?
+        var expectedVersion: Int64?, correlationId: String?, dataNode: Int?
+        var seen = Set<String>()
+        for node in doc.children(of: 0) {
+            let key = doc.keyString(node)
+            guard seen.insert(key).inserted else { throw fail(key, "appears twice") }
+            func string() throws -> UnsafeRawBufferPointer {
+                guard doc.type(node) == Int32(BO_JSON_STRING.rawValue) else { throw fail(key, "must be a string, not \(doc.type(node).jsonTypeName)") }
+                return doc.stringBytes(node)
+            }
+            switch key {
+            case "id":
+                guard let parsed = EventID(text: try string()) else { throw fail(key, "must be a UUID like 5f0c9a0e-8a7e-4c2b-9a51-1c6f7f1d2a10") }
+                id = parsed
+            case "type":
+                typeName = String(decoding: try string(), as: UTF8.self)
+            case "tenant":
+                let bytes = try string()
+                guard (1...64).contains(bytes.count), bytes.allSatisfy(isTenantByte) else {
+                    throw fail(key, "must be 1–64 characters of A–Z a–z 0–9 _ . -")
+                }
+                tenant = String(decoding: bytes, as: UTF8.self)
+            case "at":
+                guard let time = Timestamp.parse(Array(try string())) else {
+                    throw fail(key, "must be an RFC 3339 time like 2026-11-22T09:41:07.250Z (with Z or an offset)")
+                }
+                at = time
+            case "actor":
+                let bytes = try string()
+                guard (1...64).contains(codePoints(bytes)) else { throw fail(key, "must be 1–64 characters") }
+                actor = String(decoding: bytes, as: UTF8.self)
+            case "expectedVersion":
+                guard let v = doc.integer(node), v >= 0 else { throw fail(key, "must be an integer ≥ 0 (0: the stream must not exist)") }
+                expectedVersion = v
+            case "correlationId":
+                let bytes = try string()
+                guard (1...128).contains(codePoints(bytes)) else { throw fail(key, "must be 1–128 characters") }
+                correlationId = String(decoding: bytes, as: UTF8.self)
+            case "schemaVersion":
+                guard doc.integer(node) == Int64(EventType.inputSchemaVersion) else { throw fail(key, "must be 1 (the only input schema version)") }
+            case "data":
+                guard doc.type(node) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail(key, "must be an object, not \(doc.type(node).jsonTypeName)") }
+                dataNode = node
+            default:
+                throw fail(key, "is not a field of the envelope")
+            }
+        }
+        guard let typeName else { throw fail("type", "is required") }
+        guard let type = EventType.all[typeName] else {
+            throw fail("type", "unknown event type \"\(typeName)\"; expected one of \(EventType.all.keys.sorted().joined(separator: ", "))")
+        }
+        guard let actor else { throw fail("actor", "is required") }
+        guard let dataNode else { throw fail("data", "is required") }
+        let data = try validateData(doc, dataNode, type: type, fail: fail)
+        return InputEvent(id: id, type: type, tenant: tenant, at: at, actor: actor, expectedVersion: expectedVersion,
+                          correlationId: correlationId, data: data)
+    }
+
+    private static func validateData(_ doc: JSONDocument, _ object: Int, type: EventType, fail: (String, String) -> InputError) throws -> EventData {
+        var data = EventData()
+        var count = 0
+        for node in doc.children(of: object) {
+            let key = doc.keyString(node)
+            let path = "data." + key
+            guard let field = Field.byName[key], type.allows(field) else { throw fail(path, "is not a field of \(type.name)") }
+            guard data[field] == nil else { throw fail(path, "appears twice") }
+            data[field] = try value(doc, node, kind: field.kind, path: path, fail: fail)
+            count += 1
+        }
+        for field in type.required where data[field] == nil { throw fail("data." + field.name, "is required for \(type.name)") }
+        if type.needsChange && count < 2 { throw fail("data", "\(type.name) needs at least one changed field besides \(type.streamField.name)") }
+        return data
+    }
+
+    private static func value(_ doc: JSONDocument, _ node: Int, kind: FieldKind, path: String, fail: (String, String) -> InputError) throws -> FieldValue {
+        let isString = doc.type(node) == Int32(BO_JSON_STRING.rawValue)
+        switch kind {
+        case .id:
+            guard isString else { throw fail(path, "must be a string, not \(doc.type(node).jsonTypeName)") }
+            let bytes = doc.stringBytes(node)
+            guard (1...64).contains(bytes.count), bytes.allSatisfy(isIDByte) else { throw fail(path, "must be 1–64 characters of A–Z a–z 0–9 _ . : -") }
+            return .string(String(decoding: bytes, as: UTF8.self))
+        case let .text(min, max):
+            guard isString else { throw fail(path, "must be a string, not \(doc.type(node).jsonTypeName)") }
+            let n = codePoints(doc.stringBytes(node))
+            guard n >= min && n <= max else { throw fail(path, min > 0 ? "must be \(min)–\(max) characters" : "must be at most \(max) characters") }
+            return .string(doc.string(node))
+        case .quantity:
+            guard let v = doc.integer(node) else { throw fail(path, "must be an integer, not \(doc.type(node).jsonTypeName)") }
+            guard v >= 1 && v <= 1_000_000 else { throw fail(path, "must be between 1 and 1,000,000, not \(v)") }
+            return .integer(v)
+        case .price:
+            guard let v = doc.number(node) else { throw fail(path, "must be a number, not \(doc.type(node).jsonTypeName)") }
+            guard v >= 0 && v.isFinite else { throw fail(path, "must be ≥ 0") }
+            return .number(v)
+        case .sizes:
+            guard doc.type(node) == Int32(BO_JSON_ARRAY.rawValue) else { throw fail(path, "must be an array of sizes, not \(doc.type(node).jsonTypeName)") }
+            var sizes: [String] = []
+            for (k, element) in doc.children(of: node).enumerated() {
+                guard doc.type(element) == Int32(BO_JSON_STRING.rawValue), (1...16).contains(codePoints(doc.stringBytes(element))) else {
+                    throw fail("\(path)[\(k)]", "must be a size of 1–16 characters")
+                }
+                let size = doc.string(element)
+                guard !sizes.contains(size) else { throw fail(path, "lists \"\(size)\" twice") }
+                sizes.append(size)
+            }
+            guard (1...20).contains(sizes.count) else { throw fail(path, "must list 1–20 sizes") }
+            return .strings(sizes)
+        }
+    }
+}
+
+@inline(__always) private func isTenantByte(_ b: UInt8) -> Bool {
+    (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b == 95 || b == 46 || b == 45
+}
+
+@inline(__always) private func isIDByte(_ b: UInt8) -> Bool { isTenantByte(b) || b == 58 }
+
+/// Unicode code points of valid UTF-8 (simdjson has validated it): bytes that do not
+/// continue a sequence.
+@inline(__always) private func codePoints(_ bytes: UnsafeRawBufferPointer) -> Int {
+    var n = 0
+    for b in bytes where b & 0xC0 != 0x80 { n += 1 }
+    return n
+}

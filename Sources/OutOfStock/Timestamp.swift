@@ -1,0 +1,95 @@
+/// RFC 3339 timestamps ⇄ microseconds since the Unix epoch (UTC).
+public enum Timestamp {
+    /// Parses `YYYY-MM-DDThh:mm:ss[.fraction](Z|±hh:mm)` (T and Z in either case); nil
+    /// when malformed or not a real date and time. Fractions beyond microseconds are cut.
+    public static func parse<Bytes: Collection<UInt8>>(_ text: Bytes) -> Int64? where Bytes.Index == Int {
+        let s = text
+        guard s.count >= 20 else { return nil }
+        let b = s.startIndex
+        func digits(_ at: Int, _ n: Int) -> Int? {
+            var v = 0
+            for i in at..<(at + n) {
+                let c = s[b + i]
+                guard c >= 48 && c <= 57 else { return nil }
+                v = v * 10 + Int(c - 48)
+            }
+            return v
+        }
+        guard let year = digits(0, 4), s[b + 4] == 45, let month = digits(5, 2), s[b + 7] == 45, let day = digits(8, 2),
+              s[b + 10] == 84 || s[b + 10] == 116, let hour = digits(11, 2), s[b + 13] == 58, let minute = digits(14, 2),
+              s[b + 16] == 58, let second = digits(17, 2) else { return nil }
+        guard (1...12).contains(month), day >= 1, day <= daysInMonth(year, month), hour < 24, minute < 60, second < 61 else { return nil }
+        var i = 19
+        var micros = 0
+        if s[b + i] == 46 {
+            i += 1
+            var n = 0
+            while i < s.count, s[b + i] >= 48 && s[b + i] <= 57 {
+                if n < 6 { micros = micros * 10 + Int(s[b + i] - 48) }
+                n += 1
+                i += 1
+            }
+            guard n >= 1 && n <= 9 else { return nil }
+            for _ in min(n, 6)..<6 { micros *= 10 }
+        }
+        guard i < s.count else { return nil }
+        var offsetSeconds = 0
+        if s[b + i] == 90 || s[b + i] == 122 {
+            i += 1
+        } else if s[b + i] == 43 || s[b + i] == 45 {
+            guard i + 6 == s.count, let oh = digits(i + 1, 2), s[b + i + 3] == 58, let om = digits(i + 4, 2), oh < 24, om < 60 else { return nil }
+            offsetSeconds = (oh * 3600 + om * 60) * (s[b + i] == 45 ? -1 : 1)
+            i += 6
+        } else {
+            return nil
+        }
+        guard i == s.count else { return nil }
+        let days = daysFromCivil(year, month, day)
+        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + min(second, 59)) - Int64(offsetSeconds)
+        return seconds * 1_000_000 + Int64(micros)
+    }
+
+    /// Parses a string.
+    public static func parse(_ text: String) -> Int64? { parse(Array(text.utf8)) }
+
+    /// Formats as `YYYY-MM-DDThh:mm:ss.mmmZ` (milliseconds, UTC).
+    public static func format(_ micros: Int64) -> String {
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = Int(seconds - days * 86_400)
+        let (y, m, d) = civilFromDays(Int(days))
+        let millis = Int((micros - seconds * 1_000_000) / 1_000)
+        func pad(_ v: Int, _ n: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, n - s.count)) + s }
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
+    }
+
+    static func daysInMonth(_ year: Int, _ month: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+@testable import EventStore
+@testable import OutOfStock
+
+/// Builds input lines for rule tests.
+func line(_ type: String, _ data: String, id: String? = nil, at: String = "2026-03-01T10:00:00Z", extra: String = "") -> String {
+    let idPart = id.map { "\"id\":\"\($0)\"," } ?? ""
+    return "{\(idPart)\"type\":\"\(type)\",\"tenant\":\"acme\",\"at\":\"\(at)\",\"actor\":\"u001\"\(extra),\"data\":{\(data)}}"
+}
+
+let setupLines = [
+    line("CustomerRegistered", #""customerId":"C-1","number":"1","name":"Ada & Co, \"Ltd\"","region":"North""#),
+    line("CustomerRegistered", #""customerId":"C-2","number":"2","name":"Gone Ltd""#),
+    line("CustomerRemoved", #""customerId":"C-2""#),
+    line("ProductRegistered", #""productId":"P-1","sku":"TS-1","name":"T-shirt","sizes":["S","M","L"],"price":12.5"#),
+    line("OutOfStockReported", #""recordId":"R-1","customerId":"C-1","productId":"P-1","size":"M","quantity":100"#),
+]
+
+/// Runs lines through a fresh store; returns the report.
+func ingest(_ lines: [String], into directory: String, options: IngestOptions = IngestOptions()) async throws -> IngestReport {
+    var storeOptions = StoreOptions()
+    storeOptions.log.partitionCount = 2
+    storeOptions.log.lockTimeoutMilliseconds = 5_000
+    let store = try await EventStore.open(at: directory, options: storeOptions)
+    let path = directory + "-input-\(UUID().uuidString.prefix(6)).ndjson"
+    try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let fd = open(path, O_RDONLY)
+    defer { close(fd) }
+    var reader = LineReader(fd: fd, name: path)
+    let report = try await Ingestor(store: store, options: options).ingest(&reader)
+    try await store.close()
+    return report
+}
+
+func freshDirectory(_ name: String = #function) -> String {
+    NSTemporaryDirectory() + "backorder-domain-\(name.filter(\.isLetter))-\(UUID().uuidString.prefix(8))"
+}
+
+@Suite struct DomainRuleTests {
+    /// Each case: lines after the setup, and the expected rejection (line, field, words of the rule).
+    @Test(arguments: [
+        ([line("DeliveryRecorded", #""recordId":"R-1","quantity":101"#)], 6, "data.quantity", "exceeds the remaining 100"),
+        ([line("DeliveryRecorded", #""recordId":"R-1","quantity":100"#), line("RefundRecorded", #""recordId":"R-1""#)], 7, "data.recordId", "is completed"),
+        ([line("DeliveryRecorded", #""recordId":"R-9","quantity":1"#)], 6, "data.recordId", "unknown record R-9"),
+        ([line("OutOfStockReported", #""recordId":"R-1","customerId":"C-1","productId":"P-1","quantity":5"#)], 6, "data.recordId", "already reported"),
+        ([line("DeliveryRecorded", #""recordId":"R-1","quantity":40"#), line("OutOfStockAmended", #""recordId":"R-1","quantity":30"#)], 7, "data.quantity", "less than the 40 already delivered"),
+        ([line("OutOfStockReported", #""recordId":"R-2","customerId":"C-404","productId":"P-1","quantity":5"#)], 6, "data.customerId", "unknown customer C-404"),
+        ([line("OutOfStockReported", #""recordId":"R-2","customerId":"C-2","productId":"P-1","quantity":5"#)], 6, "data.customerId", "was removed"),
+        ([line("OutOfStockReported", #""recordId":"R-2","customerId":"C-1","productId":"P-1","size":"XXL","quantity":5"#)], 6, "data.size", "comes in S, M, L"),
+        ([line("CustomerRegistered", #""customerId":"C-1","number":"1","name":"Again""#)], 6, "data.customerId", "already registered"),
+        ([line("CustomerUpdated", #""customerId":"C-2","name":"Back""#)], 6, "data.customerId", "was removed"),
+        ([line("OutOfStockClosed", #""recordId":"R-1""#), line("DeliveryRecorded", #""recordId":"R-1","quantity":1"#)], 7, "data.recordId", "is completed"),
+        ([line("OutOfStockDeleted", #""recordId":"R-1""#), line("OutOfStockDeleted", #""recordId":"R-1""#)], 7, "data.recordId", "already deleted"),
+        ([line("RefundRecorded", #""recordId":"R-1""#), line("OutOfStockAmended", #""recordId":"R-1","notes":"x""#)], 7, "data.recordId", "is refunded"),
+        ([line("DeliveryRecorded", #""recordId":"R-1","quantity":5"#, extra: #","expectedVersion":3"#)], 6, "expectedVersion", "is at version 1, not 3"),
+    ])
+    func ruleViolationsAreRejectedWithLineFieldAndRule(lines: [String], errorLine: Int, field: String, words: String) async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let report = try await ingest(setupLines + lines, into: dir)
+        #expect(report.rejected == 1)
+        let error = try #require(report.errors.first)
+        #expect(error.line == errorLine)
+        #expect(error.field == field)
+        #expect(error.message.contains(words), "\(error)")
+        #expect(!report.applied, "one bad line: nothing of the input is applied")
+    }
+
+    @Test func validLifecyclesAreAccepted() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let report = try await ingest(setupLines + [
+            line("DeliveryRecorded", #""recordId":"R-1","quantity":40,"notes":"first""#),
+            line("OutOfStockAmended", #""recordId":"R-1","quantity":60"#),
+            line("DeliveryRecorded", #""recordId":"R-1","quantity":20"#),
+            line("OutOfStockReported", #""recordId":"R-2","customerId":"C-1","productId":"P-1","quantity":5"#),
+            line("RefundRecorded", #""recordId":"R-2","reason":"no longer needed""#),
+            line("OutOfStockDeleted", #""recordId":"R-2""#),
+            line("ProductUpdated", #""productId":"P-1","sizes":["S","M","L","XL"]"#),
+            line("OutOfStockReported", #""recordId":"R-3","customerId":"C-1","productId":"P-1","size":"XL","quantity":7"#),
+        ], into: dir)
+        #expect(report.rejected == 0, "\(report.errors)")
+        #expect(report.appended == 13)
+        #expect(report.assignedIDs.count == 13, "lines without ids get one, reported back")
+    }
+
+    @Test func storedStateDecidesAcrossSeparateInputs() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try await ingest(setupLines, into: dir).appended == 5)
+        // A second run sees the stored record (read back from the store) and its rules.
+        let report = try await ingest([line("DeliveryRecorded", #""recordId":"R-1","quantity":101"#)], into: dir)
+        #expect(report.errors.first?.message.contains("remaining 100") == true)
+        let ok = try await ingest([line("DeliveryRecorded", #""recordId":"R-1","quantity":100"#)], into: dir)
+        #expect(ok.appended == 1)
+    }
+
+    @Test func skipInvalidAppendsTheValidLinesAndKeepsTheRejected() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = IngestOptions()
+        options.skipInvalid = true
+        let report = try await ingest(setupLines + ["{not json", line("DeliveryRecorded", #""recordId":"R-1","quantity":999"#)], into: dir, options: options)
+        #expect(report.appended == 5)
+        #expect(report.rejected == 2)
+        #expect(report.rejectedLines.map(\.error.line) == [6, 7])
+        #expect(report.rejectedLines.first.map { String(decoding: $0.line, as: UTF8.self) } == "{not json")
+    }
+}

@@ -1,0 +1,84 @@
+import Testing
+@testable import EventStore
+@testable import OutOfStock
+
+@Suite struct EncodingTests {
+    @Test func dataRoundTripsThroughTheBinaryEncoding() throws {
+        var data = EventData()
+        data[.recordId] = .string("R-000123")
+        data[.quantity] = .integer(120)
+        data[.price] = .number(18.5)
+        data[.sizes] = .strings(["S", "M", "XL"])
+        data[.notes] = .string("naïve \"quoted\", with commas\nand lines")
+        data[.customerName] = .string("Ada")
+        data[.productName] = .string("Shirt")
+        let decoded = try EventData.decode(data.encoded(), type: "OutOfStockReported", schemaVersion: 2)
+        #expect(decoded == data)
+    }
+
+    /// An OutOfStockReported written as schema version 1 (before the names were kept), as
+    /// bytes frozen here, read through today's decode path.
+    @Test func versionOneEventsAreUpcastOnRead() throws {
+        // Fields: recordId (tag 1, bytes) "R-1", customerId (2) "C-1", productId (3) "P-1",
+        // quantity (5, varint zigzag) 120 — exactly what version 1 wrote.
+        let v1: [UInt8] = [0x0A, 3, 0x52, 0x2D, 0x31, 0x12, 3, 0x43, 0x2D, 0x31, 0x1A, 3, 0x50, 0x2D, 0x31, 0x28, 0xF0, 0x01]
+        let data = try EventData.decode(v1, type: "OutOfStockReported", schemaVersion: 1)
+        #expect(data.string(.recordId) == "R-1")
+        #expect(data.string(.customerId) == "C-1")
+        #expect(data.string(.productId) == "P-1")
+        #expect(data.integer(.quantity) == 120)
+        #expect(data.string(.customerName) == nil, "v1 did not keep names")
+        // And the state machine reads it like a current event.
+        let state = StreamState.none.evolved(by: "OutOfStockReported", data)
+        #expect(state == .record(RecordState(status: .pending, quantity: 120, delivered: 0, customerId: "C-1", productId: "P-1", size: nil)))
+    }
+
+    @Test func newerSchemaVersionsAndDamagedDataAreRejected() {
+        #expect(throws: InputError.self) { try EventData.decode([], type: "OutOfStockReported", schemaVersion: 3) }
+        #expect(throws: InputError.self) { try EventData.decode([0x0A, 9, 0x52], type: "OutOfStockReported", schemaVersion: 2) }
+        #expect(throws: InputError.self) { try EventData.decode([0x0F], type: "OutOfStockReported", schemaVersion: 2) }
+        #expect(throws: InputError.self) { try EventData.decode([], type: "NoSuchType", schemaVersion: 1) }
+        // Unknown field numbers from a newer writer are skipped.
+        let withUnknown: [UInt8] = [0x0A, 1, 0x52, 0xFA, 2, 0x78, 0x79]
+        #expect((try? EventData.decode(withUnknown, type: "OutOfStockDeleted", schemaVersion: 1))?.string(.recordId) == "R")
+    }
+
+    @Test func timestampsParseRFC3339Strictly() {
+        #expect(Timestamp.parse("1970-01-01T00:00:00Z") == 0)
+        #expect(Timestamp.parse("2026-11-22T09:41:07.250Z") == 1_795_340_467_250_000)
+        #expect(Timestamp.parse("2026-11-22T10:41:07.25+01:00") == 1_795_340_467_250_000)
+        #expect(Timestamp.parse("2026-11-22t09:41:07.250123456z") == 1_795_340_467_250_123)
+        #expect(Timestamp.parse("2024-02-29T00:00:00Z") != nil)
+        for bad in ["2026-02-30T00:00:00Z", "2026-11-22T09:41:07", "2026-11-22 09:41:07Z", "2026-13-01T00:00:00Z", "2026-11-22T24:00:00Z", "2026-11-22T09:41:07.Z", "x"] {
+            #expect(Timestamp.parse(bad) == nil, "\(bad)")
+        }
+        #expect(Timestamp.format(1_795_340_467_250_000) == "2026-11-22T09:41:07.250Z")
+    }
+
+    /// Random bytes, truncations and mutations of valid lines: never a crash, always a
+    /// clear verdict with the line number.
+    @Test func mutatedAndTruncatedLinesNeverCrashTheParser() throws {
+        let parser = try InputParser()
+        var random = StateMachinePropertyTests.Random(state: 99)
+        let seeds = setupLines + files(schemasDirectory + "/examples", suffix: ".json").map { text(schemasDirectory + "/examples/" + $0) }
+        var accepted = 0, rejected = 0
+        for n in 0..<20_000 {
+            var bytes = Array((seeds.randomElement(using: &random) ?? "").utf8)
+            switch n % 4 {
+            case 0: bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &random)))
+            case 1: for _ in 0..<Int.random(in: 1...4, using: &random) where !bytes.isEmpty { bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random) }
+            case 2: bytes = (0..<Int.random(in: 0...300, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            default: if !bytes.isEmpty { bytes.insert(contentsOf: Array("[{\"\\u0000".utf8).shuffled(using: &random), at: Int.random(in: 0..<bytes.count, using: &random)) }
+            }
+            let result = bytes.withUnsafeBytes { parser.parse($0, line: n + 1) }
+            switch result {
+            case .success: accepted += 1
+            case let .failure(error):
+                rejected += 1
+                #expect(error.line == n + 1)
+                #expect(!error.message.isEmpty)
+            }
+        }
+        #expect(rejected > 10_000 && accepted > 0)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+
+/// Runs the built `backorder` executable and returns (status, stdout, stderr).
+func runBackorder(_ arguments: [String], stdin: String? = nil) throws -> (Int32, String, String) {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var directory = bundle.deletingLastPathComponent()
+    var executable: String?
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent("backorder").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { executable = candidate; break }
+        directory = directory.deletingLastPathComponent()
+    }
+    guard let executable else { throw CLIError(message: "backorder executable not found near \(bundle.path); run swift build first") }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let output = out.fileHandleForReading.readDataToEndOfFile()
+    let error = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+}
+
+struct CLIError: Error { let message: String }
+
+@Suite(.serialized) struct AppendCommandTests {
+    @Test func generateAppendAppendAgainAndConflict() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let input = dir + "/events.ndjson"
+        let (genStatus, generated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "5", "--customers", "50", "--products", "20"])
+        #expect(genStatus == 0)
+        try generated.write(toFile: input, atomically: true, encoding: .utf8)
+        #expect(generated.split(separator: "\n").count == 3_000)
+        let (again, regenerated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "5", "--customers", "50", "--products", "20"])
+        #expect(again == 0 && regenerated == generated, "the generator is deterministic")
+
+        let data = dir + "/store"
+        let (status, out, err) = try runBackorder(["append", input, "--data", data, "--json"])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("\"appended\":3000"))
+        #expect(out.contains("\"duplicates\":0"))
+
+        let (status2, out2, _) = try runBackorder(["append", input, "--data", data, "--json"])
+        #expect(status2 == 0)
+        #expect(out2.contains("\"appended\":0"))
+        #expect(out2.contains("\"duplicates\":3000"))
+
+        // A conflicting expected version: a clear error, exit 1, nothing written.
+        let conflict = line("OutOfStockAmended", #""recordId":"R-000001","notes":"late""#, extra: #","expectedVersion":99"#)
+            .replacingOccurrences(of: "\"acme\"", with: "\"default\"")
+        let (status3, _, err3) = try runBackorder(["append", "-", "--data", data], stdin: conflict + "\n")
+        #expect(status3 == 1)
+        #expect(err3.contains("line 1: field expectedVersion"), "\(err3)")
+        #expect(err3.contains("not 99"))
+        #expect(err3.contains("nothing was appended"))
+
+        // --expect-version for a single-stream input.
+        let (status4, _, err4) = try runBackorder(["append", "-", "--data", data, "--expect-version", "0"],
+                                                 stdin: line("OutOfStockAmended", #""recordId":"R-000001","notes":"late""#)
+                                                    .replacingOccurrences(of: "\"acme\"", with: "\"default\"") + "\n")
+        #expect(status4 == 1, "R-000001 exists, so version 0 is wrong")
+        #expect(err4.contains("field expectedVersion"), "\(err4)")
+    }
+
+    @Test func oneBadLineRejectsTheWholeInput() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let lines = setupLines + [line("DeliveryRecorded", #""recordId":"R-1","quantity":"ten""#), line("DeliveryRecorded", #""recordId":"R-1","quantity":10"#)]
+        let (status, out, err) = try runBackorder(["append", "-", "--data", dir, "--json"], stdin: lines.joined(separator: "\n"))
+        #expect(status == 1)
+        #expect(out.contains("\"appended\":0"))
+        #expect(out.contains("\"applied\":false"))
+        #expect(out.contains("{\"line\":6,\"field\":\"data.quantity\""), "\(out) \(err)")
+        // Then with --skip-invalid the valid lines go in and the bad one is written out.
+        let rejectedPath = dir + "-rejected.ndjson"
+        defer { try? FileManager.default.removeItem(atPath: rejectedPath) }
+        let (status2, out2, _) = try runBackorder(["append", "-", "--data", dir, "--json", "--skip-invalid", "--rejected", rejectedPath], stdin: lines.joined(separator: "\n"))
+        #expect(status2 == 3)
+        #expect(out2.contains("\"appended\":6"))
+        let rejected = (try? String(contentsOfFile: rejectedPath, encoding: .utf8)) ?? ""
+        #expect(rejected.contains("\"line\":6"))
+        #expect(rejected.contains("\\\"ten\\\""))
+    }
+
+    @Test func unreadableInputAndBadOptionsFailClearly() throws {
+        let (status, _, err) = try runBackorder(["append", "/nonexistent/events.ndjson", "--data", freshDirectory()])
+        #expect(status == 1)
+        #expect(err.contains("cannot read /nonexistent/events.ndjson"))
+        let (status2, _, err2) = try runBackorder(["append", "-", "--durability", "sometimes"])
+        #expect(status2 != 0)
+        #expect(err2.contains("unknown durability"))
+    }
+}

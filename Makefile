@@ -1,8 +1,8 @@
 # Backorder — the two commands of the README:
-#   make demo   install dependencies, build, append a generated sample, print log statistics
+#   make demo   install dependencies, build, generate a realistic data set, append it, show the log
 #   make test   install dependencies, build, run the whole test suite
 SHELL := /bin/bash
-APT_PACKAGES := liblz4-dev libzstd-dev pkg-config
+APT_PACKAGES := liblz4-dev libzstd-dev libsimdjson-dev pkg-config
 DATA ?= demo-data
 EVENTS ?= 200000
 SWIFT_BUILD_FLAGS ?=
@@ -22,8 +22,10 @@ build: deps
 	swift build $(SWIFT_BUILD_FLAGS)
 
 demo: build
-	rm -rf $(DATA)
-	.build/debug/backorder log append-sample --data $(DATA) --events $(EVENTS)
+	rm -rf $(DATA) && mkdir -p $(DATA)
+	.build/debug/backorder generate --events $(EVENTS) --seed 1 > $(DATA)/events.ndjson
+	.build/debug/backorder append $(DATA)/events.ndjson --data $(DATA)
+	.build/debug/backorder append $(DATA)/events.ndjson --data $(DATA)
 	.build/debug/backorder log stats --data $(DATA)
 	.build/debug/backorder log verify --data $(DATA)
 

@@ -19,7 +19,8 @@ public struct GeneratorOptions: Sendable {
     /// Products registered per tenant (at least 1).
     public var productsPerTenant: Int = 1_000
     /// Start of the business-time window, in microseconds since the Unix epoch
-    /// (default 2026-01-01T00:00:00Z). Registrations happen at the start; requests follow.
+    /// (default 2026-01-01T00:00:00Z). Registrations happen at the start; requests follow on
+    /// weekdays, 08:00–18:00 UTC. Keep it within years 1970–9000 so every time is a 4-digit year.
     public var start: Int64 = 1_767_225_600_000_000
     /// Length of the window over which requests are spread, in calendar days (at least 1).
     /// Deliveries and other follow-ups of late requests may fall after the window.
@@ -49,8 +50,9 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
 
     // MARK: Tuning
 
-    /// Events per record on average (report plus lifecycle), used to spread requests over the window.
-    private static let eventsPerRecord = 2.27
+    /// Events per record on average (report, lifecycle and the updates between records), used to
+    /// spread requests over the window: 1 + 1.237 lifecycle steps (from `planLifecycle`) + ≈0.021 updates.
+    private static let eventsPerRecord = 2.258
     /// Chance (per million) at a record boundary of a CustomerUpdated/ProductUpdated (≈ 1% of events).
     private static let updatePerMillion = 23_000
     /// Chance (per million) at a record boundary that a multi-line order (shared correlationId) starts.
@@ -99,6 +101,8 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
     private var productGarment: [UInt8] = []
     private var customerMultiplier = 1
     private var productMultiplier = 1
+    private var customerOffset = 0
+    private var productOffset = 0
     private var registrationEnd: Int64 = 0
     private var mondayBase: Int64 = 0  // day number of the Monday of the first business day's week
     private var firstWeekday = 0  // weekday (0–4) of the first business day
@@ -119,6 +123,7 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
     /// Whether at least two lines of the order start with a delivery; those then share one
     /// delivery time and a second correlationId ("many deliveries at once").
     private var batchSharedDelivery = false
+    private var batchDeliveryActor = 0
     private var batchPlanSteps: [UInt64] = []
     private var batchPlanCounts: [Int] = []
     private var batchPlanPartials: [Int] = []
@@ -211,20 +216,21 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
     private mutating func startTenant(_ index: Int) {
         tenantIndex = index
         tenantLeft = total / tenantCount + (index < total % tenantCount ? 1 : 0)
-        rng = Xoshiro256(seed: SplitMix64.mix(seed ^ SplitMix64.mix(UInt64(index) &+ 0x7465_6E61_6E74)))
+        // Every option goes into the tenant's seed, so data sets made with different options never
+        // share event ids (a store would take those for duplicates).
+        var h = SplitMix64.mix(seed)
+        for value in [UInt64(total), UInt64(tenantCount), UInt64(customerCount), UInt64(productCount),
+                      UInt64(bitPattern: start), UInt64(days), UInt64(index)] {
+            h = SplitMix64.mix(h ^ value)
+        }
+        rng = Xoshiro256(seed: h)
 
-        tenantJSON.removeAll(keepingCapacity: true)
         if tenantCount == 1 {
-            tenantJSON.append(contentsOf: Array("\"default\"".utf8))
+            tenantJSON = Array("\"default\"".utf8)
         } else {
-            tenantJSON.append(0x22)
-            tenantJSON.append(0x74)  // t
-            let saved = out
-            out.removeAll(keepingCapacity: true)
-            putPadded(index + 1, width: 3)
-            tenantJSON.append(contentsOf: out)
-            out = saved
-            tenantJSON.append(0x22)
+            let number = String(index + 1)
+            let zeros = String(repeating: "0", count: Swift.max(0, 3 - number.count))
+            tenantJSON = Array("\"t\(zeros)\(number)\"".utf8)
         }
 
         phase = .customers
@@ -236,6 +242,8 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
         productGarment = [UInt8](repeating: 0, count: productCount)
         customerMultiplier = coprimeMultiplier(for: customerCount)
         productMultiplier = coprimeMultiplier(for: productCount)
+        customerOffset = rng.below(customerCount)
+        productOffset = rng.below(productCount)
         registrationEnd = start + Int64(customerCount + productCount) * Self.registrationSpacing
 
         // Business calendar: weekdays, 08:00–18:00 UTC, from the first weekday on or after `start`.
@@ -245,8 +253,8 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
         firstWeekday = CivilTime.weekday(ofDay: firstDay)
         mondayBase = firstDay - Int64(firstWeekday)
         let startDay = CivilTime.day(ofMicroseconds: start)
-        var businessDays = 0
-        for d in 0..<Int64(days) where CivilTime.weekday(ofDay: startDay + d) < 5 { businessDays += 1 }
+        var businessDays = (days / 7) * 5
+        for d in 0..<Int64(days % 7) where CivilTime.weekday(ofDay: startDay + d) < 5 { businessDays += 1 }
         businessDays = Swift.max(1, businessDays)
         let registrations = customerCount + productCount
         let expectedRecords = Swift.max(1.0, Double(Swift.max(0, tenantLeft - registrations)) / Self.eventsPerRecord)
@@ -280,13 +288,13 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
     private mutating func pickCustomer() -> Int {
         let u = rng.unit()
         let raw = Int(Double(customerCount) * u * u)
-        return (raw &* customerMultiplier) % customerCount
+        return (raw &* customerMultiplier &+ customerOffset) % customerCount
     }
 
     private mutating func pickProduct() -> Int {
         let u = rng.unit()
         let raw = Int(Double(productCount) * u * u)
-        return (raw &* productMultiplier) % productCount
+        return (raw &* productMultiplier &+ productOffset) % productCount
     }
 
     /// A size of the product, weighted by popularity; `excluding` is avoided when possible.
@@ -389,6 +397,7 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
         batchCorrelation = (rng.next(), rng.next())
         batchDeliveryAt = later(batchAt, minDays: 2, maxDays: 22)
         batchDeliveryCorrelation = (rng.next(), rng.next())
+        batchDeliveryActor = pickActor()
         // Plan every line now, so the shared delivery is used only when two or more lines join it.
         batchPlanSteps.removeAll(keepingCapacity: true)
         batchPlanCounts.removeAll(keepingCapacity: true)
@@ -535,7 +544,7 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
             }
             recDelivered += amount
             recLastAt = at
-            header("DeliveryRecorded", at: at, actor: pickActor(),
+            header("DeliveryRecorded", at: at, actor: shared ? batchDeliveryActor : pickActor(),
                    correlation: shared ? batchDeliveryCorrelation : nil)
             put("\"recordId\":")
             putID("R-", recNumber)

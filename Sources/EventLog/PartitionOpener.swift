@@ -61,8 +61,10 @@ struct PartitionOpener {
             if try active.file.size() != active.size {
                 // Cut the torn tail or the zero-filled space; the writer zero-fills anew.
                 try active.file.truncate(to: active.size)
-                try active.file.sync()
             }
+            // Whatever a previous writer left unsynced (in none or interval mode) is made
+            // durable now, before anyone builds on it.
+            try active.file.sync()
             if createdFile { try storage.syncDirectory(directory) }
             let durable = point.map { $0.segmentBase == active.baseOffset ? min($0.position, active.size) : 0 } ?? 0
             writer = try PartitionWriter(storage: storage, directory: directory, options: options,

@@ -25,11 +25,14 @@ public final class WriteAheadLog: Sendable {
     /// The acknowledgement policy of appends.
     public let durability: Durability
     private let partitions: [Partition]
+    /// Number of partitions (stored: read on every append).
+    public let partitionCount: Int
 
     private init(path: String, manifest: Manifest, partitions: [Partition], durability: Durability) {
         self.path = path
         self.manifest = manifest
         self.partitions = partitions
+        self.partitionCount = partitions.count
         self.durability = durability
         self.recoveryEvents = partitions.flatMap(\.recoveryEvents)
     }
@@ -71,12 +74,11 @@ public final class WriteAheadLog: Sendable {
         return WriteAheadLog(path: path, manifest: manifest, partitions: partitions, durability: options.durability)
     }
 
-    /// Number of partitions.
-    public var partitionCount: Int { partitions.count }
 
     /// The partition of records with `key` (stable FNV-1a hash).
+    @inlinable
     public func partition<Key: Sequence<UInt8>>(forKey key: Key) -> Int {
-        Partitioner.partition(forKey: key, partitionCount: partitions.count)
+        Partitioner.partition(forKey: key, partitionCount: partitionCount)
     }
 
     /// Appends a batch to one partition, atomically: all its records or none become

@@ -5,10 +5,10 @@ import Foundation
 /// offsets, encodes, and submits the batches — all under the locks of the partitions it
 /// touches, so that no other append can slip in between a check and its write.
 struct AppendPlan {
-    typealias Indexed = (id: EventID, stream: StreamHash, version: Int64, offset: Int64)
+    typealias Indexed = IndexedEvent
 
     struct Submission: Sendable {
-        let partition: StorePartition
+        let partition: Int
         let ticket: AppendTicket
         let indexed: [Indexed]
     }
@@ -38,17 +38,14 @@ struct AppendPlan {
         self.partitionNumbers = Array(Set(partitionOfEvent)).sorted()
     }
 
-    /// Checks, then submits. Throws before submitting anything when a check fails.
-    ///
-    /// Takes every partition's lock (in order): event ids are unique across the whole
-    /// store, so a duplicate is looked for in every partition's id index.
+    /// Checks, then submits, holding the index lock so that no other append slips in
+    /// between a check and its write. Throws before submitting anything when a check fails.
     func checkAndSubmit() throws -> SubmittedAppend {
-        let all = store.partitions
-        for partition in all { partition.lock.lock() }
-        defer { for partition in all.reversed() { partition.lock.unlock() } }
-        let touched = partitionNumbers.map { store.partitions[$0] }
-        for partition in touched {
-            if let failure = partition.failure { throw EventStoreError.partitionFailed(partition.number, failure.description) }
+        let index = store.index
+        index.lock.lock()
+        defer { index.lock.unlock() }
+        for partition in partitionNumbers {
+            if let failure = index.failure[partition] { throw EventStoreError.partitionFailed(partition, failure.description) }
         }
 
         // Pass 1: duplicates and expected versions. Nothing is changed yet.
@@ -58,13 +55,12 @@ struct AppendPlan {
         var versionInCall: [StreamHash: Int64] = [:]
         var firstWithID: [EventID: Int] = [:]
         for (i, event) in events.enumerated() {
-            let partition = store.partitions[partitionOfEvent[i]]
             if let earlier = firstWithID[event.id] { duplicateOf[i] = earlier; continue }
-            if let (number, stored) = store.lockedLookup(event.id) {
-                outcomes[i] = .duplicate(Position(partition: number, offset: stored.offset), version: stored.version)
+            if let stored = index.existing(event.id) {
+                outcomes[i] = .duplicate(Position(partition: stored.partition, offset: stored.offset), version: stored.version)
                 continue
             }
-            let current = versionInCall[hashes[i]] ?? partition.head(of: hashes[i])?.version ?? 0
+            let current = versionInCall[hashes[i]] ?? index.head(of: hashes[i], partition: partitionOfEvent[i])?.version ?? 0
             guard event.expectedVersion.admits(current) else {
                 throw EventStoreError.wrongExpectedVersion(tenant: event.tenant, stream: event.stream, expected: event.expectedVersion, actual: current)
             }
@@ -77,8 +73,10 @@ struct AppendPlan {
         let now = Self.nowMicroseconds()
         var submissions: [Submission] = []
         var value: [UInt8] = []
-        for partition in touched {
-            let members = events.indices.filter { partitionOfEvent[$0] == partition.number && outcomes[$0] == nil && duplicateOf[$0] == nil }
+        var members = [[Int]](repeating: [], count: store.log.partitionCount)
+        for i in events.indices where outcomes[i] == nil && duplicateOf[i] == nil { members[partitionOfEvent[i]].append(i) }
+        for partition in partitionNumbers {
+            let members = members[partition]
             var previousInCall: [StreamHash: Int64] = [:]
             var start = 0
             while start < members.count {
@@ -87,30 +85,27 @@ struct AppendPlan {
                 var batch = RecordBatchBuilder(reservingCapacity: chunk.count * 200)
                 var indexed: [Indexed] = []
                 indexed.reserveCapacity(chunk.count)
-                let base = partition.nextOffset
+                let base = index.nextOffset[partition]
                 for (k, i) in chunk.enumerated() {
                     let event = events[i]
                     let offset = base + Int64(k)
-                    let previous = previousInCall[hashes[i]] ?? partition.head(of: hashes[i])?.offset
+                    let previous = previousInCall[hashes[i]] ?? index.head(of: hashes[i], partition: partition)?.offset
                     EnvelopeCodec.encode(event, streamVersion: versions[i], previousOffset: previous, into: &value)
                     try batch.append(key: EnvelopeCodec.key(tenant: event.tenant, stream: event.stream), value: value, timestamp: now)
                     previousInCall[hashes[i]] = offset
-                    indexed.append((event.id, hashes[i], versions[i], offset))
-                    outcomes[i] = .appended(Position(partition: partition.number, offset: offset), version: versions[i])
+                    indexed.append(IndexedEvent(id: event.id, stream: hashes[i], version: versions[i], offset: offset))
+                    outcomes[i] = .appended(Position(partition: partition, offset: offset), version: versions[i])
                 }
                 let ticket: AppendTicket
                 do {
-                    ticket = try store.log.submit(batch, partition: partition.number, expectedBaseOffset: base)
+                    ticket = try store.log.submit(batch, partition: partition, expectedBaseOffset: base)
                 } catch {
                     let failure = EventStoreError.wrap(error)
-                    partition.failure = failure
+                    index.failure[partition] = failure
                     throw failure
                 }
-                partition.nextOffset = base + Int64(chunk.count)
-                for entry in indexed {
-                    partition.inFlightIDs[entry.id] = StorePartition.InFlight(version: entry.version, offset: entry.offset)
-                    partition.inFlightStreams[entry.stream] = StorePartition.InFlight(version: entry.version, offset: entry.offset)
-                }
+                index.nextOffset[partition] = base + Int64(chunk.count)
+                index.markInFlight(indexed, partition: partition)
                 submissions.append(Submission(partition: partition, ticket: ticket, indexed: indexed))
             }
         }
@@ -122,7 +117,7 @@ struct AppendPlan {
                 outcomes[i] = .duplicate(original.position, version: version)
             }
         }
-        return SubmittedAppend(submissions: submissions, outcomes: outcomes.compactMap { $0 })
+        return SubmittedAppend(index: index, submissions: submissions, outcomes: outcomes.compactMap { $0 })
     }
 
     static func nowMicroseconds() -> Int64 {
@@ -136,6 +131,7 @@ struct AppendPlan {
 /// they are acknowledged. Submitting the next append before awaiting this one lets
 /// compression and encoding overlap the disk flush.
 public struct SubmittedAppend: Sendable {
+    let index: StoreIndex
     let submissions: [AppendPlan.Submission]
     let outcomes: [AppendOutcome]
 
@@ -146,11 +142,11 @@ public struct SubmittedAppend: Sendable {
         for submission in submissions {
             do {
                 _ = try await submission.ticket.acknowledgement()
-                try submission.partition.lock.withLock { try submission.partition.apply(submission.indexed) }
+                try index.lock.withLock { try index.apply(submission.indexed, partition: submission.partition) }
             } catch {
                 let failure = EventStoreError.wrap(error)
-                submission.partition.lock.withLock {
-                    if submission.partition.failure == nil { submission.partition.failure = failure }
+                index.lock.withLock {
+                    if index.failure[submission.partition] == nil { index.failure[submission.partition] = failure }
                 }
                 if firstError == nil { firstError = failure }
             }

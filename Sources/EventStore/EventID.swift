@@ -14,19 +14,20 @@ public struct EventID: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Parses the 36-character text form (hex digits in either case); nil if malformed.
-    public init?<Bytes: Collection<UInt8>>(text: Bytes) {
+    public init?(text: UnsafeRawBufferPointer) {
         guard text.count == 36 else { return nil }
         var high: UInt64 = 0, low: UInt64 = 0, digits = 0
-        for (i, byte) in text.enumerated() {
+        for i in 0..<36 {
+            let byte = text[i]
             if i == 8 || i == 13 || i == 18 || i == 23 {
                 guard byte == UInt8(ascii: "-") else { return nil }
                 continue
             }
             let value: UInt8
             switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte &- UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte &- UInt8(ascii: "a") &+ 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte &- UInt8(ascii: "A") &+ 10
             default: return nil
             }
             if digits < 16 { high = high << 4 | UInt64(value) } else { low = low << 4 | UInt64(value) }
@@ -36,7 +37,10 @@ public struct EventID: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Parses the text form of a string.
-    public init?(_ text: String) { self.init(text: Array(text.utf8)) }
+    public init?(_ text: String) {
+        guard let id = Array(text.utf8).withUnsafeBytes({ EventID(text: $0) }) else { return nil }
+        self = id
+    }
 
     /// A random version-4 id.
     public static func random<G: RandomNumberGenerator>(using generator: inout G) -> EventID {

@@ -40,13 +40,13 @@ public final class EventStore: Sendable {
     public let log: WriteAheadLog
     /// The store's directory (`log/` and `index/` are inside).
     public let directory: String
-    let partitions: [StorePartition]
+    let index: StoreIndex
     let options: StoreOptions
 
-    private init(log: WriteAheadLog, directory: String, partitions: [StorePartition], options: StoreOptions) {
+    private init(log: WriteAheadLog, directory: String, index: StoreIndex, options: StoreOptions) {
         self.log = log
         self.directory = directory
-        self.partitions = partitions
+        self.index = index
         self.options = options
     }
 
@@ -58,59 +58,18 @@ public final class EventStore: Sendable {
         let log: WriteAheadLog
         do { log = try await WriteAheadLog.open(at: directory + "/log", options: logOptions) } catch { throw EventStoreError.wrap(error) }
         do {
-            var partitions: [StorePartition] = []
-            for number in 0..<log.partitionCount {
-                let indexDirectory = directory + "/index/" + String(format: "partition-%04d", number)
-                try FileManager.default.createDirectory(atPath: indexDirectory, withIntermediateDirectories: true)
-                let partition = StorePartition(
-                    number: number, nextOffset: try log.endOffset(partition: number),
-                    streams: try PersistentHashTable(path: indexDirectory + "/streams.table"),
-                    ids: try PersistentHashTable(path: indexDirectory + "/event-ids.table"))
-                try catchUp(partition, log: log)
-                partition.streams.setFsyncOnly(options.log.durability == .fsync)
-                partition.ids.setFsyncOnly(options.log.durability == .fsync)
-                partitions.append(partition)
-            }
-            return EventStore(log: log, directory: directory, partitions: partitions, options: options)
+            let ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) }
+            let index = try StoreIndex(directory: directory + "/index", logEnds: ends, fsyncOnly: options.log.durability == .fsync)
+            try index.lock.withLock { try index.recover(from: log) }
+            return EventStore(log: log, directory: directory, index: index, options: options)
         } catch {
             await log.close()
             throw EventStoreError.wrap(error)
         }
     }
 
-    /// Brings a partition's indexes up to the log's end: from their checkpoint when they
-    /// can be trusted up to it, else from the start (docs/EVENTS.md, "Index recovery").
-    private static func catchUp(_ partition: StorePartition, log: WriteAheadLog) throws {
-        let end = partition.nextOffset
-        var from = min(partition.ids.header.coveredThrough, partition.streams.header.coveredThrough)
-        let trusted = [partition.ids.header, partition.streams.header].allSatisfy { ($0.clean || $0.fsyncOnly) && $0.coveredThrough <= end }
-        if !trusted {
-            try partition.ids.reset()
-            try partition.streams.reset()
-            from = 0
-        }
-        guard from < end else { return }
-        var cursor = try log.cursor(partition: partition.number, from: from)
-        var indexed: [(id: EventID, stream: StreamHash, version: Int64, offset: Int64)] = []
-        while let batch = try cursor.next() {
-            indexed.removeAll(keepingCapacity: true)
-            var malformed: Int64?
-            batch.forEach { record in
-                guard record.offset >= from else { return }
-                if let fields = EnvelopeCodec.indexFields(record) {
-                    indexed.append((fields.id, fields.stream, fields.version, record.offset))
-                } else if malformed == nil {
-                    malformed = record.offset
-                }
-            }
-            if let malformed { throw EventStoreError.malformedEvent(Position(partition: partition.number, offset: malformed), "unreadable envelope") }
-            try partition.apply(indexed)
-        }
-        try partition.checkpoint(clean: false)
-    }
-
     /// Number of partitions.
-    public var partitionCount: Int { partitions.count }
+    public var partitionCount: Int { log.partitionCount }
 
     /// The partition a stream lives in.
     public func partition(tenant: String, stream: String) -> Int {
@@ -128,7 +87,7 @@ public final class EventStore: Sendable {
     /// log; await `acknowledged()` on the result for their outcomes. Appends submitted
     /// one after another are applied in that order.
     public func submit(_ events: [NewEvent]) async throws -> SubmittedAppend {
-        guard !events.isEmpty else { return SubmittedAppend(submissions: [], outcomes: []) }
+        guard !events.isEmpty else { return SubmittedAppend(index: index, submissions: [], outcomes: []) }
         let plan = try AppendPlan(events: events, store: self)
         do {
             for partition in plan.partitionNumbers { try await log.waitForQueueSpace(partition: partition) }
@@ -139,37 +98,27 @@ public final class EventStore: Sendable {
     }
 
     /// Where an event id is stored (or in flight), and its stream version; nil when new.
-    public func storedPosition(of id: EventID) -> (position: Position, version: Int64)? {
-        for partition in partitions { partition.lock.lock() }
-        defer { for partition in partitions.reversed() { partition.lock.unlock() } }
-        return lockedLookup(id).map { (Position(partition: $0.0, offset: $0.1.offset), $0.1.version) }
-    }
-
-    /// Looks an id up in every partition; the caller holds every partition's lock.
-    func lockedLookup(_ id: EventID) -> (Int, StorePartition.InFlight)? {
-        for partition in partitions {
-            if let found = partition.existing(id) { return (partition.number, found) }
+    public func storedPosition(of id: EventID) -> StoredID? {
+        index.lock.withLock {
+            index.existing(id).map { StoredID(position: Position(partition: $0.partition, offset: $0.offset), version: $0.version) }
         }
-        return nil
     }
 
     /// The current version of a stream (0 when it does not exist).
     public func version(tenant: String, stream: String) -> Int64 {
-        let partition = partitions[self.partition(tenant: tenant, stream: stream)]
-        partition.lock.lock()
-        defer { partition.lock.unlock() }
-        return partition.head(of: StreamHash(tenant: tenant, stream: stream))?.version ?? 0
+        let partition = self.partition(tenant: tenant, stream: stream)
+        return index.lock.withLock { index.head(of: StreamHash(tenant: tenant, stream: stream), partition: partition)?.version ?? 0 }
     }
 
     /// Every acknowledged event of a stream, in version order, found through the stream
     /// index and the events' links (no partition scan).
     public func readStream(tenant: String, stream: String) throws -> [StoredEvent] {
         let number = self.partition(tenant: tenant, stream: stream)
-        let partition = partitions[number]
-        partition.lock.lock()
-        let head = partition.streams.lookup(StreamHash(tenant: tenant, stream: stream).k0, StreamHash(tenant: tenant, stream: stream).k1)
-        partition.lock.unlock()
-        guard let head else { return [] }
+        let hash = StreamHash(tenant: tenant, stream: stream)
+        // Only acknowledged events: the table, not what is in flight.
+        let stored = index.lock.withLock { index.streams[number].lookup(hash.k0, hash.k1) }
+        guard let stored else { return [] }
+        let head = (offset: stored.offset, value: stored.value)
         var events: [StoredEvent] = []
         var next: Int64? = head.offset
         while let offset = next {
@@ -216,12 +165,18 @@ public final class EventStore: Sendable {
     /// Flushes and closes the log and marks the indexes clean.
     public func close() async throws {
         await log.close()
-        for partition in partitions {
-            try partition.lock.withLock {
-                if partition.failure == nil && partition.inFlightIDs.isEmpty { try partition.checkpoint(clean: true) }
-            }
+        try index.lock.withLock {
+            if index.failure.allSatisfy({ $0 == nil }) { try index.checkpoint(clean: true) }
         }
     }
+}
+
+/// Where a stored event id is, and its stream version.
+public struct StoredID: Sendable, Equatable {
+    /// The event's position.
+    public let position: Position
+    /// Its version in its stream.
+    public let version: Int64
 }
 
 /// Reads a partition's events in order, one log batch at a time.

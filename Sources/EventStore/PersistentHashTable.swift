@@ -7,12 +7,12 @@ import EventLog
 /// index of event ids and of stream heads (docs/EVENTS.md, "Indexes").
 ///
 /// The table is a cache of the log, never the truth: every entry can be rebuilt from the
-/// log, and its header records the log offset it covers (`coveredThrough`). Slots hold a
-/// 128-bit key and two 64-bit values; the key (0, 0) with value 0 marks an empty slot, so
-/// stored offsets are kept +1. The process's own memory stays constant whatever the
-/// table's size: the pages belong to the OS page cache.
+/// log; which log offsets the tables cover is recorded beside them (`StoreIndex`). Slots
+/// hold a 128-bit key and two 64-bit values; an empty slot has offset field 0, so stored
+/// offsets are kept +1. The process's own memory stays constant whatever the table's
+/// size: the pages belong to the OS page cache.
 ///
-/// Not thread-safe: the owning store partition serializes access with its lock.
+/// Not thread-safe: `StoreIndex` serializes access with its lock.
 final class PersistentHashTable: @unchecked Sendable {
     static let magic: UInt32 = 0x5448_4B42 // "BKHT"
     static let headerBytes = 4096
@@ -22,13 +22,6 @@ final class PersistentHashTable: @unchecked Sendable {
     struct Header: Equatable {
         var capacity: Int
         var count: Int
-        /// Every log offset below this is in the table.
-        var coveredThrough: Int64
-        /// The table was closed cleanly (its pages and header are in step).
-        var clean: Bool
-        /// Every entry added since `coveredThrough` points at an event acknowledged in
-        /// fsync mode, so it is on disk: a catch-up from `coveredThrough` repairs the table.
-        var fsyncOnly = true
     }
 
     let path: String
@@ -36,7 +29,8 @@ final class PersistentHashTable: @unchecked Sendable {
     private var base: UnsafeMutableRawPointer
     private var mappedBytes: Int
     private(set) var header: Header
-    private var dirty = false
+    /// The file was missing or unusable and was created empty: it covers nothing.
+    let wasCreated: Bool
 
     /// Opens or creates the table file. Returns nil for `header` problems the caller
     /// resolves by rebuilding (a missing, torn or foreign file).
@@ -46,7 +40,7 @@ final class PersistentHashTable: @unchecked Sendable {
         guard fd >= 0 else { throw EventStoreError.io("open \(path)", errno) }
         var info = stat()
         fstat(fd, &info)
-        var header = Header(capacity: Self.initialCapacity, count: 0, coveredThrough: 0, clean: true)
+        var header = Header(capacity: Self.initialCapacity, count: 0)
         var fresh = true
         if Int(info.st_size) >= Self.headerBytes {
             var raw = [UInt8](repeating: 0, count: 64)
@@ -72,7 +66,8 @@ final class PersistentHashTable: @unchecked Sendable {
         self.base = mapped
         self.mappedBytes = bytes
         self.header = header
-        if fresh { header.clean = false; writeHeader() }
+        self.wasCreated = fresh
+        if fresh { writeHeader() }
     }
 
     deinit {
@@ -80,16 +75,13 @@ final class PersistentHashTable: @unchecked Sendable {
         close(fd)
     }
 
-    /// Whether the table was newly created or found unusable (and so covers nothing).
-    var isEmpty: Bool { header.count == 0 && header.coveredThrough == 0 }
-
     // MARK: Lookup and update
 
     /// The values stored under a key.
     func lookup(_ k0: UInt64, _ k1: UInt64) -> (offset: Int64, value: Int64)? {
         let mask = header.capacity - 1
         var slot = Int(truncatingIfNeeded: Self.mix(k0 ^ (k1 &* 0x9E37_79B9_7F4A_7C15))) & mask
-        while true {
+        for _ in 0..<header.capacity {
             let p = base + Self.headerBytes + slot * Self.slotBytes
             let stored = p.load(fromByteOffset: 16, as: Int64.self)
             if stored == 0 { return nil }
@@ -98,17 +90,17 @@ final class PersistentHashTable: @unchecked Sendable {
             }
             slot = (slot + 1) & mask
         }
+        return nil
     }
 
     /// Inserts or replaces the values of a key; with `onlyIfNewer`, a stored entry with
     /// a larger or equal `value` is kept (stream heads only move forward).
     func upsert(_ k0: UInt64, _ k1: UInt64, offset: Int64, value: Int64, onlyIfNewer: Bool) throws {
         precondition(offset >= 0, "offsets are never negative")
-        if !dirty { markDirty() }
         if (header.count + 1) * 2 > header.capacity { try grow() }
         let mask = header.capacity - 1
         var slot = Int(truncatingIfNeeded: Self.mix(k0 ^ (k1 &* 0x9E37_79B9_7F4A_7C15))) & mask
-        while true {
+        for _ in 0..<header.capacity {
             let p = base + Self.headerBytes + slot * Self.slotBytes
             let stored = p.load(fromByteOffset: 16, as: Int64.self)
             if stored == 0 {
@@ -127,41 +119,32 @@ final class PersistentHashTable: @unchecked Sendable {
             }
             slot = (slot + 1) & mask
         }
+        // Every slot taken (possible only with a stale count after a crash): grow and retry.
+        header.count = header.capacity
+        try upsert(k0, k1, offset: offset, value: value, onlyIfNewer: onlyIfNewer)
     }
 
     /// Empties the table (before a rebuild from the log).
-    func reset() throws {
+    func reset() {
         memset(base + Self.headerBytes, 0, header.capacity * Self.slotBytes)
         header.count = 0
-        header.coveredThrough = 0
-        markDirty()
+        writeHeader()
     }
 
-    // MARK: Durability of the cache
+    /// Counts the occupied slots (after a crash the header's count may be stale).
+    func recount() {
+        var count = 0
+        for slot in 0..<header.capacity where (base + Self.headerBytes + slot * Self.slotBytes).load(fromByteOffset: 16, as: Int64.self) != 0 {
+            count += 1
+        }
+        header.count = count
+        writeHeader()
+    }
 
-    /// Makes the slots durable, then records that they cover the log below `offset`.
-    func checkpoint(coveredThrough offset: Int64, clean: Bool) throws {
+    /// Writes the table's dirty pages (and its header) to disk.
+    func sync() throws {
+        writeHeader()
         guard msync(base, mappedBytes, MS_SYNC) == 0 else { throw EventStoreError.io("msync \(path)", errno) }
-        header.coveredThrough = offset
-        header.clean = clean
-        writeHeader()
-        guard msync(base, Self.headerBytes, MS_SYNC) == 0 else { throw EventStoreError.io("msync \(path)", errno) }
-        dirty = !clean
-    }
-
-    /// Before the first change after a clean state, the header says "not clean" on disk:
-    /// so a header that says clean proves no slot changed since.
-    private func markDirty() {
-        dirty = true
-        header.clean = false
-        writeHeader()
-        msync(base, Self.headerBytes, MS_SYNC)
-    }
-
-    /// Records whether entries added from now on are all fsync-acknowledged.
-    func setFsyncOnly(_ value: Bool) {
-        guard header.fsyncOnly != value else { return }
-        if !value { header.fsyncOnly = false; markDirty() } else { header.fsyncOnly = true }
     }
 
     /// Doubles the capacity: rehash into a new file, sync it, rename it over this one.
@@ -178,6 +161,7 @@ final class PersistentHashTable: @unchecked Sendable {
             throw EventStoreError.io("grow \(path)", code)
         }
         let mask = capacity - 1
+        var moved = 0
         for slot in 0..<header.capacity {
             let p = base + Self.headerBytes + slot * Self.slotBytes
             guard p.load(fromByteOffset: 16, as: Int64.self) != 0 else { continue }
@@ -187,6 +171,7 @@ final class PersistentHashTable: @unchecked Sendable {
                 target = (target + 1) & mask
             }
             (mapped + Self.headerBytes + target * Self.slotBytes).copyMemory(from: p, byteCount: Self.slotBytes)
+            moved += 1
         }
         munmap(base, mappedBytes)
         close(fd)
@@ -194,6 +179,7 @@ final class PersistentHashTable: @unchecked Sendable {
         base = mapped
         mappedBytes = bytes
         header.capacity = capacity
+        header.count = moved
         writeHeader()
         guard msync(base, mappedBytes, MS_SYNC) == 0, rename(temporary, path) == 0 else {
             throw EventStoreError.io("replace \(path)", errno)
@@ -208,9 +194,6 @@ final class PersistentHashTable: @unchecked Sendable {
             b.storeBytes(of: UInt32(1).littleEndian, toByteOffset: 4, as: UInt32.self)
             b.storeBytes(of: UInt64(header.capacity).littleEndian, toByteOffset: 8, as: UInt64.self)
             b.storeBytes(of: UInt64(header.count).littleEndian, toByteOffset: 16, as: UInt64.self)
-            b.storeBytes(of: header.coveredThrough.littleEndian, toByteOffset: 24, as: Int64.self)
-            b.storeBytes(of: UInt32(header.clean ? 1 : 0).littleEndian, toByteOffset: 32, as: UInt32.self)
-            b.storeBytes(of: UInt32(header.fsyncOnly ? 1 : 0).littleEndian, toByteOffset: 36, as: UInt32.self)
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: b, count: 60))
             b.storeBytes(of: crc.littleEndian, toByteOffset: 60, as: UInt32.self)
         }
@@ -228,12 +211,7 @@ final class PersistentHashTable: @unchecked Sendable {
             else { return nil }
             let capacity = Int(UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
             guard capacity >= initialCapacity, capacity <= 1 << 34, capacity & (capacity - 1) == 0 else { return nil }
-            return Header(
-                capacity: capacity,
-                count: Int(UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt64.self))),
-                coveredThrough: Int64(littleEndian: b.loadUnaligned(fromByteOffset: 24, as: Int64.self)),
-                clean: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 32, as: UInt32.self)) == 1,
-                fsyncOnly: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 36, as: UInt32.self)) == 1)
+            return Header(capacity: capacity, count: Int(UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt64.self))))
         }
     }
 

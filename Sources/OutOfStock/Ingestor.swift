@@ -4,6 +4,18 @@ import Glibc
 import EventLog
 import EventStore
 
+/// A stream's identity within the ingestor's cache.
+struct StreamKey: Hashable {
+    let tenant: String
+    let stream: String
+}
+
+/// A stream's version and state as the ingestor has decided it so far.
+struct CachedStream {
+    let version: Int64
+    let state: StreamState
+}
+
 /// How `backorder append` treats its input.
 public struct IngestOptions: Sendable {
     /// Append the valid lines and report the invalid ones (default: nothing is appended
@@ -54,7 +66,7 @@ public final class Ingestor {
     private let store: EventStore
     private let options: IngestOptions
     private let parser: InputParser
-    private var states: [String: (version: Int64, state: StreamState)] = [:]
+    private var states: [StreamKey: CachedStream] = [:]
     private var seenIDs = Set<EventID>()
     private var random = SystemRandomNumberGenerator()
 
@@ -129,14 +141,14 @@ public final class Ingestor {
             if report.assignedIDs.count < 1_000 { report.assignedIDs.append((line, id)) }
         }
         let stream = input.type.streamName(input.stream)
-        let key = input.tenant + "\u{0}" + stream
+        let key = StreamKey(tenant: input.tenant, stream: stream)
         do {
-            let current = try state(key, tenant: input.tenant, stream: stream)
+            let current = try state(key)
             if let expected = input.expectedVersion, expected != current.version {
                 throw InputError(line: line, field: "expectedVersion", message: "stream \(stream) of tenant \(input.tenant) is at version \(current.version), not \(expected)")
             }
             let data = try Decider.decide(input, Decider.Context(stream: current.state, lookup: { [unowned self] name in
-                try self.state(input.tenant + "\u{0}" + name, tenant: input.tenant, stream: name).state
+                try self.state(StreamKey(tenant: input.tenant, stream: name)).state
             }))
             let id = input.id ?? EventID.random(using: &random)
             seenIDs.insert(id)
@@ -144,7 +156,7 @@ public final class Ingestor {
                 id: id, type: input.type.name, schemaVersion: input.type.schemaVersion, tenant: input.tenant, stream: stream,
                 businessTime: input.at ?? now, actor: input.actor, correlationId: input.correlationId, data: data.encoded(),
                 expectedVersion: .exact(current.version)))
-            states[key] = (current.version + 1, current.state.evolved(by: input.type.name, data))
+            states[key] = CachedStream(version: current.version + 1, state: current.state.evolved(by: input.type.name, data))
         } catch let violation as Decider.Violation {
             reject(InputError(line: line, field: violation.field, message: violation.rule), &report)
         } catch let error as InputError {
@@ -155,14 +167,14 @@ public final class Ingestor {
     }
 
     /// The cached state of a stream, loaded from the store on first use.
-    private func state(_ key: String, tenant: String, stream: String) throws -> (version: Int64, state: StreamState) {
+    private func state(_ key: StreamKey) throws -> CachedStream {
         if let cached = states[key] { return cached }
         var state = StreamState.none
-        let events = try store.readStream(tenant: tenant, stream: stream)
+        let events = try store.readStream(tenant: key.tenant, stream: key.stream)
         for event in events {
             state = state.evolved(by: event.type, try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion))
         }
-        let loaded = (Int64(events.count), state)
+        let loaded = CachedStream(version: Int64(events.count), state: state)
         states[key] = loaded
         return loaded
     }

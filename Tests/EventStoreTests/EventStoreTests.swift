@@ -118,8 +118,8 @@ private func event(_ stream: String, _ n: Int, tenant: String = "acme", expected
         let first = try await store.append(events)
         try await store.close()
         // Lose one partition's indexes entirely, and tear another's header.
-        try FileManager.default.removeItem(atPath: dir + "/index/partition-0000")
-        let header = dir + "/index/partition-0001/streams.table"
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir + "/index") where name.hasPrefix("event-ids-0000") { try FileManager.default.removeItem(atPath: dir + "/index/" + name) }
+        let header = dir + "/index/streams-0001.table"
         var bytes = [UInt8](FileManager.default.contents(atPath: header) ?? Data())
         bytes[30] ^= 0xFF
         _ = FileManager.default.createFile(atPath: header, contents: Data(bytes))

@@ -45,11 +45,11 @@ public struct PartitionCursor {
                 startOffset = header.nextOffset
                 return batch
             case .end:
-                let extent = partition.committedExtent(ofSegment: segmentNumber)
-                if current.position < extent.size {
+                if current.position < current.limit {
                     throw LogError.corrupt(path: segment.path, offset: current.position, reason: "zero bytes where acknowledged data should be")
                 }
-                if extent.size > current.limit {
+                let extent = partition.committedExtent(ofSegment: segmentNumber)
+                if extent.size > current.position {
                     // The active segment grew since this scanner was made.
                     scanner = SegmentScanner(file: segment.file, from: current.position, limit: extent.size)
                     continue

@@ -57,10 +57,13 @@ public final class InputParser {
         guard doc.type(0) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail("", "a line must be a JSON object, not \(doc.type(0).jsonTypeName)") }
         var id: EventID?, typeName: String?, tenant = "default", at: Int64?, actor: String?
         var expectedVersion: Int64?, correlationId: String?, dataNode: Int?
-        var seen = Set<String>()
+        // Which envelope fields were seen, as bits in the order of the switch below.
+        var seen: UInt16 = 0
         for node in doc.children(of: 0) {
             let key = doc.keyString(node)
-            guard seen.insert(key).inserted else { throw fail(key, "appears twice") }
+            let bit = Self.envelopeBits[key] ?? 0
+            guard seen & bit == 0 else { throw fail(key, "appears twice") }
+            seen |= bit
             func string() throws -> UnsafeRawBufferPointer {
                 guard doc.type(node) == Int32(BO_JSON_STRING.rawValue) else { throw fail(key, "must be a string, not \(doc.type(node).jsonTypeName)") }
                 return doc.stringBytes(node)
@@ -112,6 +115,9 @@ public final class InputParser {
         return InputEvent(id: id, type: type, tenant: tenant, at: at, actor: actor, expectedVersion: expectedVersion,
                           correlationId: correlationId, data: data)
     }
+
+    private static let envelopeBits: [String: UInt16] = Dictionary(uniqueKeysWithValues:
+        ["id", "type", "tenant", "at", "actor", "expectedVersion", "correlationId", "schemaVersion", "data"].enumerated().map { ($1, UInt16(1) << $0) })
 
     private static func validateData(_ doc: JSONDocument, _ object: Int, type: EventType, fail: (String, String) -> InputError) throws -> EventData {
         var data = EventData()

@@ -186,4 +186,24 @@ import Testing
         defer { dir.remove() }
         await #expect(throws: LogError.self) { _ = try await WriteAheadLog.open(at: dir.path + "/none", options: options(writable: false)) }
     }
+
+    @Test func aCursorAtTheEndSeesLaterAppendsAcrossSegmentRolls() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try await WriteAheadLog.open(at: dir.path, options: options(segmentBytes: 64 << 10))
+        try await appendSamples(log, 0..<100, batchSize: 10)
+        var cursor = try log.cursor(partition: 0, from: 0)
+        var read: [Record] = []
+        while let batch = try cursor.next() { read += batch.recordList() }
+        #expect(read.count == 100)
+        #expect(try cursor.next() == nil)
+        // Enough to roll several segments while the cursor waits at the end.
+        for round in 0..<5 {
+            try await appendSamples(log, (100 + round * 300)..<(100 + (round + 1) * 300), batchSize: 30)
+            while let batch = try cursor.next() { read += batch.recordList() }
+        }
+        #expect(segmentFiles(dir.path).count > 2)
+        #expect(read == (0..<1_600).map(sampleRecord))
+        await log.close()
+    }
 }

@@ -170,3 +170,39 @@ private func event(_ stream: String, _ n: Int, tenant: String = "acme", expected
         try await store.close()
     }
 }
+
+@Suite struct SubscriptionTests {
+    @Test func catchUpSwitchesFromHistoryToLiveWithoutGapOrDuplicate() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try await EventStore.open(at: dir, options: storeOptions(partitions: 3))
+        _ = try await store.append((0..<1_000).map { event("R-\($0 % 41)", $0) })
+        let subscription = try store.subscribe(pollMilliseconds: 5)
+        let live = Task {
+            for round in 0..<10 {
+                _ = try await store.append((0..<50).map { event("L-\($0 % 7)", 10_000 + round * 50 + $0) })
+                try await Task.sleep(for: .milliseconds(3))
+            }
+        }
+        var seen = Set<EventID>()
+        var next = [Int64](repeating: 0, count: 3)
+        for try await batch in subscription {
+            for event in batch.events {
+                #expect(event.position.offset == next[batch.partition], "dense, in order, no gap")
+                next[batch.partition] = event.position.offset + 1
+                #expect(seen.insert(event.id).inserted, "no duplicate")
+            }
+            #expect(batch.nextOffset == next[batch.partition])
+            if seen.count == 1_500 { break }
+        }
+        try await live.value
+        #expect(seen.count == 1_500)
+        // Resuming from a checkpoint continues exactly there.
+        var resumed = try store.subscribe(from: next).makeAsyncIterator()
+        _ = try await store.append([event("R-1", 99_999)])
+        let batch = try await resumed.next()
+        #expect(batch?.events.count == 1)
+        #expect(throws: EventStoreError.self) { _ = try store.subscribe(from: [0]) }
+        try await store.close()
+    }
+}

@@ -1,5 +1,8 @@
 import CSimdJSON
 import EventStore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One validated input line: the envelope of `domain.md` and its typed data.
 public struct InputEvent: Sendable, Equatable {
@@ -60,8 +63,9 @@ public final class InputParser {
         // Which envelope fields were seen, as bits in the order of the switch below.
         var seen: UInt16 = 0
         for node in doc.children(of: 0) {
-            let key = doc.keyString(node)
-            let bit = Self.envelopeBits[key] ?? 0
+            let keyIndex = KeyTable.envelope.index(of: doc.key(node))
+            let key = keyIndex.map { KeyTable.envelope.names[$0] } ?? doc.keyString(node)
+            let bit: UInt16 = keyIndex.map { 1 << $0 } ?? 0
             guard seen & bit == 0 else { throw fail(key, "appears twice") }
             seen |= bit
             func string() throws -> UnsafeRawBufferPointer {
@@ -116,16 +120,14 @@ public final class InputParser {
                           correlationId: correlationId, data: data)
     }
 
-    private static let envelopeBits: [String: UInt16] = Dictionary(uniqueKeysWithValues:
-        ["id", "type", "tenant", "at", "actor", "expectedVersion", "correlationId", "schemaVersion", "data"].enumerated().map { ($1, UInt16(1) << $0) })
-
     private static func validateData(_ doc: JSONDocument, _ object: Int, type: EventType, fail: (String, String) -> InputError) throws -> EventData {
         var data = EventData()
         var count = 0
         for node in doc.children(of: object) {
-            let key = doc.keyString(node)
-            let path = "data." + key
-            guard let field = Field.byName[key], type.allows(field) else { throw fail(path, "is not a field of \(type.name)") }
+            guard let index = KeyTable.fields.index(of: doc.key(node)), let field = Field(rawValue: UInt8(index + 1)), type.allows(field) else {
+                throw fail("data." + doc.keyString(node), "is not a field of \(type.name)")
+            }
+            let path = field.pathInData
             guard data[field] == nil else { throw fail(path, "appears twice") }
             data[field] = try value(doc, node, kind: field.kind, path: path, fail: fail)
             count += 1
@@ -171,6 +173,33 @@ public final class InputParser {
             return .strings(sizes)
         }
     }
+}
+
+/// Matches JSON keys against a fixed list by their bytes, without making Strings.
+struct KeyTable: Sendable {
+    let names: [String]
+    private let bytes: [[UInt8]]
+
+    init(_ names: [String]) {
+        self.names = names
+        self.bytes = names.map { Array($0.utf8) }
+    }
+
+    func index(of key: UnsafeRawBufferPointer) -> Int? {
+        for (i, candidate) in bytes.enumerated() where candidate.count == key.count {
+            if candidate.elementsEqual(key) { return i }
+        }
+        return nil
+    }
+
+    static let envelope = KeyTable(["id", "type", "tenant", "at", "actor", "expectedVersion", "correlationId", "schemaVersion", "data"])
+    /// In field-number order (field n at index n - 1).
+    static let fields = KeyTable(Field.allCases.map(\.name))
+}
+
+extension Field {
+    /// `data.<name>`, for error messages.
+    var pathInData: String { "data." + name }
 }
 
 @inline(__always) private func isTenantByte(_ b: UInt8) -> Bool {

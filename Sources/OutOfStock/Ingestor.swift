@@ -34,6 +34,76 @@ struct CachedStream {
     let state: StreamState
 }
 
+/// Input lines copied out of the reader, so that another task can parse them.
+struct LineChunk: Sendable {
+    static let capacity = 4_096
+    private(set) var bytes: [UInt8] = []
+    private(set) var ends: [Int] = []
+    private(set) var lineNumbers: [Int] = []
+
+    init() {
+        bytes.reserveCapacity(Self.capacity * 256)
+        ends.reserveCapacity(Self.capacity)
+        lineNumbers.reserveCapacity(Self.capacity)
+    }
+
+    var count: Int { ends.count }
+
+    /// Adds a line unless it is blank.
+    mutating func add(_ line: UnsafeRawBufferPointer, line number: Int) {
+        if line.allSatisfy({ $0 == 32 || $0 == 9 }) { return }
+        bytes.append(contentsOf: line)
+        ends.append(bytes.count)
+        lineNumbers.append(number)
+    }
+
+    func line(_ k: Int) -> ArraySlice<UInt8> { bytes[(k == 0 ? 0 : ends[k - 1])..<ends[k]] }
+}
+
+/// A chunk and what parsing made of each of its lines.
+struct ParsedChunk: Sendable {
+    let chunk: LineChunk
+    let results: [Result<InputEvent, InputError>]
+}
+
+extension InputParser {
+    func parse(_ chunk: LineChunk) -> ParsedChunk {
+        var results: [Result<InputEvent, InputError>] = []
+        results.reserveCapacity(chunk.count)
+        chunk.bytes.withUnsafeBytes { all in
+            for k in 0..<chunk.count {
+                let start = k == 0 ? 0 : chunk.ends[k - 1]
+                results.append(parse(UnsafeRawBufferPointer(rebasing: all[start..<chunk.ends[k]]), line: chunk.lineNumbers[k]))
+            }
+        }
+        return ParsedChunk(chunk: chunk, results: results)
+    }
+}
+
+/// `--expect-version`: the input must be one stream, and its first event is checked
+/// against the given version.
+struct SingleStreamCheck {
+    var expectVersion: Int64?
+    private var stream: StreamKey?
+    private var first = true
+
+    init(expectVersion: Int64?) { self.expectVersion = expectVersion }
+
+    mutating func check(_ input: InputEvent, line: Int) -> Result<InputEvent, InputError> {
+        guard let expected = expectVersion else { return .success(input) }
+        let key = StreamKey(tenant: input.tenant, stream: input.type.streamName(input.stream))
+        if let stream, stream != key {
+            return .failure(InputError(line: line, field: "data.\(input.type.streamField.name)", message: "--expect-version applies to a single-stream input, but this line is for another stream"))
+        }
+        stream = key
+        guard first else { return .success(input) }
+        first = false
+        var event = input
+        if event.expectedVersion == nil { event.expectedVersion = expected }
+        return .success(event)
+    }
+}
+
 /// How `backorder append` treats its input.
 public struct IngestOptions: Sendable {
     /// Append the valid lines and report the invalid ones (default: nothing is appended
@@ -97,47 +167,53 @@ public final class Ingestor {
 
     /// Ingests everything `reader` yields. `progress` is called now and then with the
     /// bytes read and the events appended.
+    ///
+    /// Lines are parsed in chunks on another task while the previous chunk is decided, so
+    /// parsing (independent per line) and deciding (in order) use both cores.
     public func ingest(_ reader: inout LineReader, progress: (Int, Int) -> Void = { _, _ in }) async throws -> IngestReport {
         var report = IngestReport()
         var accepted: [NewEvent] = []
         let now = Self.nowMicroseconds()
-        var expectVersion = options.expectVersion
-        var singleStream: String?
-        while try reader.next({ bytes, line in
-            if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return }
-            report.lines += 1
-            let rejectedBefore = report.rejected
-            defer {
-                if options.skipInvalid && report.rejected > rejectedBefore, let error = report.errors.last {
-                    report.rejectedLines.append((Array(bytes), error))
-                }
-            }
-            switch parser.parse(bytes, line: line) {
-            case let .failure(error):
-                reject(error, &report)
-            case let .success(input):
-                if let expected = expectVersion {
-                    let key = input.tenant + "\u{0}" + input.type.streamName(input.stream)
-                    if let single = singleStream, single != key {
-                        reject(InputError(line: line, field: "data.\(input.type.streamField.name)", message: "--expect-version applies to a single-stream input, but this line is for another stream"), &report)
-                        return
-                    }
-                    singleStream = key
-                    var event = input
-                    if event.expectedVersion == nil { event.expectedVersion = expected }
-                    expectVersion = nil
-                    decide(event, line: line, now: now, into: &accepted, &report)
-                } else {
-                    decide(input, line: line, now: now, into: &accepted, &report)
-                }
-            }
-        }) {
-            if report.lines % 65_536 == 0 { progress(reader.bytesRead, 0) }
+        var single = SingleStreamCheck(expectVersion: options.expectVersion)
+        let parsers = [parser, try InputParser()]
+        var pending: Task<ParsedChunk, Never>?
+        var chunkNumber = 0
+        while true {
+            var chunk = LineChunk()
+            while chunk.count < LineChunk.capacity, try reader.next({ bytes, line in chunk.add(bytes, line: line) }) {}
+            let parser = parsers[chunkNumber % 2]
+            chunkNumber += 1
+            let parsing: Task<ParsedChunk, Never>? = chunk.count == 0 ? nil : Task.detached { parser.parse(chunk) }
+            if let pending { handle(await pending.value, now: now, single: &single, into: &accepted, &report) }
+            pending = parsing
+            progress(reader.bytesRead, 0)
+            if parsing == nil { break }
         }
-        progress(reader.bytesRead, 0)
         if options.dryRun || (report.rejected > 0 && !options.skipInvalid) { return report }
         try await append(accepted, &report, progress: { progress(reader.bytesRead, $0) })
         return report
+    }
+
+    /// Decides a parsed chunk's lines in order.
+    private func handle(_ parsed: ParsedChunk, now: Int64, single: inout SingleStreamCheck, into accepted: inout [NewEvent], _ report: inout IngestReport) {
+        for (k, result) in parsed.results.enumerated() {
+            let line = parsed.chunk.lineNumbers[k]
+            report.lines += 1
+            var rejection: InputError?
+            switch result {
+            case let .failure(error):
+                rejection = error
+            case let .success(input):
+                switch single.check(input, line: line) {
+                case let .failure(error): rejection = error
+                case let .success(event): rejection = decide(event, line: line, now: now, into: &accepted, &report)
+                }
+            }
+            if let rejection {
+                reject(rejection, &report)
+                if options.skipInvalid { report.rejectedLines.append((Array(parsed.chunk.line(k)), rejection)) }
+            }
+        }
     }
 
     private func reject(_ error: InputError, _ report: inout IngestReport) {
@@ -146,12 +222,12 @@ public final class Ingestor {
     }
 
     /// Checks one event against its stream's state; on success records it and its effect.
-    private func decide(_ input: InputEvent, line: Int, now: Int64, into accepted: inout [NewEvent], _ report: inout IngestReport) {
+    private func decide(_ input: InputEvent, line: Int, now: Int64, into accepted: inout [NewEvent], _ report: inout IngestReport) -> InputError? {
         var input = input
         if let id = input.id {
             if seenIDs.contains(id) || store.storedPosition(of: id) != nil {
                 report.duplicates += 1
-                return
+                return nil
             }
         } else {
             let id = EventID.random(using: &random)
@@ -175,12 +251,13 @@ public final class Ingestor {
                 businessTime: input.at ?? now, actor: input.actor, correlationId: input.correlationId, data: data.encoded(),
                 expectedVersion: .exact(current.version)))
             states[key] = CachedStream(version: current.version + 1, state: current.state.evolved(by: input.type.name, data))
+            return nil
         } catch let violation as Decider.Violation {
-            reject(InputError(line: line, field: violation.field, message: violation.rule), &report)
+            return InputError(line: line, field: violation.field, message: violation.rule)
         } catch let error as InputError {
-            reject(error, &report)
+            return error
         } catch {
-            reject(InputError(line: line, field: "", message: "\(error)"), &report)
+            return InputError(line: line, field: "", message: "\(error)")
         }
     }
 

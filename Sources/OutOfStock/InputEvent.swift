@@ -29,7 +29,10 @@ public struct InputEvent: Sendable, Equatable {
 
 /// Turns NDJSON lines into `InputEvent`s, checking them against the v1 input contract
 /// (`schemas/v1/`): every error names the line and the field path.
-public final class InputParser {
+///
+/// Not thread-safe: use one parser from one task at a time (the ingestor hands each of
+/// its two parsers to one task at a time, hence `@unchecked Sendable`).
+public final class InputParser: @unchecked Sendable {
     private let parser: JSONParser
 
     /// A parser (not thread-safe: one per thread).

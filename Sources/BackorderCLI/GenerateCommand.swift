@@ -40,7 +40,10 @@ struct GenerateCommand: AsyncParsableCommand {
     private func flush(_ buffer: inout [UInt8]) throws {
         var offset = 0
         while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+            let n = buffer.withUnsafeBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return write(1, base + offset, raw.count - offset)
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EPIPE { throw ExitCode(0) }

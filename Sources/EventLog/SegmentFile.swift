@@ -54,8 +54,9 @@ struct SegmentScanner {
         let available = Int(min(Int64(BatchHeader.size), limit - position))
         if available <= 0 { return .end(position: position) }
         try fill(position, count: available)
-        let parse = buffer.withUnsafeBytes { raw in
-            BatchHeader.parse(raw.baseAddress! + Int(position - bufferStart), available: available)
+        let parse = buffer.withUnsafeBytes { raw -> BatchHeader.Parse in
+            guard let base = raw.baseAddress else { return .invalid("empty scan buffer") }
+            return BatchHeader.parse(base + Int(position - bufferStart), available: available)
         }
         switch parse {
         case .zero:

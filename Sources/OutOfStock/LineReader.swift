@@ -63,7 +63,10 @@ public struct LineReader {
             }
             buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count))
         }
-        let n = buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress! + end, raw.count - end) }
+        let n = buffer.withUnsafeMutableBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
+            return read(fd, base + end, raw.count - end)
+        }
         if n < 0 {
             if errno == EINTR { return }
             throw InputError(line: lineNumber + 1, field: "", message: "cannot read \(name): \(String(cString: strerror(errno)))")

@@ -216,9 +216,13 @@ final class Partition: Sendable {
             i += 1
             guard let index = segment.index, index.maxTimestamp >= timestamp else { continue }
             let hinted = index.position(forTimestamp: timestamp)
+            if hinted == 0 {
+                if let found = try firstOffset(in: segment, from: 0, atOrAfter: timestamp) { return found }
+                continue
+            }
             // An index entry is a hint: if it does not lead to the answer, scan the segment.
             if let found = try? firstOffset(in: segment, from: hinted, atOrAfter: timestamp) { return found }
-            if hinted > 0, let found = try firstOffset(in: segment, from: 0, atOrAfter: timestamp) { return found }
+            if let found = try firstOffset(in: segment, from: 0, atOrAfter: timestamp) { return found }
         }
         return nil
     }

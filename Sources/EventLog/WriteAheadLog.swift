@@ -91,8 +91,10 @@ public final class WriteAheadLog: Sendable {
 
     /// Compresses a batch and queues it for the writer without waiting for the disk; the
     /// ticket tells when it is acknowledged. Batches submitted to one partition are
-    /// written in submission order. With `expectedBaseOffset`, the batch fails (and
-    /// nothing is written) unless it lands exactly there. Call `waitForQueueSpace`
+    /// written in submission order. With `expectedBaseOffset`, a batch that would not land
+    /// exactly there is not written: it fails, with the rest of its flush group, and the
+    /// partition's writer stops (a wrong prediction means the caller's view of the log is
+    /// wrong; reopening recovers). Call `waitForQueueSpace`
     /// first to respect the writer's bounded queue.
     public func submit(_ batch: RecordBatchBuilder, partition: Int, expectedBaseOffset: Int64? = nil) throws -> AppendTicket {
         try self.partition(partition).submit(batch.encode(codec: manifest.codec), expectedBaseOffset: expectedBaseOffset)

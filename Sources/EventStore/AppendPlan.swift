@@ -13,6 +13,10 @@ struct AppendPlan {
         let indexed: [Indexed]
     }
 
+    /// Largest encoded event; batches are cut at `maxBatchBytes` of events.
+    static let maxEventBytes = 1 << 20
+    static let maxBatchBytes = 8 << 20
+
     let events: [NewEvent]
     let store: EventStore
     let hashes: [StreamHash]
@@ -30,6 +34,11 @@ struct AppendPlan {
                 throw EventStoreError.invalidArgument("event \(i + 1): tenant, stream and type must be non-empty (and the tenant free of NUL bytes)")
             }
             let key = EnvelopeCodec.key(tenant: event.tenant, stream: event.stream)
+            // Size limits are checked here, before anything is submitted, so that a write
+            // can only fail for I/O reasons.
+            guard key.count <= Limits.maxKeyBytes, EnvelopeCodec.encodedSizeBound(event) <= Self.maxEventBytes else {
+                throw EventStoreError.invalidArgument("event \(i + 1) (\(event.type) of stream \(event.stream)) is larger than the limit of \(Self.maxEventBytes) bytes")
+            }
             hashes.append(StreamHash(key: key))
             partitionOfEvent.append(store.log.partition(forKey: key))
         }
@@ -80,8 +89,16 @@ struct AppendPlan {
             var previousInCall: [StreamHash: Int64] = [:]
             var start = 0
             while start < members.count {
-                let chunk = members[start..<min(start + store.options.maxEventsPerBatch, members.count)]
-                start = chunk.endIndex
+                // Up to maxEventsPerBatch events and maxBatchBytes (well under the log's limits).
+                var end = start, bytes = 0
+                while end < members.count && end - start < store.options.maxEventsPerBatch {
+                    let size = EnvelopeCodec.encodedSizeBound(events[members[end]])
+                    if end > start && bytes + size > Self.maxBatchBytes { break }
+                    bytes += size
+                    end += 1
+                }
+                let chunk = members[start..<end]
+                start = end
                 var batch = RecordBatchBuilder(reservingCapacity: chunk.count * 200)
                 var indexed: [Indexed] = []
                 indexed.reserveCapacity(chunk.count)

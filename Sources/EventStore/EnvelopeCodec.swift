@@ -25,6 +25,12 @@ enum EnvelopeCodec {
         return key
     }
 
+    /// An upper bound of the record's size (key, value and record framing).
+    static func encodedSizeBound(_ event: NewEvent) -> Int {
+        64 + 2 * event.tenant.utf8.count + event.stream.utf8.count + event.type.utf8.count + event.actor.utf8.count
+            + (event.correlationId?.utf8.count ?? 0) + event.data.count
+    }
+
     static func encode(_ event: NewEvent, streamVersion: Int64, previousOffset: Int64?, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
         out.append(version)

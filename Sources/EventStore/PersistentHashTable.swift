@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EventLog
+import Foundation
 
 /// An open-addressing hash table in a memory-mapped file: the store's bounded-memory
 /// index of event ids and of stream heads (docs/EVENTS.md, "Indexes").
@@ -36,6 +37,7 @@ final class PersistentHashTable: @unchecked Sendable {
     /// resolves by rebuilding (a missing, torn or foreign file).
     init(path: String) throws {
         self.path = path
+        unlink(path + ".grow") // a growth interrupted by a crash; the old file is intact
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EventStoreError.io("open \(path)", errno) }
         var info = stat()
@@ -183,6 +185,12 @@ final class PersistentHashTable: @unchecked Sendable {
         writeHeader()
         guard msync(base, mappedBytes, MS_SYNC) == 0, rename(temporary, path) == 0 else {
             throw EventStoreError.io("replace \(path)", errno)
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
         }
     }
 

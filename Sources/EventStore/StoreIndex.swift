@@ -115,6 +115,9 @@ final class StoreIndex: @unchecked Sendable {
             covered = coverage.covered
             if !coverage.clean { for table in streams + ids { table.recount() } }
         } else {
+            // Say "covers nothing" on disk before emptying, so a crash in between can
+            // never leave empty tables that a clean coverage vouches for.
+            try Coverage(covered: covered, clean: false, fsyncOnly: false).write(directory: directory)
             for table in streams + ids { table.reset() }
         }
         try Coverage(covered: covered, clean: false, fsyncOnly: fsyncOnly).write(directory: directory)

@@ -23,13 +23,18 @@ public struct EventSubscription: AsyncSequence, Sendable {
 
     /// An iterator reading the partitions in turn.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var cursors: [EventCursor]
+        let store: EventStore
+        let start: [Int64]
+        var cursors: [EventCursor] = []
         var nextPartition = 0
         var idlePolls = 0
         let pollMilliseconds: Int
 
         /// The next batch; waits (polling) when caught up; nil when the task is cancelled.
         public mutating func next() async throws -> EventBatch? {
+            if cursors.isEmpty {
+                for (partition, offset) in start.enumerated() { cursors.append(try store.events(partition: partition, from: offset)) }
+            }
             while !Task.isCancelled {
                 for _ in 0..<cursors.count {
                     let partition = nextPartition
@@ -40,7 +45,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
                     }
                 }
                 idlePolls += 1
-                // Caught up everywhere: back off from 1 ms to the poll interval.
+                // Caught up everywhere: back off from 2 ms to the poll interval.
                 try? await Task.sleep(for: .milliseconds(Swift.min(pollMilliseconds, 1 << Swift.min(idlePolls, 5))))
             }
             return nil
@@ -48,9 +53,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        // Positions were checked when the subscription was made.
-        let cursors = (0..<store.partitionCount).compactMap { try? store.events(partition: $0, from: start[$0]) }
-        return AsyncIterator(cursors: cursors, pollMilliseconds: pollMilliseconds)
+        AsyncIterator(store: store, start: start, pollMilliseconds: pollMilliseconds)
     }
 }
 

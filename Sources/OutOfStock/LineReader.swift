@@ -6,8 +6,8 @@ import Glibc
 /// (without its `\n` or `\r\n`), with 1-based line numbers. Lines may be up to
 /// `maxLineBytes`; a longer line is an input error, not a crash.
 public struct LineReader {
-    /// The longest accepted line.
-    public static let maxLineBytes = 1 << 20
+    /// The longest accepted line; a longer one stops the read with an error naming it.
+    public static let maxLineBytes = 4 << 20
 
     private let fd: Int32
     private let name: String
@@ -24,7 +24,7 @@ public struct LineReader {
     public init(fd: Int32, name: String) {
         self.fd = fd
         self.name = name
-        self.buffer = [UInt8](repeating: 0, count: 4 << 20)
+        self.buffer = [UInt8](repeating: 0, count: 1 << 20)
     }
 
     /// Calls `body` with the next line's bytes; returns false at the end of input.
@@ -58,7 +58,7 @@ public struct LineReader {
             start = 0
         }
         if end == buffer.count {
-            guard buffer.count < Self.maxLineBytes * 2 else {
+            guard end - start < Self.maxLineBytes else {
                 throw InputError(line: lineNumber + 1, field: "", message: "line is longer than \(Self.maxLineBytes) bytes")
             }
             buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count))

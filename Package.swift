@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "backorder", targets: ["BackorderCLI"]),
         .library(name: "EventLog", targets: ["EventLog"]),
         .library(name: "EventStore", targets: ["EventStore"]),
+        .library(name: "Projections", targets: ["Projections"]),
         .library(name: "OutOfStock", targets: ["OutOfStock"]),
     ],
     dependencies: [
@@ -35,13 +36,15 @@ let package = Package(
             dependencies: ["CLZ4", "CZstd", "CCRC32C"]
         ),
         .target(name: "EventStore", dependencies: ["EventLog"]),
-        .target(name: "OutOfStock", dependencies: ["EventStore", "CSimdJSON"]),
+        .target(name: "Projections", dependencies: ["EventStore", "EventLog", "CZstd"]),
+        .target(name: "OutOfStock", dependencies: ["EventStore", "Projections", "CSimdJSON"]),
         .target(name: "DataGenerator"),
         .executableTarget(
             name: "BackorderCLI",
             dependencies: [
                 "EventLog",
                 "EventStore",
+                "Projections",
                 "OutOfStock",
                 "DataGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -56,8 +59,12 @@ let package = Package(
             dependencies: ["EventStore", "EventLog"]
         ),
         .testTarget(
+            name: "ProjectionsTests",
+            dependencies: ["Projections", "EventStore", "EventLog"]
+        ),
+        .testTarget(
             name: "OutOfStockTests",
-            dependencies: ["OutOfStock", "EventStore", "EventLog", "DataGenerator", "BackorderCLI"]
+            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI"]
         ),
     ],
     swiftLanguageModes: [.v6],

@@ -5,7 +5,7 @@
 /// per-record allocation (`RecordBatch.forEach`). Batches that end before the start
 /// offset are skipped without decompression. Reaching the end returns nil; calling
 /// `next()` again later returns batches appended since.
-public struct PartitionCursor {
+public struct PartitionCursor: Sendable {
     let partition: Partition
     private var segmentNumber = -1
     private var segment: SegmentState?

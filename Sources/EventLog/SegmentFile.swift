@@ -21,9 +21,9 @@ enum SegmentFile {
 
 /// Reads a segment file batch by batch through a buffer, so that a sequential scan costs
 /// one pread per megabyte, not one per batch.
-struct SegmentScanner {
+struct SegmentScanner: Sendable {
     /// What the next position holds.
-    enum Item {
+    enum Item: Sendable {
         /// A batch whose header parsed; its bytes are available through `withBatchBytes`.
         case batch(BatchHeader, position: Int64)
         /// The end of the data: end of file or the zero-filled free space.

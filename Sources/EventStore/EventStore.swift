@@ -140,21 +140,7 @@ public final class EventStore: Sendable {
 
     /// The event at a position.
     public func readEvent(at position: Position) throws -> StoredEvent {
-        do {
-            var cursor = try log.cursor(partition: position.partition, from: position.offset)
-            guard let batch = try cursor.next() else { throw EventStoreError.invalidArgument("no event at \(position)") }
-            var found: StoredEvent?
-            var failure: (any Error)?
-            batch.forEach { record in
-                guard record.offset == position.offset else { return }
-                do { found = try EnvelopeCodec.decode(record, partition: position.partition) } catch { failure = error }
-            }
-            if let failure { throw failure }
-            guard let found else { throw EventStoreError.invalidArgument("no event at \(position)") }
-            return found
-        } catch {
-            throw EventStoreError.wrap(error)
-        }
+        try reader.readEvent(at: position)
     }
 
     /// The events of a partition from `offset`, batch by batch.
@@ -180,7 +166,7 @@ public struct StoredID: Sendable, Equatable {
 }
 
 /// Reads a partition's events in order, one log batch at a time.
-public struct EventCursor {
+public struct EventCursor: Sendable {
     /// The partition read.
     public let partition: Int
     var cursor: PartitionCursor

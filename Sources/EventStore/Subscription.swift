@@ -8,6 +8,13 @@ public struct EventBatch: Sendable {
     public let events: [StoredEvent]
     /// Where the subscription continues in this partition: save it as a checkpoint.
     public let nextOffset: Int64
+
+    /// A batch (for replays that cut or assemble batches themselves).
+    public init(partition: Int, events: [StoredEvent], nextOffset: Int64) {
+        self.partition = partition
+        self.events = events
+        self.nextOffset = nextOffset
+    }
 }
 
 /// A catch-up subscription: every event from the given positions on, history first,

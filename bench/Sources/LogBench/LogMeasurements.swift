@@ -20,6 +20,8 @@ struct AppendRun {
     let segments: Int
     /// CPU seconds (all threads) per wall-clock second: 2.0 means both cores busy.
     let coresBusy: Double
+    /// Cores' worth of CPU that other processes used meanwhile.
+    let othersCores: Double
 
     var recordsPerSecond: Double { Double(records) / seconds }
     var rawMBPerSecond: Double { Double(rawBytes) / seconds / 1e6 }
@@ -42,6 +44,7 @@ func batchedAppend(directory: String, codec: Codec, partitions: Int, records: In
     var rawBytes = 0
     var batches = 0
     let cpuStart = cpuSeconds()
+    let loadStart = LoadSnapshot.now()
     let start = nowNanoseconds()
     let acknowledged = try await withThrowingTaskGroup(of: Int.self, returning: Int.self) { group in
         var builders = [RecordBatchBuilder](repeating: RecordBatchBuilder(), count: partitions)
@@ -77,6 +80,7 @@ func batchedAppend(directory: String, codec: Codec, partitions: Int, records: In
     }
     let seconds = Double(nowNanoseconds() - start) / 1e9
     let coresBusy = (cpuSeconds() - cpuStart) / seconds
+    let othersCores = LoadSnapshot.now().othersCores(since: loadStart)
     guard acknowledged == records else { throw BenchError("acknowledged \(acknowledged) of \(records) records") }
     let statistics = log.statistics()
     await log.close()
@@ -86,7 +90,7 @@ func batchedAppend(directory: String, codec: Codec, partitions: Int, records: In
         codec: codec, partitions: partitions, window: window, records: records, batches: batches, seconds: seconds,
         rawBytes: rawBytes, segmentBytes: statistics.reduce(0) { $0 + $1.bytes },
         directoryBytes: bytesUnder(directory), segments: statistics.reduce(0) { $0 + $1.segmentCount },
-        coresBusy: coresBusy)
+        coresBusy: coresBusy, othersCores: othersCores)
 }
 
 /// Result of scanning a log.
@@ -96,6 +100,7 @@ struct ScanRun {
     let segmentBytes: Int
     let seconds: Double
     let coresBusy: Double
+    let othersCores: Double
     var recordsPerSecond: Double { Double(records) / seconds }
     var gigabytesPerSecond: Double { Double(segmentBytes) / seconds / 1e9 }
 }
@@ -112,6 +117,7 @@ func scan(directory: String, expectedRecords: Int) async throws -> ScanRun {
     var expectedOffset: Int64 = 0
     var gaps = 0
     let cpuStart = cpuSeconds()
+    let loadStart = LoadSnapshot.now()
     let start = nowNanoseconds()
     for partition in 0..<log.partitionCount {
         var cursor = try log.cursor(partition: partition, from: 0)
@@ -131,24 +137,27 @@ func scan(directory: String, expectedRecords: Int) async throws -> ScanRun {
     }
     let seconds = Double(nowNanoseconds() - start) / 1e9
     let coresBusy = (cpuSeconds() - cpuStart) / seconds
+    let othersCores = LoadSnapshot.now().othersCores(since: loadStart)
     await log.close()
     guard records == expectedRecords else { throw BenchError("scan read \(records) records, expected \(expectedRecords)") }
     guard gaps == 0 else { throw BenchError("scan saw \(gaps) offsets that are not dense") }
     if touched == 42 { progress("") } // keeps the reads from being optimized away
-    return ScanRun(records: records, batches: batches, segmentBytes: bytes, seconds: seconds, coresBusy: coresBusy)
+    return ScanRun(records: records, batches: batches, segmentBytes: bytes, seconds: seconds, coresBusy: coresBusy, othersCores: othersCores)
 }
 
 /// (3): one caller appends single-record batches to one partition (fsync durability) and
 /// awaits each; the time of each `append` call is one sample. The first `warmup` appends
 /// (which include the writer's first 4 MiB zero-fill) are not counted.
-func singleAppendLatency(directory: String, appends: Int, warmup: Int, pool: EventPool) async throws -> Percentiles {
+func singleAppendLatency(directory: String, appends: Int, warmup: Int, pool: EventPool) async throws -> (latencies: Percentiles, othersCores: Double) {
     var options = LogOptions()
     options.partitionCount = 1
     options.durability = .fsync
     let log = try await WriteAheadLog.open(at: directory, options: options)
     var samples: [UInt64] = []
     samples.reserveCapacity(appends)
+    var loadStart = LoadSnapshot.now()
     for i in 0..<(warmup + appends) {
+        if i == warmup { loadStart = LoadSnapshot.now() }
         let j = i % pool.count
         var batch = RecordBatchBuilder(reservingCapacity: 256)
         try batch.append(key: pool.keys[j], value: pool.values[j], timestamp: EventPool.timestamp(i))
@@ -157,8 +166,9 @@ func singleAppendLatency(directory: String, appends: Int, warmup: Int, pool: Eve
         let elapsed = nowNanoseconds() - t0
         if i >= warmup { samples.append(elapsed) }
     }
+    let othersCores = LoadSnapshot.now().othersCores(since: loadStart)
     await log.close()
-    return Percentiles(samples)
+    return (Percentiles(samples), othersCores)
 }
 
 struct GroupCommitRun {
@@ -167,6 +177,7 @@ struct GroupCommitRun {
     let seconds: Double
     let latencies: Percentiles
     let coresBusy: Double
+    let othersCores: Double
     var records: Int { callers * perCaller }
     var recordsPerSecond: Double { Double(records) / seconds }
 }
@@ -184,6 +195,7 @@ func groupCommit(directory: String, callers: Int, perCaller: Int, pool: EventPoo
     _ = try await log.append(warm, partition: 0)
 
     let cpuStart = cpuSeconds()
+    let loadStart = LoadSnapshot.now()
     let start = nowNanoseconds()
     let samples = try await withThrowingTaskGroup(of: [UInt64].self, returning: [UInt64].self) { group in
         for caller in 0..<callers {
@@ -209,10 +221,11 @@ func groupCommit(directory: String, callers: Int, perCaller: Int, pool: EventPoo
     }
     let seconds = Double(nowNanoseconds() - start) / 1e9
     let coresBusy = (cpuSeconds() - cpuStart) / seconds
+    let othersCores = LoadSnapshot.now().othersCores(since: loadStart)
     let end = try log.endOffset(partition: 0)
     await log.close()
     guard end == Int64(1 + callers * perCaller) else { throw BenchError("log holds \(end) records, expected \(1 + callers * perCaller)") }
-    return GroupCommitRun(callers: callers, perCaller: perCaller, seconds: seconds, latencies: Percentiles(samples), coresBusy: coresBusy)
+    return GroupCommitRun(callers: callers, perCaller: perCaller, seconds: seconds, latencies: Percentiles(samples), coresBusy: coresBusy, othersCores: othersCores)
 }
 
 /// CPU cost of filling 1,000-record `RecordBatchBuilder`s from the pool, without a log:
@@ -235,4 +248,33 @@ func buildOnly(records: Int, pool: EventPool) throws -> Double {
     let seconds = Double(nowNanoseconds() - start) / 1e9
     if sink == -1 { print(sink) }
     return Double(records) / seconds
+}
+
+/// CPU cost of choosing partitions for the pool's keys on one core, keys/s: through
+/// `WriteAheadLog.partition(forKey:)` (what a producer calls; it is what (1)–(2) use)
+/// and through `Partitioner.partition(forKey:partitionCount:)` directly.
+func partitionerOnly(directory: String, records: Int, pool: EventPool) async throws -> (log: Double, partitioner: Double) {
+    var options = LogOptions()
+    options.partitionCount = 8
+    let log = try await WriteAheadLog.open(at: directory, options: options)
+    var sink = 0
+    var start = nowNanoseconds()
+    var poolIndex = 0
+    for _ in 0..<records {
+        sink &+= log.partition(forKey: pool.keys[poolIndex])
+        poolIndex += 1
+        if poolIndex == pool.count { poolIndex = 0 }
+    }
+    let viaLog = Double(records) / (Double(nowNanoseconds() - start) / 1e9)
+    await log.close()
+    start = nowNanoseconds()
+    poolIndex = 0
+    for _ in 0..<records {
+        sink &+= Partitioner.partition(forKey: pool.keys[poolIndex], partitionCount: 8)
+        poolIndex += 1
+        if poolIndex == pool.count { poolIndex = 0 }
+    }
+    let direct = Double(records) / (Double(nowNanoseconds() - start) / 1e9)
+    if sink == -1 { print(sink) }
+    return (viaLog, direct)
 }

@@ -31,6 +31,7 @@ func makeTemporaryDirectory(base: String) throws -> String {
 
 /// `rm -rf path` with plain POSIX calls (never follows symbolic links).
 func removeTree(_ path: String) {
+    guard !path.isEmpty else { return }
     var info = stat()
     guard lstat(path, &info) == 0 else { return }
     if (info.st_mode & S_IFMT) == S_IFDIR {
@@ -182,4 +183,53 @@ func cpuSeconds() -> Double {
 func loadAverage() -> String {
     guard let text = readTextFile("/proc/loadavg") else { return "?" }
     return text.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
+/// Busy CPU time of the whole machine and of this process, to tell how much of a
+/// measurement's wall time other processes took (the machine is shared).
+struct LoadSnapshot {
+    let machineBusy: Double
+    let ownBusy: Double
+    let at: UInt64
+
+    static func now() -> LoadSnapshot {
+        var busy = 0.0
+        if let text = readTextFile("/proc/stat"), let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") {
+            // user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
+            let ticks = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+            for (i, t) in ticks.prefix(8).enumerated() where i != 3 && i != 4 { busy += t }
+            busy /= Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
+        return LoadSnapshot(machineBusy: busy, ownBusy: cpuSeconds(), at: nowNanoseconds())
+    }
+
+    /// Cores' worth of CPU that other processes used since `start`.
+    func othersCores(since start: LoadSnapshot) -> Double {
+        let seconds = Double(at - start.at) / 1e9
+        guard seconds > 0 else { return 0 }
+        return max(0, (machineBusy - start.machineBusy) - (ownBusy - start.ownBusy)) / seconds
+    }
+}
+
+/// The root package's commit and whether Sources/EventLog has uncommitted changes
+/// (read-only git commands), to tell which EventLog a run measured.
+func eventLogRevision(repository: String) -> String {
+    func run(_ command: String) -> String? {
+        guard let pipe = popen(command, "r") else { return nil }
+        var output = ""
+        var buffer = [CChar](repeating: 0, count: 256)
+        while fgets(&buffer, Int32(buffer.count), pipe) != nil {
+            output += String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        return pclose(pipe) == 0 ? output.trimmingCharacters() : nil
+    }
+    guard let commit = run("git -C '\(repository)' rev-parse --short HEAD 2>/dev/null") else { return "unknown (not a git checkout)" }
+    let dirty = run("git -C '\(repository)' status --porcelain -- Sources/EventLog 2>/dev/null") ?? ""
+    return "commit \(commit)" + (dirty.isEmpty ? "" : " plus uncommitted changes in Sources/EventLog")
+}
+
+extension String {
+    func trimmingCharacters() -> String {
+        String(drop(while: { $0.isWhitespace }).reversed().drop(while: { $0.isWhitespace }).reversed())
+    }
 }

@@ -1,0 +1,266 @@
+import ArgumentParser
+import EventStore
+import Foundation
+import OutOfStock
+import Projections
+
+/// Opens the records view: newest valid snapshot, then the log's tail. Notes go to stderr.
+func openRecordsView(_ data: DataOptions, json: Bool, upTo limit: [Int64]? = nil) async throws -> (ProjectedView<RecordsView>, EventReader) {
+    let reader = try await EventReader.open(at: data.directory)
+    let snapshots = SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name)
+    let (projected, report) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots, upTo: limit)
+    for skipped in report.skipped { printError("note: \(skipped)") }
+    if limit == nil && report.events >= 100_000 {
+        // Taken automatically when a query had to catch up on many events.
+        do { try snapshots.write(projected) } catch { printError("note: could not write a snapshot: \(error)") }
+    }
+    if !json && report.events > 0 { printError("note: applied \(report.events) events newer than \(report.snapshot == nil ? "an empty view" : "the snapshot")") }
+    return (projected, reader)
+}
+
+/// Time-range options shared by queries.
+struct RangeOptions: ParsableArguments {
+    @Flag(help: "Only requests made today (UTC).") var today = false
+    @Flag(help: "Only requests made this week (UTC, from Monday).") var thisWeek = false
+    @Flag(help: "Only requests made this month (UTC).") var thisMonth = false
+    @Option(help: "From this time (RFC 3339 or YYYY-MM-DD), inclusive.") var from: String?
+    @Option(help: "Until this time (RFC 3339 or YYYY-MM-DD), exclusive.") var to: String?
+    @Option(help: "The time ageing is measured at (default: now).") var now: String?
+
+    func nowMicros() throws -> Int64 {
+        if let now { return try parseTime(now, "--now") }
+        return Int64(Date().timeIntervalSince1970 * 1_000_000)
+    }
+
+    func range() throws -> TimeRange {
+        let now = try nowMicros()
+        let day: Int64 = 86_400_000_000
+        let today = now - ((now % day) + day) % day
+        if self.today { return TimeRange(from: today, to: today + day) }
+        if thisWeek {
+            let weekday = ((today / day) + 3) % 7 // 1970-01-01 was a Thursday; Monday = 0
+            return TimeRange(from: today - weekday * day, to: today + (7 - weekday) * day)
+        }
+        if thisMonth {
+            let date = Timestamp.format(today)
+            let first = try parseTime(String(date.prefix(8)) + "01", "month")
+            let month = Int(date.dropFirst(5).prefix(2)) ?? 1, year = Int(date.prefix(4)) ?? 1970
+            let next = try parseTime(month == 12 ? "\(year + 1)-01-01" : "\(year)-\(month < 9 ? "0" : "")\(month + 1)-01", "month")
+            return TimeRange(from: first, to: next)
+        }
+        return TimeRange(from: try from.map { try parseTime($0, "--from") }, to: try to.map { try parseTime($0, "--to") })
+    }
+}
+
+func parseTime(_ text: String, _ option: String) throws -> Int64 {
+    if let t = Timestamp.parse(text) { return t }
+    if text.count == 10, let t = Timestamp.parse(text + "T00:00:00Z") { return t }
+    throw ValidationError("\(option): \"\(text)\" is not a time; use RFC 3339 (2026-11-22T09:41:07Z) or a date (2026-11-22)")
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// `backorder query`: answers from the materialized views, never by scanning the log.
+struct QueryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query",
+        abstract: "Answer questions from the views (caught up with the log first).",
+        subcommands: [DashboardQuery.self, RecordsQuery.self, CustomerQuery.self, ProductQuery.self, RecordQuery.self, InsightsQuery.self])
+}
+
+struct TenantOptions: ParsableArguments {
+    @Option(help: "Tenant.") var tenant = "default"
+    @Flag(help: "JSON output.") var json = false
+}
+
+func book(_ projected: ProjectedView<RecordsView>, _ tenant: String) throws -> TenantBook {
+    guard let book = projected.view.tenants[tenant] else {
+        printError("error: tenant \(tenant) has no data (tenants: \(projected.view.tenants.keys.sorted().joined(separator: ", ")))")
+        throw ExitCode(1)
+    }
+    return book
+}
+
+func runQuery(_ body: () async throws -> Void) async throws {
+    do { try await body() } catch let error as QueryError {
+        printError("error: \(error)")
+        throw ExitCode(1)
+    } catch let error as EventStoreError {
+        printError("error: \(error)")
+        throw ExitCode(1)
+    } catch let error as ProjectionError {
+        printError("error: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+struct DashboardQuery: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dashboard", abstract: "Status counts, quantities, ageing, oldest pending, top customers and products.")
+    @OptionGroup var data: DataOptions
+    @OptionGroup var tenant: TenantOptions
+    @OptionGroup var range: RangeOptions
+
+    func run() async throws {
+        try await runQuery {
+            let (view, _) = try await openRecordsView(data, json: tenant.json)
+            let d = try book(view, tenant.tenant).dashboard(range: try range.range(), now: try range.nowMicros())
+            if tenant.json { return try printJSON(d) }
+            print("Dashboard — tenant \(tenant.tenant): \(d.requests) requests")
+            print("status      " + RecordStatus.allCases.map { "\($0.rawValue) \(d.byStatus[$0.rawValue] ?? 0)" }.joined(separator: "   "))
+            print("delivery    " + DeliveryState.allCases.map { "\($0.rawValue) \(d.byDeliveryState[$0.rawValue] ?? 0)" }.joined(separator: "   "))
+            print("quantity    total \(d.totalQuantity)   delivered \(d.deliveredQuantity)   outstanding \(d.outstandingQuantity)")
+            print("ageing      due soon (> 7 days) \(d.dueSoon)   overdue (> 14 days) \(d.overdue)")
+            print("processing  " + (d.averageProcessingHours.map { String(format: "average %.1f days from request to completion", $0 / 24) } ?? "no completions"))
+            printTable("Top customers by outstanding quantity", d.topCustomers.map { [$0.id, $0.name, String($0.outstanding)] })
+            printTable("Top products by outstanding quantity", d.topProducts.map { [$0.id, $0.name, String($0.outstanding)] })
+            printTable("Oldest pending requests (10 of \(d.oldestPending.count) shown)", d.oldestPending.prefix(10).map(summaryRow))
+            printTable("Most recent completions", d.recentCompletions.map(summaryRow))
+        }
+    }
+}
+
+func summaryRow(_ r: RecordSummary) -> [String] {
+    [r.id, String(r.requestedAt.prefix(10)), r.customerName, r.productName + (r.size.map { " (\($0))" } ?? ""), "\(r.delivered)/\(r.quantity)", r.status]
+}
+
+/// Prints an aligned table with a title.
+func printTable(_ title: String, _ rows: [[String]]) {
+    print("\n" + title)
+    guard let columns = rows.map(\.count).max() else { print("  (none)"); return }
+    var widths = [Int](repeating: 0, count: columns)
+    for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    for row in rows {
+        print("  " + row.enumerated().map { i, cell in cell + String(repeating: " ", count: widths[i] - cell.count) }.joined(separator: "  "))
+    }
+}
+
+struct RecordsQuery: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "records", abstract: "List requests: filters, search, sort, pages.")
+    @OptionGroup var data: DataOptions
+    @OptionGroup var tenant: TenantOptions
+    @OptionGroup var range: RangeOptions
+    @Option(help: "Only this customer's requests.") var customer: String?
+    @Option(help: "Only this product's requests.") var product: String?
+    @Option(help: "pending, completed, refunded or deleted.") var status: String?
+    @Option(help: "needs-delivery, partial or done.") var delivery: String?
+    @Option(help: "Words to find in customer name, product name or notes (prefix match).") var search: String?
+    @Option(help: "newest or oldest.") var sort = "newest"
+    @Option(help: "Page size, 1 to 1000.") var limit = 50
+    @Option(help: "The nextCursor of the previous page.") var cursor: String?
+
+    func run() async throws {
+        var filter = RecordFilter()
+        filter.customerId = customer
+        filter.productId = product
+        if let status { guard let s = RecordStatus(rawValue: status) else { throw ValidationError("unknown status \(status)") }; filter.status = s }
+        if let delivery { guard let d = DeliveryState(rawValue: delivery) else { throw ValidationError("unknown delivery state \(delivery)") }; filter.deliveryState = d }
+        guard sort == "newest" || sort == "oldest" else { throw ValidationError("--sort must be newest or oldest") }
+        guard (1...1_000).contains(limit) else { throw ValidationError("--limit must be 1 to 1000") }
+        filter.newestFirst = sort == "newest"
+        filter.search = search
+        filter.limit = limit
+        filter.cursor = cursor
+        filter.range = try range.range()
+        try await runQuery {
+            let (view, _) = try await openRecordsView(data, json: tenant.json)
+            let page = try book(view, tenant.tenant).records(filter)
+            if tenant.json { return try printJSON(page) }
+            printTable("\(page.total) matching requests", page.records.map(summaryRow))
+            if let next = page.nextCursor { print("\nnext page: --cursor \(next)") }
+        }
+    }
+}
+
+struct CustomerQuery: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "customer", abstract: "A customer's details, counts and requests.")
+    @Argument var id: String
+    @OptionGroup var data: DataOptions
+    @OptionGroup var tenant: TenantOptions
+    @Option var limit = 50
+
+    func run() async throws {
+        try await runQuery {
+            let (view, _) = try await openRecordsView(data, json: tenant.json)
+            let c = try book(view, tenant.tenant).customer(id, limit: limit)
+            if tenant.json { return try printJSON(c) }
+            print("\(c.id) \(c.name) (number \(c.number), \(c.city ?? "-"), \(c.region ?? "-"))\(c.removed ? " — removed" : "")")
+            print(c.byStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "   "))
+            printTable("Requests, newest first (\(c.requests.total))", c.requests.records.map(summaryRow))
+        }
+    }
+}
+
+struct ProductQuery: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "product", abstract: "A product's backlog per size and the customers waiting.")
+    @Argument var id: String
+    @OptionGroup var data: DataOptions
+    @OptionGroup var tenant: TenantOptions
+
+    func run() async throws {
+        try await runQuery {
+            let (view, _) = try await openRecordsView(data, json: tenant.json)
+            let p = try book(view, tenant.tenant).product(id)
+            if tenant.json { return try printJSON(p) }
+            print("\(p.id) \(p.name) (sku \(p.sku), sizes \(p.sizes.joined(separator: " ")))\(p.removed ? " — removed" : ""): \(p.outstanding) outstanding")
+            printTable("Outstanding by size", p.sizes.map { [$0, String(p.outstandingBySize[$0] ?? 0)] })
+            printTable("Customers waiting", p.customersWaiting.map { [$0.id, $0.name, String($0.outstanding)] })
+        }
+    }
+}
+
+struct RecordQuery: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "record", abstract: "One request's current state and its full history.")
+    @Argument var id: String
+    @OptionGroup var data: DataOptions
+    @OptionGroup var tenant: TenantOptions
+
+    struct Output: Encodable {
+        let record: RecordSummary
+        let history: [HistoryEntry]
+    }
+
+    struct HistoryEntry: Encodable {
+        let position: String, type: String, at: String, recordedAt: String, actor: String, version: Int64
+    }
+
+    func run() async throws {
+        try await runQuery {
+            let (view, reader) = try await openRecordsView(data, json: tenant.json)
+            guard let row = try book(view, tenant.tenant).records[id] else { throw QueryError(description: "unknown record \(id) in tenant \(tenant.tenant)") }
+            let partition = reader.partition(tenant: tenant.tenant, stream: StreamName.record(id))
+            let history = try row.eventOffsets.map { offset -> HistoryEntry in
+                let e = try reader.readEvent(at: Position(partition: partition, offset: offset))
+                return HistoryEntry(position: e.position.description, type: e.type, at: Timestamp.format(e.businessTime),
+                                    recordedAt: Timestamp.format(e.recordedTime), actor: e.actor, version: e.streamVersion)
+            }
+            let summary = RecordSummary.from(row)
+            if tenant.json { return try printJSON(Output(record: summary, history: history)) }
+            printTable("Record \(id)", [summaryRow(summary)])
+            printTable("History", history.map { ["v\($0.version)", $0.at, $0.type, $0.actor, "recorded " + $0.recordedAt, "@" + $0.position] })
+        }
+    }
+}
+
+struct InsightsQuery: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "insights", abstract: "Requests grouped by region, product or customer.")
+    @OptionGroup var data: DataOptions
+    @OptionGroup var tenant: TenantOptions
+    @OptionGroup var range: RangeOptions
+    @Option(help: "region, product or customer.") var by = "region"
+    @Option var limit = 20
+
+    func run() async throws {
+        guard let dimension = InsightDimension(rawValue: by) else { throw ValidationError("--by must be region, product or customer") }
+        try await runQuery {
+            let (view, _) = try await openRecordsView(data, json: tenant.json)
+            let rows = Array(try book(view, tenant.tenant).insights(by: dimension, range: try range.range()).prefix(limit))
+            if tenant.json { return try printJSON(rows) }
+            printTable("By \(by): requests, customers, total and average quantity, last request",
+                       rows.map { [$0.key, $0.name, String($0.requests), String($0.customers), String($0.totalQuantity), String(format: "%.1f", $0.averageQuantity), $0.lastRequest] })
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import EventStore
+import Foundation
+import OutOfStock
+import Projections
+
+/// `backorder snapshot`: bring the views up to date and save a snapshot now.
+struct SnapshotCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "snapshot", abstract: "Catch the views up with the log and write a snapshot.")
+    @OptionGroup var data: DataOptions
+
+    func run() async throws {
+        try await runQuery {
+            let start = MonotonicTime.now
+            let (view, _) = try await openRecordsView(data, json: true)
+            let path = try SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name).write(view)
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            print("snapshot of view \(RecordsView.name) at positions \(view.positions) (\(view.eventsApplied) events): \(path), \(size) bytes, \(String(format: "%.3f", MonotonicTime.now.seconds(since: start))) s")
+        }
+    }
+}
+
+/// `backorder replay`: rebuild views from the log into a new snapshot, swapped in by rename.
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "replay", abstract: "Rebuild the views from the log (optionally up to a position) and save them.")
+    @OptionGroup var data: DataOptions
+    @Option(help: "View to rebuild (records).") var view = RecordsView.name
+    @Flag(help: "Rebuild every view.") var all = false
+
+    func run() async throws {
+        guard all || view == RecordsView.name else { throw ValidationError("unknown view \(view); views: \(RecordsView.name)") }
+        try await runQuery {
+            let reader = try await EventReader.open(at: data.directory)
+            let total = try reader.endOffsets().reduce(0, +)
+            let progress = ProgressLine(enabled: isatty(2) != 0)
+            let start = MonotonicTime.now
+            let rebuilt = try await Projection.rebuild(RecordsView.self, reader: reader) { applied in
+                let seconds = MonotonicTime.now.seconds(since: start)
+                let rate = Double(applied) / max(seconds, 1e-6)
+                progress.update("replayed \(applied) of \(total) events (\(Int(rate))/s, ETA \(Int(Double(total - applied) / max(rate, 1))) s)")
+            }
+            progress.finish()
+            let seconds = MonotonicTime.now.seconds(since: start)
+            let path = try SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name).write(rebuilt)
+            print("rebuilt view \(RecordsView.name) from \(rebuilt.eventsApplied) events in \(String(format: "%.3f", seconds)) s (\(Int(Double(rebuilt.eventsApplied) / max(seconds, 1e-9))) events/s); saved \(path)")
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import EventLog
+
+/// Read-only access to a store's events, without its locks: for queries, projections
+/// and audits that run beside a producer. Sees what was acknowledged when it was opened
+/// (and, within this process, what was appended since).
+public final class EventReader: Sendable {
+    /// The log, opened read-only.
+    public let log: WriteAheadLog
+
+    /// Wraps an open log.
+    public init(log: WriteAheadLog) { self.log = log }
+
+    /// Opens the store in `directory` read-only. Fails with a clear error when it holds no
+    /// store yet.
+    public static func open(at directory: String) async throws -> EventReader {
+        var options = LogOptions()
+        options.writable = false
+        do { return EventReader(log: try await WriteAheadLog.open(at: directory + "/log", options: options)) } catch {
+            throw EventStoreError.wrap(error)
+        }
+    }
+
+    /// Number of partitions.
+    public var partitionCount: Int { log.partitionCount }
+
+    /// The offset after the last event of each partition.
+    public func endOffsets() throws -> [Int64] {
+        do { return try (0..<log.partitionCount).map { try log.endOffset(partition: $0) } } catch { throw EventStoreError.wrap(error) }
+    }
+
+    /// The events of a partition from `offset`, batch by batch.
+    public func events(partition: Int, from offset: Int64) throws -> EventCursor {
+        do { return EventCursor(partition: partition, cursor: try log.cursor(partition: partition, from: offset), from: offset) } catch {
+            throw EventStoreError.wrap(error)
+        }
+    }
+}
+
+extension EventReader {
+    /// The event at a position.
+    public func readEvent(at position: Position) throws -> StoredEvent {
+        do {
+            var cursor = try log.cursor(partition: position.partition, from: position.offset)
+            guard let batch = try cursor.next() else { throw EventStoreError.invalidArgument("no event at \(position)") }
+            var found: StoredEvent?
+            var failure: (any Error)?
+            batch.forEach { record in
+                guard record.offset == position.offset else { return }
+                do { found = try EnvelopeCodec.decode(record, partition: position.partition) } catch { failure = error }
+            }
+            if let failure { throw failure }
+            guard let found else { throw EventStoreError.invalidArgument("no event at \(position)") }
+            return found
+        } catch {
+            throw EventStoreError.wrap(error)
+        }
+    }
+
+    /// The partition a stream lives in.
+    public func partition(tenant: String, stream: String) -> Int {
+        log.partition(forKey: EnvelopeCodec.key(tenant: tenant, stream: stream))
+    }
+}
+
+extension EventStore {
+    /// A reader over this store's log (sees appends made through this store).
+    public var reader: EventReader { EventReader(log: log) }
+}

@@ -1,0 +1,224 @@
+import EventStore
+import Projections
+
+/// One request as the views show it (domain.md, "Record state").
+public struct RecordRow: Sendable, Equatable {
+    public var id: String
+    public var customerId: String
+    public var productId: String
+    public var size: String?
+    /// The customer's and product's names when the request was made (or later amended).
+    public var customerName: String
+    public var productName: String
+    public var quantity: Int64
+    public var delivered: Int64
+    public var status: RecordStatus
+    public var requestedAt: Int64
+    public var completedAt: Int64?
+    public var notes: String?
+    public var reason: String?
+    public var createdBy: String
+    public var updatedBy: String
+    public var updatedAt: Int64
+    public var deliveries: Int
+    /// Offsets of the record's events in its partition, oldest first (its history).
+    public var eventOffsets: [Int64]
+
+    /// Quantity still to deliver (0 once the record is done).
+    public var outstanding: Int64 { status == .pending ? quantity - delivered : 0 }
+
+    /// needs delivery / partial / done (domain.md).
+    public var deliveryState: DeliveryState {
+        switch status {
+        case .pending: delivered == 0 ? .needsDelivery : .partial
+        default: .done
+        }
+    }
+}
+
+/// The derived delivery state of a request.
+public enum DeliveryState: String, Sendable, CaseIterable {
+    case needsDelivery = "needs-delivery", partial, done
+}
+
+/// A customer as the views show it.
+public struct CustomerRow: Sendable, Equatable {
+    public var id: String
+    public var number: String
+    public var name: String
+    public var region: String?
+    public var city: String?
+    public var country: String?
+    public var removed: Bool
+}
+
+/// A product as the views show it.
+public struct ProductRow: Sendable, Equatable {
+    public var id: String
+    public var sku: String
+    public var name: String
+    public var sizes: [String]
+    public var removed: Bool
+}
+
+/// One tenant's book: every request, customer and product in its current state.
+public struct TenantBook: Sendable, Equatable {
+    public var records: [String: RecordRow] = [:]
+    public var customers: [String: CustomerRow] = [:]
+    public var products: [String: ProductRow] = [:]
+}
+
+/// The records view: every tenant's requests, customers and products, kept current from
+/// the log. The dashboard, the records list, the customer, product and insight queries
+/// are answered from it (never from the log).
+public struct RecordsView: Projector, Equatable {
+    public static let name = "records"
+    public static let version = 1
+    public static let eventTypes: Set<String> = []
+
+    /// Books by tenant.
+    public private(set) var tenants: [String: TenantBook] = [:]
+
+    public init() {}
+
+    public mutating func apply(_ events: [StoredEvent]) throws {
+        for event in events {
+            let data = try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion)
+            apply(event, data)
+        }
+    }
+
+    private mutating func apply(_ event: StoredEvent, _ data: EventData) {
+        let at = event.businessTime
+        switch event.type {
+        case "CustomerRegistered", "CustomerUpdated", "CustomerRemoved":
+            guard let id = data.string(.customerId) else { return }
+            var c = tenants[event.tenant, default: TenantBook()].customers[id]
+                ?? CustomerRow(id: id, number: "", name: "", region: nil, city: nil, country: nil, removed: false)
+            if let v = data.string(.number) { c.number = v }
+            if let v = data.string(.name) { c.name = v }
+            if let v = data.string(.region) { c.region = v }
+            if let v = data.string(.city) { c.city = v }
+            if let v = data.string(.country) { c.country = v }
+            if event.type == "CustomerRemoved" { c.removed = true }
+            tenants[event.tenant, default: TenantBook()].customers[id] = c
+        case "ProductRegistered", "ProductUpdated", "ProductRemoved":
+            guard let id = data.string(.productId) else { return }
+            var p = tenants[event.tenant, default: TenantBook()].products[id] ?? ProductRow(id: id, sku: "", name: "", sizes: [], removed: false)
+            if let v = data.string(.sku) { p.sku = v }
+            if let v = data.string(.name) { p.name = v }
+            if let v = data.strings(.sizes) { p.sizes = v }
+            if event.type == "ProductRemoved" { p.removed = true }
+            tenants[event.tenant, default: TenantBook()].products[id] = p
+        case "OutOfStockReported":
+            guard let id = data.string(.recordId), let customerId = data.string(.customerId), let productId = data.string(.productId) else { return }
+            // Names looked up without keeping a copy of the book (which would make the
+            // insertion below copy the whole dictionary).
+            let customerName = data.string(.customerName) ?? tenants[event.tenant]?.customers[customerId]?.name ?? customerId
+            let productName = data.string(.productName) ?? tenants[event.tenant]?.products[productId]?.name ?? productId
+            tenants[event.tenant, default: TenantBook()].records[id] = RecordRow(
+                id: id, customerId: customerId, productId: productId, size: data.string(.size),
+                customerName: customerName, productName: productName,
+                quantity: data.integer(.quantity) ?? 0, delivered: 0, status: .pending, requestedAt: at, completedAt: nil,
+                notes: data.string(.notes), reason: nil, createdBy: event.actor, updatedBy: event.actor, updatedAt: at, deliveries: 0,
+                eventOffsets: [event.position.offset])
+        default:
+            guard let id = data.string(.recordId), var r = tenants[event.tenant]?.records[id] else { return }
+            switch event.type {
+            case "OutOfStockAmended":
+                if let q = data.integer(.quantity) { r.quantity = q }
+                if let n = data.string(.notes) { r.notes = n }
+                if let s = data.string(.size) { r.size = s }
+                if let c = data.string(.customerId) { r.customerId = c; r.customerName = tenants[event.tenant]?.customers[c]?.name ?? c }
+                if let p = data.string(.productId) { r.productId = p; r.productName = tenants[event.tenant]?.products[p]?.name ?? p }
+                if r.status == .pending && r.delivered >= r.quantity { r.status = .completed; r.completedAt = at }
+            case "DeliveryRecorded":
+                r.delivered += data.integer(.quantity) ?? 0
+                r.deliveries += 1
+                if r.delivered >= r.quantity { r.status = .completed; r.completedAt = at }
+            case "OutOfStockClosed":
+                r.status = .completed
+                r.completedAt = at
+                r.reason = data.string(.reason)
+            case "RefundRecorded":
+                r.status = .refunded
+                r.completedAt = at
+                r.reason = data.string(.reason)
+            case "OutOfStockDeleted":
+                r.status = .deleted
+                r.reason = data.string(.reason) ?? r.reason
+            default:
+                return
+            }
+            r.updatedBy = event.actor
+            r.updatedAt = at
+            r.eventOffsets.append(event.position.offset)
+            tenants[event.tenant]?.records[id] = r
+        }
+    }
+
+    // MARK: Encoding (sorted keys: equal states give equal bytes)
+
+    public func encoded() -> [UInt8] {
+        var w = BinaryWriter()
+        w.int(Int64(tenants.count))
+        for (tenant, book) in tenants.sorted(by: { $0.key < $1.key }) {
+            w.string(tenant)
+            w.int(Int64(book.customers.count))
+            for (_, c) in book.customers.sorted(by: { $0.key < $1.key }) {
+                w.string(c.id); w.string(c.number); w.string(c.name)
+                w.optionalString(c.region); w.optionalString(c.city); w.optionalString(c.country); w.bool(c.removed)
+            }
+            w.int(Int64(book.products.count))
+            for (_, p) in book.products.sorted(by: { $0.key < $1.key }) {
+                w.string(p.id); w.string(p.sku); w.string(p.name); w.strings(p.sizes); w.bool(p.removed)
+            }
+            w.int(Int64(book.records.count))
+            for (_, r) in book.records.sorted(by: { $0.key < $1.key }) {
+                w.string(r.id); w.string(r.customerId); w.string(r.productId); w.optionalString(r.size)
+                w.string(r.customerName); w.string(r.productName)
+                w.int(r.quantity); w.int(r.delivered); w.int(Int64(RecordStatus.allCases.firstIndex(of: r.status) ?? 0))
+                w.int(r.requestedAt); w.int(r.completedAt ?? Int64.min)
+                w.optionalString(r.notes); w.optionalString(r.reason)
+                w.string(r.createdBy); w.string(r.updatedBy); w.int(r.updatedAt); w.int(Int64(r.deliveries))
+                w.int(Int64(r.eventOffsets.count))
+                for offset in r.eventOffsets { w.int(offset) }
+            }
+        }
+        return w.bytes
+    }
+
+    public init(decoding bytes: [UInt8]) throws {
+        var r = BinaryReader(bytes: bytes)
+        let tenantCount = try r.count()
+        for _ in 0..<tenantCount {
+            let tenant = try r.string()
+            var book = TenantBook()
+            for _ in 0..<(try r.count()) {
+                let c = CustomerRow(id: try r.string(), number: try r.string(), name: try r.string(),
+                                    region: try r.optionalString(), city: try r.optionalString(), country: try r.optionalString(), removed: try r.bool())
+                book.customers[c.id] = c
+            }
+            for _ in 0..<(try r.count()) {
+                let p = ProductRow(id: try r.string(), sku: try r.string(), name: try r.string(), sizes: try r.strings(), removed: try r.bool())
+                book.products[p.id] = p
+            }
+            for _ in 0..<(try r.count()) {
+                let id = try r.string(), customerId = try r.string(), productId = try r.string(), size = try r.optionalString()
+                let customerName = try r.string(), productName = try r.string()
+                let quantity = try r.int(), delivered = try r.int(), statusIndex = Int(try r.int())
+                guard RecordStatus.allCases.indices.contains(statusIndex) else { throw BinaryReader.Truncated() }
+                let requestedAt = try r.int(), completed = try r.int()
+                let row = RecordRow(
+                    id: id, customerId: customerId, productId: productId, size: size, customerName: customerName, productName: productName,
+                    quantity: quantity, delivered: delivered, status: RecordStatus.allCases[statusIndex], requestedAt: requestedAt,
+                    completedAt: completed == Int64.min ? nil : completed, notes: try r.optionalString(), reason: try r.optionalString(),
+                    createdBy: try r.string(), updatedBy: try r.string(), updatedAt: try r.int(), deliveries: Int(try r.int()),
+                    eventOffsets: try (0..<(try r.count())).map { _ in try r.int() })
+                book.records[row.id] = row
+            }
+            tenants[tenant] = book
+        }
+        guard r.at == bytes.count else { throw BinaryReader.Truncated() }
+    }
+}

@@ -1,0 +1,165 @@
+import CZstd
+import EventLog
+
+/// A view's snapshot file (docs/PROJECTIONS.md, "Snapshot file").
+///
+/// ```
+/// offset size  field
+/// 0      4     magic "BKSN"
+/// 4      4     CRC32C of bytes 8..<end
+/// 8      4     format version (1)
+/// 12     4     view version
+/// 16     4     schema version (the stored events' envelope version the view reads)
+/// 20     4     partition count n
+/// 24     8     events applied
+/// 32     8     uncompressed state length
+/// 40     8     compressed state length
+/// 48     2     view name length k, then k bytes of UTF-8 name
+/// …      8·n   positions (next offset per partition)
+/// …            state, zstd-compressed
+/// ```
+/// All little-endian. Written to a temporary file, fdatasynced, renamed, directory
+/// fsynced; the newest few are kept. A file that fails any check is reported and skipped.
+public enum SnapshotFile {
+    static let magic: UInt32 = 0x4E53_4B42 // "BKSN"
+    static let formatVersion: UInt32 = 1
+    /// The stored-event envelope version views read.
+    public static let schemaVersion: UInt32 = 1
+    static let maxStateBytes = 4 << 30
+
+    /// Encodes a snapshot of `projected`.
+    static func encode<P: Projector>(_ projected: ProjectedView<P>) throws -> [UInt8] {
+        let state = projected.view.encoded()
+        let bound = ZSTD_compressBound(state.count)
+        var compressed = [UInt8](repeating: 0, count: bound)
+        let written = state.withUnsafeBytes { src in
+            compressed.withUnsafeMutableBytes { dst in ZSTD_compress(dst.baseAddress, bound, src.baseAddress, state.count, 3) }
+        }
+        guard ZSTD_isError(written) == 0 else { throw ProjectionError.io("zstd could not compress the state of \(P.name)") }
+        compressed.removeLast(bound - written)
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + projected.positions.count * 8 + written)
+        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
+        put(magic); put(UInt32(0)); put(formatVersion); put(UInt32(P.version)); put(schemaVersion)
+        put(UInt32(projected.positions.count)); put(UInt64(projected.eventsApplied))
+        put(UInt64(state.count)); put(UInt64(written))
+        let name = Array(P.name.utf8)
+        put(UInt16(name.count)); out.append(contentsOf: name)
+        for position in projected.positions { put(position) }
+        out.append(contentsOf: compressed)
+        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[8...])) }
+        withUnsafeBytes(of: crc.littleEndian) { out.replaceSubrange(4..<8, with: $0) }
+        return out
+    }
+
+    /// Decodes a snapshot, checking everything; the error says what is wrong.
+    static func decode<P: Projector>(_ bytes: [UInt8], as type: P.Type, partitions: Int, path: String) throws -> ProjectedView<P> {
+        func bad(_ reason: String) -> ProjectionError { .badSnapshot(path: path, reason: reason) }
+        var at = 0
+        func get<T: FixedWidthInteger>(_: T.Type) throws -> T {
+            guard at + MemoryLayout<T>.size <= bytes.count else { throw bad("truncated at byte \(at)") }
+            var value: T = 0
+            for i in 0..<MemoryLayout<T>.size { value |= T(bytes[at + i]) << (8 * i) }
+            at += MemoryLayout<T>.size
+            return value
+        }
+        guard try get(UInt32.self) == magic else { throw bad("not a snapshot file (bad magic)") }
+        let crc = try get(UInt32.self)
+        guard bytes.withUnsafeBytes({ CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[8...])) }) == crc else { throw bad("CRC32C mismatch") }
+        guard try get(UInt32.self) == formatVersion else { throw bad("unknown snapshot format version") }
+        let viewVersion = try get(UInt32.self)
+        guard viewVersion == UInt32(P.version) else { throw bad("written by view version \(viewVersion), this build's \(P.name) view is version \(P.version)") }
+        guard try get(UInt32.self) == schemaVersion else { throw bad("written for another event schema version") }
+        let count = Int(try get(UInt32.self))
+        guard count == partitions else { throw bad("has \(count) partitions, the log has \(partitions)") }
+        let applied = Int64(try get(UInt64.self))
+        let rawLength = try get(UInt64.self), compressedLength = try get(UInt64.self)
+        let nameLength = Int(try get(UInt16.self))
+        guard at + nameLength <= bytes.count, String(decoding: bytes[at..<(at + nameLength)], as: UTF8.self) == P.name else { throw bad("belongs to another view") }
+        at += nameLength
+        var positions: [Int64] = []
+        for _ in 0..<count { positions.append(Int64(try get(UInt64.self))) }
+        guard positions.allSatisfy({ $0 >= 0 }), rawLength <= UInt64(maxStateBytes), compressedLength == UInt64(bytes.count - at) else {
+            throw bad("lengths or positions out of range")
+        }
+        var state = [UInt8](repeating: 0, count: Int(rawLength))
+        let n = bytes.withUnsafeBytes { src in
+            state.withUnsafeMutableBytes { dst in ZSTD_decompress(dst.baseAddress, dst.count, src.baseAddress.map { $0 + at }, Int(compressedLength)) }
+        }
+        guard ZSTD_isError(n) == 0, n == Int(rawLength) else { throw bad("state does not decompress") }
+        do {
+            return ProjectedView(view: try P(decoding: state), positions: positions, eventsApplied: applied)
+        } catch {
+            throw bad("state does not decode: \(error)")
+        }
+    }
+}
+
+/// A view's snapshot directory: `views/<name>/` holding `<20-digit sequence>.snapshot`.
+public struct SnapshotDirectory: Sendable {
+    /// The directory.
+    public let path: String
+    /// How many snapshots to keep.
+    public var keep = 3
+    let storage: any Storage
+
+    /// The snapshots of view `name` under `root`.
+    public init(root: String, name: String, storage: any Storage = PosixStorage()) {
+        self.path = root + "/" + name
+        self.storage = storage
+    }
+
+    /// Snapshot file names, newest first.
+    public func list() -> [String] {
+        ((try? storage.listDirectory(path)) ?? []).filter { $0.hasSuffix(".snapshot") && $0.count == 29 }.sorted(by: >)
+    }
+
+    /// Writes a new snapshot atomically and durably, then removes all but the newest `keep`.
+    /// A failure leaves the earlier snapshots as they were.
+    @discardableResult
+    public func write<P: Projector>(_ projected: ProjectedView<P>) throws -> String {
+        let bytes = try SnapshotFile.encode(projected)
+        try storage.createDirectory(path)
+        let sequence = (list().first.flatMap { Int64($0.prefix(20)) } ?? 0) + 1
+        let digits = String(sequence)
+        let name = String(repeating: "0", count: 20 - digits.count) + digits + ".snapshot"
+        let temporary = path + "/" + name + ".tmp"
+        let file = try storage.open(temporary, create: true, writable: true)
+        do {
+            try file.truncate(to: 0)
+            try bytes.withUnsafeBytes { try file.write($0, at: 0) }
+            try file.sync()
+            file.close()
+            try storage.rename(temporary, to: path + "/" + name)
+            try storage.syncDirectory(path)
+        } catch {
+            file.close()
+            try? storage.remove(temporary)
+            throw error
+        }
+        for old in list().dropFirst(keep) { try? storage.remove(path + "/" + old) }
+        return path + "/" + name
+    }
+
+    /// The newest snapshot that passes every check, and the ones skipped with why.
+    public func loadNewest<P: Projector>(_ type: P.Type, partitions: Int) -> (ProjectedView<P>?, skipped: [ProjectionError]) {
+        var skipped: [ProjectionError] = []
+        for name in list() {
+            let file = path + "/" + name
+            do {
+                guard let handle = try? storage.open(file, create: false, writable: false) else { continue }
+                defer { handle.close() }
+                let size = try handle.size()
+                var bytes = [UInt8](repeating: 0, count: Int(size))
+                let n = try bytes.withUnsafeMutableBytes { try handle.read(into: $0, at: 0) }
+                guard n == bytes.count else { throw ProjectionError.badSnapshot(path: file, reason: "short read") }
+                return (try SnapshotFile.decode(bytes, as: type, partitions: partitions, path: file), skipped)
+            } catch let error as ProjectionError {
+                skipped.append(error)
+            } catch {
+                skipped.append(.badSnapshot(path: file, reason: "\(error)"))
+            }
+        }
+        return (nil, skipped)
+    }
+}

@@ -1,0 +1,116 @@
+import EventStore
+
+/// Runs one view in its own actor: batches of events go in, queries read it.
+public actor ViewHost<P: Projector> {
+    /// The view and its positions.
+    public private(set) var projected: ProjectedView<P>
+
+    /// A host starting from `projected` (a loaded snapshot or an empty view).
+    public init(_ projected: ProjectedView<P>) { self.projected = projected }
+
+    /// Applies a batch (the positions say where it must start).
+    public func apply(_ batch: EventBatch) throws { try projected.apply(batch) }
+
+    /// Reads the view.
+    public func read<R: Sendable>(_ body: @Sendable (P) throws -> R) rethrows -> R { try body(projected.view) }
+}
+
+/// Brings views up to date with a store's log, loads and saves their snapshots, and
+/// rebuilds them (docs/PROJECTIONS.md).
+public enum Projection {
+    /// What bringing a view up to date did.
+    public struct CatchUp: Sendable {
+        /// Events applied now.
+        public var events: Int64 = 0
+        /// Where the view started: a snapshot's path, or nil for an empty view.
+        public var snapshot: String?
+        /// Snapshots that were skipped, with why.
+        public var skipped: [ProjectionError] = []
+        /// Whether the view reached the end of the log.
+        public var current = false
+    }
+
+    /// Loads the newest valid snapshot of a view (or starts empty), then applies every
+    /// event after its positions, up to the log's end (or `limit` positions).
+    public static func load<P: Projector>(_ type: P.Type, reader: EventReader, snapshots: SnapshotDirectory,
+                                          upTo limit: [Int64]? = nil) throws -> (ProjectedView<P>, CatchUp) {
+        var report = CatchUp()
+        let (loaded, skipped) = snapshots.loadNewest(type, partitions: reader.partitionCount)
+        report.skipped = skipped
+        let ends = try reader.endOffsets()
+        var projected: ProjectedView<P>
+        if let loaded, zip(loaded.positions, limit ?? ends).allSatisfy({ $0 <= $1 }) {
+            projected = loaded
+            report.snapshot = snapshots.list().first.map { snapshots.path + "/" + $0 }
+        } else {
+            if loaded != nil { report.skipped.append(.badSnapshot(path: snapshots.path, reason: "newest snapshot is ahead of the requested position; rebuilding")) }
+            projected = ProjectedView<P>(partitions: reader.partitionCount)
+        }
+        report.events = try catchUp(&projected, reader: reader, upTo: limit ?? ends)
+        report.current = projected.positions == ends
+        return (projected, report)
+    }
+
+    /// Applies events from the view's positions up to `limit` (per partition).
+    public static func catchUp<P: Projector>(_ projected: inout ProjectedView<P>, reader: EventReader, upTo limit: [Int64]) throws -> Int64 {
+        var applied: Int64 = 0
+        for partition in 0..<reader.partitionCount where projected.positions[partition] < limit[partition] {
+            var cursor = try reader.events(partition: partition, from: projected.positions[partition])
+            while projected.positions[partition] < limit[partition], let events = try cursor.next() {
+                let kept = events.prefix { $0.position.offset < limit[partition] }
+                let next = kept.last.map { $0.position.offset + 1 } ?? projected.positions[partition]
+                try projected.apply(EventBatch(partition: partition, events: Array(kept), nextOffset: next))
+                applied += Int64(kept.count)
+            }
+        }
+        return applied
+    }
+
+    /// Rebuilds a view from the whole log and returns it; the caller saves it as the
+    /// newest snapshot (the atomic swap: readers see the old snapshot until the rename).
+    /// The next chunk of batches is read, checksummed, decompressed and decoded on
+    /// another task while the current one is applied, so both cores work.
+    public static func rebuild<P: Projector>(_ type: P.Type, reader: EventReader, upTo limit: [Int64]? = nil,
+                                             progress: (Int64) -> Void = { _ in }) async throws -> ProjectedView<P> {
+        let ends = try limit ?? reader.endOffsets()
+        var projected = ProjectedView<P>(partitions: reader.partitionCount)
+        for partition in 0..<reader.partitionCount where ends[partition] > 0 {
+            let end = ends[partition]
+            var reading = Task.detached { try readChunk(ChunkReader(cursor: try reader.events(partition: partition, from: 0), partition: partition, end: end)) }
+            while true {
+                let (chunk, rest) = try await reading.value
+                guard !chunk.isEmpty else { break }
+                reading = Task.detached { try readChunk(rest) }
+                for batch in chunk { try projected.apply(batch) }
+                progress(projected.eventsApplied)
+            }
+        }
+        return projected
+    }
+
+    struct ChunkReader: Sendable {
+        var cursor: EventCursor
+        let partition: Int
+        let end: Int64
+        var next: Int64 = 0
+
+        init(cursor: EventCursor, partition: Int, end: Int64) {
+            self.cursor = cursor
+            self.partition = partition
+            self.end = end
+        }
+    }
+
+    /// Up to 64 batches of a partition, cut at the end position.
+    static func readChunk(_ state: ChunkReader) throws -> ([EventBatch], ChunkReader) {
+        var state = state
+        var chunk: [EventBatch] = []
+        while chunk.count < 64, state.next < state.end, let events = try state.cursor.next() {
+            let kept = events.prefix { $0.position.offset < state.end }
+            guard let last = kept.last else { break }
+            state.next = last.position.offset + 1
+            chunk.append(EventBatch(partition: state.partition, events: Array(kept), nextOffset: state.next))
+        }
+        return (chunk, state)
+    }
+}

@@ -1,5 +1,5 @@
 # Backorder — the two commands of the README:
-#   make demo   install dependencies, build, generate a realistic data set, append it, show the log
+#   make demo   install dependencies, build, generate a realistic data set, append it, show the log and the dashboard
 #   make test   install dependencies, build, run the whole test suite
 SHELL := /bin/bash
 APT_PACKAGES := liblz4-dev libzstd-dev libsimdjson-dev pkg-config
@@ -28,6 +28,7 @@ demo: build
 	.build/debug/backorder append $(DATA)/events.ndjson --data $(DATA)
 	.build/debug/backorder log stats --data $(DATA)
 	.build/debug/backorder log verify --data $(DATA)
+	.build/debug/backorder query dashboard --data $(DATA)
 
 test: build
 	swift test $(SWIFT_BUILD_FLAGS)

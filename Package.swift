@@ -59,10 +59,6 @@ let package = Package(
             dependencies: ["EventStore", "EventLog"]
         ),
         .testTarget(
-            name: "ProjectionsTests",
-            dependencies: ["Projections", "EventStore", "EventLog"]
-        ),
-        .testTarget(
             name: "OutOfStockTests",
             dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI"]
         ),

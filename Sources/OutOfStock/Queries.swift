@@ -104,7 +104,8 @@ extension TenantBook {
     /// The dashboard for `range`, with ageing measured at `now`.
     public func dashboard(range: TimeRange, now: Int64) -> Dashboard {
         var d = Dashboard()
-        var processing: (total: Double, count: Int) = (0, 0)
+        // Summed as integers so the answer does not depend on the order of the records.
+        var processing: (total: Int64, count: Int64) = (0, 0)
         var pending: [RecordRow] = [], completed: [RecordRow] = []
         var customers: [String: Int64] = [:], products: [String: Int64] = [:]
         for r in records.values where range.contains(r.requestedAt) {
@@ -124,11 +125,11 @@ extension TenantBook {
                 products[r.productId, default: 0] += r.outstanding
             } else if r.status == .completed, let done = r.completedAt {
                 completed.append(r)
-                processing.total += Double(done - r.requestedAt) / 3_600_000_000
+                processing.total += done - r.requestedAt
                 processing.count += 1
             }
         }
-        d.averageProcessingHours = processing.count > 0 ? processing.total / Double(processing.count) : nil
+        d.averageProcessingHours = processing.count > 0 ? Double(processing.total / processing.count) / 3_600_000_000 : nil
         d.oldestPending = pending.sorted { ($0.requestedAt, $0.id) < ($1.requestedAt, $1.id) }.prefix(50).map(RecordSummary.init)
         d.recentCompletions = completed.sorted { ($0.completedAt ?? 0, $0.id) > ($1.completedAt ?? 0, $1.id) }.prefix(10).map(RecordSummary.init)
         d.topCustomers = customers.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(10).map {
@@ -217,7 +218,7 @@ extension TenantBook {
         }
         return groups.map { key, a in
             InsightRow(key: key, name: a.name, requests: a.count, customers: a.customers.count, totalQuantity: a.quantity,
-                       averageQuantity: Double(a.quantity) / Double(max(a.count, 1)), lastRequest: Timestamp.format(a.last))
+                       averageQuantity: (Double(a.quantity) / Double(max(a.count, 1)) * 10).rounded() / 10, lastRequest: Timestamp.format(a.last))
         }.sorted { ($0.requests, $1.key) > ($1.requests, $0.key) }
     }
 }

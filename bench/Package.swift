@@ -16,6 +16,16 @@ let package = Package(
             dependencies: [.product(name: "EventLog", package: "Backorder")],
             path: "Sources/LogBench"
         ),
+        .executableTarget(
+            name: "StoreBench",
+            dependencies: [
+                .product(name: "EventStore", package: "Backorder"),
+                .product(name: "EventLog", package: "Backorder"),
+                .product(name: "OutOfStock", package: "Backorder"),
+                .product(name: "Projections", package: "Backorder"),
+            ],
+            path: "Sources/StoreBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -106,8 +106,9 @@ extension TenantBook {
         var d = Dashboard()
         // Summed as integers so the answer does not depend on the order of the records.
         var processing: (total: Int64, count: Int64) = (0, 0)
-        var pending: [RecordRow] = [], completed: [RecordRow] = []
-        var customers: [String: Int64] = [:], products: [String: Int64] = [:]
+        // Keys only (time, id): the rows are looked up for the few that are shown.
+        var pending: [(Int64, String)] = [], completed: [(Int64, String)] = []
+        var customers: [String: Int64] = [:], products: [String: Int64] = [:], perDay: [Int64: Int] = [:]
         for r in records.values where range.contains(r.requestedAt) {
             d.requests += 1
             d.byStatus[r.status.rawValue, default: 0] += 1
@@ -116,22 +117,23 @@ extension TenantBook {
             d.totalQuantity += r.quantity
             d.deliveredQuantity += r.delivered
             d.outstandingQuantity += r.outstanding
-            d.requestsPerDay[String(Timestamp.format(r.requestedAt).prefix(10)), default: 0] += 1
+            perDay[r.requestedAt >= 0 ? r.requestedAt / Self.day : (r.requestedAt - Self.day + 1) / Self.day, default: 0] += 1
             if r.status == .pending {
-                pending.append(r)
+                pending.append((r.requestedAt, r.id))
                 let age = now - r.requestedAt
                 if age > 14 * Self.day { d.overdue += 1 } else if age > 7 * Self.day { d.dueSoon += 1 }
                 customers[r.customerId, default: 0] += r.outstanding
                 products[r.productId, default: 0] += r.outstanding
             } else if r.status == .completed, let done = r.completedAt {
-                completed.append(r)
+                completed.append((done, r.id))
                 processing.total += done - r.requestedAt
                 processing.count += 1
             }
         }
         d.averageProcessingHours = processing.count > 0 ? Double(processing.total / processing.count) / 3_600_000_000 : nil
-        d.oldestPending = pending.sorted { ($0.requestedAt, $0.id) < ($1.requestedAt, $1.id) }.prefix(50).map(RecordSummary.init)
-        d.recentCompletions = completed.sorted { ($0.completedAt ?? 0, $0.id) > ($1.completedAt ?? 0, $1.id) }.prefix(10).map(RecordSummary.init)
+        d.requestsPerDay = Dictionary(uniqueKeysWithValues: perDay.map { (String(Timestamp.format($0.key * Self.day).prefix(10)), $0.value) })
+        d.oldestPending = Self.first(50, of: pending, by: <).compactMap { records[$0.1].map(RecordSummary.init) }
+        d.recentCompletions = Self.first(10, of: completed, by: >).compactMap { records[$0.1].map(RecordSummary.init) }
         d.topCustomers = customers.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(10).map {
             Ranked(id: $0.key, name: self.customers[$0.key]?.name ?? $0.key, outstanding: $0.value)
         }
@@ -139,6 +141,20 @@ extension TenantBook {
             Ranked(id: $0.key, name: self.products[$0.key]?.name ?? $0.key, outstanding: $0.value)
         }
         return d
+    }
+
+    /// The first `k` keys in the given order (ties by id), without sorting them all.
+    private static func first(_ k: Int, of keys: [(Int64, String)], by order: (Int64, Int64) -> Bool) -> [(Int64, String)] {
+        func before(_ a: (Int64, String), _ b: (Int64, String)) -> Bool { a.0 == b.0 ? a.1 < b.1 : order(a.0, b.0) }
+        var best: [(Int64, String)] = []
+        best.reserveCapacity(k + 1)
+        for key in keys {
+            if best.count == k, let last = best.last, !before(key, last) { continue }
+            let at = best.firstIndex { before(key, $0) } ?? best.count
+            best.insert(key, at: at)
+            if best.count > k { best.removeLast() }
+        }
+        return best
     }
 
     /// A page of the records list.

@@ -1,0 +1,104 @@
+// StoreBench: the event store's in-process append (issue 5) and the records view's
+// apply, encode and queries (issue 6). Usage: StoreBench [--events N] [--dir DIR]
+import EventLog
+import EventStore
+import Foundation
+import OutOfStock
+import Projections
+
+func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
+let arguments = CommandLine.arguments
+func option(_ name: String, _ fallback: Int) -> Int {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let v = Int(arguments[i + 1]) else { return fallback }
+    return v
+}
+let total = option("--events", 1_000_000)
+let base = arguments.firstIndex(of: "--dir").map { arguments[$0 + 1] } ?? "/tmp"
+
+/// Pre-built events: 100,000 streams, ~200-byte encoded data each (a realistic report).
+func events(_ n: Int, idBase: UInt64, versions: [Int64]? = nil) -> [NewEvent] {
+    var data = EventData()
+    data[.recordId] = .string("R-000000")
+    data[.customerId] = .string("C-000042")
+    data[.productId] = .string("P-000007")
+    data[.size] = .string("XL")
+    data[.quantity] = .integer(120)
+    data[.notes] = .string("customer needs it before Friday, call the store manager first")
+    data[.customerName] = .string("Boutique Lemaire")
+    data[.productName] = .string("Organic cotton T-shirt, navy")
+    return (0..<n).map { i in
+        var data = data
+        data[.recordId] = .string("R-\(i % 100_000)")
+        let bytes = data.encoded()
+        return NewEvent(id: EventID(high: idBase, low: UInt64(i)), type: "OutOfStockReported", schemaVersion: 2, tenant: "acme",
+                 stream: "record/R-\(i % 100_000)", businessTime: 1_767_225_600_000_000 + Int64(i), actor: "u017",
+                 data: bytes, expectedVersion: versions.map { .exact($0[i]) } ?? .any)
+    }
+}
+
+/// Appends `list` in 1,000-event calls, four submitted ahead; returns events/s.
+func appendAll(_ store: EventStore, _ list: [NewEvent]) async throws -> Double {
+    let start = now()
+    var inFlight: [SubmittedAppend] = []
+    var i = 0
+    while i < list.count {
+        inFlight.append(try await store.submit(Array(list[i..<min(i + 1_000, list.count)])))
+        i += 1_000
+        if inFlight.count >= 4 { _ = try await inFlight.removeFirst().acknowledged() }
+    }
+    for s in inFlight { _ = try await s.acknowledged() }
+    return Double(list.count) / (now() - start)
+}
+
+print("| # | measurement | result |")
+print("|---|---|---|")
+let directory = base + "/storebench-\(getpid())"
+defer { try? FileManager.default.removeItem(atPath: directory) }
+var options = StoreOptions()
+options.log.partitionCount = 8
+let store = try await EventStore.open(at: directory, options: options)
+let fresh = events(total, idBase: 1)
+print("| 1 | append, fresh ids, expected version any, fsync, 1,000 a call | \(Int(try await appendAll(store, fresh))) events/s |")
+// The same streams again, each event with the exact expected version of its stream.
+let perStream = total / 100_000
+let versions = (0..<total).map { i in Int64(perStream + i / 100_000) }
+let checked = events(total, idBase: 2, versions: versions)
+print("| 2 | append, fresh ids, exact expected versions, fsync | \(Int(try await appendAll(store, checked))) events/s |")
+print("| 3 | append of already stored ids (all duplicates, nothing written) | \(Int(try await appendAll(store, fresh))) events/s |")
+try await store.close()
+
+// The records view: apply (rebuild from the log), encode, decode, queries.
+let reader = try await EventReader.open(at: directory)
+var start = now()
+let view = try await Projection.rebuild(RecordsView.self, reader: reader)
+let rebuild = now() - start
+print("| 4 | rebuild of the records view from the log (\(view.eventsApplied) events) | \(Int(Double(view.eventsApplied) / rebuild)) events/s |")
+start = now()
+let encoded = view.view.encoded()
+print("| 5 | encode the view (\(encoded.count) bytes) | \(String(format: "%.3f", now() - start)) s |")
+start = now()
+_ = try RecordsView(decoding: encoded)
+print("| 6 | decode the view | \(String(format: "%.3f", now() - start)) s |")
+if let book = view.view.tenants["acme"] {
+    var times: [Double] = []
+    for _ in 0..<20 {
+        let s = now()
+        _ = book.dashboard(range: TimeRange(), now: 1_800_000_000_000_000)
+        times.append(now() - s)
+    }
+    times.sort()
+    print("| 7 | dashboard over \(book.records.count) records, in process | p50 \(String(format: "%.2f", times[10] * 1000)) ms, max \(String(format: "%.2f", times[19] * 1000)) ms |")
+    times = []
+    for i in 0..<200 {
+        let s = now()
+        _ = book.records["R-\(i * 37 % 100_000)"]
+        times.append(now() - s)
+    }
+    times.sort()
+    print("| 8 | record lookup, in process | p99 \(String(format: "%.4f", times[198] * 1000)) ms |")
+}

@@ -52,7 +52,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "BackorderCLI"]
+            dependencies: ["EventLog", "BackorderCLI", "DataGenerator"]
         ),
         .testTarget(
             name: "EventStoreTests",

@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import DataGenerator
 import EventLog
 
 struct LogCommand: AsyncParsableCommand {
@@ -66,10 +67,7 @@ extension LogCommand {
 
         func run() async throws {
             try await runReportingErrors {
-                var options = LogOptions()
-                options.writable = false
-                let log = try await WriteAheadLog.open(at: data.logPath, options: options)
-                for event in log.recoveryEvents { printError("note: \(event)") }
+                let log = try await openReadOnly(data)
                 let stats = log.statistics()
                 print("log \(data.logPath): \(log.partitionCount) partitions, codec \(log.manifest.codec), segments of \(log.manifest.segmentBytes) bytes")
                 print(pad("partition", 10) + pad("start", 14) + pad("end", 14) + pad("segments", 10) + pad("bytes", 16))
@@ -90,10 +88,7 @@ extension LogCommand {
 
         func run() async throws {
             try await runReportingErrors {
-                var options = LogOptions()
-                options.writable = false
-                let log = try await WriteAheadLog.open(at: data.logPath, options: options)
-                for event in log.recoveryEvents { printError("note: \(event)") }
+                let log = try await openReadOnly(data)
                 var records = 0, batches = 0, bytes = 0
                 let start = MonotonicTime.now
                 for partition in 0..<log.partitionCount {
@@ -182,6 +177,15 @@ public enum CrashRecord {
         }
         return value
     }
+}
+
+/// Opens the log read-only, printing what the open noticed (an unverified tail, …).
+func openReadOnly(_ data: DataOptions) async throws -> WriteAheadLog {
+    var options = LogOptions()
+    options.writable = false
+    let log = try await WriteAheadLog.open(at: data.logPath, options: options)
+    for event in log.recoveryEvents { printError("note: \(event)") }
+    return log
 }
 
 func pad(_ text: String, _ width: Int) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import DataGenerator
 import EventLog
 
 /// A small deterministic source of out-of-stock events (JSON, about 200 bytes) for the
@@ -34,19 +35,6 @@ struct SampleEvents {
     private func pad6(_ n: Int) -> String {
         let s = String(n)
         return String(repeating: "0", count: max(0, 6 - s.count)) + s
-    }
-}
-
-/// A tiny seeded generator (SplitMix64): the same seed gives the same sequence everywhere.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -3,13 +3,19 @@
 // Only integer arithmetic and IEEE-754 basic operations (+, *, /) are used, so the output is the
 // same on every platform. No Foundation, no system randomness.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): used to expand a 64-bit seed into generator state.
-struct SplitMix64: Sendable {
+/// SplitMix64 (Steele, Lea, Flood 2014): used to expand a 64-bit seed into generator state,
+/// and as the project's one small seeded generator (tests, sample events): the same seed
+/// gives the same sequence everywhere.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
 
     init(_ seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    /// A generator starting from `seed`.
+    public init(seed: UInt64) { state = seed }
+
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

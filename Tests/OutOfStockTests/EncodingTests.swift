@@ -59,7 +59,7 @@ import Testing
     /// clear verdict with the line number.
     @Test func mutatedAndTruncatedLinesNeverCrashTheParser() throws {
         let parser = try InputParser()
-        var random = StateMachinePropertyTests.Random(state: 99)
+        var random = StateMachinePropertyTests.Random(seed: 99)
         let seeds = setupLines + files(schemasDirectory + "/examples", suffix: ".json").map { text(schemasDirectory + "/examples/" + $0) }
         var accepted = 0, rejected = 0
         for n in 0..<20_000 {

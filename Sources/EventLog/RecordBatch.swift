@@ -24,6 +24,20 @@ public struct RecordBatchBuilder: Sendable {
     public mutating func append<Key: Collection<UInt8>, Value: Collection<UInt8>>(
         key: Key, value: Value, timestamp: Int64
     ) throws {
+        try Array(key).withUnsafeBytes { k in
+            try Array(value).withUnsafeBytes { v in try append(key: k, value: v, timestamp: timestamp) }
+        }
+    }
+
+    /// Adds one record from byte arrays (the common case: no generic code across modules).
+    public mutating func append(key: [UInt8], value: [UInt8], timestamp: Int64) throws {
+        try key.withUnsafeBytes { k in
+            try value.withUnsafeBytes { v in try append(key: k, value: v, timestamp: timestamp) }
+        }
+    }
+
+    /// Adds one record from raw bytes.
+    public mutating func append(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, timestamp: Int64) throws {
         let keyCount = key.count, valueCount = value.count
         guard keyCount <= Limits.maxKeyBytes else { throw LogError.invalidArgument("record key of \(keyCount) bytes exceeds the limit of \(Limits.maxKeyBytes)") }
         guard valueCount <= Limits.maxValueBytes else { throw LogError.invalidArgument("record value of \(valueCount) bytes exceeds the limit of \(Limits.maxValueBytes)") }

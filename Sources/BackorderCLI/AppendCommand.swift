@@ -68,8 +68,10 @@ struct AppendCommand: AsyncParsableCommand {
         progress.finish()
         let seconds = MonotonicTime.now.seconds(since: start)
         do { try await store.close() } catch { printError("error: \(error)") }
-        if skipInvalid && !report.rejectedLines.isEmpty { try writeRejected(report) }
         print(json ? jsonReport(report, seconds: seconds, durability: durability) : humanReport(report, seconds: seconds, durability: durability))
+        if skipInvalid && !report.rejectedLines.isEmpty {
+            do { try writeRejected(report) } catch { printError("warning: could not write \(rejected): \(error)") }
+        }
         if report.rejected > 0 {
             if !json {
                 for error in report.errors.prefix(20) { printError("rejected: \(input == "-" ? "stdin" : input): \(error)") }
@@ -83,8 +85,7 @@ struct AppendCommand: AsyncParsableCommand {
     private func writeRejected(_ report: IngestReport) throws {
         var text = ""
         for (line, error) in report.rejectedLines {
-            let escaped = error.description.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            text += "{\"line\":\(error.line),\"error\":\"\(escaped)\",\"input\":\(jsonString(String(decoding: line, as: UTF8.self)))}\n"
+            text += "{\"line\":\(error.line),\"error\":\(jsonString(error.description)),\"input\":\(jsonString(String(decoding: line, as: UTF8.self)))}\n"
         }
         try text.write(toFile: rejected, atomically: true, encoding: .utf8)
     }

@@ -53,6 +53,9 @@ public final class EventStore: Sendable {
     /// Opens (or creates) the store in `directory`, taking the log's writer locks, and
     /// brings the indexes up to date with the log.
     public static func open(at directory: String, options: StoreOptions = StoreOptions()) async throws -> EventStore {
+        guard (1...Limits.maxRecordsPerBatch).contains(options.maxEventsPerBatch) else {
+            throw EventStoreError.invalidArgument("maxEventsPerBatch must be 1...\(Limits.maxRecordsPerBatch)")
+        }
         var logOptions = options.log
         logOptions.writable = true
         let log: WriteAheadLog

@@ -70,9 +70,16 @@ public enum Decider {
             if let q = data.integer(.quantity), q < record.delivered {
                 throw violation("data.quantity", "new quantity \(q) is less than the \(record.delivered) already delivered")
             }
-            let size = data.string(.size)
+            // A new product must come in the record's size (the new one or the current one).
+            let size = data.string(.size) ?? (data.string(.productId) != nil ? record.size : nil)
             if data.string(.customerId) != nil || data.string(.productId) != nil || size != nil {
-                _ = try parties(data.string(.customerId), data.string(.productId) ?? (size != nil ? record.productId : nil), size: size, context, violation)
+                let (customer, product) = try parties(data.string(.customerId), data.string(.productId) ?? (size != nil ? record.productId : nil),
+                                                      size: size, context, violation)
+                // Like a report, an amendment keeps the names as they are now (schema version 2).
+                var enriched = data
+                if data.string(.customerId) != nil { enriched[.customerName] = customer.map { .string($0.name) } }
+                if data.string(.productId) != nil { enriched[.productName] = product.map { .string($0.name) } }
+                return enriched
             }
         case "DeliveryRecorded":
             let q = data.integer(.quantity) ?? 0

@@ -79,7 +79,7 @@ public enum StreamState: Sendable, Equatable {
             if r.status == .pending && r.quantity > 0 && r.delivered >= r.quantity { r.status = .completed }
             return .record(r)
         case (.record(var r), "DeliveryRecorded"):
-            r.delivered += data.integer(.quantity) ?? 0
+            r.delivered = r.delivered.addingReportingOverflow(data.integer(.quantity) ?? 0).partialValue
             if r.delivered >= r.quantity { r.status = .completed }
             return .record(r)
         case (.record(var r), "OutOfStockClosed"):

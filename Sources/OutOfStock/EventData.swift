@@ -110,8 +110,13 @@ public struct EventData: Sendable, Equatable {
             }
             throw InputError(line: 0, field: "data", message: "truncated varint in stored \(type)")
         }
+        func length() throws -> Int {
+            let n = try varint()
+            guard n <= UInt64(bytes.count - i) else { throw InputError(line: 0, field: "data", message: "length runs past the stored \(type)") }
+            return Int(n)
+        }
         func text() throws -> String {
-            let n = Int(try varint())
+            let n = try length()
             guard n <= bytes.count - i else { throw InputError(line: 0, field: "data", message: "truncated text in stored \(type)") }
             defer { i += n }
             return String(decoding: bytes[i..<(i + n)], as: UTF8.self)
@@ -133,8 +138,7 @@ public struct EventData: Sendable, Equatable {
             case wireBytes:
                 value = .string(try text())
             case wireList:
-                let n = Int(try varint())
-                guard n <= bytes.count - i else { throw InputError(line: 0, field: "data", message: "truncated list in stored \(type)") }
+                let n = try length()
                 var list: [String] = []
                 for _ in 0..<n { list.append(try text()) }
                 value = .strings(list)
@@ -158,7 +162,7 @@ public struct EventData: Sendable, Equatable {
 enum Upcaster {
     static func upcast(_ data: EventData, type: String, from version: Int) -> EventData {
         var data = data
-        if type == "OutOfStockReported" && version < 2 {
+        if (type == "OutOfStockReported" || type == "OutOfStockAmended") && version < 2 {
             // Version 1 did not keep the customer's and product's names; readers fall
             // back to the ids ("name unknown when reported").
             data[.customerName] = nil

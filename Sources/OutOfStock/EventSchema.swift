@@ -94,7 +94,7 @@ public struct EventType: Sendable, Equatable {
             EventType(name: "ProductRemoved", schemaVersion: 1, required: [.productId], optional: [], streamField: .productId, needsChange: false),
             EventType(name: "OutOfStockReported", schemaVersion: 2, required: [.recordId, .customerId, .productId, .quantity],
                       optional: [.size, .notes], streamField: .recordId, needsChange: false),
-            EventType(name: "OutOfStockAmended", schemaVersion: 1, required: [.recordId], optional: [.quantity, .notes, .customerId, .productId, .size],
+            EventType(name: "OutOfStockAmended", schemaVersion: 2, required: [.recordId], optional: [.quantity, .notes, .customerId, .productId, .size],
                       streamField: .recordId, needsChange: false),
             EventType(name: "DeliveryRecorded", schemaVersion: 1, required: [.recordId, .quantity], optional: [.notes],
                       streamField: .recordId, needsChange: false),

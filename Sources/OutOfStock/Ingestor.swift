@@ -99,7 +99,10 @@ struct SingleStreamCheck {
         guard first else { return .success(input) }
         first = false
         var event = input
-        if event.expectedVersion == nil { event.expectedVersion = expected }
+        if let own = event.expectedVersion, own != expected {
+            return .failure(InputError(line: line, field: "expectedVersion", message: "is \(own), but --expect-version says \(expected)"))
+        }
+        event.expectedVersion = expected
         return .success(event)
     }
 }
@@ -204,6 +207,11 @@ public final class Ingestor {
             case let .failure(error):
                 rejection = error
             case let .success(input):
+                // A duplicate is acknowledged before any check (and does not use up --expect-version).
+                if let id = input.id, seenIDs.contains(id) || store.storedPosition(of: id) != nil {
+                    report.duplicates += 1
+                    continue
+                }
                 switch single.check(input, line: line) {
                 case let .failure(error): rejection = error
                 case let .success(event): rejection = decide(event, line: line, now: now, into: &accepted, &report)
@@ -224,12 +232,7 @@ public final class Ingestor {
     /// Checks one event against its stream's state; on success records it and its effect.
     private func decide(_ input: InputEvent, line: Int, now: Int64, into accepted: inout [NewEvent], _ report: inout IngestReport) -> InputError? {
         var input = input
-        if let id = input.id {
-            if seenIDs.contains(id) || store.storedPosition(of: id) != nil {
-                report.duplicates += 1
-                return nil
-            }
-        } else {
+        if input.id == nil {
             let id = EventID.random(using: &random)
             input.id = id
             if report.assignedIDs.count < 1_000 { report.assignedIDs.append((line, id)) }

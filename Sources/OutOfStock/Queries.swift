@@ -104,8 +104,10 @@ extension TenantBook {
     /// The dashboard for `range`, with ageing measured at `now`.
     public func dashboard(range: TimeRange, now: Int64) -> Dashboard {
         var d = Dashboard()
-        // Summed as integers so the answer does not depend on the order of the records.
-        var processing: (total: Int64, count: Int64) = (0, 0)
+        // Summed as integer hours-and-microseconds pairs would overflow for absurd times;
+        // whole seconds in a Double are exact far beyond any real total and independent of
+        // the order of the records.
+        var processing: (seconds: Double, count: Int) = (0, 0)
         // Keys only (time, id): the rows are looked up for the few that are shown.
         var pending: [(Int64, String)] = [], completed: [(Int64, String)] = []
         var customers: [String: Int64] = [:], products: [String: Int64] = [:], perDay: [Int64: Int] = [:]
@@ -117,21 +119,21 @@ extension TenantBook {
             d.totalQuantity += r.quantity
             d.deliveredQuantity += r.delivered
             d.outstandingQuantity += r.outstanding
-            perDay[r.requestedAt >= 0 ? r.requestedAt / Self.day : (r.requestedAt - Self.day + 1) / Self.day, default: 0] += 1
+            perDay[r.requestedAt >= 0 ? r.requestedAt / Self.day : r.requestedAt / Self.day - 1, default: 0] += 1
             if r.status == .pending {
                 pending.append((r.requestedAt, r.id))
-                let age = now - r.requestedAt
+                let age = now.subtractingReportingOverflow(r.requestedAt).partialValue
                 if age > 14 * Self.day { d.overdue += 1 } else if age > 7 * Self.day { d.dueSoon += 1 }
                 customers[r.customerId, default: 0] += r.outstanding
                 products[r.productId, default: 0] += r.outstanding
             } else if r.status == .completed, let done = r.completedAt {
                 completed.append((done, r.id))
-                processing.total += done - r.requestedAt
+                processing.seconds += Double(done / 1_000_000) - Double(r.requestedAt / 1_000_000)
                 processing.count += 1
             }
         }
-        d.averageProcessingHours = processing.count > 0 ? Double(processing.total / processing.count) / 3_600_000_000 : nil
-        d.requestsPerDay = Dictionary(uniqueKeysWithValues: perDay.map { (String(Timestamp.format($0.key * Self.day).prefix(10)), $0.value) })
+        d.averageProcessingHours = processing.count > 0 ? (processing.seconds / Double(processing.count) / 3_600 * 1_000).rounded() / 1_000 : nil
+        d.requestsPerDay = Dictionary(perDay.map { (String(Timestamp.format($0.key &* Self.day).prefix(10)), $0.value) }, uniquingKeysWith: +)
         d.oldestPending = Self.first(50, of: pending, by: <).compactMap { records[$0.1].map(RecordSummary.init) }
         d.recentCompletions = Self.first(10, of: completed, by: >).compactMap { records[$0.1].map(RecordSummary.init) }
         d.topCustomers = customers.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(10).map {
@@ -228,8 +230,7 @@ extension TenantBook {
             a.count += 1
             a.customers.insert(r.customerId)
             a.quantity += r.quantity
-            a.last = max(a.last, r.requestedAt)
-            a.name = name
+            if (r.requestedAt, name) >= (a.last, a.name) { a.name = name; a.last = r.requestedAt } // the newest request's name
             groups[key] = a
         }
         return groups.map { key, a in

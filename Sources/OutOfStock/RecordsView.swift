@@ -82,10 +82,9 @@ public struct RecordsView: Projector, Equatable {
     public init() {}
 
     public mutating func apply(_ events: [StoredEvent]) throws {
-        for event in events {
-            let data = try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion)
-            apply(event, data)
-        }
+        // Decode the whole batch first: a bad event leaves the view unchanged.
+        let decoded = try events.map { try EventData.decode($0.data, type: $0.type, schemaVersion: $0.schemaVersion) }
+        for (event, data) in zip(events, decoded) { apply(event, data) }
     }
 
     private mutating func apply(_ event: StoredEvent, _ data: EventData) {
@@ -112,10 +111,11 @@ public struct RecordsView: Projector, Equatable {
             tenants[event.tenant, default: TenantBook()].products[id] = p
         case "OutOfStockReported":
             guard let id = data.string(.recordId), let customerId = data.string(.customerId), let productId = data.string(.productId) else { return }
-            // Names looked up without keeping a copy of the book (which would make the
-            // insertion below copy the whole dictionary).
-            let customerName = data.string(.customerName) ?? tenants[event.tenant]?.customers[customerId]?.name ?? customerId
-            let productName = data.string(.productName) ?? tenants[event.tenant]?.products[productId]?.name ?? productId
+            // The names come with the event (schema version 2); a version-1 event shows ids.
+            // Never looked up in other streams: the view must not depend on the order in
+            // which partitions are applied.
+            let customerName = data.string(.customerName) ?? customerId
+            let productName = data.string(.productName) ?? productId
             tenants[event.tenant, default: TenantBook()].records[id] = RecordRow(
                 id: id, customerId: customerId, productId: productId, size: data.string(.size),
                 customerName: customerName, productName: productName,
@@ -129,11 +129,11 @@ public struct RecordsView: Projector, Equatable {
                 if let q = data.integer(.quantity) { r.quantity = q }
                 if let n = data.string(.notes) { r.notes = n }
                 if let s = data.string(.size) { r.size = s }
-                if let c = data.string(.customerId) { r.customerId = c; r.customerName = tenants[event.tenant]?.customers[c]?.name ?? c }
-                if let p = data.string(.productId) { r.productId = p; r.productName = tenants[event.tenant]?.products[p]?.name ?? p }
+                if let c = data.string(.customerId) { r.customerId = c; r.customerName = data.string(.customerName) ?? c }
+                if let p = data.string(.productId) { r.productId = p; r.productName = data.string(.productName) ?? p }
                 if r.status == .pending && r.delivered >= r.quantity { r.status = .completed; r.completedAt = at }
             case "DeliveryRecorded":
-                r.delivered += data.integer(.quantity) ?? 0
+                r.delivered = r.delivered.addingReportingOverflow(data.integer(.quantity) ?? 0).partialValue
                 r.deliveries += 1
                 if r.delivered >= r.quantity { r.status = .completed; r.completedAt = at }
             case "OutOfStockClosed":

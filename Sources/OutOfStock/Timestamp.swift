@@ -53,7 +53,9 @@ public enum Timestamp {
     public static func parse(_ text: String) -> Int64? { parse(Array(text.utf8)) }
 
     /// Formats as `YYYY-MM-DDThh:mm:ss.mmmZ` (milliseconds, UTC).
-    public static func format(_ micros: Int64) -> String {
+    public static func format(_ time: Int64) -> String {
+        // Clamped to years 0000–9999, the range RFC 3339 can write.
+        let micros = min(max(time, -62_167_219_200_000_000), 253_402_300_799_999_999)
         let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = Int(seconds - days * 86_400)

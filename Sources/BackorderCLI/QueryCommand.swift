@@ -12,7 +12,7 @@ func openRecordsView(_ data: DataOptions, json: Bool, upTo limit: [Int64]? = nil
     for skipped in report.skipped { printError("note: \(skipped)") }
     if limit == nil && report.events >= 100_000 {
         // Taken automatically when a query had to catch up on many events.
-        do { try snapshots.write(projected) } catch { printError("note: could not write a snapshot: \(error)") }
+        do { try snapshots.write(projected, logID: reader.log.manifest.logID) } catch { printError("note: could not write a snapshot: \(error)") }
     }
     if !json && report.events > 0 { printError("note: applied \(report.events) events newer than \(report.snapshot == nil ? "an empty view" : "the snapshot")") }
     return (projected, reader)

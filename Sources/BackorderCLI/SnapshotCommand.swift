@@ -12,8 +12,8 @@ struct SnapshotCommand: AsyncParsableCommand {
     func run() async throws {
         try await runQuery {
             let start = MonotonicTime.now
-            let (view, _) = try await openRecordsView(data, json: true)
-            let path = try SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name).write(view)
+            let (view, reader) = try await openRecordsView(data, json: true)
+            let path = try SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name).write(view, logID: reader.log.manifest.logID)
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
             print("snapshot of view \(RecordsView.name) at positions \(view.positions) (\(view.eventsApplied) events): \(path), \(size) bytes, \(String(format: "%.3f", MonotonicTime.now.seconds(since: start))) s")
         }
@@ -41,7 +41,7 @@ struct ReplayCommand: AsyncParsableCommand {
             }
             progress.finish()
             let seconds = MonotonicTime.now.seconds(since: start)
-            let path = try SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name).write(rebuilt)
+            let path = try SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name).write(rebuilt, logID: reader.log.manifest.logID)
             print("rebuilt view \(RecordsView.name) from \(rebuilt.eventsApplied) events in \(String(format: "%.3f", seconds)) s (\(Int(Double(rebuilt.eventsApplied) / max(seconds, 1e-9))) events/s); saved \(path)")
         }
     }

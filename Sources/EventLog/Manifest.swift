@@ -22,9 +22,14 @@ public struct Manifest: Sendable, Equatable {
     public var codec: Codec
     /// Size at which a segment is sealed and a new one started.
     public var segmentBytes: Int
+    /// A random identity given to the log when it is created (32 hex digits), so that
+    /// derived data (indexes, view snapshots) can tell this log from one put in its place.
+    /// Absent in logs created before it existed.
+    public var logID: String?
 
     func encoded() -> [UInt8] {
-        let body = "backorder-log \(version)\npartitions \(partitionCount)\ncodec \(codec)\nsegment-bytes \(segmentBytes)\n"
+        var body = "backorder-log \(version)\npartitions \(partitionCount)\ncodec \(codec)\nsegment-bytes \(segmentBytes)\n"
+        if let logID { body += "log-id \(logID)\n" }
         let crc = CRC32C.checksum(Array(body.utf8))
         let hex = String(crc, radix: 16)
         return Array((body + "crc32c " + String(repeating: "0", count: 8 - hex.count) + hex + "\n").utf8)
@@ -58,6 +63,10 @@ public struct Manifest: Sendable, Equatable {
               (Limits.minSegmentBytes...Limits.maxSegmentBytes).contains(segmentBytes) else {
             throw LogError.notALog(path: path, reason: "manifest fields missing or out of range")
         }
-        return Manifest(version: version, partitionCount: partitions, codec: codec, segmentBytes: segmentBytes)
+        let logID = fields["log-id"].map(String.init)
+        if let logID, logID.count != 32 || !logID.allSatisfy(\.isHexDigit) {
+            throw LogError.notALog(path: path, reason: "malformed log-id \(logID)")
+        }
+        return Manifest(version: version, partitionCount: partitions, codec: codec, segmentBytes: segmentBytes, logID: logID)
     }
 }

@@ -163,8 +163,13 @@ public final class WriteAheadLog: Sendable {
         defer { lock.release() }
         if let bytes = try storage.readWholeFile(manifestPath) { return try Manifest.decode(bytes, path: manifestPath) }
         try storage.remove(manifestPath + ".tmp")
+        var random = SystemRandomNumberGenerator()
+        let logID = (0..<2).map { _ in
+            let hex = String(random.next(), radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
         let manifest = Manifest(version: Manifest.currentVersion, partitionCount: options.partitionCount,
-                                codec: options.codec, segmentBytes: options.segmentBytes)
+                                codec: options.codec, segmentBytes: options.segmentBytes, logID: logID)
         try storage.writeAtomically(manifest.encoded(), directory: path, name: Manifest.fileName)
         return manifest
     }

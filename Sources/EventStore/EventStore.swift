@@ -62,7 +62,7 @@ public final class EventStore: Sendable {
         do { log = try await WriteAheadLog.open(at: directory + "/log", options: logOptions) } catch { throw EventStoreError.wrap(error) }
         do {
             let ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) }
-            let index = try StoreIndex(directory: directory + "/index", logEnds: ends, fsyncOnly: options.log.durability == .fsync)
+            let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, fsyncOnly: options.log.durability == .fsync)
             try index.lock.withLock { try index.recover(from: log) }
             return EventStore(log: log, directory: directory, index: index, options: options)
         } catch {

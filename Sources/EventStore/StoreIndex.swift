@@ -40,8 +40,11 @@ final class StoreIndex: @unchecked Sendable {
     var failure: [EventStoreError?]
     private var appliedSinceCheckpoint = 0
     private let fsyncOnly: Bool
+    /// The log the tables index (its id and events are recorded in the coverage).
+    private let reader: EventReader
 
-    init(directory: String, logEnds: [Int64], fsyncOnly: Bool) throws {
+    init(directory: String, log: WriteAheadLog, logEnds: [Int64], fsyncOnly: Bool) throws {
+        self.reader = EventReader(log: log)
         self.directory = directory
         self.nextOffset = logEnds
         self.inFlightStreams = Array(repeating: [:], count: logEnds.count)
@@ -110,17 +113,19 @@ final class StoreIndex: @unchecked Sendable {
         let ends = nextOffset
         var covered = Array(repeating: Int64(0), count: ends.count)
         if let coverage = Coverage.read(directory + "/COVERAGE"), coverage.covered.count == ends.count,
-           !(streams + ids).contains(where: \.wasCreated),
+           !(streams + ids).contains(where: \.wasCreated), coverage.logID == (log.manifest.logID ?? "-"),
+           coverage.lastIDs == lastIDs(before: coverage.covered),
            coverage.clean || coverage.fsyncOnly, zip(coverage.covered, ends).allSatisfy({ $0 <= $1 }) {
             covered = coverage.covered
             if !coverage.clean { for table in streams + ids { table.recount() } }
         } else {
             // Say "covers nothing" on disk before emptying, so a crash in between can
             // never leave empty tables that a clean coverage vouches for.
-            try Coverage(covered: covered, clean: false, fsyncOnly: false).write(directory: directory)
+            try Coverage(covered: covered, clean: false, fsyncOnly: false, logID: "-", lastIDs: covered.map { _ in "-" }).write(directory: directory)
             for table in streams + ids { table.reset() }
         }
-        try Coverage(covered: covered, clean: false, fsyncOnly: fsyncOnly).write(directory: directory)
+        try Coverage(covered: covered, clean: false, fsyncOnly: fsyncOnly, logID: log.manifest.logID ?? "-", lastIDs: lastIDs(before: covered))
+            .write(directory: directory)
         for partition in ends.indices where covered[partition] < ends[partition] {
             var cursor = try log.cursor(partition: partition, from: covered[partition])
             while let batch = try cursor.next() {
@@ -141,23 +146,38 @@ final class StoreIndex: @unchecked Sendable {
         try checkpoint(clean: false)
     }
 
+    /// The ids of the events just below `positions` ("-" where a partition is empty there).
+    private func lastIDs(before positions: [Int64]) -> [String] {
+        positions.enumerated().map { partition, position in
+            guard position > 0, let event = try? reader.readEvent(at: Position(partition: partition, offset: position - 1)) else { return "-" }
+            return event.id.description
+        }
+    }
+
     /// Syncs the tables, then records what they cover. Only with nothing in flight.
     func checkpoint(clean: Bool) throws {
         guard inFlightIDs.isEmpty else { return }
         for table in streams + ids { try table.sync() }
-        try Coverage(covered: nextOffset, clean: clean, fsyncOnly: fsyncOnly).write(directory: directory)
+        try Coverage(covered: nextOffset, clean: clean, fsyncOnly: fsyncOnly, logID: reader.log.manifest.logID ?? "-",
+                     lastIDs: lastIDs(before: nextOffset)).write(directory: directory)
         appliedSinceCheckpoint = 0
     }
 }
 
 /// The `index/COVERAGE` file: a text line per fact, CRC-checked, replaced atomically.
+/// `last` holds, per partition, the id of the event just below `covered` (or "-"), and
+/// `log` the log's id: together they tie the tables to this log's history, so tables
+/// built from another log (or from a history since truncated and rewritten) are rebuilt.
 struct Coverage {
     var covered: [Int64]
     var clean: Bool
     var fsyncOnly: Bool
+    var logID: String
+    var lastIDs: [String]
 
     func write(directory: String) throws {
         var text = "backorder-index 1\nclean \(clean ? 1 : 0)\nfsync-only \(fsyncOnly ? 1 : 0)\ncovered \(covered.map(String.init).joined(separator: " "))\n"
+        text += "log \(logID)\nlast \(lastIDs.joined(separator: " "))\n"
         text += "crc32c \(CRC32C.checksum(Array(text.utf8)))\n"
         try AtomicFile.write(Array(text.utf8), to: directory + "/COVERAGE")
     }
@@ -167,10 +187,13 @@ struct Coverage {
         var lines = text.split(separator: "\n")
         guard let last = lines.popLast(), last.hasPrefix("crc32c "),
               UInt32(last.dropFirst(7)) == CRC32C.checksum(Array(lines.map { $0 + "\n" }.joined().utf8)),
-              lines.count == 4, lines[0] == "backorder-index 1" else { return nil }
+              lines.count == 6, lines[0] == "backorder-index 1", lines[3].hasPrefix("covered "), lines[4].hasPrefix("log "),
+              lines[5].hasPrefix("last ") else { return nil }
         let covered = lines[3].split(separator: " ").dropFirst().compactMap { Int64($0) }
         guard covered.count == lines[3].split(separator: " ").count - 1, covered.allSatisfy({ $0 >= 0 }) else { return nil }
-        return Coverage(covered: covered, clean: lines[1] == "clean 1", fsyncOnly: lines[2] == "fsync-only 1")
+        let lastIDs = lines[5].split(separator: " ").dropFirst().map(String.init)
+        return Coverage(covered: covered, clean: lines[1] == "clean 1", fsyncOnly: lines[2] == "fsync-only 1",
+                        logID: String(lines[4].dropFirst(4)), lastIDs: lastIDs)
     }
 }
 

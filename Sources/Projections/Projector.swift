@@ -33,18 +33,24 @@ public struct ProjectedView<P: Projector>: Sendable {
     public internal(set) var positions: [Int64]
     /// Events applied since the view was empty.
     public internal(set) var eventsApplied: Int64
+    /// For each partition, the id of the last event applied (nil: none yet). Saved with
+    /// the snapshot and checked against the log on load, so that a snapshot is never
+    /// applied to a log whose history differs from the one it was made from.
+    public internal(set) var lastEventIDs: [EventID?]
 
     /// An empty view over `partitions` partitions.
     public init(partitions: Int) {
         view = P()
         positions = Array(repeating: 0, count: partitions)
         eventsApplied = 0
+        lastEventIDs = Array(repeating: nil, count: partitions)
     }
 
-    init(view: P, positions: [Int64], eventsApplied: Int64) {
+    init(view: P, positions: [Int64], eventsApplied: Int64, lastEventIDs: [EventID?]) {
         self.view = view
         self.positions = positions
         self.eventsApplied = eventsApplied
+        self.lastEventIDs = lastEventIDs
     }
 
     /// Applies one partition's batch, which must start exactly where the view stands.
@@ -64,6 +70,7 @@ public struct ProjectedView<P: Projector>: Sendable {
         }
         positions[batch.partition] = batch.nextOffset
         eventsApplied += Int64(batch.events.count)
+        if let last = batch.events.last { lastEventIDs[batch.partition] = last.id }
     }
 }
 

@@ -1,5 +1,9 @@
 import CZstd
 import EventLog
+import EventStore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A view's snapshot file (docs/PROJECTIONS.md, "Snapshot file").
 ///
@@ -15,7 +19,9 @@ import EventLog
 /// 32     8     uncompressed state length
 /// 40     8     compressed state length
 /// 48     2     view name length k, then k bytes of UTF-8 name
+/// …      1     log id length m (0 or 32), then m bytes: the log's id (manifest `log-id`)
 /// …      8·n   positions (next offset per partition)
+/// …      16·n  id of the last event applied per partition (zero: none)
 /// …            state, zstd-compressed
 /// ```
 /// All little-endian. Written to a temporary file, fdatasynced, renamed, directory
@@ -28,7 +34,7 @@ public enum SnapshotFile {
     static let maxStateBytes = 4 << 30
 
     /// Encodes a snapshot of `projected`.
-    static func encode<P: Projector>(_ projected: ProjectedView<P>) throws -> [UInt8] {
+    static func encode<P: Projector>(_ projected: ProjectedView<P>, logID: String?) throws -> [UInt8] {
         let state = projected.view.encoded()
         let bound = ZSTD_compressBound(state.count)
         var compressed = [UInt8](repeating: 0, count: bound)
@@ -45,7 +51,10 @@ public enum SnapshotFile {
         put(UInt64(state.count)); put(UInt64(written))
         let name = Array(P.name.utf8)
         put(UInt16(name.count)); out.append(contentsOf: name)
+        let id = Array((logID ?? "").utf8)
+        put(UInt8(id.count)); out.append(contentsOf: id)
         for position in projected.positions { put(position) }
+        for last in projected.lastEventIDs { put(last?.high ?? 0); put(last?.low ?? 0) }
         out.append(contentsOf: compressed)
         let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[8...])) }
         withUnsafeBytes(of: crc.littleEndian) { out.replaceSubrange(4..<8, with: $0) }
@@ -53,7 +62,7 @@ public enum SnapshotFile {
     }
 
     /// Decodes a snapshot, checking everything; the error says what is wrong.
-    static func decode<P: Projector>(_ bytes: [UInt8], as type: P.Type, partitions: Int, path: String) throws -> ProjectedView<P> {
+    static func decode<P: Projector>(_ bytes: [UInt8], as type: P.Type, partitions: Int, logID: String?, path: String) throws -> ProjectedView<P> {
         func bad(_ reason: String) -> ProjectionError { .badSnapshot(path: path, reason: reason) }
         var at = 0
         func get<T: FixedWidthInteger>(_: T.Type) throws -> T {
@@ -72,14 +81,25 @@ public enum SnapshotFile {
         guard try get(UInt32.self) == schemaVersion else { throw bad("written for another event schema version") }
         let count = Int(try get(UInt32.self))
         guard count == partitions else { throw bad("has \(count) partitions, the log has \(partitions)") }
-        let applied = Int64(try get(UInt64.self))
+        let applied = Int64(bitPattern: try get(UInt64.self))
         let rawLength = try get(UInt64.self), compressedLength = try get(UInt64.self)
         let nameLength = Int(try get(UInt16.self))
         guard at + nameLength <= bytes.count, String(decoding: bytes[at..<(at + nameLength)], as: UTF8.self) == P.name else { throw bad("belongs to another view") }
         at += nameLength
+        let idLength = Int(try get(UInt8.self))
+        guard at + idLength <= bytes.count else { throw bad("truncated log id") }
+        let storedID = String(decoding: bytes[at..<(at + idLength)], as: UTF8.self)
+        at += idLength
+        guard storedID == (logID ?? "") else { throw bad("made from another log (log id \(storedID.isEmpty ? "none" : storedID), this log is \(logID ?? "none"))") }
         var positions: [Int64] = []
-        for _ in 0..<count { positions.append(Int64(try get(UInt64.self))) }
-        guard positions.allSatisfy({ $0 >= 0 }), rawLength <= UInt64(maxStateBytes), compressedLength == UInt64(bytes.count - at) else {
+        for _ in 0..<count { positions.append(Int64(bitPattern: try get(UInt64.self))) }
+        var lastIDs: [EventID?] = []
+        for _ in 0..<count {
+            let high = try get(UInt64.self), low = try get(UInt64.self)
+            lastIDs.append(high == 0 && low == 0 ? nil : EventID(high: high, low: low))
+        }
+        guard positions.allSatisfy({ $0 >= 0 }), rawLength <= UInt64(maxStateBytes), compressedLength == UInt64(bytes.count - at),
+              rawLength <= compressedLength &* 64 &+ 1_024 else {
             throw bad("lengths or positions out of range")
         }
         var state = [UInt8](repeating: 0, count: Int(rawLength))
@@ -88,7 +108,7 @@ public enum SnapshotFile {
         }
         guard ZSTD_isError(n) == 0, n == Int(rawLength) else { throw bad("state does not decompress") }
         do {
-            return ProjectedView(view: try P(decoding: state), positions: positions, eventsApplied: applied)
+            return ProjectedView(view: try P(decoding: state), positions: positions, eventsApplied: applied, lastEventIDs: lastIDs)
         } catch {
             throw bad("state does not decode: \(error)")
         }
@@ -117,13 +137,14 @@ public struct SnapshotDirectory: Sendable {
     /// Writes a new snapshot atomically and durably, then removes all but the newest `keep`.
     /// A failure leaves the earlier snapshots as they were.
     @discardableResult
-    public func write<P: Projector>(_ projected: ProjectedView<P>) throws -> String {
-        let bytes = try SnapshotFile.encode(projected)
+    public func write<P: Projector>(_ projected: ProjectedView<P>, logID: String?) throws -> String {
+        let bytes = try SnapshotFile.encode(projected, logID: logID)
         try storage.createDirectory(path)
         let sequence = (list().first.flatMap { Int64($0.prefix(20)) } ?? 0) + 1
         let digits = String(sequence)
         let name = String(repeating: "0", count: 20 - digits.count) + digits + ".snapshot"
-        let temporary = path + "/" + name + ".tmp"
+        // A temporary name of this process's own: concurrent writers never share one.
+        let temporary = path + "/" + name + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let file = try storage.open(temporary, create: true, writable: true)
         do {
             try file.truncate(to: 0)
@@ -142,7 +163,7 @@ public struct SnapshotDirectory: Sendable {
     }
 
     /// The newest snapshot that passes every check, and the ones skipped with why.
-    public func loadNewest<P: Projector>(_ type: P.Type, partitions: Int) -> (ProjectedView<P>?, skipped: [ProjectionError]) {
+    public func loadNewest<P: Projector>(_ type: P.Type, partitions: Int, logID: String?) -> (ProjectedView<P>?, path: String?, skipped: [ProjectionError]) {
         var skipped: [ProjectionError] = []
         for name in list() {
             let file = path + "/" + name
@@ -153,13 +174,13 @@ public struct SnapshotDirectory: Sendable {
                 var bytes = [UInt8](repeating: 0, count: Int(size))
                 let n = try bytes.withUnsafeMutableBytes { try handle.read(into: $0, at: 0) }
                 guard n == bytes.count else { throw ProjectionError.badSnapshot(path: file, reason: "short read") }
-                return (try SnapshotFile.decode(bytes, as: type, partitions: partitions, path: file), skipped)
+                return (try SnapshotFile.decode(bytes, as: type, partitions: partitions, logID: logID, path: file), file, skipped)
             } catch let error as ProjectionError {
                 skipped.append(error)
             } catch {
                 skipped.append(.badSnapshot(path: file, reason: "\(error)"))
             }
         }
-        return (nil, skipped)
+        return (nil, nil, skipped)
     }
 }

@@ -35,20 +35,33 @@ public enum Projection {
     public static func load<P: Projector>(_ type: P.Type, reader: EventReader, snapshots: SnapshotDirectory,
                                           upTo limit: [Int64]? = nil) throws -> (ProjectedView<P>, CatchUp) {
         var report = CatchUp()
-        let (loaded, skipped) = snapshots.loadNewest(type, partitions: reader.partitionCount)
+        let (loaded, path, skipped) = snapshots.loadNewest(type, partitions: reader.partitionCount, logID: reader.log.manifest.logID)
         report.skipped = skipped
         let ends = try reader.endOffsets()
-        var projected: ProjectedView<P>
-        if let loaded, zip(loaded.positions, limit ?? ends).allSatisfy({ $0 <= $1 }) {
-            projected = loaded
-            report.snapshot = snapshots.list().first.map { snapshots.path + "/" + $0 }
-        } else {
-            if loaded != nil { report.skipped.append(.badSnapshot(path: snapshots.path, reason: "newest snapshot is ahead of the requested position; rebuilding")) }
-            projected = ProjectedView<P>(partitions: reader.partitionCount)
+        var projected = ProjectedView<P>(partitions: reader.partitionCount)
+        if let loaded, let path {
+            if !zip(loaded.positions, limit ?? ends).allSatisfy({ $0 <= $1 }) {
+                report.skipped.append(.badSnapshot(path: path, reason: "it is ahead of the requested position (or of the log); rebuilding"))
+            } else if let mismatch = try firstMismatch(loaded, reader) {
+                report.skipped.append(.badSnapshot(path: path, reason: "partition \(mismatch): the log's history differs from the one the snapshot was made from; rebuilding"))
+            } else {
+                projected = loaded
+                report.snapshot = path
+            }
         }
         report.events = try catchUp(&projected, reader: reader, upTo: limit ?? ends)
         report.current = projected.positions == ends
         return (projected, report)
+    }
+
+    /// The first partition whose event just before the snapshot's position is not the one
+    /// the snapshot applied last (the log was truncated and written again, or replaced).
+    static func firstMismatch<P: Projector>(_ projected: ProjectedView<P>, _ reader: EventReader) throws -> Int? {
+        for (partition, position) in projected.positions.enumerated() where position > 0 {
+            let event = try? reader.readEvent(at: Position(partition: partition, offset: position - 1))
+            if event == nil || event?.id != projected.lastEventIDs[partition] { return partition }
+        }
+        return nil
     }
 
     /// Applies events from the view's positions up to `limit` (per partition).

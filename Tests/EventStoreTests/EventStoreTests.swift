@@ -133,6 +133,30 @@ private func event(_ stream: String, _ n: Int, tenant: String = "acme", expected
         try await store.close()
     }
 
+    @Test func indexesBuiltFromAnotherLogAreRebuilt() async throws {
+        let dir = temporaryDirectory()
+        let other = temporaryDirectory("other")
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: other)
+        }
+        var store = try await EventStore.open(at: dir, options: storeOptions())
+        _ = try await store.append((0..<100).map { event("A-\($0 % 9)", $0) })
+        try await store.close()
+        store = try await EventStore.open(at: other, options: storeOptions())
+        _ = try await store.append((1_000..<1_050).map { event("B-\($0 % 9)", $0) })
+        try await store.close()
+        // Put the other log in place, keeping this store's (now foreign) indexes.
+        try FileManager.default.removeItem(atPath: dir + "/log")
+        try FileManager.default.copyItem(atPath: other + "/log", toPath: dir + "/log")
+        store = try await EventStore.open(at: dir, options: storeOptions())
+        let outcome = try await store.append([event("A-1", 1)])
+        guard case .appended = outcome.first else { Issue.record("an id that is not in this log is new, not \(outcome)"); return }
+        #expect(store.version(tenant: "acme", stream: "A-1") == 1)
+        #expect(store.version(tenant: "acme", stream: "B-1") == 6)
+        try await store.close()
+    }
+
     @Test func partitionReadsSeeEveryEventOnce() async throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

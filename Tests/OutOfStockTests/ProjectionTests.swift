@@ -35,7 +35,7 @@ func generatedStore(_ directory: String, events: Int, runs: Int = 3) async throw
         var reader = try await EventReader.open(at: dir)
         let (first, report) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots)
         #expect(report.current && report.snapshot == nil && report.events == 3_000)
-        try snapshots.write(first)
+        try snapshots.write(first, logID: reader.log.manifest.logID)
         reader = try await EventReader.open(at: dir)
         let (incremental, report2) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots)
         #expect(report2.snapshot != nil && report2.events == 0)
@@ -64,7 +64,7 @@ func generatedStore(_ directory: String, events: Int, runs: Int = 3) async throw
             let (view, report) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots)
             #expect(report.current)
             #expect(view.eventsApplied == Int64((part + 1) * 1_000))
-            try snapshots.write(view)
+            try snapshots.write(view, logID: reader.log.manifest.logID)
         }
         #expect(snapshots.list().count == 3, "the newest three are kept")
         let reader = try await EventReader.open(at: dir)
@@ -80,10 +80,10 @@ func generatedStore(_ directory: String, events: Int, runs: Int = 3) async throw
         let snapshots = SnapshotDirectory(root: dir + "/views", name: RecordsView.name)
         let reader = try await EventReader.open(at: dir)
         let (view, _) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots)
-        let good = try snapshots.write(view)
+        let good = try snapshots.write(view, logID: reader.log.manifest.logID)
         let expected = view.view.encoded()
         for damage in ["flip", "truncate", "version", "empty"] {
-            let bad = try snapshots.write(view)
+            let bad = try snapshots.write(view, logID: reader.log.manifest.logID)
             var bytes = [UInt8](FileManager.default.contents(atPath: bad) ?? Data())
             switch damage {
             case "flip": bytes[bytes.count / 2] ^= 0x10
@@ -151,5 +151,31 @@ func generatedStore(_ directory: String, events: Int, runs: Int = 3) async throw
         // A range: only requests made in it.
         let march5 = try #require(Timestamp.parse("2026-03-05T00:00:00Z"))
         #expect(book.dashboard(range: TimeRange(from: march5), now: now).requests == 2)
+    }
+
+    /// A snapshot is never applied to a log whose history differs from its own.
+    @Test func snapshotsOfAnotherLogOrAnotherHistoryAreNotTrusted() async throws {
+        let dir = freshDirectory()
+        let other = freshDirectory()
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: other)
+        }
+        #expect(try await ingest(setupLines, into: dir).appended == 5)
+        let snapshots = SnapshotDirectory(root: dir + "/views", name: RecordsView.name)
+        var reader = try await EventReader.open(at: dir)
+        let (view, _) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots)
+        try snapshots.write(view, logID: reader.log.manifest.logID)
+        // Another log in its place: different id (and different content).
+        let renamed = setupLines.map { $0.replacingOccurrences(of: "Ada & Co", with: "Other name") }
+        #expect(try await ingest(renamed + [line("DeliveryRecorded", #""recordId":"R-1","quantity":1"#)], into: other).appended == 6)
+        try FileManager.default.removeItem(atPath: dir + "/log")
+        try FileManager.default.copyItem(atPath: other + "/log", toPath: dir + "/log")
+        reader = try await EventReader.open(at: dir)
+        let (loaded, report) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots)
+        #expect(report.snapshot == nil, "a snapshot of another log is skipped")
+        #expect(report.skipped.first?.description.contains("another log") == true)
+        #expect(loaded.view.tenants["acme"]?.customers["C-1"]?.name.hasPrefix("Other name") == true)
+        #expect(loaded.view.tenants["acme"]?.records["R-1"]?.delivered == 1)
     }
 }

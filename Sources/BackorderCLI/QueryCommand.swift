@@ -117,7 +117,7 @@ struct DashboardQuery: AsyncParsableCommand {
             print("processing  " + (d.averageProcessingHours.map { String(format: "average %.1f days from request to completion", $0 / 24) } ?? "no completions"))
             printTable("Top customers by outstanding quantity", d.topCustomers.map { [$0.id, $0.name, String($0.outstanding)] })
             printTable("Top products by outstanding quantity", d.topProducts.map { [$0.id, $0.name, String($0.outstanding)] })
-            printTable("Oldest pending requests (10 of \(d.oldestPending.count) shown)", d.oldestPending.prefix(10).map(summaryRow))
+            printTable("Oldest pending requests (the first 10; --json lists 50)", d.oldestPending.prefix(10).map(summaryRow))
             printTable("Most recent completions", d.recentCompletions.map(summaryRow))
         }
     }
@@ -206,7 +206,8 @@ struct ProductQuery: AsyncParsableCommand {
             let p = try book(view, tenant.tenant).product(id)
             if tenant.json { return try printJSON(p) }
             print("\(p.id) \(p.name) (sku \(p.sku), sizes \(p.sizes.joined(separator: " ")))\(p.removed ? " — removed" : ""): \(p.outstanding) outstanding")
-            printTable("Outstanding by size", p.sizes.map { [$0, String(p.outstandingBySize[$0] ?? 0)] })
+            let sizes = p.sizes + p.outstandingBySize.keys.filter { !p.sizes.contains($0) }.sorted()
+            printTable("Outstanding by size", sizes.map { [$0, String(p.outstandingBySize[$0] ?? 0)] })
             printTable("Customers waiting", p.customersWaiting.map { [$0.id, $0.name, String($0.outstanding)] })
         }
     }

@@ -119,6 +119,10 @@ struct AppendPlan {
                 } catch {
                     let failure = EventStoreError.wrap(error)
                     index.failure[partition] = failure
+                    // Batches already submitted for other partitions still reach the log:
+                    // see them through to the indexes, so nothing stays in flight forever.
+                    let earlier = SubmittedAppend(index: index, submissions: submissions, outcomes: [])
+                    Task.detached { _ = try? await earlier.acknowledged() }
                     throw failure
                 }
                 index.nextOffset[partition] = base + Int64(chunk.count)

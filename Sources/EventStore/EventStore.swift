@@ -129,8 +129,9 @@ public final class EventStore: Sendable {
             guard event.tenant == tenant && event.stream == stream else {
                 throw EventStoreError.malformedEvent(event.position, "the stream index of \(tenant)/\(stream) points at an event of \(event.tenant)/\(event.stream)")
             }
-            guard events.last.map({ event.streamVersion == $0.streamVersion - 1 }) ?? (event.streamVersion == head.value) else {
-                throw EventStoreError.malformedEvent(event.position, "stream \(tenant)/\(stream) has version \(event.streamVersion) where \((events.last?.streamVersion ?? head.value + 1) - 1) belongs")
+            let expected = events.last.map { $0.streamVersion &- 1 } ?? head.value
+            guard event.streamVersion == expected else {
+                throw EventStoreError.malformedEvent(event.position, "stream \(tenant)/\(stream) has version \(event.streamVersion) where \(expected) belongs")
             }
             events.append(event)
             next = event.previousOffset

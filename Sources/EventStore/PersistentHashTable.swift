@@ -217,9 +217,10 @@ final class PersistentHashTable: @unchecked Sendable {
                   UInt32(littleEndian: b.load(fromByteOffset: 4, as: UInt32.self)) == 1,
                   CRC32C.checksum(UnsafeRawBufferPointer(start: b, count: 60)) == UInt32(littleEndian: b.load(fromByteOffset: 60, as: UInt32.self))
             else { return nil }
-            let capacity = Int(UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-            guard capacity >= initialCapacity, capacity <= 1 << 34, capacity & (capacity - 1) == 0 else { return nil }
-            return Header(capacity: capacity, count: Int(UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt64.self))))
+            guard let capacity = Int(exactly: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self))),
+                  let count = Int(exactly: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt64.self))),
+                  capacity >= initialCapacity, capacity <= 1 << 34, capacity & (capacity - 1) == 0, count <= capacity else { return nil }
+            return Header(capacity: capacity, count: count)
         }
     }
 

@@ -99,7 +99,11 @@ final class StoreIndex: @unchecked Sendable {
     }
 
     private func insert(_ event: IndexedEvent, partition: Int) throws {
-        precondition(event.version < 1 << 48 && partition < 1 << 15, "version and partition fit the packed id value")
+        // Versions and partitions are packed into one value; a stored version beyond that
+        // can only come from damaged data.
+        guard event.version >= 0 && event.version < 1 << 48 && partition < 1 << 15 else {
+            throw EventStoreError.malformedEvent(Position(partition: partition, offset: event.offset), "stream version \(event.version) out of range")
+        }
         try ids[shard(of: event.id)].upsert(event.id.high, event.id.low, offset: event.offset,
                                             value: Int64(partition) << 48 | event.version, onlyIfNewer: false)
         try streams[partition].upsert(event.stream.k0, event.stream.k1, offset: event.offset, value: event.version, onlyIfNewer: true)

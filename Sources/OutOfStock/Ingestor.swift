@@ -107,6 +107,18 @@ struct SingleStreamCheck {
     }
 }
 
+/// An append that failed part way (a full disk, an I/O error): what was stored before it.
+public struct IngestFailure: Error, CustomStringConvertible {
+    /// The counts and positions of what was appended before the failure.
+    public let report: IngestReport
+    /// The failure.
+    public let underlying: any Error
+
+    public var description: String {
+        "\(underlying); \(report.appended) events were appended before the failure — appending the same input again is safe for lines that carry an id"
+    }
+}
+
 /// How `backorder append` treats its input.
 public struct IngestOptions: Sendable {
     /// Append the valid lines and report the invalid ones (default: nothing is appended
@@ -296,13 +308,19 @@ public final class Ingestor {
             }
             progress(report.appended)
         }
-        while start < events.count {
-            let chunk = Array(events[start..<min(start + options.batchSize, events.count)])
-            start += chunk.count
-            inFlight.append(try await store.submit(chunk))
-            if inFlight.count >= 4 { try await settle(inFlight.removeFirst(), &report) }
+        do {
+            while start < events.count {
+                let chunk = Array(events[start..<min(start + options.batchSize, events.count)])
+                start += chunk.count
+                inFlight.append(try await store.submit(chunk))
+                if inFlight.count >= 4 { try await settle(inFlight.removeFirst(), &report) }
+            }
+            while !inFlight.isEmpty { try await settle(inFlight.removeFirst(), &report) }
+        } catch {
+            // Whatever was submitted before the failure may be stored: count it, then say so.
+            for submitted in inFlight { try? await settle(submitted, &report) }
+            throw IngestFailure(report: report, underlying: error)
         }
-        for submitted in inFlight { try await settle(submitted, &report) }
     }
 
     static func nowMicroseconds() -> Int64 {

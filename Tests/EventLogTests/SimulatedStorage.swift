@@ -1,3 +1,4 @@
+import DataGenerator
 import Foundation
 @testable import EventLog
 
@@ -56,7 +57,7 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     var generation: Int { locked { $0.generation } }
 
     private static func crash(_ s: inout State, seed: UInt64) {
-        var random = SplitMixRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         for (_, inode) in s.inodes {
             var content = inode.synced
             for op in inode.pending {
@@ -208,17 +209,4 @@ final class SimulatedFile: StorageFile, @unchecked Sendable {
     }
 
     func close() {}
-}
-
-/// SplitMix64 for the simulator's own choices.
-struct SplitMixRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -1,3 +1,4 @@
+import DataGenerator
 import Foundation
 import Testing
 @testable import EventLog
@@ -13,7 +14,7 @@ import Testing
     @Test(arguments: seeds)
     func powerLossNeverLosesAnAcknowledgedAppend(seed: UInt64) async throws {
         let storage = SimulatedStorage()
-        var random = SplitMixRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         var opts = options(partitions: 2, segmentBytes: 64 << 10)
         opts.recoveryCheckpointBytes = 16 << 10
         opts.preallocationBytes = 32 << 10

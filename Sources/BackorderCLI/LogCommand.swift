@@ -172,6 +172,7 @@ extension LogCommand {
 /// The value of record `sequence` of `writer` in crash tests: self-describing so that a
 /// checker can tell exactly which bytes a record must have.
 public enum CrashRecord {
+    /// The bytes of record `sequence` written by `writer`.
     public static func value(writer: Int, sequence: Int) -> [UInt8] {
         var value = Array("writer=\(writer) seq=\(sequence) ".utf8)
         var x = UInt64(sequence) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(writer)

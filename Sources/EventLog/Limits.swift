@@ -13,8 +13,9 @@ public enum Limits {
     public static let maxValueBytes = 4 << 20
     /// Partitions in one log.
     public static let maxPartitions = 1024
-    /// Smallest and largest segment size.
+    /// Smallest segment size.
     public static let minSegmentBytes = 64 << 10
+    /// Largest segment size (positions in the index are 32-bit).
     public static let maxSegmentBytes = 1 << 31
     /// Encoded batches waiting for the writer of one partition before appenders wait.
     public static let maxPendingBytesPerPartition = 64 << 20

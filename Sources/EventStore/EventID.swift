@@ -3,8 +3,9 @@
 /// The idempotency key of an event: an append whose id is already stored is acknowledged
 /// as a duplicate with the original position, and nothing is written.
 public struct EventID: Hashable, Sendable, CustomStringConvertible {
-    /// The first and last 8 bytes, big-endian (the order of the text form).
+    /// The first 8 bytes, big-endian (the order of the text form).
     public let high: UInt64
+    /// The last 8 bytes, big-endian.
     public let low: UInt64
 
     /// An id from its two halves.

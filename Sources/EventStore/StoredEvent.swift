@@ -13,6 +13,7 @@ public struct Position: Hashable, Sendable, Comparable, CustomStringConvertible 
         self.offset = offset
     }
 
+    /// Ordered by partition, then offset.
     public static func < (a: Position, b: Position) -> Bool {
         (a.partition, a.offset) < (b.partition, b.offset)
     }

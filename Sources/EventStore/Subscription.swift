@@ -59,6 +59,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
         }
     }
 
+    /// An iterator from the subscription's start positions.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(store: store, start: start, pollMilliseconds: pollMilliseconds)
     }

@@ -3,23 +3,39 @@ import Projections
 
 /// One request as the views show it (domain.md, "Record state").
 public struct RecordRow: Sendable, Equatable {
+    /// The id.
     public var id: String
+    /// The customer who asked.
     public var customerId: String
+    /// The product asked for.
     public var productId: String
+    /// The size, if any.
     public var size: String?
     /// The customer's and product's names when the request was made (or later amended).
     public var customerName: String
+    /// The product's name (as it was when recorded).
     public var productName: String
+    /// Requested quantity.
     public var quantity: Int64
+    /// Quantity delivered so far.
     public var delivered: Int64
+    /// pending, completed, refunded or deleted.
     public var status: RecordStatus
+    /// When it was requested (business time).
     public var requestedAt: Int64
+    /// When it was completed or refunded, if it was.
     public var completedAt: Int64?
+    /// Free-text notes.
     public var notes: String?
+    /// Why it was closed, refunded or deleted.
     public var reason: String?
+    /// Who reported it.
     public var createdBy: String
+    /// Who changed it last.
     public var updatedBy: String
+    /// When it was changed last (business time).
     public var updatedAt: Int64
+    /// Number of deliveries.
     public var deliveries: Int
     /// Offsets of the record's events in its partition, oldest first (its history).
     public var eventOffsets: [Int64]
@@ -43,28 +59,43 @@ public enum DeliveryState: String, Sendable, CaseIterable {
 
 /// A customer as the views show it.
 public struct CustomerRow: Sendable, Equatable {
+    /// The id.
     public var id: String
+    /// The customer number.
     public var number: String
+    /// The name.
     public var name: String
+    /// The region.
     public var region: String?
+    /// The city.
     public var city: String?
+    /// The country.
     public var country: String?
+    /// Whether it was removed.
     public var removed: Bool
 }
 
 /// A product as the views show it.
 public struct ProductRow: Sendable, Equatable {
+    /// The id.
     public var id: String
+    /// The stock-keeping unit.
     public var sku: String
+    /// The name.
     public var name: String
+    /// The sizes it comes in.
     public var sizes: [String]
+    /// Whether it was removed.
     public var removed: Bool
 }
 
 /// One tenant's book: every request, customer and product in its current state.
 public struct TenantBook: Sendable, Equatable {
+    /// This page of them.
     public var records: [String: RecordRow] = [:]
+    /// Distinct customers.
     public var customers: [String: CustomerRow] = [:]
+    /// The products.
     public var products: [String: ProductRow] = [:]
 }
 
@@ -72,15 +103,20 @@ public struct TenantBook: Sendable, Equatable {
 /// the log. The dashboard, the records list, the customer, product and insight queries
 /// are answered from it (never from the log).
 public struct RecordsView: Projector, Equatable {
+    /// Its snapshot directory and `--view` name.
     public static let name = "records"
+    /// Bumped when the state's meaning or encoding changes.
     public static let version = 1
+    /// Every event type (customers, products and requests all matter).
     public static let eventTypes: Set<String> = []
 
     /// Books by tenant.
     public private(set) var tenants: [String: TenantBook] = [:]
 
+    /// An empty view.
     public init() {}
 
+    /// Applies one partition's events in order.
     public mutating func apply(_ events: [StoredEvent]) throws {
         // Decode the whole batch first: a bad event leaves the view unchanged.
         let decoded = try events.map { try EventData.decode($0.data, type: $0.type, schemaVersion: $0.schemaVersion) }
@@ -159,6 +195,7 @@ public struct RecordsView: Projector, Equatable {
 
     // MARK: Encoding (sorted keys: equal states give equal bytes)
 
+    /// The state, with every dictionary sorted by key.
     public func encoded() -> [UInt8] {
         var w = BinaryWriter()
         w.int(Int64(tenants.count))
@@ -188,6 +225,7 @@ public struct RecordsView: Projector, Equatable {
         return w.bytes
     }
 
+    /// Restores a state from `encoded()`.
     public init(decoding bytes: [UInt8]) throws {
         var r = BinaryReader(bytes: bytes)
         let tenantCount = try r.count()

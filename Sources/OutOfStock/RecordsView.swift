@@ -232,16 +232,22 @@ public struct RecordsView: Projector, Equatable {
         for _ in 0..<tenantCount {
             let tenant = try r.string()
             var book = TenantBook()
-            for _ in 0..<(try r.count()) {
+            let customerCount = try r.count()
+            book.customers.reserveCapacity(customerCount)
+            for _ in 0..<customerCount {
                 let c = CustomerRow(id: try r.string(), number: try r.string(), name: try r.string(),
                                     region: try r.optionalString(), city: try r.optionalString(), country: try r.optionalString(), removed: try r.bool())
                 book.customers[c.id] = c
             }
-            for _ in 0..<(try r.count()) {
+            let productCount = try r.count()
+            book.products.reserveCapacity(productCount)
+            for _ in 0..<productCount {
                 let p = ProductRow(id: try r.string(), sku: try r.string(), name: try r.string(), sizes: try r.strings(), removed: try r.bool())
                 book.products[p.id] = p
             }
-            for _ in 0..<(try r.count()) {
+            let recordCount = try r.count()
+            book.records.reserveCapacity(recordCount)
+            for _ in 0..<recordCount {
                 let id = try r.string(), customerId = try r.string(), productId = try r.string(), size = try r.optionalString()
                 let customerName = try r.string(), productName = try r.string()
                 let quantity = try r.int(), delivered = try r.int(), statusIndex = Int(try r.int())

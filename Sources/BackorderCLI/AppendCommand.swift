@@ -67,7 +67,9 @@ struct AppendCommand: AsyncParsableCommand {
         }
         progress.finish()
         let seconds = MonotonicTime.now.seconds(since: start)
-        do { try await store.close() } catch { printError("error: \(error)") }
+        // The appended events are durable either way; a failed index checkpoint only means the
+        // next open rebuilds or catches the indexes up from the log.
+        do { try await store.close() } catch { printError("warning: closing the store: \(error) (the appended events are stored; the index is rebuilt from the log on the next open)") }
         print(json ? jsonReport(report, seconds: seconds, durability: durability) : humanReport(report, seconds: seconds, durability: durability))
         if skipInvalid && !report.rejectedLines.isEmpty {
             do { try writeRejected(report) } catch { printError("warning: could not write \(rejected): \(error)") }

@@ -66,6 +66,11 @@ struct AppendPlan {
         for (i, event) in events.enumerated() {
             if let earlier = firstWithID[event.id] { duplicateOf[i] = earlier; continue }
             if let stored = index.existing(event.id) {
+                // A duplicate of an event still in flight in a failed partition may never
+                // have reached the disk: do not vouch for it.
+                if let failure = index.failure[stored.partition], index.inFlightIDs[event.id] != nil {
+                    throw EventStoreError.partitionFailed(stored.partition, failure.description)
+                }
                 outcomes[i] = .duplicate(Position(partition: stored.partition, offset: stored.offset), version: stored.version)
                 continue
             }

@@ -132,6 +132,8 @@ public struct IngestOptions: Sendable {
     public var expectVersion: Int64?
     /// Keep at most this many error details (all are counted).
     public var maxReportedErrors = 1_000
+    /// Validated events kept in memory before they are spilled to a temporary file.
+    public var memoryEvents = 200_000
 
     /// The defaults.
     public init() {}
@@ -187,7 +189,7 @@ public final class Ingestor {
     /// parsing (independent per line) and deciding (in order) use both cores.
     public func ingest(_ reader: inout LineReader, progress: (Int, Int) -> Void = { _, _ in }) async throws -> IngestReport {
         var report = IngestReport()
-        var accepted: [NewEvent] = []
+        let accepted = AcceptedEvents(memoryLimit: options.memoryEvents)
         let now = Self.nowMicroseconds()
         var single = SingleStreamCheck(expectVersion: options.expectVersion)
         let parsers = [parser, try InputParser()]
@@ -199,7 +201,7 @@ public final class Ingestor {
             let parser = parsers[chunkNumber % 2]
             chunkNumber += 1
             let parsing: Task<ParsedChunk, Never>? = chunk.count == 0 ? nil : Task.detached { parser.parse(chunk) }
-            if let pending { handle(await pending.value, now: now, single: &single, into: &accepted, &report) }
+            if let pending { try handle(await pending.value, now: now, single: &single, into: accepted, &report) }
             pending = parsing
             progress(reader.bytesRead, 0)
             if parsing == nil { break }
@@ -210,7 +212,7 @@ public final class Ingestor {
     }
 
     /// Decides a parsed chunk's lines in order.
-    private func handle(_ parsed: ParsedChunk, now: Int64, single: inout SingleStreamCheck, into accepted: inout [NewEvent], _ report: inout IngestReport) {
+    private func handle(_ parsed: ParsedChunk, now: Int64, single: inout SingleStreamCheck, into accepted: AcceptedEvents, _ report: inout IngestReport) throws {
         for (k, result) in parsed.results.enumerated() {
             let line = parsed.chunk.lineNumbers[k]
             report.lines += 1
@@ -226,7 +228,7 @@ public final class Ingestor {
                 }
                 switch single.check(input, line: line) {
                 case let .failure(error): rejection = error
-                case let .success(event): rejection = decide(event, line: line, now: now, into: &accepted, &report)
+                case let .success(event): rejection = try decide(event, line: line, now: now, into: accepted, &report)
                 }
             }
             if let rejection {
@@ -242,7 +244,7 @@ public final class Ingestor {
     }
 
     /// Checks one event against its stream's state; on success records it and its effect.
-    private func decide(_ input: InputEvent, line: Int, now: Int64, into accepted: inout [NewEvent], _ report: inout IngestReport) -> InputError? {
+    private func decide(_ input: InputEvent, line: Int, now: Int64, into accepted: AcceptedEvents, _ report: inout IngestReport) throws -> InputError? {
         var input = input
         if input.id == nil {
             let id = EventID.random(using: &random)
@@ -261,7 +263,7 @@ public final class Ingestor {
             }))
             let id = input.id ?? EventID.random(using: &random)
             seenIDs.insert(id)
-            accepted.append(NewEvent(
+            try accepted.append(NewEvent(
                 id: id, type: input.type.name, schemaVersion: input.type.schemaVersion, tenant: input.tenant, stream: stream,
                 businessTime: input.at ?? now, actor: input.actor, correlationId: input.correlationId, data: data.encoded(),
                 expectedVersion: .exact(current.version)))
@@ -291,9 +293,8 @@ public final class Ingestor {
 
     /// Appends in batches, keeping a few submitted appends in flight so that encoding and
     /// compression of the next batch overlap the flush of the previous one.
-    private func append(_ events: [NewEvent], _ report: inout IngestReport, progress: (Int) -> Void) async throws {
+    private func append(_ events: AcceptedEvents, _ report: inout IngestReport, progress: (Int) -> Void) async throws {
         var inFlight: [SubmittedAppend] = []
-        var start = 0
         func settle(_ submitted: SubmittedAppend, _ report: inout IngestReport) async throws {
             for outcome in try await submitted.acknowledged() {
                 switch outcome {
@@ -309,9 +310,7 @@ public final class Ingestor {
             progress(report.appended)
         }
         do {
-            while start < events.count {
-                let chunk = Array(events[start..<min(start + options.batchSize, events.count)])
-                start += chunk.count
+            try await events.forEachChunk(of: options.batchSize) { chunk in
                 inFlight.append(try await store.submit(chunk))
                 if inFlight.count >= 4 { try await settle(inFlight.removeFirst(), &report) }
             }

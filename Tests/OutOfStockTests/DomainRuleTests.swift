@@ -108,4 +108,38 @@ func freshDirectory(_ name: String = #function) -> String {
         #expect(report.rejectedLines.map(\.error.line) == [6, 7])
         #expect(report.rejectedLines.first.map { String(decoding: $0.line, as: UTF8.self) } == "{not json")
     }
+
+    /// Validated input larger than the memory bound goes through a temporary file, with
+    /// the same result.
+    @Test func largeInputsSpillToATemporaryFileWithTheSameResult() async throws {
+        let inMemory = freshDirectory("mem"), spilled = freshDirectory("spill")
+        defer {
+            try? FileManager.default.removeItem(atPath: inMemory)
+            try? FileManager.default.removeItem(atPath: spilled)
+        }
+        var lines = setupLines
+        for i in 2..<300 {
+            lines.append(line("OutOfStockReported", #""recordId":"R-\#(i)","customerId":"C-1","productId":"P-1","quantity":\#(i),"notes":"n \"q\" \#(i)""#,
+                              id: String(format: "00000000-0000-4000-8000-%012d", i), extra: i % 3 == 0 ? #","correlationId":"c\#(i)""# : ""))
+        }
+        var options = IngestOptions()
+        options.batchSize = 7
+        let a = try await ingest(lines, into: inMemory, options: options)
+        options.memoryEvents = 10
+        let b = try await ingest(lines, into: spilled, options: options)
+        #expect(a.rejected == 0 && b.rejected == 0, "\(a.errors.prefix(2)) \(b.errors.prefix(2))")
+        #expect(a.appended == 303 && b.appended == 303)
+        #expect(a.ranges == b.ranges)
+        let readerA = try await EventReader.open(at: inMemory), readerB = try await EventReader.open(at: spilled)
+        for partition in 0..<readerA.partitionCount {
+            var ca = try readerA.events(partition: partition, from: 0), cb = try readerB.events(partition: partition, from: 0)
+            var ea: [StoredEvent] = [], eb: [StoredEvent] = []
+            while let batch = try ca.next() { ea += batch }
+            while let batch = try cb.next() { eb += batch }
+            #expect(ea.map(\.stream) == eb.map(\.stream))
+            #expect(ea.map(\.data) == eb.map(\.data))
+            #expect(ea.map(\.correlationId) == eb.map(\.correlationId))
+            #expect(ea.filter { $0.type == "OutOfStockReported" && $0.stream != "record/R-1" }.map(\.id) == eb.filter { $0.type == "OutOfStockReported" && $0.stream != "record/R-1" }.map(\.id))
+        }
+    }
 }

@@ -55,7 +55,7 @@ struct RecoveryPoint: Sendable, Equatable {
 extension Storage {
     /// Replaces `directory/name` with `bytes` atomically and durably: write a temporary
     /// file, fdatasync it, rename it over the old one, fsync the directory.
-    func writeAtomically(_ bytes: [UInt8], directory: String, name: String) throws {
+    public func writeAtomically(_ bytes: [UInt8], directory: String, name: String) throws {
         let temporary = directory + "/" + name + ".tmp"
         let file = try open(temporary, create: true, writable: true)
         defer { file.close() }

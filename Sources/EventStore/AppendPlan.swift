@@ -84,7 +84,7 @@ struct AppendPlan {
         }
 
         // Pass 2: offsets, links, encoding and submission, partition by partition.
-        let now = Self.nowMicroseconds()
+        let now = EventStore.wallClockMicroseconds()
         var submissions: [Submission] = []
         var value: [UInt8] = []
         var members = [[Int]](repeating: [], count: store.log.partitionCount)
@@ -146,11 +146,6 @@ struct AppendPlan {
         return SubmittedAppend(index: index, submissions: submissions, outcomes: outcomes.compactMap { $0 })
     }
 
-    static func nowMicroseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
-    }
 }
 
 /// An append whose events are checked and queued for the log; `outcomes()` waits until

@@ -74,6 +74,14 @@ public final class EventStore: Sendable {
     /// Number of partitions.
     public var partitionCount: Int { log.partitionCount }
 
+    /// The wall clock in microseconds since the Unix epoch: recorded times, and the
+    /// default business time of an event that has none.
+    public static func wallClockMicroseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+    }
+
     /// The partition a stream lives in.
     public func partition(tenant: String, stream: String) -> Int {
         log.partition(forKey: EnvelopeCodec.key(tenant: tenant, stream: stream))

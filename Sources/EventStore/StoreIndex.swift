@@ -183,7 +183,7 @@ struct Coverage {
         var text = "backorder-index 1\nclean \(clean ? 1 : 0)\nfsync-only \(fsyncOnly ? 1 : 0)\ncovered \(covered.map(String.init).joined(separator: " "))\n"
         text += "log \(logID)\nlast \(lastIDs.joined(separator: " "))\n"
         text += "crc32c \(CRC32C.checksum(Array(text.utf8)))\n"
-        try AtomicFile.write(Array(text.utf8), to: directory + "/COVERAGE")
+        try PosixStorage().writeAtomically(Array(text.utf8), directory: directory, name: "COVERAGE")
     }
 
     static func read(_ path: String) -> Coverage? {
@@ -198,28 +198,5 @@ struct Coverage {
         let lastIDs = lines[5].split(separator: " ").dropFirst().map(String.init)
         return Coverage(covered: covered, clean: lines[1] == "clean 1", fsyncOnly: lines[2] == "fsync-only 1",
                         logID: String(lines[4].dropFirst(4)), lastIDs: lastIDs)
-    }
-}
-
-/// Durable replacement of a small file: temporary file, fsync, rename, directory fsync.
-enum AtomicFile {
-    static func write(_ bytes: [UInt8], to path: String) throws {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EventStoreError.io("open \(temporary)", errno) }
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count, fsync(fd) == 0 else {
-            let code = errno
-            close(fd)
-            throw EventStoreError.io("write \(temporary)", code)
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else { throw EventStoreError.io("rename \(temporary)", errno) }
-        let directory = (path as NSString).deletingLastPathComponent
-        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            defer { close(dfd) }
-            guard fsync(dfd) == 0 else { throw EventStoreError.io("fsync \(directory)", errno) }
-        }
     }
 }

@@ -190,7 +190,7 @@ public final class Ingestor {
     public func ingest(_ reader: inout LineReader, progress: (Int, Int) -> Void = { _, _ in }) async throws -> IngestReport {
         var report = IngestReport()
         let accepted = AcceptedEvents(memoryLimit: options.memoryEvents)
-        let now = Self.nowMicroseconds()
+        let now = EventStore.wallClockMicroseconds()
         var single = SingleStreamCheck(expectVersion: options.expectVersion)
         let parsers = [parser, try InputParser()]
         var pending: Task<ParsedChunk, Never>?
@@ -322,9 +322,4 @@ public final class Ingestor {
         }
     }
 
-    static func nowMicroseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
-    }
 }

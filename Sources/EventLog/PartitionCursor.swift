@@ -36,7 +36,7 @@ public struct PartitionCursor: Sendable {
                     }
                 } else if header.baseOffset > startOffset || header.baseOffset < segment.baseOffset {
                     // The index pointed at a batch that cannot hold the start: rebuild it.
-                    try reopenWithoutIndex()
+                    reopenWithoutIndex()
                     continue
                 }
                 expectedOffset = header.nextOffset
@@ -58,7 +58,7 @@ public struct PartitionCursor: Sendable {
                 segmentNumber += 1
                 try openSegment(segmentNumber)
             case let .invalid(position, reason):
-                if expectedOffset == nil { try reopenWithoutIndex(); continue }
+                if expectedOffset == nil { reopenWithoutIndex(); continue }
                 throw LogError.corrupt(path: segment.path, offset: position, reason: reason)
             }
         }
@@ -87,8 +87,10 @@ public struct PartitionCursor: Sendable {
     }
 
     /// Scans the segment from its start after an index entry proved wrong.
-    private mutating func reopenWithoutIndex() throws {
-        guard let found = segment, scanner?.position != 0 || expectedOffset != found.baseOffset else { return }
+    /// Only called right after an index seek (`expectedOffset == nil`), so the scan from
+    /// position 0 with a known first offset cannot loop back here.
+    private mutating func reopenWithoutIndex() {
+        guard let found = segment else { return }
         partition.discardIndex(ofSegment: segmentNumber)
         scanner = SegmentScanner(file: found.file, from: 0, limit: found.size)
         expectedOffset = found.baseOffset

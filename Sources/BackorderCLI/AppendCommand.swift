@@ -26,6 +26,8 @@ struct AppendCommand: AsyncParsableCommand {
     @Flag(help: "Append the valid lines; write the rejected ones, with reasons, to --rejected.") var skipInvalid = false
     @Option(help: "Where --skip-invalid writes rejected lines (NDJSON with the reason).") var rejected = "rejected.ndjson"
     @Option(help: "Partitions of a new store.") var partitions = 8
+    @Flag(help: "Leave the views behind the log (the next query catches them up).") var skipViews = false
+    @OptionGroup var views: ViewOptions
 
     func run() async throws {
         guard let durability = Durability(parsing: durability) else { throw ValidationError("unknown durability \"\(self.durability)\": use fsync, interval[:MS] or none") }
@@ -71,6 +73,7 @@ struct AppendCommand: AsyncParsableCommand {
         // next open rebuilds or catches the indexes up from the log.
         do { try await store.close() } catch { printError("warning: closing the store: \(error) (the appended events are stored; the index is rebuilt from the log on the next open)") }
         print(json ? jsonReport(report, seconds: seconds, durability: durability) : humanReport(report, seconds: seconds, durability: durability))
+        if report.appended > 0 && !skipViews { await updateViews() }
         if skipInvalid && !report.rejectedLines.isEmpty {
             do { try writeRejected(report) } catch { printError("warning: could not write \(rejected): \(error)") }
         }
@@ -81,6 +84,24 @@ struct AppendCommand: AsyncParsableCommand {
                 if !report.applied && !dryRun { printError("nothing was appended: fix the input, or use --skip-invalid to append the valid lines") }
             }
             throw ExitCode(report.applied ? 3 : 1)
+        }
+    }
+
+    /// Brings the views up to date with what was appended, snapshotting them by the policy,
+    /// so that the next query is answered from current query tables. The events are stored
+    /// whatever happens here: a failure is a warning.
+    private func updateViews() async {
+        do {
+            let start = MonotonicTime.now
+            let reader = try await EventReader.open(at: data.directory)
+            let (_, report) = try RecordsViewFiles(data: data.directory).catchUp(reader: reader, policy: views.policy)
+            for skipped in report.load.skipped { printError("note: \(skipped)") }
+            if let failure = report.writeFailure { printError("warning: views not snapshotted: \(failure)") }
+            if !json, let path = report.written {
+                printError("views: applied \(report.load.events) events, snapshot \(path) in \(String(format: "%.3f", MonotonicTime.now.seconds(since: start))) s")
+            }
+        } catch {
+            printError("warning: views not brought up to date: \(error) (the events are stored; the next query catches up)")
         }
     }
 

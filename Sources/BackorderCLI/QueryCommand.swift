@@ -4,18 +4,51 @@ import Foundation
 import OutOfStock
 import Projections
 
-/// Opens the records view: newest valid snapshot, then the log's tail. Notes go to stderr.
-func openRecordsView(_ data: DataOptions, json: Bool, upTo limit: [Int64]? = nil) async throws -> (ProjectedView<RecordsView>, EventReader) {
+/// When views are snapshotted automatically (queries, `append`, `snapshot`).
+struct ViewOptions: ParsableArguments {
+    @Option(help: "Write a snapshot of the views once this many events were applied since the newest one.")
+    var snapshotEvents: Int64 = SnapshotPolicy().events
+    @Option(help: "Or, with any newer event, once the newest snapshot is this many seconds old.")
+    var snapshotSeconds: Double = SnapshotPolicy().seconds
+
+    var policy: SnapshotPolicy { SnapshotPolicy(events: max(1, snapshotEvents), seconds: max(0, snapshotSeconds)) }
+}
+
+/// Opens the records view: newest valid snapshot, then the log's tail; writes a snapshot
+/// (with query tables) when the policy says so. Notes go to stderr.
+func openRecordsView(_ data: DataOptions, json: Bool, policy: SnapshotPolicy = SnapshotPolicy(), force: Bool = false,
+                     upTo limit: [Int64]? = nil) async throws -> (ProjectedView<RecordsView>, EventReader) {
     let reader = try await EventReader.open(at: data.directory)
-    let snapshots = SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name)
-    let (projected, report) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots, upTo: limit)
-    for skipped in report.skipped { printError("note: \(skipped)") }
-    if limit == nil && report.events >= 100_000 {
-        // Taken automatically when a query had to catch up on many events.
-        do { try snapshots.write(projected, logID: reader.log.manifest.logID) } catch { printError("note: could not write a snapshot: \(error)") }
+    let (projected, report) = try RecordsViewFiles(data: data.directory).catchUp(reader: reader, policy: policy, force: force, upTo: limit)
+    for skipped in report.load.skipped { printError("note: \(skipped)") }
+    if let failure = report.writeFailure { printError("note: could not write a snapshot: \(failure)") }
+    if !json && report.load.events > 0 {
+        printError("note: applied \(report.load.events) events newer than \(report.load.snapshot == nil ? "an empty view" : "the snapshot")")
     }
-    if !json && report.events > 0 { printError("note: applied \(report.events) events newer than \(report.snapshot == nil ? "an empty view" : "the snapshot")") }
     return (projected, reader)
+}
+
+/// Answers a query for one tenant: from the tenant's query table when it is current with
+/// the log (a fresh process maps only what the question needs), otherwise from the view
+/// caught up in memory — the same answer either way.
+func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ views: ViewOptions,
+               table: (TenantTableReader) throws -> T, book: (TenantBook) throws -> T) async throws -> (T, EventReader) {
+    let reader = try await EventReader.open(at: data.directory)
+    var force = false
+    switch RecordsViewFiles(data: data.directory).currentTable(tenant: tenant.tenant, reader: reader) {
+    case let .success(current):
+        do { return (try table(current), reader) } catch let error as ProjectionError {
+            printError("note: \(error); answering from the snapshot and the log instead")
+            force = true
+        }
+    case let .failure(miss):
+        if case .unusable = miss {
+            printError("note: query table skipped: \(miss); answering from the snapshot and the log instead")
+            force = true
+        }
+    }
+    let (projected, _) = try await openRecordsView(data, json: tenant.json, policy: views.policy, force: force)
+    return (try book(try bookOf(projected, tenant.tenant)), reader)
 }
 
 /// Time-range options shared by queries.
@@ -77,7 +110,7 @@ struct TenantOptions: ParsableArguments {
     @Flag(help: "JSON output.") var json = false
 }
 
-func book(_ projected: ProjectedView<RecordsView>, _ tenant: String) throws -> TenantBook {
+func bookOf(_ projected: ProjectedView<RecordsView>, _ tenant: String) throws -> TenantBook {
     guard let book = projected.view.tenants[tenant] else {
         printError("error: tenant \(tenant) has no data (tenants: \(projected.view.tenants.keys.sorted().joined(separator: ", ")))")
         throw ExitCode(1)
@@ -102,12 +135,13 @@ struct DashboardQuery: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "dashboard", abstract: "Status counts, quantities, ageing, oldest pending, top customers and products.")
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
+    @OptionGroup var views: ViewOptions
     @OptionGroup var range: RangeOptions
 
     func run() async throws {
         try await runQuery {
-            let (view, _) = try await openRecordsView(data, json: tenant.json)
-            let d = try book(view, tenant.tenant).dashboard(range: try range.range(), now: try range.nowMicros())
+            let (r, now) = (try range.range(), try range.nowMicros())
+            let (d, _) = try await answer(data, tenant, views, table: { try $0.dashboard(range: r, now: now) }, book: { $0.dashboard(range: r, now: now) })
             if tenant.json { return try printJSON(d) }
             print("Dashboard — tenant \(tenant.tenant): \(d.requests) requests")
             print("status      " + RecordStatus.allCases.map { "\($0.rawValue) \(d.byStatus[$0.rawValue] ?? 0)" }.joined(separator: "   "))
@@ -142,6 +176,7 @@ struct RecordsQuery: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "records", abstract: "List requests: filters, search, sort, pages.")
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
+    @OptionGroup var views: ViewOptions
     @OptionGroup var range: RangeOptions
     @Option(help: "Only this customer's requests.") var customer: String?
     @Option(help: "Only this product's requests.") var product: String?
@@ -166,8 +201,7 @@ struct RecordsQuery: AsyncParsableCommand {
         filter.cursor = cursor
         filter.range = try range.range()
         try await runQuery {
-            let (view, _) = try await openRecordsView(data, json: tenant.json)
-            let page = try book(view, tenant.tenant).records(filter)
+            let (page, _) = try await answer(data, tenant, views, table: { try $0.records(filter) }, book: { try $0.records(filter) })
             if tenant.json { return try printJSON(page) }
             printTable("\(page.total) matching requests", page.records.map(summaryRow))
             if let next = page.nextCursor { print("\nnext page: --cursor \(next)") }
@@ -180,12 +214,12 @@ struct CustomerQuery: AsyncParsableCommand {
     @Argument var id: String
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
+    @OptionGroup var views: ViewOptions
     @Option var limit = 50
 
     func run() async throws {
         try await runQuery {
-            let (view, _) = try await openRecordsView(data, json: tenant.json)
-            let c = try book(view, tenant.tenant).customer(id, limit: limit)
+            let (c, _) = try await answer(data, tenant, views, table: { try $0.customer(id, limit: limit) }, book: { try $0.customer(id, limit: limit) })
             if tenant.json { return try printJSON(c) }
             print("\(c.id) \(c.name) (number \(c.number), \(c.city ?? "-"), \(c.region ?? "-"))\(c.removed ? " — removed" : "")")
             print(c.byStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "   "))
@@ -199,11 +233,11 @@ struct ProductQuery: AsyncParsableCommand {
     @Argument var id: String
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
+    @OptionGroup var views: ViewOptions
 
     func run() async throws {
         try await runQuery {
-            let (view, _) = try await openRecordsView(data, json: tenant.json)
-            let p = try book(view, tenant.tenant).product(id)
+            let (p, _) = try await answer(data, tenant, views, table: { try $0.product(id) }, book: { try $0.product(id) })
             if tenant.json { return try printJSON(p) }
             print("\(p.id) \(p.name) (sku \(p.sku), sizes \(p.sizes.joined(separator: " ")))\(p.removed ? " — removed" : ""): \(p.outstanding) outstanding")
             let sizes = p.sizes + p.outstandingBySize.keys.filter { !p.sizes.contains($0) }.sorted()
@@ -218,6 +252,7 @@ struct RecordQuery: AsyncParsableCommand {
     @Argument var id: String
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
+    @OptionGroup var views: ViewOptions
 
     struct Output: Encodable {
         let record: RecordSummary
@@ -230,8 +265,8 @@ struct RecordQuery: AsyncParsableCommand {
 
     func run() async throws {
         try await runQuery {
-            let (view, reader) = try await openRecordsView(data, json: tenant.json)
-            guard let row = try book(view, tenant.tenant).records[id] else { throw QueryError(description: "unknown record \(id) in tenant \(tenant.tenant)") }
+            let (found, reader) = try await answer(data, tenant, views, table: { try $0.record(id) }, book: { $0.records[id] })
+            guard let row = found else { throw QueryError(description: "unknown record \(id) in tenant \(tenant.tenant)") }
             let partition = reader.partition(tenant: tenant.tenant, stream: StreamName.record(id))
             let history = try row.eventOffsets.map { offset -> HistoryEntry in
                 let e = try reader.readEvent(at: Position(partition: partition, offset: offset))
@@ -250,6 +285,7 @@ struct InsightsQuery: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "insights", abstract: "Requests grouped by region, product or customer.")
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
+    @OptionGroup var views: ViewOptions
     @OptionGroup var range: RangeOptions
     @Option(help: "region, product or customer.") var by = "region"
     @Option var limit = 20
@@ -257,8 +293,9 @@ struct InsightsQuery: AsyncParsableCommand {
     func run() async throws {
         guard let dimension = InsightDimension(rawValue: by) else { throw ValidationError("--by must be region, product or customer") }
         try await runQuery {
-            let (view, _) = try await openRecordsView(data, json: tenant.json)
-            let rows = Array(try book(view, tenant.tenant).insights(by: dimension, range: try range.range()).prefix(limit))
+            let r = try range.range()
+            let (all, _) = try await answer(data, tenant, views, table: { try $0.insights(by: dimension, range: r) }, book: { $0.insights(by: dimension, range: r) })
+            let rows = Array(all.prefix(limit))
             if tenant.json { return try printJSON(rows) }
             printTable("By \(by): requests, customers, total and average quantity, last request",
                        rows.map { [$0.key, $0.name, String($0.requests), String($0.customers), String($0.totalQuantity), String(format: "%.1f", $0.averageQuantity), $0.lastRequest] })

@@ -12,10 +12,15 @@ struct SnapshotCommand: AsyncParsableCommand {
     func run() async throws {
         try await runQuery {
             let start = MonotonicTime.now
-            let (view, reader) = try await openRecordsView(data, json: true)
-            let path = try SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name).write(view, logID: reader.log.manifest.logID)
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            print("snapshot of view \(RecordsView.name) at positions \(view.positions) (\(view.eventsApplied) events): \(path), \(size) bytes, \(String(format: "%.3f", MonotonicTime.now.seconds(since: start))) s")
+            let reader = try await EventReader.open(at: data.directory)
+            let files = RecordsViewFiles(data: data.directory)
+            let (view, report) = try files.catchUp(reader: reader, policy: SnapshotPolicy(), force: true)
+            for skipped in report.load.skipped { printError("note: \(skipped)") }
+            guard let path = report.written else {
+                printError("error: no snapshot written: \(report.writeFailure ?? "the log holds no events")")
+                throw ExitCode(1)
+            }
+            print("snapshot of view \(RecordsView.name) at positions \(view.positions) (\(view.eventsApplied) events): \(path), \(snapshotBytes(path)), \(String(format: "%.3f", MonotonicTime.now.seconds(since: start))) s")
         }
     }
 }
@@ -41,8 +46,19 @@ struct ReplayCommand: AsyncParsableCommand {
             }
             progress.finish()
             let seconds = MonotonicTime.now.seconds(since: start)
-            let path = try SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name).write(rebuilt, logID: reader.log.manifest.logID)
+            let path = try RecordsViewFiles(data: data.directory).write(rebuilt, logID: reader.log.manifest.logID)
             print("rebuilt view \(RecordsView.name) from \(rebuilt.eventsApplied) events in \(String(format: "%.3f", seconds)) s (\(Int(Double(rebuilt.eventsApplied) / max(seconds, 1e-9))) events/s); saved \(path)")
         }
     }
+}
+
+/// "N bytes (+ M bytes of query tables)" for a snapshot file.
+func snapshotBytes(_ path: String) -> String {
+    let fm = FileManager.default
+    let size = (try? fm.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    let tables = String(path.dropLast(".snapshot".count)) + SnapshotDirectory.tablesSuffix
+    let tableBytes = ((try? fm.contentsOfDirectory(atPath: tables)) ?? []).reduce(0) {
+        $0 + ((try? fm.attributesOfItem(atPath: tables + "/" + $1)[.size] as? Int) ?? 0)
+    }
+    return "\(size) bytes (+ \(tableBytes) bytes of query tables)"
 }

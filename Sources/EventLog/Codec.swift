@@ -25,7 +25,7 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     }
 
     /// The largest output `compress` can produce for `count` input bytes.
-    func compressBound(_ count: Int) -> Int {
+    public func compressBound(_ count: Int) -> Int {
         switch self {
         case .none: count
         case .lz4: Int(LZ4_compressBound(Int32(count)))
@@ -35,7 +35,7 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 
     /// Compresses `input` into `output`, which must hold `compressBound(input.count)` bytes.
     /// Returns the number of bytes written.
-    func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+    public func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
         guard input.count > 0 else { return 0 }
         guard let src = input.baseAddress, let dst = output.baseAddress else {
             throw LogError.invalidArgument("compression buffer missing")
@@ -61,7 +61,7 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 
     /// Decompresses exactly `output.count` bytes from `input`; false when the input is
     /// malformed or does not decompress to exactly that size.
-    func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
+    public func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
         if output.count == 0 { return input.count == 0 }
         guard let src = input.baseAddress, let dst = output.baseAddress else { return false }
         switch self {

@@ -138,69 +138,21 @@ public struct QueryError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// The queries of domain.md, answered from a tenant's book.
 extension TenantBook {
-    static let day: Int64 = 86_400_000_000
-
     /// The dashboard for `range`, with ageing measured at `now`.
     public func dashboard(range: TimeRange, now: Int64) -> Dashboard {
-        var d = Dashboard()
-        // Summed as integer hours-and-microseconds pairs would overflow for absurd times;
-        // whole seconds in a Double are exact far beyond any real total and independent of
-        // the order of the records.
-        var processing: (seconds: Double, count: Int) = (0, 0)
-        // Keys only (time, id): the rows are looked up for the few that are shown.
-        var pending: [(Int64, String)] = [], completed: [(Int64, String)] = []
-        var customers: [String: Int64] = [:], products: [String: Int64] = [:], perDay: [Int64: Int] = [:]
+        var builder = DashboardBuilder<String, String>()
         for r in records.values where range.contains(r.requestedAt) {
-            d.requests += 1
-            d.byStatus[r.status.rawValue, default: 0] += 1
-            guard r.status != .deleted else { continue }
-            d.byDeliveryState[r.deliveryState.rawValue, default: 0] += 1
-            d.totalQuantity += r.quantity
-            d.deliveredQuantity += r.delivered
-            d.outstandingQuantity += r.outstanding
-            perDay[r.requestedAt >= 0 ? r.requestedAt / Self.day : r.requestedAt / Self.day - 1, default: 0] += 1
-            if r.status == .pending {
-                pending.append((r.requestedAt, r.id))
-                let age = now.subtractingReportingOverflow(r.requestedAt).partialValue
-                if age > 14 * Self.day { d.overdue += 1 } else if age > 7 * Self.day { d.dueSoon += 1 }
-                customers[r.customerId, default: 0] += r.outstanding
-                products[r.productId, default: 0] += r.outstanding
-            } else if r.status == .completed, let done = r.completedAt {
-                completed.append((done, r.id))
-                processing.seconds += Double(done / 1_000_000) - Double(r.requestedAt / 1_000_000)
-                processing.count += 1
-            }
+            builder.add(r.id, requestedAt: r.requestedAt, status: r.status, quantity: r.quantity, delivered: r.delivered,
+                        completedAt: r.completedAt, customer: r.customerId, product: r.productId)
         }
-        d.averageProcessingHours = processing.count > 0 ? (processing.seconds / Double(processing.count) / 3_600 * 1_000).rounded() / 1_000 : nil
-        d.requestsPerDay = Dictionary(perDay.map { (String(Timestamp.format($0.key &* Self.day).prefix(10)), $0.value) }, uniquingKeysWith: +)
-        d.oldestPending = Self.first(50, of: pending, by: <).compactMap { records[$0.1].map(RecordSummary.init) }
-        d.recentCompletions = Self.first(10, of: completed, by: >).compactMap { records[$0.1].map(RecordSummary.init) }
-        d.topCustomers = customers.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(10).map {
-            Ranked(id: $0.key, name: self.customers[$0.key]?.name ?? $0.key, outstanding: $0.value)
+        return builder.finish(now: now, row: { id in records[id].map(RecordSummary.init) }) { key, isCustomer in
+            (key, (isCustomer ? customers[key]?.name : products[key]?.name) ?? key)
         }
-        d.topProducts = products.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(10).map {
-            Ranked(id: $0.key, name: self.products[$0.key]?.name ?? $0.key, outstanding: $0.value)
-        }
-        return d
-    }
-
-    /// The first `k` keys in the given order (ties by id), without sorting them all.
-    private static func first(_ k: Int, of keys: [(Int64, String)], by order: (Int64, Int64) -> Bool) -> [(Int64, String)] {
-        func before(_ a: (Int64, String), _ b: (Int64, String)) -> Bool { a.0 == b.0 ? a.1 < b.1 : order(a.0, b.0) }
-        var best: [(Int64, String)] = []
-        best.reserveCapacity(k + 1)
-        for key in keys {
-            if best.count == k, let last = best.last, !before(key, last) { continue }
-            let at = best.firstIndex { before(key, $0) } ?? best.count
-            best.insert(key, at: at)
-            if best.count > k { best.removeLast() }
-        }
-        return best
     }
 
     /// A page of the records list.
     public func records(_ filter: RecordFilter) throws -> RecordPage {
-        let words = (filter.search ?? "").lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init)
+        let words = SearchText.words(filter.search ?? "")
         var matches = records.values.filter { r in
             (filter.customerId.map { r.customerId == $0 } ?? true) && (filter.productId.map { r.productId == $0 } ?? true)
                 && (filter.status.map { r.status == $0 } ?? true) && (filter.deliveryState.map { r.deliveryState == $0 } ?? true)
@@ -221,8 +173,7 @@ extension TenantBook {
     }
 
     private static func matches(_ r: RecordRow, _ words: [String]) -> Bool {
-        let haystack = (r.customerName + " " + r.productName + " " + (r.notes ?? "")).lowercased()
-            .split(whereSeparator: { !$0.isLetter && !$0.isNumber })
+        let haystack = SearchText.words(of: r)
         return words.allSatisfy { word in haystack.contains { $0.hasPrefix(word) } }
     }
 

@@ -202,25 +202,11 @@ public struct RecordsView: Projector, Equatable {
         for (tenant, book) in tenants.sorted(by: { $0.key < $1.key }) {
             w.string(tenant)
             w.int(Int64(book.customers.count))
-            for (_, c) in book.customers.sorted(by: { $0.key < $1.key }) {
-                w.string(c.id); w.string(c.number); w.string(c.name)
-                w.optionalString(c.region); w.optionalString(c.city); w.optionalString(c.country); w.bool(c.removed)
-            }
+            for (_, c) in book.customers.sorted(by: { $0.key < $1.key }) { c.encode(into: &w) }
             w.int(Int64(book.products.count))
-            for (_, p) in book.products.sorted(by: { $0.key < $1.key }) {
-                w.string(p.id); w.string(p.sku); w.string(p.name); w.strings(p.sizes); w.bool(p.removed)
-            }
+            for (_, p) in book.products.sorted(by: { $0.key < $1.key }) { p.encode(into: &w) }
             w.int(Int64(book.records.count))
-            for (_, r) in book.records.sorted(by: { $0.key < $1.key }) {
-                w.string(r.id); w.string(r.customerId); w.string(r.productId); w.optionalString(r.size)
-                w.string(r.customerName); w.string(r.productName)
-                w.int(r.quantity); w.int(r.delivered); w.int(Int64(RecordStatus.allCases.firstIndex(of: r.status) ?? 0))
-                w.int(r.requestedAt); w.int(r.completedAt ?? Int64.min)
-                w.optionalString(r.notes); w.optionalString(r.reason)
-                w.string(r.createdBy); w.string(r.updatedBy); w.int(r.updatedAt); w.int(Int64(r.deliveries))
-                w.int(Int64(r.eventOffsets.count))
-                for offset in r.eventOffsets { w.int(offset) }
-            }
+            for (_, r) in book.records.sorted(by: { $0.key < $1.key }) { r.encode(into: &w) }
         }
         return w.bytes
     }
@@ -235,34 +221,85 @@ public struct RecordsView: Projector, Equatable {
             let customerCount = try r.count()
             book.customers.reserveCapacity(customerCount)
             for _ in 0..<customerCount {
-                let c = CustomerRow(id: try r.string(), number: try r.string(), name: try r.string(),
-                                    region: try r.optionalString(), city: try r.optionalString(), country: try r.optionalString(), removed: try r.bool())
+                let c = try CustomerRow(from: &r)
                 book.customers[c.id] = c
             }
             let productCount = try r.count()
             book.products.reserveCapacity(productCount)
             for _ in 0..<productCount {
-                let p = ProductRow(id: try r.string(), sku: try r.string(), name: try r.string(), sizes: try r.strings(), removed: try r.bool())
+                let p = try ProductRow(from: &r)
                 book.products[p.id] = p
             }
             let recordCount = try r.count()
             book.records.reserveCapacity(recordCount)
             for _ in 0..<recordCount {
-                let id = try r.string(), customerId = try r.string(), productId = try r.string(), size = try r.optionalString()
-                let customerName = try r.string(), productName = try r.string()
-                let quantity = try r.int(), delivered = try r.int(), statusIndex = Int(try r.int())
-                guard RecordStatus.allCases.indices.contains(statusIndex) else { throw BinaryReader.Truncated() }
-                let requestedAt = try r.int(), completed = try r.int()
-                let row = RecordRow(
-                    id: id, customerId: customerId, productId: productId, size: size, customerName: customerName, productName: productName,
-                    quantity: quantity, delivered: delivered, status: RecordStatus.allCases[statusIndex], requestedAt: requestedAt,
-                    completedAt: completed == Int64.min ? nil : completed, notes: try r.optionalString(), reason: try r.optionalString(),
-                    createdBy: try r.string(), updatedBy: try r.string(), updatedAt: try r.int(), deliveries: Int(try r.int()),
-                    eventOffsets: try (0..<(try r.count())).map { _ in try r.int() })
+                let row = try RecordRow(from: &r)
                 book.records[row.id] = row
             }
             tenants[tenant] = book
         }
         guard r.at == bytes.count else { throw BinaryReader.Truncated() }
+    }
+}
+
+// One encoding per row type, shared by the view's snapshot and its query tables.
+
+extension CustomerRow {
+    func encode(into w: inout BinaryWriter) {
+        w.string(id); w.string(number); w.string(name)
+        w.optionalString(region); w.optionalString(city); w.optionalString(country); w.bool(removed)
+    }
+
+    init(from r: inout BinaryReader) throws {
+        self.init(id: try r.string(), number: try r.string(), name: try r.string(),
+                  region: try r.optionalString(), city: try r.optionalString(), country: try r.optionalString(), removed: try r.bool())
+    }
+}
+
+extension ProductRow {
+    func encode(into w: inout BinaryWriter) {
+        w.string(id); w.string(sku); w.string(name); w.strings(sizes); w.bool(removed)
+    }
+
+    init(from r: inout BinaryReader) throws {
+        self.init(id: try r.string(), sku: try r.string(), name: try r.string(), sizes: try r.strings(), removed: try r.bool())
+    }
+}
+
+extension RecordRow {
+    func encode(into w: inout BinaryWriter) {
+        w.string(id); w.string(customerId); w.string(productId); w.optionalString(size)
+        w.string(customerName); w.string(productName)
+        w.int(quantity); w.int(delivered); w.int(Int64(status.index))
+        w.int(requestedAt); w.int(completedAt ?? Int64.min)
+        w.optionalString(notes); w.optionalString(reason)
+        w.string(createdBy); w.string(updatedBy); w.int(updatedAt); w.int(Int64(deliveries))
+        w.int(Int64(eventOffsets.count))
+        for offset in eventOffsets { w.int(offset) }
+    }
+
+    init(from r: inout BinaryReader) throws {
+        let id = try r.string(), customerId = try r.string(), productId = try r.string(), size = try r.optionalString()
+        let customerName = try r.string(), productName = try r.string()
+        let quantity = try r.int(), delivered = try r.int()
+        guard let status = RecordStatus(index: try r.int()) else { throw BinaryReader.Truncated() }
+        let requestedAt = try r.int(), completed = try r.int()
+        self.init(
+            id: id, customerId: customerId, productId: productId, size: size, customerName: customerName, productName: productName,
+            quantity: quantity, delivered: delivered, status: status, requestedAt: requestedAt,
+            completedAt: completed == Int64.min ? nil : completed, notes: try r.optionalString(), reason: try r.optionalString(),
+            createdBy: try r.string(), updatedBy: try r.string(), updatedAt: try r.int(), deliveries: Int(try r.int()),
+            eventOffsets: try (0..<(try r.count())).map { _ in try r.int() })
+    }
+}
+
+extension RecordStatus {
+    /// Its number in encoded state (the order of `allCases`).
+    var index: Int { RecordStatus.allCases.firstIndex(of: self) ?? 0 }
+
+    /// The status numbered `index`, or nil.
+    init?(index: Int64) {
+        guard index >= 0 && index < Int64(RecordStatus.allCases.count) else { return nil }
+        self = RecordStatus.allCases[Int(index)]
     }
 }

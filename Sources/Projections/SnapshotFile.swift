@@ -136,30 +136,79 @@ public struct SnapshotDirectory: Sendable {
 
     /// Writes a new snapshot atomically and durably, then removes all but the newest `keep`.
     /// A failure leaves the earlier snapshots as they were.
+    ///
+    /// `tables`, when given, fills a directory with files derived from the same state (a
+    /// view's query tables); it is made durable and renamed to `<sequence>.tables` before
+    /// the snapshot itself is renamed into place, so a snapshot's tables exist whenever
+    /// the snapshot does.
     @discardableResult
-    public func write<P: Projector>(_ projected: ProjectedView<P>, logID: String?) throws -> String {
+    public func write<P: Projector>(_ projected: ProjectedView<P>, logID: String?,
+                                    tables: ((_ directory: String) throws -> Void)? = nil) throws -> String {
         let bytes = try SnapshotFile.encode(projected, logID: logID)
         try storage.createDirectory(path)
         let sequence = (list().first.flatMap { Int64($0.prefix(20)) } ?? 0) + 1
         let digits = String(sequence)
-        let name = String(repeating: "0", count: 20 - digits.count) + digits + ".snapshot"
-        // A temporary name of this process's own: concurrent writers never share one.
-        let temporary = path + "/" + name + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        let stem = String(repeating: "0", count: 20 - digits.count) + digits
+        // Temporary names of this process's own: concurrent writers never share one.
+        let unique = ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        if let tables {
+            let temporary = path + "/" + stem + Self.tablesSuffix + unique
+            do {
+                try storage.createDirectory(temporary)
+                try tables(temporary)
+                try storage.syncDirectory(temporary)
+                // Left by a writer that crashed before its snapshot's rename: never used.
+                let final = path + "/" + stem + Self.tablesSuffix
+                if storage.exists(final) { removeTree(final) }
+                try storage.rename(temporary, to: final)
+            } catch {
+                removeTree(temporary)
+                throw error
+            }
+        }
+        let temporary = path + "/" + stem + ".snapshot" + unique
         let file = try storage.open(temporary, create: true, writable: true)
         do {
             try file.truncate(to: 0)
             try bytes.withUnsafeBytes { try file.write($0, at: 0) }
             try file.sync()
             file.close()
-            try storage.rename(temporary, to: path + "/" + name)
+            try storage.rename(temporary, to: path + "/" + stem + ".snapshot")
             try storage.syncDirectory(path)
         } catch {
             file.close()
             try? storage.remove(temporary)
             throw error
         }
+        prune()
+        return path + "/" + stem + ".snapshot"
+    }
+
+    /// The name suffix of a snapshot's table directory.
+    public static let tablesSuffix = ".tables"
+
+    /// The table directory of a snapshot file name (`<sequence>.snapshot`).
+    public func tablesDirectory(of snapshot: String) -> String {
+        path + "/" + snapshot.prefix(20) + Self.tablesSuffix
+    }
+
+    /// Removes snapshots beyond the newest `keep`, and table directories whose snapshot is
+    /// gone or was never written (a crash between the two renames).
+    private func prune() {
+        let kept = list().prefix(keep)
         for old in list().dropFirst(keep) { try? storage.remove(path + "/" + old) }
-        return path + "/" + name
+        guard let oldestKept = kept.last?.prefix(20) else { return }
+        let keptStems = Set(kept.map { $0.prefix(20) })
+        for name in (try? storage.listDirectory(path)) ?? [] where name.count == 20 + Self.tablesSuffix.count && name.hasSuffix(Self.tablesSuffix) {
+            // Newer table directories may belong to a snapshot another process is writing now.
+            if !keptStems.contains(name.prefix(20)) && name.prefix(20) < oldestKept { removeTree(path + "/" + name) }
+        }
+    }
+
+    /// Removes a directory of files (table directories hold no subdirectories).
+    private func removeTree(_ directory: String) {
+        for name in (try? storage.listDirectory(directory)) ?? [] { try? storage.remove(directory + "/" + name) }
+        rmdir(directory)
     }
 
     /// The newest snapshot that passes every check, and the ones skipped with why.

@@ -1,0 +1,86 @@
+import EventLog
+
+/// Variable-length items packed into lz4-compressed blocks of about 64 KiB, each with its
+/// own CRC32C, in two sections of a table file: the blocks, and an index of three
+/// `UInt64`s per block (offset in the blocks section, compressed length << 32 | raw
+/// length, CRC32C of the compressed bytes). An item is found by its locator
+/// (block << 32 | offset in the block). Reading one item decompresses and checks one
+/// block, so a point query touches a few pages, not the whole blob.
+public struct BlockBlobWriter: Sendable {
+    /// Blocks are sealed once they reach this size.
+    public static let blockBytes = 64 << 10
+    private var blocks: [UInt8] = []
+    private var index: [UInt64] = []
+    private var current: [UInt8] = []
+
+    /// An empty blob.
+    public init() {}
+
+    /// Appends an item and returns its locator.
+    public mutating func append(_ item: [UInt8]) throws -> UInt64 {
+        if current.count >= Self.blockBytes { try seal() }
+        let locator = UInt64(index.count / 3) << 32 | UInt64(current.count)
+        current.append(contentsOf: item)
+        return locator
+    }
+
+    private mutating func seal() throws {
+        guard !current.isEmpty else { return }
+        var compressed = [UInt8](repeating: 0, count: Codec.lz4.compressBound(current.count))
+        let n = try current.withUnsafeBytes { src in try compressed.withUnsafeMutableBytes { try Codec.lz4.compress(src, into: $0) } }
+        compressed.removeLast(compressed.count - n)
+        index += [UInt64(blocks.count), UInt64(n) << 32 | UInt64(current.count), UInt64(CRC32C.checksum(compressed))]
+        blocks += compressed
+        current.removeAll(keepingCapacity: true)
+    }
+
+    /// Seals the last block and adds both sections to `file`.
+    public mutating func finish(into file: inout TableFileWriter, blocksKind: UInt32, indexKind: UInt32) throws {
+        try seal()
+        file.add(kind: blocksKind, blocks)
+        file.add(kind: indexKind, integers: index)
+    }
+}
+
+/// Reads items of a block blob from a mapped table file, keeping the last few blocks.
+public final class BlockBlobReader {
+    private let file: MappedTableFile
+    private let blocks: UnsafeRawBufferPointer
+    private let index: IntegerColumn<UInt64>
+    private var cache: [(block: Int, bytes: [UInt8])] = []
+
+    /// The blob stored in sections `blocksKind` and `indexKind` of `file`.
+    public init(_ file: MappedTableFile, blocksKind: UInt32, indexKind: UInt32) throws {
+        self.file = file
+        // Blocks carry their own CRCs, checked one by one as they are read.
+        blocks = try file.section(blocksKind, verified: false)
+        index = try file.integers(indexKind, as: UInt64.self)
+        guard index.count % 3 == 0 else { throw ProjectionError.badSnapshot(path: file.path, reason: "section \(indexKind): not a block index") }
+    }
+
+    /// The decompressed block holding the item at `locator`, and the item's offset in it.
+    public func item(_ locator: UInt64) throws -> (block: [UInt8], offset: Int) {
+        let block = Int(locator >> 32), offset = Int(locator & 0xFFFF_FFFF)
+        if let hit = cache.first(where: { $0.block == block }) { return try checked(hit.bytes, offset, block) }
+        guard block < index.count / 3 else { throw bad("locator names block \(block) of \(index.count / 3)") }
+        let start = Int(index[block * 3]), lengths = index[block * 3 + 1], crc = UInt32(truncatingIfNeeded: index[block * 3 + 2])
+        let compressed = Int(lengths >> 32), raw = Int(lengths & 0xFFFF_FFFF)
+        guard start <= blocks.count, compressed <= blocks.count - start, raw <= 16 * BlockBlobWriter.blockBytes else {
+            throw bad("block \(block) lies outside its section")
+        }
+        let source = UnsafeRawBufferPointer(rebasing: blocks[start..<(start + compressed)])
+        guard CRC32C.checksum(source) == crc else { throw bad("block \(block) at byte \(start) of its section: CRC32C mismatch") }
+        var bytes = [UInt8](repeating: 0, count: raw)
+        guard bytes.withUnsafeMutableBytes({ Codec.lz4.decompress(source, into: $0) }) else { throw bad("block \(block) does not decompress") }
+        cache.insert((block, bytes), at: 0)
+        if cache.count > 8 { cache.removeLast() }
+        return try checked(bytes, offset, block)
+    }
+
+    private func checked(_ bytes: [UInt8], _ offset: Int, _ block: Int) throws -> ([UInt8], Int) {
+        guard offset < bytes.count else { throw bad("locator points past the end of block \(block)") }
+        return (bytes, offset)
+    }
+
+    private func bad(_ reason: String) -> ProjectionError { .badSnapshot(path: file.path, reason: reason) }
+}

@@ -111,9 +111,35 @@ struct DashboardParts<Row, Party> {
 
 /// How free text is split into searchable words: lower-cased runs of letters and digits.
 enum SearchText {
-    /// The words of `text`.
+    /// The words of `text`: maximal runs of letters, digits and combining marks, lower-cased.
     static func words(_ text: String) -> [String] {
-        text.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init)
+        var words: [String] = [], word = String.UnicodeScalarView(), ascii = true
+        func flush() {
+            guard !word.isEmpty else { return }
+            let w = String(word)
+            words.append(ascii ? w : w.lowercased())
+            word = String.UnicodeScalarView()
+            ascii = true
+        }
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x41...0x5A: word.append(Unicode.Scalar(scalar.value | 0x20) ?? scalar)
+            case 0x61...0x7A, 0x30...0x39: word.append(scalar)
+            case 0..<0x80: flush()
+            default:
+                // Scalar properties, not Character ones: much cheaper, and the index and
+                // the query split text the same way because both come here.
+                let p = scalar.properties
+                if p.isAlphabetic || p.numericType != nil || [.nonspacingMark, .spacingMark, .enclosingMark].contains(p.generalCategory) {
+                    word.append(scalar)
+                    ascii = false
+                } else {
+                    flush()
+                }
+            }
+        }
+        flush()
+        return words
     }
 
     /// The words a request can be found by.

@@ -46,10 +46,15 @@ public struct TableFileWriter: Sendable {
 
     /// Adds a section of fixed-width little-endian integers.
     public mutating func add<T: FixedWidthInteger>(kind: UInt32, integers: [T]) {
+        #if _endian(little)
+        // The file's byte order is the machine's: the array's bytes are the section.
+        let bytes = integers.withUnsafeBytes { Array($0) }
+        #else
         var bytes = [UInt8](repeating: 0, count: integers.count * MemoryLayout<T>.size)
         bytes.withUnsafeMutableBytes { raw in
             for (i, value) in integers.enumerated() { raw.storeBytes(of: value.littleEndian, toByteOffset: i * MemoryLayout<T>.size, as: T.self) }
         }
+        #endif
         add(kind: kind, bytes)
     }
 

@@ -26,6 +26,14 @@ let package = Package(
             ],
             path: "Sources/StoreBench"
         ),
+        .executableTarget(
+            name: "QueryBench",
+            dependencies: [
+                .product(name: "EventStore", package: "Backorder"),
+                .product(name: "OutOfStock", package: "Backorder"),
+            ],
+            path: "Sources/QueryBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,7 +12,7 @@ import Projections
 /// tokens are sorted by key, each with the ordinals of its requests (postings).
 public enum TenantTable {
     /// Bumped when the layout or meaning of a section changes.
-    static let layoutVersion: Int64 = 1
+    static let layoutVersion: Int64 = 2
 
     /// Section kinds. Keyed postings (customers, products, tokens) take five kinds from a
     /// base: locators, blocks, block index, posting starts, postings.
@@ -20,7 +20,7 @@ public enum TenantTable {
         static let requestedAt: UInt32 = 1, completedAt: UInt32 = 2, quantity: UInt32 = 3, delivered: UInt32 = 4
         static let status: UInt32 = 5, customer: UInt32 = 6, product: UInt32 = 7
         static let rowLocator: UInt32 = 8, rowBlocks: UInt32 = 9, rowBlockIndex: UInt32 = 10, idOrder: UInt32 = 11
-        static let pendingRows: UInt32 = 12, summary: UInt32 = 13
+        static let pendingRows: UInt32 = 12, summary: UInt32 = 13, size: UInt32 = 14, sizeNames: UInt32 = 15
         static let customers: UInt32 = 20, products: UInt32 = 30, tokens: UInt32 = 40
     }
 
@@ -132,6 +132,14 @@ public enum TenantTable {
         file.add(kind: Section.quantity, integers: rows.map(\.quantity))
         file.add(kind: Section.delivered, integers: rows.map(\.delivered))
         file.add(kind: Section.status, rows.map { UInt8($0.status.index) })
+        // Sizes by number (few distinct ones): a product's backlog per size reads no rows.
+        let sizeNames = Array(Set(rows.compactMap(\.size))).sorted()
+        guard sizeNames.count < Int(UInt16.max) else { throw TableLayoutError("too many distinct sizes (\(sizeNames.count))") }
+        let sizeNumber = Dictionary(uniqueKeysWithValues: sizeNames.enumerated().map { ($1, UInt16($0)) })
+        file.add(kind: Section.size, integers: rows.map { $0.size.flatMap { sizeNumber[$0] } ?? UInt16.max })
+        var names = BinaryWriter()
+        names.strings(sizeNames)
+        file.add(kind: Section.sizeNames, names.bytes)
         file.add(kind: Section.customer, integers: customerOf)
         file.add(kind: Section.product, integers: productOf)
         file.add(kind: Section.rowLocator, integers: locators)

@@ -208,15 +208,19 @@ extension TenantTableReader {
     public func product(_ id: String) throws -> ProductReport {
         let products = try keyedPostings(Section.products)
         guard let index = try products.find(id), let p = try product(index).row else { throw QueryError(description: "unknown product \(id)") }
-        let status = try statuses()
+        let status = try statuses(), customer = try column(Section.customer, UInt32.self), size = try column(Section.size, UInt16.self)
+        let quantity = try column(Section.quantity, Int64.self), delivered = try column(Section.delivered, Int64.self)
+        let sizeNames = try self.sizeNames()
         var bySize: [String: Int64] = [:], waiting: [UInt32: Int64] = [:]
         for ordinal in try products.postings(index, rows: rowCount) where status[Int(ordinal)] == UInt8(RecordStatus.pending.index) {
-            let r = try row(Int(ordinal))
-            bySize[r.size ?? "-", default: 0] += r.outstanding
-            waiting[try column(Section.customer, UInt32.self)[Int(ordinal)], default: 0] += r.outstanding
+            let i = Int(ordinal), outstanding = quantity[i] &- delivered[i]
+            let number = Int(size[i])
+            guard number == Int(UInt16.max) || number < sizeNames.count else { throw bad("request \(i) has size number \(number) of \(sizeNames.count)") }
+            bySize[number == Int(UInt16.max) ? "-" : sizeNames[number], default: 0] += outstanding
+            waiting[customer[i], default: 0] += outstanding
         }
         let ranked = try waiting.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { ordinal, outstanding in
-            let c = try customer(Int(ordinal))
+            let c = try self.customer(Int(ordinal))
             return Ranked(id: c.id, name: c.row?.name ?? c.id, outstanding: outstanding)
         }
         return ProductReport(id: p.id, sku: p.sku, name: p.name, sizes: p.sizes, removed: p.removed,

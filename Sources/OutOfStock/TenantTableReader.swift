@@ -38,6 +38,12 @@ public final class TenantTableReader {
         return bytes
     }
 
+    /// The names of the sizes, by number (section `size` holds the numbers).
+    func sizeNames() throws -> [String] {
+        var r = BinaryReader(bytes: Array(try file.section(TenantTable.Section.sizeNames)))
+        do { return try r.strings() } catch { throw bad("size names do not decode") }
+    }
+
     /// The request with this ordinal.
     func row(_ ordinal: Int) throws -> RecordRow {
         var reader = try rowReader(ordinal)

@@ -61,7 +61,12 @@ public final class BlockBlobReader {
     /// The decompressed block holding the item at `locator`, and the item's offset in it.
     public func item(_ locator: UInt64) throws -> (block: [UInt8], offset: Int) {
         let block = Int(locator >> 32), offset = Int(locator & 0xFFFF_FFFF)
-        if let hit = cache.first(where: { $0.block == block }) { return try checked(hit.bytes, offset, block) }
+        if let hit = cache.firstIndex(where: { $0.block == block }) {
+            // Most recently used first: the upper levels of a binary search stay cached.
+            let entry = cache.remove(at: hit)
+            cache.insert(entry, at: 0)
+            return try checked(entry.bytes, offset, block)
+        }
         guard block < index.count / 3 else { throw bad("locator names block \(block) of \(index.count / 3)") }
         let start = Int(index[block * 3]), lengths = index[block * 3 + 1], crc = UInt32(truncatingIfNeeded: index[block * 3 + 2])
         let compressed = Int(lengths >> 32), raw = Int(lengths & 0xFFFF_FFFF)
@@ -73,7 +78,7 @@ public final class BlockBlobReader {
         var bytes = [UInt8](repeating: 0, count: raw)
         guard bytes.withUnsafeMutableBytes({ Codec.lz4.decompress(source, into: $0) }) else { throw bad("block \(block) does not decompress") }
         cache.insert((block, bytes), at: 0)
-        if cache.count > 8 { cache.removeLast() }
+        if cache.count > 16 { cache.removeLast() }
         return try checked(bytes, offset, block)
     }
 

@@ -188,19 +188,25 @@ public final class MappedTableFile {
 }
 
 /// Fixed-width little-endian integers read in place from a mapped section.
+///
+/// Inlinable: queries in other modules scan millions of values, and an unspecialized
+/// generic subscript costs tens of nanoseconds a call.
 public struct IntegerColumn<T: FixedWidthInteger> {
-    let bytes: UnsafeRawBufferPointer
+    @usableFromInline let bytes: UnsafeRawBufferPointer
+
+    @usableFromInline init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     /// Number of values.
-    public var count: Int { bytes.count / MemoryLayout<T>.size }
+    @inlinable public var count: Int { bytes.count / MemoryLayout<T>.size }
 
     /// The value at `index` (which must be below `count`).
-    @inline(__always)
+    @inlinable @inline(__always)
     public subscript(index: Int) -> T {
         T(littleEndian: bytes.loadUnaligned(fromByteOffset: index &* MemoryLayout<T>.size, as: T.self))
     }
 
     /// The first index in `range` whose value is not below `value`, for a column sorted ascending.
+    @inlinable
     public func lowerBound(of value: T, in range: Range<Int>) -> Int {
         var low = range.lowerBound, high = range.upperBound
         while low < high {

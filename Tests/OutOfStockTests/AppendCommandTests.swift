@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import OutOfStock
+import Projections
 
 /// Runs the built `backorder` executable and returns (status, stdout, stderr).
 func runBackorder(_ arguments: [String], stdin: String? = nil) throws -> (Int32, String, String) {
@@ -137,5 +139,59 @@ struct CLIError: Error { let message: String }
         #expect(again == out, "the dashboard from the rebuilt view differs from the incremental one")
         let (status10, _, err10) = try runBackorder(["query", "dashboard", "--data", dir + "-missing"])
         #expect(status10 == 1 && err10.contains("not a Backorder log"))
+    }
+
+    /// Queries give the same answers from a current query table, from a view caught up in
+    /// memory, and after the table was damaged (reported, then rewritten).
+    @Test func tablesAndCatchUpGiveTheSameAnswers() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (_, generated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "4", "--customers", "25", "--products", "12"])
+        let lines = generated.split(separator: "\n", omittingEmptySubsequences: true)
+        let first = lines.prefix(2_000).joined(separator: "\n") + "\n", rest = lines.dropFirst(2_000).joined(separator: "\n") + "\n"
+        #expect(try runBackorder(["append", "-", "--data", dir], stdin: first).0 == 0)
+        let queries: [[String]] = [
+            ["dashboard", "--json", "--now", "2026-12-31T00:00:00Z"],
+            ["dashboard", "--json", "--now", "2026-12-31T00:00:00Z", "--from", "2026-03-01", "--to", "2026-09-01"],
+            ["records", "--json", "--search", "co", "--limit", "7"], ["records", "--json", "--status", "pending", "--sort", "oldest"],
+            ["customer", "C-000003", "--json"], ["product", "P-000002", "--json"], ["record", "R-000010", "--json"],
+            ["insights", "--by", "region", "--json"],
+        ]
+        func answers() throws -> (out: [String], err: String) {
+            var out: [String] = [], err = ""
+            for q in queries {
+                let (status, o, e) = try runBackorder(["query"] + q + ["--data", dir])
+                #expect(status == 0, "\(q): \(e)")
+                out.append(o)
+                err += e
+            }
+            return (out, err)
+        }
+        let tables = dir + "/views/records/" + (SnapshotDirectory(root: dir + "/views", name: RecordsView.name).list().first?.prefix(20) ?? "") + ".tables"
+        #expect(FileManager.default.fileExists(atPath: tables), "append wrote a snapshot with query tables")
+        let fromTables = try answers()
+        #expect(fromTables.err.isEmpty, "answered from current tables: \(fromTables.err)")
+
+        // Behind the log: caught up in memory (below the snapshot policy), and said so.
+        #expect(try runBackorder(["append", "-", "--data", dir, "--skip-views"], stdin: rest).0 == 0)
+        let (_, _, note) = try runBackorder(["query", "dashboard", "--data", dir])
+        #expect(note.contains("note: applied 1000 events newer than the snapshot"), "\(note)")
+        let caughtUp = try answers()
+        #expect(try runBackorder(["snapshot", "--data", dir]).0 == 0)
+        let current = try answers()
+        #expect(current.err.isEmpty)
+        #expect(current.out == caughtUp.out, "the tables answer as the caught-up view does")
+        #expect(current.out != fromTables.out, "the later events changed the answers")
+
+        // A damaged table is reported, not trusted; the answer is the same; it is rewritten.
+        let newest = dir + "/views/records/" + (SnapshotDirectory(root: dir + "/views", name: RecordsView.name).list().first?.prefix(20) ?? "") + ".tables"
+        let table = newest + "/" + TenantTable.fileName(tenant: "default")
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: table)))
+        bytes[bytes.count / 2] ^= 0x5A
+        try Data(bytes).write(to: URL(fileURLWithPath: table))
+        let damaged = try answers()
+        #expect(damaged.err.contains("CRC32C mismatch") || damaged.err.contains("does not decode"), "\(damaged.err)")
+        #expect(damaged.out == current.out)
+        #expect(try answers().err.isEmpty, "a fresh table was written")
     }
 }

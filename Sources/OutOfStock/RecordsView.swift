@@ -102,7 +102,7 @@ public struct TenantBook: Sendable, Equatable {
 /// The records view: every tenant's requests, customers and products, kept current from
 /// the log. The dashboard, the records list, the customer, product and insight queries
 /// are answered from it (never from the log).
-public struct RecordsView: Projector, Equatable {
+public struct RecordsView: PartitionedProjector, Equatable {
     /// Its snapshot directory and `--view` name.
     public static let name = "records"
     /// Bumped when the state's meaning or encoding changes.
@@ -190,6 +190,23 @@ public struct RecordsView: Projector, Equatable {
             r.updatedAt = at
             r.eventOffsets.append(event.position.offset)
             tenants[event.tenant]?.records[id] = r
+        }
+    }
+
+    /// Adds a view built from other partitions. Every key lives in one stream, so in one
+    /// partition: requests in `record/…`, customers in `customer/…`, products in
+    /// `product/…` (and names come with the events, never from other streams).
+    public mutating func merge(_ other: RecordsView) throws {
+        struct Overlap: Error, CustomStringConvertible {
+            let description = "records view: two partitions hold the same key; the view cannot be rebuilt in parallel"
+        }
+        for (tenant, theirs) in other.tenants {
+            guard var book = tenants[tenant] else { tenants[tenant] = theirs; continue }
+            tenants[tenant] = nil // uniquely referenced while merging
+            try book.records.merge(theirs.records) { _, _ in throw Overlap() }
+            try book.customers.merge(theirs.customers) { _, _ in throw Overlap() }
+            try book.products.merge(theirs.products) { _, _ in throw Overlap() }
+            tenants[tenant] = book
         }
     }
 

@@ -25,6 +25,15 @@ public protocol Projector: Sendable {
     init(decoding bytes: [UInt8]) throws
 }
 
+/// A view in which each partition's events change only state of their own (the streams
+/// of one partition never touch the state another partition's streams touch), so that
+/// partitions can be applied apart — in parallel — and the results merged.
+public protocol PartitionedProjector: Projector {
+    /// Adds the state of `other`, built from other partitions; a key present in both is
+    /// an error (the disjointness the view promised does not hold).
+    mutating func merge(_ other: Self) throws
+}
+
 /// A view's state and the positions it has applied, kept together.
 public struct ProjectedView<P: Projector>: Sendable {
     /// The view.
@@ -51,6 +60,18 @@ public struct ProjectedView<P: Projector>: Sendable {
         self.positions = positions
         self.eventsApplied = eventsApplied
         self.lastEventIDs = lastEventIDs
+    }
+
+    /// Adds a view built from other partitions (each partition applied by one of the two).
+    mutating func merge(_ other: ProjectedView<P>) throws where P: PartitionedProjector {
+        guard other.positions.count == positions.count else { throw ProjectionError.io("merging views of different partition counts") }
+        for p in positions.indices where other.positions[p] > 0 {
+            guard positions[p] == 0 else { throw ProjectionError.io("view \(P.name): partition \(p) applied by two workers") }
+            positions[p] = other.positions[p]
+            lastEventIDs[p] = other.lastEventIDs[p]
+        }
+        try view.merge(other.view)
+        eventsApplied += other.eventsApplied
     }
 
     /// Applies one partition's batch, which must start exactly where the view stands.

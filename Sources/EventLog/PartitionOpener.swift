@@ -88,6 +88,19 @@ struct PartitionOpener {
             }
             trusted = point.position
         }
+        // Resume from the active index's last entry before the recovery point, if its batch
+        // is there: the batches before it were durable and walked when the hint was written.
+        let stem = String(path.dropLast(SegmentFile.logExtension.count))
+        if trusted > 0, let bytes = try? storage.readWholeFile(stem + SegmentFile.activeIndexExtension),
+           let hint = SegmentIndex.decodeActive(bytes, segmentSize: trusted, intervalBytes: options.indexIntervalBytes),
+           let last = hint.entries.last, let resumed = hint.resumingAtLastEntry() {
+            var probe = SegmentScanner(file: file, from: Int64(last.position), limit: fileSize, bufferBytes: BatchHeader.size)
+            if case let .batch(header, _)? = try? probe.next(), header.baseOffset == base + Int64(last.relativeOffset) {
+                index = resumed
+                expected = header.baseOffset
+                scanner.seek(to: Int64(last.position))
+            }
+        }
         while true {
             let item = try scanner.next()
             switch item {

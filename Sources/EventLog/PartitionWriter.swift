@@ -115,7 +115,7 @@ final class PartitionWriter: @unchecked Sendable {
             }
             if case let .interval(ms) = options.durability, unsyncedBytes > 0,
                MonotonicClock.nanoseconds - lastSync >= UInt64(ms) * 1_000_000 {
-                do { try syncAndCheckpoint() } catch { fail(LogError.wrap(error), partition, []) }
+                do { try syncAndCheckpoint(partition) } catch { fail(LogError.wrap(error), partition, []) }
             }
             let more = partition.shared.withLock { !$0.writer.pending.isEmpty }
             if closing && !more { break }
@@ -169,7 +169,7 @@ final class PartitionWriter: @unchecked Sendable {
                 maxTimestamp = max(maxTimestamp, pending.batch.maxTimestamp)
             }
             try writeBuffer()
-            if options.durability == .fsync { try syncAndCheckpoint() }
+            if options.durability == .fsync { try syncAndCheckpoint(partition) }
         } catch {
             fail(LogError.wrap(error), partition, Array(batches[acknowledgedCount...]))
             return
@@ -201,11 +201,28 @@ final class PartitionWriter: @unchecked Sendable {
         zeroedEnd = target
     }
 
-    private func syncAndCheckpoint() throws {
+    private func syncAndCheckpoint(_ partition: Partition) throws {
         try file.sync()
         unsyncedBytes = 0
         lastSync = MonotonicClock.nanoseconds
-        if position - checkpointPosition >= Int64(options.recoveryCheckpointBytes) { try saveRecoveryPoint() }
+        if position - checkpointPosition >= Int64(options.recoveryCheckpointBytes) {
+            try saveRecoveryPoint()
+            writeActiveIndex(partition)
+        }
+    }
+
+    /// Saves the active segment's index so far beside it, so that the next open walks only
+    /// the batches after its last entry, not the whole segment (a query process opens the
+    /// log read-only for every question). A hint: not synced, validated on load, and a
+    /// failure to write it costs a longer walk, not data.
+    private func writeActiveIndex(_ partition: Partition) {
+        guard let active = partition.shared.withLock({ $0.segments.last }), active.baseOffset == segmentBase, let index = active.index else { return }
+        let path = String(active.path.dropLast(SegmentFile.logExtension.count)) + SegmentFile.activeIndexExtension
+        let bytes = index.encodedActive()
+        guard let file = try? storage.open(path, create: true, writable: true) else { return }
+        defer { file.close() }
+        try? file.truncate(to: 0)
+        try? bytes.withUnsafeBytes { (raw) throws in try file.write(raw, at: 0) }
     }
 
     private func saveRecoveryPoint() throws {
@@ -226,6 +243,8 @@ final class PartitionWriter: @unchecked Sendable {
         let sealed = partition.shared.withLock { $0.segments.last }
         if let sealed, let index = sealed.index {
             let stem = String(sealed.path.dropLast(SegmentFile.logExtension.count))
+            // A partial index must never pass for a sealed segment's: its hint goes first.
+            try? storage.remove(stem + SegmentFile.activeIndexExtension)
             // The index is a hint (validated on load): a failure to write it costs a rebuild, not data.
             try? SegmentIndexLoader(storage: storage, writable: true, intervalBytes: options.indexIntervalBytes).write(index, stem: stem)
         }

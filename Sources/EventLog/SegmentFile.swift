@@ -6,6 +6,8 @@ enum SegmentFile {
     static let logExtension = ".log"
     static let indexExtension = ".index"
     static let timeIndexExtension = ".timeindex"
+    /// The active segment's index so far, a hint written at each recovery point.
+    static let activeIndexExtension = ".activeindex"
 
     static func name(baseOffset: Int64, extension ext: String) -> String {
         let digits = String(baseOffset)

@@ -53,6 +53,35 @@ struct SegmentIndex: Sendable, Equatable {
         return low == 0 ? 0 : Int64(entries[low - 1].position)
     }
 
+    /// The entries up to and including the last one, with the maximum timestamp *before*
+    /// it: what a scan resumes from when it restarts at that entry's batch (docs/FORMAT.md,
+    /// "Active index").
+    func resumingAtLastEntry() -> SegmentIndex? {
+        guard let last = entries.last else { return nil }
+        var index = SegmentIndex(intervalBytes: intervalBytes)
+        index.entries = entries
+        index.maxTimestamp = last.maxTimestampBefore
+        index.lastEntryPosition = Int64(last.position)
+        return index
+    }
+
+    /// The active-index file: entry count (u32), then the `.index` and `.timeindex` bytes.
+    func encodedActive() -> [UInt8] {
+        let (offsets, times) = encoded()
+        var out = [UInt8](repeating: 0, count: 4)
+        out.withUnsafeMutableBytes { raw in raw.storeBytes(of: UInt32(entries.count).littleEndian, as: UInt32.self) }
+        return out + offsets + times
+    }
+
+    /// Decodes an active-index file written for a segment now `segmentSize` bytes long.
+    static func decodeActive(_ bytes: [UInt8], segmentSize: Int64, intervalBytes: Int) -> SegmentIndex? {
+        guard bytes.count >= 4 else { return nil }
+        let count = Int(UInt32(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+        let split = 4 + count * offsetEntryBytes
+        guard split <= bytes.count else { return nil }
+        return decode(offsets: Array(bytes[4..<split]), times: Array(bytes[split...]), segmentSize: segmentSize, intervalBytes: intervalBytes)
+    }
+
     // MARK: Files
 
     static let offsetEntryBytes = 8

@@ -12,7 +12,7 @@ import Projections
 /// tokens are sorted by key, each with the ordinals of its requests (postings).
 public enum TenantTable {
     /// Bumped when the layout or meaning of a section changes.
-    static let layoutVersion: Int64 = 2
+    static let layoutVersion: Int64 = 3
 
     /// Section kinds. Keyed postings (customers, products, tokens) take five kinds from a
     /// base: locators, blocks, block index, posting starts, postings.
@@ -20,7 +20,7 @@ public enum TenantTable {
         static let requestedAt: UInt32 = 1, completedAt: UInt32 = 2, quantity: UInt32 = 3, delivered: UInt32 = 4
         static let status: UInt32 = 5, customer: UInt32 = 6, product: UInt32 = 7
         static let rowLocator: UInt32 = 8, rowBlocks: UInt32 = 9, rowBlockIndex: UInt32 = 10, idOrder: UInt32 = 11
-        static let pendingRows: UInt32 = 12, summary: UInt32 = 13, size: UInt32 = 14, sizeNames: UInt32 = 15
+        static let pendingTimes: UInt32 = 12, summary: UInt32 = 13, size: UInt32 = 14, sizeNames: UInt32 = 15
         static let customers: UInt32 = 20, products: UInt32 = 30, tokens: UInt32 = 40
     }
 
@@ -110,7 +110,7 @@ public enum TenantTable {
         var customerPostings = [[UInt32]](repeating: [], count: customerIDs.count)
         var productPostings = [[UInt32]](repeating: [], count: productIDs.count)
         var tokenPostings: [String: [UInt32]] = [:]
-        var pending: [UInt32] = []
+        var pending: [Int64] = []
         var summary = DashboardBuilder<UInt32, UInt32>()
         locators.reserveCapacity(rows.count)
         for (i, r) in rows.enumerated() {
@@ -123,7 +123,7 @@ public enum TenantTable {
             customerPostings[Int(c)].append(ordinal)
             productPostings[Int(p)].append(ordinal)
             for word in Set(SearchText.words(of: r)) { tokenPostings[word, default: []].append(ordinal) }
-            if r.status == .pending { pending.append(ordinal) }
+            if r.status == .pending { pending.append(r.requestedAt) }
             summary.add(ordinal, requestedAt: r.requestedAt, status: r.status, quantity: r.quantity, delivered: r.delivered,
                         completedAt: r.completedAt, customer: c, product: p)
         }
@@ -145,7 +145,7 @@ public enum TenantTable {
         file.add(kind: Section.rowLocator, integers: locators)
         try blob.finish(into: &file, blocksKind: Section.rowBlocks, indexKind: Section.rowBlockIndex)
         file.add(kind: Section.idOrder, integers: rows.indices.sorted { rows[$0].id < rows[$1].id }.map { UInt32($0) })
-        file.add(kind: Section.pendingRows, integers: pending)
+        file.add(kind: Section.pendingTimes, integers: pending)
         file.add(kind: Section.summary, encodeSummary(summary.parts()))
 
         try KeyedPostings.write(customerIDs.map { id -> [UInt8] in

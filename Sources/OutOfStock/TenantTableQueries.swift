@@ -17,7 +17,6 @@ extension TenantTableReader {
             let p = try self.product(Int(ordinal))
             return (p.id, p.row?.name ?? p.id)
         }
-        let requestedAt = try column(Section.requestedAt, Int64.self)
         guard range.from != nil || range.to != nil else {
             var parts: DashboardParts<UInt32, UInt32>
             do { parts = try TenantTable.decodeSummary(Array(try file.section(Section.summary))) } catch let error as ProjectionError {
@@ -25,22 +24,15 @@ extension TenantTableReader {
             } catch {
                 throw bad("summary does not decode")
             }
-            // Pending ordinals ascend, so their request times do: ageing is two searches.
-            let pending = try file.integers(Section.pendingRows, as: UInt32.self)
-            guard (0..<pending.count).allSatisfy({ Int(pending[$0]) < rowCount }) else { throw bad("pending section names unknown requests") }
-            func pendingBefore(_ t: Int64) -> Int {
-                var low = 0, high = pending.count
-                while low < high {
-                    let mid = (low + high) / 2
-                    if requestedAt[Int(pending[mid])] < t { low = mid + 1 } else { high = mid }
-                }
-                return low
-            }
+            // Pending requests' times, ascending (rows are in time order): ageing is two searches.
+            let pending = try file.integers(Section.pendingTimes, as: Int64.self)
+            func pendingBefore(_ t: Int64) -> Int { pending.lowerBound(of: t, in: 0..<pending.count) }
             let (overdueBefore, dueSoonBefore) = DashboardBuilder<UInt32, UInt32>.ageingBounds(now)
             parts.totals.overdue = pendingBefore(overdueBefore)
             parts.totals.dueSoon = pendingBefore(dueSoonBefore) - parts.totals.overdue
             return try parts.dashboard(row: rowSummary, party: party)
         }
+        let requestedAt = try column(Section.requestedAt, Int64.self)
         let rows = ordinals(in: range, requestedAt)
         let status = try statuses(), completedAt = try column(Section.completedAt, Int64.self)
         let quantity = try column(Section.quantity, Int64.self), delivered = try column(Section.delivered, Int64.self)

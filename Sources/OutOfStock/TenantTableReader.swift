@@ -100,25 +100,35 @@ public final class TenantTableReader {
     func bad(_ reason: String) -> ProjectionError { .badSnapshot(path: file.path, reason: reason) }
 }
 
-/// Sorted keys with their postings (see `KeyedPostings`), read in place.
+/// Sorted keys with their postings (see `KeyedPostings`), read in place. The postings
+/// sections are checked only when a query first needs postings: looking up a name does not
+/// touch (or keep resident) the lists of requests.
 final class KeyedPostingsReader {
     let count: Int
+    private let file: MappedTableFile
+    private let base: UInt32
     private let locators: IntegerColumn<UInt64>
-    private let starts: IntegerColumn<UInt64>
-    private let postings: IntegerColumn<UInt32>
     private let blob: BlockBlobReader
+    private var lists: (starts: IntegerColumn<UInt64>, postings: IntegerColumn<UInt32>)?
     private let path: String
 
     init(_ file: MappedTableFile, base: UInt32, rows: Int) throws {
+        self.file = file
+        self.base = base
         path = file.path
         locators = try file.integers(base, as: UInt64.self)
-        starts = try file.integers(base + 3, as: UInt64.self)
-        postings = try file.integers(base + 4, as: UInt32.self)
         blob = try BlockBlobReader(file, blocksKind: base + 1, indexKind: base + 2)
         count = locators.count
+    }
+
+    private func postingLists() throws -> (starts: IntegerColumn<UInt64>, postings: IntegerColumn<UInt32>) {
+        if let lists { return lists }
+        let starts = try file.integers(base + 3, as: UInt64.self), postings = try file.integers(base + 4, as: UInt32.self)
         guard starts.count == count + 1, starts[0] == 0, starts[count] == UInt64(postings.count) else {
             throw ProjectionError.badSnapshot(path: path, reason: "section \(base + 3): posting starts are malformed")
         }
+        lists = (starts, postings)
+        return (starts, postings)
     }
 
     /// A reader positioned at item `index` (its key comes first).
@@ -153,6 +163,8 @@ final class KeyedPostingsReader {
 
     /// The ordinals of item `index`'s requests, ascending; each checked against `rows`.
     func postings(_ index: Int, rows: Int) throws -> [UInt32] {
+        let (starts, postings) = try postingLists()
+        guard index >= 0 && index < count else { throw ProjectionError.badSnapshot(path: path, reason: "key \(index) out of range") }
         let start = Int(starts[index]), end = Int(starts[index + 1])
         guard start <= end, end <= postings.count else { throw ProjectionError.badSnapshot(path: path, reason: "postings of key \(index) out of range") }
         var list: [UInt32] = []

@@ -210,7 +210,7 @@ private struct PartitionCheck {
                 try checkBatch(header, at: position, scanner: scanner, path: path)
             case let .end(position):
                 report.bytes += size - position
-                if last && position < durable {
+                if last && position < min(durable, size) {
                     damage(path, position, nextOffset, "zero bytes before the recovery point at byte \(durable): acknowledged data was erased")
                 }
                 guard position < size else { return }

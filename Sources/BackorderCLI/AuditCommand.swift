@@ -8,7 +8,7 @@ struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Verify the log's hash chain, trace a record's history, export events, answer queries as of a time.",
-        subcommands: [AuditVerify.self, AuditHead.self, AuditHistory.self])
+        subcommands: [AuditVerify.self, AuditHead.self, AuditHistory.self, AuditExport.self, AuditAsOf.self])
 }
 
 /// Runs the chain verifier with a progress line on a terminal.

@@ -159,6 +159,32 @@ import OutOfStock
         #expect(early == 1 && earlyErr.contains("is before the first event"), "\(earlyErr)")
     }
 
+    @Test func replayToPrintsTheViewAtThatPointWithoutSavingIt() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try store(Self.lines, in: dir)
+        let (status, out, err) = try runBackorder(["replay", "--to", "2100-01-01", "--data", dir])
+        #expect(status == 0 && out.hasPrefix("{\"tenant\":\"acme\",\"dashboard\":") && out.contains("\"requests\":1"), "\(out) \(err)")
+        #expect(err.contains("6 events") && err.contains("not saved"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/views/records"))
+        let (zero, zeroOut, _) = try runBackorder(["replay", "--to", Array(repeating: "0", count: 8).joined(separator: ","), "--data", dir])
+        #expect(zero == 0 && zeroOut.isEmpty)
+        let (bad, _, badErr) = try runBackorder(["replay", "--to", "1,2", "--data", dir])
+        #expect(bad == 1 && badErr.contains("8 offsets"))
+    }
+
+    @Test func inspectShowsEachBatchsChainHashAndLink() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try store(Self.lines, in: dir)
+        let segments = (0..<8).map { dir + "/log/partition-000\($0)/00000000000000000000.log" }
+            .filter { ((try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0) > 0 }
+        let segment = try #require(segments.first)
+        let (status, out, _) = try runBackorder(["inspect", segment])
+        #expect(status == 0)
+        #expect(out.contains("  chain ") && out.contains(" link ok"), "\(out)")
+    }
+
     /// A minimal RFC 4180 reader for the tests (quoted fields, doubled quotes, CRLF).
     private func parseCSV(_ text: String) -> [[String]] {
         var rows: [[String]] = [], row: [String] = [], field = ""

@@ -33,6 +33,7 @@ struct AuditAsOf: AsyncParsableCommand {
             let positions = try positionsRecorded(by: moment, reader)
             let snapshots = SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name)
             let (projected, report) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots, upTo: positions)
+            for skipped in report.skipped { printError("note: \(skipped)") }
             printError("as of \(Timestamp.format(moment)): positions \(positions), \(projected.eventsApplied) events "
                 + "(\(report.snapshot.map { "snapshot \($0) + \(report.events) replayed" } ?? "\(report.events) replayed from the start"))")
             let book = try book(projected, tenant)

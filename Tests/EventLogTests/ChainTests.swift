@@ -222,6 +222,28 @@ import Testing
         #expect(damage.first?.reason.contains("rewritten") == true)
     }
 
+    @Test func aBatchDowngradedToVersion1ToEscapeTheChainIsReported() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try await writeLog(dir.path)
+        let segment = segmentFiles(dir.path)[1]
+        let list = try batches(segment)
+        var bytes = readFile(segment)
+        let start = Int(list[3].position)
+        bytes[start..<(start + list[3].header.batchLength)].withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            ByteCoding.store(UInt8(0x7A), to: base, at: BatchHeader.size + 2) // the edit
+            ByteCoding.store(UInt8(1), to: base, at: BatchHeader.versionAt)
+            ChainHash.zero.store(to: base + BatchHeader.chainAt)
+            ByteCoding.store(CRC32C.checksum(UnsafeRawBufferPointer(start: base + 12, count: raw.count - 12)), to: base, at: 8)
+        }
+        writeFile(segment, bytes)
+        let damage = try verify(dir.path).damage
+        #expect(damage.count == 2, "\(damage)")
+        #expect(damage.first?.byteOffset == list[3].position && damage.first?.reason.contains("format version 1") == true)
+        #expect(damage.last?.byteOffset == list[4].position && damage.last?.reason.contains("chain link broken") == true)
+    }
+
     @Test func verifyKeepsGoingPastADamagedHeaderAndReportsLaterDamageToo() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

@@ -34,14 +34,18 @@ struct AuditExport: AsyncParsableCommand {
             if let customer {
                 // Events after a request's first one name only the record: find the
                 // customer's records first (memory: that customer's record ids).
-                filter.streams = [StreamName.customer(customer)]
+                var streams: Set<ExportFilter.StreamKey> = []
                 try forEachEventInRecordedOrder(reader) { event in
-                    if (filter.tenant == nil || event.tenant == filter.tenant), event.type == "OutOfStockReported" || event.type == "OutOfStockAmended",
-                       let decoded = try? EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion),
-                       decoded.string(.customerId) == customer {
-                        filter.streams?.insert(event.stream)
+                    guard filter.tenant == nil || event.tenant == filter.tenant else { return }
+                    if event.stream == StreamName.customer(customer) {
+                        streams.insert(ExportFilter.StreamKey(tenant: event.tenant, stream: event.stream))
+                    } else if event.type == "OutOfStockReported" || event.type == "OutOfStockAmended",
+                              let decoded = try? EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion),
+                              decoded.string(.customerId) == customer {
+                        streams.insert(ExportFilter.StreamKey(tenant: event.tenant, stream: event.stream))
                     }
                 }
+                filter.streams = streams
             }
             let sink = try OutputSink(path: out)
             if format == "csv" { sink.write(ExportRow.csvHeader) }
@@ -67,8 +71,14 @@ struct ExportFilter {
     var actor: String?
     var tenant: String?
     var types: Set<String> = []
+    /// A stream of a tenant.
+    struct StreamKey: Hashable {
+        let tenant: String
+        let stream: String
+    }
+
     /// When set, only events of these streams.
-    var streams: Set<String>?
+    var streams: Set<StreamKey>?
 
     func matches(_ event: StoredEvent) -> Bool {
         if let from, event.businessTime < from { return false }
@@ -76,7 +86,7 @@ struct ExportFilter {
         if let actor, event.actor != actor { return false }
         if let tenant, event.tenant != tenant { return false }
         if !types.isEmpty && !types.contains(event.type) { return false }
-        if let streams, !streams.contains(event.stream) { return false }
+        if let streams, !streams.contains(StreamKey(tenant: event.tenant, stream: event.stream)) { return false }
         return true
     }
 }

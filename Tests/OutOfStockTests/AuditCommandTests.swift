@@ -122,6 +122,25 @@ import OutOfStock
         #expect(badType != 0 && badErr.contains("unknown event type Nope"))
     }
 
+    @Test func exportByCustomerKeepsTenantsApart() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Tenant "other" has its own R-1, for another customer.
+        let other = Self.lines.prefix(3).enumerated().map { i, line in
+            line.replacingOccurrences(of: "\"tenant\":\"acme\"", with: "\"tenant\":\"other\"")
+                .replacingOccurrences(of: "-000000000001", with: "-000000000011")
+                .replacingOccurrences(of: "-000000000002", with: "-000000000012")
+                .replacingOccurrences(of: "-000000000003", with: "-000000000013")
+                .replacingOccurrences(of: i == 1 ? "\"P-1\"" : "\"C-1\"", with: i == 1 ? "\"P-1\"" : "\"C-2\"")
+        }
+        try store(Self.lines + other, in: dir)
+        let (status, out, err) = try runBackorder(["audit", "export", "--customer", "C-1", "--data", dir])
+        #expect(status == 0 && err.contains("exported 5 of 9 events"), "\(err)")
+        #expect(!out.contains("\"tenant\":\"other\""))
+        let (otherStatus, otherOut, _) = try runBackorder(["audit", "export", "--customer", "C-2", "--data", dir])
+        #expect(otherStatus == 0 && otherOut.split(separator: "\n").count == 2 && !otherOut.contains("\"tenant\":\"acme\""))
+    }
+
     @Test func csvFieldsAreQuotedOnlyWhenNeeded() {
         #expect(csvField("plain") == "plain")
         #expect(csvField("a,b") == "\"a,b\"")

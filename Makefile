@@ -28,6 +28,7 @@ demo: build
 	.build/debug/backorder append $(DATA)/events.ndjson --data $(DATA)
 	.build/debug/backorder log stats --data $(DATA)
 	.build/debug/backorder log verify --data $(DATA)
+	.build/debug/backorder audit verify --data $(DATA)
 	.build/debug/backorder query dashboard --data $(DATA)
 
 test: build

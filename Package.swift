@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -33,7 +34,7 @@ let package = Package(
         ),
         .target(
             name: "EventLog",
-            dependencies: ["CLZ4", "CZstd", "CCRC32C"]
+            dependencies: ["CLZ4", "CZstd", "CCRC32C", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "EventStore", dependencies: ["EventLog"]),
         .target(name: "Projections", dependencies: ["EventStore", "EventLog", "CZstd"]),

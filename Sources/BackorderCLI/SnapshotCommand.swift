@@ -31,9 +31,11 @@ struct ReplayCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "View to rebuild (records).") var view = RecordsView.name
     @Flag(help: "Rebuild every view.") var all = false
+    @Option(help: "Rebuild only up to this point and print the view instead of saving it: a time (RFC 3339 or YYYY-MM-DD; events recorded by then) or one offset per partition, comma-separated.") var to: String?
 
     func run() async throws {
         guard all || view == RecordsView.name else { throw ValidationError("unknown view \(view); views: \(RecordsView.name)") }
+        if let to { return try await replayAndPrint(to: to, data: data) }
         try await runQuery {
             let reader = try await EventReader.open(at: data.directory)
             let total = try reader.endOffsets().reduce(0, +)

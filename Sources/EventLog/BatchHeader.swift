@@ -6,8 +6,10 @@
 public struct BatchHeader: Sendable, Equatable {
     /// "BKLG" read as a little-endian UInt32.
     static let magic: UInt32 = 0x474C_4B42
-    /// The batch format this build writes and reads.
-    public static let formatVersion: UInt8 = 1
+    /// The batch format this build writes: 2, with a hash chain (docs/FORMAT.md, "Hash chain").
+    public static let formatVersion: UInt8 = 2
+    /// The batch formats this build reads: 1 (no chain; logs of manifest version 1) and 2.
+    public static let readableVersions: ClosedRange<UInt8> = 1...2
     /// Bytes in the header; the compressed records follow.
     public static let size = 96
 
@@ -36,6 +38,11 @@ public struct BatchHeader: Sendable, Equatable {
     public var firstTimestamp: Int64
     /// Largest record timestamp in the batch (the last one when records are appended in time order).
     public var maxTimestamp: Int64
+    /// The batch format version (byte 12).
+    public var version: UInt8 = BatchHeader.formatVersion
+    /// The stored chain hash (bytes 56…87): zero in version 1, the partition's hash chain
+    /// up to and including this batch in version 2 (`ChainHash`).
+    public var chain: ChainHash = .zero
 
     /// The offset after the last record of the batch.
     public var nextOffset: Int64 { baseOffset + Int64(recordCount) }
@@ -47,7 +54,7 @@ public struct BatchHeader: Sendable, Equatable {
         ByteCoding.store(Self.magic, to: base, at: Self.magicAt)
         ByteCoding.store(UInt32(batchLength), to: base, at: Self.lengthAt)
         ByteCoding.store(crc, to: base, at: Self.crcAt)
-        ByteCoding.store(Self.formatVersion, to: base, at: Self.versionAt)
+        ByteCoding.store(version, to: base, at: Self.versionAt)
         ByteCoding.store(codec.rawValue, to: base, at: Self.codecAt)
         ByteCoding.store(UInt16(0), to: base, at: Self.flagsAt)
         ByteCoding.store(baseOffset, to: base, at: Self.baseOffsetAt)
@@ -56,13 +63,19 @@ public struct BatchHeader: Sendable, Equatable {
         ByteCoding.store(UInt32(compressedLength), to: base, at: Self.compressedAt)
         ByteCoding.store(firstTimestamp, to: base, at: Self.firstTimestampAt)
         ByteCoding.store(maxTimestamp, to: base, at: Self.maxTimestampAt)
+        chain.store(to: base + Self.chainAt)
     }
 
-    /// Sets a new base offset in an encoded batch and recomputes its CRC in place.
-    static func stamp(baseOffset: Int64, batch base: UnsafeMutableRawPointer, length: Int) {
+    /// Sets a new base offset in an encoded batch, links it to `previous` (the chain hash
+    /// of the partition's batch before it), and recomputes its CRC, all in place. Returns
+    /// the batch's chain hash, which the next batch links to.
+    static func stamp(baseOffset: Int64, previous: ChainHash, batch base: UnsafeMutableRawPointer, length: Int) -> ChainHash {
         ByteCoding.store(baseOffset, to: base, at: baseOffsetAt)
+        let chain = ChainHash.link(previous: previous, batch: base, length: length)
+        chain.store(to: base + chainAt)
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: base + checksummedFrom, count: length - checksummedFrom))
         ByteCoding.store(crc, to: base, at: crcAt)
+        return chain
     }
 
     /// What the bytes at a batch position turned out to be.
@@ -86,7 +99,7 @@ public struct BatchHeader: Sendable, Equatable {
         let magic = ByteCoding.load(UInt32.self, from: base, at: magicAt)
         guard magic == Self.magic else { return .invalid("bad magic 0x\(String(magic, radix: 16))") }
         let version = ByteCoding.load(UInt8.self, from: base, at: versionAt)
-        guard version == formatVersion else { return .invalid("unsupported batch format version \(version)") }
+        guard readableVersions.contains(version) else { return .invalid("unsupported batch format version \(version)") }
         guard let codec = Codec(rawValue: ByteCoding.load(UInt8.self, from: base, at: codecAt)) else {
             return .invalid("unknown codec \(ByteCoding.load(UInt8.self, from: base, at: codecAt))")
         }
@@ -109,7 +122,15 @@ public struct BatchHeader: Sendable, Equatable {
             uncompressedLength: uncompressed,
             compressedLength: compressed,
             firstTimestamp: ByteCoding.load(Int64.self, from: base, at: firstTimestampAt),
-            maxTimestamp: ByteCoding.load(Int64.self, from: base, at: maxTimestampAt)))
+            maxTimestamp: ByteCoding.load(Int64.self, from: base, at: maxTimestampAt),
+            version: version,
+            chain: ChainHash(loadingFrom: base + chainAt)))
+    }
+
+    /// Whether the stored chain hash is the link from `previous` over this batch's bytes
+    /// (`base` holds the whole batch).
+    func linksTo(_ previous: ChainHash, batch base: UnsafeRawPointer) -> Bool {
+        ChainHash.link(previous: previous, batch: base, length: batchLength) == chain
     }
 
     /// Whether the stored CRC matches the batch's bytes (`base` holds the whole batch).

@@ -48,7 +48,7 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .notALog(path, reason):
             return "\(path) is not a Backorder log: \(reason)"
         case let .unsupportedVersion(path, found, supported):
-            return "\(path) has format version \(found); this build reads version \(supported) only"
+            return "\(path) has format version \(found); this build reads versions 1 to \(supported) only"
         case let .invalidArgument(message):
             return message
         case let .offsetOutOfRange(partition, offset, start, end):

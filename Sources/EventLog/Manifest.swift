@@ -3,15 +3,18 @@
 /// others, so that a person can read it and a torn or edited file is detected.
 ///
 /// ```
-/// backorder-log 1
+/// backorder-log 2
 /// partitions 8
 /// codec lz4
 /// segment-bytes 67108864
 /// crc32c 3f26dc48
 /// ```
 public struct Manifest: Sendable, Equatable {
-    /// The on-disk format version this build writes.
-    public static let currentVersion = 1
+    /// The on-disk format version this build writes: 2, whose batches carry a hash chain.
+    public static let currentVersion = 2
+    /// The versions this build reads. Version 1 logs (batches without a chain) are read
+    /// but never appended to (docs/FORMAT.md, "Versions").
+    public static let readableVersions = 1...2
     static let fileName = "MANIFEST"
 
     /// Format version of the log.
@@ -56,7 +59,7 @@ public struct Manifest: Sendable, Equatable {
         guard let version = fields["backorder-log"].flatMap({ Int($0) }) else {
             throw LogError.notALog(path: path, reason: "manifest lacks backorder-log")
         }
-        guard version == currentVersion else { throw LogError.unsupportedVersion(path: path, found: version, supported: currentVersion) }
+        guard readableVersions.contains(version) else { throw LogError.unsupportedVersion(path: path, found: version, supported: currentVersion) }
         guard let partitions = fields["partitions"].flatMap({ Int($0) }), (1...Limits.maxPartitions).contains(partitions),
               let codec = fields["codec"].flatMap({ Codec(name: String($0)) }),
               let segmentBytes = fields["segment-bytes"].flatMap({ Int($0) }),

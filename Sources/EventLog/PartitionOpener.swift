@@ -25,6 +25,8 @@ struct PartitionOpener {
         var events: [RecoveryEvent] = []
         var segments: [SegmentState] = []
         var createdFile = false
+        // The chain hash of the last valid batch of the last segment, if it has one.
+        var lastChain: ChainHash?
 
         for (i, base) in bases.enumerated() {
             let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
@@ -34,7 +36,8 @@ struct PartitionOpener {
                 segments.append(SegmentState(baseOffset: base, path: path, file: file, size: size,
                                              nextOffset: bases[i + 1], index: nil, sealed: true))
             } else {
-                segments.append(try recoverActive(base: base, path: path, file: file, fileSize: size, point: point, events: &events))
+                segments.append(try recoverActive(base: base, path: path, file: file, fileSize: size, point: point,
+                                                  events: &events, lastChain: &lastChain))
             }
         }
         if let point, let last = segments.last, point.segmentBase > last.baseOffset {
@@ -67,16 +70,18 @@ struct PartitionOpener {
             try active.file.sync()
             if createdFile { try storage.syncDirectory(directory) }
             let durable = point.map { $0.segmentBase == active.baseOffset ? min($0.position, active.size) : 0 } ?? 0
+            let head = try lastChain ?? chainHeadBefore(active: segments.count - 1, segments: segments)
             writer = try PartitionWriter(storage: storage, directory: directory, options: options,
                                          segmentBytes: manifest.segmentBytes, lock: lock, active: active,
-                                         maxTimestamp: active.index?.maxTimestamp ?? .min, checkpointPosition: durable)
+                                         maxTimestamp: active.index?.maxTimestamp ?? .min, checkpointPosition: durable,
+                                         chainHead: head)
         }
         return Partition(number: number, directory: directory, storage: storage, options: options, manifest: manifest,
                          segments: segments, recoveryEvents: events, writer: writer)
     }
 
     private func recoverActive(base: Int64, path: String, file: any StorageFile, fileSize: Int64,
-                               point: RecoveryPoint?, events: inout [RecoveryEvent]) throws -> SegmentState {
+                               point: RecoveryPoint?, events: inout [RecoveryEvent], lastChain: inout ChainHash?) throws -> SegmentState {
         var index = SegmentIndex(intervalBytes: options.indexIntervalBytes)
         var scanner = SegmentScanner(file: file, from: 0, limit: fileSize)
         var expected = base
@@ -111,6 +116,7 @@ struct PartitionOpener {
                 if offsetOK && checksumOK {
                     index.add(batch: header, segmentBase: base, position: position)
                     expected = header.nextOffset
+                    lastChain = header.chain
                     continue
                 }
                 let reason = offsetOK ? "batch CRC32C mismatch" : "batch has base offset \(header.baseOffset), expected \(expected)"

@@ -49,13 +49,15 @@ final class PartitionWriter: @unchecked Sendable {
     private var nextOffset: Int64
     private var maxTimestamp: Int64
     private var checkpointPosition: Int64
+    /// The chain hash of the partition's last stamped batch: the next one links to it.
+    private var chainHead: ChainHash
     private var unsyncedBytes = 0
     private var lastSync = MonotonicClock.nanoseconds
     private var buffer: [UInt8] = []
     private static let zeros = [UInt8](repeating: 0, count: 1 << 20)
 
     init(storage: any Storage, directory: String, options: LogOptions, segmentBytes: Int, lock: any StorageLock,
-         active: SegmentState, maxTimestamp: Int64, checkpointPosition: Int64) throws {
+         active: SegmentState, maxTimestamp: Int64, checkpointPosition: Int64, chainHead: ChainHash) throws {
         self.storage = storage
         self.directory = directory
         self.options = options
@@ -67,6 +69,7 @@ final class PartitionWriter: @unchecked Sendable {
         self.nextOffset = active.nextOffset
         self.maxTimestamp = maxTimestamp
         self.checkpointPosition = checkpointPosition
+        self.chainHead = chainHead
         self.zeroedEnd = try active.file.size()
         buffer.reserveCapacity(Limits.maxFlushBytes + Limits.maxBatchBytes)
     }
@@ -154,7 +157,7 @@ final class PartitionWriter: @unchecked Sendable {
                 buffer.append(contentsOf: pending.batch.bytes)
                 let stamped = buffer.withUnsafeMutableBytes { raw -> BatchHeader? in
                     guard let start = raw.baseAddress else { return nil }
-                    BatchHeader.stamp(baseOffset: nextOffset, batch: start + (raw.count - length), length: length)
+                    chainHead = BatchHeader.stamp(baseOffset: nextOffset, previous: chainHead, batch: start + (raw.count - length), length: length)
                     return BatchHeader(
                         batchLength: length, crc: 0, codec: .none, baseOffset: nextOffset, recordCount: pending.batch.recordCount,
                         uncompressedLength: 0, compressedLength: length - BatchHeader.size,

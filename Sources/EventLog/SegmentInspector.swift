@@ -3,8 +3,9 @@
 public enum SegmentInspector {
     /// One entry of the dump.
     public enum Entry {
-        /// A batch: its header, position, "ok" or what is wrong, and its records when intact.
-        case batch(BatchHeader, position: Int64, status: String, batch: RecordBatch?)
+        /// A batch: its header, position, "ok" or what is wrong, its chain link's status
+        /// (`header.chain` is its hash), and its records when intact.
+        case batch(BatchHeader, position: Int64, status: String, link: String, batch: RecordBatch?)
         /// Bytes that are not a batch; the inspector stops there (lengths cannot be trusted).
         case damaged(position: Int64, reason: String)
     }
@@ -22,13 +23,17 @@ public enum SegmentInspector {
     }
 
     /// Walks the file at `path`, calling `visit` for every batch or damaged region.
-    public static func inspect(path: String, storage: any Storage = PosixStorage(), _ visit: (Entry) throws -> Void) throws -> Report {
+    /// `previousChain` is the chain hash the file's first batch must link to, when known
+    /// (`previousChain(forSegment:)`); each later batch is checked against the one before it.
+    public static func inspect(path: String, storage: any Storage = PosixStorage(), previousChain: ChainHash? = nil,
+                               _ visit: (Entry) throws -> Void) throws -> Report {
         let file = try storage.open(path, create: false, writable: false)
         defer { file.close() }
         var report = Report()
         report.fileBytes = try file.size()
         var scanner = SegmentScanner(file: file, from: 0, limit: report.fileBytes)
         var expected: Int64?
+        var previous = previousChain
         while true {
             switch try scanner.next() {
             case let .batch(header, position):
@@ -46,7 +51,16 @@ public enum SegmentInspector {
                     status = "GAP: expected base offset \(expected)"
                 }
                 expected = header.nextOffset
-                try visit(.batch(header, position: position, status: status, batch: batch))
+                var link = "unchained (format \(header.version))"
+                if header.version >= 2 {
+                    if let previous {
+                        link = try scanner.withBatchBytes { header.linksTo(previous, batch: $0) } ? "link ok" : "LINK BROKEN"
+                    } else {
+                        link = "link not checked (the previous batch is in another segment)"
+                    }
+                }
+                previous = header.chain
+                try visit(.batch(header, position: position, status: status, link: link, batch: batch))
             case .end:
                 return report
             case let .invalid(position, reason):
@@ -54,5 +68,33 @@ public enum SegmentInspector {
                 return report
             }
         }
+    }
+}
+
+extension SegmentInspector {
+    /// The chain hash the first batch of the segment at `path` must link to, found beside
+    /// it: the partition's genesis hash for the segment of base offset 0 (from the log's
+    /// `MANIFEST` two directories up and the partition directory's number), else the last
+    /// batch of the previous segment file. Nil when that cannot be read.
+    public static func previousChain(forSegment path: String, storage: any Storage = PosixStorage()) -> ChainHash? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard let name = parts.last, let base = SegmentFile.baseOffset(ofLogFile: String(name)), parts.count >= 2 else { return nil }
+        let directory = parts.dropLast().joined(separator: "/")
+        if base == 0 {
+            let partitionName = parts[parts.count - 2]
+            guard partitionName.hasPrefix("partition-"), let number = Int(partitionName.dropFirst("partition-".count)) else { return nil }
+            let log = parts.count >= 3 ? parts.dropLast(2).joined(separator: "/") : "."
+            guard let bytes = try? storage.readWholeFile((log.isEmpty ? "." : log) + "/" + Manifest.fileName),
+                  let manifest = try? Manifest.decode(bytes, path: log) else { return nil }
+            return ChainHash.genesis(logID: manifest.logID, partition: number)
+        }
+        guard let names = try? storage.listDirectory(directory.isEmpty ? "." : directory),
+              let earlier = names.compactMap(SegmentFile.baseOffset(ofLogFile:)).filter({ $0 < base }).max() else { return nil }
+        var last: ChainHash?
+        let earlierPath = (directory.isEmpty ? "." : directory) + "/" + SegmentFile.name(baseOffset: earlier, extension: SegmentFile.logExtension)
+        guard (try? inspect(path: earlierPath, storage: storage, { entry in
+            if case let .batch(header, _, _, _, _) = entry { last = header.chain }
+        })) != nil else { return nil }
+        return last
     }
 }

@@ -41,6 +41,9 @@ public final class WriteAheadLog: Sendable {
     public static func open(at path: String, options: LogOptions = LogOptions(),
                             storage: any Storage = PosixStorage()) async throws -> WriteAheadLog {
         let manifest = try await loadOrCreateManifest(path: path, options: options, storage: storage)
+        if options.writable && manifest.version < Manifest.currentVersion {
+            throw LogError.invalidArgument("\(path) is a log of format version \(manifest.version), whose batches carry no hash chain; this build reads it but appends only to logs of version \(Manifest.currentVersion) (docs/FORMAT.md, \"Versions\")")
+        }
         var partitions: [Partition] = []
         var locks: [any StorageLock] = []
         do {

@@ -210,7 +210,7 @@ final class PersistentHashTable: @unchecked Sendable {
         }
     }
 
-    private static func parseHeader(_ raw: [UInt8]) -> Header? {
+    static func parseHeader(_ raw: [UInt8]) -> Header? {
         raw.withUnsafeBytes { p -> Header? in
             guard let b = p.baseAddress,
                   UInt32(littleEndian: b.load(as: UInt32.self)) == magic,

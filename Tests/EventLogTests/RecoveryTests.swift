@@ -20,7 +20,7 @@ import Testing
         // Batch start positions, to check that the error names the damaged batch.
         var starts: [Int64] = []
         _ = try SegmentInspector.inspect(path: sealed) { entry in
-            if case let .batch(_, position, _, _) = entry { starts.append(position) }
+            if case let .batch(_, position, _, _, _) = entry { starts.append(position) }
         }
         var random = SeededRandom(seed: 4)
         for _ in 0..<200 {

@@ -1,0 +1,65 @@
+import ArgumentParser
+import EventStore
+import Foundation
+import OutOfStock
+
+/// `backorder audit history RECORD_ID`: every event of one record, from the log.
+struct AuditHistory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "Every event of a record, read from the log: who, when, what, and each field before → after.")
+    @Argument(help: "The record id (e.g. R-000123).") var recordID: String
+    @OptionGroup var data: DataOptions
+    @OptionGroup var tenant: TenantOptions
+
+    /// One event of the history.
+    struct Entry: Encodable {
+        let version: Int64
+        let type: String
+        let at: String
+        let recordedAt: String
+        let actor: String
+        let correlationId: String?
+        let eventId: String
+        let position: String
+        let changes: [FieldChange]
+    }
+
+    func run() async throws {
+        try await runQuery {
+            let start = MonotonicTime.now
+            let reader = try await EventReader.open(at: data.directory)
+            let stream = StreamName.record(recordID)
+            let history = try reader.readStream(tenant: tenant.tenant, stream: stream)
+            guard !history.events.isEmpty else {
+                throw QueryError(description: "no record \(recordID) in tenant \(tenant.tenant): the log holds no event of stream \(stream)")
+            }
+            var tracker = ChangeTracker()
+            let entries = try history.events.map { event -> Entry in
+                let decoded: EventData
+                do { decoded = try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion) } catch {
+                    throw QueryError(description: "event at position \(event.position) of \(stream): \(error)")
+                }
+                return Entry(version: event.streamVersion, type: event.type, at: Timestamp.format(event.businessTime),
+                             recordedAt: Timestamp.format(event.recordedTime), actor: event.actor, correlationId: event.correlationId,
+                             eventId: event.id.description, position: event.position.description,
+                             changes: tracker.apply(type: event.type, data: decoded))
+            }
+            let seconds = MonotonicTime.now.seconds(since: start)
+            if tenant.json { return try printJSON(entries) }
+            let source = history.usedIndex ? "stream index, \(history.scannedEvents) newer events scanned" : "partition scanned: \(history.scannedEvents) events"
+            print("Record \(recordID), tenant \(tenant.tenant): \(entries.count) events (\(source); \(String(format: "%.1f", seconds * 1000)) ms)")
+            for entry in entries {
+                print("\nv\(entry.version)  \(entry.at)  \(entry.type)  by \(entry.actor)")
+                print("    recorded \(entry.recordedAt), position \(entry.position), event \(entry.eventId)" + (entry.correlationId.map { ", correlation \($0)" } ?? ""))
+                for change in entry.changes {
+                    print("    \(change.field): \(change.before.map(quoted) ?? "(none)") → \(change.after.map(quoted) ?? "(none)")")
+                }
+            }
+        }
+    }
+
+    private func quoted(_ text: String) -> String {
+        text.isEmpty || text.contains(" ") || text.contains("\n") ? jsonString(text) : text
+    }
+}

@@ -148,24 +148,23 @@ public enum TenantTable {
         file.add(kind: Section.pendingTimes, integers: pending)
         file.add(kind: Section.summary, encodeSummary(summary.parts()))
 
-        try KeyedPostings.write(customerIDs.map { id -> [UInt8] in
-            var w = BinaryWriter()
-            w.string(id)
+        // Items: the key, then whether it was registered and its row.
+        func items(_ keys: [String], _ payload: (String, inout BinaryWriter) -> Void) -> [[UInt8]] {
+            keys.map { key in
+                var w = BinaryWriter()
+                w.string(key)
+                payload(key, &w)
+                return w.bytes
+            }
+        }
+        try KeyedPostings.write(items(customerIDs) { id, w in
             if let c = book.customers[id] { w.bool(true); c.encode(into: &w) } else { w.bool(false) }
-            return w.bytes
         }, postings: customerPostings, base: Section.customers, into: &file)
-        try KeyedPostings.write(productIDs.map { id -> [UInt8] in
-            var w = BinaryWriter()
-            w.string(id)
+        try KeyedPostings.write(items(productIDs) { id, w in
             if let p = book.products[id] { w.bool(true); p.encode(into: &w) } else { w.bool(false) }
-            return w.bytes
         }, postings: productPostings, base: Section.products, into: &file)
         let tokens = tokenPostings.keys.sorted()
-        try KeyedPostings.write(tokens.map { token -> [UInt8] in
-            var w = BinaryWriter()
-            w.string(token)
-            return w.bytes
-        }, postings: tokens.map { tokenPostings[$0] ?? [] }, base: Section.tokens, into: &file)
+        try KeyedPostings.write(items(tokens) { _, _ in }, postings: tokens.map { tokenPostings[$0] ?? [] }, base: Section.tokens, into: &file)
         return file
     }
 

@@ -26,6 +26,15 @@ let package = Package(
             ],
             path: "Sources/StoreBench"
         ),
+        .executableTarget(
+            name: "CompareBench",
+            dependencies: [
+                .product(name: "EventStore", package: "Backorder"),
+                .product(name: "EventLog", package: "Backorder"),
+                .product(name: "OutOfStock", package: "Backorder"),
+            ],
+            path: "Sources/CompareBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -72,6 +72,7 @@ bench="$root/bench/.build-bench/release/CompareBench"
 base="$(mktemp -d /tmp/backorder-compare.XXXXXX)"
 chmod 755 "$base"
 export COMPARE_PIDS="$base/pids"
+export PYTHONDONTWRITEBYTECODE=1
 : >"$COMPARE_PIDS"
 cleanup() {
   local status=$?

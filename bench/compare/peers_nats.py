@@ -3,7 +3,7 @@ stream (ev.<tenant>.<stream>). Nats-Msg-Id carries the event id (duplicates are 
 but only within the stream's duplicate window, 2 minutes by default); the
 Nats-Expected-Last-Subject-Sequence header makes the server refuse an event whose stream
 moved on (optimistic concurrency per stream, the pattern the NATS docs give for event
-sourcing). nats-py, the official Python client, with publish_async (up to 4 batches of
+sourcing). nats-py, the official Python client, with publish_async (reads: an ordered consumer) (up to 4 batches of
 1,000 in flight). nats-server 2.9 acknowledges before fsync (sync every 2 minutes), so
 JetStream belongs to the "acknowledged before disk" group."""
 import asyncio
@@ -109,28 +109,31 @@ class Nats:
         return m
 
     async def _scan(self, handle):
+        """Every message of the stream through an ordered push consumer: the NATS way to
+        replay a stream (a pull consumer's fetch was 5× slower here with nats-py)."""
         import nats
-        from nats.js.api import AckPolicy, ConsumerConfig
         nc = await nats.connect(self.url(), pending_size=256 * 1024 * 1024)
         js = nc.jetstream()
         total = (await js.stream_info("EV")).state.messages
-        sub = await js.pull_subscribe("ev.>", stream="EV", config=ConsumerConfig(ack_policy=AckPolicy.NONE),
-                                      pending_msgs_limit=100000, pending_bytes_limit=512 * 1024 * 1024)
-        n = 0
-        while n < total:
-            msgs = await sub.fetch(1000, timeout=10)
-            n += len(msgs)
-            handle(msgs)
+        done, count = asyncio.Event(), [0]
+
+        async def on_message(msg):
+            handle(msg)
+            count[0] += 1
+            if count[0] >= total:
+                done.set()
+        sub = await js.subscribe("ev.>", stream="EV", cb=on_message, ordered_consumer=True,
+                                 pending_msgs_limit=1_000_000, pending_bytes_limit=1 << 30)
+        await asyncio.wait_for(done.wait(), timeout=600)
         await sub.unsubscribe()
         await nc.close()
-        return n
+        return count[0]
 
     def read_back(self):
         size = [0]
 
-        def handle(msgs):
-            for msg in msgs:
-                size[0] += len(msg.data)
+        def handle(msg):
+            size[0] += len(msg.data)
         with Meter(self.pid) as m:
             n = self._run(self._scan(handle))
         return m, n
@@ -138,11 +141,10 @@ class Nats:
     def dashboard(self):
         events = []
 
-        def handle(msgs):
-            for msg in msgs:
-                e = json.loads(msg.data)
-                d = e["data"]
-                events.append((e.get("tenant", "default"), e["type"], d.get("recordId") or d.get("customerId") or d.get("productId"), d))
+        def handle(msg):
+            e = json.loads(msg.data)
+            d = e["data"]
+            events.append((e.get("tenant", "default"), e["type"], d.get("recordId") or d.get("customerId") or d.get("productId"), d))
         with Meter(self.pid) as m:
             self._run(self._scan(handle))
             result = fold_dashboard(events)

@@ -35,6 +35,15 @@ class Backorder:
         m.cli_seconds = report["seconds"]
         return m
 
+    def validate(self, path):
+        """Seconds of `backorder append --dry-run`: reading, parsing and validating the input
+        with nothing stored, the share of ingest the peers (given parsed rows) do not pay."""
+        t0 = time.perf_counter()
+        self.run([self.cli, "append", path, "--data", self.dir + "-dry", "--dry-run", "--json"])
+        seconds = time.perf_counter() - t0
+        subprocess.run(["rm", "-rf", self.dir + "-dry"])
+        return seconds
+
     def disk_bytes(self):
         log = allocated_bytes(os.path.join(self.dir, "log"))
         total = allocated_bytes(self.dir) - allocated_bytes(os.path.join(self.dir, "views"))

@@ -120,6 +120,8 @@ class Run:
         self.record(label, "ingest_cli_seconds", m.cli_seconds)
         self.record(label, "ingest_cpu", m.cpu_note())
         log(f"{label}: ingest {n / m.seconds:,.0f} events/s (process wall {m.seconds:.2f} s, of which ingest {m.cli_seconds:.2f} s; {m.cpu_note()})")
+        if full:
+            self.record(label, "validate_seconds", b.validate(self.args.data))
         size, note = b.disk_bytes()
         self.record(label, "bytes", size / n)
         self.record(label, "bytes_note", note)

@@ -204,7 +204,7 @@ class Postgres:
         self.pid = server.pid
         self.table = table
         self.sc = synchronous_commit
-        settings = ", ".join(f"{k}={v}" for k, v in server.settings.items() if k != "listen_addresses")
+        settings = ", ".join(f"{k}={v}" for k, v in server.settings.items() if k not in ("listen_addresses", "synchronous_commit"))
         self.settings = (f"PostgreSQL 15, synchronous_commit={synchronous_commit} (per session), {settings}; "
                          "id uuid UNIQUE, PRIMARY KEY (tenant, stream, version), data json; COPY of 1,000 rows a transaction")
         with self.connect() as c:

@@ -85,8 +85,12 @@ def limit_rows(info, results):
         out.append(f"| {name} | {c['compressMBps']:,.0f} MB/s = {c['compressEventsPerSecond']:,.0f} events/s | "
                    f"{c['decompressMBps']:,.0f} MB/s = {c['decompressEventsPerSecond']:,.0f} events/s | {c['ratio']:.2f} | {c['bytesPerEvent']:.1f} |")
     out.append("")
-    # Backorder as a fraction of the limit.
-    frac = ["| Backorder figure | limit it is held against | fraction of the limit |", "|---|---|---|"]
+    # Backorder as a fraction of the limit: the better of the two limit measurements, since
+    # other work on the shared machine can only make the disk look slower than it is.
+    lim = best_limit(lim, again)
+    frac = ["The fractions below hold Backorder against the better of the two limit measurements "
+            "(the disk cannot be faster than it once was; other work only makes it look slower).", "",
+            "| Backorder figure | limit it is held against | fraction of the limit |", "|---|---|---|"]
     lz4 = codecs.get("lz4", {})
     if "ingest" in b:
         seconds = info["args"]["events"] / b["ingest"]
@@ -108,9 +112,32 @@ def limit_rows(info, results):
     return "\n".join(out + frac)
 
 
-def goals(results):
+def best_limit(first, again):
+    best = {}
+    for key, x in first.items():
+        y = again.get(key)
+        if not y:
+            best[key] = x
+            continue
+        best[key] = {"MBps": max(x["MBps"], y["MBps"]), "p50": min(x["p50"], y["p50"]), "p99": min(x["p99"], y["p99"]),
+                     "flushes": max(x["flushes"], y["flushes"])}
+    return best
+
+
+def goals(results, info):
     b = results.get("Backorder", {})
     lines = []
+    lim = best_limit(info["limit"], info.get("limit_again", {}))
+    lz4 = info["codecs"].get("lz4", {})
+    within = []
+    if "ingest" in b and lz4:
+        within.append(("durable ingest ÷ lz4 compression on one core", b["ingest"] / lz4["compressEventsPerSecond"]))
+    if "single_p50" in b:
+        within.append(("single append p50: bare 4 KiB fdatasync ÷ Backorder", lim["4k_prezeroed"]["p50"] / b["single_p50"]))
+    if "concurrent" in b:
+        within.append(("32 clients ÷ (32 × 4 KiB flushes/s)", b["concurrent"] / (lim["4k_prezeroed"]["flushes"] * info["args"]["clients"])))
+    if "read" in b and lz4:
+        within.append(("read-back ÷ lz4 decompression on one core", b["read"] / lz4["decompressEventsPerSecond"]))
     for peer in ("SQLite", "PostgreSQL"):
         p = results.get(peer, {})
         if "ingest" in b and "ingest" in p:
@@ -125,6 +152,8 @@ def goals(results):
         behind = [s for s in DURABLE[1:] if value(results, s, key) is not None and (advantage(b[key], value(results, s, key), kind) or 0) < 1]
         if key in ("ingest", "read", "dashboard"):
             lines.append(f"- {title}: Backorder ahead of every durable peer: {'yes' if not behind else 'no — behind ' + ', '.join(behind)}")
+    for what, fraction in within:
+        lines.append(f"- within 2× of the machine's limit, {what}: **{fraction:.0%}** ({'met' if fraction >= 0.5 else 'missed'})")
     return "\n".join(lines)
 
 
@@ -135,12 +164,13 @@ def chart(path, results):
         import matplotlib.pyplot as plt
     except Exception:
         return None
-    groups = [("Backorder", DURABLE[1:]), ("Backorder interval", EARLY[1:])]
+    groups = [("Backorder", DURABLE[1:], ROWS), ("Backorder interval", EARLY[1:], ROWS[:4]),
+              ("Backorder", ["NATS JetStream"], ROWS[4:])]
     labels, values, colors = [], [], []
     palette = {"SQLite": "#4e79a7", "PostgreSQL": "#f28e2b", "Redis": "#e15759", "NATS JetStream": "#76b7b2",
                "SQLite NORMAL": "#4e79a7", "PostgreSQL sync off": "#f28e2b", "Redis everysec": "#e15759"}
-    for base, peers in groups:
-        for key, title, kind in ROWS:
+    for base, peers, rows in groups:
+        for key, title, kind in rows:
             for p in peers:
                 a = advantage(value(results, base, key), value(results, p, key), kind)
                 if a is None:
@@ -150,9 +180,10 @@ def chart(path, results):
                 colors.append(palette.get(p, "#999999"))
     if not values:
         return None
-    fig, ax = plt.subplots(figsize=(11, 0.28 * len(values) + 1.5))
+    fig, ax = plt.subplots(figsize=(13, 0.28 * len(values) + 1.5))
     y = range(len(values))
-    ax.barh(list(y), values, color=colors)
+    # Bars grow from 1 (a tie) to the ratio, to the right when Backorder is better.
+    ax.barh(list(y), [v - 1 for v in values], left=1, color=colors)
     ax.set_yticks(list(y))
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
@@ -163,8 +194,9 @@ def chart(path, results):
     ax.set_title("Backorder ÷ peer (fsync group first, then the acknowledged-before-disk group)")
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.2g}×", va="center", fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    ax.set_xlim(min(min(values), 1) / 1.5, max(max(values), 10) * 2.5)
+    fig.subplots_adjust(left=0.42, right=0.98, top=1 - 0.6 / (0.28 * len(values) + 1.5), bottom=0.7 / (0.28 * len(values) + 1.5))
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -217,7 +249,7 @@ def write_report(path, info, results, errors):
               "Reads of the data JetStream stored, against Backorder's (the same events; durability does not change reads):", "",
               table(results, ["Backorder", "NATS JetStream"], "Backorder", ROWS[4:], errors), "",
               "## The machine's limit, in the same run", "", limit_rows(info, results), "",
-              "## Goals of issue 8", "", goals(results), ""]
+              "## Goals of issue 8", "", goals(results, info), ""]
     if png:
         lines += [f"![Backorder ÷ peer]({os.path.basename(png)})", ""]
     lines += ["## Every setting, and where the CPU went", ""]
@@ -234,6 +266,8 @@ def write_report(path, info, results, errors):
                            f"(index built in {r.get('index_seconds', 0):.1f} s, not counted in ingest)")
         if "vacuum_seconds" in r:
             details.append(f"VACUUM ANALYZE after the load {r['vacuum_seconds']:.1f} s (not counted)")
+        if "validate_seconds" in r:
+            details.append(f"`backorder append --dry-run` (read, parse and validate only, nothing stored) took {r['validate_seconds']:.2f} s of that work")
         if "ingest_cli_seconds" in r:
             details.append(f"ingest is the `backorder append` process's wall time; its own timer (after opening the store, before closing it) said {r['ingest_cli_seconds']:.2f} s")
         if "snapshot_seconds" in r:

@@ -32,7 +32,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ "$events" =~ ^[0-9]+$ && "$events" -ge 1000 ]] || { echo "compare.sh: --events must be a number ≥ 1000" >&2; exit 2; }
-[[ -n "$out" ]] || out="$here/results/$(date -u +%Y-%m-%d).md"
+[[ -n "$out" ]] || out="$here/results/$(date -u +%Y-%m-%d-%H%M).md"
 mkdir -p "$(dirname "$out")"
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }

@@ -230,7 +230,7 @@ def write_report(path, info, results, errors):
         f"- **Source:** commit {env['commit']} ({'with' if env['dirty'] not in ('0', '') else 'without'} uncommitted changes to tracked files).",
         f"- **Load:** `{info['uptime_start']}` at the start, `{info['uptime_end']}` at the end; load average at the start of each system: "
         + ", ".join(f"{k} {v}" for k, v in info["load"].items()) + "."
-        + (" **The machine was loaded (other sessions compiling): read the figures with that in mind.**" if loaded else ""),
+        + (" **The machine was loaded (other work running on it): read the figures with that in mind.**" if loaded else ""),
         f"- **Data set:** `backorder generate --events {a['events']} --seed 7`: {a['events']:,} events of the out-of-stock domain "
         f"(one tenant, 2,000 customers, 1,000 products), parsed once before any timing. Every system stores every event with its id "
         "as a unique key and a dense per-stream version checked by the store.",

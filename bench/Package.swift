@@ -1,7 +1,9 @@
 // swift-tools-version: 6.1
-// LogBench: throughput and latency benchmark of the EventLog library.
+// LogBench: throughput and latency benchmark of the EventLog library; StoreBench and
+// CompareBench (bench/compare.sh); HotPaths, the ordo-one/benchmark suite.
 // A separate package so that the root package's build (and CI) never compiles it.
 // Build: nice -n 10 swift build -c release --scratch-path .build-bench   (see README.md)
+// Hot paths: swift package benchmark --target HotPaths
 import PackageDescription
 
 let package = Package(
@@ -9,6 +11,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "Backorder", path: ".."),
+        // The malloc interposer gives allocation counts; without listing the trait, the
+        // default traits would also pull in a runtime interposer that is not mirrored here.
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         .executableTarget(
@@ -33,6 +38,27 @@ let package = Package(
                 .product(name: "OutOfStock", package: "Backorder"),
             ],
             path: "Sources/QueryBench"
+        ),
+        .executableTarget(
+            name: "CompareBench",
+            dependencies: [
+                .product(name: "EventStore", package: "Backorder"),
+                .product(name: "EventLog", package: "Backorder"),
+                .product(name: "OutOfStock", package: "Backorder"),
+            ],
+            path: "Sources/CompareBench"
+        ),
+        .executableTarget(
+            name: "HotPaths",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "EventStore", package: "Backorder"),
+                .product(name: "EventLog", package: "Backorder"),
+                .product(name: "OutOfStock", package: "Backorder"),
+                .product(name: "Projections", package: "Backorder"),
+            ],
+            path: "Benchmarks/HotPaths",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -87,14 +87,15 @@ struct AppendCommand: AsyncParsableCommand {
         }
     }
 
-    /// Brings the views up to date with what was appended, snapshotting them by the policy,
-    /// so that the next query is answered from current query tables. The events are stored
-    /// whatever happens here: a failure is a warning.
+    /// Brings the views up to date with what was appended and snapshots them when the
+    /// policy says one is due (otherwise nothing is loaded: the next query catches up, or
+    /// answers from the last snapshot and says so). The events are stored whatever happens
+    /// here: a failure is a warning.
     private func updateViews() async {
         do {
             let start = MonotonicTime.now
             let reader = try await EventReader.open(at: data.directory)
-            let (_, report) = try RecordsViewFiles(data: data.directory).catchUp(reader: reader, policy: views.policy)
+            guard let report = try RecordsViewFiles(data: data.directory).updateIfDue(reader: reader, policy: views.policy) else { return }
             for skipped in report.load.skipped { printError("note: \(skipped)") }
             if let failure = report.writeFailure { printError("warning: views not snapshotted: \(failure)") }
             if !json, let path = report.written {

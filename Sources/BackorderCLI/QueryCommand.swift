@@ -11,7 +11,12 @@ struct ViewOptions: ParsableArguments {
     @Option(help: "Or, with any newer event, once the newest snapshot is this many seconds old.")
     var snapshotSeconds: Double = SnapshotPolicy().seconds
 
-    var policy: SnapshotPolicy { SnapshotPolicy(events: max(1, snapshotEvents), seconds: max(0, snapshotSeconds)) }
+    @Option(help: ArgumentHelp("Largest view (events) a query catches up in memory when its table is behind.", visibility: .hidden))
+    var inMemoryCatchUpLimit: Int64 = SnapshotPolicy().inMemoryCatchUpLimit
+
+    var policy: SnapshotPolicy {
+        SnapshotPolicy(events: max(1, snapshotEvents), seconds: max(0, snapshotSeconds), inMemoryCatchUpLimit: max(0, inMemoryCatchUpLimit))
+    }
 }
 
 /// Opens the records view: newest valid snapshot, then the log's tail; writes a snapshot
@@ -36,11 +41,19 @@ func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ views: ViewOption
     let reader = try await EventReader.open(at: data.directory)
     var force = false
     switch RecordsViewFiles(data: data.directory).currentTable(tenant: tenant.tenant, reader: reader) {
-    case let .success(current):
-        do { return (try table(current), reader) } catch let error as ProjectionError {
+    case let .success(current) where current.behind == 0 || (!tenant.consistent && current.viewEvents > views.policy.inMemoryCatchUpLimit):
+        if current.behind > 0 {
+            // Catching up a view this large in memory takes seconds to minutes: answer from
+            // the table, and say so (the next snapshot brings it up to date).
+            printError("note: this answer leaves out the newest \(current.behind) events: the view of \(current.viewEvents) events is answered from its "
+                + "last snapshot (`backorder snapshot` brings it up to date; --consistent catches up first)")
+        }
+        do { return (try table(current.table), reader) } catch let error as ProjectionError {
             printError("note: \(error); answering from the snapshot and the log instead")
             force = true
         }
+    case .success:
+        break // behind, and small enough to catch up in memory
     case let .failure(miss):
         if case .unusable = miss {
             printError("note: query table skipped: \(miss); answering from the snapshot and the log instead")
@@ -108,6 +121,8 @@ struct QueryCommand: AsyncParsableCommand {
 struct TenantOptions: ParsableArguments {
     @Option(help: "Tenant.") var tenant = "default"
     @Flag(help: "JSON output.") var json = false
+    @Flag(help: "Count every event in the log: a large view behind the log is caught up in memory first (slow) instead of answering from its last snapshot with a note saying how many events it leaves out.")
+    var consistent = false
 }
 
 func bookOf(_ projected: ProjectedView<RecordsView>, _ tenant: String) throws -> TenantBook {

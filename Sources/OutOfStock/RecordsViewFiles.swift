@@ -5,18 +5,39 @@ import Projections
 import Glibc
 #endif
 
-/// When the records view's snapshot is written automatically: after `events` events were
-/// applied on top of the newest snapshot, or when it is older than `seconds` and behind.
+/// When the records view's snapshot is written automatically, and how a query treats a
+/// view that is behind the log (docs/PROJECTIONS.md, "Snapshot policy").
+///
+/// A snapshot costs time in proportion to the whole view, so it is due once at least
+/// `events` events arrived since the newest one *and* either the view grew by `growth`
+/// (which keeps the cost per appended event bounded however large the view is) or the
+/// newest snapshot is older than `seconds`.
 public struct SnapshotPolicy: Sendable, Equatable {
-    /// Events applied since the newest snapshot that call for a new one.
+    /// Events since the newest snapshot below which none is written.
     public var events: Int64
-    /// Age of the newest snapshot (seconds) after which any newer event calls for a new one.
+    /// Age of the newest snapshot (seconds) after which `events` new events suffice.
     public var seconds: Double
+    /// Growth (events since the snapshot ÷ events in it) that calls for a snapshot.
+    public var growth: Double
+    /// A query whose table is behind catches the view up in memory when the view holds at
+    /// most this many events (a few seconds at worst); a larger view answers from its
+    /// table and says how far behind it is, unless the query asks to be consistent.
+    public var inMemoryCatchUpLimit: Int64
 
-    /// A policy; the defaults keep snapshot writing well below 1% of ingest time.
-    public init(events: Int64 = 10_000, seconds: Double = 300) {
+    /// A policy.
+    public init(events: Int64 = 10_000, seconds: Double = 300, growth: Double = 0.1, inMemoryCatchUpLimit: Int64 = 1_000_000) {
         self.events = events
         self.seconds = seconds
+        self.growth = growth
+        self.inMemoryCatchUpLimit = inMemoryCatchUpLimit
+    }
+
+    /// Whether a snapshot is due with `behind` events after one of a view of `viewEvents`
+    /// events written `age` seconds ago (nil: there is none).
+    public func isDue(behind: Int64, viewEvents: Int64, age: Double?) -> Bool {
+        guard behind > 0 else { return false }
+        guard let age else { return true }
+        return behind >= events && (Double(behind) >= growth * Double(viewEvents) || age >= seconds)
     }
 }
 
@@ -54,9 +75,20 @@ public struct RecordsViewFiles: Sendable {
         }
     }
 
-    /// The tenant's table from the newest snapshot, if it reflects exactly the log as it is
-    /// now (same log, same end positions, same last events).
-    public func currentTable(tenant: String, reader: EventReader) -> Result<TenantTableReader, Miss> {
+    /// A tenant's table from the newest snapshot, made from this log's history, and how
+    /// far the log has moved on since.
+    public struct CurrentTable {
+        /// The table.
+        public let table: TenantTableReader
+        /// Events in the log after the table's positions (0: the table is current).
+        public let behind: Int64
+        /// Events the view had applied when the table was written.
+        public var viewEvents: Int64 { table.metadata.positions.reduce(0, +) }
+    }
+
+    /// The tenant's table from the newest snapshot, if it was made from this log as it is
+    /// now up to the table's positions (same log, the same last events), with its lag.
+    public func currentTable(tenant: String, reader: EventReader) -> Result<CurrentTable, Miss> {
         guard let newest = snapshots.list().first else { return .failure(.noTables) }
         let directory = snapshots.tablesDirectory(of: newest)
         guard storage.exists(directory) else { return .failure(.noTables) }
@@ -66,17 +98,35 @@ public struct RecordsViewFiles: Sendable {
             let table = try TenantTableReader(path: path, tenant: tenant)
             let meta = table.metadata
             guard meta.logID == (reader.log.manifest.logID ?? "") else { return .failure(.unusable("\(path): made from another log")) }
-            guard meta.positions == (try reader.endOffsets()) else { return .failure(.behind) }
+            let ends = try reader.endOffsets()
+            guard meta.positions.count == ends.count, zip(meta.positions, ends).allSatisfy({ $0 <= $1 }) else {
+                return .failure(.unusable("\(path): it is ahead of the log"))
+            }
             for (partition, position) in meta.positions.enumerated() where position > 0 {
                 let last = try reader.readEvent(at: Position(partition: partition, offset: position - 1))
                 guard last.id == meta.lastEventIDs[partition] else {
                     return .failure(.unusable("\(path): partition \(partition): the log's history differs from the one the table was made from"))
                 }
             }
-            return .success(table)
+            return .success(CurrentTable(table: table, behind: zip(ends, meta.positions).map { $0 - $1 }.reduce(0, +)))
         } catch {
             return .failure(.unusable("\(error)"))
         }
+    }
+
+    /// Brings the view up to date and snapshots it if `policy` says a snapshot is due —
+    /// judged from the newest snapshot's header, so nothing is loaded when none is (what
+    /// `append` calls after appending). Nil when nothing was due.
+    public func updateIfDue(reader: EventReader, policy: SnapshotPolicy) throws -> CatchUpReport? {
+        let ends = try reader.endOffsets()
+        if let newest = snapshots.list().first, storage.exists(snapshots.tablesDirectory(of: newest)),
+           let peek = SnapshotFile.peek(snapshots.path + "/" + newest, storage: storage),
+           peek.logID == (reader.log.manifest.logID ?? ""), peek.positions.count == ends.count,
+           zip(peek.positions, ends).allSatisfy({ $0 <= $1 }) {
+            let behind = zip(ends, peek.positions).map { $0 - $1 }.reduce(0, +)
+            guard policy.isDue(behind: behind, viewEvents: peek.eventsApplied, age: newestSnapshotAge()) else { return nil }
+        }
+        return try catchUp(reader: reader, policy: policy, force: true).1
     }
 
     /// What `catchUp` did.
@@ -97,8 +147,8 @@ public struct RecordsViewFiles: Sendable {
         let (projected, load) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots, upTo: limit)
         var report = CatchUpReport(load: load)
         guard limit == nil else { return (projected, report) }
-        let age = newestSnapshotAge()
-        let due = force || load.snapshot == nil || load.events >= policy.events || (load.events > 0 && (age ?? .infinity) >= policy.seconds)
+        let due = force || load.snapshot == nil
+            || policy.isDue(behind: load.events, viewEvents: projected.eventsApplied - load.events, age: newestSnapshotAge())
             || !storage.exists(snapshots.tablesDirectory(of: snapshots.list().first ?? ""))
         if due && projected.eventsApplied > 0 {
             do { report.written = try write(projected, logID: reader.log.manifest.logID) } catch { report.writeFailure = "\(error)" }

@@ -61,6 +61,47 @@ public enum SnapshotFile {
         return out
     }
 
+    /// What a snapshot's header says, read without checking or decoding the state: for
+    /// deciding cheaply whether a new snapshot is due. Nil when the header does not parse.
+    public struct Peek: Sendable, Equatable {
+        /// Events the view had applied.
+        public let eventsApplied: Int64
+        /// Next offset per partition.
+        public let positions: [Int64]
+        /// The log it was made from.
+        public let logID: String
+    }
+
+    /// Reads the header of the snapshot at `path` (see `Peek`).
+    public static func peek(_ path: String, storage: any Storage) -> Peek? {
+        guard let file = try? storage.open(path, create: false, writable: false) else { return nil }
+        defer { file.close() }
+        var bytes = [UInt8](repeating: 0, count: 64 << 10)
+        guard let n = try? bytes.withUnsafeMutableBytes({ try file.read(into: $0, at: 0) }) else { return nil }
+        var at = 0
+        func get<T: FixedWidthInteger>(_: T.Type) -> T? {
+            guard at + MemoryLayout<T>.size <= n else { return nil }
+            var value: T = 0
+            for i in 0..<MemoryLayout<T>.size { value |= T(bytes[at + i]) << (8 * i) }
+            at += MemoryLayout<T>.size
+            return value
+        }
+        guard get(UInt32.self) == magic, get(UInt32.self) != nil, get(UInt32.self) == formatVersion,
+              get(UInt32.self) != nil, get(UInt32.self) != nil, let count = get(UInt32.self), count <= 4_096,
+              let applied = get(UInt64.self), get(UInt64.self) != nil, get(UInt64.self) != nil,
+              let nameLength = get(UInt16.self) else { return nil }
+        at += Int(nameLength)
+        guard let idLength = get(UInt8.self), at + Int(idLength) <= n else { return nil }
+        let logID = String(decoding: bytes[at..<(at + Int(idLength))], as: UTF8.self)
+        at += Int(idLength)
+        var positions: [Int64] = []
+        for _ in 0..<count {
+            guard let p = get(UInt64.self) else { return nil }
+            positions.append(Int64(bitPattern: p))
+        }
+        return Peek(eventsApplied: Int64(bitPattern: applied), positions: positions, logID: logID)
+    }
+
     /// Decodes a snapshot, checking everything; the error says what is wrong.
     static func decode<P: Projector>(_ bytes: [UInt8], as type: P.Type, partitions: Int, logID: String?, path: String) throws -> ProjectedView<P> {
         func bad(_ reason: String) -> ProjectionError { .badSnapshot(path: path, reason: reason) }

@@ -194,4 +194,42 @@ struct CLIError: Error { let message: String }
         #expect(damaged.out == current.out)
         #expect(try answers().err.isEmpty, "a fresh table was written")
     }
+
+    /// Append snapshots only when the policy says so; a view too large to catch up in
+    /// memory answers from its last snapshot and says what it leaves out, unless asked to
+    /// be consistent.
+    @Test func snapshotPolicyAndLaggingLargeViews() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (_, generated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "5", "--customers", "20", "--products", "10"])
+        let lines = generated.split(separator: "\n", omittingEmptySubsequences: true)
+        func part(_ range: Range<Int>) -> String { lines[range].joined(separator: "\n") + "\n" }
+        let snapshots = { SnapshotDirectory(root: dir + "/views", name: RecordsView.name).list() }
+        #expect(try runBackorder(["append", "-", "--data", dir], stdin: part(0..<2_000)).0 == 0)
+        #expect(snapshots().count == 1, "the first append writes the first snapshot")
+        #expect(try runBackorder(["append", "-", "--data", dir], stdin: part(2_000..<2_100)).0 == 0)
+        #expect(snapshots().count == 1, "100 events: no snapshot due (10,000 by default)")
+        let dashboard = ["query", "dashboard", "--json", "--now", "2026-12-31T00:00:00Z", "--data", dir]
+        let (_, behindOut, behindErr) = try runBackorder(dashboard + ["--in-memory-catch-up-limit", "10"])
+        #expect(behindErr.contains("leaves out the newest 100 events"), "\(behindErr)")
+        let (_, consistentOut, consistentErr) = try runBackorder(dashboard + ["--in-memory-catch-up-limit", "10", "--consistent"])
+        #expect(!consistentErr.contains("leaves out"))
+        let (_, caughtUpOut, _) = try runBackorder(dashboard)
+        #expect(consistentOut == caughtUpOut, "consistent = caught up in memory")
+        #expect(behindOut != caughtUpOut, "the lagging answer is the snapshot's")
+        #expect(try runBackorder(["append", "-", "--data", dir, "--snapshot-events", "500"], stdin: part(2_100..<3_000)).0 == 0)
+        #expect(snapshots().count == 2, "1,000 events ≥ 500 and ≥ 10 % of the view: a snapshot")
+        let (_, current, currentErr) = try runBackorder(dashboard + ["--in-memory-catch-up-limit", "10"])
+        #expect(currentErr.isEmpty && current != caughtUpOut)
+    }
+
+    @Test func snapshotPolicyDecisions() {
+        let policy = SnapshotPolicy(events: 100, seconds: 60, growth: 0.1)
+        #expect(policy.isDue(behind: 1, viewEvents: 0, age: nil), "no snapshot yet")
+        #expect(!policy.isDue(behind: 0, viewEvents: 10, age: nil))
+        #expect(!policy.isDue(behind: 99, viewEvents: 10, age: 1_000), "below the event threshold")
+        #expect(policy.isDue(behind: 100, viewEvents: 1_000, age: 1), "10 % growth")
+        #expect(!policy.isDue(behind: 100, viewEvents: 1_001, age: 1), "under 10 % growth, young snapshot")
+        #expect(policy.isDue(behind: 100, viewEvents: 1_000_000, age: 60), "old snapshot")
+    }
 }

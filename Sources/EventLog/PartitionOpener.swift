@@ -93,10 +93,12 @@ struct PartitionOpener {
             }
             trusted = point.position
         }
-        // Resume from the active index's last entry before the recovery point, if its batch
-        // is there: the batches before it were durable and walked when the hint was written.
+        // A read-only open (a query process, an audit) resumes from the active index's last
+        // entry before the recovery point, if its batch is there: the batches before it were
+        // durable, and every read checks their CRCs. A writable open walks them all, so that
+        // damage before the recovery point fails the open before anything is appended.
         let stem = String(path.dropLast(SegmentFile.logExtension.count))
-        if trusted > 0, let bytes = try? storage.readWholeFile(stem + SegmentFile.activeIndexExtension),
+        if trusted > 0, !options.writable, let bytes = try? storage.readWholeFile(stem + SegmentFile.activeIndexExtension),
            let hint = SegmentIndex.decodeActive(bytes, segmentSize: trusted, intervalBytes: options.indexIntervalBytes),
            let last = hint.entries.last, let resumed = hint.resumingAtLastEntry() {
             var probe = SegmentScanner(file: file, from: Int64(last.position), limit: fileSize, bufferBytes: BatchHeader.size)

@@ -309,6 +309,8 @@ final class PartitionWriter: @unchecked Sendable {
                 try file.truncate(to: position)
                 try file.sync()
                 try saveRecoveryPoint()
+                // The next open (often a query process) then resumes its walk at the last batch.
+                writeActiveIndex(partition)
             } catch {
                 fail(LogError.wrap(error), partition, [])
             }

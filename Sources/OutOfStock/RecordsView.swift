@@ -159,37 +159,9 @@ public struct RecordsView: PartitionedProjector, Equatable {
                 notes: data.string(.notes), reason: nil, createdBy: event.actor, updatedBy: event.actor, updatedAt: at, deliveries: 0,
                 eventOffsets: [event.position.offset])
         default:
-            guard let id = data.string(.recordId), var r = tenants[event.tenant]?.records[id] else { return }
-            switch event.type {
-            case "OutOfStockAmended":
-                if let q = data.integer(.quantity) { r.quantity = q }
-                if let n = data.string(.notes) { r.notes = n }
-                if let s = data.string(.size) { r.size = s }
-                if let c = data.string(.customerId) { r.customerId = c; r.customerName = data.string(.customerName) ?? c }
-                if let p = data.string(.productId) { r.productId = p; r.productName = data.string(.productName) ?? p }
-                if r.status == .pending && r.delivered >= r.quantity { r.status = .completed; r.completedAt = at }
-            case "DeliveryRecorded":
-                r.delivered = r.delivered.addingReportingOverflow(data.integer(.quantity) ?? 0).partialValue
-                r.deliveries += 1
-                if r.delivered >= r.quantity { r.status = .completed; r.completedAt = at }
-            case "OutOfStockClosed":
-                r.status = .completed
-                r.completedAt = at
-                r.reason = data.string(.reason)
-            case "RefundRecorded":
-                r.status = .refunded
-                r.completedAt = at
-                r.reason = data.string(.reason)
-            case "OutOfStockDeleted":
-                r.status = .deleted
-                r.reason = data.string(.reason) ?? r.reason
-            default:
-                return
-            }
-            r.updatedBy = event.actor
-            r.updatedAt = at
-            r.eventOffsets.append(event.position.offset)
-            tenants[event.tenant]?.records[id] = r
+            guard let id = data.string(.recordId) else { return }
+            // Changed in place (no copy of the row and its strings per event).
+            tenants[event.tenant]?.records[id]?.apply(event.type, data, at: at, actor: event.actor, offset: event.position.offset)
         }
     }
 
@@ -256,6 +228,41 @@ public struct RecordsView: PartitionedProjector, Equatable {
             tenants[tenant] = book
         }
         guard r.at == bytes.count else { throw BinaryReader.Truncated() }
+    }
+}
+
+extension RecordRow {
+    /// Applies a change to an existing request (not `OutOfStockReported`, which creates it).
+    mutating func apply(_ type: String, _ data: EventData, at: Int64, actor: String, offset: Int64) {
+        switch type {
+        case "OutOfStockAmended":
+            if let q = data.integer(.quantity) { quantity = q }
+            if let n = data.string(.notes) { notes = n }
+            if let s = data.string(.size) { size = s }
+            if let c = data.string(.customerId) { customerId = c; customerName = data.string(.customerName) ?? c }
+            if let p = data.string(.productId) { productId = p; productName = data.string(.productName) ?? p }
+            if status == .pending && delivered >= quantity { status = .completed; completedAt = at }
+        case "DeliveryRecorded":
+            delivered = delivered.addingReportingOverflow(data.integer(.quantity) ?? 0).partialValue
+            deliveries += 1
+            if delivered >= quantity { status = .completed; completedAt = at }
+        case "OutOfStockClosed":
+            status = .completed
+            completedAt = at
+            reason = data.string(.reason)
+        case "RefundRecorded":
+            status = .refunded
+            completedAt = at
+            reason = data.string(.reason)
+        case "OutOfStockDeleted":
+            status = .deleted
+            reason = data.string(.reason) ?? reason
+        default:
+            return
+        }
+        updatedBy = actor
+        updatedAt = at
+        eventOffsets.append(offset)
     }
 }
 

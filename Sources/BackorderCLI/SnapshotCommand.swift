@@ -48,7 +48,7 @@ struct ReplayCommand: AsyncParsableCommand {
             }
             progress.finish()
             let seconds = MonotonicTime.now.seconds(since: start)
-            let path = try RecordsViewFiles(data: data.directory).write(rebuilt, logID: reader.log.manifest.logID)
+            let path = try RecordsViewFiles(data: data.directory).write(rebuilt, logID: reader.log.manifest.logID, replace: true)
             print("rebuilt view \(RecordsView.name) from \(rebuilt.eventsApplied) events in \(String(format: "%.3f", seconds)) s (\(Int(Double(rebuilt.eventsApplied) / max(seconds, 1e-9))) events/s); saved \(path)")
         }
     }

@@ -65,21 +65,27 @@ struct SegmentIndex: Sendable, Equatable {
         return index
     }
 
-    /// The active-index file: entry count (u32), then the `.index` and `.timeindex` bytes.
+    /// The active-index file: entry count (u32), the `.index` and `.timeindex` bytes, and a
+    /// CRC32C of all that (u32): a damaged hint is rejected whole, never half used.
     func encodedActive() -> [UInt8] {
         let (offsets, times) = encoded()
         var out = [UInt8](repeating: 0, count: 4)
         out.withUnsafeMutableBytes { raw in raw.storeBytes(of: UInt32(entries.count).littleEndian, as: UInt32.self) }
-        return out + offsets + times
+        out += offsets + times
+        withUnsafeBytes(of: CRC32C.checksum(out).littleEndian) { out.append(contentsOf: $0) }
+        return out
     }
 
     /// Decodes an active-index file written for a segment now `segmentSize` bytes long.
     static func decodeActive(_ bytes: [UInt8], segmentSize: Int64, intervalBytes: Int) -> SegmentIndex? {
-        guard bytes.count >= 4 else { return nil }
+        guard bytes.count >= 8 else { return nil }
+        let body = bytes[0..<(bytes.count - 4)]
+        let crc = UInt32(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: bytes.count - 4, as: UInt32.self) })
+        guard CRC32C.checksum(body) == crc else { return nil }
         let count = Int(UInt32(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
         let split = 4 + count * offsetEntryBytes
-        guard split <= bytes.count else { return nil }
-        return decode(offsets: Array(bytes[4..<split]), times: Array(bytes[split...]), segmentSize: segmentSize, intervalBytes: intervalBytes)
+        guard split <= body.count else { return nil }
+        return decode(offsets: Array(body[4..<split]), times: Array(body[split...]), segmentSize: segmentSize, intervalBytes: intervalBytes)
     }
 
     // MARK: Files

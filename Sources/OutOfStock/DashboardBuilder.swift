@@ -1,6 +1,7 @@
 /// Accumulates the dashboard over requests, whatever holds them: the in-memory book keys
-/// requests and parties by id, the query tables by ordinal (ordinals sort like the keys
-/// they stand for, so ties are broken the same way and both give the same dashboard).
+/// requests by `RequestKey` (requested time, id) and parties by id, a query table by
+/// ordinals, which sort exactly like those keys — so ties of the rankings are broken the
+/// same way and both give the same dashboard.
 struct DashboardBuilder<Row: Comparable, Party: Hashable & Comparable> {
     private var d = Dashboard()
     // Summed as integer hours-and-microseconds pairs would overflow for absurd times;
@@ -19,8 +20,7 @@ struct DashboardBuilder<Row: Comparable, Party: Hashable & Comparable> {
         d.requests += 1
         d.byStatus[status.rawValue, default: 0] += 1
         guard status != .deleted else { return }
-        let state: DeliveryState = status != .pending ? .done : delivered == 0 ? .needsDelivery : .partial
-        d.byDeliveryState[state.rawValue, default: 0] += 1
+        d.byDeliveryState[DeliveryState(status: status, delivered: delivered).rawValue, default: 0] += 1
         d.totalQuantity &+= quantity
         d.deliveredQuantity &+= delivered
         perDay[requestedAt >= 0 ? requestedAt / Self.day : requestedAt / Self.day - 1, default: 0] += 1
@@ -106,44 +106,5 @@ struct DashboardParts<Row, Party> {
         d.topCustomers = try topCustomers.map { let p = try party($0.0, true); return Ranked(id: p.id, name: p.name, outstanding: $0.1) }
         d.topProducts = try topProducts.map { let p = try party($0.0, false); return Ranked(id: p.id, name: p.name, outstanding: $0.1) }
         return d
-    }
-}
-
-/// How free text is split into searchable words: lower-cased runs of letters and digits.
-enum SearchText {
-    /// The words of `text`: maximal runs of letters, digits and combining marks, lower-cased.
-    static func words(_ text: String) -> [String] {
-        var words: [String] = [], word = String.UnicodeScalarView(), ascii = true
-        func flush() {
-            guard !word.isEmpty else { return }
-            let w = String(word)
-            words.append(ascii ? w : w.lowercased())
-            word = String.UnicodeScalarView()
-            ascii = true
-        }
-        for scalar in text.unicodeScalars {
-            switch scalar.value {
-            case 0x41...0x5A: word.append(Unicode.Scalar(scalar.value | 0x20) ?? scalar)
-            case 0x61...0x7A, 0x30...0x39: word.append(scalar)
-            case 0..<0x80: flush()
-            default:
-                // Scalar properties, not Character ones: much cheaper, and the index and
-                // the query split text the same way because both come here.
-                let p = scalar.properties
-                if p.isAlphabetic || p.numericType != nil || [.nonspacingMark, .spacingMark, .enclosingMark].contains(p.generalCategory) {
-                    word.append(scalar)
-                    ascii = false
-                } else {
-                    flush()
-                }
-            }
-        }
-        flush()
-        return words
-    }
-
-    /// The words a request can be found by.
-    static func words(of r: RecordRow) -> [String] {
-        words(r.customerName + " " + r.productName + " " + (r.notes ?? ""))
     }
 }

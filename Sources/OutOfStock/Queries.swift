@@ -136,16 +136,25 @@ public struct QueryError: Error, Sendable, Equatable, CustomStringConvertible {
     public init(description: String) { self.description = description }
 }
 
+/// A request's place in the order of the records list and of a query table's ordinals:
+/// requested time, then id. Ties of the dashboard's rankings are broken by it.
+struct RequestKey: Comparable {
+    let requestedAt: Int64
+    let id: String
+
+    static func < (a: RequestKey, b: RequestKey) -> Bool { (a.requestedAt, a.id) < (b.requestedAt, b.id) }
+}
+
 /// The queries of domain.md, answered from a tenant's book.
 extension TenantBook {
     /// The dashboard for `range`, with ageing measured at `now`.
     public func dashboard(range: TimeRange, now: Int64) -> Dashboard {
-        var builder = DashboardBuilder<String, String>()
+        var builder = DashboardBuilder<RequestKey, String>()
         for r in records.values where range.contains(r.requestedAt) {
-            builder.add(r.id, requestedAt: r.requestedAt, status: r.status, quantity: r.quantity, delivered: r.delivered,
-                        completedAt: r.completedAt, customer: r.customerId, product: r.productId)
+            builder.add(RequestKey(requestedAt: r.requestedAt, id: r.id), requestedAt: r.requestedAt, status: r.status, quantity: r.quantity,
+                        delivered: r.delivered, completedAt: r.completedAt, customer: r.customerId, product: r.productId)
         }
-        return builder.finish(now: now, row: { id in records[id].map(RecordSummary.init) }) { key, isCustomer in
+        return builder.finish(now: now, row: { key in records[key.id].map(RecordSummary.init) }) { key, isCustomer in
             (key, (isCustomer ? customers[key]?.name : products[key]?.name) ?? key)
         }
     }

@@ -44,17 +44,17 @@ public struct RecordRow: Sendable, Equatable {
     public var outstanding: Int64 { status == .pending ? quantity - delivered : 0 }
 
     /// needs delivery / partial / done (domain.md).
-    public var deliveryState: DeliveryState {
-        switch status {
-        case .pending: delivered == 0 ? .needsDelivery : .partial
-        default: .done
-        }
-    }
+    public var deliveryState: DeliveryState { DeliveryState(status: status, delivered: delivered) }
 }
 
 /// The derived delivery state of a request.
 public enum DeliveryState: String, Sendable, CaseIterable {
     case needsDelivery = "needs-delivery", partial, done
+
+    /// The state of a request with this status and delivered quantity.
+    public init(status: RecordStatus, delivered: Int64) {
+        self = status != .pending ? .done : delivered == 0 ? .needsDelivery : .partial
+    }
 }
 
 /// A customer as the views show it.

@@ -92,8 +92,8 @@ public struct RecordsViewFiles: Sendable {
         guard let newest = snapshots.list().first else { return .failure(.noTables) }
         let directory = snapshots.tablesDirectory(of: newest)
         guard storage.exists(directory) else { return .failure(.noTables) }
-        let path = directory + "/" + TenantTable.fileName(tenant: tenant)
-        guard storage.exists(path) else { return .failure(.noTenant) }
+        guard let name = TenantTable.fileName(tenant: tenant), storage.exists(directory + "/" + name) else { return .failure(.noTenant) }
+        let path = directory + "/" + name
         do {
             let table = try TenantTableReader(path: path, tenant: tenant)
             let meta = table.metadata
@@ -151,15 +151,16 @@ public struct RecordsViewFiles: Sendable {
             || policy.isDue(behind: load.events, viewEvents: projected.eventsApplied - load.events, age: newestSnapshotAge())
             || !storage.exists(snapshots.tablesDirectory(of: snapshots.list().first ?? ""))
         if due && projected.eventsApplied > 0 {
-            do { report.written = try write(projected, logID: reader.log.manifest.logID) } catch { report.writeFailure = "\(error)" }
+            do { report.written = try write(projected, logID: reader.log.manifest.logID, replace: force) } catch { report.writeFailure = "\(error)" }
         }
         return (projected, report)
     }
 
-    /// Writes a snapshot of `projected` and its query tables.
+    /// Writes a snapshot of `projected` and its query tables (see `SnapshotDirectory.write`
+    /// for `replace`).
     @discardableResult
-    public func write(_ projected: ProjectedView<RecordsView>, logID: String?) throws -> String {
-        try snapshots.write(projected, logID: logID) { directory in
+    public func write(_ projected: ProjectedView<RecordsView>, logID: String?, replace: Bool = false) throws -> String {
+        try snapshots.write(projected, logID: logID, replace: replace) { directory in
             try TenantTable.writeAll(projected, logID: logID, to: directory, storage: storage)
         }
     }

@@ -24,12 +24,13 @@ public enum TenantTable {
         static let customers: UInt32 = 20, products: UInt32 = 30, tokens: UInt32 = 40
     }
 
-    /// The file that holds `tenant`'s table in a snapshot's table directory.
-    public static func fileName(tenant: String) -> String {
+    /// The file that holds `tenant`'s table in a snapshot's table directory: the hex of its
+    /// UTF-8 bytes (ingest accepts tenant ids of at most 64 bytes). A tenant id too long for
+    /// a file name gets no table (nil): its queries catch the view up in memory.
+    public static func fileName(tenant: String) -> String? {
         let bytes = Array(tenant.utf8)
-        let hex = bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-        // Long tenant names are hashed; the header names the tenant, so a collision is detected.
-        return (bytes.count <= 100 ? hex : "h" + String(Partitioner.hash(bytes), radix: 16)) + ".table"
+        guard !bytes.isEmpty && bytes.count <= 120 else { return nil }
+        return bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined() + ".table"
     }
 
     /// What a table's header says about where it stands.
@@ -89,9 +90,10 @@ public enum TenantTable {
     /// Writes one table file per tenant of `projected` into `directory` (each fdatasynced).
     public static func writeAll(_ projected: ProjectedView<RecordsView>, logID: String?, to directory: String, storage: any Storage) throws {
         for (tenant, book) in projected.view.tenants {
+            guard let name = fileName(tenant: tenant) else { continue }
             let metadata = Metadata(tenant: tenant, logID: logID ?? "", positions: projected.positions,
                                     lastEventIDs: projected.lastEventIDs, rows: book.records.count)
-            try encode(book, metadata: metadata).write(to: directory + "/" + fileName(tenant: tenant), storage: storage)
+            try encode(book, metadata: metadata).write(to: directory + "/" + name, storage: storage)
         }
     }
 

@@ -69,8 +69,7 @@ extension TenantTableReader {
             let s = RecordStatus.allCases[Int(status[i])]
             if let wanted = filter.status, s != wanted { return false }
             if let wanted = filter.deliveryState, let delivered {
-                let state: DeliveryState = s != .pending ? .done : delivered[i] == 0 ? .needsDelivery : .partial
-                if state != wanted { return false }
+                if DeliveryState(status: s, delivered: delivered[i]) != wanted { return false }
             }
             return true
         }

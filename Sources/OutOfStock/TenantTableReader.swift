@@ -165,8 +165,7 @@ final class KeyedPostingsReader {
     func postings(_ index: Int, rows: Int) throws -> [UInt32] {
         let (starts, postings) = try postingLists()
         guard index >= 0 && index < count else { throw ProjectionError.badSnapshot(path: path, reason: "key \(index) out of range") }
-        let start = Int(starts[index]), end = Int(starts[index + 1])
-        guard start <= end, end <= postings.count else { throw ProjectionError.badSnapshot(path: path, reason: "postings of key \(index) out of range") }
+        guard let start = Int(exactly: starts[index]), let end = Int(exactly: starts[index + 1]), start <= end, end <= postings.count else { throw ProjectionError.badSnapshot(path: path, reason: "postings of key \(index) out of range") }
         var list: [UInt32] = []
         list.reserveCapacity(end - start)
         for i in start..<end {

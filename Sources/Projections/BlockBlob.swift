@@ -1,6 +1,7 @@
 import EventLog
 
-/// Variable-length items packed into lz4-compressed blocks of about 64 KiB, each with its
+/// Variable-length items packed into lz4-compressed blocks of about 64 KiB (a block is
+/// sealed once it reaches 64 KiB, so an item larger than that makes a larger block), each with its
 /// own CRC32C, in two sections of a table file: the blocks, and an index of three
 /// `UInt64`s per block (offset in the blocks section, compressed length << 32 | raw
 /// length, CRC32C of the compressed bytes). An item is found by its locator
@@ -68,9 +69,12 @@ public final class BlockBlobReader {
             return try checked(entry.bytes, offset, block)
         }
         guard block < index.count / 3 else { throw bad("locator names block \(block) of \(index.count / 3)") }
-        let start = Int(index[block * 3]), lengths = index[block * 3 + 1], crc = UInt32(truncatingIfNeeded: index[block * 3 + 2])
+        let lengths = index[block * 3 + 1], crc = UInt32(truncatingIfNeeded: index[block * 3 + 2])
         let compressed = Int(lengths >> 32), raw = Int(lengths & 0xFFFF_FFFF)
-        guard start <= blocks.count, compressed <= blocks.count - start, raw <= 16 * BlockBlobWriter.blockBytes else {
+        // A block holds whole items, so one large item makes a large block; lz4 cannot
+        // expand more than 255-fold, which bounds what a damaged index can make us allocate.
+        guard let start = Int(exactly: index[block * 3]), start <= blocks.count, compressed <= blocks.count - start,
+              raw <= compressed &* 255 &+ 64 else {
             throw bad("block \(block) lies outside its section")
         }
         let source = UnsafeRawBufferPointer(rebasing: blocks[start..<(start + compressed)])

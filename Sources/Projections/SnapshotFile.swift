@@ -178,16 +178,36 @@ public struct SnapshotDirectory: Sendable {
     /// Writes a new snapshot atomically and durably, then removes all but the newest `keep`.
     /// A failure leaves the earlier snapshots as they were.
     ///
-    /// `tables`, when given, fills a directory with files derived from the same state (a
+    /// Nothing is written when the newest snapshot is already at or past these positions,
+    /// unless `replace`. `tables`, when given, fills a directory with files derived from the same state (a
     /// view's query tables); it is made durable and renamed to `<sequence>.tables` before
     /// the snapshot itself is renamed into place, so a snapshot's tables exist whenever
     /// the snapshot does.
     @discardableResult
-    public func write<P: Projector>(_ projected: ProjectedView<P>, logID: String?,
+    public func write<P: Projector>(_ projected: ProjectedView<P>, logID: String?, replace: Bool = false,
                                     tables: ((_ directory: String) throws -> Void)? = nil) throws -> String {
-        let bytes = try SnapshotFile.encode(projected, logID: logID)
         try storage.createDirectory(path)
-        let sequence = (list().first.flatMap { Int64($0.prefix(20)) } ?? 0) + 1
+        // One writer at a time (an append and a query may both decide to snapshot): the lock
+        // is held from choosing the sequence number to the last rename and the pruning.
+        let lock: any StorageLock
+        do { lock = try storage.lock(path + "/" + Self.lockName) } catch LogError.locked {
+            throw ProjectionError.io("another process is writing a snapshot of view \(P.name) now")
+        }
+        defer { lock.release() }
+        // A snapshot at least as far along as this one makes it redundant (unless asked to
+        // replace it: a rebuild, an explicit snapshot, damaged tables).
+        if !replace, let newest = list().first, let peek = SnapshotFile.peek(path + "/" + newest, storage: storage),
+           peek.logID == (logID ?? ""), peek.positions.count == projected.positions.count,
+           zip(peek.positions, projected.positions).allSatisfy({ $0 >= $1 }), storage.exists(tablesDirectory(of: newest)) || tables == nil {
+            return path + "/" + newest
+        }
+        let bytes = try SnapshotFile.encode(projected, logID: logID)
+        // After the newest snapshot and any table directory a crashed writer left behind.
+        let sequences = ((try? storage.listDirectory(path)) ?? []).compactMap { name -> Int64? in
+            (name.hasSuffix(".snapshot") && name.count == 29) || (name.hasSuffix(Self.tablesSuffix) && name.count == 20 + Self.tablesSuffix.count)
+                ? Int64(name.prefix(20)) : nil
+        }
+        let sequence = (sequences.max() ?? 0) + 1
         let digits = String(sequence)
         let stem = String(repeating: "0", count: 20 - digits.count) + digits
         // Temporary names of this process's own: concurrent writers never share one.
@@ -198,10 +218,7 @@ public struct SnapshotDirectory: Sendable {
                 try storage.createDirectory(temporary)
                 try tables(temporary)
                 try storage.syncDirectory(temporary)
-                // Left by a writer that crashed before its snapshot's rename: never used.
-                let final = path + "/" + stem + Self.tablesSuffix
-                if storage.exists(final) { removeTree(final) }
-                try storage.rename(temporary, to: final)
+                try storage.rename(temporary, to: path + "/" + stem + Self.tablesSuffix)
             } catch {
                 removeTree(temporary)
                 throw error
@@ -225,6 +242,9 @@ public struct SnapshotDirectory: Sendable {
         return path + "/" + stem + ".snapshot"
     }
 
+    /// The lock file writers hold.
+    static let lockName = "LOCK"
+
     /// The name suffix of a snapshot's table directory.
     public static let tablesSuffix = ".tables"
 
@@ -233,16 +253,18 @@ public struct SnapshotDirectory: Sendable {
         path + "/" + snapshot.prefix(20) + Self.tablesSuffix
     }
 
-    /// Removes snapshots beyond the newest `keep`, and table directories whose snapshot is
-    /// gone or was never written (a crash between the two renames).
+    /// Removes snapshots beyond the newest `keep`, table directories whose snapshot is gone
+    /// or was never written, and temporary files and directories of writers that died
+    /// (called with the lock held: no other writer is at work).
     private func prune() {
-        let kept = list().prefix(keep)
+        let kept = Set(list().prefix(keep).map { $0.prefix(20) })
         for old in list().dropFirst(keep) { try? storage.remove(path + "/" + old) }
-        guard let oldestKept = kept.last?.prefix(20) else { return }
-        let keptStems = Set(kept.map { $0.prefix(20) })
-        for name in (try? storage.listDirectory(path)) ?? [] where name.count == 20 + Self.tablesSuffix.count && name.hasSuffix(Self.tablesSuffix) {
-            // Newer table directories may belong to a snapshot another process is writing now.
-            if !keptStems.contains(name.prefix(20)) && name.prefix(20) < oldestKept { removeTree(path + "/" + name) }
+        for name in (try? storage.listDirectory(path)) ?? [] {
+            if name.hasSuffix(".tmp") {
+                if name.contains(Self.tablesSuffix + ".") { removeTree(path + "/" + name) } else { try? storage.remove(path + "/" + name) }
+            } else if name.count == 20 + Self.tablesSuffix.count && name.hasSuffix(Self.tablesSuffix) && !kept.contains(name.prefix(20)) {
+                removeTree(path + "/" + name)
+            }
         }
     }
 

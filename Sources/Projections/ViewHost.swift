@@ -119,30 +119,46 @@ public enum Projection {
         let tasks = (0..<count).map { worker in
             Task.detached { () throws -> ProjectedView<P> in
                 defer { tally.finished.add(1, ordering: .releasing) }
-                var projected = ProjectedView<P>(partitions: reader.partitionCount)
-                for partition in stride(from: worker, to: reader.partitionCount, by: count) where ends[partition] > 0 {
-                    var state = ChunkReader(cursor: try reader.events(partition: partition, from: 0), partition: partition, end: ends[partition])
-                    while !Task.isCancelled {
-                        let (chunk, rest) = try readChunk(state)
-                        state = rest
-                        guard !chunk.isEmpty else { break }
-                        for batch in chunk {
-                            try projected.apply(batch)
-                            tally.applied.add(Int64(batch.events.count), ordering: .relaxed)
+                do {
+                    var projected = ProjectedView<P>(partitions: reader.partitionCount)
+                    for partition in stride(from: worker, to: reader.partitionCount, by: count) where ends[partition] > 0 {
+                        var state = ChunkReader(cursor: try reader.events(partition: partition, from: 0), partition: partition, end: ends[partition])
+                        while true {
+                            // Stop early when the caller gave up or another worker failed.
+                            guard !Task.isCancelled && !tally.failed.load(ordering: .relaxed) else { throw CancellationError() }
+                            let (chunk, rest) = try readChunk(state)
+                            state = rest
+                            guard !chunk.isEmpty else { break }
+                            for batch in chunk {
+                                try projected.apply(batch)
+                                tally.applied.add(Int64(batch.events.count), ordering: .relaxed)
+                            }
                         }
                     }
+                    return projected
+                } catch {
+                    tally.failed.store(true, ordering: .relaxed)
+                    throw error
                 }
-                try Task.checkCancellation()
-                return projected
             }
         }
-        while tally.finished.load(ordering: .acquiring) < count {
-            progress(tally.applied.load(ordering: .relaxed))
-            try? await Task.sleep(for: .milliseconds(100))
-        }
         do {
-            var result = try await tasks[0].value
-            for task in tasks.dropFirst() { try result.merge(try await task.value) }
+            while tally.finished.load(ordering: .acquiring) < count {
+                progress(tally.applied.load(ordering: .relaxed))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            // The first real error, not the cancellations it caused in the other workers.
+            var results: [ProjectedView<P>] = [], failure: (any Error)?
+            for task in tasks {
+                do { results.append(try await task.value) } catch is CancellationError {
+                    if failure == nil { failure = CancellationError() }
+                } catch {
+                    if failure == nil || failure is CancellationError { failure = error }
+                }
+            }
+            if let failure { throw failure }
+            var result = results[0]
+            for other in results.dropFirst() { try result.merge(other) }
             progress(result.eventsApplied)
             return result
         } catch {
@@ -185,4 +201,5 @@ public enum Projection {
 final class RebuildTally: Sendable {
     let applied = Atomic<Int64>(0)
     let finished = Atomic<Int>(0)
+    let failed = Atomic<Bool>(false)
 }

@@ -185,7 +185,7 @@ struct CLIError: Error { let message: String }
 
         // A damaged table is reported, not trusted; the answer is the same; it is rewritten.
         let newest = dir + "/views/records/" + (SnapshotDirectory(root: dir + "/views", name: RecordsView.name).list().first?.prefix(20) ?? "") + ".tables"
-        let table = newest + "/" + TenantTable.fileName(tenant: "default")
+        let table = newest + "/" + (TenantTable.fileName(tenant: "default") ?? "")
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: table)))
         bytes[bytes.count / 2] ^= 0x5A
         try Data(bytes).write(to: URL(fileURLWithPath: table))

@@ -54,6 +54,15 @@ func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ views: ViewOption
         }
     case .success:
         break // behind, and small enough to catch up in memory
+    case .failure(.noTenant) where !tenant.consistent:
+        // A large view is not loaded to find out that a tenant (misspelled, or new since
+        // the last snapshot) has no data.
+        let files = RecordsViewFiles(data: data.directory)
+        if let events = files.newestSnapshotEvents(), events > views.policy.inMemoryCatchUpLimit {
+            printError("error: tenant \(tenant.tenant) has no data in the last snapshot of the view (\(events) events; tenants: "
+                + files.tenantsInNewestTables().joined(separator: ", ") + "); --consistent catches up with the log first")
+            throw ExitCode(1)
+        }
     case let .failure(miss):
         if case .unusable = miss {
             printError("note: query table skipped: \(miss); answering from the snapshot and the log instead")

@@ -165,6 +165,18 @@ public struct RecordsViewFiles: Sendable {
         }
     }
 
+    /// Events in the view as of the newest snapshot (from its header), or nil.
+    public func newestSnapshotEvents() -> Int64? {
+        snapshots.list().first.flatMap { SnapshotFile.peek(snapshots.path + "/" + $0, storage: storage)?.eventsApplied }
+    }
+
+    /// The tenants that have a table in the newest snapshot, sorted.
+    public func tenantsInNewestTables() -> [String] {
+        guard let newest = snapshots.list().first else { return [] }
+        let names = (try? storage.listDirectory(snapshots.tablesDirectory(of: newest))) ?? []
+        return names.compactMap { TenantTable.tenant(fromFileName: $0) }.sorted()
+    }
+
     /// Seconds since the newest snapshot was written, or nil when there is none.
     func newestSnapshotAge() -> Double? {
         guard let newest = snapshots.list().first else { return nil }

@@ -33,6 +33,19 @@ public enum TenantTable {
         return bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined() + ".table"
     }
 
+    /// The tenant a table file is named for, or nil when the name is not a table's.
+    static func tenant(fromFileName name: String) -> String? {
+        guard name.hasSuffix(".table") else { return nil }
+        let hex = Array(name.dropLast(".table".count).utf8)
+        guard !hex.isEmpty, hex.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        for i in stride(from: 0, to: hex.count, by: 2) {
+            guard let byte = UInt8(String(decoding: hex[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// What a table's header says about where it stands.
     public struct Metadata: Sendable, Equatable {
         /// The tenant.

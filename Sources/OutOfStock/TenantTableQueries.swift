@@ -113,15 +113,17 @@ extension TenantTableReader {
         return RecordPage(total: total, records: rows.map(RecordSummary.init), nextCursor: next)
     }
 
-    /// The first ordinal whose (time, id) is above `key` — or, `inclusive`, not below it.
+    /// The first ordinal whose (time, id) is above `key` — or, `inclusive`, not below it:
+    /// the requests of that time, then a binary search by id among them.
     private func firstOrdinal(after key: (Int64, String), inclusive: Bool, _ requestedAt: IntegerColumn<Int64>) throws -> Int {
-        var i = requestedAt.lowerBound(of: key.0, in: 0..<rowCount)
-        while i < rowCount && requestedAt[i] == key.0 {
-            let id = try rowID(i)
-            if inclusive ? id >= key.1 : id > key.1 { break }
-            i += 1
+        var low = requestedAt.lowerBound(of: key.0, in: 0..<rowCount)
+        var high = key.0 == .max ? rowCount : requestedAt.lowerBound(of: key.0 + 1, in: low..<rowCount)
+        while low < high {
+            let mid = (low + high) / 2
+            let id = try rowID(mid)
+            if inclusive ? id < key.1 : id <= key.1 { low = mid + 1 } else { high = mid }
         }
-        return i
+        return low
     }
 
     private func postings(of key: String, in base: UInt32) throws -> [UInt32] {
@@ -224,7 +226,7 @@ extension TenantTableReader {
         let requestedAt = try column(Section.requestedAt, Int64.self), status = try statuses()
         let quantity = try column(Section.quantity, Int64.self)
         let customer = try column(Section.customer, UInt32.self), product = try column(Section.product, UInt32.self)
-        var regions: [UInt32: String] = [:]
+        var regions: [UInt32: String] = [:], partyIDs: [UInt32: String] = [:]
         var groups: [String: Group] = [:]
         let deleted = UInt8(RecordStatus.deleted.index)
         for i in ordinals(in: range, requestedAt) where status[i] != deleted {
@@ -233,8 +235,12 @@ extension TenantTableReader {
             case .region:
                 if regions[customer[i]] == nil { regions[customer[i]] = try self.customer(Int(customer[i])).row?.region ?? "(none)" }
                 key = regions[customer[i]] ?? "(none)"
-            case .product: key = try self.product(Int(product[i])).id
-            case .customer: key = try self.customer(Int(customer[i])).id
+            case .product:
+                if partyIDs[product[i]] == nil { partyIDs[product[i]] = try self.product(Int(product[i])).id }
+                key = partyIDs[product[i]] ?? ""
+            case .customer:
+                if partyIDs[customer[i]] == nil { partyIDs[customer[i]] = try self.customer(Int(customer[i])).id }
+                key = partyIDs[customer[i]] ?? ""
             }
             var g = groups[key] ?? Group()
             g.count += 1

@@ -10,6 +10,7 @@ public final class TenantTableReader {
     let file: MappedTableFile
     private var rowBlob: BlockBlobReader?
     private var keyed: [UInt32: KeyedPostingsReader] = [:]
+    private var statusBytes: UnsafeRawBufferPointer?
 
     /// Opens the table at `path`; it must belong to `tenant`.
     public init(path: String, tenant: String) throws {
@@ -31,10 +32,12 @@ public final class TenantTableReader {
         return column
     }
 
-    /// The status column (one byte per request).
+    /// The status column (one byte per request, each checked once to be a status).
     func statuses() throws -> UnsafeRawBufferPointer {
+        if let statusBytes { return statusBytes }
         let bytes = try file.section(TenantTable.Section.status)
         guard bytes.count == rowCount, bytes.allSatisfy({ $0 < RecordStatus.allCases.count }) else { throw bad("status section is malformed") }
+        statusBytes = bytes
         return bytes
     }
 

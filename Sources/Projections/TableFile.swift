@@ -164,7 +164,8 @@ public final class MappedTableFile {
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
 
     /// A section's bytes, its CRC checked on first use (`verified: false` skips the check,
-    /// for sections whose parts carry their own checksums).
+    /// for sections whose parts carry their own checksums). The bytes are valid while this
+    /// file object lives: keep it (readers hold it; `IntegerColumn` does).
     public func section(_ kind: UInt32, verified: Bool = true) throws -> UnsafeRawBufferPointer {
         guard let entry = entries[kind] else { throw ProjectionError.badSnapshot(path: path, reason: "section \(kind) is missing") }
         let bytes = UnsafeRawBufferPointer(start: base + entry.offset, count: entry.length)
@@ -183,7 +184,7 @@ public final class MappedTableFile {
         guard bytes.count % MemoryLayout<T>.size == 0 else {
             throw ProjectionError.badSnapshot(path: path, reason: "section \(kind): length \(bytes.count) is not a multiple of \(MemoryLayout<T>.size)")
         }
-        return IntegerColumn(bytes: bytes)
+        return IntegerColumn(bytes: bytes, owner: self)
     }
 }
 
@@ -193,8 +194,13 @@ public final class MappedTableFile {
 /// generic subscript costs tens of nanoseconds a call.
 public struct IntegerColumn<T: FixedWidthInteger> {
     @usableFromInline let bytes: UnsafeRawBufferPointer
+    /// The mapping the bytes live in, kept mapped as long as the column exists.
+    let owner: MappedTableFile
 
-    @usableFromInline init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    init(bytes: UnsafeRawBufferPointer, owner: MappedTableFile) {
+        self.bytes = bytes
+        self.owner = owner
+    }
 
     /// Number of values.
     @inlinable public var count: Int { bytes.count / MemoryLayout<T>.size }

@@ -221,6 +221,8 @@ struct CLIError: Error { let message: String }
         #expect(snapshots().count == 2, "1,000 events ≥ 500 and ≥ 10 % of the view: a snapshot")
         let (_, current, currentErr) = try runBackorder(dashboard + ["--in-memory-catch-up-limit", "10"])
         #expect(currentErr.isEmpty && current != caughtUpOut)
+        let (nobody, _, nobodyErr) = try runBackorder(dashboard + ["--in-memory-catch-up-limit", "10", "--tenant", "nobody"])
+        #expect(nobody == 1 && nobodyErr.contains("tenant nobody has no data in the last snapshot") && nobodyErr.contains("tenants: default"), "\(nobodyErr)")
     }
 
     @Test func snapshotPolicyDecisions() {

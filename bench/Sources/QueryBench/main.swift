@@ -28,8 +28,8 @@ let reader = try await EventReader.open(at: data)
 let opened = now()
 let table: TenantTableReader
 switch RecordsViewFiles(data: data).currentTable(tenant: tenant, reader: reader) {
-case let .success(t):
-    table = t
+case let .success(current):
+    table = current.table
     print(String(format: "open log read-only: %.1f ms; current-table check: %.1f ms", (opened - opening) * 1e3, (now() - opened) * 1e3))
 case let .failure(miss):
     print("no current table for tenant \(tenant): \(miss) (run `backorder snapshot --data \(data)` first)")

@@ -174,11 +174,20 @@ start() {
   echo "cluster up in $dir; clients: $urls"
 }
 
+# A process that exited but was not yet reaped by its parent (a zombie: the server's parent is
+# whoever adopted it, which may be slow to reap) counts as gone.
+running() {
+  [[ -r "/proc/$1/stat" ]] || return 1
+  local stat; stat=$(<"/proc/$1/stat") || return 1
+  stat=${stat##*) }
+  [[ "${stat:0:1}" != Z ]]
+}
+
 stop_pid() {
   local i=$1 pid=$2 waited=0
   kill -TERM "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null && (( waited < 100 )); do sleep 0.1; waited=$(( waited + 1 )); done
-  if kill -0 "$pid" 2>/dev/null; then
+  while running "$pid" && (( waited < 100 )); do sleep 0.1; waited=$(( waited + 1 )); done
+  if running "$pid"; then
     echo "n$i (pid $pid) still running after 10 s; SIGKILL" >&2
     kill -KILL "$pid" 2>/dev/null || true
   fi
@@ -228,7 +237,7 @@ case "$command" in
     need_node
     pid=$(live_pid "$node") || die "n$node is not running"
     kill -KILL "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    while running "$pid"; do sleep 0.05; done
     rm -f "$(node_dir "$node")/pid"
     echo "n$node killed (SIGKILL, pid $pid)" ;;
   start-node)

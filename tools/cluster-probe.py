@@ -391,12 +391,20 @@ async def kill_run(nc, args, events, cluster):
                 futures.append(await pub.publish(s, e.line, headers=h))
             except Exception as ex:  # the client may refuse while it reconnects
                 futures.append(ex)
+        # One deadline for the whole round: publishes lost with a dead connection never
+        # get an answer, and waiting for each in turn would take the round's size × timeout.
+        waiting = [f for f in futures if not isinstance(f, Exception)]
+        if waiting:
+            await asyncio.wait(waiting, timeout=args.ack_timeout)
         failed = []
         for (e, s), fut in zip(window, futures):
             try:
                 if isinstance(fut, Exception):
                     raise fut
-                ack = await asyncio.wait_for(fut, args.ack_timeout)
+                if not fut.done():
+                    fut.cancel()
+                    raise asyncio.TimeoutError()
+                ack = fut.result()
             except Exception as ex:  # timeouts, refusals, a connection lost while reconnecting
                 kind = (f"{ex.code}/{ex.err_code} {ex.description[:60]}" if isinstance(ex, PublishError)
                         else type(ex).__name__)

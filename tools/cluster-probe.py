@@ -540,7 +540,8 @@ def main():
     ap.add_argument("--base-port", type=int, default=4322, help="client ports of an own cluster (default 4322-4324)")
     ap.add_argument("--events", type=int, default=20000, help="events to generate (default 20000)")
     ap.add_argument("--input", help="NDJSON of `backorder generate` instead of generating")
-    ap.add_argument("--backorder", default="/work/main/.build/debug/backorder", help="the backorder binary for generate")
+    ap.add_argument("--backorder", default=os.path.join(HERE, "..", ".build", "debug", "backorder"),
+                    help="the backorder binary for generate (default: this checkout's debug build)")
     ap.add_argument("--single", type=int, default=1000, help="events published one at a time (default 1000)")
     ap.add_argument("--window", type=int, default=1000, help="unacknowledged publishes when pipelining (default 1000)")
     ap.add_argument("--batch-events", type=int, default=256, help="events per compressed batch message (default 256)")

@@ -121,6 +121,7 @@ class Cluster:
 
     def __init__(self, directory, base_port, own):
         self.dir, self.base_port, self.own = directory, base_port, own
+        self.down = set()  # nodes this run killed and has not restarted
 
     def sh(self, *argv):
         cmd = [CLUSTER_SH, *argv, "--dir", self.dir]
@@ -129,6 +130,10 @@ class Cluster:
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
+        if argv[0] == "kill-node":
+            self.down.add(argv[1])
+        elif argv[0] == "start-node":
+            self.down.discard(argv[1])
         return r.stdout
 
     def urls(self):
@@ -581,8 +586,12 @@ def main():
             print(cluster.sh("stop").strip(), flush=True)
             shutil.rmtree(directory, ignore_errors=True)
         else:
-            # A node this run killed and could not restart stays down: say so.
-            pass
+            # A cluster we were given goes back as we found it: restart what we killed.
+            for node in sorted(cluster.down):
+                try:
+                    print(cluster.sh("start-node", node).strip(), flush=True)
+                except RuntimeError as e:
+                    print(f"could not restart node n{node}: {e}", file=sys.stderr)
     sys.exit(status)
 
 

@@ -7,7 +7,7 @@ DATA ?= demo-data
 EVENTS ?= 200000
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build demo test bench clean
+.PHONY: deps build demo test bench clean cluster cluster-stop
 
 # Installs the Debian packages that are missing (needs root or sudo).
 deps:
@@ -37,6 +37,17 @@ test: build
 # Benchmarks live in their own package (bench/) so that the test build stays small.
 bench: deps
 	cd bench && swift build -c release --scratch-path .build-bench && .build-bench/release/LogBench
+
+# A local 3-node NATS JetStream cluster on 127.0.0.1 (issue 10, docs/CLUSTER.md); CLUSTER_DIR keeps
+# its configs, data and PIDs. `make cluster-stop` stops exactly the recorded PIDs.
+CLUSTER_DIR ?= /tmp/backorder-cluster
+cluster:
+	@command -v nats-server >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; }
+	tools/cluster.sh start --dir $(CLUSTER_DIR) --nodes 3
+
+cluster-stop:
+	tools/cluster.sh stop --dir $(CLUSTER_DIR)
 
 clean:
 	rm -rf .build $(DATA)

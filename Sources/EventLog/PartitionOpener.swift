@@ -24,7 +24,6 @@ struct PartitionOpener {
         let point = try storage.readWholeFile(directory + "/" + RecoveryPoint.fileName).flatMap(RecoveryPoint.decode)
         var events: [RecoveryEvent] = []
         var segments: [SegmentState] = []
-        var createdFile = false
 
         for (i, base) in bases.enumerated() {
             let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
@@ -51,7 +50,6 @@ struct PartitionOpener {
             let base = point?.nextOffset ?? 0
             let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
             let file = try storage.open(path, create: true, writable: true)
-            createdFile = true
             segments.append(SegmentState(baseOffset: base, path: path, file: file, size: 0, nextOffset: base,
                                          index: SegmentIndex(intervalBytes: options.indexIntervalBytes), sealed: false))
         }
@@ -65,7 +63,11 @@ struct PartitionOpener {
             // Whatever a previous writer left unsynced (in none or interval mode) is made
             // durable now, before anyone builds on it.
             try active.file.sync()
-            if createdFile { try storage.syncDirectory(directory) }
+            // Always, not only when this open created the active segment: an open or a
+            // writer that failed before its directory sync (or was killed) may have left a
+            // file whose name is not yet durable, and acknowledging appends to it would let
+            // a power cut take the whole file.
+            try storage.syncDirectory(directory)
             let durable = point.map { $0.segmentBase == active.baseOffset ? min($0.position, active.size) : 0 } ?? 0
             writer = try PartitionWriter(storage: storage, directory: directory, options: options,
                                          segmentBytes: manifest.segmentBytes, lock: lock, active: active,

@@ -293,3 +293,32 @@ struct FaultWorkload {
         }
     }
 }
+
+/// Known limit, reported in docs/RELIABILITY.md: recovery cannot tell a torn write from a
+/// read that returned flipped bits, so a flip while the writable open checksums the tail
+/// after the recovery point makes it cut acknowledged records. A fix would re-read a
+/// batch that fails its checksum before truncating there.
+@Suite struct FlippedRecoveryReadTests {
+    @Test(.disabled("known limit: a bit flipped on read while recovery checksums the tail truncates acknowledged records (10 of these 20 seeds lose 10-100 of 100 records); see docs/RELIABILITY.md"))
+    func aFlippedReadDuringRecoveryDoesNotCutAcknowledgedRecords() async throws {
+        for seed in UInt64(1)...20 {
+            let storage = SimulatedStorage()
+            var opts = options(partitions: 1, segmentBytes: 1 << 20)
+            opts.recoveryCheckpointBytes = 1 << 20 // the whole tail is after the recovery point
+            opts.preallocationBytes = 4096
+            let log = try await WriteAheadLog.open(at: "/sim", options: opts, storage: storage)
+            try await appendSamples(log, 0..<100, batchSize: 10)
+            storage.crashProcess() // kill -9: no final recovery point
+            await log.close()
+            storage.setFaults(.init(bitFlipProbability: 1, flipOnlyPathsEndingWith: ".log"), seed: seed)
+            let reopened = try? await WriteAheadLog.open(at: "/sim", options: opts, storage: storage)
+            storage.setFaults(.init())
+            await reopened?.close()
+            let check = try await WriteAheadLog.open(at: "/sim", options: opts, storage: storage)
+            let records = try readAll(check)
+            let intact = records == (0..<100).map(sampleRecord)
+            #expect(intact, "flip seed \(seed): \(records.count) of 100 acknowledged records left; recovery: \(reopened?.recoveryEvents ?? [])")
+            await check.close()
+        }
+    }
+}

@@ -46,6 +46,8 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     struct FaultPlan {
         var errorProbability = 0.0
         var bitFlipProbability = 0.0
+        /// When set, bit flips hit only files whose path ends with this.
+        var flipOnlyPathsEndingWith: String?
     }
 
     private let lock = NSLock()
@@ -122,9 +124,9 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     }
 
     /// Draws whether this read gets a flipped bit.
-    fileprivate func drawFlip() -> Bool {
+    fileprivate func drawFlip(_ path: String) -> Bool {
         locked { s in
-            guard s.faults.bitFlipProbability > 0,
+            guard s.faults.bitFlipProbability > 0, s.faults.flipOnlyPathsEndingWith.map(path.hasSuffix) ?? true,
                   Double.random(in: 0..<1, using: &s.faultRandom) < s.faults.bitFlipProbability else { return false }
             s.flippedReads += 1
             return true
@@ -279,7 +281,7 @@ final class SimulatedFile: StorageFile, @unchecked Sendable {
             if n > 0 { node.current.withUnsafeBytes { buffer.baseAddress?.copyMemory(from: $0.baseAddress! + start, byteCount: n) } }
             return max(n, 0)
         }
-        if n > 0, storage.drawFlip() {
+        if n > 0, storage.drawFlip(path) {
             let bit = storage.drawFaultNumber(below: n * 8)
             buffer[bit / 8] ^= UInt8(1 << (bit % 8))
         }

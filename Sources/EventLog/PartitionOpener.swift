@@ -63,11 +63,12 @@ struct PartitionOpener {
             // Whatever a previous writer left unsynced (in none or interval mode) is made
             // durable now, before anyone builds on it.
             try active.file.sync()
-            // Always, not only when this open created the active segment: an open or a
-            // writer that failed before its directory sync (or was killed) may have left a
-            // file whose name is not yet durable, and acknowledging appends to it would let
-            // a power cut take the whole file.
-            try storage.syncDirectory(directory)
+            // Not only when this open created the active segment: an open or a writer that
+            // failed before its directory sync (or was killed) may have left a file whose
+            // name is not yet durable, and acknowledging appends to it would let a power cut
+            // take the whole file. A recovery point naming the segment was saved (with a
+            // directory sync) after the segment's creation: then the name is durable.
+            if point?.segmentBase != active.baseOffset { try storage.syncDirectory(directory) }
             let durable = point.map { $0.segmentBase == active.baseOffset ? min($0.position, active.size) : 0 } ?? 0
             writer = try PartitionWriter(storage: storage, directory: directory, options: options,
                                          segmentBytes: manifest.segmentBytes, lock: lock, active: active,

@@ -47,7 +47,9 @@ public final class EventStore: Sendable {
     /// and the next writer must not open the index files while this one still writes them.
     private let writerLock: any StorageLock
 
-    private init(log: WriteAheadLog, directory: String, index: StoreIndex, options: StoreOptions, writerLock: any StorageLock) {
+    private init(log: WriteAheadLog, directory: String, index: StoreIndex, options: StoreOptions, writerLock: any StorageLock,
+                 indexRebuildReason: String?) {
+        self.indexRebuildReason = indexRebuildReason
         self.log = log
         self.directory = directory
         self.index = index
@@ -90,14 +92,19 @@ public final class EventStore: Sendable {
         do {
             let ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) }
             let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, fsyncOnly: options.log.durability == .fsync)
-            try index.lock.withLock { try index.recover(from: log) }
-            return EventStore(log: log, directory: directory, index: index, options: options, writerLock: writerLock)
+            let rebuilt = try index.lock.withLock { try index.recover(from: log) }
+            return EventStore(log: log, directory: directory, index: index, options: options, writerLock: writerLock,
+                              indexRebuildReason: rebuilt)
         } catch {
             await log.close()
             writerLock.release()
             throw EventStoreError.wrap(error)
         }
     }
+
+    /// Why the open rebuilt the indexes from the log (damaged, missing or foreign index
+    /// files), or nil when it trusted them. For the operator: `backorder append` prints it.
+    public let indexRebuildReason: String?
 
     /// Number of partitions.
     public var partitionCount: Int { log.partitionCount }

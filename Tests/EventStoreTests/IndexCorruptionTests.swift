@@ -34,6 +34,9 @@ import Testing
     /// Opens the damaged store and checks it behaves as an intact one.
     static func checkBehavesIntact(_ dir: String, _ damage: String) async throws {
         let store = try await EventStore.open(at: dir, options: options())
+        if damage != Damage.garbageGrowFile.rawValue {
+            #expect(store.indexRebuildReason != nil, "\(damage): the rebuild is reported")
+        }
         let again = try await store.append((0..<streams).flatMap { s in (0..<perStream).map { event(s, $0) } })
         let appendedAgain = again.filter { if case .appended = $0 { true } else { false } }.count
         #expect(appendedAgain == 0, "\(damage): \(appendedAgain) stored events were appended a second time")

@@ -65,7 +65,7 @@ enum Corpus {
 @Suite struct FuzzTests {
     static let scale = Int(ProcessInfo.processInfo.environment["BACKORDER_FUZZ_ITERATIONS"] ?? "") ?? 1
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func ndjsonParserAcceptsOrRejectsEveryMutatedLine() throws {
         let corpus = try Corpus.ndjsonLines()
         #expect(corpus.count > 50, "the corpus is in Tests/Corpus/ndjson")
@@ -87,7 +87,7 @@ enum Corpus {
         print("fuzz ndjson parser: \(accepted + rejected) mutated lines, \(accepted) accepted, \(rejected) rejected with a line and a reason")
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func ingestorReportsEveryMutatedLineByNumber() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -128,7 +128,7 @@ enum Corpus {
         print("fuzz ingestor: \(lines) lines in \(12 * Self.scale) mutated files, \(rejected) rejected, each by line number")
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func segmentReadersSurviveMutatedSegments() async throws {
         // In memory when possible: each round copies a log and fsyncs in a writable open.
         let dir = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/backorder-fuzz-\(UUID().uuidString.prefix(8))" : freshDirectory()
@@ -238,7 +238,7 @@ enum Corpus {
         print("fuzz segments: \(300 * Self.scale) mutated log directories, \(errors) reported damage, \(intactReads) batches read intact, \(restamped) re-stamped checksums")
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func snapshotReaderRejectsMutatedSnapshots() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,13 +1,15 @@
 # Backorder — the two commands of the README:
 #   make demo   install dependencies, build, generate a realistic data set, append it, show the log and the dashboard
 #   make test   install dependencies, build, run the whole test suite
+#   make soak   the fault suites at length (docs/RELIABILITY.md): SEEDS=… ROUNDS=… FUZZ=…
+#   make sanitize  the test suite under ThreadSanitizer (SANITIZER=address for AddressSanitizer)
 SHELL := /bin/bash
 APT_PACKAGES := liblz4-dev libzstd-dev libsimdjson-dev pkg-config
 DATA ?= demo-data
 EVENTS ?= 200000
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build demo test bench clean cluster cluster-stop
+.PHONY: deps build demo test bench clean cluster cluster-stop soak sanitize
 
 # Installs the Debian packages that are missing (needs root or sudo).
 deps:
@@ -33,6 +35,27 @@ demo: build
 
 test: build
 	swift test $(SWIFT_BUILD_FLAGS)
+
+# Long runs of the reliability suites: SEEDS fault-simulator seeds (and power-loss seeds),
+# ROUNDS kill -9 rounds of `backorder append` and of the log's crash writer, FUZZ × the
+# mutation-fuzz iterations. A failing simulator seed is printed; replay it with
+# `SEED=N swift test --filter FaultSimulationTests`.
+SEEDS ?= 2000
+ROUNDS ?= 10000
+FUZZ ?= 10
+# The fuzz pass runs on its own: beside the others its hang guard (10 minutes) could trip.
+soak: build
+	BACKORDER_FAULT_SEEDS=$(SEEDS) BACKORDER_SIM_SEEDS=$(SEEDS) BACKORDER_APPEND_KILL_ROUNDS=$(ROUNDS) \
+	BACKORDER_CRASH_ROUNDS=$(ROUNDS) BACKORDER_SIM_VERBOSE=1 \
+	swift test $(SWIFT_BUILD_FLAGS) --filter 'FaultSimulationTests|SimulationTests|AppendKillTests|CrashTests|FullDiskTests|ConcurrentProducerTests'
+	BACKORDER_FUZZ_ITERATIONS=$(FUZZ) swift test $(SWIFT_BUILD_FLAGS) --filter FuzzTests
+
+# The whole suite under a sanitizer, in its own build directory (slow: the process-based
+# crash tests run with fewer rounds here).
+SANITIZER ?= thread
+sanitize: deps
+	BACKORDER_APPEND_KILL_ROUNDS=30 BACKORDER_CRASH_ROUNDS=20 BACKORDER_INGEST_CRASH_ROUNDS=4 \
+	swift test --sanitize=$(SANITIZER) --scratch-path .build-$(SANITIZER)san
 
 # Benchmarks live in their own package (bench/) so that the test build stays small.
 bench: deps

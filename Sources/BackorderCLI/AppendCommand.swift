@@ -49,6 +49,7 @@ struct AppendCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         for event in store.log.recoveryEvents { printError("recovered: \(event)") }
+        if let reason = store.indexRebuildReason { printError("recovered: indexes rebuilt from the log (\(reason))") }
         var ingestOptions = IngestOptions()
         ingestOptions.batchSize = batchSize
         ingestOptions.dryRun = dryRun

@@ -24,7 +24,6 @@ struct PartitionOpener {
         let point = try storage.readWholeFile(directory + "/" + RecoveryPoint.fileName).flatMap(RecoveryPoint.decode)
         var events: [RecoveryEvent] = []
         var segments: [SegmentState] = []
-        var createdFile = false
         // The chain hash of the last valid batch of the last segment, if it has one.
         var lastChain: ChainHash?
 
@@ -54,7 +53,6 @@ struct PartitionOpener {
             let base = point?.nextOffset ?? 0
             let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
             let file = try storage.open(path, create: true, writable: true)
-            createdFile = true
             segments.append(SegmentState(baseOffset: base, path: path, file: file, size: 0, nextOffset: base,
                                          index: SegmentIndex(intervalBytes: options.indexIntervalBytes), sealed: false))
         }
@@ -68,7 +66,12 @@ struct PartitionOpener {
             // Whatever a previous writer left unsynced (in none or interval mode) is made
             // durable now, before anyone builds on it.
             try active.file.sync()
-            if createdFile { try storage.syncDirectory(directory) }
+            // Not only when this open created the active segment: an open or a writer that
+            // failed before its directory sync (or was killed) may have left a file whose
+            // name is not yet durable, and acknowledging appends to it would let a power cut
+            // take the whole file. A recovery point naming the segment was saved (with a
+            // directory sync) after the segment's creation: then the name is durable.
+            if point?.segmentBase != active.baseOffset { try storage.syncDirectory(directory) }
             let durable = point.map { $0.segmentBase == active.baseOffset ? min($0.position, active.size) : 0 } ?? 0
             let head = try lastChain ?? chainHeadBefore(active: segments.count - 1, segments: segments)
             writer = try PartitionWriter(storage: storage, directory: directory, options: options,

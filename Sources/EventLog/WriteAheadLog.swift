@@ -48,13 +48,12 @@ public final class WriteAheadLog: Sendable {
         var locks: [any StorageLock] = []
         do {
             if options.writable {
-                // Partition directories are created once; make their entries durable.
-                var created = false
+                // Partition directories are created once; make their entries durable (on every
+                // writable open: an earlier one may have failed between the two steps).
                 for number in 0..<manifest.partitionCount where !storage.exists(path + "/" + partitionDirectoryName(number)) {
                     try storage.createDirectory(path + "/" + partitionDirectoryName(number))
-                    created = true
                 }
-                if created { try storage.syncDirectory(path) }
+                try storage.syncDirectory(path)
             }
             for number in 0..<manifest.partitionCount {
                 let directory = path + "/" + partitionDirectoryName(number)
@@ -158,9 +157,9 @@ public final class WriteAheadLog: Sendable {
         guard (Limits.minSegmentBytes...Limits.maxSegmentBytes).contains(options.segmentBytes) else {
             throw LogError.invalidArgument("segment size \(options.segmentBytes) is outside \(Limits.minSegmentBytes)...\(Limits.maxSegmentBytes)")
         }
-        let existed = storage.exists(path)
         try storage.createDirectory(path)
-        if !existed { try storage.syncDirectory(parentDirectory(of: path)) }
+        // Even if the directory existed: whoever created it may have died before this sync.
+        try storage.syncDirectory(parentDirectory(of: path))
         // Creation is serialized by a log-wide lock so two processes cannot write different manifests.
         let lock = try await acquireLock(path + "/LOCK", storage: storage, timeoutMilliseconds: options.lockTimeoutMilliseconds)
         defer { lock.release() }

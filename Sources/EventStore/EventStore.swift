@@ -42,12 +42,37 @@ public final class EventStore: Sendable {
     public let directory: String
     let index: StoreIndex
     let options: StoreOptions
+    /// The store-wide writer lock (`LOCK` in the directory), held from open until the
+    /// indexes are checkpointed at close: the log's own locks are released before that,
+    /// and the next writer must not open the index files while this one still writes them.
+    private let writerLock: any StorageLock
 
-    private init(log: WriteAheadLog, directory: String, index: StoreIndex, options: StoreOptions) {
+    private init(log: WriteAheadLog, directory: String, index: StoreIndex, options: StoreOptions, writerLock: any StorageLock,
+                 indexRebuildReason: String?) {
+        self.indexRebuildReason = indexRebuildReason
         self.log = log
         self.directory = directory
         self.index = index
         self.options = options
+        self.writerLock = writerLock
+    }
+
+    /// Takes the store-wide writer lock, waiting up to the log's lock timeout for another
+    /// writer (process) to finish.
+    private static func acquireWriterLock(directory: String, timeoutMilliseconds: Int) async throws -> any StorageLock {
+        let storage = PosixStorage()
+        try storage.createDirectory(directory)
+        let deadline = ContinuousClock.now + .milliseconds(max(0, timeoutMilliseconds))
+        while true {
+            do {
+                return try storage.lock(directory + "/LOCK")
+            } catch LogError.locked(let path) {
+                guard ContinuousClock.now < deadline else { throw EventStoreError.log(.locked(path: path)) }
+                try? await Task.sleep(for: .milliseconds(5))
+            } catch {
+                throw EventStoreError.wrap(error)
+            }
+        }
     }
 
     /// Opens (or creates) the store in `directory`, taking the log's writer locks, and
@@ -58,18 +83,28 @@ public final class EventStore: Sendable {
         }
         var logOptions = options.log
         logOptions.writable = true
+        let writerLock = try await acquireWriterLock(directory: directory, timeoutMilliseconds: logOptions.lockTimeoutMilliseconds)
         let log: WriteAheadLog
-        do { log = try await WriteAheadLog.open(at: directory + "/log", options: logOptions) } catch { throw EventStoreError.wrap(error) }
+        do { log = try await WriteAheadLog.open(at: directory + "/log", options: logOptions) } catch {
+            writerLock.release()
+            throw EventStoreError.wrap(error)
+        }
         do {
             let ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) }
             let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, fsyncOnly: options.log.durability == .fsync)
-            try index.lock.withLock { try index.recover(from: log) }
-            return EventStore(log: log, directory: directory, index: index, options: options)
+            let rebuilt = try index.lock.withLock { try index.recover(from: log) }
+            return EventStore(log: log, directory: directory, index: index, options: options, writerLock: writerLock,
+                              indexRebuildReason: rebuilt)
         } catch {
             await log.close()
+            writerLock.release()
             throw EventStoreError.wrap(error)
         }
     }
+
+    /// Why the open rebuilt the indexes from the log (damaged, missing or foreign index
+    /// files), or nil when it trusted them. For the operator: `backorder append` prints it.
+    public let indexRebuildReason: String?
 
     /// Number of partitions.
     public var partitionCount: Int { log.partitionCount }
@@ -160,9 +195,10 @@ public final class EventStore: Sendable {
         do { return EventCursor(partition: partition, cursor: try log.cursor(partition: partition, from: offset), from: offset) } catch { throw EventStoreError.wrap(error) }
     }
 
-    /// Flushes and closes the log and marks the indexes clean.
+    /// Flushes and closes the log, marks the indexes clean, then lets the next writer in.
     public func close() async throws {
         await log.close()
+        defer { writerLock.release() }
         try index.lock.withLock {
             if index.failure.allSatisfy({ $0 == nil }) { try index.checkpoint(clean: true) }
         }

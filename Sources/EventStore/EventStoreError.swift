@@ -26,6 +26,8 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
             return error.description
         case let .malformedEvent(position, reason):
             return "stored event at \(position) is malformed: \(reason)"
+        case let .io(operation, code) where code == ENOSPC || code == EDQUOT:
+            return "disk full: \(operation) failed: \(String(cString: strerror(code))) (errno \(code)); free space and retry"
         case let .io(operation, code):
             return "\(operation) failed: \(String(cString: strerror(code))) (errno \(code))"
         case let .invalidArgument(message):

@@ -54,10 +54,17 @@ final class PersistentHashTable: @unchecked Sendable {
         }
         let bytes = Self.headerBytes + header.capacity * Self.slotBytes
         if fresh {
-            // A new table: an empty file of the initial size (zero slots are empty).
-            guard ftruncate(fd, 0) == 0, ftruncate(fd, off_t(bytes)) == 0 else {
+            // A new table: an empty file of the initial size (zero slots are empty). Its
+            // blocks are allocated now: a write through the mapping into a hole of a full
+            // file system kills the process with SIGBUS instead of failing with ENOSPC.
+            guard ftruncate(fd, 0) == 0 else {
                 close(fd)
                 throw EventStoreError.io("ftruncate \(path)", errno)
+            }
+            let code = posix_fallocate(fd, 0, off_t(bytes))
+            guard code == 0 else {
+                close(fd)
+                throw EventStoreError.io("allocate \(bytes) bytes for \(path)", code)
             }
         }
         guard let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
@@ -156,10 +163,17 @@ final class PersistentHashTable: @unchecked Sendable {
         let temporary = path + ".grow"
         let newFD = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard newFD >= 0 else { throw EventStoreError.io("open \(temporary)", errno) }
-        guard ftruncate(newFD, off_t(bytes)) == 0,
-              let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, newFD, 0), mapped != MAP_FAILED else {
+        // Allocated, not just sized: see init (SIGBUS on a full file system otherwise).
+        let allocated = posix_fallocate(newFD, 0, off_t(bytes))
+        guard allocated == 0 else {
+            close(newFD)
+            unlink(temporary)
+            throw EventStoreError.io("grow \(path) to \(bytes) bytes", allocated)
+        }
+        guard let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, newFD, 0), mapped != MAP_FAILED else {
             let code = errno
             close(newFD)
+            unlink(temporary)
             throw EventStoreError.io("grow \(path)", code)
         }
         let mask = capacity - 1

@@ -113,16 +113,31 @@ final class StoreIndex: @unchecked Sendable {
 
     /// Brings the tables up to the log: from the saved coverage when it can be trusted,
     /// else from an empty table. Then records "not clean" before anything else changes.
-    func recover(from log: WriteAheadLog) throws {
+    /// Returns why the tables were rebuilt from the log, or nil when they were trusted.
+    @discardableResult
+    func recover(from log: WriteAheadLog) throws -> String? {
         let ends = nextOffset
         var covered = Array(repeating: Int64(0), count: ends.count)
-        if let coverage = Coverage.read(directory + "/COVERAGE"), coverage.covered.count == ends.count,
+        var rebuilt: String?
+        let coverage = Coverage.read(directory + "/COVERAGE")
+        if let coverage, coverage.covered.count == ends.count,
            !(streams + ids).contains(where: \.wasCreated), coverage.logID == (log.manifest.logID ?? "-"),
            coverage.lastIDs == lastIDs(before: coverage.covered),
            coverage.clean || coverage.fsyncOnly, zip(coverage.covered, ends).allSatisfy({ $0 <= $1 }) {
             covered = coverage.covered
             if !coverage.clean { for table in streams + ids { table.recount() } }
         } else {
+            let created = (streams + ids).filter(\.wasCreated).map { ($0.path as NSString).lastPathComponent }
+            if let coverage {
+                rebuilt = !created.isEmpty ? "index tables missing or damaged: " + created.joined(separator: ", ")
+                    : coverage.covered.count != ends.count ? "index/COVERAGE is for another partition count"
+                    : coverage.logID != (log.manifest.logID ?? "-") ? "index/COVERAGE belongs to another log"
+                    : !(coverage.clean || coverage.fsyncOnly) ? "the last writer stopped without closing, in a durability mode other than fsync"
+                    : "index/COVERAGE does not match this log's history"
+            } else {
+                rebuilt = "index/COVERAGE is missing or damaged"
+            }
+            if ends.allSatisfy({ $0 == 0 }) && coverage == nil { rebuilt = nil } // a new store
             // Say "covers nothing" on disk before emptying, so a crash in between can
             // never leave empty tables that a clean coverage vouches for.
             try Coverage(covered: covered, clean: false, fsyncOnly: false, logID: "-", lastIDs: covered.map { _ in "-" }).write(directory: directory)
@@ -148,6 +163,7 @@ final class StoreIndex: @unchecked Sendable {
             }
         }
         try checkpoint(clean: false)
+        return rebuilt
     }
 
     /// The ids of the events just below `positions` ("-" where a partition is empty there).

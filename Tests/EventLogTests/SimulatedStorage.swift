@@ -11,6 +11,12 @@ import Foundation
 /// order), names revert to their last synced state, and every open handle starts failing
 /// with EIO, as the threads of a dead process would. Another `Storage` instance then sees
 /// the state after the crash.
+///
+/// Faults (all seeded, off by default): with `faults.errorProbability` any call fails with
+/// ENOSPC or EIO (a failing write may have written a prefix first, as a disk that fills up
+/// part way); with `faults.bitFlipProbability` a read returns one flipped bit (the stored
+/// bytes stay intact, as a flaky cable or controller). `crashProcess()` kills the "process"
+/// without a power cut: open handles die, written data (the page cache) survives.
 final class SimulatedStorage: Storage, @unchecked Sendable {
     final class Inode {
         var current: [UInt8] = []
@@ -30,6 +36,18 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         /// Crash (power cut) when `operations` reaches this.
         var crashAt: Int?
         var crashSeed: UInt64 = 0
+        var faults = FaultPlan()
+        var faultRandom = SplitMix64(seed: 0)
+        var injectedErrors = 0
+        var flippedReads = 0
+    }
+
+    /// Probabilities of injected faults, per call.
+    struct FaultPlan {
+        var errorProbability = 0.0
+        var bitFlipProbability = 0.0
+        /// When set, bit flips hit only files whose path ends with this.
+        var flipOnlyPathsEndingWith: String?
     }
 
     private let lock = NSLock()
@@ -49,12 +67,71 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         locked { $0.crashAt = $0.operations + operations; $0.crashSeed = seed }
     }
 
+    /// Names, sizes and synced sizes of every file, for failure messages.
+    func describe() -> String {
+        locked { s in
+            s.names.sorted { $0.key < $1.key }.map { name, id in
+                let node = s.inodes[id]
+                return "\(name) \(node?.current.count ?? -1)/\(node?.synced.count ?? -1)\(s.durableNames[name] == id ? "" : " (name not durable)")"
+            }.joined(separator: ", ")
+        }
+    }
+
     /// Cuts the power now.
     func crashNow(seed: UInt64) {
+        if traceSim { print("power cut") }
         locked { Self.crash(&$0, seed: seed) }
     }
 
     var generation: Int { locked { $0.generation } }
+
+    /// Sets the fault probabilities and reseeds the fault generator.
+    func setFaults(_ plan: FaultPlan, seed: UInt64) {
+        locked { $0.faults = plan; $0.faultRandom = SplitMix64(seed: seed) }
+    }
+
+    /// Sets the fault probabilities, keeping the generator's sequence.
+    func setFaults(_ plan: FaultPlan) { locked { $0.faults = plan } }
+
+    /// Errors injected and reads flipped so far.
+    var faultCounts: (errors: Int, flips: Int) { locked { ($0.injectedErrors, $0.flippedReads) } }
+
+    /// The process dies (kill -9): every open handle fails from now on, but what was
+    /// written stays, synced or not, as in the page cache of a machine that keeps running.
+    func crashProcess() {
+        if traceSim { print("process crash") }
+        locked { $0.generation += 1; $0.crashAt = nil } }
+
+    /// Draws whether this call fails; returns the errno to fail with.
+    fileprivate func drawError() -> Int32? {
+        locked { s in
+            guard s.faults.errorProbability > 0,
+                  Double.random(in: 0..<1, using: &s.faultRandom) < s.faults.errorProbability else { return nil }
+            s.injectedErrors += 1
+            return Bool.random(using: &s.faultRandom) ? ENOSPC : EIO
+        }
+    }
+
+    /// Throws an injected error for `operation` on `path`, if one is drawn.
+    fileprivate func maybeFail(_ operation: String, _ path: String) throws {
+        if let code = drawError() { if traceSim { print("inject \(code) \(operation) \(path)") }
+            throw LogError.fromErrno(code, operation: operation + " (injected)", path: path) }
+    }
+
+    /// A random number below `bound` from the fault generator.
+    fileprivate func drawFaultNumber(below bound: Int) -> Int {
+        locked { bound <= 0 ? 0 : Int.random(in: 0..<bound, using: &$0.faultRandom) }
+    }
+
+    /// Draws whether this read gets a flipped bit.
+    fileprivate func drawFlip(_ path: String) -> Bool {
+        locked { s in
+            guard s.faults.bitFlipProbability > 0, s.faults.flipOnlyPathsEndingWith.map(path.hasSuffix) ?? true,
+                  Double.random(in: 0..<1, using: &s.faultRandom) < s.faults.bitFlipProbability else { return false }
+            s.flippedReads += 1
+            return true
+        }
+    }
 
     private static func crash(_ s: inout State, seed: UInt64) {
         var random = SplitMix64(seed: seed)
@@ -101,7 +178,8 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     }
 
     func open(_ path: String, create: Bool, writable: Bool) throws -> any StorageFile {
-        try locked { s in
+        try maybeFail("open", path)
+        return try locked { s in
             if let id = s.names[path] { return SimulatedFile(storage: self, inode: id, path: path, generation: s.generation) }
             guard create else { throw LogError.io(operation: "open", path: path, errno: ENOENT) }
             let id = s.nextInode
@@ -112,10 +190,14 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         }
     }
 
-    func createDirectory(_ path: String) throws { locked { _ = $0.directories.insert(path) } }
+    func createDirectory(_ path: String) throws {
+        try maybeFail("mkdir", path)
+        locked { _ = $0.directories.insert(path) }
+    }
 
     func listDirectory(_ path: String) throws -> [String] {
-        locked { s in
+        try maybeFail("opendir", path)
+        return locked { s in
             s.names.keys.filter { ($0 as NSString).deletingLastPathComponent == path }.map { ($0 as NSString).lastPathComponent }
         }
     }
@@ -123,15 +205,20 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     func exists(_ path: String) -> Bool { locked { $0.names[path] != nil || $0.directories.contains(path) } }
 
     func rename(_ from: String, to: String) throws {
+        try maybeFail("rename", to)
         try locked { s in
             guard let id = s.names.removeValue(forKey: from) else { throw LogError.io(operation: "rename", path: from, errno: ENOENT) }
             s.names[to] = id
         }
     }
 
-    func remove(_ path: String) throws { locked { _ = $0.names.removeValue(forKey: path) } }
+    func remove(_ path: String) throws {
+        try maybeFail("unlink", path)
+        locked { _ = $0.names.removeValue(forKey: path) }
+    }
 
     func syncDirectory(_ path: String) throws {
+        try maybeFail("fsync directory", path)
         locked { s in
             for (name, _) in s.durableNames where (name as NSString).deletingLastPathComponent == path && s.names[name] == nil {
                 s.durableNames[name] = nil
@@ -140,7 +227,10 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         }
     }
 
-    func lock(_ path: String) throws -> any StorageLock { SimulatedLock() }
+    func lock(_ path: String) throws -> any StorageLock {
+        try maybeFail("open lock file", path)
+        return SimulatedLock()
+    }
 
     fileprivate func withInode<R>(_ id: Int, _ body: (Inode) throws -> R) rethrows -> R {
         try locked { s in try body(s.inodes[id] ?? Inode()) }
@@ -170,37 +260,54 @@ final class SimulatedFile: StorageFile, @unchecked Sendable {
 
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
         try alive()
-        let data = Array(bytes)
+        var data = Array(bytes)
+        let injected = storage.drawError()
+        if injected != nil { data = Array(data.prefix(storage.drawFaultNumber(below: data.count + 1))) }
         storage.withInode(inode) { node in
             let end = Int(offset) + data.count
             if end > node.current.count { node.current += [UInt8](repeating: 0, count: end - node.current.count) }
             node.current.replaceSubrange(Int(offset)..<end, with: data)
             node.pending.append((Int(offset), data, nil))
         }
+        if let injected { throw LogError.fromErrno(injected, operation: "pwrite (injected)", path: path) }
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         guard storage.generation == generation else { throw LogError.io(operation: "pread", path: path, errno: EIO) }
-        return storage.withInode(inode) { node in
+        try storage.maybeFail("pread", path)
+        let n = storage.withInode(inode) { node in
             let start = min(Int(offset), node.current.count)
             let n = min(buffer.count, node.current.count - start)
             if n > 0 { node.current.withUnsafeBytes { buffer.baseAddress?.copyMemory(from: $0.baseAddress! + start, byteCount: n) } }
             return max(n, 0)
         }
+        if n > 0, storage.drawFlip(path) {
+            let bit = storage.drawFaultNumber(below: n * 8)
+            buffer[bit / 8] ^= UInt8(1 << (bit % 8))
+        }
+        return n
     }
 
     func sync() throws {
+        if traceSim { print("sync \(path)") }
         try alive()
+        // A failed fdatasync leaves the writes unsynced (a later power cut may lose them).
+        try storage.maybeFail("fdatasync", path)
         storage.withInode(inode) { node in
             node.synced = node.current
             node.pending = []
         }
     }
 
-    func size() throws -> Int64 { Int64(storage.withInode(inode) { $0.current.count }) }
+    func size() throws -> Int64 {
+        try storage.maybeFail("fstat", path)
+        return Int64(storage.withInode(inode) { $0.current.count })
+    }
 
     func truncate(to size: Int64) throws {
         try alive()
+        try storage.maybeFail("ftruncate", path)
+        if traceSim { print("truncate \(path) \(size)") }
         storage.withInode(inode) { node in
             let n = Int(size)
             if n < node.current.count { node.current.removeLast(node.current.count - n) } else { node.current += [UInt8](repeating: 0, count: n - node.current.count) }
@@ -210,3 +317,6 @@ final class SimulatedFile: StorageFile, @unchecked Sendable {
 
     func close() {}
 }
+
+/// BACKORDER_SIM_TRACE=1 prints every injected fault, sync, truncation and crash (to follow a replayed seed).
+let traceSim = ProcessInfo.processInfo.environment["BACKORDER_SIM_TRACE"] != nil

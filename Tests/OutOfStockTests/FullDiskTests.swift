@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+@testable import EventStore
+@testable import OutOfStock
+
+/// A small tmpfs mounted by the test (root only), unmounted whatever happens.
+struct TmpfsMount {
+    let path: String
+
+    /// Whether this process may mount a tmpfs; the reason it may not is printed once.
+    static let available: Bool = {
+        let probe = NSTemporaryDirectory() + "backorder-mount-probe-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: probe) }
+        do {
+            let mount = try TmpfsMount(at: probe, megabytes: 1)
+            mount.unmount()
+            return true
+        } catch {
+            print("FullDiskTests skipped: cannot mount a tmpfs here (\(error)); run as root with mount permission to test a real full disk")
+            return false
+        }
+    }()
+
+    init(at path: String, megabytes: Int) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let (status, output) = Self.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path])
+        guard status == 0 else { throw CLIError(message: "mount -t tmpfs failed (\(status)): \(output)") }
+    }
+
+    func unmount() {
+        if Self.run("/bin/umount", [path]).0 != 0 { _ = Self.run("/bin/umount", ["-l", path]) }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    static func run(_ tool: String, _ arguments: [String]) -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        do { try process.run() } catch { return (-1, "\(error)") }
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+}
+
+/// Full disk on a real (tmpfs) file system, end to end through `backorder`.
+@Suite(.serialized, .enabled(if: TmpfsMount.available, "needs permission to mount a tmpfs"))
+struct FullDiskTests {
+    /// Fills the file system with a file until it is full; returns its path.
+    static func fill(_ directory: String, name: String) -> String {
+        let path = directory + "/" + name
+        guard let handle = FileHandle(forWritingAtPath: path) ?? {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+            return FileHandle(forWritingAtPath: path)
+        }() else { return path }
+        let block = Data(repeating: 0x5A, count: 64 << 10)
+        while (try? handle.write(contentsOf: block)) != nil {}
+        try? handle.close()
+        return path
+    }
+
+    @Test func appendsFailClearlyLoseNothingAndResumeOnceSpaceIsFreed() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let mount = try TmpfsMount(at: dir + "/mnt", megabytes: 16)
+        defer { mount.unmount() }
+        let store = mount.path + "/store"
+        // The input lives outside the small file system.
+        let (status, generated, _) = try runBackorder(["generate", "--events", "60000", "--seed", "8"])
+        #expect(status == 0)
+        let lines = generated.split(separator: "\n").map(String.init)
+        let chunk = 3_000
+        let chunks = stride(from: 0, to: lines.count, by: chunk).map { Array(lines[$0..<min(lines.count, $0 + chunk)]) }
+        for (i, lines) in chunks.enumerated() {
+            try (lines.joined(separator: "\n") + "\n").write(toFile: "\(dir)/chunk-\(i).ndjson", atomically: true, encoding: .utf8)
+        }
+        // Space to free later.
+        try Data(repeating: 1, count: 6 << 20).write(to: URL(fileURLWithPath: mount.path + "/reserve"))
+
+        // A good snapshot first.
+        #expect(try runBackorder(["append", "\(dir)/chunk-0.ndjson", "--data", store, "--partitions", "1"]).0 == 0)
+        let (snapStatus, _, snapErr) = try runBackorder(["snapshot", "--data", store])
+        #expect(snapStatus == 0, "\(snapErr)")
+        let snapshots = store + "/views/records"
+
+        // Append chunk after chunk until the disk is full.
+        var acknowledged = 1
+        var failed: Int?
+        var diskFullMessage = ""
+        for i in 1..<chunks.count {
+            let process = try startBackorder(["append", "\(dir)/chunk-\(i).ndjson", "--data", store, "--partitions", "1"], output: dir + "/append")
+            process.waitUntilExit()
+            let err = (try? String(contentsOfFile: dir + "/append.stderr", encoding: .utf8)) ?? ""
+            #expect(process.terminationReason == .exit, "chunk \(i): backorder died of a signal (\(process.terminationStatus)): \(err.prefix(400))")
+            if process.terminationStatus == 0 {
+                acknowledged = i + 1
+                continue
+            }
+            #expect(process.terminationStatus == 1)
+            #expect(err.contains("disk full"), "chunk \(i): \(err.prefix(400))")
+            failed = i
+            diskFullMessage = err.split(separator: "\n").first.map(String.init) ?? ""
+            break
+        }
+        let failedChunk = try #require(failed, "the 16 MiB file system never filled up")
+
+        // A snapshot that cannot be written never replaces the good ones (appends may have
+        // written more since the first, by the snapshot policy).
+        let before = try FileManager.default.contentsOfDirectory(atPath: snapshots).filter { $0.hasSuffix(".snapshot") }.sorted()
+        let goodSnapshot = try #require(before.last)
+        let goodBytes = try Data(contentsOf: URL(fileURLWithPath: snapshots + "/" + goodSnapshot))
+        let filler = Self.fill(mount.path, name: "filler")
+        let (fullStatus, _, fullErr) = try runBackorder(["snapshot", "--data", store])
+        #expect(fullStatus != 0, "a snapshot was written to a full disk?")
+        #expect(!fullErr.isEmpty)
+        let names = try FileManager.default.contentsOfDirectory(atPath: snapshots)
+        #expect(names.filter { $0.hasSuffix(".snapshot") }.sorted() == before, "\(names)")
+        #expect(!names.contains { $0.hasSuffix(".tmp") }, "a temporary snapshot was left behind: \(names)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: snapshots + "/" + goodSnapshot)) == goodBytes)
+
+        // Space freed: the failed chunk and the rest go in.
+        try FileManager.default.removeItem(atPath: filler)
+        try FileManager.default.removeItem(atPath: mount.path + "/reserve")
+        let (retryStatus, _, retryErr) = try runBackorder(["append", "\(dir)/chunk-\(failedChunk).ndjson", "--data", store])
+        #expect(retryStatus == 0, "after freeing space: \(retryErr.prefix(400))")
+        acknowledged = failedChunk + 1
+        let (againStatus, _, againErr) = try runBackorder(["snapshot", "--data", store])
+        #expect(againStatus == 0, "\(againErr)")
+
+        // Every acknowledged event is stored, once.
+        let opened = try await EventStore.open(at: store)
+        var missing = 0
+        for lines in chunks.prefix(acknowledged) {
+            for line in lines {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let id = try #require(EventID(object["id"] as? String ?? ""))
+                if opened.storedPosition(of: id) == nil { missing += 1 }
+            }
+        }
+        #expect(missing == 0, "\(missing) acknowledged events lost")
+        var total = 0
+        for partition in 0..<opened.partitionCount {
+            var cursor = try opened.events(partition: partition, from: 0)
+            while let batch = try cursor.next() { total += batch.count }
+        }
+        #expect(total == acknowledged * chunk, "stored \(total), acknowledged \(acknowledged * chunk)")
+        try await opened.close()
+        print("full disk test: the disk filled at chunk \(failedChunk) of \(chunk) events (\(diskFullMessage)); snapshot on the full disk: \(fullErr.split(separator: "\n").first ?? ""); \(total) events checked after freeing space, 0 lost")
+    }
+}

@@ -21,4 +21,7 @@ public enum Limits {
     public static let maxPendingBytesPerPartition = 64 << 20
     /// Bytes one flush writes at most with a single pwrite before it syncs.
     public static let maxFlushBytes = 8 << 20
+    /// Walks of the last segment an open makes before it gives up on reads that disagree
+    /// (a tail is cut only where two walks agree).
+    public static let recoveryWalks = 4
 }

@@ -83,8 +83,43 @@ struct PartitionOpener {
                          segments: segments, recoveryEvents: events, writer: writer)
     }
 
+    /// Recovers the last segment. A walk that ends in a tail to cut is repeated: the cut is
+    /// made only where two walks agree and two reads of the bytes there return the same
+    /// bytes. A device that returns flipped bits must fail the open, not make it cut
+    /// acknowledged records that are intact on disk (a torn write reads the same each time).
     private func recoverActive(base: Int64, path: String, file: any StorageFile, fileSize: Int64,
                                point: RecoveryPoint?, events: inout [RecoveryEvent], lastChain: inout ChainHash?) throws -> SegmentState {
+        var previousEnd: Int64?
+        for _ in 0..<Limits.recoveryWalks {
+            var walkEvents = events, walkChain = lastChain
+            let state = try recoverActiveWalk(base: base, path: path, file: file, fileSize: fileSize, point: point,
+                                              events: &walkEvents, lastChain: &walkChain)
+            let cutsATail = walkEvents.count > events.count
+            let confirmed = try cutsATail && state.size == previousEnd && readsAgree(file, at: state.size, fileSize: fileSize)
+            if !cutsATail || confirmed {
+                events = walkEvents
+                lastChain = walkChain
+                return state
+            }
+            previousEnd = state.size
+        }
+        throw LogError.corrupt(path: path, offset: previousEnd ?? 0,
+                               reason: "reads of this segment's tail do not agree (an unreliable device?): not cutting acknowledged data; retry the open")
+    }
+
+    /// Whether two reads of the bytes from `position` (up to 1 MiB) return the same bytes.
+    private func readsAgree(_ file: any StorageFile, at position: Int64, fileSize: Int64) throws -> Bool {
+        let count = Int(min(fileSize - position, 1 << 20))
+        guard count > 0 else { return true }
+        var first = [UInt8](repeating: 0, count: count), second = [UInt8](repeating: 0, count: count)
+        let a = try first.withUnsafeMutableBytes { try file.read(into: $0, at: position) }
+        let b = try second.withUnsafeMutableBytes { try file.read(into: $0, at: position) }
+        return a == b && first == second
+    }
+
+    /// One walk of the last segment (docs/FORMAT.md, "Recovery", step 3).
+    private func recoverActiveWalk(base: Int64, path: String, file: any StorageFile, fileSize: Int64,
+                                   point: RecoveryPoint?, events: inout [RecoveryEvent], lastChain: inout ChainHash?) throws -> SegmentState {
         var index = SegmentIndex(intervalBytes: options.indexIntervalBytes)
         var scanner = SegmentScanner(file: file, from: 0, limit: fileSize)
         var expected = base

@@ -1,15 +1,17 @@
 import EventLog
 
-/// Variable-length items packed into lz4-compressed blocks of about 64 KiB (a block is
-/// sealed once it reaches 64 KiB, so an item larger than that makes a larger block), each with its
+/// Variable-length items packed into lz4-compressed blocks of about 16 KiB (a block is
+/// sealed once it reaches 16 KiB, so an item larger than that makes a larger block), each with its
 /// own CRC32C, in two sections of a table file: the blocks, and an index of three
 /// `UInt64`s per block (offset in the blocks section, compressed length << 32 | raw
 /// length, CRC32C of the compressed bytes). An item is found by its locator
 /// (block << 32 | offset in the block). Reading one item decompresses and checks one
 /// block, so a point query touches a few pages, not the whole blob.
 public struct BlockBlobWriter: Sendable {
-    /// Blocks are sealed once they reach this size.
-    public static let blockBytes = 64 << 10
+    /// Blocks are sealed once they reach this size: small enough that a point lookup
+    /// decompresses little (a customer's 50 newest requests touch ~50 blocks: 16 KiB blocks
+    /// made that 0.36 ms instead of 0.95 ms), large enough to compress well (+3 % size).
+    public static let blockBytes = 16 << 10
     private var blocks: [UInt8] = []
     private var index: [UInt64] = []
     private var current: [UInt8] = []

@@ -2,6 +2,7 @@
 import json
 import os
 import resource
+import threading
 import time
 import uuid
 
@@ -152,6 +153,42 @@ class Meter:
     def cpu_note(self):
         w = max(self.seconds, 1e-9)
         return f"client {self.client_cpu / w:.2f}, server {self.server_cpu / w:.2f}, rest of machine {self.rest:.2f} cores"
+
+
+def run_clients(clients, per_client_rows, append_one, server_pid=None):
+    """One thread per client, each calling `append_one(client, row)` for its rows, timed as one
+    measurement; the clients are closed afterwards and the first error is raised."""
+    errors = []
+
+    def run(client, rows):
+        try:
+            for row in rows:
+                append_one(client, row)
+        except Exception as e:  # reported after the run
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(c, rows)) for c, rows in zip(clients, per_client_rows)]
+    with Meter(server_pid) as m:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for c in clients:
+        c.close()
+    if errors:
+        raise errors[0]
+    return m
+
+
+def drain(cursor, data_column=8):
+    """Fetches every row of an executed cursor, 10,000 at a time: (rows, bytes of data)."""
+    n = size = 0
+    while True:
+        chunk = cursor.fetchmany(10000)
+        if not chunk:
+            return n, size
+        n += len(chunk)
+        for row in chunk:
+            size += len(row[data_column])
 
 
 def allocated_bytes(path):

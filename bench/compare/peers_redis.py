@@ -4,10 +4,9 @@ atomically — it checks every id and expected version first and writes nothing 
 version is wrong (duplicates are skipped, as Backorder acknowledges them) — the pattern
 the Redis docs give for conditional writes. redis-py with hiredis, batches pipelined
 4 deep. With appendfsync always, Redis fsyncs the AOF before it sends the replies."""
-import threading
 import time
 
-from common import Meter, allocated_bytes, batches, fold_dashboard
+from common import Meter, allocated_bytes, batches, fold_dashboard, run_clients
 
 SCRIPT = """
 local p, n = ARGV[1], tonumber(ARGV[2])
@@ -88,26 +87,8 @@ class Redis:
         return lat
 
     def concurrent(self, per_client_rows):
-        clients = [self.client() for _ in per_client_rows]
-        errors = []
-
-        def run(c, rows):
-            try:
-                for r in rows:
-                    c.evalsha(self.sha, 0, *self.args([r]))
-            except Exception as e:
-                errors.append(e)
-        threads = [threading.Thread(target=run, args=(c, rows)) for c, rows in zip(clients, per_client_rows)]
-        with Meter(self.pid) as m:
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        for c in clients:
-            c.close()
-        if errors:
-            raise errors[0]
-        return m
+        return run_clients([self.client() for _ in per_client_rows], per_client_rows,
+                           lambda c, row: c.evalsha(self.sha, 0, *self.args([row])), self.pid)
 
     def scan(self, c):
         start = "-"

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 
-from common import Meter, allocated_bytes, batches, percentile
+from common import Meter, allocated_bytes, batches, drain, percentile, run_clients
 
 RECORD_TYPES = "('OutOfStockReported','OutOfStockAmended','DeliveryRecorded','OutOfStockClosed','RefundRecorded','OutOfStockDeleted')"
 
@@ -123,42 +123,18 @@ class SQLite:
         # in its busy handler (up to 100 ms), which made 32 connections ~20× slower than
         # one. An application lock that queues the writers, as SQLite's docs suggest for
         # concurrent writers in one process, is the fair setup.
-        dbs = [self.connect() for _ in per_client_rows]
-        errors = []
         write_lock = threading.Lock()
 
-        def client(db, rows):
-            try:
-                for r in rows:
-                    v = self.values(r)
-                    with write_lock:
-                        db.execute(self.INSERT, v)
-            except Exception as e:  # reported after the run
-                errors.append(e)
-        threads = [threading.Thread(target=client, args=(db, rows)) for db, rows in zip(dbs, per_client_rows)]
-        with Meter() as m:
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        for db in dbs:
-            db.close()
-        if errors:
-            raise errors[0]
-        return m
+        def append_one(db, row):
+            v = self.values(row)
+            with write_lock:
+                db.execute(self.INSERT, v)
+        return run_clients([self.connect() for _ in per_client_rows], per_client_rows, append_one)
 
     def read_back(self):
         db = self.connect()
-        n = size = 0
         with Meter() as m:
-            cur = db.execute("SELECT id, tenant, stream, version, type, at, actor, correlation_id, data FROM events ORDER BY rowid")
-            while True:
-                chunk = cur.fetchmany(10000)
-                if not chunk:
-                    break
-                n += len(chunk)
-                for row in chunk:
-                    size += len(row[8])
+            n, _ = drain(db.execute("SELECT id, tenant, stream, version, type, at, actor, correlation_id, data FROM events ORDER BY rowid"))
         db.close()
         return m, n
 
@@ -252,42 +228,17 @@ class Postgres:
         return lat
 
     def concurrent(self, per_client_rows):
-        conns = [self.connect() for _ in per_client_rows]
         sql = self.insert_sql()
-        errors = []
-
-        def client(c, rows):
-            try:
-                for r in rows:
-                    c.execute(sql, self.values(r), prepare=True)
-            except Exception as e:
-                errors.append(e)
-        threads = [threading.Thread(target=client, args=(c, rows)) for c, rows in zip(conns, per_client_rows)]
-        with Meter(self.pid) as m:
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        for c in conns:
-            c.close()
-        if errors:
-            raise errors[0]
-        return m
+        return run_clients([self.connect() for _ in per_client_rows], per_client_rows,
+                           lambda c, row: c.execute(sql, self.values(row), prepare=True), self.pid)
 
     def read_back(self):
         c = self.psycopg.connect(host="127.0.0.1", port=self.server.port, user="postgres", dbname="postgres")
-        n = size = 0
         with Meter(self.pid) as m:
             with c.cursor(name="readback") as cur:
                 cur.itersize = 10000
                 cur.execute(f"SELECT id, tenant, stream, version, type, at, actor, correlation_id, data::text FROM {self.table}")
-                while True:
-                    chunk = cur.fetchmany(10000)
-                    if not chunk:
-                        break
-                    n += len(chunk)
-                    for row in chunk:
-                        size += len(row[8])
+                n, _ = drain(cur)
         c.close()
         return m, n
 

@@ -19,18 +19,17 @@ struct ViewOptions: ParsableArguments {
     }
 }
 
-/// Opens the records view: newest valid snapshot, then the log's tail; writes a snapshot
+/// Loads the records view: newest valid snapshot, then the log's tail; writes a snapshot
 /// (with query tables) when the policy says so. Notes go to stderr.
-func openRecordsView(_ data: DataOptions, json: Bool, policy: SnapshotPolicy = SnapshotPolicy(), force: Bool = false,
-                     upTo limit: [Int64]? = nil) async throws -> (ProjectedView<RecordsView>, EventReader) {
-    let reader = try await EventReader.open(at: data.directory)
-    let (projected, report) = try RecordsViewFiles(data: data.directory).catchUp(reader: reader, policy: policy, force: force, upTo: limit)
+func loadRecordsView(_ files: RecordsViewFiles, reader: EventReader, json: Bool, policy: SnapshotPolicy,
+                     force: Bool) throws -> ProjectedView<RecordsView> {
+    let (projected, report) = try files.catchUp(reader: reader, policy: policy, force: force)
     for skipped in report.load.skipped { printError("note: \(skipped)") }
     if let failure = report.writeFailure { printError("note: could not write a snapshot: \(failure)") }
     if !json && report.load.events > 0 {
         printError("note: applied \(report.load.events) events newer than \(report.load.snapshot == nil ? "an empty view" : "the snapshot")")
     }
-    return (projected, reader)
+    return projected
 }
 
 /// Answers a query for one tenant: from the tenant's query table when it is current with
@@ -39,8 +38,9 @@ func openRecordsView(_ data: DataOptions, json: Bool, policy: SnapshotPolicy = S
 func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ views: ViewOptions,
                table: (TenantTableReader) throws -> T, book: (TenantBook) throws -> T) async throws -> (T, EventReader) {
     let reader = try await EventReader.open(at: data.directory)
+    let files = RecordsViewFiles(data: data.directory)
     var force = false
-    switch RecordsViewFiles(data: data.directory).currentTable(tenant: tenant.tenant, reader: reader) {
+    switch files.currentTable(tenant: tenant.tenant, reader: reader) {
     case let .success(current) where current.behind == 0 || (!tenant.consistent && current.viewEvents > views.policy.inMemoryCatchUpLimit):
         if current.behind > 0 {
             // Catching up a view this large in memory takes seconds to minutes: answer from
@@ -57,7 +57,6 @@ func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ views: ViewOption
     case .failure(.noTenant) where !tenant.consistent:
         // A large view is not loaded to find out that a tenant (misspelled, or new since
         // the last snapshot) has no data.
-        let files = RecordsViewFiles(data: data.directory)
         if let events = files.newestSnapshotEvents(), events > views.policy.inMemoryCatchUpLimit {
             printError("error: tenant \(tenant.tenant) has no data in the last snapshot of the view (\(events) events; tenants: "
                 + files.tenantsInNewestTables().joined(separator: ", ") + "); --consistent catches up with the log first")
@@ -69,7 +68,7 @@ func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ views: ViewOption
             force = true
         }
     }
-    let (projected, _) = try await openRecordsView(data, json: tenant.json, policy: views.policy, force: force)
+    let projected = try loadRecordsView(files, reader: reader, json: tenant.json, policy: views.policy, force: force)
     return (try book(try bookOf(projected, tenant.tenant)), reader)
 }
 

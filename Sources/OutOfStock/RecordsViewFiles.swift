@@ -99,7 +99,7 @@ public struct RecordsViewFiles: Sendable {
             let meta = table.metadata
             guard meta.logID == (reader.log.manifest.logID ?? "") else { return .failure(.unusable("\(path): made from another log")) }
             let ends = try reader.endOffsets()
-            guard meta.positions.count == ends.count, zip(meta.positions, ends).allSatisfy({ $0 <= $1 }) else {
+            guard let behind = Self.eventsBehind(meta.positions, ends: ends) else {
                 return .failure(.unusable("\(path): it is ahead of the log"))
             }
             for (partition, position) in meta.positions.enumerated() where position > 0 {
@@ -108,10 +108,17 @@ public struct RecordsViewFiles: Sendable {
                     return .failure(.unusable("\(path): partition \(partition): the log's history differs from the one the table was made from"))
                 }
             }
-            return .success(CurrentTable(table: table, behind: zip(ends, meta.positions).map { $0 - $1 }.reduce(0, +)))
+            return .success(CurrentTable(table: table, behind: behind))
         } catch {
             return .failure(.unusable("\(error)"))
         }
+    }
+
+    /// Events in the log after `positions` (nil when they do not fit the log: another
+    /// partition count, or ahead of its end).
+    static func eventsBehind(_ positions: [Int64], ends: [Int64]) -> Int64? {
+        guard positions.count == ends.count, zip(positions, ends).allSatisfy({ $0 <= $1 }) else { return nil }
+        return zip(ends, positions).map { $0 - $1 }.reduce(0, +)
     }
 
     /// Brings the view up to date and snapshots it if `policy` says a snapshot is due —
@@ -121,9 +128,7 @@ public struct RecordsViewFiles: Sendable {
         let ends = try reader.endOffsets()
         if let newest = snapshots.list().first, storage.exists(snapshots.tablesDirectory(of: newest)),
            let peek = SnapshotFile.peek(snapshots.path + "/" + newest, storage: storage),
-           peek.logID == (reader.log.manifest.logID ?? ""), peek.positions.count == ends.count,
-           zip(peek.positions, ends).allSatisfy({ $0 <= $1 }) {
-            let behind = zip(ends, peek.positions).map { $0 - $1 }.reduce(0, +)
+           peek.logID == (reader.log.manifest.logID ?? ""), let behind = Self.eventsBehind(peek.positions, ends: ends) {
             guard policy.isDue(behind: behind, viewEvents: peek.eventsApplied, age: newestSnapshotAge()) else { return nil }
         }
         return try catchUp(reader: reader, policy: policy, force: true).1

@@ -71,13 +71,9 @@ public final class TenantTableReader {
     /// The ordinal of the request `id`, or nil.
     func ordinal(ofRecord id: String) throws -> Int? {
         let order = try column(TenantTable.Section.idOrder, UInt32.self)
-        var low = 0, high = order.count
-        while low < high {
-            let mid = (low + high) / 2
-            if try rowID(Int(order[mid])) < id { low = mid + 1 } else { high = mid }
-        }
-        guard low < order.count, try rowID(Int(order[low])) == id else { return nil }
-        return Int(order[low])
+        let at = try firstIndex(notBelow: id, count: order.count) { try rowID(Int(order[$0])) }
+        guard at < order.count, try rowID(Int(order[at])) == id else { return nil }
+        return Int(order[at])
     }
 
     /// Customers (`TenantTable.Section.customers`), products or tokens.
@@ -149,12 +145,7 @@ final class KeyedPostingsReader {
 
     /// The first index whose key is not below `key`.
     func lowerBound(_ key: String) throws -> Int {
-        var low = 0, high = count
-        while low < high {
-            let mid = (low + high) / 2
-            if try self.key(mid) < key { low = mid + 1 } else { high = mid }
-        }
-        return low
+        try firstIndex(notBelow: key, count: count) { try self.key($0) }
     }
 
     /// The index of `key`, or nil.
@@ -180,4 +171,14 @@ final class KeyedPostingsReader {
         }
         return list
     }
+}
+
+/// The first index in `0..<count` whose key is not below `target`, for keys that ascend.
+func firstIndex(notBelow target: String, count: Int, key: (Int) throws -> String) rethrows -> Int {
+    var low = 0, high = count
+    while low < high {
+        let mid = (low + high) / 2
+        if try key(mid) < target { low = mid + 1 } else { high = mid }
+    }
+    return low
 }

@@ -99,14 +99,9 @@ import Testing
         }
         let opened = try await EventStore.open(at: store)
         var stored = Set<EventID>(), streams = Set<String>()
-        for partition in 0..<opened.partitionCount {
-            var cursor = try opened.events(partition: partition, from: 0)
-            while let batch = try cursor.next() {
-                for event in batch {
-                    #expect(stored.insert(event.id).inserted, "round \(round): event \(event.id) stored twice")
-                    streams.insert(event.tenant + "\u{0}" + event.stream)
-                }
-            }
+        for event in try allStoredEvents(opened) {
+            #expect(stored.insert(event.id).inserted, "round \(round): event \(event.id) stored twice")
+            streams.insert(event.tenant + "\u{0}" + event.stream)
         }
         let known = Set(ids.prefix(inputLines))
         #expect(stored.isSubset(of: known), "round \(round): \(stored.subtracting(known).count) stored events are not in the input")

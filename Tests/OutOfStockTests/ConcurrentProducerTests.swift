@@ -92,16 +92,9 @@ import Testing
         #expect(rejected == (producers - 1) * c)
 
         let store = try await EventStore.open(at: dir + "/store")
-        var stored = Set<EventID>(), total = 0
-        for partition in 0..<store.partitionCount {
-            var cursor = try store.events(partition: partition, from: 0)
-            while let batch = try cursor.next() {
-                for event in batch {
-                    total += 1
-                    #expect(stored.insert(event.id).inserted, "event \(event.id) stored twice")
-                }
-            }
-        }
+        var stored = Set<EventID>()
+        let all = try allStoredEvents(store), total = all.count
+        for event in all { #expect(stored.insert(event.id).inserted, "event \(event.id) stored twice") }
         #expect(total == appended, "the store holds exactly the events reported appended")
         // Every line that was not rejected is stored (the first copy of a duplicate included).
         for (p, lines) in inputs.enumerated() {

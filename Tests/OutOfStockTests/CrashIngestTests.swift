@@ -45,16 +45,11 @@ import Testing
         #expect(againStatus == 0 && again.contains("\"appended\":0") && again.contains("\"duplicates\":6000"), "\(again.prefix(300))")
         // Exactly the input's events, each once, and every stream dense from version 1.
         let store = try await EventStore.open(at: dir + "/store")
-        var ids = Set<EventID>(), streams = Set<String>(), total = 0
-        for partition in 0..<store.partitionCount {
-            var cursor = try store.events(partition: partition, from: 0)
-            while let batch = try cursor.next() {
-                for event in batch {
-                    total += 1
-                    #expect(ids.insert(event.id).inserted, "event \(event.id) stored twice")
-                    streams.insert(event.tenant + "\u{0}" + event.stream)
-                }
-            }
+        var ids = Set<EventID>(), streams = Set<String>()
+        let all = try allStoredEvents(store), total = all.count
+        for event in all {
+            #expect(ids.insert(event.id).inserted, "event \(event.id) stored twice")
+            streams.insert(event.tenant + "\u{0}" + event.stream)
         }
         #expect(total == 6000)
         for key in streams {

@@ -34,6 +34,16 @@ func ingest(_ lines: [String], into directory: String, options: IngestOptions = 
     return report
 }
 
+/// Every event the store holds, partition by partition, in offset order.
+func allStoredEvents(_ store: EventStore) throws -> [StoredEvent] {
+    var events: [StoredEvent] = []
+    for partition in 0..<store.partitionCount {
+        var cursor = try store.events(partition: partition, from: 0)
+        while let batch = try cursor.next() { events += batch }
+    }
+    return events
+}
+
 func freshDirectory(_ name: String = #function) -> String {
     NSTemporaryDirectory() + "backorder-domain-\(name.filter(\.isLetter))-\(UUID().uuidString.prefix(8))"
 }

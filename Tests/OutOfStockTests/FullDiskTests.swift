@@ -143,11 +143,7 @@ struct FullDiskTests {
             }
         }
         #expect(missing == 0, "\(missing) acknowledged events lost")
-        var total = 0
-        for partition in 0..<opened.partitionCount {
-            var cursor = try opened.events(partition: partition, from: 0)
-            while let batch = try cursor.next() { total += batch.count }
-        }
+        let total = try allStoredEvents(opened).count
         #expect(total == acknowledged * chunk, "stored \(total), acknowledged \(acknowledged * chunk)")
         try await opened.close()
         print("full disk test: the disk filled at chunk \(failedChunk) of \(chunk) events (\(diskFullMessage)); snapshot on the full disk: \(fullErr.split(separator: "\n").first ?? ""); \(total) events checked after freeing space, 0 lost")

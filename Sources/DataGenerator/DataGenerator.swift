@@ -592,44 +592,27 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
             put("}}")
 
         case Self.stepClose:
-            let at = later(recLastAt, minDays: 1, maxDays: 10)
-            recLastAt = at
-            header("OutOfStockClosed", at: at, actor: rng.chance(700_000) ? recCreator : pickActor(),
-                   correlation: nil)
-            put("\"recordId\":")
-            putID("R-", recNumber)
-            if rng.chance(700_000) {
-                put(",\"reason\":")
-                putString(tables.closeReasons[rng.below(tables.closeReasons.count)])
-            }
-            put("}}")
-
+            emitRecordEnd("OutOfStockClosed", minDays: 1, maxDays: 10, reasonPerMillion: 700_000, reasons: tables.closeReasons)
         case Self.stepRefund:
-            let at = later(recLastAt, minDays: 1, maxDays: 22)
-            recLastAt = at
-            header("RefundRecorded", at: at, actor: rng.chance(700_000) ? recCreator : pickActor(),
-                   correlation: nil)
-            put("\"recordId\":")
-            putID("R-", recNumber)
-            if rng.chance(800_000) {
-                put(",\"reason\":")
-                putString(tables.refundReasons[rng.below(tables.refundReasons.count)])
-            }
-            put("}}")
-
+            emitRecordEnd("RefundRecorded", minDays: 1, maxDays: 22, reasonPerMillion: 800_000, reasons: tables.refundReasons)
         default:  // stepDelete
-            let at = later(recLastAt, minDays: 0, maxDays: 7)
-            recLastAt = at
-            header("OutOfStockDeleted", at: at, actor: rng.chance(700_000) ? recCreator : pickActor(),
-                   correlation: nil)
-            put("\"recordId\":")
-            putID("R-", recNumber)
-            if rng.chance(800_000) {
-                put(",\"reason\":")
-                putString(tables.deleteReasons[rng.below(tables.deleteReasons.count)])
-            }
-            put("}}")
+            emitRecordEnd("OutOfStockDeleted", minDays: 0, maxDays: 7, reasonPerMillion: 800_000, reasons: tables.deleteReasons)
         }
+    }
+
+    /// The event that ends the current record — closed, refunded or deleted — mostly by its
+    /// creator, with a reason most of the time.
+    private mutating func emitRecordEnd(_ type: StaticString, minDays: Int, maxDays: Int, reasonPerMillion: Int, reasons: [[UInt8]]) {
+        let at = later(recLastAt, minDays: minDays, maxDays: maxDays)
+        recLastAt = at
+        header(type, at: at, actor: rng.chance(700_000) ? recCreator : pickActor(), correlation: nil)
+        put("\"recordId\":")
+        putID("R-", recNumber)
+        if rng.chance(reasonPerMillion) {
+            put(",\"reason\":")
+            putString(reasons[rng.below(reasons.count)])
+        }
+        put("}}")
     }
 
     // MARK: Registrations and updates

@@ -57,11 +57,10 @@ public struct RecordsViewFiles: Sendable {
     /// Why no current table could be used.
     public enum Miss: Error, Sendable, Equatable, CustomStringConvertible {
         /// No snapshot with tables exists (a new store, or one written by an older build).
+        /// (A table that is merely behind the log is not a miss: `CurrentTable.behind`.)
         case noTables
         /// The newest tables hold nothing for this tenant.
         case noTenant
-        /// The log has events the tables do not (appended since the snapshot).
-        case behind
         /// The tables are damaged or do not belong to this log; the reason says why.
         case unusable(String)
 
@@ -69,7 +68,6 @@ public struct RecordsViewFiles: Sendable {
             switch self {
             case .noTables: "no query tables"
             case .noTenant: "no table for the tenant"
-            case .behind: "the view is behind the log"
             case let .unusable(reason): reason
             }
         }

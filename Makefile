@@ -4,7 +4,7 @@
 #   make soak   the fault suites at length (docs/RELIABILITY.md): SEEDS=… ROUNDS=… FUZZ=…
 #   make sanitize  the test suite under ThreadSanitizer (SANITIZER=address for AddressSanitizer)
 SHELL := /bin/bash
-APT_PACKAGES := liblz4-dev libzstd-dev libsimdjson-dev pkg-config
+APT_PACKAGES := liblz4-dev libzstd-dev libsimdjson-dev libnats-dev nats-server pkg-config
 DATA ?= demo-data
 EVENTS ?= 200000
 SWIFT_BUILD_FLAGS ?=

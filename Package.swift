@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "EventStore", targets: ["EventStore"]),
         .library(name: "Projections", targets: ["Projections"]),
         .library(name: "OutOfStock", targets: ["OutOfStock"]),
+        .library(name: "JetStreamStore", targets: ["JetStreamStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -26,6 +27,11 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
+        .systemLibrary(
+            name: "CNats",
+            pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"])]
+        ),
         .target(name: "CCRC32C"),
         .target(
             name: "CSimdJSON",
@@ -39,6 +45,7 @@ let package = Package(
         .target(name: "EventStore", dependencies: ["EventLog"]),
         .target(name: "Projections", dependencies: ["EventStore", "EventLog", "CZstd"]),
         .target(name: "OutOfStock", dependencies: ["EventStore", "Projections", "CSimdJSON"]),
+        .target(name: "JetStreamStore", dependencies: ["EventStore", "EventLog", "CNats"]),
         .target(name: "DataGenerator"),
         .executableTarget(
             name: "BackorderCLI",
@@ -47,6 +54,7 @@ let package = Package(
                 "EventStore",
                 "Projections",
                 "OutOfStock",
+                "JetStreamStore",
                 "DataGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -62,6 +70,10 @@ let package = Package(
         .testTarget(
             name: "OutOfStockTests",
             dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI"]
+        ),
+        .testTarget(
+            name: "JetStreamStoreTests",
+            dependencies: ["JetStreamStore", "EventStore", "OutOfStock", "Projections", "DataGenerator", "BackorderCLI"]
         ),
     ],
     swiftLanguageModes: [.v6],

@@ -2,6 +2,7 @@ import ArgumentParser
 import EventLog
 import EventStore
 import Foundation
+import JetStreamStore
 import OutOfStock
 
 /// `backorder append`: validate NDJSON events and append them.
@@ -40,16 +41,29 @@ struct AppendCommand: AsyncParsableCommand {
         defer { if fd != 0 { close(fd) } }
         var reader = LineReader(fd: fd, name: input == "-" ? "standard input" : input)
 
-        var options = StoreOptions()
-        options.log.durability = durability
-        options.log.partitionCount = partitions
-        let store: EventStore
-        do { store = try await EventStore.open(at: data.directory, options: options) } catch {
+        let store: any EventAppender
+        var closeStore: () async throws -> Void = {}
+        var embedded: Durability? = durability
+        do {
+            if let cluster = data.clusterOptions(partitions: partitions) {
+                let opened = try await JetStreamStore.open(cluster)
+                store = opened
+                embedded = nil
+                if !json { printError("cluster: stream \(opened.streamName) (R\(opened.replicas), \(opened.partitionCount) partitions) on \(cluster.urls); \(opened.knownCounts.events) events of \(opened.knownCounts.streams) streams loaded") }
+            } else {
+                var options = StoreOptions()
+                options.log.durability = durability
+                options.log.partitionCount = partitions
+                let opened = try await EventStore.open(at: data.directory, options: options)
+                for event in opened.log.recoveryEvents { printError("recovered: \(event)") }
+                if let reason = opened.indexRebuildReason { printError("recovered: indexes rebuilt from the log (\(reason))") }
+                store = opened
+                closeStore = { try await opened.close() }
+            }
+        } catch {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-        for event in store.log.recoveryEvents { printError("recovered: \(event)") }
-        if let reason = store.indexRebuildReason { printError("recovered: indexes rebuilt from the log (\(reason))") }
         var ingestOptions = IngestOptions()
         ingestOptions.batchSize = batchSize
         ingestOptions.dryRun = dryRun
@@ -64,7 +78,7 @@ struct AppendCommand: AsyncParsableCommand {
             }
         } catch {
             progress.finish()
-            try? await store.close()
+            try? await closeStore()
             printError("error: \(error)")
             throw ExitCode(1)
         }
@@ -72,8 +86,10 @@ struct AppendCommand: AsyncParsableCommand {
         let seconds = MonotonicTime.now.seconds(since: start)
         // The appended events are durable either way; a failed index checkpoint only means the
         // next open rebuilds or catches the indexes up from the log.
-        do { try await store.close() } catch { printError("warning: closing the store: \(error) (the appended events are stored; the index is rebuilt from the log on the next open)") }
-        print(json ? jsonReport(report, seconds: seconds, durability: durability) : humanReport(report, seconds: seconds, durability: durability))
+        do { try await closeStore() } catch { printError("warning: closing the store: \(error) (the appended events are stored; the index is rebuilt from the log on the next open)") }
+        let statement = store.durabilityStatement
+        print(json ? jsonReport(report, seconds: seconds, durability: embedded.map { "\($0)" } ?? "jetstream-r\(data.replicas)")
+                   : humanReport(report, seconds: seconds, durability: statement, sequences: embedded == nil))
         if report.appended > 0 && !skipViews { await updateViews() }
         if skipInvalid && !report.rejectedLines.isEmpty {
             do { try writeRejected(report) } catch { printError("warning: could not write \(rejected): \(error)") }
@@ -95,8 +111,8 @@ struct AppendCommand: AsyncParsableCommand {
     private func updateViews() async {
         do {
             let start = MonotonicTime.now
-            let reader = try await EventReader.open(at: data.directory)
-            guard let report = try RecordsViewFiles(data: data.directory).updateIfDue(reader: reader, policy: views.policy) else { return }
+            let reader = try await data.openSource()
+            guard let report = try RecordsViewFiles(data: data.viewsDirectory).updateIfDue(reader: reader, policy: views.policy) else { return }
             for skipped in report.load.skipped { printError("note: \(skipped)") }
             if let failure = report.writeFailure { printError("warning: views not snapshotted: \(failure)") }
             if !json, let path = report.written {
@@ -115,12 +131,14 @@ struct AppendCommand: AsyncParsableCommand {
         try text.write(toFile: rejected, atomically: true, encoding: .utf8)
     }
 
-    private func humanReport(_ report: IngestReport, seconds: Double, durability: Durability) -> String {
+    private func humanReport(_ report: IngestReport, seconds: Double, durability: String, sequences: Bool) -> String {
         let verb = dryRun ? "validated" : (report.applied || report.rejected == 0 ? "appended" : "appended nothing of")
         var lines = ["\(verb) \(dryRun ? report.lines - report.rejected : report.appended) events, \(report.duplicates) duplicates, \(report.rejected) rejected, of \(report.lines) lines in \(String(format: "%.3f", seconds)) s (\(Int(Double(report.lines) / max(seconds, 1e-9))) lines/s)"]
-        if report.applied { lines.append("durability: \(durabilityNote(durability))") }
+        if report.applied { lines.append("durability: \(durability)") }
         for (partition, range) in report.ranges.sorted(by: { $0.key < $1.key }) {
-            lines.append("  partition \(partition): offsets \(range.lowerBound)…\(range.upperBound)")
+            // On JetStream an offset is the stream sequence − 1; people see sequences.
+            lines.append(sequences ? "  partition \(partition): stream sequences \(range.lowerBound + 1)…\(range.upperBound + 1) (not contiguous: partitions share the stream)"
+                                   : "  partition \(partition): offsets \(range.lowerBound)…\(range.upperBound)")
         }
         if !report.assignedIDs.isEmpty {
             lines.append("assigned ids to \(report.assignedIDs.count) lines without one" + (report.assignedIDs.count <= 10 ? ": " + report.assignedIDs.map { "line \($0.line) → \($0.id)" }.joined(separator: ", ") : " (see --json)"))
@@ -129,20 +147,11 @@ struct AppendCommand: AsyncParsableCommand {
         return lines.joined(separator: "\n")
     }
 
-    private func jsonReport(_ report: IngestReport, seconds: Double, durability: Durability) -> String {
+    private func jsonReport(_ report: IngestReport, seconds: Double, durability: String) -> String {
         let ranges = report.ranges.sorted(by: { $0.key < $1.key }).map { "{\"partition\":\($0.key),\"first\":\($0.value.lowerBound),\"last\":\($0.value.upperBound)}" }
         let errors = report.errors.map { "{\"line\":\($0.line),\"field\":\(jsonString($0.field)),\"message\":\(jsonString($0.message))}" }
         let assigned = report.assignedIDs.map { "{\"line\":\($0.line),\"id\":\"\($0.id)\"}" }
         return "{\"lines\":\(report.lines),\"appended\":\(report.appended),\"duplicates\":\(report.duplicates),\"rejected\":\(report.rejected),\"applied\":\(report.applied),\"dryRun\":\(dryRun),\"seconds\":\(seconds),\"durability\":\"\(durability)\",\"positions\":[\(ranges.joined(separator: ","))],\"assignedIds\":[\(assigned.joined(separator: ","))],\"errors\":[\(errors.joined(separator: ","))]}"
-    }
-}
-
-/// What each durability mode promises, for output.
-func durabilityNote(_ durability: Durability) -> String {
-    switch durability {
-    case .fsync: "fsync — on disk before acknowledged; survives kill -9 and power loss"
-    case let .interval(ms): "interval(\(ms) ms) — written to the OS; survives kill -9, a power loss may lose the last \(ms) ms"
-    case .none: "none — written to the OS; survives kill -9, a power loss may lose unsynced events"
     }
 }
 

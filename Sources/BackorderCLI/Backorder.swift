@@ -1,6 +1,8 @@
 import Foundation
 import ArgumentParser
 import EventLog
+import EventStore
+import JetStreamStore
 
 @main
 struct Backorder: AsyncParsableCommand {
@@ -22,6 +24,49 @@ struct DataOptions: ParsableArguments {
     }
 
     var logPath: String { directory + "/log" }
+
+    @Option(name: .long, help: "NATS JetStream servers, comma-separated (nats://127.0.0.1:4222,…): use the cluster store instead of the embedded log (default: $BACKORDER_CLUSTER). --data then holds only the views.")
+    var cluster: String?
+    @Option(name: .long, help: "Cluster tenant group: JetStream stream BO_<group>.")
+    var clusterGroup = "0"
+    @Option(name: .long, help: "Replicas of a new cluster stream.")
+    var replicas = 3
+
+    /// The cluster URLs, if the cluster store is selected.
+    var clusterURLs: String? {
+        if let cluster { return cluster }
+        if let env = getenv("BACKORDER_CLUSTER"), env.pointee != 0 { return String(cString: env) }
+        return nil
+    }
+
+    /// Where the views (snapshots, query tables) are kept: beside the log, or for a
+    /// cluster store in a directory of their own per JetStream stream.
+    var viewsDirectory: String {
+        clusterURLs == nil ? directory : directory + "/jetstream-BO_" + clusterGroup
+    }
+
+    /// Options for the cluster store.
+    func clusterOptions(partitions: Int = 8) -> ClusterOptions? {
+        guard let urls = clusterURLs else { return nil }
+        var options = ClusterOptions(urls: urls)
+        options.group = clusterGroup
+        options.replicas = replicas
+        options.partitionCount = partitions
+        return options
+    }
+
+    /// The events, from the cluster or the embedded log, read-only.
+    func openSource() async throws -> any EventSource {
+        if let options = clusterOptions() { return try await JetStreamStore.open(options, readOnly: true).source }
+        return try await EventReader.open(at: directory)
+    }
+
+    /// Refuses commands that only the embedded log supports when a cluster is selected.
+    func requireEmbedded(_ command: String) throws {
+        guard clusterURLs == nil else {
+            throw ValidationError("`backorder \(command)` reads the embedded log's files and is not available on a JetStream store (unset --cluster / BACKORDER_CLUSTER)")
+        }
+    }
 }
 
 /// Exits with a clear message and status 1 for log errors, instead of a stack trace.

@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import OutOfStock
 import Projections
+import JetStreamStore
 
 /// When views are snapshotted automatically (queries, `append`, `snapshot`).
 struct ViewOptions: ParsableArguments {
@@ -21,7 +22,7 @@ struct ViewOptions: ParsableArguments {
 
 /// Loads the records view: newest valid snapshot, then the log's tail; writes a snapshot
 /// (with query tables) when the policy says so. Notes go to stderr.
-func loadRecordsView(_ files: RecordsViewFiles, reader: EventReader, json: Bool, policy: SnapshotPolicy,
+func loadRecordsView(_ files: RecordsViewFiles, reader: any EventSource, json: Bool, policy: SnapshotPolicy,
                      force: Bool) throws -> ProjectedView<RecordsView> {
     let (projected, report) = try files.catchUp(reader: reader, policy: policy, force: force)
     for skipped in report.load.skipped { printError("note: \(skipped)") }
@@ -36,9 +37,9 @@ func loadRecordsView(_ files: RecordsViewFiles, reader: EventReader, json: Bool,
 /// the log (a fresh process maps only what the question needs), otherwise from the view
 /// caught up in memory — the same answer either way.
 func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ views: ViewOptions,
-               table: (TenantTableReader) throws -> T, book: (TenantBook) throws -> T) async throws -> (T, EventReader) {
-    let reader = try await EventReader.open(at: data.directory)
-    let files = RecordsViewFiles(data: data.directory)
+               table: (TenantTableReader) throws -> T, book: (TenantBook) throws -> T) async throws -> (T, any EventSource) {
+    let reader = try await data.openSource()
+    let files = RecordsViewFiles(data: data.viewsDirectory)
     var force = false
     switch files.currentTable(tenant: tenant.tenant, reader: reader) {
     case let .success(current) where current.behind == 0 || (!tenant.consistent && current.viewEvents > views.policy.inMemoryCatchUpLimit):
@@ -149,6 +150,9 @@ func runQuery(_ body: () async throws -> Void) async throws {
         printError("error: \(error)")
         throw ExitCode(1)
     } catch let error as ProjectionError {
+        printError("error: \(error)")
+        throw ExitCode(1)
+    } catch let error as NatsError {
         printError("error: \(error)")
         throw ExitCode(1)
     }
@@ -290,7 +294,7 @@ struct RecordQuery: AsyncParsableCommand {
         try await runQuery {
             let (found, reader) = try await answer(data, tenant, views, table: { try $0.record(id) }, book: { $0.records[id] })
             guard let row = found else { throw QueryError(description: "unknown record \(id) in tenant \(tenant.tenant)") }
-            let partition = reader.partition(tenant: tenant.tenant, stream: StreamName.record(id))
+            let partition = reader.lane(tenant: tenant.tenant, stream: StreamName.record(id))
             let history = try row.eventOffsets.map { offset -> HistoryEntry in
                 let e = try reader.readEvent(at: Position(partition: partition, offset: offset))
                 return HistoryEntry(position: e.position.description, type: e.type, at: Timestamp.format(e.businessTime),

@@ -12,8 +12,8 @@ struct SnapshotCommand: AsyncParsableCommand {
     func run() async throws {
         try await runQuery {
             let start = MonotonicTime.now
-            let reader = try await EventReader.open(at: data.directory)
-            let files = RecordsViewFiles(data: data.directory)
+            let reader = try await data.openSource()
+            let files = RecordsViewFiles(data: data.viewsDirectory)
             let (view, report) = try files.catchUp(reader: reader, policy: SnapshotPolicy(), force: true)
             for skipped in report.load.skipped { printError("note: \(skipped)") }
             guard let path = report.written else {
@@ -37,7 +37,7 @@ struct ReplayCommand: AsyncParsableCommand {
         guard all || view == RecordsView.name else { throw ValidationError("unknown view \(view); views: \(RecordsView.name)") }
         if let to { return try await replayAndPrint(to: to, data: data) }
         try await runQuery {
-            let reader = try await EventReader.open(at: data.directory)
+            let reader = try await data.openSource()
             let total = try reader.endOffsets().reduce(0, +)
             let progress = ProgressLine(enabled: isatty(2) != 0)
             let start = MonotonicTime.now
@@ -48,7 +48,7 @@ struct ReplayCommand: AsyncParsableCommand {
             }
             progress.finish()
             let seconds = MonotonicTime.now.seconds(since: start)
-            let path = try RecordsViewFiles(data: data.directory).write(rebuilt, logID: reader.log.manifest.logID, replace: true)
+            let path = try RecordsViewFiles(data: data.viewsDirectory).write(rebuilt, logID: reader.sourceID, replace: true)
             print("rebuilt view \(RecordsView.name) from \(rebuilt.eventsApplied) events in \(String(format: "%.3f", seconds)) s (\(Int(Double(rebuilt.eventsApplied) / max(seconds, 1e-9))) events/s); saved \(path)")
         }
     }

@@ -52,7 +52,12 @@ enum EnvelopeCodec {
         guard let separator = record.key.firstIndex(of: 0) else { throw EventStoreError.malformedEvent(position, "record key has no tenant separator") }
         let tenant = String(decoding: record.key[..<separator], as: UTF8.self)
         let stream = String(decoding: record.key[(separator + 1)...], as: UTF8.self)
-        var reader = Reader(bytes: record.value)
+        return try decode(tenant: tenant, stream: stream, value: record.value, position: position, recordedTime: record.timestamp)
+    }
+
+    /// Decodes an envelope value whose tenant and stream are known.
+    static func decode(tenant: String, stream: String, value: UnsafeRawBufferPointer, position: Position, recordedTime: Int64) throws -> StoredEvent {
+        var reader = Reader(bytes: value)
         guard reader.byte() == version else { throw EventStoreError.malformedEvent(position, "unknown envelope version") }
         guard let high = reader.bigEndian(), let low = reader.bigEndian(),
               let previous = reader.varint(), let streamVersion = reader.varint(), let time = reader.varint(),
@@ -64,8 +69,8 @@ enum EnvelopeCodec {
             id: EventID(high: high, low: low), type: type, schemaVersion: Int(truncatingIfNeeded: schemaVersion),
             tenant: tenant, stream: stream, streamVersion: Int64(truncatingIfNeeded: streamVersion),
             businessTime: Int64(bitPattern: time >> 1) ^ -Int64(bitPattern: time & 1),
-            recordedTime: record.timestamp, actor: actor, correlationId: correlation.isEmpty ? nil : correlation,
-            data: Array(record.value[reader.position...]), position: position,
+            recordedTime: recordedTime, actor: actor, correlationId: correlation.isEmpty ? nil : correlation,
+            data: Array(value[reader.position...]), position: position,
             previousOffset: previous == 0 ? nil : Int64(truncatingIfNeeded: previous - 1))
     }
 
@@ -157,4 +162,28 @@ struct StreamHash: Hashable, Sendable {
     }
 
     init(tenant: String, stream: String) { self.init(key: EnvelopeCodec.key(tenant: tenant, stream: stream)) }
+}
+
+/// The stored form of one event — the envelope value of docs/EVENTS.md — for back ends
+/// other than the embedded log, which store it unchanged (a JetStream message's payload).
+/// The tenant and stream travel beside it (the log record's key, the message's subject).
+public enum EventEnvelope {
+    /// Largest envelope a back end must accept.
+    public static let maxBytes = AppendPlan.maxEventBytes
+
+    /// The envelope of `event` as version `streamVersion` of its stream, linked to the
+    /// stream's previous event at `previousOffset` (nil: the first).
+    public static func encode(_ event: NewEvent, streamVersion: Int64, previousOffset: Int64?) -> [UInt8] {
+        var out: [UInt8] = []
+        EnvelopeCodec.encode(event, streamVersion: streamVersion, previousOffset: previousOffset, into: &out)
+        return out
+    }
+
+    /// An upper bound of the envelope's size (with the tenant and stream).
+    public static func sizeBound(_ event: NewEvent) -> Int { EnvelopeCodec.encodedSizeBound(event) }
+
+    /// Decodes an envelope stored at `position`; throws `.malformedEvent` naming it.
+    public static func decode(tenant: String, stream: String, value: [UInt8], position: Position, recordedTime: Int64) throws -> StoredEvent {
+        try value.withUnsafeBytes { try EnvelopeCodec.decode(tenant: tenant, stream: stream, value: $0, position: position, recordedTime: recordedTime) }
+    }
 }

@@ -211,28 +211,68 @@ public struct StoredID: Sendable, Equatable {
     public let position: Position
     /// Its version in its stream.
     public let version: Int64
+
+    /// A stored id's place.
+    public init(position: Position, version: Int64) {
+        self.position = position
+        self.version = version
+    }
 }
 
-/// Reads a partition's events in order, one log batch at a time.
+/// Reads a partition's events in order, one log batch at a time (or, from another
+/// back end, one delivered batch at a time).
 public struct EventCursor: Sendable {
     /// The partition read.
     public let partition: Int
-    var cursor: PartitionCursor
-    var from: Int64
+    // One of the two is set. (Not an enum: the log cursor is mutated in place, without
+    // copying its buffers on every batch.)
+    private var logCursor: PartitionCursor?
+    private let batches: (any EventBatchSource)?
+    /// The offset of the next event to deliver.
+    public private(set) var from: Int64
+
+    init(partition: Int, cursor: PartitionCursor, from: Int64) {
+        self.partition = partition
+        self.logCursor = cursor
+        self.batches = nil
+        self.from = from
+    }
+
+    /// A cursor over another back end's batches, starting at `from`.
+    public init(partition: Int, batches: any EventBatchSource, from: Int64) {
+        self.partition = partition
+        self.logCursor = nil
+        self.batches = batches
+        self.from = from
+    }
 
     /// The next batch of events (nil at the end; later calls see newer events).
     public mutating func next() throws -> [StoredEvent]? {
-        guard let batch = try cursor.next() else { return nil }
-        var events: [StoredEvent] = []
-        events.reserveCapacity(batch.header.recordCount)
-        var failure: (any Error)?
-        let start = from
-        batch.forEach { record in
-            guard record.offset >= start, failure == nil else { return }
-            do { events.append(try EnvelopeCodec.decode(record, partition: partition)) } catch { failure = error }
+        if let batches {
+            guard let events = try batches.next() else { return nil }
+            if let last = events.last { from = last.position.offset + 1 }
+            return events
         }
-        if let failure { throw failure }
-        from = batch.nextOffset
-        return events
+        do {
+            guard let batch = try logCursor?.next() else { return nil }
+            var events: [StoredEvent] = []
+            events.reserveCapacity(batch.header.recordCount)
+            var failure: (any Error)?
+            let start = from
+            batch.forEach { record in
+                guard record.offset >= start, failure == nil else { return }
+                do { events.append(try EnvelopeCodec.decode(record, partition: partition)) } catch { failure = error }
+            }
+            if let failure { throw failure }
+            from = batch.nextOffset
+            return events
+        }
     }
+}
+
+/// Batches of events delivered by a back end other than the embedded log (e.g. a
+/// JetStream consumer), for `EventCursor`. Offsets must be dense and increasing.
+public protocol EventBatchSource: AnyObject, Sendable {
+    /// The next batch, in offset order; nil when nothing more is available now.
+    func next() throws -> [StoredEvent]?
 }

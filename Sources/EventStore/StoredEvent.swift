@@ -41,7 +41,8 @@ public enum ExpectedVersion: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    func admits(_ current: Int64) -> Bool {
+    /// Whether a stream at version `current` passes the check.
+    public func admits(_ current: Int64) -> Bool {
         switch self {
         case .any: true
         case .noStream: current == 0

@@ -168,7 +168,7 @@ public struct IngestReport: Sendable {
 /// every stream it touches (read from the store, then kept up to date in memory), so a
 /// later line may depend on an earlier one in the same input.
 public final class Ingestor {
-    private let store: EventStore
+    private let store: any EventAppender
     private let options: IngestOptions
     private let parser: InputParser
     private var states: [StreamKey: CachedStream] = [:]
@@ -176,7 +176,7 @@ public final class Ingestor {
     private var random = SystemRandomNumberGenerator()
 
     /// An ingestor appending to `store`.
-    public init(store: EventStore, options: IngestOptions) throws {
+    public init(store: any EventAppender, options: IngestOptions) throws {
         self.store = store
         self.options = options
         self.parser = try InputParser()
@@ -222,7 +222,7 @@ public final class Ingestor {
                 rejection = error
             case let .success(input):
                 // A duplicate is acknowledged before any check (and does not use up --expect-version).
-                if let id = input.id, seenIDs.contains(id) || store.storedPosition(of: id) != nil {
+                if let id = input.id, try seenIDs.contains(id) || store.storedPosition(of: id) != nil {
                     report.duplicates += 1
                     continue
                 }
@@ -294,8 +294,8 @@ public final class Ingestor {
     /// Appends in batches, keeping a few submitted appends in flight so that encoding and
     /// compression of the next batch overlap the flush of the previous one.
     private func append(_ events: AcceptedEvents, _ report: inout IngestReport, progress: (Int) -> Void) async throws {
-        var inFlight: [SubmittedAppend] = []
-        func settle(_ submitted: SubmittedAppend, _ report: inout IngestReport) async throws {
+        var inFlight: [any PendingAppend] = []
+        func settle(_ submitted: any PendingAppend, _ report: inout IngestReport) async throws {
             for outcome in try await submitted.acknowledged() {
                 switch outcome {
                 case let .appended(position, _):
@@ -311,7 +311,7 @@ public final class Ingestor {
         }
         do {
             try await events.forEachChunk(of: options.batchSize) { chunk in
-                inFlight.append(try await store.submit(chunk))
+                inFlight.append(try await store.submitEvents(chunk))
                 if inFlight.count >= 4 { try await settle(inFlight.removeFirst(), &report) }
             }
             while !inFlight.isEmpty { try await settle(inFlight.removeFirst(), &report) }

@@ -86,7 +86,7 @@ public struct RecordsViewFiles: Sendable {
 
     /// The tenant's table from the newest snapshot, if it was made from this log as it is
     /// now up to the table's positions (same log, the same last events), with its lag.
-    public func currentTable(tenant: String, reader: EventReader) -> Result<CurrentTable, Miss> {
+    public func currentTable(tenant: String, reader: any EventSource) -> Result<CurrentTable, Miss> {
         guard let newest = snapshots.list().first else { return .failure(.noTables) }
         let directory = snapshots.tablesDirectory(of: newest)
         guard storage.exists(directory) else { return .failure(.noTables) }
@@ -95,7 +95,7 @@ public struct RecordsViewFiles: Sendable {
         do {
             let table = try TenantTableReader(path: path, tenant: tenant)
             let meta = table.metadata
-            guard meta.logID == (reader.log.manifest.logID ?? "") else { return .failure(.unusable("\(path): made from another log")) }
+            guard meta.logID == (reader.sourceID ?? "") else { return .failure(.unusable("\(path): made from another log")) }
             let ends = try reader.endOffsets()
             guard let behind = Self.eventsBehind(meta.positions, ends: ends) else {
                 return .failure(.unusable("\(path): it is ahead of the log"))
@@ -122,11 +122,11 @@ public struct RecordsViewFiles: Sendable {
     /// Brings the view up to date and snapshots it if `policy` says a snapshot is due —
     /// judged from the newest snapshot's header, so nothing is loaded when none is (what
     /// `append` calls after appending). Nil when nothing was due.
-    public func updateIfDue(reader: EventReader, policy: SnapshotPolicy) throws -> CatchUpReport? {
+    public func updateIfDue(reader: any EventSource, policy: SnapshotPolicy) throws -> CatchUpReport? {
         let ends = try reader.endOffsets()
         if let newest = snapshots.list().first, storage.exists(snapshots.tablesDirectory(of: newest)),
            let peek = SnapshotFile.peek(snapshots.path + "/" + newest, storage: storage),
-           peek.logID == (reader.log.manifest.logID ?? ""), let behind = Self.eventsBehind(peek.positions, ends: ends) {
+           peek.logID == (reader.sourceID ?? ""), let behind = Self.eventsBehind(peek.positions, ends: ends) {
             guard policy.isDue(behind: behind, viewEvents: peek.eventsApplied, age: newestSnapshotAge()) else { return nil }
         }
         return try catchUp(reader: reader, policy: policy, force: true).1
@@ -145,7 +145,7 @@ public struct RecordsViewFiles: Sendable {
     /// Loads the newest valid snapshot, applies the log's tail, and writes a new snapshot
     /// with tables when `policy` says so, or `force`, or when the newest snapshot has no
     /// usable tables.
-    public func catchUp(reader: EventReader, policy: SnapshotPolicy, force: Bool = false,
+    public func catchUp(reader: any EventSource, policy: SnapshotPolicy, force: Bool = false,
                         upTo limit: [Int64]? = nil) throws -> (ProjectedView<RecordsView>, CatchUpReport) {
         let (projected, load) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots, upTo: limit)
         var report = CatchUpReport(load: load)
@@ -154,7 +154,7 @@ public struct RecordsViewFiles: Sendable {
             || policy.isDue(behind: load.events, viewEvents: projected.eventsApplied - load.events, age: newestSnapshotAge())
             || !storage.exists(snapshots.tablesDirectory(of: snapshots.list().first ?? ""))
         if due && projected.eventsApplied > 0 {
-            do { report.written = try write(projected, logID: reader.log.manifest.logID, replace: force) } catch { report.writeFailure = "\(error)" }
+            do { report.written = try write(projected, logID: reader.sourceID, replace: force) } catch { report.writeFailure = "\(error)" }
         }
         return (projected, report)
     }

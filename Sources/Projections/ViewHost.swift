@@ -36,10 +36,10 @@ public enum Projection {
 
     /// Loads the newest valid snapshot of a view (or starts empty), then applies every
     /// event after its positions, up to the log's end (or `limit` positions).
-    public static func load<P: Projector>(_ type: P.Type, reader: EventReader, snapshots: SnapshotDirectory,
+    public static func load<P: Projector>(_ type: P.Type, reader: any EventSource, snapshots: SnapshotDirectory,
                                           upTo limit: [Int64]? = nil) throws -> (ProjectedView<P>, CatchUp) {
         var report = CatchUp()
-        let (loaded, path, skipped) = snapshots.loadNewest(type, partitions: reader.partitionCount, logID: reader.log.manifest.logID)
+        let (loaded, path, skipped) = snapshots.loadNewest(type, partitions: reader.partitionCount, logID: reader.sourceID)
         report.skipped = skipped
         let ends = try reader.endOffsets()
         var projected = ProjectedView<P>(partitions: reader.partitionCount)
@@ -60,7 +60,7 @@ public enum Projection {
 
     /// The first partition whose event just before the snapshot's position is not the one
     /// the snapshot applied last (the log was truncated and written again, or replaced).
-    static func firstMismatch<P: Projector>(_ projected: ProjectedView<P>, _ reader: EventReader) throws -> Int? {
+    static func firstMismatch<P: Projector>(_ projected: ProjectedView<P>, _ reader: any EventSource) throws -> Int? {
         for (partition, position) in projected.positions.enumerated() where position > 0 {
             let event = try? reader.readEvent(at: Position(partition: partition, offset: position - 1))
             if event == nil || event?.id != projected.lastEventIDs[partition] { return partition }
@@ -69,7 +69,7 @@ public enum Projection {
     }
 
     /// Applies events from the view's positions up to `limit` (per partition).
-    public static func catchUp<P: Projector>(_ projected: inout ProjectedView<P>, reader: EventReader, upTo limit: [Int64]) throws -> Int64 {
+    public static func catchUp<P: Projector>(_ projected: inout ProjectedView<P>, reader: any EventSource, upTo limit: [Int64]) throws -> Int64 {
         var applied: Int64 = 0
         for partition in 0..<reader.partitionCount where projected.positions[partition] < limit[partition] {
             var cursor = try reader.events(partition: partition, from: projected.positions[partition])
@@ -87,7 +87,7 @@ public enum Projection {
     /// newest snapshot (the atomic swap: readers see the old snapshot until the rename).
     /// The next chunk of batches is read, checksummed, decompressed and decoded on
     /// another task while the current one is applied, so both cores work.
-    public static func rebuild<P: Projector>(_ type: P.Type, reader: EventReader, upTo limit: [Int64]? = nil,
+    public static func rebuild<P: Projector>(_ type: P.Type, reader: any EventSource, upTo limit: [Int64]? = nil,
                                              progress: (Int64) -> Void = { _ in }) async throws -> ProjectedView<P> {
         let ends = try limit ?? reader.endOffsets()
         var projected = ProjectedView<P>(partitions: reader.partitionCount)
@@ -110,7 +110,7 @@ public enum Projection {
     /// of its own; the views are merged at the end. The result is the same view as a
     /// sequential rebuild (the tests compare the encoded bytes). `progress` is called on
     /// the caller's task, about ten times a second.
-    public static func rebuild<P: PartitionedProjector>(_ type: P.Type, reader: EventReader, upTo limit: [Int64]? = nil,
+    public static func rebuild<P: PartitionedProjector>(_ type: P.Type, reader: any EventSource, upTo limit: [Int64]? = nil,
                                                         workers: Int = processorCount,
                                                         progress: (Int64) -> Void = { _ in }) async throws -> ProjectedView<P> {
         let ends = try limit ?? reader.endOffsets()

@@ -1,0 +1,70 @@
+import EventLog
+
+/// Where projections, queries and audits read events from: the embedded log
+/// (`EventReader`) or a JetStream stream (`JetStreamStore`).
+///
+/// Events are read in **lanes**: each lane is a dense, increasing run of offsets that a
+/// view checkpoints as "the next offset to apply". The embedded log has one lane per
+/// partition; a JetStream stream has one lane, its stream sequence minus one. An event's
+/// own `position` names its partition and that offset.
+public protocol EventSource: Sendable {
+    /// Number of lanes (a view keeps one position per lane).
+    var partitionCount: Int { get }
+    /// The identity of the history read (a log's id; a JetStream stream's name and
+    /// creation time): snapshots made from another history are not applied to this one.
+    var sourceID: String? { get }
+    /// The offset after the last event of each lane.
+    func endOffsets() throws -> [Int64]
+    /// The events of a lane from `offset` on, batch by batch.
+    func events(partition: Int, from offset: Int64) throws -> EventCursor
+    /// The event at `offset` of lane `position.partition`.
+    func readEvent(at position: Position) throws -> StoredEvent
+    /// The lane a stream's events are read in.
+    func lane(tenant: String, stream: String) -> Int
+}
+
+extension EventReader: EventSource {
+    /// The log's id (from its manifest).
+    public var sourceID: String? { log.manifest.logID }
+
+    /// The stream's partition.
+    public func lane(tenant: String, stream: String) -> Int { partition(tenant: tenant, stream: stream) }
+}
+
+/// What the ingestor needs from a store to check and append events, whichever back end
+/// holds them.
+public protocol EventAppender: AnyObject, Sendable {
+    /// Where an event id is stored (or in flight), and its stream version; nil when new.
+    func storedPosition(of id: EventID) throws -> StoredID?
+    /// Every acknowledged event of a stream, in version order.
+    func readStream(tenant: String, stream: String) throws -> [StoredEvent]
+    /// Checks and sends events; await `acknowledged()` on the result for the outcomes.
+    func submitEvents(_ events: [NewEvent]) async throws -> any PendingAppend
+    /// What an acknowledged append survives, in one line for people.
+    var durabilityStatement: String { get }
+}
+
+/// An append on its way to the store.
+public protocol PendingAppend: Sendable {
+    /// Waits until every event is acknowledged (or failed); the outcomes are in the order
+    /// of the submitted events.
+    func acknowledged() async throws -> [AppendOutcome]
+}
+
+extension SubmittedAppend: PendingAppend {}
+
+extension EventStore: EventAppender {
+    /// `submit`, as the appender protocol names it.
+    public func submitEvents(_ events: [NewEvent]) async throws -> any PendingAppend {
+        try await submit(events)
+    }
+
+    /// What the log's durability mode promises.
+    public var durabilityStatement: String {
+        switch options.log.durability {
+        case .fsync: "fsync — on disk before acknowledged; survives kill -9 and power loss"
+        case let .interval(ms): "interval(\(ms) ms) — written to the OS; survives kill -9, a power loss may lose the last \(ms) ms"
+        case .none: "none — written to the OS; survives kill -9, a power loss may lose unsynced events"
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import EventStore
+import Synchronization
+
+/// A Backorder stream's identity within a JetStream stream.
+struct StreamKey: Hashable, Sendable {
+    var tenant: String
+    var stream: String
+}
+
+/// What one process knows of a JetStream stream's Backorder streams (docs/CLUSTER.md,
+/// "Event ids and idempotency", layer 3): for each stream its version and the sequence of
+/// its last message (`S(v)`), and where each event id is stored. Loaded at open by one
+/// headers-only pass over the stream, then kept up to date by this process's
+/// acknowledgements. It may fall behind other writers; the server's expected-sequence
+/// check catches that, so a stale entry can refuse an append, never corrupt a stream.
+final class ClusterIndex: Sendable {
+    struct Head: Sendable, Equatable {
+        /// The stream's version (number of its messages).
+        var version: Int64
+        /// The stream sequence of its last message (0: none).
+        var sequence: UInt64
+    }
+
+    struct Entry: Sendable {
+        var sequence: UInt64
+        var version: Int64
+        var partition: Int
+    }
+
+    private struct State {
+        var heads: [StreamKey: Head] = [:]
+        /// Versions handed out to submitted events that are not acknowledged yet.
+        var planned: [StreamKey: Int64] = [:]
+        var ids: [EventID: Entry] = [:]
+        /// Set by the first failed publish; appends stop until the store is reopened.
+        var failure: String?
+    }
+
+    private let state = Mutex(State())
+
+    /// Adds one stored message (in stream order) while loading.
+    func load(key: StreamKey, id: EventID?, sequence: UInt64, partition: Int) {
+        state.withLock { state in
+            let version = (state.heads[key]?.version ?? 0) + 1
+            state.heads[key] = Head(version: version, sequence: sequence)
+            if let id { state.ids[id] = Entry(sequence: sequence, version: version, partition: partition) }
+        }
+    }
+
+    func head(_ key: StreamKey) -> Head? { state.withLock { $0.heads[key] } }
+
+    func entry(_ id: EventID) -> Entry? { state.withLock { $0.ids[id] } }
+
+    var failure: String? { state.withLock { $0.failure } }
+
+    func fail(_ reason: String) { state.withLock { if $0.failure == nil { $0.failure = reason } } }
+
+    /// Runs `body` with the planned version of each stream (acknowledged or in flight)
+    /// and the known ids, then reserves the versions it returns — under one lock, so an
+    /// append checks and reserves in one step and nothing is reserved when it throws.
+    func plan<T>(_ body: (_ plannedVersion: (StreamKey) -> Int64, _ known: (EventID) -> Entry?) throws -> (T, reserved: [StreamKey: Int64])) throws -> T {
+        try state.withLock { state in
+            if let failure = state.failure { throw EventStoreError.invalidArgument("appends stopped after an earlier failure (\(failure)); reopen the store") }
+            let (result, reserved) = try body({ state.planned[$0] ?? state.heads[$0]?.version ?? 0 }, { state.ids[$0] })
+            for (key, version) in reserved { state.planned[key] = version }
+            return result
+        }
+    }
+
+    /// Records an acknowledged event of version `version` stored at `sequence`.
+    func acknowledge(key: StreamKey, id: EventID, version: Int64, sequence: UInt64, partition: Int) {
+        state.withLock { state in
+            if (state.heads[key]?.version ?? 0) < version { state.heads[key] = Head(version: version, sequence: sequence) }
+            if state.planned[key].map({ $0 <= version }) == true { state.planned[key] = nil }
+            state.ids[id] = Entry(sequence: sequence, version: version, partition: partition)
+        }
+    }
+
+    /// Forgets the in-flight versions of a stream whose publish failed.
+    func abandon(_ key: StreamKey) { state.withLock { _ = $0.planned.removeValue(forKey: key) } }
+
+    var streamCount: Int { state.withLock { $0.heads.count } }
+    var eventCount: Int { state.withLock { $0.ids.count } }
+}

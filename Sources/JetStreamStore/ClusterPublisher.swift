@@ -1,0 +1,189 @@
+import Dispatch
+import EventLog
+import EventStore
+import Foundation
+import Synchronization
+
+/// One event ready to publish: its stream, subject and reserved version.
+struct OutgoingEvent: Sendable {
+    var event: NewEvent
+    var key: StreamKey
+    var subject: String
+    var partition: Int
+    var version: Int64
+}
+
+/// Publishes events to JetStream with `Nats-Msg-Id` and
+/// `Nats-Expected-Last-Subject-Sequence`, on `lanes` serial queues: a stream's events
+/// always go through the same lane, one at a time — on an R3 stream only one conditional
+/// publish per subject can be in flight (docs/CLUSTER.md, finding 2) — while different
+/// streams' events are published concurrently.
+///
+/// A publish that fails for a transient reason (no stream leader during an election, a
+/// timeout, a reconnect) is retried with identical headers until `retrySeconds` pass:
+/// the server drops a repeated id within its duplicate window, and a repeat after it is
+/// refused as a wrong last sequence and then found by id (`resolveConflict`), so a retry
+/// never stores an event twice.
+final class ClusterPublisher: Sendable {
+    private let connection: NatsConnection
+    private let index: ClusterIndex
+    private let stream: String
+    private let group: String
+    private let queues: [DispatchQueue]
+    private let retrySeconds: Double
+
+    init(connection: NatsConnection, index: ClusterIndex, stream: String, group: String, lanes: Int, retrySeconds: Double) {
+        self.connection = connection
+        self.group = group
+        self.index = index
+        self.stream = stream
+        self.queues = (0..<max(1, lanes)).map { DispatchQueue(label: "backorder.publish.\($0)") }
+        self.retrySeconds = retrySeconds
+    }
+
+    /// The lane of a subject.
+    func lane(of subject: String) -> Int {
+        Partitioner.partition(forKey: subject.utf8, partitionCount: queues.count)
+    }
+
+    /// Queues the events (each lane keeps their order) and returns their pending results.
+    func publish(_ events: [OutgoingEvent], slots: [ClusterPendingAppend.Slot]) -> ClusterPendingAppend {
+        let results = ClusterPendingAppend.Results(count: events.count)
+        var byLane = [[Int]](repeating: [], count: queues.count)
+        for (i, event) in events.enumerated() { byLane[lane(of: event.subject)].append(i) }
+        for (lane, members) in byLane.enumerated() where !members.isEmpty {
+            results.group.enter()
+            queues[lane].async { [self] in
+                for i in members { results.set(i, Result { try publishOne(events[i]) }) }
+                results.group.leave()
+            }
+        }
+        return ClusterPendingAppend(results: results, slots: slots)
+    }
+
+    /// Publishes one event (blocking this lane's thread) and records it in the index.
+    private func publishOne(_ out: OutgoingEvent) throws -> AppendOutcome {
+        if let failure = index.failure { throw EventStoreError.invalidArgument("not sent: an earlier publish failed (\(failure))") }
+        let head = index.head(out.key) ?? ClusterIndex.Head(version: 0, sequence: 0)
+        guard head.version == out.version - 1 else {
+            // An earlier event of this stream was not stored (it failed, or another writer
+            // moved the stream): this one would be written at the wrong version.
+            index.abandon(out.key)
+            throw EventStoreError.wrongExpectedVersion(tenant: out.key.tenant, stream: out.key.stream, expected: .exact(out.version - 1), actual: head.version)
+        }
+        let payload = EventEnvelope.encode(out.event, streamVersion: out.version,
+                                           previousOffset: head.sequence == 0 ? nil : Int64(head.sequence) - 1)
+        let headers = [("Nats-Msg-Id", out.event.id.description), ("Nats-Expected-Last-Subject-Sequence", String(head.sequence))]
+        let deadline = Date().addingTimeInterval(retrySeconds)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let ack = try connection.publish(subject: out.subject, payload: payload, headers: headers)
+                if ack.duplicate {
+                    // Stored before under this id: by an earlier try of ours (then it is
+                    // this append's event) or by someone else within the window.
+                    let stored = try storedEvent(sequence: ack.sequence)
+                    index.acknowledge(key: out.key, id: out.event.id, version: stored.streamVersion, sequence: ack.sequence, partition: out.partition)
+                    let position = Position(partition: out.partition, offset: Int64(ack.sequence) - 1)
+                    return attempt > 1 && stored.streamVersion == out.version ? .appended(position, version: out.version) : .duplicate(position, version: stored.streamVersion)
+                }
+                index.acknowledge(key: out.key, id: out.event.id, version: out.version, sequence: ack.sequence, partition: out.partition)
+                return .appended(Position(partition: out.partition, offset: Int64(ack.sequence) - 1), version: out.version)
+            } catch let error as NatsError where error.isWrongLastSequence {
+                return try resolveConflict(out, after: head.sequence, firstAttempt: attempt == 1)
+            } catch let error as NatsError where error.isTransient && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.25)
+            } catch {
+                index.abandon(out.key)
+                index.fail("\(error)")
+                throw error
+            }
+        }
+    }
+
+    /// The Backorder event stored at `sequence`.
+    private func storedEvent(sequence: UInt64) throws -> StoredEvent {
+        guard let message = try connection.message(stream: stream, sequence: sequence) else {
+            throw EventStoreError.invalidArgument("message \(sequence) of \(stream) acknowledged but not found")
+        }
+        return try ClusterDecoding.event(message, group: group)
+    }
+
+    /// After "wrong last sequence": the subject moved past `sequence`. If one of the
+    /// messages after it carries this event's id, the event is stored (an earlier try of
+    /// ours, or someone else's append of the same id); otherwise another writer got there
+    /// first and this append is a real conflict.
+    private func resolveConflict(_ out: OutgoingEvent, after sequence: UInt64, firstAttempt: Bool) throws -> AppendOutcome {
+        index.abandon(out.key)
+        let consumer = try connection.orderedConsumer(stream: stream, filter: out.subject, startSequence: sequence + 1, headersOnly: true)
+        var last: StreamMessage?
+        while let message = try consumer.next(timeoutMilliseconds: last == nil ? 2_000 : (last?.pending == 0 ? 1 : 2_000)) {
+            last = message
+            if message.messageID == out.event.id.description {
+                let stored = try storedEvent(sequence: message.sequence)
+                index.acknowledge(key: out.key, id: out.event.id, version: stored.streamVersion, sequence: message.sequence, partition: out.partition)
+                let position = Position(partition: out.partition, offset: Int64(message.sequence) - 1)
+                return !firstAttempt && stored.streamVersion == out.version ? .appended(position, version: out.version) : .duplicate(position, version: stored.streamVersion)
+            }
+            if message.pending == 0 { break }
+        }
+        let actual = try connection.lastMessage(stream: stream, subject: out.subject).map { try ClusterDecoding.event($0, group: group).streamVersion } ?? 0
+        throw EventStoreError.wrongExpectedVersion(tenant: out.key.tenant, stream: out.key.stream, expected: .exact(out.version - 1), actual: actual)
+    }
+}
+
+/// A JetStream append on its way: the lanes fill in one result per published event.
+struct ClusterPendingAppend: PendingAppend {
+    final class Results: @unchecked Sendable {
+        let group = DispatchGroup()
+        private let lock = NSLock()
+        private var results: [Result<AppendOutcome, any Error>?]
+
+        init(count: Int) { results = Array(repeating: nil, count: count) }
+
+        func set(_ i: Int, _ result: Result<AppendOutcome, any Error>) { lock.withLock { results[i] = result } }
+        var all: [Result<AppendOutcome, any Error>?] { lock.withLock { results } }
+    }
+
+    /// What becomes of each submitted event.
+    enum Slot: Sendable {
+        /// Published: the result at this index.
+        case published(Int)
+        /// Known before publishing (an id stored before).
+        case known(AppendOutcome)
+        /// The same id as an earlier event of the call: its outcome, as a duplicate.
+        case sameAs(Int)
+    }
+
+    let results: Results
+    let slots: [Slot]
+
+    /// Waits for every event; throws the first failure in input order (the events before
+    /// it, and those of other streams, may be stored: a JetStream append is atomic per
+    /// event, not per call).
+    func acknowledged() async throws -> [AppendOutcome] {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            results.group.notify(queue: .global()) { done.resume() }
+        }
+        let published = results.all
+        var outcomes: [AppendOutcome] = []
+        outcomes.reserveCapacity(slots.count)
+        for slot in slots {
+            switch slot {
+            case let .published(i):
+                guard let result = published[i] else { throw EventStoreError.invalidArgument("an event was never published") }
+                outcomes.append(try result.get())
+            case let .known(outcome):
+                outcomes.append(outcome)
+            case let .sameAs(earlier):
+                let original = outcomes[earlier]
+                let version: Int64 = switch original {
+                case let .appended(_, v), let .duplicate(_, v): v
+                }
+                outcomes.append(.duplicate(original.position, version: version))
+            }
+        }
+        return outcomes
+    }
+}

@@ -1,0 +1,95 @@
+import EventStore
+import Foundation
+
+/// Turns JetStream messages back into stored events.
+enum ClusterDecoding {
+    /// The event in `message`: tenant, stream and partition from its subject, the rest
+    /// from the envelope; its position's offset is the stream sequence minus one.
+    static func event(_ message: StreamMessage, group: String) throws -> StoredEvent {
+        let position = Position(partition: 0, offset: Int64(message.sequence) - 1)
+        guard let place = ClusterSubject.parse(message.subject, group: group) else {
+            throw EventStoreError.malformedEvent(position, "message \(message.sequence) has subject \(message.subject), not one of Backorder's")
+        }
+        return try EventEnvelope.decode(tenant: place.tenant, stream: place.stream, value: message.payload,
+                                        position: Position(partition: place.partition, offset: position.offset),
+                                        recordedTime: message.timestampNanoseconds / 1_000)
+    }
+}
+
+/// A JetStream stream as the projections and queries read it (`EventSource`): one lane,
+/// whose offsets are the stream sequences minus one — dense, because Backorder's streams
+/// deny deletes and purges. Views checkpoint a JetStream sequence this way and keep their
+/// snapshots in local files (docs/CLUSTER.md, "Projections and checkpoints").
+public struct JetStreamSource: EventSource {
+    let connection: NatsConnection
+    let stream: String
+    let group: String
+    /// The stream's name and creation time: a stream deleted and created again under the
+    /// same name is another history.
+    public let sourceID: String?
+
+    /// One lane: the whole stream in sequence order.
+    public var partitionCount: Int { 1 }
+
+    /// The stream's last sequence (the offset after its last event).
+    public func endOffsets() throws -> [Int64] {
+        guard let status = try connection.streamStatus(stream) else { throw EventStoreError.invalidArgument("stream \(stream) no longer exists") }
+        return [Int64(status.lastSequence)]
+    }
+
+    /// The stream's events from offset `offset` (sequence `offset + 1`) on, through an
+    /// ordered consumer.
+    public func events(partition: Int, from offset: Int64) throws -> EventCursor {
+        guard partition == 0 else { throw EventStoreError.invalidArgument("a JetStream stream is read in one lane, not \(partition)") }
+        let end = try endOffsets()[0]
+        return EventCursor(partition: 0, batches: ConsumerBatches(source: self, start: offset, knownEnd: end), from: offset)
+    }
+
+    /// Lane 0: the stream has one.
+    public func lane(tenant: String, stream: String) -> Int { 0 }
+
+    /// The event at `position.offset` (the lane number is not needed: sequences are unique).
+    public func readEvent(at position: Position) throws -> StoredEvent {
+        guard position.offset >= 0, let message = try connection.message(stream: stream, sequence: UInt64(position.offset) + 1) else {
+            throw EventStoreError.invalidArgument("no event at offset \(position.offset) of stream \(stream)")
+        }
+        return try ClusterDecoding.event(message, group: group)
+    }
+}
+
+/// Batches of a JetStream stream from an ordered consumer, created on first use.
+final class ConsumerBatches: EventBatchSource, @unchecked Sendable {
+    private let source: JetStreamSource
+    private let start: Int64
+    private var consumer: OrderedConsumer?
+    /// Messages known to be there still to read (from the consumer's pending count).
+    private var pending: Int64
+    static let batchSize = 1_000
+
+    init(source: JetStreamSource, start: Int64, knownEnd: Int64) {
+        self.source = source
+        self.start = start
+        self.pending = max(0, knownEnd - start)
+    }
+
+    func next() throws -> [StoredEvent]? {
+        if consumer == nil {
+            consumer = try source.connection.orderedConsumer(stream: source.stream, filter: ClusterSubject.wildcard(group: source.group),
+                                                             startSequence: UInt64(start) + 1, headersOnly: false)
+        }
+        guard let consumer else { return nil }
+        var events: [StoredEvent] = []
+        // Wait long for messages known to exist (a consumer is being created, a leader
+        // elected); poll briefly for new ones.
+        while events.count < Self.batchSize,
+              let message = try consumer.next(timeoutMilliseconds: pending > 0 ? source.connection.requestTimeoutMilliseconds : (events.isEmpty ? 20 : 1)) {
+            events.append(try ClusterDecoding.event(message, group: source.group))
+            pending = Int64(message.pending)
+            if pending == 0 { break }
+        }
+        if events.isEmpty && pending > 0 {
+            throw EventStoreError.invalidArgument("stream \(source.stream): \(pending) events expected but none delivered within \(source.connection.requestTimeoutMilliseconds) ms")
+        }
+        return events.isEmpty ? nil : events
+    }
+}

@@ -69,11 +69,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutOfStockTests",
-            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI"]
-        ),
-        .testTarget(
-            name: "JetStreamStoreTests",
-            dependencies: ["JetStreamStore", "EventStore", "OutOfStock", "Projections", "DataGenerator", "BackorderCLI"]
+            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI", "JetStreamStore"]
         ),
     ],
     swiftLanguageModes: [.v6],

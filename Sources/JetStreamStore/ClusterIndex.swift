@@ -76,6 +76,14 @@ final class ClusterIndex: Sendable {
         }
     }
 
+    /// Sets a stream's head to what the server holds (after a conflict showed this
+    /// process's view to be stale).
+    func refresh(_ key: StreamKey, to head: Head) {
+        state.withLock { state in
+            if (state.heads[key]?.version ?? 0) < head.version { state.heads[key] = head }
+        }
+    }
+
     /// Forgets the in-flight versions of a stream whose publish failed.
     func abandon(_ key: StreamKey) { state.withLock { _ = $0.planned.removeValue(forKey: key) } }
 

@@ -128,7 +128,11 @@ final class ClusterPublisher: Sendable {
             }
             if message.pending == 0 { break }
         }
-        let actual = try connection.lastMessage(stream: stream, subject: out.subject).map { try ClusterDecoding.event($0, group: group).streamVersion } ?? 0
+        var actual: Int64 = 0
+        if let message = try connection.lastMessage(stream: stream, subject: out.subject) {
+            actual = try ClusterDecoding.event(message, group: group).streamVersion
+            index.refresh(out.key, to: ClusterIndex.Head(version: actual, sequence: message.sequence))
+        }
         throw EventStoreError.wrongExpectedVersion(tenant: out.key.tenant, stream: out.key.stream, expected: .exact(out.version - 1), actual: actual)
     }
 }

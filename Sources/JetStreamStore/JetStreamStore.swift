@@ -21,6 +21,9 @@ public struct ClusterOptions: Sendable {
     public var requestTimeoutMilliseconds: Int64 = 5_000
     /// Create the stream when it does not exist.
     public var create = true
+    /// The server's duplicate window of a new stream, seconds (JetStream's default: 2 min).
+    /// Retries later than this are still recognised, by reading the stream (CLUSTER.md).
+    public var duplicateWindowSeconds = 120.0
 
     /// Options for the servers at `urls`.
     public init(urls: String) { self.urls = urls }
@@ -87,7 +90,8 @@ public final class JetStreamStore: EventAppender, Sendable {
                 guard options.create && !readOnly else { throw EventStoreError.invalidArgument("no Backorder stream \(name) on \(options.urls)") }
                 status = try connection.createStream(StreamSpec(
                     name: name, subjects: ClusterSubject.wildcard(group: options.group), replicas: options.replicas,
-                    description: "backorder event store; partitions=\(options.partitionCount)"))
+                    description: "backorder event store; partitions=\(options.partitionCount)",
+                    duplicateWindowNanoseconds: Int64(options.duplicateWindowSeconds * 1e9)))
             }
             guard let status, let partitions = partitionCount(description: status.description) else {
                 throw EventStoreError.invalidArgument("stream \(name) on \(options.urls) was not created by Backorder (no partition count in its description)")

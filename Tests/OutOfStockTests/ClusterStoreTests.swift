@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+@testable import EventStore
+@testable import JetStreamStore
+
+/// The JetStream back end against a real single-node nats-server (R1): the store's
+/// promises — versions, links, ids, conflicts, retries — as the embedded store keeps them.
+@Suite(.serialized) struct ClusterStoreTests {
+    @Test func subjectTokensEscapeReversibly() {
+        for token in ["record/R-000001", "acme", "a.b", "*", ">", "with space", "100%", "Žluťoučký kůň", "tab\there", "", "::/--__"] {
+            let escaped = ClusterSubject.escape(token)
+            #expect(!escaped.contains(".") && !escaped.contains("*") && !escaped.contains(">") && !escaped.contains(" "))
+            #expect(escaped.utf8.allSatisfy { $0 < 0x80 })
+            #expect(ClusterSubject.unescape(Substring(escaped)) == token)
+        }
+        #expect(ClusterSubject.escape("record/R-000001") == "record/R-000001", "domain stream ids pass unchanged")
+        let subject = ClusterSubject.subject(group: "0", partition: 5, tenant: "a.b", stream: "record/R 1")
+        let parsed = ClusterSubject.parse(subject, group: "0")
+        #expect(parsed?.partition == 5 && parsed?.tenant == "a.b" && parsed?.stream == "record/R 1")
+        #expect(ClusterSubject.parse(subject, group: "1") == nil, "another group's subject")
+        #expect(ClusterSubject.parse("bo.0.5.%ZZ.x", group: "0") == nil, "bad escape")
+        #expect(ClusterSubject.parse("bo.0.x.t.s", group: "0") == nil, "partition not a number")
+    }
+
+    static func event(_ stream: String, _ n: Int, tenant: String = "acme", expected: ExpectedVersion = .any, id: EventID = .random()) -> NewEvent {
+        NewEvent(id: id, type: "NoteAdded", tenant: tenant, stream: stream, businessTime: 1_700_000_000_000_000 + Int64(n),
+                 actor: "u\(n)", correlationId: n.isMultiple(of: 2) ? "batch-\(n)" : nil, data: Array("note \(n)".utf8), expectedVersion: expected)
+    }
+
+    static func open(_ cluster: NatsTestCluster, group: String, configure: (inout ClusterOptions) -> Void = { _ in }) async throws -> JetStreamStore {
+        var options = ClusterOptions(urls: cluster.urls)
+        options.group = group
+        options.replicas = cluster.nodes
+        configure(&options)
+        return try await JetStreamStore.open(options)
+    }
+
+    @Test func appendsReadBackWithVersionsLinksAndPositions() async throws {
+        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let store = try await Self.open(cluster, group: "links")
+        let written = [Self.event("record/R-1", 1, expected: .noStream), Self.event("record/R-2", 2), Self.event("record/R-1", 3, expected: .exact(1)),
+                       Self.event("record/R-1", 4, tenant: "other.tenant"), Self.event("record/R-1", 5, expected: .exact(2))]
+        let outcomes = try await store.submitEvents(written).acknowledged()
+        #expect(outcomes.map { if case let .appended(_, v) = $0 { v } else { -1 } } == [1, 1, 2, 1, 3] as [Int64])
+        // Positions: (the stream's partition, JetStream sequence − 1), in publish order per stream.
+        for (event, outcome) in zip(written, outcomes) {
+            #expect(outcome.position.partition == store.partition(tenant: event.tenant, stream: event.stream))
+        }
+        let stream = try store.readStream(tenant: "acme", stream: "record/R-1")
+        #expect(stream.map(\.id) == [written[0].id, written[2].id, written[4].id])
+        #expect(stream.map(\.streamVersion) == [1, 2, 3])
+        #expect(stream[0].previousOffset == nil && stream[1].previousOffset == stream[0].position.offset && stream[2].previousOffset == stream[1].position.offset)
+        #expect(stream[1].actor == "u3" && stream[1].data == Array("note 3".utf8) && stream[1].businessTime == 1_700_000_000_000_003)
+        #expect(stream[0].correlationId == nil && stream[1].correlationId == nil && stream[2].correlationId == nil)
+        #expect(try store.readStream(tenant: "other.tenant", stream: "record/R-1").map(\.id) == [written[3].id])
+        #expect(try store.readStream(tenant: "acme", stream: "record/none").isEmpty)
+        // The source reads the same events in sequence order, one lane.
+        let source = store.source
+        #expect(try source.endOffsets() == [5])
+        var cursor = try source.events(partition: 0, from: 0)
+        var all: [StoredEvent] = []
+        while all.count < 5, let batch = try cursor.next() { all += batch }
+        #expect(all.map(\.id) == zip(written, outcomes).sorted { $0.1.position.offset < $1.1.position.offset }.map(\.0.id))
+        #expect(all.map(\.position.offset) == [0, 1, 2, 3, 4])
+        #expect(try source.readEvent(at: Position(partition: 0, offset: outcomes[2].position.offset)).id == written[2].id)
+        // A failed check sends nothing.
+        await #expect(throws: EventStoreError.self) {
+            _ = try await store.submitEvents([Self.event("record/R-9", 9), Self.event("record/R-1", 10, expected: .exact(7))]).acknowledged()
+        }
+        #expect(try source.endOffsets() == [5])
+    }
+
+    @Test func duplicatesAreAcknowledgedWithTheirOriginalPosition() async throws {
+        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let store = try await Self.open(cluster, group: "dups")
+        let first = Self.event("record/R-1", 1)
+        let original = try await store.submitEvents([first]).acknowledged()[0]
+        let again = try await store.submitEvents([first, Self.event("record/R-1", 2)]).acknowledged()
+        #expect(again[0] == .duplicate(original.position, version: 1))
+        let twin = Self.event("record/R-3", 3)
+        let inCall = try await store.submitEvents([twin, twin]).acknowledged()
+        #expect(inCall[1] == .duplicate(inCall[0].position, version: 1))
+        // A new process learns the ids from the stream.
+        let reopened = try await Self.open(cluster, group: "dups")
+        #expect(reopened.knownCounts.events == 3 && reopened.knownCounts.streams == 2)
+        #expect(try await reopened.submitEvents([first]).acknowledged()[0] == .duplicate(original.position, version: 1))
+        #expect(try reopened.storedPosition(of: twin.id)?.position == inCall[0].position)
+        #expect(try store.source.endOffsets() == [3])
+    }
+
+    @Test func aStaleWriterIsRefusedAndThenSeesTheNewVersion() async throws {
+        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let a = try await Self.open(cluster, group: "stale")
+        let b = try await Self.open(cluster, group: "stale")
+        _ = try await a.submitEvents([Self.event("record/R-1", 1, expected: .noStream)]).acknowledged()
+        // b still believes the stream is new: its own check passes, the server's does not.
+        await #expect(throws: EventStoreError.wrongExpectedVersion(tenant: "acme", stream: "record/R-1", expected: .exact(0), actual: 1)) {
+            _ = try await b.submitEvents([Self.event("record/R-1", 2, expected: .noStream)]).acknowledged()
+        }
+        // The refusal refreshed b's view: the right expected version now goes through.
+        let next = try await b.submitEvents([Self.event("record/R-1", 3, expected: .exact(1))]).acknowledged()
+        #expect(next.map { if case let .appended(_, v) = $0 { v } else { -1 } } == [2] as [Int64])
+        #expect(try a.source.endOffsets() == [2] as [Int64])
+        #expect(try a.readStream(tenant: "acme", stream: "record/R-1").map(\.streamVersion) == [1, 2])
+    }
+
+    @Test func aRetryAfterTheDuplicateWindowIsFoundByIDNotStoredTwice() async throws {
+        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let store = try await Self.open(cluster, group: "retry") { $0.duplicateWindowSeconds = 0.5 }
+        // An earlier try that reached the stream but whose acknowledgement was lost: the
+        // message is there, this process does not know it.
+        let lost = Self.event("record/R-1", 1)
+        let subject = ClusterSubject.subject(group: "retry", partition: store.partition(tenant: "acme", stream: "record/R-1"), tenant: "acme", stream: "record/R-1")
+        let first = try store.connection.publish(subject: subject, payload: EventEnvelope.encode(lost, streamVersion: 1, previousOffset: nil),
+                                                 headers: [("Nats-Msg-Id", lost.id.description), ("Nats-Expected-Last-Subject-Sequence", "0")])
+        // Within the window the server drops the repeat itself.
+        #expect(try await store.submitEvents([lost]).acknowledged()[0] == .duplicate(Position(partition: store.partition(tenant: "acme", stream: "record/R-1"), offset: Int64(first.sequence) - 1), version: 1))
+        let later = Self.event("record/R-2", 2)
+        let subject2 = ClusterSubject.subject(group: "retry", partition: store.partition(tenant: "acme", stream: "record/R-2"), tenant: "acme", stream: "record/R-2")
+        let stored = try store.connection.publish(subject: subject2, payload: EventEnvelope.encode(later, streamVersion: 1, previousOffset: nil),
+                                                  headers: [("Nats-Msg-Id", later.id.description), ("Nats-Expected-Last-Subject-Sequence", "0")])
+        try await Task.sleep(for: .seconds(1.5))
+        // After the window: refused as a wrong last sequence, then found by its id.
+        let outcome = try await store.submitEvents([later]).acknowledged()[0]
+        #expect(outcome == .duplicate(Position(partition: store.partition(tenant: "acme", stream: "record/R-2"), offset: Int64(stored.sequence) - 1), version: 1))
+        #expect(try store.source.endOffsets() == [2], "nothing stored twice")
+    }
+}

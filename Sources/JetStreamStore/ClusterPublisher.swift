@@ -116,20 +116,19 @@ final class ClusterPublisher: Sendable {
     /// first and this append is a real conflict.
     private func resolveConflict(_ out: OutgoingEvent, after sequence: UInt64, firstAttempt: Bool) throws -> AppendOutcome {
         index.abandon(out.key)
-        let consumer = try connection.orderedConsumer(stream: stream, filter: out.subject, startSequence: sequence + 1, headersOnly: true)
-        var last: StreamMessage?
-        while let message = try consumer.next(timeoutMilliseconds: last == nil ? 2_000 : (last?.pending == 0 ? 1 : 2_000)) {
-            last = message
+        let last = try connection.lastMessage(stream: stream, subject: out.subject)
+        let reader = StreamReader(connection: connection, stream: stream, filter: out.subject, from: sequence + 1, until: last?.sequence ?? 0,
+                                  headersOnly: true, retrySeconds: retrySeconds)
+        while reader.nextSequence <= reader.until, let message = try reader.next(waitMilliseconds: 0) {
             if message.messageID == out.event.id.description {
                 let stored = try storedEvent(sequence: message.sequence)
                 index.acknowledge(key: out.key, id: out.event.id, version: stored.streamVersion, sequence: message.sequence, partition: out.partition)
                 let position = Position(partition: out.partition, offset: Int64(message.sequence) - 1)
                 return !firstAttempt && stored.streamVersion == out.version ? .appended(position, version: out.version) : .duplicate(position, version: stored.streamVersion)
             }
-            if message.pending == 0 { break }
         }
         var actual: Int64 = 0
-        if let message = try connection.lastMessage(stream: stream, subject: out.subject) {
+        if let message = last {
             actual = try ClusterDecoding.event(message, group: group).streamVersion
             index.refresh(out.key, to: ClusterIndex.Head(version: actual, sequence: message.sequence))
         }

@@ -57,38 +57,25 @@ public struct JetStreamSource: EventSource {
     }
 }
 
-/// Batches of a JetStream stream from an ordered consumer, created on first use.
+/// Batches of a JetStream stream, read in sequence order.
 final class ConsumerBatches: EventBatchSource, @unchecked Sendable {
     private let source: JetStreamSource
-    private let start: Int64
-    private var consumer: OrderedConsumer?
-    /// Messages known to be there still to read (from the consumer's pending count).
-    private var pending: Int64
+    private let reader: StreamReader
     static let batchSize = 1_000
 
     init(source: JetStreamSource, start: Int64, knownEnd: Int64) {
         self.source = source
-        self.start = start
-        self.pending = max(0, knownEnd - start)
+        self.reader = StreamReader(connection: source.connection, stream: source.stream, filter: ClusterSubject.wildcard(group: source.group),
+                                   from: UInt64(start) + 1, until: UInt64(max(0, knownEnd)), headersOnly: false,
+                                   retrySeconds: source.connection.retrySeconds)
     }
 
+    /// Up to `batchSize` events: waits (and retries) for events known to exist, polls
+    /// briefly for new ones; nil when none came.
     func next() throws -> [StoredEvent]? {
-        if consumer == nil {
-            consumer = try source.connection.orderedConsumer(stream: source.stream, filter: ClusterSubject.wildcard(group: source.group),
-                                                             startSequence: UInt64(start) + 1, headersOnly: false)
-        }
-        guard let consumer else { return nil }
         var events: [StoredEvent] = []
-        // Wait long for messages known to exist (a consumer is being created, a leader
-        // elected); poll briefly for new ones.
-        while events.count < Self.batchSize,
-              let message = try consumer.next(timeoutMilliseconds: pending > 0 ? source.connection.requestTimeoutMilliseconds : (events.isEmpty ? 20 : 1)) {
+        while events.count < Self.batchSize, let message = try reader.next(waitMilliseconds: events.isEmpty ? 20 : 1) {
             events.append(try ClusterDecoding.event(message, group: source.group))
-            pending = Int64(message.pending)
-            if pending == 0 { break }
-        }
-        if events.isEmpty && pending > 0 {
-            throw EventStoreError.invalidArgument("stream \(source.stream): \(pending) events expected but none delivered within \(source.connection.requestTimeoutMilliseconds) ms")
         }
         return events.isEmpty ? nil : events
     }

@@ -83,7 +83,8 @@ public final class JetStreamStore: EventAppender, Sendable {
             throw EventStoreError.invalidArgument("partitions must be 1...\(Limits.maxPartitions)")
         }
         return try await onThread {
-            let connection = try NatsConnection(urls: options.urls, name: "backorder", requestTimeoutMilliseconds: options.requestTimeoutMilliseconds)
+            let connection = try NatsConnection(urls: options.urls, name: "backorder", requestTimeoutMilliseconds: options.requestTimeoutMilliseconds,
+                                                retrySeconds: options.retrySeconds)
             let name = streamName(group: options.group)
             var status = try connection.streamStatus(name)
             if status == nil {
@@ -110,10 +111,10 @@ public final class JetStreamStore: EventAppender, Sendable {
     /// Reads every message's subject and id (headers only) up to `last`.
     private func loadIndex(upTo last: UInt64) throws {
         guard last > 0 else { return }
-        let consumer = try connection.orderedConsumer(stream: streamName, filter: ClusterSubject.wildcard(group: options.group),
-                                                      startSequence: 1, headersOnly: true)
+        let reader = StreamReader(connection: connection, stream: streamName, filter: ClusterSubject.wildcard(group: options.group),
+                                  from: 1, until: last, headersOnly: true, retrySeconds: options.retrySeconds)
         var cache: [String: (StreamKey, Int)] = [:]
-        while let message = try consumer.next(timeoutMilliseconds: connection.requestTimeoutMilliseconds) {
+        while reader.nextSequence <= last, let message = try reader.next(waitMilliseconds: 0) {
             let place: (StreamKey, Int)
             if let known = cache[message.subject] { place = known } else {
                 guard let parsed = ClusterSubject.parse(message.subject, group: options.group) else {
@@ -124,9 +125,7 @@ public final class JetStreamStore: EventAppender, Sendable {
                 cache[message.subject] = place
             }
             index.load(key: place.0, id: message.messageID.flatMap { EventID($0) }, sequence: message.sequence, partition: place.1)
-            if message.sequence >= last || message.pending == 0 { return }
         }
-        throw EventStoreError.invalidArgument("stream \(streamName): reading the ids stopped before sequence \(last) (no message within \(connection.requestTimeoutMilliseconds) ms)")
     }
 
     /// The partition a stream's subject carries (the embedded log's partitioner).
@@ -150,17 +149,20 @@ public final class JetStreamStore: EventAppender, Sendable {
     /// Every event of a stream, in version order, read through a consumer filtered to its
     /// subject (no request when the stream is unknown). Checks that the versions are dense.
     public func readStream(tenant: String, stream: String) throws -> [StoredEvent] {
-        guard index.head(StreamKey(tenant: tenant, stream: stream)) != nil else { return [] }
+        guard let head = index.head(StreamKey(tenant: tenant, stream: stream)) else { return [] }
         let subject = ClusterSubject.subject(group: options.group, partition: partition(tenant: tenant, stream: stream), tenant: tenant, stream: stream)
-        let consumer = try connection.orderedConsumer(stream: streamName, filter: subject, startSequence: 1, headersOnly: false)
+        // Up to the last message this process knows; a newer one from another writer is
+        // read if it arrives at once, else the server's expected-sequence check refuses
+        // an append based on this (then stale) state.
+        let reader = StreamReader(connection: connection, stream: streamName, filter: subject, from: 1, until: head.sequence,
+                                  headersOnly: false, retrySeconds: options.retrySeconds)
         var events: [StoredEvent] = []
-        while let message = try consumer.next(timeoutMilliseconds: connection.requestTimeoutMilliseconds) {
+        while let message = try reader.next(waitMilliseconds: 1) {
             let event = try ClusterDecoding.event(message, group: options.group)
             guard event.streamVersion == Int64(events.count) + 1 else {
                 throw EventStoreError.malformedEvent(event.position, "stream \(tenant)/\(stream) has version \(event.streamVersion) where \(events.count + 1) belongs")
             }
             events.append(event)
-            if message.pending == 0 { break }
         }
         return events
     }

@@ -23,6 +23,12 @@ public struct NatsError: Error, Sendable, CustomStringConvertible {
         "\(message) (\(status)\(code != 0 ? ", JetStream error \(code)" : ""))"
     }
 
+    init(status: String, code: Int, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
     init(_ status: natsStatus, _ code: jsErrCode = jsErrCode(0), doing: String) {
         self.status = Self.name(status)
         self.code = Int(code.rawValue)
@@ -59,8 +65,6 @@ struct StreamMessage: Sendable {
     var sequence: UInt64
     /// When the stream stored it, ns since the Unix epoch.
     var timestampNanoseconds: Int64
-    /// Messages after it that the consumer has still to deliver (consumer deliveries only).
-    var pending: UInt64
 }
 
 /// What a stream holds, from `STREAM.INFO`.
@@ -100,13 +104,16 @@ final class NatsConnection: @unchecked Sendable {
     private let connection: OpaquePointer
     private let context: OpaquePointer
     let requestTimeoutMilliseconds: Int64
+    /// How long reads are retried through leader elections and reconnects.
+    let retrySeconds: Double
     let urls: String
 
     /// Connects to any of `urls` (comma-separated `nats://host:port`), reconnecting to the
     /// others on failure.
-    init(urls: String, name: String, requestTimeoutMilliseconds: Int64 = 5_000) throws {
+    init(urls: String, name: String, requestTimeoutMilliseconds: Int64 = 5_000, retrySeconds: Double = 30) throws {
         self.urls = urls
         self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+        self.retrySeconds = retrySeconds
         var options: OpaquePointer?
         var status = natsOptions_Create(&options)
         guard status == NATS_OK, let options else { throw NatsError(status, doing: "creating connection options") }
@@ -146,8 +153,23 @@ final class NatsConnection: @unchecked Sendable {
         natsConnection_Destroy(connection)
     }
 
+    /// Runs a read until it succeeds, fails for good, or `retrySeconds` of transient
+    /// failures (no stream leader, timeouts, reconnects) pass.
+    func retrying<T>(_ read: () throws -> T) throws -> T {
+        let deadline = Date().addingTimeInterval(retrySeconds)
+        while true {
+            do { return try read() } catch let error as NatsError where error.isTransient && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.25)
+            }
+        }
+    }
+
     /// The stream's state, or nil when there is no such stream.
     func streamStatus(_ name: String) throws -> StreamStatus? {
+        try retrying { try streamStatusOnce(name) }
+    }
+
+    private func streamStatusOnce(_ name: String) throws -> StreamStatus? {
         var info: UnsafeMutablePointer<jsStreamInfo>?
         var code = jsErrCode(0)
         let status = js_GetStreamInfo(&info, context, name, nil, &code)
@@ -232,27 +254,35 @@ final class NatsConnection: @unchecked Sendable {
 
     /// The message at `sequence`, or nil when there is none.
     func message(stream: String, sequence: UInt64) throws -> StreamMessage? {
+        try retrying { try messageOnce(stream: stream, sequence: sequence) }
+    }
+
+    private func messageOnce(stream: String, sequence: UInt64) throws -> StreamMessage? {
         var message: OpaquePointer?
         var code = jsErrCode(0)
         let status = js_GetMsg(&message, context, stream, sequence, nil, &code)
         if status == NATS_NOT_FOUND || code == JSNoMessageFoundErr { return nil }
         guard status == NATS_OK, let message else { throw NatsError(status, code, doing: "reading message \(sequence) of \(stream)") }
         defer { natsMsg_Destroy(message) }
-        return Self.streamMessage(message, sequence: natsMsg_GetSequence(message), time: natsMsg_GetTime(message), pending: 0)
+        return Self.streamMessage(message, sequence: natsMsg_GetSequence(message), time: natsMsg_GetTime(message))
     }
 
     /// The last message on `subject`, or nil when the subject has none.
     func lastMessage(stream: String, subject: String) throws -> StreamMessage? {
+        try retrying { try lastMessageOnce(stream: stream, subject: subject) }
+    }
+
+    private func lastMessageOnce(stream: String, subject: String) throws -> StreamMessage? {
         var message: OpaquePointer?
         var code = jsErrCode(0)
         let status = js_GetLastMsg(&message, context, stream, subject, nil, &code)
         if status == NATS_NOT_FOUND || code == JSNoMessageFoundErr { return nil }
         guard status == NATS_OK, let message else { throw NatsError(status, code, doing: "reading the last message of \(subject)") }
         defer { natsMsg_Destroy(message) }
-        return Self.streamMessage(message, sequence: natsMsg_GetSequence(message), time: natsMsg_GetTime(message), pending: 0)
+        return Self.streamMessage(message, sequence: natsMsg_GetSequence(message), time: natsMsg_GetTime(message))
     }
 
-    static func streamMessage(_ message: OpaquePointer, sequence: UInt64, time: Int64, pending: UInt64) -> StreamMessage {
+    static func streamMessage(_ message: OpaquePointer, sequence: UInt64, time: Int64) -> StreamMessage {
         let length = Int(natsMsg_GetDataLength(message))
         var payload: [UInt8] = []
         if length > 0, let data = natsMsg_GetData(message) {
@@ -261,7 +291,7 @@ final class NatsConnection: @unchecked Sendable {
         var id: UnsafePointer<CChar>?
         let messageID = natsMsgHeader_Get(message, "Nats-Msg-Id", &id) == NATS_OK ? id.map { String(cString: $0) } : nil
         return StreamMessage(subject: String(cString: natsMsg_GetSubject(message)), payload: payload, messageID: messageID,
-                             sequence: sequence, timestampNanoseconds: time, pending: pending)
+                             sequence: sequence, timestampNanoseconds: time)
     }
 
     /// An ordered consumer (ephemeral, no acknowledgements, recreated by the client on a
@@ -311,7 +341,6 @@ final class OrderedConsumer: @unchecked Sendable {
         let metaStatus = natsMsg_GetMetaData(&meta, message)
         guard metaStatus == NATS_OK, let meta else { throw NatsError(metaStatus, doing: "reading the metadata of a message of \(filter)") }
         defer { jsMsgMetaData_Destroy(meta) }
-        return NatsConnection.streamMessage(message, sequence: meta.pointee.Sequence.Stream, time: meta.pointee.Timestamp,
-                                            pending: meta.pointee.NumPending)
+        return NatsConnection.streamMessage(message, sequence: meta.pointee.Sequence.Stream, time: meta.pointee.Timestamp)
     }
 }

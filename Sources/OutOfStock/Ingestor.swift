@@ -273,9 +273,9 @@ public final class Ingestor {
             return InputError(line: line, field: violation.field, message: violation.rule)
         } catch let error as InputError {
             return error
-        } catch {
-            return InputError(line: line, field: "", message: "\(error)")
         }
+        // Any other error (the store could not be read, a spill file not written) is not
+        // the line's fault: it propagates and fails the ingest, rejecting nothing.
     }
 
     /// The cached state of a stream, loaded from the store on first use.

@@ -124,6 +124,17 @@ final class LocalCluster: Sendable {
     /// CPU seconds (user + system) the server processes have used so far.
     func serverCPUSeconds() -> Double { pids.map(processCPUSeconds).reduce(0, +) }
 
+    /// The nodes holding a client connection right now (each node's monitoring /connz
+    /// lists client connections only, not routes).
+    func clientNodes() -> [String] {
+        (1...nodes).compactMap { i in
+            guard let json = toolOutput("/usr/bin/env", ["curl", "-fsS", "--max-time", "2", "http://127.0.0.1:\(basePort + 4_000 + i - 1)/connz"]),
+                  let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+                  let count = object["num_connections"] as? Int, count > 0 else { return nil }
+            return "n\(i)"
+        }
+    }
+
     /// Stops the nodes by PID and removes the directory (once).
     func stop() {
         let first = stopped.withLock { done in

@@ -143,6 +143,9 @@ func measure(_ subject: Subject, urls: String?, cluster: LocalCluster?, batched:
     case let .jetStream(replicas, lanes):
         guard let urls else { throw BenchError("no cluster") }
         store = try await openJetStream(urls: urls, replicas: replicas, lanes: lanes)
+        // Where the client's one connection went (nats.c picks a random URL): with R1, a
+        // publish to a leader on another node takes one more hop.
+        if let cluster { row.note = "client connected to \(cluster.clientNodes().joined(separator: ", "))" }
     }
     defer { if let directory { try? FileManager.default.removeItem(atPath: directory) } }
     row.durability = store.durabilityStatement
@@ -154,7 +157,9 @@ func measure(_ subject: Subject, urls: String?, cluster: LocalCluster?, batched:
     row.batchedEvents = batched.count
     row.batchedCPU = cpu
     progress("  \(Int(Double(batched.count) / seconds)) events/s (\(String(format: "%.1f", seconds)) s)")
-    if let jetStream = store as? JetStreamStore { row.note = try await describe(jetStream, expected: batched.count) }
+    if let jetStream = store as? JetStreamStore {
+        row.note = try await describe(jetStream, expected: batched.count) + (row.note.isEmpty ? "" : "; \(row.note)")
+    }
     if let single {
         progress("\(subject.label): \(single.count) single-event appends, each awaited")
         let (latencies, singleSeconds, singleCPU) = try await withCPU(servers: servers) {

@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // LogBench: throughput and latency benchmark of the EventLog library; StoreBench and
-// CompareBench (bench/compare.sh); HotPaths, the ordo-one/benchmark suite.
+// CompareBench (bench/compare.sh); ClusterBench (embedded vs JetStream R1/R3); HotPaths, the ordo-one/benchmark suite.
 // A separate package so that the root package's build (and CI) never compiles it.
 // Build: nice -n 10 swift build -c release --scratch-path .build-bench   (see README.md)
 // Hot paths: swift package benchmark --target HotPaths
@@ -47,6 +47,16 @@ let package = Package(
                 .product(name: "OutOfStock", package: "Backorder"),
             ],
             path: "Sources/CompareBench"
+        ),
+        .executableTarget(
+            name: "ClusterBench",
+            dependencies: [
+                .product(name: "EventStore", package: "Backorder"),
+                .product(name: "EventLog", package: "Backorder"),
+                .product(name: "OutOfStock", package: "Backorder"),
+                .product(name: "JetStreamStore", package: "Backorder"),
+            ],
+            path: "Sources/ClusterBench"
         ),
         .executableTarget(
             name: "HotPaths",

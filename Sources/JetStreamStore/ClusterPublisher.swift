@@ -13,8 +13,8 @@ struct OutgoingEvent: Sendable {
     var version: Int64
 }
 
-/// Publishes events to JetStream with `Nats-Msg-Id` and
-/// `Nats-Expected-Last-Subject-Sequence`, on `lanes` serial queues: a stream's events
+/// Publishes events to JetStream with the headers of `ClusterHeaders`, on `lanes`
+/// serial queues: a stream's events
 /// always go through the same lane, one at a time — on an R3 stream only one conditional
 /// publish per subject can be in flight (docs/CLUSTER.md, finding 2) — while different
 /// streams' events are published concurrently.
@@ -73,32 +73,39 @@ final class ClusterPublisher: Sendable {
         }
         let payload = EventEnvelope.encode(out.event, streamVersion: out.version,
                                            previousOffset: head.sequence == 0 ? nil : Int64(head.sequence) - 1)
-        let headers = [("Nats-Msg-Id", out.event.id.description), ("Nats-Expected-Last-Subject-Sequence", String(head.sequence))]
+        let headers = ClusterHeaders.publish(event: out.event.id, subject: out.subject, version: out.version, after: head.sequence)
         let deadline = Date().addingTimeInterval(retrySeconds)
         var attempt = 0
         while true {
             attempt += 1
+            let ack: (sequence: UInt64, duplicate: Bool)
             do {
-                let ack = try connection.publish(subject: out.subject, payload: payload, headers: headers)
-                if ack.duplicate {
-                    // Stored before under this id: by an earlier try of ours (then it is
-                    // this append's event) or by someone else within the window.
-                    let stored = try storedEvent(sequence: ack.sequence)
-                    index.acknowledge(key: out.key, id: out.event.id, version: stored.streamVersion, sequence: ack.sequence, partition: out.partition)
-                    let position = Position(partition: out.partition, offset: Int64(ack.sequence) - 1)
-                    return attempt > 1 && stored.streamVersion == out.version ? .appended(position, version: out.version) : .duplicate(position, version: stored.streamVersion)
-                }
-                index.acknowledge(key: out.key, id: out.event.id, version: out.version, sequence: ack.sequence, partition: out.partition)
-                return .appended(Position(partition: out.partition, offset: Int64(ack.sequence) - 1), version: out.version)
+                ack = try connection.publish(subject: out.subject, payload: payload, headers: headers)
             } catch let error as NatsError where error.isWrongLastSequence {
                 return try resolveConflict(out, after: head.sequence, firstAttempt: attempt == 1)
             } catch let error as NatsError where error.isTransient && Date() < deadline {
                 Thread.sleep(forTimeInterval: 0.25)
+                continue
             } catch {
                 index.abandon(out.key)
                 index.fail("\(error)")
                 throw error
             }
+            let position = Position(partition: out.partition, offset: Int64(ack.sequence) - 1)
+            guard ack.duplicate else {
+                index.acknowledge(key: out.key, id: out.event.id, version: out.version, sequence: ack.sequence, partition: out.partition)
+                return .appended(position, version: out.version)
+            }
+            // This version of the stream was stored before: by an earlier try of this
+            // publish, by another writer's append of the same event, or by another writer's
+            // different event — then this append lost the race for the version.
+            let stored = try storedEvent(sequence: ack.sequence)
+            index.acknowledge(key: out.key, id: stored.id, version: stored.streamVersion, sequence: ack.sequence, partition: out.partition)
+            guard stored.id == out.event.id else {
+                index.abandon(out.key)
+                throw EventStoreError.wrongExpectedVersion(tenant: out.key.tenant, stream: out.key.stream, expected: .exact(out.version - 1), actual: stored.streamVersion)
+            }
+            return attempt > 1 ? .appended(position, version: stored.streamVersion) : .duplicate(position, version: stored.streamVersion)
         }
     }
 
@@ -120,7 +127,7 @@ final class ClusterPublisher: Sendable {
         let reader = StreamReader(connection: connection, stream: stream, filter: out.subject, from: sequence + 1, until: last?.sequence ?? 0,
                                   headersOnly: true, retrySeconds: retrySeconds)
         while reader.nextSequence <= reader.until, let message = try reader.next(waitMilliseconds: 0) {
-            if message.messageID == out.event.id.description {
+            if message.eventID == out.event.id {
                 let stored = try storedEvent(sequence: message.sequence)
                 index.acknowledge(key: out.key, id: out.event.id, version: stored.streamVersion, sequence: message.sequence, partition: out.partition)
                 let position = Position(partition: out.partition, offset: Int64(message.sequence) - 1)

@@ -34,8 +34,10 @@ public struct ClusterOptions: Sendable {
 ///
 /// One message per event, on subject `bo.<group>.<partition>.<tenant>.<stream>`, whose
 /// payload is the event's envelope exactly as the embedded log stores it. A stream's
-/// version is its number of messages; appends carry `Nats-Msg-Id` (the event id) and
-/// `Nats-Expected-Last-Subject-Sequence` (the sequence of the version they follow).
+/// version is its number of messages; appends carry the event id, `Nats-Msg-Id` = subject
+/// and version (so that two writers can never both store a version: the server drops
+/// the second as a duplicate) and `Nats-Expected-Last-Subject-Sequence` (the sequence of
+/// the version they follow); see `ClusterHeaders`.
 /// Positions are (partition, stream sequence − 1).
 ///
 /// Differences from the embedded store, all in docs/CLUSTER.md: an append is atomic per
@@ -124,7 +126,7 @@ public final class JetStreamStore: EventAppender, Sendable {
                 place = (StreamKey(tenant: parsed.tenant, stream: parsed.stream), parsed.partition)
                 cache[message.subject] = place
             }
-            index.load(key: place.0, id: message.messageID.flatMap { EventID($0) }, sequence: message.sequence, partition: place.1)
+            index.load(key: place.0, id: message.eventID, sequence: message.sequence, partition: place.1)
         }
     }
 

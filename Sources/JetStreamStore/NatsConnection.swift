@@ -1,4 +1,5 @@
 import CNats
+import EventStore
 import Foundation
 
 /// A failure talking to NATS or JetStream, with what was being done.
@@ -59,8 +60,8 @@ struct StreamMessage: Sendable {
     var subject: String
     /// Its payload (empty for a headers-only delivery).
     var payload: [UInt8]
-    /// Its `Nats-Msg-Id` header, if any.
-    var messageID: String?
+    /// The Backorder event id it carries (header `Backorder-Event-Id`), if any.
+    var eventID: EventID?
     /// Its stream sequence (1, 2, 3 …).
     var sequence: UInt64
     /// When the stream stored it, ns since the Unix epoch.
@@ -289,8 +290,8 @@ final class NatsConnection: @unchecked Sendable {
             payload = Array(UnsafeRawBufferPointer(start: data, count: length))
         }
         var id: UnsafePointer<CChar>?
-        let messageID = natsMsgHeader_Get(message, "Nats-Msg-Id", &id) == NATS_OK ? id.map { String(cString: $0) } : nil
-        return StreamMessage(subject: String(cString: natsMsg_GetSubject(message)), payload: payload, messageID: messageID,
+        let eventID = natsMsgHeader_Get(message, ClusterHeaders.eventID, &id) == NATS_OK ? id.flatMap { EventID(String(cString: $0)) } : nil
+        return StreamMessage(subject: String(cString: natsMsg_GetSubject(message)), payload: payload, eventID: eventID,
                              sequence: sequence, timestampNanoseconds: time)
     }
 

@@ -9,7 +9,7 @@ DATA ?= demo-data
 EVENTS ?= 200000
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build demo test bench clean cluster cluster-stop soak sanitize
+.PHONY: deps build demo test bench clean cluster cluster-stop soak soak-cluster sanitize
 
 # Installs the Debian packages that are missing (needs root or sudo).
 deps:
@@ -49,6 +49,14 @@ soak: build
 	BACKORDER_CRASH_ROUNDS=$(ROUNDS) BACKORDER_SIM_VERBOSE=1 \
 	swift test $(SWIFT_BUILD_FLAGS) --filter 'FaultSimulationTests|SimulationTests|AppendKillTests|CrashTests|FullDiskTests|ConcurrentProducerTests'
 	BACKORDER_FUZZ_ITERATIONS=$(FUZZ) swift test $(SWIFT_BUILD_FLAGS) --filter FuzzTests
+
+# The cluster kill test at length (docs/CLUSTER.md): CLUSTER_EVENTS events from 4 producers
+# on a 3-node JetStream cluster, CLUSTER_KILLS stream leaders killed with SIGKILL and restarted.
+CLUSTER_EVENTS ?= 200000
+CLUSTER_KILLS ?= 20
+soak-cluster: build
+	BACKORDER_CLUSTER_KILL_EVENTS=$(CLUSTER_EVENTS) BACKORDER_CLUSTER_KILLS=$(CLUSTER_KILLS) \
+	swift test $(SWIFT_BUILD_FLAGS) --filter 'ClusterKillTests|ClusterStoreTests'
 
 # The whole suite under a sanitizer, in its own build directory (slow: the process-based
 # crash tests run with fewer rounds here).

@@ -29,9 +29,9 @@ struct AuditAsOf: AsyncParsableCommand {
         }
         guard (1...1_000).contains(limit) else { throw ValidationError("--limit must be 1 to 1000") }
         try await runQuery {
-            let reader = try await EventReader.open(at: data.directory)
+            let reader = try await data.openSource()
             let positions = try positionsRecorded(by: moment, reader)
-            let snapshots = SnapshotDirectory(root: data.directory + "/views", name: RecordsView.name)
+            let snapshots = SnapshotDirectory(root: data.viewsDirectory + "/views", name: RecordsView.name)
             let (projected, report) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots, upTo: positions)
             for skipped in report.skipped { printError("note: \(skipped)") }
             printError("as of \(Timestamp.format(moment)): positions \(positions), \(projected.eventsApplied) events "
@@ -64,21 +64,13 @@ struct AuditAsOf: AsyncParsableCommand {
 /// For each partition, the offset of the first event recorded after `moment` (its end
 /// when there is none), found with the log's time index. Fails when `moment` is before
 /// the first event.
-func positionsRecorded(by moment: Int64, _ reader: EventReader) throws -> [Int64] {
+func positionsRecorded(by moment: Int64, _ reader: any EventSource) throws -> [Int64] {
     let ends = try reader.endOffsets()
-    var positions: [Int64] = []
+    let positions = try reader.offsets(recordedAfter: moment)
     var first: Int64?
-    for partition in 0..<reader.partitionCount {
-        do {
-            let position = try reader.log.offset(partition: partition, atOrAfterTimestamp: moment == .max ? moment : moment + 1) ?? ends[partition]
-            positions.append(position)
-            if ends[partition] > 0 {
-                let earliest = try reader.readEvent(at: Position(partition: partition, offset: 0)).recordedTime
-                first = min(first ?? earliest, earliest)
-            }
-        } catch let error as LogError {
-            throw EventStoreError.log(error)
-        }
+    for partition in 0..<reader.partitionCount where ends[partition] > 0 {
+        let earliest = try reader.readEvent(at: Position(partition: partition, offset: 0)).recordedTime
+        first = min(first ?? earliest, earliest)
     }
     guard positions.contains(where: { $0 > 0 }) else {
         throw QueryError(description: first.map { "\(Timestamp.format(moment)) is before the first event, recorded at \(Timestamp.format($0))" }

@@ -30,7 +30,7 @@ struct AuditExport: AsyncParsableCommand {
             throw ValidationError("--type: unknown event type \(name) (types: \(EventType.all.keys.sorted().joined(separator: ", ")))")
         }
         try await runQuery {
-            let reader = try await EventReader.open(at: data.directory)
+            let reader = try await data.openSource()
             if let customer {
                 // Events after a request's first one name only the record: find the
                 // customer's records first (memory: that customer's record ids).
@@ -93,7 +93,7 @@ struct ExportFilter {
 
 /// Calls `body` for every event of every partition, merged by recorded time (then
 /// partition and offset), holding one log batch per partition at a time.
-func forEachEventInRecordedOrder(_ reader: EventReader, _ body: (StoredEvent) throws -> Void) throws {
+func forEachEventInRecordedOrder(_ reader: any EventSource, _ body: (StoredEvent) throws -> Void) throws {
     var cursors: [EventCursor] = []
     var buffers: [[StoredEvent]] = []
     var next: [Int] = []

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EventStore
+import JetStreamStore
 import Foundation
 import OutOfStock
 
@@ -28,14 +29,21 @@ struct AuditHistory: AsyncParsableCommand {
     func run() async throws {
         try await runQuery {
             let start = MonotonicTime.now
-            let reader = try await EventReader.open(at: data.directory)
             let stream = StreamName.record(recordID)
-            let history = try reader.readStream(tenant: tenant.tenant, stream: stream)
-            guard !history.events.isEmpty else {
+            let events: [StoredEvent], howFound: String
+            if let cluster = data.clusterOptions() {
+                events = try await JetStreamStore.open(cluster, readOnly: true).readStream(tenant: tenant.tenant, stream: stream)
+                howFound = "read from its JetStream subject"
+            } else {
+                let history = try await EventReader.open(at: data.directory).readStream(tenant: tenant.tenant, stream: stream)
+                events = history.events
+                howFound = history.usedIndex ? "stream index, \(history.scannedEvents) newer events scanned" : "partition scanned: \(history.scannedEvents) events"
+            }
+            guard !events.isEmpty else {
                 throw QueryError(description: "no record \(recordID) in tenant \(tenant.tenant): the log holds no event of stream \(stream)")
             }
             var tracker = ChangeTracker()
-            let entries = try history.events.map { event -> Entry in
+            let entries = try events.map { event -> Entry in
                 let decoded: EventData
                 do { decoded = try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion) } catch {
                     throw QueryError(description: "event at position \(event.position) of \(stream): \(error)")
@@ -47,8 +55,7 @@ struct AuditHistory: AsyncParsableCommand {
             }
             let seconds = MonotonicTime.now.seconds(since: start)
             if tenant.json { return try printJSON(entries) }
-            let source = history.usedIndex ? "stream index, \(history.scannedEvents) newer events scanned" : "partition scanned: \(history.scannedEvents) events"
-            print("Record \(recordID), tenant \(tenant.tenant): \(entries.count) events (\(source); \(String(format: "%.1f", seconds * 1000)) ms)")
+            print("Record \(recordID), tenant \(tenant.tenant): \(entries.count) events (\(howFound); \(String(format: "%.1f", seconds * 1000)) ms)")
             for entry in entries {
                 print("\nv\(entry.version)  \(entry.at)  \(entry.type)  by \(entry.actor)")
                 print("    recorded \(entry.recordedAt), position \(entry.position), event \(entry.eventId)" + (entry.correlationId.map { ", correlation \($0)" } ?? ""))

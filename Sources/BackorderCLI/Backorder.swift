@@ -64,7 +64,8 @@ struct DataOptions: ParsableArguments {
     /// Refuses commands that only the embedded log supports when a cluster is selected.
     func requireEmbedded(_ command: String) throws {
         guard clusterURLs == nil else {
-            throw ValidationError("`backorder \(command)` reads the embedded log's files and is not available on a JetStream store (unset --cluster / BACKORDER_CLUSTER)")
+            printError("error: `backorder \(command)` reads the embedded log's files and is not available on a JetStream store (unset --cluster / BACKORDER_CLUSTER)")
+            throw ExitCode(1)
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import DataGenerator
 import EventLog
+import JetStreamStore
 
 struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -70,6 +71,7 @@ extension LogCommand {
         @OptionGroup var data: DataOptions
 
         func run() async throws {
+            if let cluster = data.clusterOptions() { return try await clusterStats(cluster) }
             try await runReportingErrors {
                 let log = try await openReadOnly(data)
                 let stats = log.statistics()
@@ -82,6 +84,22 @@ extension LogCommand {
                 let bytes = stats.reduce(Int64(0)) { $0 + $1.bytes }
                 print(pad("total", 10) + pad("", 14) + pad(String(records), 14) + pad(String(stats.reduce(0) { $0 + $1.segmentCount }), 10) + pad(String(bytes), 16))
                 if records > 0 { print(String(format: "%.1f bytes on disk per record", Double(bytes) / Double(records))) }
+            }
+        }
+
+        /// The JetStream stream's state, its replicas' and what an append survives.
+        private func clusterStats(_ options: ClusterOptions) async throws {
+            try await runQuery {
+                let store = try await JetStreamStore.open(options, readOnly: true)
+                let status = try await store.status()
+                print("JetStream stream \(store.streamName) on \(options.urls): R\(status.replicas), \(store.partitionCount) partitions, "
+                    + "\(status.messages) events, last sequence \(status.lastSequence), \(status.bytes) bytes")
+                if status.messages > 0 { print(String(format: "%.1f bytes stored per event (per replica)", Double(status.bytes) / Double(status.messages))) }
+                print("leader: \(status.leader ?? "none")")
+                for peer in status.peers {
+                    print("replica \(peer.name): \(peer.offline ? "offline" : peer.current ? "current" : "catching up"), \(peer.lag) operations behind")
+                }
+                print("durability: \(store.durabilityStatement)")
             }
         }
     }
@@ -186,6 +204,7 @@ public enum CrashRecord {
 
 /// Opens the log read-only, printing what the open noticed (an unverified tail, …).
 func openReadOnly(_ data: DataOptions) async throws -> WriteAheadLog {
+    try data.requireEmbedded("log")
     var options = LogOptions()
     options.writable = false
     let log = try await WriteAheadLog.open(at: data.logPath, options: options)

@@ -8,7 +8,7 @@ import Projections
 /// point, in memory, and prints it (one dashboard per tenant, as JSON lines); nothing is saved.
 func replayAndPrint(to point: String, data: DataOptions) async throws {
     try await runQuery {
-        let reader = try await EventReader.open(at: data.directory)
+        let reader = try await data.openSource()
         let ends = try reader.endOffsets()
         let positions: [Int64]
         var now = Int64(Date().timeIntervalSince1970 * 1_000_000)
@@ -18,7 +18,7 @@ func replayAndPrint(to point: String, data: DataOptions) async throws {
         } else {
             let offsets = point.split(separator: ",").map { Int64($0.trimmingCharacters(in: .whitespaces)) }
             guard offsets.count == reader.partitionCount, offsets.allSatisfy({ $0 != nil }) else {
-                throw QueryError(description: "--to \(point): give a time, or \(reader.partitionCount) offsets (one per partition) separated by commas")
+                throw QueryError(description: "--to \(point): give a time, or \(reader.partitionCount) offsets (one per partition; a JetStream store has one: its sequence) separated by commas")
             }
             positions = offsets.map { $0 ?? 0 }
             for (partition, offset) in positions.enumerated() where offset < 0 || offset > ends[partition] {

@@ -21,6 +21,9 @@ public protocol EventSource: Sendable {
     func readEvent(at position: Position) throws -> StoredEvent
     /// The lane a stream's events are read in.
     func lane(tenant: String, stream: String) -> Int
+    /// For each lane, the offset of the first event recorded after `moment` (µs since the
+    /// epoch), or the lane's end when there is none.
+    func offsets(recordedAfter moment: Int64) throws -> [Int64]
 }
 
 extension EventReader: EventSource {
@@ -29,6 +32,18 @@ extension EventReader: EventSource {
 
     /// The stream's partition.
     public func lane(tenant: String, stream: String) -> Int { partition(tenant: tenant, stream: stream) }
+
+    /// Found with each partition's time index.
+    public func offsets(recordedAfter moment: Int64) throws -> [Int64] {
+        let ends = try endOffsets()
+        do {
+            return try (0..<partitionCount).map {
+                try log.offset(partition: $0, atOrAfterTimestamp: moment == .max ? moment : moment + 1) ?? ends[$0]
+            }
+        } catch {
+            throw EventStoreError.wrap(error)
+        }
+    }
 }
 
 /// What the ingestor needs from a store to check and append events, whichever back end

@@ -45,6 +45,20 @@ public struct JetStreamSource: EventSource {
         return EventCursor(partition: 0, batches: ConsumerBatches(source: self, start: offset, knownEnd: end), from: offset)
     }
 
+    /// Found by a binary search over the messages' stream timestamps (a few dozen reads).
+    /// The stream leader stamps them; after a leader change on another machine a clock
+    /// behind the old leader's can make them briefly non-monotonic, and the search then
+    /// finds one of the crossings.
+    public func offsets(recordedAfter moment: Int64) throws -> [Int64] {
+        let end = try endOffsets()[0]
+        var low: Int64 = 0, high = end  // the answer is in low...high
+        while low < high {
+            let middle = low + (high - low) / 2
+            if try readEvent(at: Position(partition: 0, offset: middle)).recordedTime > moment { high = middle } else { low = middle + 1 }
+        }
+        return [low]
+    }
+
     /// Lane 0: the stream has one.
     public func lane(tenant: String, stream: String) -> Int { 0 }
 

@@ -58,9 +58,12 @@ public final class JetStreamStore: EventAppender, Sendable {
     public let replicas: Int
     /// The events, for projections and queries.
     public let source: JetStreamSource
+    /// Opened without loading the ids and heads (for queries and audits).
+    public let readOnly: Bool
 
-    private init(connection: NatsConnection, options: ClusterOptions, status: StreamStatus, partitionCount: Int) {
+    private init(connection: NatsConnection, options: ClusterOptions, status: StreamStatus, partitionCount: Int, readOnly: Bool) {
         self.connection = connection
+        self.readOnly = readOnly
         self.options = options
         self.streamName = Self.streamName(group: options.group)
         self.partitionCount = partitionCount
@@ -99,7 +102,7 @@ public final class JetStreamStore: EventAppender, Sendable {
             guard let status, let partitions = partitionCount(description: status.description) else {
                 throw EventStoreError.invalidArgument("stream \(name) on \(options.urls) was not created by Backorder (no partition count in its description)")
             }
-            let store = JetStreamStore(connection: connection, options: options, status: status, partitionCount: partitions)
+            let store = JetStreamStore(connection: connection, options: options, status: status, partitionCount: partitions, readOnly: readOnly)
             if !readOnly { try store.loadIndex(upTo: status.lastSequence) }
             return store
         }
@@ -151,12 +154,13 @@ public final class JetStreamStore: EventAppender, Sendable {
     /// Every event of a stream, in version order, read through a consumer filtered to its
     /// subject (no request when the stream is unknown). Checks that the versions are dense.
     public func readStream(tenant: String, stream: String) throws -> [StoredEvent] {
-        guard let head = index.head(StreamKey(tenant: tenant, stream: stream)) else { return [] }
         let subject = ClusterSubject.subject(group: options.group, partition: partition(tenant: tenant, stream: stream), tenant: tenant, stream: stream)
-        // Up to the last message this process knows; a newer one from another writer is
-        // read if it arrives at once, else the server's expected-sequence check refuses
-        // an append based on this (then stale) state.
-        let reader = StreamReader(connection: connection, stream: streamName, filter: subject, from: 1, until: head.sequence,
+        // A writer reads up to the last message it knows; a newer one from another writer
+        // is read if it arrives at once, else the server refuses an append based on this
+        // (then stale) state. A read-only store asks the server for the subject's last.
+        let known = index.head(StreamKey(tenant: tenant, stream: stream))?.sequence
+        guard let last = try known ?? (readOnly ? connection.lastMessage(stream: streamName, subject: subject)?.sequence : nil) else { return [] }
+        let reader = StreamReader(connection: connection, stream: streamName, filter: subject, from: 1, until: last,
                                   headersOnly: false, retrySeconds: options.retrySeconds)
         var events: [StoredEvent] = []
         while let message = try reader.next(waitMilliseconds: 1) {

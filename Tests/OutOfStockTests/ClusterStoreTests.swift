@@ -174,7 +174,53 @@ import Testing
         #expect(Set(stream.map(\.id)) == Set(appended) && stream.count == appended.count, "every append stored once")
         print("racing writers on one stream: \(appended.count) appends, \(refused) refused and retried")
     }
+
+    /// `backorder` with `--cluster`: the same answers as the embedded store from the same
+    /// input, duplicates on a second append, the durability said, log-file tools refused.
+    @Test func theCommandLineWorksOnTheClusterStore() async throws {
+        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let input = dir + "/events.ndjson"
+        let (generated, text, _) = try runBackorder(["generate", "--events", "3000", "--seed", "8", "--customers", "60", "--products", "25"])
+        #expect(generated == 0)
+        try text.write(toFile: input, atomically: true, encoding: .utf8)
+        let embedded = ["--data", dir + "/embedded"], clustered = ["--data", dir + "/views", "--cluster", cluster.urls, "--replicas", "1"]
+
+        let (status, out, err) = try runBackorder(["append", input] + clustered)
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("appended 3000 events, 0 duplicates"))
+        #expect(out.contains("durability: JetStream R1"))
+        let (again, out2, _) = try runBackorder(["append", input, "--json"] + clustered)
+        #expect(again == 0 && out2.contains("\"appended\":0") && out2.contains("\"duplicates\":3000"))
+        #expect(try runBackorder(["append", input] + embedded).0 == 0)
+
+        for query in [["query", "dashboard", "--json"], ["query", "customer", "C-000007", "--json"], ["query", "records", "--json", "--search", "a"]] {
+            let (a, fromCluster, clusterErr) = try runBackorder(query + clustered)
+            let (b, fromLog, _) = try runBackorder(query + embedded)
+            #expect(a == 0 && b == 0, "\(clusterErr)")
+            #expect(fromCluster == fromLog, "\(query) differs between the stores")
+        }
+        // The history: the same versions, types and changes (positions differ).
+        let (h, history, _) = try runBackorder(["audit", "history", "R-000002", "--json"] + clustered)
+        let (_, logHistory, _) = try runBackorder(["audit", "history", "R-000002", "--json"] + embedded)
+        func changes(_ json: String) throws -> [String] {
+            let entries = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
+            return entries.map { "\($0["version"] ?? "") \($0["type"] ?? "") \($0["eventId"] ?? "") \($0["changes"] ?? "")" }
+        }
+        let clusterChanges = try changes(history), logChanges = try changes(logHistory)
+        #expect(h == 0 && !clusterChanges.isEmpty && clusterChanges == logChanges)
+
+        let (s, stats, _) = try runBackorder(["log", "stats"] + clustered)
+        #expect(s == 0 && stats.contains("3000 events") && stats.contains("durability: JetStream R1"))
+        let (v, _, refusal) = try runBackorder(["audit", "verify"] + clustered)
+        #expect(v == 1 && refusal.contains("not available on a JetStream store"))
+    }
 }
+
 
 extension Sequence {
     func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {

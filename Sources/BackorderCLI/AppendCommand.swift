@@ -43,12 +43,15 @@ struct AppendCommand: AsyncParsableCommand {
 
         let store: any EventAppender
         var closeStore: () async throws -> Void = {}
-        var embedded: Durability? = durability
+        var onCluster = false
+        var jsonDurability = "\(durability)"
         do {
             if let cluster = data.clusterOptions(partitions: partitions) {
                 let opened = try await JetStreamStore.open(cluster)
                 store = opened
-                embedded = nil
+                onCluster = true
+                jsonDurability = "jetstream-r\(opened.replicas)"
+                if durability != .fsync { printError("note: --durability sets the embedded log's syncing; on the cluster an append is acknowledged as the stream's replication allows (below)") }
                 if !json { printError("cluster: stream \(opened.streamName) (R\(opened.replicas), \(opened.partitionCount) partitions) on \(cluster.urls); \(opened.knownCounts.events) events of \(opened.knownCounts.streams) streams loaded") }
             } else {
                 var options = StoreOptions()
@@ -88,8 +91,8 @@ struct AppendCommand: AsyncParsableCommand {
         // next open rebuilds or catches the indexes up from the log.
         do { try await closeStore() } catch { printError("warning: closing the store: \(error) (the appended events are stored; the index is rebuilt from the log on the next open)") }
         let statement = store.durabilityStatement
-        print(json ? jsonReport(report, seconds: seconds, durability: embedded.map { "\($0)" } ?? "jetstream-r\(data.replicas)")
-                   : humanReport(report, seconds: seconds, durability: statement, sequences: embedded == nil))
+        print(json ? jsonReport(report, seconds: seconds, durability: jsonDurability)
+                   : humanReport(report, seconds: seconds, durability: statement, sequences: onCluster))
         if report.appended > 0 && !skipViews { await updateViews() }
         if skipInvalid && !report.rejectedLines.isEmpty {
             do { try writeRejected(report) } catch { printError("warning: could not write \(rejected): \(error)") }

@@ -49,10 +49,16 @@ struct AppendCommand: AsyncParsableCommand {
             if let cluster = data.clusterOptions(partitions: partitions) {
                 let opened = try await JetStreamStore.open(cluster)
                 store = opened
+                closeStore = { try opened.saveIDCache() }
                 onCluster = true
                 jsonDurability = "jetstream-r\(opened.replicas)"
                 if durability != .fsync { printError("note: --durability sets the embedded log's syncing; on the cluster an append is acknowledged as the stream's replication allows (below)") }
-                if !json { printError("cluster: stream \(opened.streamName) (R\(opened.replicas), \(opened.partitionCount) partitions) on \(cluster.urls); \(opened.knownCounts.events) events of \(opened.knownCounts.streams) streams loaded") }
+                if let skipped = opened.idLoad.cacheSkipped { printError("note: id cache not used: \(skipped); read the whole stream") }
+                if !json {
+                    let cached = opened.idLoad.cachedThrough.map { "cached through sequence \($0), " } ?? ""
+                    printError("cluster: stream \(opened.streamName) (R\(opened.replicas), \(opened.partitionCount) partitions) on \(cluster.urls); "
+                        + "\(opened.knownCounts.events) event ids of \(opened.knownCounts.streams) streams (\(cached)\(opened.idLoad.messagesRead) read from the stream)")
+                }
             } else {
                 var options = StoreOptions()
                 options.log.durability = durability

@@ -52,6 +52,7 @@ struct DataOptions: ParsableArguments {
         options.group = clusterGroup
         options.replicas = replicas
         options.partitionCount = partitions
+        options.cacheDirectory = viewsDirectory
         return options
     }
 

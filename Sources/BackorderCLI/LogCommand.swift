@@ -29,6 +29,7 @@ extension LogCommand {
             guard let durability = Durability(parsing: durability) else { throw ValidationError("unknown durability \"\(self.durability)\"") }
             guard let codec = Codec(name: codec) else { throw ValidationError("unknown codec \"\(self.codec)\"") }
             guard batchSize > 0 && batchSize <= Limits.maxRecordsPerBatch else { throw ValidationError("--batch-size must be 1...\(Limits.maxRecordsPerBatch)") }
+            try data.requireEmbedded("log append-sample")
             // Raw sample records are not events: never mix them into an event store's log.
             guard !FileManager.default.fileExists(atPath: data.directory + "/index") else {
                 throw ValidationError("\(data.directory) holds an event store; append-sample writes raw log records and would corrupt it — use another --data directory")

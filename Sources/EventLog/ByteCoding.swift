@@ -2,7 +2,7 @@
 ///
 /// Everything on disk is little-endian (see docs/FORMAT.md). These helpers read and write
 /// unaligned fields; callers check bounds before they call (the framing code does).
-enum ByteCoding {
+public enum ByteCoding {
     @inline(__always)
     static func load<T: FixedWidthInteger>(_ type: T.Type, from base: UnsafeRawPointer, at offset: Int) -> T {
         T(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: T.self))
@@ -14,8 +14,8 @@ enum ByteCoding {
     }
 
     /// Appends `value` as an unsigned LEB128 varint.
-    @inline(__always)
-    static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+    @inlinable
+    public static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
         var v = value
         while v >= 0x80 {
             bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)

@@ -31,6 +31,10 @@ final class ClusterIndex: Sendable {
         var heads: [StreamKey: Head] = [:]
         /// Versions handed out to submitted events that are not acknowledged yet.
         var planned: [StreamKey: Int64] = [:]
+        /// Bumped when a stream's in-flight plan breaks (a publish refused, a race lost):
+        /// every event planned under an older epoch is refused, not published — its
+        /// version and its domain precondition assumed the events before it.
+        var epochs: [StreamKey: UInt64] = [:]
         var ids: [EventID: Entry] = [:]
         /// Set by the first failed publish; appends stop until the store is reopened.
         var failure: String?
@@ -38,9 +42,11 @@ final class ClusterIndex: Sendable {
 
     private let state = Mutex(State())
 
-    /// Adds one stored message (in stream order) while loading.
+    /// Adds one stored message (in stream order) while loading; a message already known
+    /// (at or before the stream's known head) is skipped, so loading is idempotent.
     func load(key: StreamKey, id: EventID?, sequence: UInt64, partition: Int) {
         state.withLock { state in
+            if let head = state.heads[key], head.sequence >= sequence { return }
             let version = (state.heads[key]?.version ?? 0) + 1
             state.heads[key] = Head(version: version, sequence: sequence)
             if let id { state.ids[id] = Entry(sequence: sequence, version: version, partition: partition) }
@@ -55,16 +61,24 @@ final class ClusterIndex: Sendable {
 
     func fail(_ reason: String) { state.withLock { if $0.failure == nil { $0.failure = reason } } }
 
-    /// Runs `body` with the planned version of each stream (acknowledged or in flight)
-    /// and the known ids, then reserves the versions it returns — under one lock, so an
-    /// append checks and reserves in one step and nothing is reserved when it throws.
-    func plan<T>(_ body: (_ plannedVersion: (StreamKey) -> Int64, _ known: (EventID) -> Entry?) throws -> (T, reserved: [StreamKey: Int64])) throws -> T {
+    /// Runs `body` with each stream's planned version (acknowledged or in flight) and
+    /// epoch and the known ids, then reserves the versions it returns and runs `commit`
+    /// with its result — all under one lock, so an append checks, reserves and queues its
+    /// events in one step (two appends to one stream reach the lanes in the order they
+    /// planned), and nothing is reserved when `body` throws.
+    func plan<T>(_ body: (_ version: (StreamKey) -> Int64, _ epoch: (StreamKey) -> UInt64, _ known: (EventID) -> Entry?) throws -> (T, reserved: [StreamKey: Int64]),
+                 commit: (T) -> Void) throws {
         try state.withLock { state in
             if let failure = state.failure { throw EventStoreError.invalidArgument("appends stopped after an earlier failure (\(failure)); reopen the store") }
-            let (result, reserved) = try body({ state.planned[$0] ?? state.heads[$0]?.version ?? 0 }, { state.ids[$0] })
+            let (result, reserved) = try body({ max(state.planned[$0] ?? 0, state.heads[$0]?.version ?? 0) }, { state.epochs[$0] ?? 0 }, { state.ids[$0] })
             for (key, version) in reserved { state.planned[key] = version }
-            return result
+            commit(result)
         }
+    }
+
+    /// The stream's head, if the plan an event was made under still holds.
+    func head(_ key: StreamKey, ifEpoch epoch: UInt64) -> Head?? {
+        state.withLock { state in (state.epochs[key] ?? 0) == epoch ? .some(state.heads[key]) : .none }
     }
 
     /// Records an acknowledged event of version `version` stored at `sequence`.
@@ -76,16 +90,38 @@ final class ClusterIndex: Sendable {
         }
     }
 
-    /// Sets a stream's head to what the server holds (after a conflict showed this
-    /// process's view to be stale).
+    /// Sets a stream's head to what the server holds, when that is newer (another writer
+    /// appended).
     func refresh(_ key: StreamKey, to head: Head) {
         state.withLock { state in
             if (state.heads[key]?.version ?? 0) < head.version { state.heads[key] = head }
         }
     }
 
-    /// Forgets the in-flight versions of a stream whose publish failed.
-    func abandon(_ key: StreamKey) { state.withLock { _ = $0.planned.removeValue(forKey: key) } }
+    /// Breaks a stream's in-flight plan (a publish refused or failed, a race lost): its
+    /// reservations are dropped and the events planned under it will not be published.
+    func abandon(_ key: StreamKey) {
+        state.withLock { state in
+            state.planned[key] = nil
+            state.epochs[key, default: 0] += 1
+        }
+    }
+
+    /// What is known of messages up to `sequence` (for the id cache: later entries may
+    /// have gaps — other writers' messages this process has not read).
+    func entries(through sequence: UInt64) -> (heads: [StreamKey: Head], ids: [EventID: Entry]) {
+        state.withLock { state in
+            (state.heads.filter { $0.value.sequence <= sequence }, state.ids.filter { $0.value.sequence <= sequence })
+        }
+    }
+
+    /// Starts from entries read back from the id cache.
+    func restore(heads: [StreamKey: Head], ids: [EventID: Entry]) {
+        state.withLock { state in
+            state.heads = heads
+            state.ids = ids
+        }
+    }
 
     var streamCount: Int { state.withLock { $0.heads.count } }
     var eventCount: Int { state.withLock { $0.ids.count } }

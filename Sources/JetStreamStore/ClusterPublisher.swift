@@ -4,13 +4,20 @@ import EventStore
 import Foundation
 import Synchronization
 
-/// One event ready to publish: its stream, subject and reserved version.
+/// One event ready to publish: its stream, subject, reserved version, and the epoch of
+/// the stream's plan it was made under (`ClusterIndex.abandon`).
 struct OutgoingEvent: Sendable {
     var event: NewEvent
     var key: StreamKey
     var subject: String
     var partition: Int
     var version: Int64
+    var epoch: UInt64
+
+    /// The refusal of this event: the stream is at `actual`, not where it was planned.
+    func conflict(actual: Int64) -> EventStoreError {
+        .wrongExpectedVersion(tenant: key.tenant, stream: key.stream, expected: event.expectedVersion, actual: actual)
+    }
 }
 
 /// Publishes events to JetStream with the headers of `ClusterHeaders`, on `lanes`
@@ -64,12 +71,16 @@ final class ClusterPublisher: Sendable {
     /// Publishes one event (blocking this lane's thread) and records it in the index.
     private func publishOne(_ out: OutgoingEvent) throws -> AppendOutcome {
         if let failure = index.failure { throw EventStoreError.invalidArgument("not sent: an earlier publish failed (\(failure))") }
-        let head = index.head(out.key) ?? ClusterIndex.Head(version: 0, sequence: 0)
+        // The plan must still hold: if an event planned before this one in the stream was
+        // refused or failed, this one assumed it (its version, and the domain state the
+        // ingestor checked it against) and is refused too.
+        guard let known = index.head(out.key, ifEpoch: out.epoch) else {
+            throw out.conflict(actual: index.head(out.key)?.version ?? 0)
+        }
+        let head = known ?? ClusterIndex.Head(version: 0, sequence: 0)
         guard head.version == out.version - 1 else {
-            // An earlier event of this stream was not stored (it failed, or another writer
-            // moved the stream): this one would be written at the wrong version.
             index.abandon(out.key)
-            throw EventStoreError.wrongExpectedVersion(tenant: out.key.tenant, stream: out.key.stream, expected: .exact(out.version - 1), actual: head.version)
+            throw out.conflict(actual: head.version)
         }
         let payload = EventEnvelope.encode(out.event, streamVersion: out.version,
                                            previousOffset: head.sequence == 0 ? nil : Int64(head.sequence) - 1)
@@ -91,6 +102,15 @@ final class ClusterPublisher: Sendable {
                 index.fail("\(error)")
                 throw error
             }
+            if ack.duplicate && ack.sequence == 0 {
+                // A duplicate of a message still being proposed: ask again shortly.
+                guard Date() < deadline else {
+                    index.abandon(out.key)
+                    throw EventStoreError.invalidArgument("publishing to \(out.subject): the server kept answering \"duplicate of a message in flight\" for \(retrySeconds) s")
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+                continue
+            }
             let position = Position(partition: out.partition, offset: Int64(ack.sequence) - 1)
             guard ack.duplicate else {
                 index.acknowledge(key: out.key, id: out.event.id, version: out.version, sequence: ack.sequence, partition: out.partition)
@@ -99,11 +119,15 @@ final class ClusterPublisher: Sendable {
             // This version of the stream was stored before: by an earlier try of this
             // publish, by another writer's append of the same event, or by another writer's
             // different event — then this append lost the race for the version.
-            let stored = try storedEvent(sequence: ack.sequence)
+            let stored: StoredEvent
+            do { stored = try storedEvent(sequence: ack.sequence) } catch {
+                index.abandon(out.key)  // its outcome is unknown: later events of the stream must not assume it
+                throw error
+            }
             index.acknowledge(key: out.key, id: stored.id, version: stored.streamVersion, sequence: ack.sequence, partition: out.partition)
             guard stored.id == out.event.id else {
                 index.abandon(out.key)
-                throw EventStoreError.wrongExpectedVersion(tenant: out.key.tenant, stream: out.key.stream, expected: .exact(out.version - 1), actual: stored.streamVersion)
+                throw out.conflict(actual: stored.streamVersion)
             }
             return attempt > 1 ? .appended(position, version: stored.streamVersion) : .duplicate(position, version: stored.streamVersion)
         }
@@ -122,7 +146,6 @@ final class ClusterPublisher: Sendable {
     /// ours, or someone else's append of the same id); otherwise another writer got there
     /// first and this append is a real conflict.
     private func resolveConflict(_ out: OutgoingEvent, after sequence: UInt64, firstAttempt: Bool) throws -> AppendOutcome {
-        index.abandon(out.key)
         let last = try connection.lastMessage(stream: stream, subject: out.subject)
         let reader = StreamReader(connection: connection, stream: stream, filter: out.subject, from: sequence + 1, until: last?.sequence ?? 0,
                                   headersOnly: true, retrySeconds: retrySeconds)
@@ -134,12 +157,13 @@ final class ClusterPublisher: Sendable {
                 return !firstAttempt && stored.streamVersion == out.version ? .appended(position, version: out.version) : .duplicate(position, version: stored.streamVersion)
             }
         }
+        index.abandon(out.key)
         var actual: Int64 = 0
         if let message = last {
             actual = try ClusterDecoding.event(message, group: group).streamVersion
             index.refresh(out.key, to: ClusterIndex.Head(version: actual, sequence: message.sequence))
         }
-        throw EventStoreError.wrongExpectedVersion(tenant: out.key.tenant, stream: out.key.stream, expected: .exact(out.version - 1), actual: actual)
+        throw out.conflict(actual: actual)
     }
 }
 

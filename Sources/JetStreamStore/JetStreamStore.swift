@@ -21,6 +21,9 @@ public struct ClusterOptions: Sendable {
     public var requestTimeoutMilliseconds: Int64 = 5_000
     /// Create the stream when it does not exist.
     public var create = true
+    /// Where a writer keeps its id cache (`ids.cache`): the next open reads only the
+    /// messages after it. Nil: every writable open reads the whole stream's ids.
+    public var cacheDirectory: String?
     /// The server's duplicate window of a new stream, seconds (JetStream's default: 2 min).
     /// Retries later than this are still recognised, by reading the stream (CLUSTER.md).
     public var duplicateWindowSeconds = 120.0
@@ -44,7 +47,7 @@ public struct ClusterOptions: Sendable {
 /// event, not per call (JetStream 2.9 has no batch publish); it is acknowledged when a
 /// quorum of nodes holds it in memory, before any fsync; appends of one process see
 /// other processes' appends through the server's checks, not through a shared index.
-public final class JetStreamStore: EventAppender, Sendable {
+public final class JetStreamStore: EventAppender, @unchecked Sendable {
     let connection: NatsConnection
     let index: ClusterIndex
     let publisher: ClusterPublisher
@@ -60,6 +63,21 @@ public final class JetStreamStore: EventAppender, Sendable {
     public let source: JetStreamSource
     /// Opened without loading the ids and heads (for queries and audits).
     public let readOnly: Bool
+    /// How the ids were loaded at open: from the cache through `cachedThrough`, then
+    /// `messagesRead` messages from the stream (or why the cache was not used).
+    public private(set) var idLoad = IDLoad()
+    /// Every message up to this sequence is in the index (the next cache's `through`).
+    private var loadedThrough: UInt64 = 0
+
+    /// How an open loaded the ids and stream heads.
+    public struct IDLoad: Sendable {
+        /// The cache's sequence, if one was used.
+        public var cachedThrough: UInt64?
+        /// Messages read from the stream (headers only).
+        public var messagesRead: Int = 0
+        /// Why a cache file was not used (missing is not reported).
+        public var cacheSkipped: String?
+    }
 
     private init(connection: NatsConnection, options: ClusterOptions, status: StreamStatus, partitionCount: Int, readOnly: Bool) {
         self.connection = connection
@@ -80,7 +98,8 @@ public final class JetStreamStore: EventAppender, Sendable {
     /// Connects, creates the stream if it is missing (and `options.create`), and — unless
     /// `readOnly` — loads the ids and stream heads with one headers-only pass.
     public static func open(_ options: ClusterOptions, readOnly: Bool = false) async throws -> JetStreamStore {
-        guard !options.group.isEmpty, ClusterSubject.escape(options.group) == options.group, !options.group.contains("/") else {
+        guard !options.group.isEmpty, options.group.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || (0x30...0x39).contains($0)
+                                                                  || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
             throw EventStoreError.invalidArgument("cluster group \"\(options.group)\" must be letters, digits, _ or -")
         }
         guard (1...5).contains(options.replicas) else { throw EventStoreError.invalidArgument("replicas must be 1...5, not \(options.replicas)") }
@@ -113,11 +132,26 @@ public final class JetStreamStore: EventAppender, Sendable {
         return Int(description[range.upperBound...].prefix { $0.isNumber }).flatMap { (1...Limits.maxPartitions).contains($0) ? $0 : nil }
     }
 
-    /// Reads every message's subject and id (headers only) up to `last`.
+    /// Loads the ids and heads: the cache's, then every later message's subject and id
+    /// (headers only) up to `last`. (Runs in `open`, before the store is shared.)
     private func loadIndex(upTo last: UInt64) throws {
-        guard last > 0 else { return }
+        var from: UInt64 = 1
+        if let path = cachePath, let bytes = FileManager.default.contents(atPath: path) {
+            switch ClusterIndexFile.decode(Array(bytes)) {
+            case let .success(cache) where cache.sourceID == source.sourceID && cache.through <= last:
+                index.restore(heads: cache.heads, ids: cache.ids)
+                idLoad.cachedThrough = cache.through
+                from = cache.through + 1
+            case .success:
+                idLoad.cacheSkipped = "\(path) is from another stream, or ahead of it"
+            case let .failure(reason):
+                idLoad.cacheSkipped = "\(path): \(reason)"
+            }
+        }
+        loadedThrough = from - 1
+        guard last >= from else { return }
         let reader = StreamReader(connection: connection, stream: streamName, filter: ClusterSubject.wildcard(group: options.group),
-                                  from: 1, until: last, headersOnly: true, retrySeconds: options.retrySeconds)
+                                  from: from, until: last, headersOnly: true, retrySeconds: options.retrySeconds)
         var cache: [String: (StreamKey, Int)] = [:]
         while reader.nextSequence <= last, let message = try reader.next(waitMilliseconds: 0) {
             let place: (StreamKey, Int)
@@ -130,7 +164,23 @@ public final class JetStreamStore: EventAppender, Sendable {
                 cache[message.subject] = place
             }
             index.load(key: place.0, id: message.eventID, sequence: message.sequence, partition: place.1)
+            idLoad.messagesRead += 1
         }
+        loadedThrough = last
+    }
+
+    private var cachePath: String? { options.cacheDirectory.map { $0 + "/" + ClusterIndexFile.fileName } }
+
+    /// Saves what this process knows up to the sequence through which it read the whole
+    /// stream (its own later acknowledgements may sit between other writers' messages it
+    /// has not read). Atomic (a temporary file renamed); not synced: a lost or torn cache
+    /// only means the next open reads more of the stream.
+    public func saveIDCache() throws {
+        guard !readOnly, let path = cachePath, let sourceID = source.sourceID else { return }
+        let (heads, ids) = index.entries(through: loadedThrough)
+        let bytes = ClusterIndexFile.encode(.init(sourceID: sourceID, through: loadedThrough, heads: heads, ids: ids))
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     /// The partition a stream's subject carries (the embedded log's partitioner).
@@ -170,18 +220,50 @@ public final class JetStreamStore: EventAppender, Sendable {
             }
             events.append(event)
         }
+        // Newer than this process knew (another writer): later appends start from there.
+        if !readOnly, let last = events.last, let sequence = reader.lastSequence {
+            index.refresh(StreamKey(tenant: tenant, stream: stream), to: .init(version: last.streamVersion, sequence: sequence))
+        }
         return events
     }
 
     /// Checks every event (ids, expected versions) against what this process knows and
     /// reserves their versions — throwing before anything is sent when a check fails —
-    /// then publishes them on the lanes.
+    /// then queues them on the lanes. A refusal that may only mean this process is behind
+    /// (a stream it believes older than the caller does) is checked once more after
+    /// asking the server for the stream's last message.
     public func submitEvents(_ events: [NewEvent]) async throws -> any PendingAppend {
-        var outgoing: [OutgoingEvent] = []
-        var slots: [ClusterPendingAppend.Slot] = []
-        outgoing.reserveCapacity(events.count)
-        slots.reserveCapacity(events.count)
-        try index.plan { plannedVersion, known in
+        do {
+            return try plan(events)
+        } catch let EventStoreError.wrongExpectedVersion(tenant, stream, expected, actual) where Self.mayBeStale(expected, actual) {
+            try await Self.onThread { [self] in try refreshHead(tenant: tenant, stream: stream) }
+            return try plan(events)
+        }
+    }
+
+    /// Whether a refusal at version `actual` could be lifted by learning of newer events.
+    static func mayBeStale(_ expected: ExpectedVersion, _ actual: Int64) -> Bool {
+        switch expected {
+        case let .exact(n): n > actual
+        case .exists: actual == 0
+        case .any, .noStream: false
+        }
+    }
+
+    /// Sets the stream's head from its last message on the server.
+    private func refreshHead(tenant: String, stream: String) throws {
+        let subject = ClusterSubject.subject(group: options.group, partition: partition(tenant: tenant, stream: stream), tenant: tenant, stream: stream)
+        guard let last = try connection.lastMessage(stream: streamName, subject: subject) else { return }
+        let event = try ClusterDecoding.event(last, group: options.group)
+        index.refresh(StreamKey(tenant: tenant, stream: stream), to: .init(version: event.streamVersion, sequence: last.sequence))
+    }
+
+    private func plan(_ events: [NewEvent]) throws -> any PendingAppend {
+        var pending: ClusterPendingAppend?
+        try index.plan({ plannedVersion, epoch, known -> ((outgoing: [OutgoingEvent], slots: [ClusterPendingAppend.Slot]), reserved: [StreamKey: Int64]) in
+            var outgoing: [OutgoingEvent] = [], slots: [ClusterPendingAppend.Slot] = []
+            outgoing.reserveCapacity(events.count)
+            slots.reserveCapacity(events.count)
             var versionInCall: [StreamKey: Int64] = [:]
             var firstWithID: [EventID: Int] = [:]
             for (i, event) in events.enumerated() {
@@ -205,12 +287,16 @@ public final class JetStreamStore: EventAppender, Sendable {
                 firstWithID[event.id] = i
                 let partition = partition(tenant: event.tenant, stream: event.stream)
                 slots.append(.published(outgoing.count))
-                outgoing.append(OutgoingEvent(event: event, key: key, subject: ClusterSubject.subject(
-                    group: options.group, partition: partition, tenant: event.tenant, stream: event.stream), partition: partition, version: current + 1))
+                outgoing.append(OutgoingEvent(
+                    event: event, key: key, subject: ClusterSubject.subject(group: options.group, partition: partition, tenant: event.tenant, stream: event.stream),
+                    partition: partition, version: current + 1, epoch: epoch(key)))
             }
-            return ((), reserved: versionInCall)
-        }
-        return publisher.publish(outgoing, slots: slots)
+            return ((outgoing, slots), reserved: versionInCall)
+        }, commit: { planned in
+            pending = publisher.publish(planned.outgoing, slots: planned.slots)
+        })
+        guard let pending else { throw EventStoreError.invalidArgument("an append was planned but not queued") }
+        return pending
     }
 
     /// What an acknowledged append survives here (docs/CLUSTER.md, "Durability, honestly").

@@ -33,8 +33,11 @@ public struct NatsError: Error, Sendable, CustomStringConvertible {
     init(_ status: natsStatus, _ code: jsErrCode = jsErrCode(0), doing: String) {
         self.status = Self.name(status)
         self.code = Int(code.rawValue)
+        // The library's last error on this thread, if it is about this status (it may be
+        // left over from an earlier call otherwise).
         var last = natsStatus(0)
-        let text = nats_GetLastError(&last).map { String(cString: $0) } ?? String(cString: natsStatus_GetText(status))
+        let detail = nats_GetLastError(&last).map { String(cString: $0) }
+        let text = (last == status ? detail : nil) ?? String(cString: natsStatus_GetText(status))
         self.message = "\(doing): \(text)"
     }
 

@@ -21,6 +21,8 @@ final class StreamReader: @unchecked Sendable {
     private(set) var nextSequence: UInt64
     /// The last sequence known to hold a message for the filter (0: none known).
     var until: UInt64
+    /// The sequence of the last message delivered.
+    private(set) var lastSequence: UInt64?
 
     init(connection: NatsConnection, stream: String, filter: String, from sequence: UInt64, until: UInt64, headersOnly: Bool, retrySeconds: Double) {
         self.until = until
@@ -47,6 +49,7 @@ final class StreamReader: @unchecked Sendable {
                 if let message = try consumer.next(timeoutMilliseconds: expected ? connection.requestTimeoutMilliseconds : max(1, waitMilliseconds)) {
                     guard message.sequence >= nextSequence else { continue }  // a repeat after a reset
                     nextSequence = message.sequence + 1
+                    lastSequence = message.sequence
                     return message
                 }
                 guard expected else { return nil }

@@ -100,7 +100,7 @@ import Testing
         let b = try await Self.open(cluster, group: "stale")
         _ = try await a.submitEvents([Self.event("record/R-1", 1, expected: .noStream)]).acknowledged()
         // b still believes the stream is new: its own check passes, the server's does not.
-        await #expect(throws: EventStoreError.wrongExpectedVersion(tenant: "acme", stream: "record/R-1", expected: .exact(0), actual: 1)) {
+        await #expect(throws: EventStoreError.wrongExpectedVersion(tenant: "acme", stream: "record/R-1", expected: .noStream, actual: 1)) {
             _ = try await b.submitEvents([Self.event("record/R-1", 2, expected: .noStream)]).acknowledged()
         }
         // The refusal refreshed b's view: the right expected version now goes through.
@@ -132,6 +132,87 @@ import Testing
         let outcome = try await store.submitEvents([later]).acknowledged()[0]
         #expect(outcome == .duplicate(Position(partition: store.partition(tenant: "acme", stream: "record/R-2"), offset: Int64(stored.sequence) - 1), version: 1))
         #expect(try store.source.endOffsets() == [2], "nothing stored twice")
+    }
+
+    /// An append whose first event loses its stream to another writer must not store the
+    /// events after it: they were planned (and validated) on top of the lost one.
+    @Test func eventsPlannedAfterARefusedOneAreNotStored() async throws {
+        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let a = try await Self.open(cluster, group: "chain")
+        let b = try await Self.open(cluster, group: "chain")
+        let theirs = Self.event("record/R-1", 1, expected: .noStream)
+        _ = try await b.submitEvents([theirs]).acknowledged()
+        // a still believes the stream is new.
+        let pending = try await a.submitEvents([Self.event("record/R-1", 2, expected: .noStream), Self.event("record/R-1", 3, expected: .exact(1)),
+                                                Self.event("record/R-2", 4)])
+        await #expect(throws: EventStoreError.self) { _ = try await pending.acknowledged() }
+        #expect(try b.readStream(tenant: "acme", stream: "record/R-1").map(\.id) == [theirs.id], "nothing stored on top of the other writer's event")
+        #expect(try a.source.endOffsets() == [2], "only the other stream's event was added")
+        // a learned the stream's head: planning on top of it works now.
+        let next = try await a.submitEvents([Self.event("record/R-1", 5, expected: .exact(1))]).acknowledged()
+        #expect(next.map { if case let .appended(_, v) = $0 { v } else { -1 } } == [2] as [Int64])
+    }
+
+    /// A writer behind another is not refused for it: a check that fails only because the
+    /// stream may have grown is made again after asking the server.
+    @Test func aWriterBehindAsksTheServerBeforeRefusing() async throws {
+        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let a = try await Self.open(cluster, group: "behind")
+        let b = try await Self.open(cluster, group: "behind")
+        _ = try await b.submitEvents([Self.event("record/R-1", 1), Self.event("record/R-1", 2)]).acknowledged()
+        let appended = try await a.submitEvents([Self.event("record/R-1", 3, expected: .exact(2))]).acknowledged()
+        #expect(appended.map { if case let .appended(_, v) = $0 { v } else { -1 } } == [3] as [Int64])
+        let existing = try await Self.open(cluster, group: "behind")
+        _ = try await b.submitEvents([Self.event("record/R-3", 4)]).acknowledged()
+        #expect(try await existing.submitEvents([Self.event("record/R-3", 5, expected: .exists)]).acknowledged().count == 1)
+        await #expect(throws: EventStoreError.wrongExpectedVersion(tenant: "acme", stream: "record/R-1", expected: .exact(7), actual: 3)) {
+            _ = try await a.submitEvents([Self.event("record/R-1", 6, expected: .exact(7))]).acknowledged()
+        }
+    }
+
+    /// The id cache: a writer's next open reads only the messages after it; a damaged or
+    /// foreign cache is reported and the stream read from the start.
+    @Test func theIDCacheSavesReadingTheWholeStream() async throws {
+        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cached: (inout ClusterOptions) -> Void = { $0.cacheDirectory = dir }
+        let first = try await Self.open(cluster, group: "cache", configure: cached)
+        let mine = (1...3).map { Self.event("record/R-\($0)", $0) }
+        _ = try await first.submitEvents(mine).acknowledged()
+        try first.saveIDCache()
+        #expect(first.idLoad.cachedThrough == nil && first.idLoad.messagesRead == 0)
+        let other = try await Self.open(cluster, group: "cache")
+        _ = try await other.submitEvents([Self.event("record/R-1", 4), Self.event("record/R-9", 5)]).acknowledged()
+
+        // The cache holds what `first` had read through (nothing: the stream was empty);
+        // a writer that read the stream saves through its end.
+        let second = try await Self.open(cluster, group: "cache", configure: cached)
+        #expect(second.idLoad.cachedThrough == 0 && second.idLoad.messagesRead == 5)
+        try second.saveIDCache()
+        let third = try await Self.open(cluster, group: "cache", configure: cached)
+        #expect(third.idLoad.cachedThrough == 5 && third.idLoad.messagesRead == 0 && third.idLoad.cacheSkipped == nil)
+        #expect(third.knownCounts.events == 5 && third.knownCounts.streams == 4)
+        #expect(try await third.submitEvents([mine[1]]).acknowledged()[0].position == (try third.storedPosition(of: mine[1].id))?.position)
+        #expect(third.version(tenant: "acme", stream: "record/R-1") == 2)
+
+        // A flipped byte: reported, the stream read again.
+        let path = dir + "/ids.cache"
+        var bytes = try #require(FileManager.default.contents(atPath: path))
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let fourth = try await Self.open(cluster, group: "cache", configure: cached)
+        #expect(fourth.idLoad.cacheSkipped?.contains("checksum") == true && fourth.idLoad.messagesRead == 5 && fourth.knownCounts.events == 5)
+        // Another stream's cache is not used.
+        try fourth.saveIDCache()
+        let foreign = try await Self.open(cluster, group: "cache2", configure: cached)
+        #expect(foreign.idLoad.cacheSkipped?.contains("another stream") == true && foreign.knownCounts.events == 0)
     }
 
     /// Four writers racing on one stream of an R3 stream. The expected-sequence check

@@ -1,0 +1,143 @@
+import EventLog
+import EventStore
+import Foundation
+
+/// The id cache of a JetStream store (docs/CLUSTER.md, "Event ids and idempotency"): what a
+/// writer knew of the stream's ids and heads up to a sequence, saved in a local file so
+/// that the next writer reads only the messages after it instead of the whole stream.
+/// A cache, never the truth: a missing, damaged or foreign file (another stream, or one
+/// deleted and created again) is ignored and the stream read from the start.
+///
+/// Layout (integers little-endian; varints LEB128):
+///
+/// | field | encoding |
+/// |---|---|
+/// | magic | 8 bytes `BOIDCACH` |
+/// | version | u32, = 1 |
+/// | source id | varint length + UTF-8 (`jetstream:<stream>:<created ns>`) |
+/// | through | u64: every message up to this sequence is in the file |
+/// | heads | varint count; each: tenant, stream (varint length + UTF-8), version, sequence (varints) |
+/// | ids | varint count; each: id (two u64), sequence, version, partition (varints) |
+/// | checksum | u32 CRC32C of everything before it |
+enum ClusterIndexFile {
+    static let magic = Array("BOIDCACH".utf8)
+    static let version: UInt32 = 1
+    static let fileName = "ids.cache"
+
+    struct Contents {
+        var sourceID: String
+        var through: UInt64
+        var heads: [StreamKey: ClusterIndex.Head]
+        var ids: [EventID: ClusterIndex.Entry]
+    }
+
+    static func encode(_ contents: Contents) -> [UInt8] {
+        var out = magic
+        fixed(version, &out)
+        string(contents.sourceID, &out)
+        fixed(contents.through, &out)
+        varint(UInt64(contents.heads.count), &out)
+        for (key, head) in contents.heads {
+            string(key.tenant, &out)
+            string(key.stream, &out)
+            varint(UInt64(head.version), &out)
+            varint(head.sequence, &out)
+        }
+        varint(UInt64(contents.ids.count), &out)
+        for (id, entry) in contents.ids {
+            fixed(id.high, &out)
+            fixed(id.low, &out)
+            varint(entry.sequence, &out)
+            varint(UInt64(entry.version), &out)
+            varint(UInt64(entry.partition), &out)
+        }
+        fixed(CRC32C.checksum(out), &out)
+        return out
+    }
+
+    /// The contents, or why the bytes are not a usable cache.
+    static func decode(_ bytes: [UInt8]) -> Result<Contents, CacheError> {
+        guard bytes.count >= magic.count + 8, Array(bytes.prefix(magic.count)) == magic else { return .failure(.init("not an id cache")) }
+        let body = bytes.dropLast(4)
+        var reader = Reader(bytes: bytes, position: magic.count, end: body.count)
+        guard reader.fixed(UInt32.self) == version else { return .failure(.init("unknown version")) }
+        var trailer = Reader(bytes: bytes, position: body.count, end: bytes.count)
+        guard CRC32C.checksum(body) == trailer.fixed(UInt32.self) else {
+            return .failure(.init("checksum mismatch"))
+        }
+        guard let sourceID = reader.string(), let through = reader.fixed(UInt64.self), let headCount = reader.varint() else {
+            return .failure(.init("truncated header"))
+        }
+        var heads: [StreamKey: ClusterIndex.Head] = [:]
+        heads.reserveCapacity(Int(min(headCount, 1 << 24)))
+        for _ in 0..<headCount {
+            guard let tenant = reader.string(), let stream = reader.string(), let version = reader.varint(), let sequence = reader.varint() else {
+                return .failure(.init("truncated stream heads"))
+            }
+            heads[StreamKey(tenant: tenant, stream: stream)] = .init(version: Int64(truncatingIfNeeded: version), sequence: sequence)
+        }
+        guard let idCount = reader.varint() else { return .failure(.init("truncated id count")) }
+        var ids: [EventID: ClusterIndex.Entry] = [:]
+        ids.reserveCapacity(Int(min(idCount, 1 << 26)))
+        for _ in 0..<idCount {
+            guard let high = reader.fixed(UInt64.self), let low = reader.fixed(UInt64.self), let sequence = reader.varint(),
+                  let version = reader.varint(), let partition = reader.varint(), partition < Limits.maxPartitions else {
+                return .failure(.init("truncated ids"))
+            }
+            ids[EventID(high: high, low: low)] = .init(sequence: sequence, version: Int64(truncatingIfNeeded: version), partition: Int(partition))
+        }
+        guard reader.position == body.count else { return .failure(.init("bytes after the ids")) }
+        return .success(Contents(sourceID: sourceID, through: through, heads: heads, ids: ids))
+    }
+
+    struct CacheError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    private static func fixed<T: FixedWidthInteger>(_ value: T, _ out: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    private static func varint(_ value: UInt64, _ out: inout [UInt8]) { ByteCoding.appendVarint(value, to: &out) }
+
+    private static func string(_ text: String, _ out: inout [UInt8]) {
+        varint(UInt64(text.utf8.count), &out)
+        out.append(contentsOf: text.utf8)
+    }
+
+    /// A bounds-checked reader: every read returns nil past `end`.
+    private struct Reader {
+        let bytes: [UInt8]
+        var position: Int
+        let end: Int
+
+        mutating func fixed<T: FixedWidthInteger>(_ type: T.Type) -> T? {
+            let size = MemoryLayout<T>.size
+            guard position + size <= end else { return nil }
+            var value: T = 0
+            for k in 0..<size { value |= T(bytes[position + k]) << (8 * k) }
+            position += size
+            return value
+        }
+
+        mutating func varint() -> UInt64? {
+            var result: UInt64 = 0, shift: UInt64 = 0
+            while position < end, shift < 64 {
+                let byte = bytes[position]
+                position += 1
+                result |= UInt64(byte & 0x7F) << shift
+                if byte < 0x80 { return result }
+                shift += 7
+            }
+            return nil
+        }
+
+        mutating func string() -> String? {
+            guard let length = varint(), length <= UInt64(end - position) else { return nil }
+            let text = String(validating: bytes[position..<position + Int(length)], as: UTF8.self)
+            position += Int(length)
+            return text
+        }
+    }
+}

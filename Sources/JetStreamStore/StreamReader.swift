@@ -10,6 +10,9 @@ import Foundation
 /// (from `STREAM.INFO` or the subject's last message); past it, silence means the end.
 /// (Not the consumer's pending count: nats-server 2.9 sometimes reports messages pending
 /// after the stream's last one, and waiting for those would never end.)
+///
+/// Not thread-safe: one reader is used by one task at a time (unchecked `Sendable` so that
+/// a cursor can move between the tasks of a rebuild, which use it one after another).
 final class StreamReader: @unchecked Sendable {
     private let connection: NatsConnection
     private let stream: String

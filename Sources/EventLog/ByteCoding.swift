@@ -49,3 +49,68 @@ public enum ByteCoding {
         return nil
     }
 }
+
+/// A bounds-checked reader over bytes: every read returns nil instead of running past
+/// the end (the event envelope, the JetStream id cache).
+@frozen
+public struct ByteReader {
+    /// The bytes read.
+    public let bytes: UnsafeRawBufferPointer
+    /// The offset of the next byte to read.
+    public var position = 0
+
+    /// A reader from the first byte.
+    @inlinable
+    public init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    /// One byte.
+    @inlinable
+    public mutating func byte() -> UInt8? {
+        guard position < bytes.count else { return nil }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    /// A big-endian u64.
+    @inlinable
+    public mutating func bigEndian() -> UInt64? {
+        guard position + 8 <= bytes.count else { return nil }
+        var value: UInt64 = 0
+        for i in 0..<8 { value = value << 8 | UInt64(bytes[position + i]) }
+        position += 8
+        return value
+    }
+
+    /// A little-endian fixed-width integer.
+    @inlinable
+    public mutating func littleEndian<T: FixedWidthInteger>(_ type: T.Type) -> T? {
+        let size = MemoryLayout<T>.size
+        guard position + size <= bytes.count else { return nil }
+        var value: T = 0
+        for k in 0..<size { value |= T(bytes[position + k]) << (8 * k) }
+        position += size
+        return value
+    }
+
+    /// An unsigned LEB128 varint (at most 10 bytes).
+    @inlinable
+    public mutating func varint() -> UInt64? {
+        var result: UInt64 = 0, shift: UInt64 = 0
+        while position < bytes.count && shift < 64 {
+            let b = bytes[position]
+            position += 1
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// A varint length and that many bytes of UTF-8 (invalid sequences repaired).
+    @inlinable
+    public mutating func string() -> String? {
+        guard let length = varint(), length <= UInt64(bytes.count - position) else { return nil }
+        defer { position += Int(length) }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + Int(length))]), as: UTF8.self)
+    }
+}

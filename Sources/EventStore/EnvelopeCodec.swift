@@ -86,11 +86,7 @@ enum EnvelopeCodec {
         for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
     }
 
-    private static func appendVarint(_ value: UInt64, _ out: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 { out.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-        out.append(UInt8(v))
-    }
+    private static func appendVarint(_ value: UInt64, _ out: inout [UInt8]) { ByteCoding.appendVarint(value, to: &out) }
 
     private static func appendString(_ text: String, _ out: inout [UInt8]) {
         appendVarint(UInt64(text.utf8.count), &out)
@@ -98,42 +94,7 @@ enum EnvelopeCodec {
     }
 
     /// A bounds-checked reader over a record's bytes.
-    struct Reader {
-        let bytes: UnsafeRawBufferPointer
-        var position = 0
-
-        mutating func byte() -> UInt8? {
-            guard position < bytes.count else { return nil }
-            defer { position += 1 }
-            return bytes[position]
-        }
-
-        mutating func bigEndian() -> UInt64? {
-            guard position + 8 <= bytes.count else { return nil }
-            var value: UInt64 = 0
-            for i in 0..<8 { value = value << 8 | UInt64(bytes[position + i]) }
-            position += 8
-            return value
-        }
-
-        mutating func varint() -> UInt64? {
-            var result: UInt64 = 0, shift: UInt64 = 0
-            while position < bytes.count && shift < 64 {
-                let b = bytes[position]
-                position += 1
-                result |= UInt64(b & 0x7F) << shift
-                if b < 0x80 { return result }
-                shift += 7
-            }
-            return nil
-        }
-
-        mutating func string() -> String? {
-            guard let length = varint(), length <= UInt64(bytes.count - position) else { return nil }
-            defer { position += Int(length) }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + Int(length))]), as: UTF8.self)
-        }
-    }
+    typealias Reader = ByteReader
 }
 
 /// A 128-bit hash of a stream's key (tenant and stream id): the key of the stream index.

@@ -58,14 +58,19 @@ enum ClusterIndexFile {
     /// The contents, or why the bytes are not a usable cache.
     static func decode(_ bytes: [UInt8]) -> Result<Contents, CacheError> {
         guard bytes.count >= magic.count + 8, Array(bytes.prefix(magic.count)) == magic else { return .failure(.init("not an id cache")) }
-        let body = bytes.dropLast(4)
-        var reader = Reader(bytes: bytes, position: magic.count, end: body.count)
-        guard reader.fixed(UInt32.self) == version else { return .failure(.init("unknown version")) }
-        var trailer = Reader(bytes: bytes, position: body.count, end: bytes.count)
-        guard CRC32C.checksum(body) == trailer.fixed(UInt32.self) else {
-            return .failure(.init("checksum mismatch"))
+        return bytes.withUnsafeBytes { all in
+            let body = UnsafeRawBufferPointer(rebasing: all[..<(all.count - 4)])
+            var trailer = ByteReader(bytes: UnsafeRawBufferPointer(rebasing: all[(all.count - 4)...]))
+            guard CRC32C.checksum(body) == trailer.littleEndian(UInt32.self) else { return .failure(.init("checksum mismatch")) }
+            var reader = ByteReader(bytes: body)
+            reader.position = magic.count
+            guard reader.littleEndian(UInt32.self) == version else { return .failure(.init("unknown version")) }
+            return decodeBody(&reader)
         }
-        guard let sourceID = reader.string(), let through = reader.fixed(UInt64.self), let headCount = reader.varint() else {
+    }
+
+    private static func decodeBody(_ reader: inout ByteReader) -> Result<Contents, CacheError> {
+        guard let sourceID = reader.string(), let through = reader.littleEndian(UInt64.self), let headCount = reader.varint() else {
             return .failure(.init("truncated header"))
         }
         var heads: [StreamKey: ClusterIndex.Head] = [:]
@@ -80,13 +85,13 @@ enum ClusterIndexFile {
         var ids: [EventID: ClusterIndex.Entry] = [:]
         ids.reserveCapacity(Int(min(idCount, 1 << 26)))
         for _ in 0..<idCount {
-            guard let high = reader.fixed(UInt64.self), let low = reader.fixed(UInt64.self), let sequence = reader.varint(),
+            guard let high = reader.littleEndian(UInt64.self), let low = reader.littleEndian(UInt64.self), let sequence = reader.varint(),
                   let version = reader.varint(), let partition = reader.varint(), partition < Limits.maxPartitions else {
                 return .failure(.init("truncated ids"))
             }
             ids[EventID(high: high, low: low)] = .init(sequence: sequence, version: Int64(truncatingIfNeeded: version), partition: Int(partition))
         }
-        guard reader.position == body.count else { return .failure(.init("bytes after the ids")) }
+        guard reader.position == reader.bytes.count else { return .failure(.init("bytes after the ids")) }
         return .success(Contents(sourceID: sourceID, through: through, heads: heads, ids: ids))
     }
 
@@ -104,40 +109,5 @@ enum ClusterIndexFile {
     private static func string(_ text: String, _ out: inout [UInt8]) {
         varint(UInt64(text.utf8.count), &out)
         out.append(contentsOf: text.utf8)
-    }
-
-    /// A bounds-checked reader: every read returns nil past `end`.
-    private struct Reader {
-        let bytes: [UInt8]
-        var position: Int
-        let end: Int
-
-        mutating func fixed<T: FixedWidthInteger>(_ type: T.Type) -> T? {
-            let size = MemoryLayout<T>.size
-            guard position + size <= end else { return nil }
-            var value: T = 0
-            for k in 0..<size { value |= T(bytes[position + k]) << (8 * k) }
-            position += size
-            return value
-        }
-
-        mutating func varint() -> UInt64? {
-            var result: UInt64 = 0, shift: UInt64 = 0
-            while position < end, shift < 64 {
-                let byte = bytes[position]
-                position += 1
-                result |= UInt64(byte & 0x7F) << shift
-                if byte < 0x80 { return result }
-                shift += 7
-            }
-            return nil
-        }
-
-        mutating func string() -> String? {
-            guard let length = varint(), length <= UInt64(end - position) else { return nil }
-            let text = String(validating: bytes[position..<position + Int(length)], as: UTF8.self)
-            position += Int(length)
-            return text
-        }
     }
 }

@@ -290,7 +290,10 @@ import Testing
         let (_, logHistory, _) = try runBackorder(["audit", "history", "R-000002", "--json"] + embedded)
         func changes(_ json: String) throws -> [String] {
             let entries = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
-            return entries.map { "\($0["version"] ?? "") \($0["type"] ?? "") \($0["eventId"] ?? "") \($0["changes"] ?? "")" }
+            return try entries.map { entry in
+                let changes = try JSONSerialization.data(withJSONObject: entry["changes"] ?? [], options: .sortedKeys)
+                return "\(entry["version"] ?? "") \(entry["type"] ?? "") \(entry["eventId"] ?? "") " + String(decoding: changes, as: UTF8.self)
+            }
         }
         let clusterChanges = try changes(history), logChanges = try changes(logHistory)
         #expect(h == 0 && !clusterChanges.isEmpty && clusterChanges == logChanges)

@@ -1,5 +1,5 @@
 import EventStore
-import Synchronization
+import Foundation
 
 /// A Backorder stream's identity within a JetStream stream.
 struct StreamKey: Hashable, Sendable {
@@ -40,7 +40,7 @@ final class ClusterIndex: Sendable {
         var failure: String?
     }
 
-    private let state = Mutex(State())
+    private let state = BlockingLocked(State())
 
     /// Adds one stored message (in stream order) while loading; a message already known
     /// (at or before the stream's known head) is skipped, so loading is idempotent.
@@ -125,4 +125,21 @@ final class ClusterIndex: Sendable {
 
     var streamCount: Int { state.withLock { $0.heads.count } }
     var eventCount: Int { state.withLock { $0.ids.count } }
+}
+
+/// A value behind a lock that blocks at once instead of spinning (an `NSLock`, i.e. a
+/// pthread mutex): the index is taken by every publishing lane for every event, and
+/// with more lanes than cores a spinning lock (`Synchronization.Mutex` on Linux) burned
+/// ~16 % of the client's CPU in the profile of a 32-lane ingest.
+final class BlockingLocked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
 }

@@ -14,7 +14,7 @@ public struct ClusterOptions: Sendable {
     /// Partitions of a new stream (the subject's partition token; fixed once created).
     public var partitionCount = 8
     /// Publishing lanes: streams published concurrently (each stream one event at a time).
-    public var lanes = 32
+    public var lanes = 128
     /// How long a publish is retried through leader elections and reconnects.
     public var retrySeconds = 30.0
     /// How long one request may wait for the server.

@@ -3,7 +3,7 @@
 // cluster. See bench/README.md, "ClusterBench".
 //
 //   ClusterBench [--events N] [--single N] [--only embedded,r1,r3,lanes] [--out FILE]
-//                [--cluster URLS] [--lanes N] [--sweep 8,32,64] [--window N] [--dir DIR]
+//                [--cluster URLS] [--lanes N] [--sweep 8,32,128] [--window N] [--dir DIR]
 import Dispatch
 import EventLog
 import EventStore
@@ -38,7 +38,7 @@ let known: Set = ["--events", "--single", "--warmup", "--batch", "--window", "--
 for (i, argument) in arguments.enumerated() where argument.hasPrefix("--") {
     if argument == "--help" || argument == "-h" {
         print("usage: ClusterBench [--events N] [--single N] [--only embedded,r1,r3,lanes] [--out FILE] [--cluster URLS]")
-        print("       [--lanes N] [--sweep 8,32,64] [--sweep-events N] [--window N] [--batch N] [--warmup N] [--streams N] [--dir DIR]")
+        print("       [--lanes N] [--sweep 8,32,128] [--sweep-events N] [--window N] [--batch N] [--warmup N] [--streams N] [--dir DIR]")
         exit(0)
     }
     guard known.contains(argument) else { fail("unknown option \(argument) (see --help)") }
@@ -50,10 +50,10 @@ let singleCount = intOption("--single", 5_000)
 let warmUp = intOption("--warmup", 100, minimum: 0)
 let batchSize = intOption("--batch", 1_000)
 let window = intOption("--window", 4)
-let lanes = intOption("--lanes", 32)
+let lanes = intOption("--lanes", ClusterOptions(urls: "").lanes)
 let sweepCount = intOption("--sweep-events", batchedCount)
 let streamCount = min(intOption("--streams", 100_000), batchedCount)
-let sweep = (option("--sweep") ?? "8,32,64").split(separator: ",").map { part -> Int in
+let sweep = (option("--sweep") ?? "8,32,128").split(separator: ",").map { part -> Int in
     guard let value = Int(part), value >= 1 else { fail("--sweep takes lane counts like 8,32,64, not \"\(part)\"") }
     return value
 }

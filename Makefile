@@ -9,7 +9,7 @@ DATA ?= demo-data
 EVENTS ?= 200000
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build demo test bench clean cluster cluster-stop soak soak-cluster sanitize
+.PHONY: deps build demo demo-cluster test bench clean cluster cluster-stop soak soak-cluster sanitize
 
 # Installs the Debian packages that are missing (needs root or sudo).
 deps:
@@ -79,6 +79,10 @@ cluster:
 
 cluster-stop:
 	tools/cluster.sh stop --dir $(CLUSTER_DIR)
+
+# The demo on a local 3-node JetStream cluster, started and stopped by tools/demo-cluster.sh.
+demo-cluster: build
+	tools/demo-cluster.sh $(EVENTS)
 
 clean:
 	rm -rf .build $(DATA)

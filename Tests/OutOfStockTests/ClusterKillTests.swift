@@ -100,6 +100,7 @@ import Projections
             Task(executorPreference: QueueExecutor("producer \(number)")) { () throws -> Int in
                 defer { shared.done.add(1, ordering: .releasing) }
                 var retries = 0
+                var store: JetStreamStore?
                 let chunks = stride(from: 0, to: entry.value.count, by: Self.linesPerChunk).map { Array(entry.value[$0..<min($0 + Self.linesPerChunk, entry.value.count)]) }
                 for (k, chunk) in chunks.enumerated() {
                     let path = dir + "/p\(number)-\(k).ndjson"
@@ -108,12 +109,15 @@ import Projections
                     while true {
                         attempt += 1
                         do {
-                            // A new connection per try: a failed store refuses further appends.
-                            let store = try await JetStreamStore.open(producerOptions)
+                            // One store for the producer's run; a new one (a new connection,
+                            // the ids read again) after a failure, which stops a store's appends.
+                            let current: JetStreamStore
+                            if let store { current = store } else { current = try await JetStreamStore.open(producerOptions) }
+                            store = current
                             let fd = open(path, O_RDONLY)
                             defer { close(fd) }
                             var reader = LineReader(fd: fd, name: path)
-                            let report = try await Ingestor(store: store, options: IngestOptions()).ingest(&reader)
+                            let report = try await Ingestor(store: current, options: IngestOptions()).ingest(&reader)
                             guard report.rejected == 0 && report.appended + report.duplicates == chunk.count else {
                                 Issue.record("chunk \(k) of producer \(number): \(report.rejected) lines rejected: \(report.errors.prefix(3))")
                                 return retries
@@ -121,6 +125,7 @@ import Projections
                             shared.acknowledged.withLock { set in for line in chunk { set.insert(ids[line] ?? "") } }
                             break
                         } catch {
+                            store = nil
                             retries += 1
                             guard attempt < 20 else { throw error }
                             try await Task.sleep(for: .milliseconds(500))

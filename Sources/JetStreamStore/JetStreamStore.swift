@@ -47,6 +47,9 @@ public struct ClusterOptions: Sendable {
 /// event, not per call (JetStream 2.9 has no batch publish); it is acknowledged when a
 /// quorum of nodes holds it in memory, before any fsync; appends of one process see
 /// other processes' appends through the server's checks, not through a shared index.
+///
+/// Sendable: `idLoad` and `loadedThrough` are written only by `open`, before the store is
+/// returned; everything shared afterwards is immutable or guarded (`ClusterIndex`).
 public final class JetStreamStore: EventAppender, @unchecked Sendable {
     let connection: NatsConnection
     let index: ClusterIndex

@@ -147,13 +147,13 @@ final class ClusterPublisher: Sendable {
     /// first and this append is a real conflict.
     private func resolveConflict(_ out: OutgoingEvent, after sequence: UInt64, firstAttempt: Bool) throws -> AppendOutcome {
         let last = try connection.lastMessage(stream: stream, subject: out.subject)
-        let reader = StreamReader(connection: connection, stream: stream, filter: out.subject, from: sequence + 1, until: last?.sequence ?? 0,
-                                  headersOnly: true, retrySeconds: retrySeconds)
-        while reader.nextSequence <= reader.until, let message = try reader.next(waitMilliseconds: 0) {
-            if message.eventID == out.event.id {
-                let stored = try storedEvent(sequence: message.sequence)
-                index.acknowledge(key: out.key, id: out.event.id, version: stored.streamVersion, sequence: message.sequence, partition: out.partition)
-                let position = Position(partition: out.partition, offset: Int64(message.sequence) - 1)
+        if let last {
+            // The subject's messages after `sequence`, newest first, by their back-links.
+            let newer = try ClusterLinks(connection: connection, stream: stream, group: group).walk(from: last) { $0.position.offset + 1 > Int64(sequence) }
+            if let stored = newer.first(where: { $0.id == out.event.id }), stored.position.offset + 1 > Int64(sequence) {
+                let storedSequence = UInt64(stored.position.offset + 1)
+                index.acknowledge(key: out.key, id: out.event.id, version: stored.streamVersion, sequence: storedSequence, partition: out.partition)
+                let position = Position(partition: out.partition, offset: stored.position.offset)
                 return !firstAttempt && stored.streamVersion == out.version ? .appended(position, version: out.version) : .duplicate(position, version: stored.streamVersion)
             }
         }

@@ -204,30 +204,23 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         index.head(StreamKey(tenant: tenant, stream: stream))?.version ?? 0
     }
 
-    /// Every event of a stream, in version order, read through a consumer filtered to its
-    /// subject (no request when the stream is unknown). Checks that the versions are dense.
+    /// Every event of a stream, in version order: its subject's last message, then the
+    /// envelopes' back-links, each read by sequence from the stream leader
+    /// (`STREAM.MSG.GET`) — as the embedded store follows its links, and without a
+    /// consumer (creating one is a round of the cluster's metadata Raft group, and on
+    /// 2.9 it may land on a replica that is behind). Checks density and identity.
     public func readStream(tenant: String, stream: String) throws -> [StoredEvent] {
         let subject = ClusterSubject.subject(group: options.group, partition: partition(tenant: tenant, stream: stream), tenant: tenant, stream: stream)
-        // A writer reads up to the last message it knows; a newer one from another writer
-        // is read if it arrives at once, else the server refuses an append based on this
-        // (then stale) state. A read-only store asks the server for the subject's last.
-        let known = index.head(StreamKey(tenant: tenant, stream: stream))?.sequence
-        guard let last = try known ?? (readOnly ? connection.lastMessage(stream: streamName, subject: subject)?.sequence : nil) else { return [] }
-        let reader = StreamReader(connection: connection, stream: streamName, filter: subject, from: 1, until: last,
-                                  headersOnly: false, retrySeconds: options.retrySeconds)
-        var events: [StoredEvent] = []
-        while let message = try reader.next(waitMilliseconds: 1) {
-            let event = try ClusterDecoding.event(message, group: options.group)
-            guard event.streamVersion == Int64(events.count) + 1 else {
-                throw EventStoreError.malformedEvent(event.position, "stream \(tenant)/\(stream) has version \(event.streamVersion) where \(events.count + 1) belongs")
-            }
-            events.append(event)
+        guard let last = try connection.lastMessage(stream: streamName, subject: subject) else { return [] }
+        let events = try ClusterLinks(connection: connection, stream: streamName, group: options.group).walk(from: last) { _ in true }
+        guard events.last?.streamVersion == 1 else {
+            throw EventStoreError.malformedEvent(events.last?.position ?? Position(partition: 0, offset: Int64(last.sequence) - 1),
+                                                 "stream \(tenant)/\(stream) does not start at version 1")
         }
-        // Newer than this process knew (another writer): later appends start from there.
-        if !readOnly, let last = events.last, let sequence = reader.lastSequence {
-            index.refresh(StreamKey(tenant: tenant, stream: stream), to: .init(version: last.streamVersion, sequence: sequence))
+        if !readOnly, let newest = events.first {
+            index.refresh(StreamKey(tenant: tenant, stream: stream), to: .init(version: newest.streamVersion, sequence: last.sequence))
         }
-        return events
+        return events.reversed()
     }
 
     /// Checks every event (ids, expected versions) against what this process knows and

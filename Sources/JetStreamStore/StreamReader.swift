@@ -1,7 +1,8 @@
+import EventStore
 import Foundation
 
-/// Reads a JetStream stream's messages that match a filter, in sequence order, through an
-/// ordered consumer — and survives the consumer's loss: when the stream stops answering
+/// Reads a JetStream stream's messages in sequence order (the whole stream: its filter
+/// covers every message), through an ordered consumer — and survives the consumer's loss: when the stream stops answering
 /// (its leader was killed and a new one is being elected, the connection moved to another
 /// node), the consumer is created again from the next sequence, until `retrySeconds` pass.
 /// Messages are delivered once each, whatever the consumer repeats.
@@ -37,31 +38,52 @@ final class StreamReader: @unchecked Sendable {
         self.nextSequence = max(1, sequence)
     }
 
-    /// The next message. Up to `until`, silence is a failure of the consumer: it is
-    /// recreated and asked again until the deadline, then the call throws. Past `until`,
-    /// silence for `waitMilliseconds` returns nil.
+    /// Messages still to read one by one from the stream leader before trying a consumer
+    /// again (see `next`).
+    private var bySequence = 0
+
+    /// The next message. Up to `until`, silence is a failure of the consumer — on
+    /// nats-server 2.9 an ephemeral consumer can be placed on a replica that is behind
+    /// (CLUSTER.md, finding 8) and then delivers nothing — so the reader fetches the next
+    /// 1,000 messages by sequence from the stream leader (`STREAM.MSG.GET`; every
+    /// sequence of a Backorder stream is on its wildcard filter, and sequences are dense)
+    /// and tries a new consumer after them. Transient failures are retried until the
+    /// deadline. Past `until`, silence for `waitMilliseconds` returns nil.
     func next(waitMilliseconds: Int64) throws -> StreamMessage? {
         let deadline = Date().addingTimeInterval(retrySeconds)
         while true {
             let expected = nextSequence <= until
             do {
+                if expected && bySequence > 0 {
+                    bySequence -= 1
+                    guard let message = try connection.message(stream: stream, sequence: nextSequence) else {
+                        throw EventStoreError.malformedEvent(Position(partition: 0, offset: Int64(nextSequence) - 1),
+                                                             "stream \(stream) has no message \(nextSequence), below its last sequence \(until)")
+                    }
+                    return delivered(message)
+                }
                 if consumer == nil {
                     consumer = try connection.orderedConsumer(stream: stream, filter: filter, startSequence: nextSequence, headersOnly: headersOnly)
                 }
                 guard let consumer else { return nil }
                 if let message = try consumer.next(timeoutMilliseconds: expected ? connection.requestTimeoutMilliseconds : max(1, waitMilliseconds)) {
                     guard message.sequence >= nextSequence else { continue }  // a repeat after a reset
-                    nextSequence = message.sequence + 1
-                    lastSequence = message.sequence
-                    return message
+                    return delivered(message)
                 }
                 guard expected else { return nil }
-                throw NatsError(status: "NATS_TIMEOUT", code: 0, message: "reading \(filter) from sequence \(nextSequence) (messages known up to \(until)): no message within \(connection.requestTimeoutMilliseconds) ms")
+                self.consumer = nil
+                bySequence = 1_000
             } catch let error as NatsError where error.isTransient {
                 consumer = nil
                 guard Date() < deadline else { throw error }
                 Thread.sleep(forTimeInterval: 0.25)
             }
         }
+    }
+
+    private func delivered(_ message: StreamMessage) -> StreamMessage {
+        nextSequence = message.sequence + 1
+        lastSequence = message.sequence
+        return message
     }
 }

@@ -210,6 +210,10 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
     /// consumer (creating one is a round of the cluster's metadata Raft group, and on
     /// 2.9 it may land on a replica that is behind). Checks density and identity.
     public func readStream(tenant: String, stream: String) throws -> [StoredEvent] {
+        // A writer knows every stream that existed when it opened and every one it wrote:
+        // a stream it does not know is new, without a request (if another writer has just
+        // created it, the server refuses the append built on this empty state).
+        guard readOnly || index.head(StreamKey(tenant: tenant, stream: stream)) != nil else { return [] }
         let subject = ClusterSubject.subject(group: options.group, partition: partition(tenant: tenant, stream: stream), tenant: tenant, stream: stream)
         guard let last = try connection.lastMessage(stream: streamName, subject: subject) else { return [] }
         let events = try ClusterLinks(connection: connection, stream: streamName, group: options.group).walk(from: last) { _ in true }

@@ -38,6 +38,13 @@ final class ClusterIndex: Sendable {
         var ids: [EventID: Entry] = [:]
         /// Set by the first failed publish; appends stop until the store is reopened.
         var failure: String?
+        /// Every message up to this sequence was read in order at open (nil: not yet).
+        var loadedThrough: UInt64?
+        /// A stream's head as it was at `loadedThrough`, kept when it first moves past it
+        /// (by this process's acknowledgements or a refresh): the id cache must describe
+        /// the stream as of `loadedThrough`, with no knowledge of later messages mixed in
+        /// (an inner nil: the stream did not exist then).
+        var headsAtLoad: [StreamKey: Head?] = [:]
     }
 
     private let state = BlockingLocked(State())
@@ -84,7 +91,10 @@ final class ClusterIndex: Sendable {
     /// Records an acknowledged event of version `version` stored at `sequence`.
     func acknowledge(key: StreamKey, id: EventID, version: Int64, sequence: UInt64, partition: Int) {
         state.withLock { state in
-            if (state.heads[key]?.version ?? 0) < version { state.heads[key] = Head(version: version, sequence: sequence) }
+            if (state.heads[key]?.version ?? 0) < version {
+                Self.keepHeadAtLoad(key, &state)
+                state.heads[key] = Head(version: version, sequence: sequence)
+            }
             if state.planned[key].map({ $0 <= version }) == true { state.planned[key] = nil }
             state.ids[id] = Entry(sequence: sequence, version: version, partition: partition)
         }
@@ -94,7 +104,24 @@ final class ClusterIndex: Sendable {
     /// appended).
     func refresh(_ key: StreamKey, to head: Head) {
         state.withLock { state in
-            if (state.heads[key]?.version ?? 0) < head.version { state.heads[key] = head }
+            if (state.heads[key]?.version ?? 0) < head.version {
+                Self.keepHeadAtLoad(key, &state)
+                state.heads[key] = head
+            }
+        }
+    }
+
+    private static func keepHeadAtLoad(_ key: StreamKey, _ state: inout State) {
+        guard let through = state.loadedThrough, state.headsAtLoad[key] == nil else { return }
+        let head = state.heads[key]
+        if (head?.sequence ?? 0) <= through { state.headsAtLoad[key] = .some(head) }
+    }
+
+    /// Marks the end of the load: the index holds every message up to `sequence`.
+    func markLoaded(through sequence: UInt64) {
+        state.withLock { state in
+            state.loadedThrough = sequence
+            state.headsAtLoad = [:]
         }
     }
 
@@ -107,11 +134,16 @@ final class ClusterIndex: Sendable {
         }
     }
 
-    /// What is known of messages up to `sequence` (for the id cache: later entries may
-    /// have gaps — other writers' messages this process has not read).
-    func entries(through sequence: UInt64) -> (heads: [StreamKey: Head], ids: [EventID: Entry]) {
+    /// What the index knew at `sequence`, the end of its load (for the id cache): the ids
+    /// up to it, and each stream's head as it was then — later knowledge (this process's
+    /// acknowledgements, refreshes) may have gaps: other writers' messages it never read.
+    /// Nil unless the index was loaded through exactly `sequence`.
+    func entries(through sequence: UInt64) -> (heads: [StreamKey: Head], ids: [EventID: Entry])? {
         state.withLock { state in
-            (state.heads.filter { $0.value.sequence <= sequence }, state.ids.filter { $0.value.sequence <= sequence })
+            guard state.loadedThrough == sequence else { return nil }
+            var heads = state.heads.filter { $0.value.sequence <= sequence }
+            for (key, head) in state.headsAtLoad { heads[key] = head }
+            return (heads, state.ids.filter { $0.value.sequence <= sequence })
         }
     }
 

@@ -152,7 +152,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
             }
         }
         loadedThrough = from - 1
-        guard last >= from else { return }
+        guard last >= from else { return index.markLoaded(through: loadedThrough) }
         let reader = StreamReader(connection: connection, stream: streamName, filter: ClusterSubject.wildcard(group: options.group),
                                   from: from, until: last, headersOnly: true, retrySeconds: options.retrySeconds)
         var cache: [String: (StreamKey, Int)] = [:]
@@ -170,6 +170,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
             idLoad.messagesRead += 1
         }
         loadedThrough = last
+        index.markLoaded(through: last)
     }
 
     private var cachePath: String? { options.cacheDirectory.map { $0 + "/" + ClusterIndexFile.fileName } }
@@ -180,7 +181,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
     /// only means the next open reads more of the stream.
     public func saveIDCache() throws {
         guard !readOnly, let path = cachePath, let sourceID = source.sourceID else { return }
-        let (heads, ids) = index.entries(through: loadedThrough)
+        guard let (heads, ids) = index.entries(through: loadedThrough) else { return }
         let bytes = ClusterIndexFile.encode(.init(sourceID: sourceID, through: loadedThrough, heads: heads, ids: ids))
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)

@@ -202,13 +202,22 @@ import Testing
         #expect(try await third.submitEvents([mine[1]]).acknowledged()[0].position == (try third.storedPosition(of: mine[1].id))?.position)
         #expect(third.version(tenant: "acme", stream: "record/R-1") == 2)
 
+        // A writer's own appends after its load move heads past the cache's sequence: the
+        // cache keeps each stream as it was then, and the next open reads the rest.
+        _ = try await third.submitEvents([Self.event("record/R-1", 6, expected: .exact(2))]).acknowledged()
+        try third.saveIDCache()
+        let again = try await Self.open(cluster, group: "cache", configure: cached)
+        #expect(again.idLoad.cachedThrough == 5 && again.idLoad.messagesRead == 1)
+        #expect(again.version(tenant: "acme", stream: "record/R-1") == 3, "not 1: the head at the cache's sequence was kept")
+        #expect(try await again.submitEvents([Self.event("record/R-1", 7, expected: .exact(3))]).acknowledged().count == 1)
+
         // A flipped byte: reported, the stream read again.
         let path = dir + "/ids.cache"
         var bytes = try #require(FileManager.default.contents(atPath: path))
         bytes[bytes.count / 2] ^= 0x40
         try bytes.write(to: URL(fileURLWithPath: path))
         let fourth = try await Self.open(cluster, group: "cache", configure: cached)
-        #expect(fourth.idLoad.cacheSkipped?.contains("checksum") == true && fourth.idLoad.messagesRead == 5 && fourth.knownCounts.events == 5)
+        #expect(fourth.idLoad.cacheSkipped?.contains("checksum") == true && fourth.idLoad.messagesRead == 7 && fourth.knownCounts.events == 7)
         // Another stream's cache is not used.
         try fourth.saveIDCache()
         let foreign = try await Self.open(cluster, group: "cache2", configure: cached)

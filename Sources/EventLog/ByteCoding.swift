@@ -85,9 +85,9 @@ public struct ByteReader {
     @inlinable
     public mutating func littleEndian<T: FixedWidthInteger>(_ type: T.Type) -> T? {
         let size = MemoryLayout<T>.size
-        guard position + size <= bytes.count else { return nil }
+        guard position >= 0, position + size <= bytes.count else { return nil }
         var value: T = 0
-        for k in 0..<size { value |= T(bytes[position + k]) << (8 * k) }
+        for k in 0..<size { value |= T(truncatingIfNeeded: bytes[position + k]) << (8 * k) }
         position += size
         return value
     }
@@ -99,6 +99,7 @@ public struct ByteReader {
         while position < bytes.count && shift < 64 {
             let b = bytes[position]
             position += 1
+            if shift == 63 && b > 1 { return nil }  // more than 64 bits
             result |= UInt64(b & 0x7F) << shift
             if b < 0x80 { return result }
             shift += 7
@@ -109,7 +110,7 @@ public struct ByteReader {
     /// A varint length and that many bytes of UTF-8 (invalid sequences repaired).
     @inlinable
     public mutating func string() -> String? {
-        guard let length = varint(), length <= UInt64(bytes.count - position) else { return nil }
+        guard let length = varint(), position <= bytes.count, length <= UInt64(bytes.count - position) else { return nil }
         defer { position += Int(length) }
         return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + Int(length))]), as: UTF8.self)
     }

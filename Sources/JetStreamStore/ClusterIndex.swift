@@ -36,6 +36,8 @@ final class ClusterIndex: Sendable {
         /// version and its domain precondition assumed the events before it.
         var epochs: [StreamKey: UInt64] = [:]
         var ids: [EventID: Entry] = [:]
+        /// Ids of events submitted and not yet settled (acknowledged, refused or failed).
+        var inFlight: Set<EventID> = []
         /// Set by the first failed publish; appends stop until the store is reopened.
         var failure: String?
         /// Every message up to this sequence was read in order at open (nil: not yet).
@@ -73,15 +75,23 @@ final class ClusterIndex: Sendable {
     /// with its result — all under one lock, so an append checks, reserves and queues its
     /// events in one step (two appends to one stream reach the lanes in the order they
     /// planned), and nothing is reserved when `body` throws.
-    func plan<T>(_ body: (_ version: (StreamKey) -> Int64, _ epoch: (StreamKey) -> UInt64, _ known: (EventID) -> Entry?) throws -> (T, reserved: [StreamKey: Int64]),
+    /// `inFlight` tells whether an id is being appended by an earlier call: the body
+    /// refuses such an event (its outcome is not known yet), and returns the ids it sends.
+    func plan<T>(_ body: (_ version: (StreamKey) -> Int64, _ epoch: (StreamKey) -> UInt64, _ known: (EventID) -> Entry?,
+                          _ inFlight: (EventID) -> Bool) throws -> (T, reserved: [StreamKey: Int64], sending: [EventID]),
                  commit: (T) -> Void) throws {
         try state.withLock { state in
             if let failure = state.failure { throw EventStoreError.invalidArgument("appends stopped after an earlier failure (\(failure)); reopen the store") }
-            let (result, reserved) = try body({ max(state.planned[$0] ?? 0, state.heads[$0]?.version ?? 0) }, { state.epochs[$0] ?? 0 }, { state.ids[$0] })
+            let (result, reserved, sending) = try body({ max(state.planned[$0] ?? 0, state.heads[$0]?.version ?? 0) }, { state.epochs[$0] ?? 0 },
+                                                       { state.ids[$0] }, { state.inFlight.contains($0) })
             for (key, version) in reserved { state.planned[key] = version }
+            state.inFlight.formUnion(sending)
             commit(result)
         }
     }
+
+    /// An event's publish ended, whatever its outcome.
+    func settle(_ id: EventID) { state.withLock { _ = $0.inFlight.remove(id) } }
 
     /// The stream's head, if the plan an event was made under still holds.
     func head(_ key: StreamKey, ifEpoch epoch: UInt64) -> Head?? {

@@ -13,20 +13,25 @@ import Foundation
 /// | field | encoding |
 /// |---|---|
 /// | magic | 8 bytes `BOIDCACH` |
-/// | version | u32, = 1 |
+/// | version | u32, = 2 (version 1 files, which could lose a stream's head, are not read) |
 /// | source id | varint length + UTF-8 (`jetstream:<stream>:<created ns>`) |
 /// | through | u64: every message up to this sequence is in the file |
+/// | last id | 1 byte (1: present) + two u64: the event id of message `through`, checked at open |
 /// | heads | varint count; each: tenant, stream (varint length + UTF-8), version, sequence (varints) |
 /// | ids | varint count; each: id (two u64), sequence, version, partition (varints) |
 /// | checksum | u32 CRC32C of everything before it |
 enum ClusterIndexFile {
     static let magic = Array("BOIDCACH".utf8)
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
     static let fileName = "ids.cache"
 
     struct Contents {
         var sourceID: String
         var through: UInt64
+        /// The event id of message `through` (nil when `through` is 0): a stream whose
+        /// message there is another (events lost and others written since) is not the
+        /// history the file describes.
+        var lastEventID: EventID?
         var heads: [StreamKey: ClusterIndex.Head]
         var ids: [EventID: ClusterIndex.Entry]
     }
@@ -36,6 +41,13 @@ enum ClusterIndexFile {
         fixed(version, &out)
         string(contents.sourceID, &out)
         fixed(contents.through, &out)
+        if let id = contents.lastEventID {
+            out.append(1)
+            fixed(id.high, &out)
+            fixed(id.low, &out)
+        } else {
+            out.append(0)
+        }
         varint(UInt64(contents.heads.count), &out)
         for (key, head) in contents.heads {
             string(key.tenant, &out)
@@ -70,14 +82,23 @@ enum ClusterIndexFile {
     }
 
     private static func decodeBody(_ reader: inout ByteReader) -> Result<Contents, CacheError> {
-        guard let sourceID = reader.string(), let through = reader.littleEndian(UInt64.self), let headCount = reader.varint() else {
+        guard let sourceID = reader.string(), let through = reader.littleEndian(UInt64.self), let hasID = reader.byte(), hasID <= 1 else {
             return .failure(.init("truncated header"))
         }
+        var lastEventID: EventID?
+        if hasID == 1 {
+            guard let high = reader.littleEndian(UInt64.self), let low = reader.littleEndian(UInt64.self) else { return .failure(.init("truncated header")) }
+            lastEventID = EventID(high: high, low: low)
+        }
+        guard let headCount = reader.varint() else { return .failure(.init("truncated header")) }
         var heads: [StreamKey: ClusterIndex.Head] = [:]
         heads.reserveCapacity(Int(min(headCount, 1 << 24)))
         for _ in 0..<headCount {
             guard let tenant = reader.string(), let stream = reader.string(), let version = reader.varint(), let sequence = reader.varint() else {
                 return .failure(.init("truncated stream heads"))
+            }
+            guard (1...UInt64(Int64.max)).contains(version), sequence >= 1, sequence <= through else {
+                return .failure(.init("a stream head outside 1...\(through)"))
             }
             heads[StreamKey(tenant: tenant, stream: stream)] = .init(version: Int64(truncatingIfNeeded: version), sequence: sequence)
         }
@@ -89,10 +110,13 @@ enum ClusterIndexFile {
                   let version = reader.varint(), let partition = reader.varint(), partition < Limits.maxPartitions else {
                 return .failure(.init("truncated ids"))
             }
+            guard (1...UInt64(Int64.max)).contains(version), sequence >= 1, sequence <= through else {
+                return .failure(.init("an id outside 1...\(through)"))
+            }
             ids[EventID(high: high, low: low)] = .init(sequence: sequence, version: Int64(truncatingIfNeeded: version), partition: Int(partition))
         }
         guard reader.position == reader.bytes.count else { return .failure(.init("bytes after the ids")) }
-        return .success(Contents(sourceID: sourceID, through: through, heads: heads, ids: ids))
+        return .success(Contents(sourceID: sourceID, through: through, lastEventID: lastEventID, heads: heads, ids: ids))
     }
 
     struct CacheError: Error, CustomStringConvertible {

@@ -61,7 +61,10 @@ final class ClusterPublisher: Sendable {
         for (lane, members) in byLane.enumerated() where !members.isEmpty {
             results.group.enter()
             queues[lane].async { [self] in
-                for i in members { results.set(i, Result { try publishOne(events[i]) }) }
+                for i in members {
+                    results.set(i, Result { try publishOne(events[i]) })
+                    index.settle(events[i].event.id)
+                }
                 results.group.leave()
             }
         }
@@ -146,23 +149,30 @@ final class ClusterPublisher: Sendable {
     /// ours, or someone else's append of the same id); otherwise another writer got there
     /// first and this append is a real conflict.
     private func resolveConflict(_ out: OutgoingEvent, after sequence: UInt64, firstAttempt: Bool) throws -> AppendOutcome {
-        let last = try connection.lastMessage(stream: stream, subject: out.subject)
-        if let last {
+        let last: StreamMessage?
+        let newer: [StoredEvent]
+        do {
+            last = try connection.lastMessage(stream: stream, subject: out.subject)
             // The subject's messages after `sequence`, newest first, by their back-links.
-            let newer = try ClusterLinks(connection: connection, stream: stream, group: group).walk(from: last) { $0.position.offset + 1 > Int64(sequence) }
-            if let stored = newer.first(where: { $0.id == out.event.id }), stored.position.offset + 1 > Int64(sequence) {
-                let storedSequence = UInt64(stored.position.offset + 1)
-                index.acknowledge(key: out.key, id: out.event.id, version: stored.streamVersion, sequence: storedSequence, partition: out.partition)
-                let position = Position(partition: out.partition, offset: stored.position.offset)
-                return !firstAttempt && stored.streamVersion == out.version ? .appended(position, version: out.version) : .duplicate(position, version: stored.streamVersion)
-            }
+            newer = try last.map { try ClusterLinks(connection: connection, stream: stream, group: group).walk(from: $0) { $0.position.offset + 1 > Int64(sequence) } } ?? []
+        } catch {
+            index.abandon(out.key)  // the outcome is unknown: later events of the stream must not assume it
+            throw error
+        }
+        if let stored = newer.first(where: { $0.id == out.event.id }) {
+            let storedSequence = UInt64(stored.position.offset + 1)
+            index.acknowledge(key: out.key, id: out.event.id, version: stored.streamVersion, sequence: storedSequence, partition: out.partition)
+            let position = Position(partition: out.partition, offset: stored.position.offset)
+            return !firstAttempt && stored.streamVersion == out.version ? .appended(position, version: out.version) : .duplicate(position, version: stored.streamVersion)
+        }
+        // A real conflict: learn the stream's head first, then break the plan (in this
+        // order, so that no append plans on the old head under the new epoch).
+        var actual: Int64 = 0
+        if let last, let newest = newer.first ?? (try? ClusterDecoding.event(last, group: group)) {
+            actual = newest.streamVersion
+            index.refresh(out.key, to: ClusterIndex.Head(version: actual, sequence: last.sequence))
         }
         index.abandon(out.key)
-        var actual: Int64 = 0
-        if let message = last {
-            actual = try ClusterDecoding.event(message, group: group).streamVersion
-            index.refresh(out.key, to: ClusterIndex.Head(version: actual, sequence: message.sequence))
-        }
         throw out.conflict(actual: actual)
     }
 }

@@ -10,9 +10,11 @@ enum ClusterDecoding {
         guard let place = ClusterSubject.parse(message.subject, group: group) else {
             throw EventStoreError.malformedEvent(position, "message \(message.sequence) has subject \(message.subject), not one of Backorder's")
         }
-        return try EventEnvelope.decode(tenant: place.tenant, stream: place.stream, value: message.payload,
-                                        position: Position(partition: place.partition, offset: position.offset),
-                                        recordedTime: message.timestampNanoseconds / 1_000)
+        let event = try EventEnvelope.decode(tenant: place.tenant, stream: place.stream, value: message.payload,
+                                             position: Position(partition: place.partition, offset: position.offset),
+                                             recordedTime: message.timestampNanoseconds / 1_000)
+        guard event.streamVersion >= 1 else { throw EventStoreError.malformedEvent(event.position, "stream version \(event.streamVersion) is below 1") }
+        return event
     }
 }
 

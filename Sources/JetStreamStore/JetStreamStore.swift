@@ -71,6 +71,8 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
     public private(set) var idLoad = IDLoad()
     /// Every message up to this sequence is in the index (the next cache's `through`).
     private var loadedThrough: UInt64 = 0
+    /// The event id of message `loadedThrough` (the next cache's `lastEventID`).
+    private var loadedThroughID: EventID?
 
     /// How an open loaded the ids and stream heads.
     public struct IDLoad: Sendable {
@@ -142,8 +144,17 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         if let path = cachePath, let bytes = FileManager.default.contents(atPath: path) {
             switch ClusterIndexFile.decode(Array(bytes)) {
             case let .success(cache) where cache.sourceID == source.sourceID && cache.through <= last:
+                // The stream must still hold, at the file's sequence, the event the file
+                // was made after (acknowledged events lost with a quorum, others written
+                // since, would otherwise be answered as stored forever).
+                let atThrough = try cache.through == 0 ? nil : connection.message(stream: streamName, sequence: cache.through)?.eventID
+                guard atThrough == cache.lastEventID else {
+                    idLoad.cacheSkipped = "\(path): the stream's message \(cache.through) is not the one the cache was made after"
+                    break
+                }
                 index.restore(heads: cache.heads, ids: cache.ids)
                 idLoad.cachedThrough = cache.through
+                loadedThroughID = cache.lastEventID
                 from = cache.through + 1
             case .success:
                 idLoad.cacheSkipped = "\(path) is from another stream, or ahead of it"
@@ -167,6 +178,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
                 cache[message.subject] = place
             }
             index.load(key: place.0, id: message.eventID, sequence: message.sequence, partition: place.1)
+            loadedThroughID = message.eventID
             idLoad.messagesRead += 1
         }
         loadedThrough = last
@@ -182,7 +194,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
     public func saveIDCache() throws {
         guard !readOnly, let path = cachePath, let sourceID = source.sourceID else { return }
         guard let (heads, ids) = index.entries(through: loadedThrough) else { return }
-        let bytes = ClusterIndexFile.encode(.init(sourceID: sourceID, through: loadedThrough, heads: heads, ids: ids))
+        let bytes = ClusterIndexFile.encode(.init(sourceID: sourceID, through: loadedThrough, lastEventID: loadedThroughID, heads: heads, ids: ids))
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
@@ -261,7 +273,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
 
     private func plan(_ events: [NewEvent]) throws -> any PendingAppend {
         var pending: ClusterPendingAppend?
-        try index.plan({ plannedVersion, epoch, known -> ((outgoing: [OutgoingEvent], slots: [ClusterPendingAppend.Slot]), reserved: [StreamKey: Int64]) in
+        try index.plan({ plannedVersion, epoch, known, inFlight -> ((outgoing: [OutgoingEvent], slots: [ClusterPendingAppend.Slot]), reserved: [StreamKey: Int64], sending: [EventID]) in
             var outgoing: [OutgoingEvent] = [], slots: [ClusterPendingAppend.Slot] = []
             outgoing.reserveCapacity(events.count)
             slots.reserveCapacity(events.count)
@@ -279,6 +291,9 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
                     slots.append(.known(.duplicate(Position(partition: stored.partition, offset: Int64(stored.sequence) - 1), version: stored.version)))
                     continue
                 }
+                guard !inFlight(event.id) else {
+                    throw EventStoreError.invalidArgument("event \(i + 1) (id \(event.id)) is being appended by an earlier call that is not acknowledged yet; await it first")
+                }
                 let key = StreamKey(tenant: event.tenant, stream: event.stream)
                 let current = versionInCall[key] ?? plannedVersion(key)
                 guard event.expectedVersion.admits(current) else {
@@ -292,7 +307,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
                     event: event, key: key, subject: ClusterSubject.subject(group: options.group, partition: partition, tenant: event.tenant, stream: event.stream),
                     partition: partition, version: current + 1, epoch: epoch(key)))
             }
-            return ((outgoing, slots), reserved: versionInCall)
+            return ((outgoing, slots), reserved: versionInCall, sending: outgoing.map(\.event.id))
         }, commit: { planned in
             pending = publisher.publish(planned.outgoing, slots: planned.slots)
         })

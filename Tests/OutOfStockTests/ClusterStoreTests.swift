@@ -218,10 +218,35 @@ import Testing
         try bytes.write(to: URL(fileURLWithPath: path))
         let fourth = try await Self.open(cluster, group: "cache", configure: cached)
         #expect(fourth.idLoad.cacheSkipped?.contains("checksum") == true && fourth.idLoad.messagesRead == 7 && fourth.knownCounts.events == 7)
-        // Another stream's cache is not used.
+        // A cache whose last event is not the stream's message at its sequence (events lost
+        // and others written since) is not used: it would vouch for the lost ones.
         try fourth.saveIDCache()
+        var forged = try ClusterIndexFile.decode(Array(#require(FileManager.default.contents(atPath: path)))).get()
+        forged.lastEventID = EventID.random()
+        try Data(ClusterIndexFile.encode(forged)).write(to: URL(fileURLWithPath: path))
+        let lost = try await Self.open(cluster, group: "cache", configure: cached)
+        #expect(lost.idLoad.cacheSkipped?.contains("not the one the cache was made after") == true && lost.idLoad.messagesRead == 7)
+        try lost.saveIDCache()
+        // Another stream's cache is not used.
         let foreign = try await Self.open(cluster, group: "cache2", configure: cached)
         #expect(foreign.idLoad.cacheSkipped?.contains("another stream") == true && foreign.knownCounts.events == 0)
+    }
+
+    /// An id submitted again while its first append is still in flight is not sent twice.
+    @Test func anIDInFlightIsNotSentAgain() async throws {
+        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let store = try await Self.open(cluster, group: "inflight")
+        let event = Self.event("record/R-1", 1)
+        let first = try await store.submitEvents([event])
+        var secondOutcome: AppendOutcome?
+        do { secondOutcome = try await store.submitEvents([event]).acknowledged().first } catch EventStoreError.invalidArgument(let message) {
+            #expect(message.contains("being appended by an earlier call"))
+        }
+        let firstOutcome = try await first.acknowledged()[0]
+        if let secondOutcome { #expect(secondOutcome == .duplicate(firstOutcome.position, version: 1)) }
+        #expect(try store.source.endOffsets() == [1], "stored once")
     }
 
     /// Four writers racing on one stream of an R3 stream. The expected-sequence check

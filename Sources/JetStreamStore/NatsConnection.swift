@@ -268,32 +268,26 @@ final class NatsConnection: @unchecked Sendable {
 
     /// The message at `sequence`, or nil when there is none.
     func message(stream: String, sequence: UInt64) throws -> StreamMessage? {
-        try retrying { try messageOnce(stream: stream, sequence: sequence) }
-    }
-
-    private func messageOnce(stream: String, sequence: UInt64) throws -> StreamMessage? {
-        var message: OpaquePointer?
-        var code = jsErrCode(0)
-        let status = js_GetMsg(&message, context, stream, sequence, nil, &code)
-        if status == NATS_NOT_FOUND || code == JSNoMessageFoundErr { return nil }
-        guard status == NATS_OK, let message else { throw NatsError(status, code, doing: "reading message \(sequence) of \(stream)") }
-        defer { natsMsg_Destroy(message) }
-        return Self.streamMessage(message, sequence: natsMsg_GetSequence(message), time: natsMsg_GetTime(message))
+        try storedMessage(doing: "reading message \(sequence) of \(stream)") { js_GetMsg(&$0, context, stream, sequence, nil, &$1) }
     }
 
     /// The last message on `subject`, or nil when the subject has none.
     func lastMessage(stream: String, subject: String) throws -> StreamMessage? {
-        try retrying { try lastMessageOnce(stream: stream, subject: subject) }
+        try storedMessage(doing: "reading the last message of \(subject)") { js_GetLastMsg(&$0, context, stream, subject, nil, &$1) }
     }
 
-    private func lastMessageOnce(stream: String, subject: String) throws -> StreamMessage? {
-        var message: OpaquePointer?
-        var code = jsErrCode(0)
-        let status = js_GetLastMsg(&message, context, stream, subject, nil, &code)
-        if status == NATS_NOT_FOUND || code == JSNoMessageFoundErr { return nil }
-        guard status == NATS_OK, let message else { throw NatsError(status, code, doing: "reading the last message of \(subject)") }
-        defer { natsMsg_Destroy(message) }
-        return Self.streamMessage(message, sequence: natsMsg_GetSequence(message), time: natsMsg_GetTime(message))
+    /// One message read from the stream leader by `get` (`STREAM.MSG.GET`), retried
+    /// through elections; nil when the server has no such message.
+    private func storedMessage(doing: String, _ get: (inout OpaquePointer?, inout jsErrCode) -> natsStatus) throws -> StreamMessage? {
+        try retrying {
+            var message: OpaquePointer?
+            var code = jsErrCode(0)
+            let status = get(&message, &code)
+            if status == NATS_NOT_FOUND || code == JSNoMessageFoundErr { return nil }
+            guard status == NATS_OK, let message else { throw NatsError(status, code, doing: doing) }
+            defer { natsMsg_Destroy(message) }
+            return Self.streamMessage(message, sequence: natsMsg_GetSequence(message), time: natsMsg_GetTime(message))
+        }
     }
 
     static func streamMessage(_ message: OpaquePointer, sequence: UInt64, time: Int64) -> StreamMessage {

@@ -132,6 +132,10 @@ public enum EventEnvelope {
     /// Largest envelope a back end must accept.
     public static let maxBytes = AppendPlan.maxEventBytes
 
+    /// A stream's record key, `tenant 0x00 stream`: what its partition is hashed from, in
+    /// every back end (so a stream has the same partition everywhere).
+    public static func key(tenant: String, stream: String) -> [UInt8] { EnvelopeCodec.key(tenant: tenant, stream: stream) }
+
     /// The envelope of `event` as version `streamVersion` of its stream, linked to the
     /// stream's previous event at `previousOffset` (nil: the first).
     public static func encode(_ event: NewEvent, streamVersion: Int64, previousOffset: Int64?) -> [UInt8] {

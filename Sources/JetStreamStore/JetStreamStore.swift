@@ -201,7 +201,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
 
     /// The partition a stream's subject carries (the embedded log's partitioner).
     public func partition(tenant: String, stream: String) -> Int {
-        Partitioner.partition(forKey: Array(tenant.utf8) + [0] + Array(stream.utf8), partitionCount: partitionCount)
+        Partitioner.partition(forKey: EventEnvelope.key(tenant: tenant, stream: stream), partitionCount: partitionCount)
     }
 
     // MARK: EventAppender

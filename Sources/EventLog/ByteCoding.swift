@@ -24,6 +24,23 @@ public enum ByteCoding {
         bytes.append(UInt8(v))
     }
 
+    /// Appends a varint length and the text's UTF-8 bytes.
+    @inlinable
+    public static func appendString(_ text: String, to bytes: inout [UInt8]) {
+        appendVarint(UInt64(text.utf8.count), to: &bytes)
+        bytes.append(contentsOf: text.utf8)
+    }
+
+    /// The value of one hexadecimal digit (either case), or nil.
+    public static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
     /// Zig-zag encoding maps small negative numbers to small unsigned ones.
     @inline(__always)
     static func zigZag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }

@@ -34,7 +34,7 @@ public struct ChainHash: Sendable, Hashable, CustomStringConvertible {
         guard digits.count == 2 * Self.size else { return nil }
         var bytes = [UInt8](repeating: 0, count: Self.size)
         for i in 0..<Self.size {
-            guard let high = Self.nibble(digits[2 * i]), let low = Self.nibble(digits[2 * i + 1]) else { return nil }
+            guard let high = ByteCoding.hexValue(digits[2 * i]), let low = ByteCoding.hexValue(digits[2 * i + 1]) else { return nil }
             bytes[i] = high << 4 | low
         }
         guard let hash = bytes.withUnsafeBytes({ raw in raw.baseAddress.map { ChainHash(loadingFrom: $0) } }) else { return nil }
@@ -107,15 +107,6 @@ public struct ChainHash: Sendable, Hashable, CustomStringConvertible {
         hasher.finalize().withUnsafeBytes { raw in
             // A SHA-256 digest is always 32 bytes.
             raw.baseAddress.map { ChainHash(loadingFrom: $0) } ?? .zero
-        }
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 }

@@ -88,10 +88,7 @@ enum EnvelopeCodec {
 
     private static func appendVarint(_ value: UInt64, _ out: inout [UInt8]) { ByteCoding.appendVarint(value, to: &out) }
 
-    private static func appendString(_ text: String, _ out: inout [UInt8]) {
-        appendVarint(UInt64(text.utf8.count), &out)
-        out.append(contentsOf: text.utf8)
-    }
+    private static func appendString(_ text: String, _ out: inout [UInt8]) { ByteCoding.appendString(text, to: &out) }
 
     /// A bounds-checked reader over a record's bytes.
     typealias Reader = ByteReader

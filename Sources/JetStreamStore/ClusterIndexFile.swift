@@ -130,8 +130,5 @@ enum ClusterIndexFile {
 
     private static func varint(_ value: UInt64, _ out: inout [UInt8]) { ByteCoding.appendVarint(value, to: &out) }
 
-    private static func string(_ text: String, _ out: inout [UInt8]) {
-        varint(UInt64(text.utf8.count), &out)
-        out.append(contentsOf: text.utf8)
-    }
+    private static func string(_ text: String, _ out: inout [UInt8]) { ByteCoding.appendString(text, to: &out) }
 }

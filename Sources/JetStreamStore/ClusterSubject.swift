@@ -1,3 +1,5 @@
+import EventLog
+
 /// Subjects of Backorder's messages (docs/CLUSTER.md, "Mapping"):
 /// `bo.<group>.<partition>.<tenant>.<stream>`, with tenant and stream escaped so that
 /// no `.`, `*`, `>`, white space or non-ASCII byte reaches a subject: every byte outside
@@ -40,7 +42,7 @@ enum ClusterSubject {
         var utf8 = token.utf8.makeIterator()
         while let byte = utf8.next() {
             if byte == UInt8(ascii: "%") {
-                guard let high = utf8.next().flatMap(hexValue), let low = utf8.next().flatMap(hexValue) else { return nil }
+                guard let high = utf8.next().flatMap(ByteCoding.hexValue), let low = utf8.next().flatMap(ByteCoding.hexValue) else { return nil }
                 bytes.append(high << 4 | low)
             } else {
                 guard isPlain(byte) else { return nil }
@@ -62,12 +64,4 @@ enum ClusterSubject {
         Unicode.Scalar(value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "A") + value - 10)
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        default: nil
-        }
-    }
 }

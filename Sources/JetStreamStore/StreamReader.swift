@@ -24,9 +24,7 @@ final class StreamReader: @unchecked Sendable {
     /// The sequence of the next message to deliver.
     private(set) var nextSequence: UInt64
     /// The last sequence known to hold a message for the filter (0: none known).
-    var until: UInt64
-    /// The sequence of the last message delivered.
-    private(set) var lastSequence: UInt64?
+    let until: UInt64
 
     init(connection: NatsConnection, stream: String, filter: String, from sequence: UInt64, until: UInt64, headersOnly: Bool, retrySeconds: Double) {
         self.until = until
@@ -83,7 +81,6 @@ final class StreamReader: @unchecked Sendable {
 
     private func delivered(_ message: StreamMessage) -> StreamMessage {
         nextSequence = message.sequence + 1
-        lastSequence = message.sequence
         return message
     }
 }

@@ -95,7 +95,10 @@ struct AppendCommand: AsyncParsableCommand {
         let seconds = MonotonicTime.now.seconds(since: start)
         // The appended events are durable either way; a failed index checkpoint only means the
         // next open rebuilds or catches the indexes up from the log.
-        do { try await closeStore() } catch { printError("warning: closing the store: \(error) (the appended events are stored; the index is rebuilt from the log on the next open)") }
+        do { try await closeStore() } catch {
+            printError("warning: closing the store: \(error) (the appended events are stored; "
+                + (onCluster ? "the next append reads the stream's ids without the cache)" : "the index is rebuilt from the log on the next open)"))
+        }
         let statement = store.durabilityStatement
         print(json ? jsonReport(report, seconds: seconds, durability: jsonDurability)
                    : humanReport(report, seconds: seconds, durability: statement, sequences: onCluster))

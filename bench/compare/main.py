@@ -2,6 +2,7 @@
 JetStream on the same events, in one run, plus the machine's limits. Run it through
 bench/compare.sh, which prepares the packages, the virtualenv and the binaries."""
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -158,9 +159,7 @@ class Run:
 
     def postgres(self):
         from peers_sql import Postgres
-        s = servers.Postgres(self.args.base)
-        s.start()
-        try:
+        with running(servers.Postgres(self.args.base)) as s:
             p = Postgres(s)
             n = len(self.rows)
             m = p.load(self.rows)
@@ -183,33 +182,33 @@ class Run:
             a = Postgres(s, table="events_async", synchronous_commit="off")
             self.load_only("PostgreSQL sync off", a)
             self.appends("PostgreSQL sync off", a)
-        finally:
-            s.stop()
 
     def redis(self):
         from peers_redis import Redis
-        s = servers.Redis(self.args.base)
-        s.start()
-        try:
+        with running(servers.Redis(self.args.base)) as s:
             p = Redis(s, prefix="", appendfsync="always")
             self.measure_loaded("Redis", p, 1)
             self.appends("Redis", p)
             a = Redis(s, prefix="a:", appendfsync="everysec")
             self.load_only("Redis everysec", a)
             self.appends("Redis everysec", a)
-        finally:
-            s.stop()
 
     def nats(self):
         from peers_nats import Nats
-        s = servers.Nats(self.args.base)
-        s.start()
-        try:
+        with running(servers.Nats(self.args.base)) as s:
             p = Nats(s)
             self.measure_loaded("NATS JetStream", p, 1)
             self.appends("NATS JetStream", p)
-        finally:
-            s.stop()
+
+
+@contextlib.contextmanager
+def running(server):
+    """Starts a peer's server and stops it (by PID) however the block ends."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def environment():

@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "backorder", targets: ["BackorderCLI"]),
         .library(name: "EventLog", targets: ["EventLog"]),
         .library(name: "EventStore", targets: ["EventStore"]),
+        .library(name: "KVStore", targets: ["KVStore"]),
         .library(name: "Projections", targets: ["Projections"]),
         .library(name: "OutOfStock", targets: ["OutOfStock"]),
         .library(name: "JetStreamStore", targets: ["JetStreamStore"]),
@@ -42,11 +43,15 @@ let package = Package(
             name: "EventLog",
             dependencies: ["CLZ4", "CZstd", "CCRC32C", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(name: "KVStore", dependencies: ["EventLog"]),
         .target(name: "EventStore", dependencies: ["EventLog"]),
         .target(name: "Projections", dependencies: ["EventStore", "EventLog", "CZstd"]),
         .target(name: "OutOfStock", dependencies: ["EventStore", "Projections", "CSimdJSON"]),
         .target(name: "JetStreamStore", dependencies: ["EventStore", "EventLog", "CNats"]),
         .target(name: "DataGenerator"),
+        // The fault simulator (an in-memory `Storage` with power cuts, torn writes, errors
+        // and bit flips); only the test targets use it.
+        .target(name: "StorageSimulator", dependencies: ["EventLog", "DataGenerator"]),
         .executableTarget(
             name: "BackorderCLI",
             dependencies: [
@@ -61,7 +66,11 @@ let package = Package(
         ),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "BackorderCLI", "DataGenerator"]
+            dependencies: ["EventLog", "BackorderCLI", "DataGenerator", "StorageSimulator"]
+        ),
+        .testTarget(
+            name: "KVStoreTests",
+            dependencies: ["KVStore", "EventLog", "StorageSimulator", "DataGenerator"]
         ),
         .testTarget(
             name: "EventStoreTests",

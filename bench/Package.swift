@@ -22,6 +22,11 @@ let package = Package(
             path: "Sources/LogBench"
         ),
         .executableTarget(
+            name: "KVBench",
+            dependencies: [.product(name: "KVStore", package: "Backorder"), .product(name: "EventLog", package: "Backorder")],
+            path: "Sources/KVBench"
+        ),
+        .executableTarget(
             name: "StoreBench",
             dependencies: [
                 .product(name: "EventStore", package: "Backorder"),

@@ -4,12 +4,12 @@
 /// unaligned fields; callers check bounds before they call (the framing code does).
 public enum ByteCoding {
     @inline(__always)
-    static func load<T: FixedWidthInteger>(_ type: T.Type, from base: UnsafeRawPointer, at offset: Int) -> T {
+    package static func load<T: FixedWidthInteger>(_ type: T.Type, from base: UnsafeRawPointer, at offset: Int) -> T {
         T(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 
     @inline(__always)
-    static func store<T: FixedWidthInteger>(_ value: T, to base: UnsafeMutableRawPointer, at offset: Int) {
+    package static func store<T: FixedWidthInteger>(_ value: T, to base: UnsafeMutableRawPointer, at offset: Int) {
         base.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
     }
 
@@ -43,15 +43,15 @@ public enum ByteCoding {
 
     /// Zig-zag encoding maps small negative numbers to small unsigned ones.
     @inline(__always)
-    static func zigZag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+    package static func zigZag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 
     @inline(__always)
-    static func unZigZag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+    package static func unZigZag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
 
     /// Reads an unsigned varint at `position`, advancing it; nil when the varint runs past
     /// `end` or is longer than 10 bytes (malformed).
     @inline(__always)
-    static func readVarint(_ base: UnsafeRawPointer, _ position: inout Int, end: Int) -> UInt64? {
+    package static func readVarint(_ base: UnsafeRawPointer, _ position: inout Int, end: Int) -> UInt64? {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while position < end {

@@ -8,12 +8,12 @@ import Darwin
 ///
 /// The partition writer's flusher is an OS thread (it blocks in `fdatasync`, which must
 /// never happen on Swift's cooperative pool), so it waits on a real condition variable.
-final class ConditionLock<State>: @unchecked Sendable {
+package final class ConditionLock<State>: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var state: State
 
-    init(_ state: State) {
+    package init(_ state: State) {
         self.state = state
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
@@ -31,7 +31,7 @@ final class ConditionLock<State>: @unchecked Sendable {
     }
 
     /// Runs `body` with the lock held.
-    func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+    package func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state)
@@ -39,7 +39,7 @@ final class ConditionLock<State>: @unchecked Sendable {
 
     /// Waits, with the lock held, until `ready` is true or `timeoutNanoseconds` pass
     /// (nil: no timeout); then runs `body` with the lock still held.
-    func wait<R>(until ready: (State) -> Bool, timeoutNanoseconds: UInt64?, _ body: (inout State) throws -> R) rethrows -> R {
+    package func wait<R>(until ready: (State) -> Bool, timeoutNanoseconds: UInt64?, _ body: (inout State) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         if let timeoutNanoseconds {
@@ -57,20 +57,23 @@ final class ConditionLock<State>: @unchecked Sendable {
     }
 
     /// Wakes every waiter (call after changing the state under the lock).
-    func broadcast() { pthread_cond_broadcast(condition) }
+    package func broadcast() { pthread_cond_broadcast(condition) }
 }
 
-/// Starts a detached OS thread running `body`.
-func startThread(_ body: @escaping @Sendable () -> Void) throws {
+/// Starts a detached OS thread running `body`, named `name` (at most 15 bytes are kept)
+/// so that it can be told apart in `top` and `perf`.
+package func startThread(name: String? = nil, _ body: @escaping @Sendable () -> Void) throws {
     final class Box: @unchecked Sendable {
         let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        let name: String?
+        init(_ body: @escaping @Sendable () -> Void, name: String?) { self.body = body; self.name = name }
     }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    let box = Unmanaged.passRetained(Box(body, name: name)).toOpaque()
     var thread = pthread_t()
     let result = pthread_create(&thread, nil, { raw in
         guard let raw else { return nil }
         let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+        if let name = box.name { nameCurrentThread(name) }
         box.body()
         return nil
     }, box)
@@ -79,4 +82,16 @@ func startThread(_ body: @escaping @Sendable () -> Void) throws {
         throw LogError.io(operation: "pthread_create", path: "", errno: result)
     }
     pthread_detach(thread)
+}
+
+/// Names the calling thread (Linux keeps 15 bytes), through `/proc/thread-self/comm`:
+/// `pthread_setname_np` is a GNU extension Swift's Glibc module does not export.
+private func nameCurrentThread(_ name: String) {
+    #if os(Linux)
+    let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    #endif
 }

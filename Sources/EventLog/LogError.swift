@@ -61,7 +61,7 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Maps an errno from a write path to the most specific case.
-    static func fromErrno(_ code: Int32, operation: String, path: String) -> LogError {
+    package static func fromErrno(_ code: Int32, operation: String, path: String) -> LogError {
         switch code {
         case ENOSPC, EDQUOT: return .diskFull(path: path)
         case EROFS, EACCES, EPERM: return .readOnly(path: path)

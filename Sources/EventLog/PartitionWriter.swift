@@ -77,7 +77,7 @@ final class PartitionWriter: @unchecked Sendable {
     func start(partition: Partition) throws {
         partition.shared.withLock { $0.writer.running = true }
         do {
-            try startThread { [self] in self.run(partition) }
+            try startThread(name: "log-p\(partition.number)") { [self] in self.run(partition) }
         } catch {
             partition.shared.withLock { $0.writer.running = false }
             throw error

@@ -67,7 +67,7 @@ extension Storage {
     }
 
     /// The whole content of a file, or nil when it does not exist.
-    func readWholeFile(_ path: String) throws -> [UInt8]? {
+    package func readWholeFile(_ path: String) throws -> [UInt8]? {
         guard exists(path) else { return nil }
         let file = try open(path, create: false, writable: false)
         defer { file.close() }

@@ -2,6 +2,7 @@ import DataGenerator
 import Foundation
 import Testing
 @testable import EventLog
+import StorageSimulator
 
 /// Seeded random workloads against the simulated storage with every fault it can inject:
 /// power cuts (unsynced writes lost, torn, reordered; unsynced names reverted), process

@@ -2,6 +2,7 @@ import DataGenerator
 import Foundation
 import Testing
 @testable import EventLog
+import StorageSimulator
 
 /// Seeded power-loss simulation: random appends, a power cut at a random storage
 /// operation (torn and lost unsynced writes, unsynced names reverted), reopen, check.

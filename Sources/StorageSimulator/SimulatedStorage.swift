@@ -1,6 +1,6 @@
 import DataGenerator
 import Foundation
-@testable import EventLog
+import EventLog
 
 /// A deterministic in-memory file system for fault tests (issue 9's simulator starts here).
 ///
@@ -17,43 +17,50 @@ import Foundation
 /// part way); with `faults.bitFlipProbability` a read returns one flipped bit (the stored
 /// bytes stay intact, as a flaky cable or controller). `crashProcess()` kills the "process"
 /// without a power cut: open handles die, written data (the page cache) survives.
-final class SimulatedStorage: Storage, @unchecked Sendable {
-    final class Inode {
-        var current: [UInt8] = []
-        var synced: [UInt8] = []
+/// (A library target so that every test target can use it; tests only.)
+package final class SimulatedStorage: Storage, @unchecked Sendable {
+    package final class Inode {
+        package var current: [UInt8] = []
+        package var synced: [UInt8] = []
         /// Writes and truncations since the last sync, in order.
-        var pending: [(offset: Int, bytes: [UInt8]?, truncate: Int?)] = []
+        package var pending: [(offset: Int, bytes: [UInt8]?, truncate: Int?)] = []
     }
 
-    struct State {
-        var inodes: [Int: Inode] = [:]
-        var names: [String: Int] = [:]        // path -> inode, as seen now
-        var durableNames: [String: Int] = [:] // path -> inode, after the last directory syncs
-        var directories: Set<String> = []
-        var nextInode = 1
-        var generation = 0
-        var operations = 0
+    package struct State {
+        package var inodes: [Int: Inode] = [:]
+        package var names: [String: Int] = [:]        // path -> inode, as seen now
+        package var durableNames: [String: Int] = [:] // path -> inode, after the last directory syncs
+        package var directories: Set<String> = []
+        package var nextInode = 1
+        package var generation = 0
+        package var operations = 0
         /// Crash (power cut) when `operations` reaches this.
-        var crashAt: Int?
-        var crashSeed: UInt64 = 0
-        var faults = FaultPlan()
-        var faultRandom = SplitMix64(seed: 0)
-        var injectedErrors = 0
-        var flippedReads = 0
+        package var crashAt: Int?
+        package var crashSeed: UInt64 = 0
+        package var faults = FaultPlan()
+        package var faultRandom = SplitMix64(seed: 0)
+        package var injectedErrors = 0
+        package var flippedReads = 0
     }
 
     /// Probabilities of injected faults, per call.
-    struct FaultPlan {
-        var errorProbability = 0.0
-        var bitFlipProbability = 0.0
+    package struct FaultPlan {
+        package var errorProbability = 0.0
+        package var bitFlipProbability = 0.0
         /// When set, bit flips hit only files whose path ends with this.
-        var flipOnlyPathsEndingWith: String?
+        package var flipOnlyPathsEndingWith: String?
+
+        package init(errorProbability: Double = 0.0, bitFlipProbability: Double = 0.0, flipOnlyPathsEndingWith: String? = nil) {
+            self.errorProbability = errorProbability
+            self.bitFlipProbability = bitFlipProbability
+            self.flipOnlyPathsEndingWith = flipOnlyPathsEndingWith
+        }
     }
 
     private let lock = NSLock()
     private var current = State()
 
-    init() {}
+    package init() {}
 
     /// Runs `body` on the state under the lock.
     fileprivate func locked<R>(_ body: (inout State) throws -> R) rethrows -> R {
@@ -63,12 +70,12 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     }
 
     /// Arms a crash after `operations` more writes and syncs.
-    func crash(afterOperations operations: Int, seed: UInt64) {
+    package func crash(afterOperations operations: Int, seed: UInt64) {
         locked { $0.crashAt = $0.operations + operations; $0.crashSeed = seed }
     }
 
     /// Names, sizes and synced sizes of every file, for failure messages.
-    func describe() -> String {
+    package func describe() -> String {
         locked { s in
             s.names.sorted { $0.key < $1.key }.map { name, id in
                 let node = s.inodes[id]
@@ -78,27 +85,27 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     }
 
     /// Cuts the power now.
-    func crashNow(seed: UInt64) {
+    package func crashNow(seed: UInt64) {
         if traceSim { print("power cut") }
         locked { Self.crash(&$0, seed: seed) }
     }
 
-    var generation: Int { locked { $0.generation } }
+    package var generation: Int { locked { $0.generation } }
 
     /// Sets the fault probabilities and reseeds the fault generator.
-    func setFaults(_ plan: FaultPlan, seed: UInt64) {
+    package func setFaults(_ plan: FaultPlan, seed: UInt64) {
         locked { $0.faults = plan; $0.faultRandom = SplitMix64(seed: seed) }
     }
 
     /// Sets the fault probabilities, keeping the generator's sequence.
-    func setFaults(_ plan: FaultPlan) { locked { $0.faults = plan } }
+    package func setFaults(_ plan: FaultPlan) { locked { $0.faults = plan } }
 
     /// Errors injected and reads flipped so far.
-    var faultCounts: (errors: Int, flips: Int) { locked { ($0.injectedErrors, $0.flippedReads) } }
+    package var faultCounts: (errors: Int, flips: Int) { locked { ($0.injectedErrors, $0.flippedReads) } }
 
     /// The process dies (kill -9): every open handle fails from now on, but what was
     /// written stays, synced or not, as in the page cache of a machine that keeps running.
-    func crashProcess() {
+    package func crashProcess() {
         if traceSim { print("process crash") }
         locked { $0.generation += 1; $0.crashAt = nil } }
 
@@ -177,7 +184,7 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         }
     }
 
-    func open(_ path: String, create: Bool, writable: Bool) throws -> any StorageFile {
+    package func open(_ path: String, create: Bool, writable: Bool) throws -> any StorageFile {
         try maybeFail("open", path)
         return try locked { s in
             if let id = s.names[path] { return SimulatedFile(storage: self, inode: id, path: path, generation: s.generation) }
@@ -190,21 +197,21 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         }
     }
 
-    func createDirectory(_ path: String) throws {
+    package func createDirectory(_ path: String) throws {
         try maybeFail("mkdir", path)
         locked { _ = $0.directories.insert(path) }
     }
 
-    func listDirectory(_ path: String) throws -> [String] {
+    package func listDirectory(_ path: String) throws -> [String] {
         try maybeFail("opendir", path)
         return locked { s in
             s.names.keys.filter { ($0 as NSString).deletingLastPathComponent == path }.map { ($0 as NSString).lastPathComponent }
         }
     }
 
-    func exists(_ path: String) -> Bool { locked { $0.names[path] != nil || $0.directories.contains(path) } }
+    package func exists(_ path: String) -> Bool { locked { $0.names[path] != nil || $0.directories.contains(path) } }
 
-    func rename(_ from: String, to: String) throws {
+    package func rename(_ from: String, to: String) throws {
         try maybeFail("rename", to)
         try locked { s in
             guard let id = s.names.removeValue(forKey: from) else { throw LogError.io(operation: "rename", path: from, errno: ENOENT) }
@@ -212,12 +219,12 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         }
     }
 
-    func remove(_ path: String) throws {
+    package func remove(_ path: String) throws {
         try maybeFail("unlink", path)
         locked { _ = $0.names.removeValue(forKey: path) }
     }
 
-    func syncDirectory(_ path: String) throws {
+    package func syncDirectory(_ path: String) throws {
         try maybeFail("fsync directory", path)
         locked { s in
             for (name, _) in s.durableNames where (name as NSString).deletingLastPathComponent == path && s.names[name] == nil {
@@ -227,7 +234,7 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         }
     }
 
-    func lock(_ path: String) throws -> any StorageLock {
+    package func lock(_ path: String) throws -> any StorageLock {
         try maybeFail("open lock file", path)
         return SimulatedLock()
     }
@@ -237,17 +244,17 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     }
 }
 
-final class SimulatedLock: StorageLock {
-    func release() {}
+package final class SimulatedLock: StorageLock {
+    package func release() {}
 }
 
-final class SimulatedFile: StorageFile, @unchecked Sendable {
-    let storage: SimulatedStorage
-    let inode: Int
-    let path: String
-    let generation: Int
+package final class SimulatedFile: StorageFile, @unchecked Sendable {
+    package let storage: SimulatedStorage
+    package let inode: Int
+    package let path: String
+    package let generation: Int
 
-    init(storage: SimulatedStorage, inode: Int, path: String, generation: Int) {
+    package init(storage: SimulatedStorage, inode: Int, path: String, generation: Int) {
         self.storage = storage
         self.inode = inode
         self.path = path
@@ -258,7 +265,7 @@ final class SimulatedFile: StorageFile, @unchecked Sendable {
         if storage.tick(generation) { throw LogError.io(operation: "simulated power loss", path: path, errno: EIO) }
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
         try alive()
         var data = Array(bytes)
         let injected = storage.drawError()
@@ -272,7 +279,7 @@ final class SimulatedFile: StorageFile, @unchecked Sendable {
         if let injected { throw LogError.fromErrno(injected, operation: "pwrite (injected)", path: path) }
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         guard storage.generation == generation else { throw LogError.io(operation: "pread", path: path, errno: EIO) }
         try storage.maybeFail("pread", path)
         let n = storage.withInode(inode) { node in
@@ -288,7 +295,7 @@ final class SimulatedFile: StorageFile, @unchecked Sendable {
         return n
     }
 
-    func sync() throws {
+    package func sync() throws {
         if traceSim { print("sync \(path)") }
         try alive()
         // A failed fdatasync leaves the writes unsynced (a later power cut may lose them).
@@ -299,12 +306,12 @@ final class SimulatedFile: StorageFile, @unchecked Sendable {
         }
     }
 
-    func size() throws -> Int64 {
+    package func size() throws -> Int64 {
         try storage.maybeFail("fstat", path)
         return Int64(storage.withInode(inode) { $0.current.count })
     }
 
-    func truncate(to size: Int64) throws {
+    package func truncate(to size: Int64) throws {
         try alive()
         try storage.maybeFail("ftruncate", path)
         if traceSim { print("truncate \(path) \(size)") }
@@ -315,8 +322,8 @@ final class SimulatedFile: StorageFile, @unchecked Sendable {
         }
     }
 
-    func close() {}
+    package func close() {}
 }
 
 /// BACKORDER_SIM_TRACE=1 prints every injected fault, sync, truncation and crash (to follow a replayed seed).
-let traceSim = ProcessInfo.processInfo.environment["BACKORDER_SIM_TRACE"] != nil
+package let traceSim = ProcessInfo.processInfo.environment["BACKORDER_SIM_TRACE"] != nil

@@ -1,0 +1,61 @@
+/// A fast 64-bit hash of short byte strings, for the memtable's hash index and the bloom
+/// filters. Not cryptographic, not seeded per process: it must give the same bits in every
+/// process, because bloom filters are stored.
+enum KeyHash {
+    /// The hash of `count` bytes at `base`.
+    @inline(__always)
+    static func of(_ base: UnsafeRawPointer, _ count: Int) -> UInt64 {
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ (UInt64(truncatingIfNeeded: count) &* 0xD6E8_FEB8_6659_FD93)
+        var i = 0
+        while i + 8 <= count {
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            h = (h ^ word) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 29
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < count {
+            tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) << shift
+            shift += 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
+        return finalize(h)
+    }
+
+    /// The hash of a buffer.
+    @inline(__always)
+    static func of(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        guard let base = bytes.baseAddress else { return of(UnsafeRawPointer(bitPattern: 1)!, 0) }
+        return of(base, bytes.count)
+    }
+
+    /// SplitMix64's finalizer: every input bit affects every output bit.
+    @inline(__always)
+    static func finalize(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Byte-wise comparison of keys (memcmp order, shorter first on a common prefix).
+enum KeyOrder {
+    @inline(__always)
+    static func compare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = min(a.count, b.count)
+        if n > 0, let pa = a.baseAddress, let pb = b.baseAddress {
+            let c = memcmp(pa, pb, n)
+            if c != 0 { return Int(c) }
+        }
+        return a.count - b.count
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

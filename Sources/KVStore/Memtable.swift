@@ -1,0 +1,267 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The newest writes of a store, in memory: an append-only arena of entries and a hash
+/// index from key to its newest entry (docs/KVSTORE.md, "Memtable").
+///
+/// Written by one thread (the store's writer) until `freeze()`; from then on it never
+/// changes and any thread may read it, by key (the hash index) or in key order (the
+/// entries sorted once by `freeze`). Old versions of a key stay in the arena but are not
+/// reachable: the index points at the newest.
+///
+/// Entry layout in the arena: u32 key length, u32 value length with bit 31 set for a
+/// deletion, the key's bytes, the value's bytes. An entry's reference is
+/// `(chunk + 1) << 32 | offset`, so 0 means "no entry".
+final class Memtable: @unchecked Sendable {
+    // @unchecked: the writer thread mutates it before `freeze()`; afterwards it is
+    // immutable, and it is published to readers only through the store's lock.
+
+    /// Arena chunks are this large (an entry larger than a chunk gets a chunk of its own).
+    static let chunkBytes = 1 << 20
+    private static let deletedFlag: UInt32 = 1 << 31
+
+    /// Base addresses of the arena's chunks (a raw table, not an Array: entry access is the
+    /// hot path of reads and flushes, and must not retain anything).
+    private var chunks: UnsafeMutablePointer<UnsafeMutableRawPointer>
+    private var chunkCount = 0
+    private var chunkSlots = 64
+    private var chunkUsed = 0
+    private var chunkCapacity = 0
+    private var slotRefs: UnsafeMutablePointer<UInt64>
+    private var slotHashes: UnsafeMutablePointer<UInt32>
+    private var capacity: Int
+    /// Distinct keys.
+    private(set) var count = 0
+    /// Bytes of memory held (arena and index).
+    private(set) var memoryBytes = 0
+    /// Bytes of keys and values of the newest versions (an estimate of the flushed size).
+    private(set) var liveBytes = 0
+    /// References of the entries in key order; set by `freeze()`.
+    private(set) var sorted: [UInt64] = []
+    private(set) var isFrozen = false
+
+    /// A memtable whose hash index starts with room for about `expectedEntries` keys.
+    init(expectedEntries: Int = 2_048) {
+        chunks = .allocate(capacity: chunkSlots)
+        var size = 1 << 12
+        while size < expectedEntries * 2 && size < 1 << 24 { size <<= 1 }
+        capacity = size
+        slotRefs = .allocate(capacity: capacity)
+        slotRefs.initialize(repeating: 0, count: capacity)
+        slotHashes = .allocate(capacity: capacity)
+        slotHashes.initialize(repeating: 0, count: capacity)
+        memoryBytes = capacity * 12
+    }
+
+    deinit {
+        for i in 0..<chunkCount { chunks[i].deallocate() }
+        chunks.deallocate()
+        slotRefs.deallocate()
+        slotHashes.deallocate()
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    // MARK: Writing
+
+    /// Stores `value` under `key`, replacing any earlier value.
+    func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        insert(key, value, deleted: false)
+    }
+
+    /// Records that `key` is deleted (hides older versions in files below).
+    func delete(_ key: UnsafeRawBufferPointer) {
+        insert(key, UnsafeRawBufferPointer(start: nil, count: 0), deleted: true)
+    }
+
+    private func insert(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, deleted: Bool) {
+        precondition(!isFrozen, "a frozen memtable is never written")
+        precondition(key.count <= KVOptions.maxKeyBytes && value.count <= KVOptions.maxValueBytes, "entry beyond the limits (checked by the store)")
+        let ref = append(key, value, deleted: deleted)
+        if (count + 1) * 2 > capacity { grow() }
+        let hash = KeyHash.of(key)
+        let fragment = UInt32(truncatingIfNeeded: hash >> 32) | 1
+        let mask = capacity - 1
+        var slot = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let existing = slotRefs[slot]
+            if existing == 0 {
+                slotRefs[slot] = ref
+                slotHashes[slot] = fragment
+                count += 1
+                liveBytes += key.count + value.count + 8
+                return
+            }
+            if slotHashes[slot] == fragment, KeyOrder.compare(self.key(existing), key) == 0 {
+                liveBytes += value.count - self.value(existing).count
+                slotRefs[slot] = ref
+                return
+            }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    private func append(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, deleted: Bool) -> UInt64 {
+        let size = 8 + key.count + value.count
+        if chunkCount == 0 || chunkUsed + size > chunkCapacity {
+            let bytes = max(Self.chunkBytes, size)
+            if chunkCount == chunkSlots {
+                let grown = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: chunkSlots * 2)
+                grown.moveInitialize(from: chunks, count: chunkCount)
+                chunks.deallocate()
+                chunks = grown
+                chunkSlots *= 2
+            }
+            (chunks + chunkCount).initialize(to: .allocate(byteCount: bytes, alignment: 8))
+            chunkCount += 1
+            chunkUsed = 0
+            chunkCapacity = bytes
+            memoryBytes += bytes
+        }
+        let base = chunks[chunkCount - 1] + chunkUsed
+        base.storeBytes(of: UInt32(key.count), as: UInt32.self)
+        base.storeBytes(of: UInt32(value.count) | (deleted ? Self.deletedFlag : 0), toByteOffset: 4, as: UInt32.self)
+        if let k = key.baseAddress, key.count > 0 { (base + 8).copyMemory(from: k, byteCount: key.count) }
+        if let v = value.baseAddress, value.count > 0 { (base + 8 + key.count).copyMemory(from: v, byteCount: value.count) }
+        let ref = UInt64(chunkCount) << 32 | UInt64(chunkUsed)
+        // Entries stay 4-byte aligned so their length fields load aligned.
+        chunkUsed += (size + 3) & ~3
+        return ref
+    }
+
+    private func grow() {
+        let oldRefs = slotRefs, oldHashes = slotHashes, oldCapacity = capacity
+        capacity *= 2
+        slotRefs = .allocate(capacity: capacity)
+        slotRefs.initialize(repeating: 0, count: capacity)
+        slotHashes = .allocate(capacity: capacity)
+        slotHashes.initialize(repeating: 0, count: capacity)
+        let mask = capacity - 1
+        for i in 0..<oldCapacity where oldRefs[i] != 0 {
+            var slot = Int(truncatingIfNeeded: KeyHash.of(key(oldRefs[i]))) & mask
+            while slotRefs[slot] != 0 { slot = (slot + 1) & mask }
+            slotRefs[slot] = oldRefs[i]
+            slotHashes[slot] = oldHashes[i]
+        }
+        oldRefs.deallocate()
+        oldHashes.deallocate()
+        memoryBytes += oldCapacity * 12
+    }
+
+    /// Ends writing: sorts the newest entries by key. After this the memtable is immutable.
+    func freeze() {
+        guard !isFrozen else { return }
+        var pairs = [SortPair]()
+        pairs.reserveCapacity(count)
+        for i in 0..<capacity where slotRefs[i] != 0 { pairs.append(SortPair(chunk: 0, ref: slotRefs[i])) }
+        pairs.withUnsafeMutableBufferPointer { sortByKey($0, depth: 0) }
+        sorted = pairs.map(\.ref)
+        memoryBytes += sorted.count * 8
+        isFrozen = true
+    }
+
+    /// An entry reference with 8 bytes of its key, for sorting.
+    struct SortPair {
+        var chunk: UInt64
+        var ref: UInt64
+    }
+
+    /// Sorts entries by key, 8 bytes at a time: each round loads the next 8 key bytes of
+    /// every entry of a group into the array (big-endian, so integer order is byte order)
+    /// and sorts on them, then sorts each run of equal chunks on the following 8 bytes.
+    /// Keys that share long prefixes (a tenant, an index kind) cost one round per 8 shared
+    /// bytes instead of a full comparison per step of a comparison sort.
+    private func sortByKey(_ group: UnsafeMutableBufferPointer<SortPair>, depth: Int) {
+        var pairs = group
+        guard pairs.count > 1 else { return }
+        for i in pairs.indices { pairs[i].chunk = chunk8(pairs[i].ref, depth) }
+        pairs.sort { $0.chunk < $1.chunk }
+        var start = 0
+        while start < pairs.count {
+            var end = start + 1
+            while end < pairs.count && pairs[end].chunk == pairs[start].chunk { end += 1 }
+            if end - start > 1 {
+                let run = UnsafeMutableBufferPointer(rebasing: pairs[start..<end])
+                // Equal 8 bytes: keys that end within them are ordered by length (shorter
+                // first); the rest go on to the next 8 bytes.
+                var shortEnd = 0
+                for i in run.indices where key(run[i].ref).count <= depth + 8 {
+                    run.swapAt(i, shortEnd)
+                    shortEnd += 1
+                }
+                var short = UnsafeMutableBufferPointer(rebasing: run[0..<shortEnd])
+                short.sort { key($0.ref).count < key($1.ref).count }
+                sortByKey(UnsafeMutableBufferPointer(rebasing: run[shortEnd...]), depth: depth + 8)
+            }
+            start = end
+        }
+    }
+
+    /// Key bytes `depth..<depth+8` as a big-endian integer, zero-padded.
+    @inline(__always)
+    private func chunk8(_ ref: UInt64, _ depth: Int) -> UInt64 {
+        let k = key(ref)
+        guard let base = k.baseAddress else { return 0 }
+        if depth + 8 <= k.count { return UInt64(bigEndian: base.loadUnaligned(fromByteOffset: depth, as: UInt64.self)) }
+        var value: UInt64 = 0
+        for i in 0..<8 { value = value << 8 | UInt64(depth + i < k.count ? base.load(fromByteOffset: depth + i, as: UInt8.self) : 0) }
+        return value
+    }
+
+    // MARK: Reading
+
+    /// The newest entry of `key`: nil when the memtable has none.
+    func lookup(_ key: UnsafeRawBufferPointer) -> UInt64? {
+        let hash = KeyHash.of(key)
+        let fragment = UInt32(truncatingIfNeeded: hash >> 32) | 1
+        let mask = capacity - 1
+        var slot = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let ref = slotRefs[slot]
+            if ref == 0 { return nil }
+            if slotHashes[slot] == fragment, KeyOrder.compare(self.key(ref), key) == 0 { return ref }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    @inline(__always)
+    private func entryBase(_ ref: UInt64) -> UnsafeMutableRawPointer {
+        chunks[Int(truncatingIfNeeded: ref >> 32) &- 1] + Int(truncatingIfNeeded: ref & 0xFFFF_FFFF)
+    }
+
+    /// The key of an entry.
+    @inline(__always)
+    func key(_ ref: UInt64) -> UnsafeRawBufferPointer {
+        let base = entryBase(ref)
+        return UnsafeRawBufferPointer(start: base + 8, count: Int(base.load(as: UInt32.self)))
+    }
+
+    /// The value of an entry (empty for a deletion).
+    @inline(__always)
+    func value(_ ref: UInt64) -> UnsafeRawBufferPointer {
+        let base = entryBase(ref)
+        let keyCount = Int(base.load(as: UInt32.self))
+        let valueCount = Int(base.load(fromByteOffset: 4, as: UInt32.self) & ~Self.deletedFlag)
+        return UnsafeRawBufferPointer(start: base + 8 + keyCount, count: valueCount)
+    }
+
+    /// Whether an entry is a deletion.
+    @inline(__always)
+    func isDeletion(_ ref: UInt64) -> Bool {
+        entryBase(ref).load(fromByteOffset: 4, as: UInt32.self) & Self.deletedFlag != 0
+    }
+
+    /// The position in `sorted` of the first key ≥ `key` (frozen memtables only).
+    func lowerBound(_ key: UnsafeRawBufferPointer) -> Int {
+        precondition(isFrozen, "only a frozen memtable is read in order")
+        var low = 0, high = sorted.count
+        while low < high {
+            let mid = (low + high) / 2
+            if KeyOrder.compare(self.key(sorted[mid]), key) < 0 { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+}

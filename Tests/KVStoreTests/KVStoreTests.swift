@@ -1,0 +1,363 @@
+import DataGenerator
+import EventLog
+import Foundation
+import StorageSimulator
+import Testing
+@testable import KVStore
+
+/// Options small enough that a few thousand writes flush, compact and fill several levels.
+func tinyOptions() -> KVOptions {
+    var o = KVOptions()
+    o.memtableBytes = 64 << 10
+    o.blockBytes = 256
+    o.restartInterval = 4
+    o.targetFileBytes = 64 << 10
+    o.level1Bytes = 1 << 20
+    o.levelMultiplier = 4
+    o.level0CompactionTrigger = 3
+    o.level0StopTrigger = 8
+    o.blockCacheBytes = 256 << 10
+    return o
+}
+
+func temporaryDirectory(_ name: String) -> String {
+    let path = NSTemporaryDirectory() + "kv-\(name)-\(UInt64.random(in: 0...UInt64.max))"
+    try? FileManager.default.removeItem(atPath: path)
+    return path
+}
+
+/// A sorted reference model of the store's contents.
+struct Model {
+    var entries: [[UInt8]: [UInt8]] = [:]
+
+    func sortedKeys() -> [[UInt8]] { entries.keys.sorted { $0.lexicographicallyPrecedes($1) } }
+}
+
+/// Every key of the snapshot, forward, with values.
+func scan(_ snapshot: KVSnapshot, lower: [UInt8]? = nil, upper: [UInt8]? = nil) throws -> [([UInt8], [UInt8])] {
+    let it = snapshot.makeIterator(lower: lower, upper: upper)
+    var out: [([UInt8], [UInt8])] = []
+    try it.seekToFirst()
+    while it.isValid {
+        out.append((Array(it.key), Array(it.value)))
+        try it.next()
+    }
+    return out
+}
+
+func scanBackward(_ snapshot: KVSnapshot, lower: [UInt8]? = nil, upper: [UInt8]? = nil) throws -> [[UInt8]] {
+    let it = snapshot.makeIterator(lower: lower, upper: upper)
+    var out: [[UInt8]] = []
+    try it.seekToLast()
+    while it.isValid {
+        out.append(Array(it.key))
+        try it.prev()
+    }
+    return out
+}
+
+func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(format: "%08d", n))".utf8) }
+
+@Suite struct KVStoreTests {
+    @Test func putGetDeleteSurviveReopen() throws {
+        let dir = temporaryDirectory("basic")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var store = try KVStore.open(at: dir)
+        try store.put(Array("b".utf8), Array("2".utf8))
+        try store.put(Array("a".utf8), Array("1".utf8))
+        try store.put(Array("c".utf8), Array("3".utf8))
+        try store.delete(Array("b".utf8))
+        #expect(try store.get(Array("a".utf8)) == Array("1".utf8))
+        #expect(try store.get(Array("b".utf8)) == nil)
+        try store.freeze(metadata: [7])
+        try store.flush()
+        #expect(store.committedMetadata == [7])
+        try store.close()
+        store = try KVStore.open(at: dir)
+        #expect(store.metadata == [7])
+        #expect(try store.get(Array("a".utf8)) == Array("1".utf8))
+        #expect(try store.get(Array("b".utf8)) == nil)
+        #expect(try scan(store.snapshot()).map(\.0) == [Array("a".utf8), Array("c".utf8)])
+        try store.close()
+        let reader = try KVStore.open(at: dir, mode: .readOnly)
+        #expect(try reader.snapshot().get(Array("c".utf8)) == Array("3".utf8))
+        try reader.close()
+    }
+
+    @Test func readOnlyOpenOfNothingSaysSo() throws {
+        let dir = temporaryDirectory("missing")
+        #expect(throws: KVError.missing(path: dir)) { try KVStore.open(at: dir, mode: .readOnly) }
+    }
+
+    @Test func secondWriterIsRefused() throws {
+        let dir = temporaryDirectory("lock")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try KVStore.open(at: dir)
+        #expect(throws: KVError.self) { try KVStore.open(at: dir) }
+        try store.close()
+    }
+
+    /// Random writes with many flushes and compactions, checked against a model after
+    /// every freeze (gets, full scans both ways, bounded scans) and across reopens.
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func matchesAModel(seed: UInt64) throws {
+        let dir = temporaryDirectory("model-\(seed)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var random = SplitMix64(seed: seed)
+        var model = Model()
+        var store = try KVStore.open(at: dir, options: tinyOptions())
+        for round in 0..<40 {
+            for _ in 0..<Int.random(in: 50...600, using: &random) {
+                let k = key(Int.random(in: 0..<3_000, using: &random))
+                if Int.random(in: 0..<5, using: &random) == 0 {
+                    try store.delete(k)
+                    model.entries[k] = nil
+                } else {
+                    let value = (0..<Int.random(in: 0..<80, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                    try store.put(k, value)
+                    model.entries[k] = value
+                }
+            }
+            // The writer sees its own unfrozen writes.
+            for _ in 0..<20 {
+                let k = key(Int.random(in: 0..<3_000, using: &random))
+                #expect(try store.get(k) == model.entries[k])
+            }
+            try store.freeze(metadata: Array("round \(round)".utf8))
+            if round % 7 == 6 {
+                try store.flush()
+                try store.close()
+                store = try KVStore.open(at: dir, options: tinyOptions())
+                #expect(store.metadata == Array("round \(round)".utf8))
+            }
+            let snapshot = store.snapshot()
+            let keys = model.sortedKeys()
+            let all = try scan(snapshot)
+            #expect(all.map(\.0) == keys)
+            #expect(all.allSatisfy { model.entries[$0.0] == $0.1 })
+            #expect(try scanBackward(snapshot) == keys.reversed())
+            let low = key(Int.random(in: 0..<3_000, using: &random)), high = key(Int.random(in: 0..<3_000, using: &random))
+            let (lower, upper) = low.lexicographicallyPrecedes(high) ? (low, high) : (high, low)
+            let inRange = keys.filter { !$0.lexicographicallyPrecedes(lower) && $0.lexicographicallyPrecedes(upper) }
+            #expect(try scan(snapshot, lower: lower, upper: upper).map(\.0) == inRange)
+            #expect(try scanBackward(snapshot, lower: lower, upper: upper) == inRange.reversed())
+            // Seeks land on the first key ≥ the target, and seekBefore on the last key < it.
+            let it = snapshot.makeIterator()
+            let target = key(Int.random(in: 0..<3_000, using: &random))
+            try it.seek(target)
+            #expect((it.isValid ? Array(it.key) : nil) == keys.first { !$0.lexicographicallyPrecedes(target) })
+            try it.seekBefore(target)
+            #expect((it.isValid ? Array(it.key) : nil) == keys.last { $0.lexicographicallyPrecedes(target) })
+        }
+        try store.flush()
+        let shape = store.shape
+        #expect(shape.stats.compactions > 0, "the test should exercise compactions: \(shape)")
+        #expect(shape.files.dropFirst().contains { $0 > 0 }, "data should reach sorted levels: \(shape)")
+        try store.close()
+    }
+
+    /// Keys that arrive in order (times, sequences) with updates only to recent keys: old
+    /// files are kept as they are instead of being rewritten by every compaction, and the
+    /// contents stay exact.
+    @Test func orderedKeysLeaveOldFilesAlone() throws {
+        let dir = temporaryDirectory("ordered")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = tinyOptions()
+        options.partitionPrefixLength = { _ in 1 } // "a…" and "z…" keys are two partitions
+        let store = try KVStore.open(at: dir, options: options)
+        var model = Model()
+        var random = SplitMix64(seed: 4)
+        var next = 0
+        for round in 0..<150 {
+            for _ in 0..<200 {
+                // Two families of ordered keys: a level-0 file spans from the newest "a"
+                // keys to the newest "z" keys, over every older "z" file, which no key reaches.
+                for family in ["a", "z"] {
+                    let value = (0..<40).map { _ in UInt8.random(in: 0...255, using: &random) }
+                    try store.put(key(next, prefix: family), value)
+                    model.entries[key(next, prefix: family)] = value
+                }
+                next += 1
+            }
+            for _ in 0..<100 {
+                let recent = key(max(0, next - Int.random(in: 1...800, using: &random)), prefix: Bool.random(using: &random) ? "a" : "z")
+                try store.put(recent, [UInt8(round)])
+                model.entries[recent] = [UInt8(round)]
+            }
+            try store.freeze(metadata: [])
+        }
+        try store.settle()
+        let found = try scan(store.snapshot())
+        #expect(found.map(\.0) == model.sortedKeys())
+        #expect(found.allSatisfy { model.entries[$0.0] == $0.1 })
+        let (files, bytes, stats) = store.shape
+        #expect(stats.filesKept > 0, "old files should be kept: \(files) \(stats)")
+        // Without keeping, every level-0 compaction would rewrite all of level 1.
+        #expect(stats.bytesCompactedIn < 6 * bytes.reduce(0, +), "compactions rewrote too much: \(stats), level bytes \(bytes)")
+        try store.close()
+    }
+
+    /// A direction change in the middle of a scan lands on the neighbouring key, also when
+    /// the key's newest version lives in another level than its neighbours.
+    @Test func directionChangesAcrossLevels() throws {
+        let dir = temporaryDirectory("direction")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try KVStore.open(at: dir, options: tinyOptions())
+        var model = Model()
+        for n in stride(from: 0, to: 2_000, by: 1) {
+            try store.put(key(n), [UInt8(n & 0xFF)])
+            model.entries[key(n)] = [UInt8(n & 0xFF)]
+        }
+        try store.freeze(metadata: [])
+        try store.flush()
+        for n in stride(from: 0, to: 2_000, by: 3) {
+            try store.delete(key(n))
+            model.entries[key(n)] = nil
+        }
+        try store.freeze(metadata: [])
+        let keys = model.sortedKeys()
+        let it = store.snapshot().makeIterator()
+        try it.seek(key(1_000))
+        var index = keys.firstIndex { !$0.lexicographicallyPrecedes(key(1_000)) }!
+        var random = SplitMix64(seed: 9)
+        for _ in 0..<500 {
+            if Bool.random(using: &random), index + 1 < keys.count {
+                try it.next()
+                index += 1
+            } else if index > 0 {
+                try it.prev()
+                index -= 1
+            }
+            #expect(it.isValid && Array(it.key) == keys[index])
+        }
+        try store.close()
+    }
+
+    /// A snapshot keeps reading the files it started with, even after compactions replaced
+    /// and removed them from the current version.
+    @Test func snapshotsOutliveCompactions() throws {
+        let dir = temporaryDirectory("snapshot")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try KVStore.open(at: dir, options: tinyOptions())
+        for n in 0..<3_000 { try store.put(key(n), Array("old".utf8)) }
+        try store.freeze(metadata: [1])
+        try store.flush()
+        let old = store.snapshot()
+        for round in 0..<10 {
+            for n in 0..<3_000 where n % 10 == round { try store.put(key(n), Array("new".utf8)) }
+            try store.freeze(metadata: [UInt8(2 + round)])
+            try store.flush()
+        }
+        #expect(old.metadata == [1])
+        #expect(try scan(old).allSatisfy { $0.1 == Array("old".utf8) })
+        #expect(try scan(store.snapshot()).allSatisfy { $0.1 == Array("new".utf8) })
+        try store.close()
+    }
+
+    /// A read-only open sees what the writer committed, and can lay writes of its own over
+    /// it in memory without touching the files.
+    @Test func readOnlyOverlay() throws {
+        let dir = temporaryDirectory("overlay")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let writer = try KVStore.open(at: dir, options: tinyOptions())
+        for n in 0..<500 { try writer.put(key(n), [1]) }
+        try writer.freeze(metadata: [1])
+        try writer.flush()
+        let reader = try KVStore.open(at: dir, mode: .readOnly, options: tinyOptions())
+        try reader.put(key(5), [2])
+        try reader.delete(key(6))
+        try reader.freeze(metadata: [2])
+        let snapshot = reader.snapshot()
+        #expect(snapshot.metadata == [2])
+        #expect(try snapshot.get(key(5)) == [2])
+        #expect(try snapshot.get(key(6)) == nil)
+        #expect(try scan(snapshot).count == 499)
+        #expect(try writer.snapshot().get(key(6)) == [1])
+        try reader.close()
+        try writer.close()
+    }
+
+    /// Damage in a table file is reported with the file and offset, never read as data.
+    @Test func damageIsReportedWithItsPlace() throws {
+        let dir = temporaryDirectory("damage")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = tinyOptions()
+        options.memtableBytes = 4 << 20
+        let store = try KVStore.open(at: dir, options: options)
+        for n in 0..<2_000 { try store.put(key(n), Array(repeating: UInt8(n & 0x7F), count: 20)) }
+        try store.freeze(metadata: [])
+        try store.close()
+        let table = try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".sst") }!
+        let path = dir + "/" + table
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        bytes[100] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let reopened = try KVStore.open(at: dir, options: options)
+        #expect {
+            _ = try scan(reopened.snapshot())
+        } throws: { error in
+            guard case let .corrupt(where_, offset, reason) = error as? KVError else { return false }
+            return where_ == path && offset <= 100 && reason.contains("checksum")
+        }
+        try reopened.close()
+    }
+}
+
+/// Power cuts at random moments: after a restart the store holds exactly what it held at
+/// the freeze whose metadata it reports — never a mix, never damage.
+@Suite struct KVStoreCrashTests {
+    @Test(arguments: Array(UInt64(1)...UInt64(ProcessInfo.processInfo.environment["BACKORDER_KV_CRASH_SEEDS"].flatMap { UInt64($0) } ?? 12)))
+    func powerCutsKeepACommittedState(seed: UInt64) throws {
+        let storage = SimulatedStorage()
+        var random = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15)
+        var live = Model()
+        var committed: [[UInt8]: Model] = [[]: Model()]
+        let dir = "/kv"
+        var verified = 0
+        for cut in 0..<4 {
+            storage.crash(afterOperations: Int.random(in: 20...400, using: &random), seed: seed &+ UInt64(cut))
+            let store: KVStore
+            do { store = try KVStore.open(at: dir, options: tinyOptions(), storage: storage) } catch { continue }
+            // What survived must be exactly one committed state.
+            let metadata = store.metadata
+            guard let expected = committed[metadata] else {
+                Issue.record("seed \(seed): metadata \(metadata) was never committed")
+                return
+            }
+            do {
+                let found = try scan(store.snapshot())
+                #expect(found.map(\.0) == expected.sortedKeys(), "seed \(seed), cut \(cut)")
+                #expect(found.allSatisfy { expected.entries[$0.0] == $0.1 }, "seed \(seed), cut \(cut)")
+                if !found.isEmpty { verified += 1 }
+            } catch {
+                // The power may go off during the check itself.
+                if storage.generation == 0 { Issue.record("seed \(seed): \(error)") }
+            }
+            live = expected
+            var round = 0
+            do {
+                while true {
+                    for _ in 0..<Int.random(in: 20...200, using: &random) {
+                        let k = key(Int.random(in: 0..<1_500, using: &random))
+                        if Int.random(in: 0..<4, using: &random) == 0 {
+                            try store.delete(k)
+                            live.entries[k] = nil
+                        } else {
+                            let value = (0..<Int.random(in: 1..<60, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                            try store.put(k, value)
+                            live.entries[k] = value
+                        }
+                    }
+                    let tag = Array("s\(seed)c\(cut)r\(round)".utf8)
+                    committed[tag] = live
+                    try store.freeze(metadata: tag)
+                    round += 1
+                }
+            } catch {
+                // The simulated power cut stopped the writer; the worker has failed too.
+            }
+            try? store.close()
+        }
+        #expect(verified > 0, "seed \(seed): no restart found data to check")
+    }
+}

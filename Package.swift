@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "KVStore", targets: ["KVStore"]),
         .library(name: "Projections", targets: ["Projections"]),
         .library(name: "OutOfStock", targets: ["OutOfStock"]),
+        .library(name: "RecordsView", targets: ["RecordsView"]),
         .library(name: "JetStreamStore", targets: ["JetStreamStore"]),
     ],
     dependencies: [
@@ -45,8 +46,9 @@ let package = Package(
         ),
         .target(name: "KVStore", dependencies: ["EventLog"]),
         .target(name: "EventStore", dependencies: ["EventLog"]),
-        .target(name: "Projections", dependencies: ["EventStore", "EventLog", "CZstd"]),
-        .target(name: "OutOfStock", dependencies: ["EventStore", "Projections", "CSimdJSON"]),
+        .target(name: "Projections", dependencies: ["EventStore", "EventLog", "KVStore"]),
+        .target(name: "OutOfStock", dependencies: ["EventStore", "CSimdJSON"]),
+        .target(name: "RecordsView", dependencies: ["OutOfStock", "Projections", "KVStore", "EventStore", "EventLog"]),
         .target(name: "JetStreamStore", dependencies: ["EventStore", "EventLog", "CNats"]),
         .target(name: "DataGenerator"),
         // The fault simulator (an in-memory `Storage` with power cuts, torn writes, errors
@@ -59,6 +61,8 @@ let package = Package(
                 "EventStore",
                 "Projections",
                 "OutOfStock",
+                "RecordsView",
+                "KVStore",
                 "JetStreamStore",
                 "DataGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -71,6 +75,10 @@ let package = Package(
         .testTarget(
             name: "KVStoreTests",
             dependencies: ["KVStore", "EventLog", "StorageSimulator", "DataGenerator"]
+        ),
+        .testTarget(
+            name: "RecordsViewTests",
+            dependencies: ["RecordsView", "Projections", "KVStore", "OutOfStock", "EventStore", "EventLog", "DataGenerator", "StorageSimulator"]
         ),
         .testTarget(
             name: "EventStoreTests",

@@ -4,6 +4,7 @@ import EventStore
 import Foundation
 import JetStreamStore
 import OutOfStock
+import RecordsView
 
 /// `backorder append`: validate NDJSON events and append them.
 struct AppendCommand: AsyncParsableCommand {
@@ -27,8 +28,7 @@ struct AppendCommand: AsyncParsableCommand {
     @Flag(help: "Append the valid lines; write the rejected ones, with reasons, to --rejected.") var skipInvalid = false
     @Option(help: "Where --skip-invalid writes rejected lines (NDJSON with the reason).") var rejected = "rejected.ndjson"
     @Option(help: "Partitions of a new store.") var partitions = 8
-    @Flag(help: "Leave the views behind the log (the next query catches them up).") var skipViews = false
-    @OptionGroup var views: ViewOptions
+    @Flag(help: "Leave the views behind the log (the next query or append brings them up to date).") var skipViews = false
 
     func run() async throws {
         guard let durability = Durability(parsing: durability) else { throw ValidationError("unknown durability \"\(self.durability)\": use fsync, interval[:MS] or none") }
@@ -116,19 +116,21 @@ struct AppendCommand: AsyncParsableCommand {
         }
     }
 
-    /// Brings the views up to date with what was appended and snapshots them when the
-    /// policy says one is due (otherwise nothing is loaded: the next query catches up, or
-    /// answers from the last snapshot and says so). The events are stored whatever happens
-    /// here: a failure is a warning.
+    /// Brings the views up to date with what was appended and commits them, so that the
+    /// next query answers at once. The events are stored whatever happens here: a failure
+    /// is a warning, and the next query or append catches the views up.
     private func updateViews() async {
         do {
             let start = MonotonicTime.now
-            let reader = try await data.openSource()
-            guard let report = try RecordsViewFiles(data: data.viewsDirectory).updateIfDue(reader: reader, policy: views.policy) else { return }
-            for skipped in report.load.skipped { printError("note: \(skipped)") }
-            if let failure = report.writeFailure { printError("warning: views not snapshotted: \(failure)") }
-            if !json, let path = report.written {
-                printError("views: applied \(report.load.events) events, snapshot \(path) in \(String(format: "%.3f", MonotonicTime.now.seconds(since: start))) s")
+            let source = try await data.openSource()
+            let progress = ProgressLine(enabled: !json && isatty(2) != 0)
+            let (applied, reset) = try RecordsViewAccess.update(root: data.viewsDirectory, source: source) { done, total in
+                progress.update("views: \(done) of \(total) events")
+            }
+            progress.finish()
+            if let reset { printError("note: the records view was rebuilt from the log (\(reset))") }
+            if !json {
+                printError("views: applied \(applied) events in \(String(format: "%.3f", MonotonicTime.now.seconds(since: start))) s")
             }
         } catch {
             printError("warning: views not brought up to date: \(error) (the events are stored; the next query catches up)")

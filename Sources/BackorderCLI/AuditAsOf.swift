@@ -4,6 +4,7 @@ import EventStore
 import Foundation
 import OutOfStock
 import Projections
+import RecordsView
 
 /// `backorder audit as-of TIME query …`: a query answered as it would have been at TIME.
 struct AuditAsOf: AsyncParsableCommand {
@@ -29,35 +30,49 @@ struct AuditAsOf: AsyncParsableCommand {
         }
         guard (1...1_000).contains(limit) else { throw ValidationError("--limit must be 1 to 1000") }
         try await runQuery {
-            let reader = try await data.openSource()
-            let positions = try positionsRecorded(by: moment, reader)
-            let snapshots = SnapshotDirectory(root: data.viewsDirectory + "/views", name: RecordsView.name)
-            let (projected, report) = try Projection.load(RecordsView.self, reader: reader, snapshots: snapshots, upTo: positions)
-            for skipped in report.skipped { printError("note: \(skipped)") }
-            printError("as of \(Timestamp.format(moment)): positions \(positions), \(projected.eventsApplied) events "
-                + "(\(report.snapshot.map { "snapshot \($0) + \(report.events) replayed" } ?? "\(report.events) replayed from the start"))")
-            let book = try bookOf(projected, tenant)
+            let source = try await data.openSource()
+            let positions = try positionsRecorded(by: moment, source)
+            let start = MonotonicTime.now
+            let view = try scratchView(data, source, upTo: positions)
+            defer { try? view.discardScratch() }
+            printError("as of \(Timestamp.format(moment)): positions \(positions), \(view.checkpoint.eventsApplied) events replayed in "
+                + String(format: "%.3f s", MonotonicTime.now.seconds(since: start)))
+            let queries = RecordsQueries(snapshot: view.snapshot(), tenant: tenant)
+            guard try queries.tenantExists() else {
+                throw QueryError(description: "tenant \(tenant) had no data at \(Timestamp.format(moment))")
+            }
             switch kind {
             case "dashboard":
-                try printJSON(book.dashboard(range: TimeRange(), now: moment))
+                try printJSON(queries.dashboard(range: TimeRange(), now: moment))
             case "records":
                 var filter = RecordFilter()
                 filter.limit = limit
-                try printJSON(book.records(filter))
+                try printJSON(queries.records(filter))
             case "customer":
-                try printJSON(book.customer(id ?? "", limit: limit))
+                try printJSON(queries.customer(id ?? "", limit: limit))
             case "product":
-                try printJSON(book.product(id ?? ""))
+                try printJSON(queries.product(id ?? ""))
             case "record":
-                guard let row = book.records[id ?? ""] else {
+                guard let row = try queries.record(id ?? "") else {
                     throw QueryError(description: "record \(id ?? "") did not exist in tenant \(tenant) at \(Timestamp.format(moment))")
                 }
-                try printJSON(RecordSummary.from(row))
+                try printJSON(RecordSummary(row))
             default:
                 guard let dimension = InsightDimension(rawValue: by) else { throw ValidationError("--by must be region, product or customer") }
-                try printJSON(book.insights(by: dimension, range: TimeRange()))
+                try printJSON(queries.insights(by: dimension, range: TimeRange()))
             }
         }
+    }
+}
+
+/// A throwaway view replayed from the log up to `positions`, in a scratch directory beside
+/// the views (its memory bounded like any view's; its files removed by `discardScratch`).
+func scratchView(_ data: DataOptions, _ source: any EventSource, upTo positions: [Int64]) throws -> MaintainedView<RecordsProjector> {
+    let root = data.viewsDirectory + "/views/scratch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let progress = ProgressLine(enabled: isatty(2) != 0)
+    defer { progress.finish() }
+    return try MaintainedView<RecordsProjector>.scratch(at: root, source: source, upTo: positions, options: RecordsViewAccess.options()) { done, total in
+        progress.update("replaying \(done) of \(total) events")
     }
 }
 

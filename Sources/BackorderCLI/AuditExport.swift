@@ -2,6 +2,7 @@ import ArgumentParser
 import EventStore
 import Foundation
 import OutOfStock
+import RecordsView
 
 /// `backorder audit export`: matching events as NDJSON or CSV, streamed in constant memory.
 struct AuditExport: AsyncParsableCommand {

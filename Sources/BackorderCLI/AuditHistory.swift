@@ -3,6 +3,7 @@ import EventStore
 import JetStreamStore
 import Foundation
 import OutOfStock
+import RecordsView
 
 /// `backorder audit history RECORD_ID`: every event of one record, from the log.
 struct AuditHistory: AsyncParsableCommand {

@@ -3,74 +3,31 @@ import EventStore
 import Foundation
 import OutOfStock
 import Projections
+import RecordsView
+import KVStore
 import JetStreamStore
 
-/// When views are snapshotted automatically (queries, `append`, `snapshot`).
-struct ViewOptions: ParsableArguments {
-    @Option(help: "Write a snapshot of the views once this many events were applied since the newest one.")
-    var snapshotEvents: Int64 = SnapshotPolicy().events
-    @Option(help: "Or, with any newer event, once the newest snapshot is this many seconds old.")
-    var snapshotSeconds: Double = SnapshotPolicy().seconds
-
-    @Option(help: ArgumentHelp("Largest view (events) a query catches up in memory when its table is behind.", visibility: .hidden))
-    var inMemoryCatchUpLimit: Int64 = SnapshotPolicy().inMemoryCatchUpLimit
-
-    var policy: SnapshotPolicy {
-        SnapshotPolicy(events: max(1, snapshotEvents), seconds: max(0, snapshotSeconds), inMemoryCatchUpLimit: max(0, inMemoryCatchUpLimit))
+/// Answers a query for one tenant from the records view, current with the log as of the
+/// query's start unless `--stale-ok` (library: `RecordsViewAccess`). Notes go to stderr.
+func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ body: (RecordsQueries) throws -> T) async throws -> (T, any EventSource) {
+    let source = try await data.openSource()
+    let progress = ProgressLine(enabled: !tenant.json && isatty(2) != 0)
+    let access = try RecordsViewAccess.open(root: data.viewsDirectory, source: source, freshness: tenant.staleOK ? .staleOK : .current) { done, total in
+        progress.update("bringing the view up to date: \(done) of \(total) events")
     }
-}
-
-/// Loads the records view: newest valid snapshot, then the log's tail; writes a snapshot
-/// (with query tables) when the policy says so. Notes go to stderr.
-func loadRecordsView(_ files: RecordsViewFiles, reader: any EventSource, json: Bool, policy: SnapshotPolicy,
-                     force: Bool) throws -> ProjectedView<RecordsView> {
-    let (projected, report) = try files.catchUp(reader: reader, policy: policy, force: force)
-    for skipped in report.load.skipped { printError("note: \(skipped)") }
-    if let failure = report.writeFailure { printError("note: could not write a snapshot: \(failure)") }
-    if !json && report.load.events > 0 {
-        printError("note: applied \(report.load.events) events newer than \(report.load.snapshot == nil ? "an empty view" : "the snapshot")")
+    progress.finish()
+    defer { try? access.close() }
+    for note in access.notes { printError("note: \(note)") }
+    if access.behind > 0 {
+        printError("note: this answer leaves out the newest \(access.behind) events (--stale-ok: the view as last saved)")
     }
-    return projected
-}
-
-/// Answers a query for one tenant: from the tenant's query table when it is current with
-/// the log (a fresh process maps only what the question needs), otherwise from the view
-/// caught up in memory — the same answer either way.
-func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ views: ViewOptions,
-               table: (TenantTableReader) throws -> T, book: (TenantBook) throws -> T) async throws -> (T, any EventSource) {
-    let reader = try await data.openSource()
-    let files = RecordsViewFiles(data: data.viewsDirectory)
-    var force = false
-    switch files.currentTable(tenant: tenant.tenant, reader: reader) {
-    case let .success(current) where current.behind == 0 || (!tenant.consistent && current.viewEvents > views.policy.inMemoryCatchUpLimit):
-        if current.behind > 0 {
-            // Catching up a view this large in memory takes seconds to minutes: answer from
-            // the table, and say so (the next snapshot brings it up to date).
-            printError("note: this answer leaves out the newest \(current.behind) events: the view of \(current.viewEvents) events is answered from its "
-                + "last snapshot (`backorder snapshot` brings it up to date; --consistent catches up first)")
-        }
-        do { return (try table(current.table), reader) } catch let error as ProjectionError {
-            printError("note: \(error); answering from the snapshot and the log instead")
-            force = true
-        }
-    case .success:
-        break // behind, and small enough to catch up in memory
-    case .failure(.noTenant) where !tenant.consistent:
-        // A large view is not loaded to find out that a tenant (misspelled, or new since
-        // the last snapshot) has no data.
-        if let events = files.newestSnapshotEvents(), events > views.policy.inMemoryCatchUpLimit {
-            printError("error: tenant \(tenant.tenant) has no data in the last snapshot of the view (\(events) events; tenants: "
-                + files.tenantsInNewestTables().joined(separator: ", ") + "); --consistent catches up with the log first")
-            throw ExitCode(1)
-        }
-    case let .failure(miss):
-        if case .unusable = miss {
-            printError("note: query table skipped: \(miss); answering from the snapshot and the log instead")
-            force = true
-        }
+    let queries = access.queries(tenant: tenant.tenant)
+    guard try queries.tenantExists() else {
+        let tenants = try access.tenants()
+        printError("error: tenant \(tenant.tenant) has no data" + (tenants.isEmpty ? " (the store holds no events yet)" : " (tenants: \(tenants.joined(separator: ", ")))"))
+        throw ExitCode(1)
     }
-    let projected = try loadRecordsView(files, reader: reader, json: tenant.json, policy: views.policy, force: force)
-    return (try book(try bookOf(projected, tenant.tenant)), reader)
+    return (try body(queries), source)
 }
 
 /// Time-range options shared by queries.
@@ -89,20 +46,12 @@ struct RangeOptions: ParsableArguments {
 
     func range() throws -> TimeRange {
         let now = try nowMicros()
-        let day: Int64 = 86_400_000_000
-        let today = now - ((now % day) + day) % day
-        if self.today { return TimeRange(from: today, to: today + day) }
-        if thisWeek {
-            let weekday = ((today / day) + 3) % 7 // 1970-01-01 was a Thursday; Monday = 0
-            return TimeRange(from: today - weekday * day, to: today + (7 - weekday) * day)
+        guard [today, thisWeek, thisMonth].filter({ $0 }).count + (from != nil || to != nil ? 1 : 0) <= 1 else {
+            throw ValidationError("give one of --today, --this-week, --this-month or --from/--to")
         }
-        if thisMonth {
-            let date = Timestamp.format(today)
-            let first = try parseTime(String(date.prefix(8)) + "01", "month")
-            let month = Int(date.dropFirst(5).prefix(2)) ?? 1, year = Int(date.prefix(4)) ?? 1970
-            let next = try parseTime(month == 12 ? "\(year + 1)-01-01" : "\(year)-\(month < 9 ? "0" : "")\(month + 1)-01", "month")
-            return TimeRange(from: first, to: next)
-        }
+        if today { return CalendarRange.today.range(at: now) }
+        if thisWeek { return CalendarRange.thisWeek.range(at: now) }
+        if thisMonth { return CalendarRange.thisMonth.range(at: now) }
         return TimeRange(from: try from.map { try parseTime($0, "--from") }, to: try to.map { try parseTime($0, "--to") })
     }
 }
@@ -130,16 +79,10 @@ struct QueryCommand: AsyncParsableCommand {
 struct TenantOptions: ParsableArguments {
     @Option(help: "Tenant.") var tenant = "default"
     @Flag(help: "JSON output.") var json = false
-    @Flag(help: "Count every event in the log: a large view behind the log is caught up in memory first (slow) instead of answering from its last snapshot with a note saying how many events it leaves out.")
+    @Flag(help: "Answer from the view as last saved, without applying newer events first; says how many it leaves out.")
+    var staleOK = false
+    @Flag(help: ArgumentHelp("Answers are current by default (kept for scripts).", visibility: .hidden))
     var consistent = false
-}
-
-func bookOf(_ projected: ProjectedView<RecordsView>, _ tenant: String) throws -> TenantBook {
-    guard let book = projected.view.tenants[tenant] else {
-        printError("error: tenant \(tenant) has no data (tenants: \(projected.view.tenants.keys.sorted().joined(separator: ", ")))")
-        throw ExitCode(1)
-    }
-    return book
 }
 
 func runQuery(_ body: () async throws -> Void) async throws {
@@ -149,8 +92,14 @@ func runQuery(_ body: () async throws -> Void) async throws {
     } catch let error as EventStoreError {
         printError("error: \(error)")
         throw ExitCode(1)
-    } catch let error as ProjectionError {
+    } catch let error as ViewError {
         printError("error: \(error)")
+        throw ExitCode(1)
+    } catch let error as ViewDamage {
+        printError("error: \(error)")
+        throw ExitCode(1)
+    } catch let error as KVError {
+        printError("error: views: \(error)")
         throw ExitCode(1)
     } catch let error as NatsError {
         printError("error: \(error)")
@@ -162,13 +111,12 @@ struct DashboardQuery: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "dashboard", abstract: "Status counts, quantities, ageing, oldest pending, top customers and products.")
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
-    @OptionGroup var views: ViewOptions
     @OptionGroup var range: RangeOptions
 
     func run() async throws {
         try await runQuery {
             let (r, now) = (try range.range(), try range.nowMicros())
-            let (d, _) = try await answer(data, tenant, views, table: { try $0.dashboard(range: r, now: now) }, book: { $0.dashboard(range: r, now: now) })
+            let (d, _) = try await answer(data, tenant) { try $0.dashboard(range: r, now: now) }
             if tenant.json { return try printJSON(d) }
             print("Dashboard — tenant \(tenant.tenant): \(d.requests) requests")
             print("status      " + RecordStatus.allCases.map { "\($0.rawValue) \(d.byStatus[$0.rawValue] ?? 0)" }.joined(separator: "   "))
@@ -179,13 +127,19 @@ struct DashboardQuery: AsyncParsableCommand {
             printTable("Top customers by outstanding quantity", d.topCustomers.map { [$0.id, $0.name, String($0.outstanding)] })
             printTable("Top products by outstanding quantity", d.topProducts.map { [$0.id, $0.name, String($0.outstanding)] })
             printTable("Oldest pending requests (the first 10; --json lists 50)", d.oldestPending.prefix(10).map(summaryRow))
-            printTable("Most recent completions", d.recentCompletions.map(summaryRow))
+            printTable("Most recent completions", d.recentCompletions.map { completionRow($0) })
         }
     }
 }
 
 func summaryRow(_ r: RecordSummary) -> [String] {
     [r.id, String(r.requestedAt.prefix(10)), r.customerName, r.productName + (r.size.map { " (\($0))" } ?? ""), "\(r.delivered)/\(r.quantity)", r.status]
+}
+
+/// A completion's row: the completion date, not the request's (the table is ordered by it).
+func completionRow(_ r: RecordSummary) -> [String] {
+    [r.id, "done " + String((r.completedAt ?? r.requestedAt).prefix(10)), r.customerName, r.productName + (r.size.map { " (\($0))" } ?? ""),
+     "\(r.delivered)/\(r.quantity)", r.status]
 }
 
 /// Prints an aligned table with a title.
@@ -203,7 +157,6 @@ struct RecordsQuery: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "records", abstract: "List requests: filters, search, sort, pages.")
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
-    @OptionGroup var views: ViewOptions
     @OptionGroup var range: RangeOptions
     @Option(help: "Only this customer's requests.") var customer: String?
     @Option(help: "Only this product's requests.") var product: String?
@@ -228,7 +181,7 @@ struct RecordsQuery: AsyncParsableCommand {
         filter.cursor = cursor
         filter.range = try range.range()
         try await runQuery {
-            let (page, _) = try await answer(data, tenant, views, table: { try $0.records(filter) }, book: { try $0.records(filter) })
+            let (page, _) = try await answer(data, tenant) { try $0.records(filter) }
             if tenant.json { return try printJSON(page) }
             printTable("\(page.total) matching requests", page.records.map(summaryRow))
             if let next = page.nextCursor { print("\nnext page: --cursor \(next)") }
@@ -241,12 +194,11 @@ struct CustomerQuery: AsyncParsableCommand {
     @Argument var id: String
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
-    @OptionGroup var views: ViewOptions
     @Option var limit = 50
 
     func run() async throws {
         try await runQuery {
-            let (c, _) = try await answer(data, tenant, views, table: { try $0.customer(id, limit: limit) }, book: { try $0.customer(id, limit: limit) })
+            let (c, _) = try await answer(data, tenant) { try $0.customer(id, limit: limit) }
             if tenant.json { return try printJSON(c) }
             print("\(c.id) \(c.name) (number \(c.number), \(c.city ?? "-"), \(c.region ?? "-"))\(c.removed ? " — removed" : "")")
             print(c.byStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "   "))
@@ -260,11 +212,10 @@ struct ProductQuery: AsyncParsableCommand {
     @Argument var id: String
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
-    @OptionGroup var views: ViewOptions
 
     func run() async throws {
         try await runQuery {
-            let (p, _) = try await answer(data, tenant, views, table: { try $0.product(id) }, book: { try $0.product(id) })
+            let (p, _) = try await answer(data, tenant) { try $0.product(id) }
             if tenant.json { return try printJSON(p) }
             print("\(p.id) \(p.name) (sku \(p.sku), sizes \(p.sizes.joined(separator: " ")))\(p.removed ? " — removed" : ""): \(p.outstanding) outstanding")
             let sizes = p.sizes + p.outstandingBySize.keys.filter { !p.sizes.contains($0) }.sorted()
@@ -279,7 +230,6 @@ struct RecordQuery: AsyncParsableCommand {
     @Argument var id: String
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
-    @OptionGroup var views: ViewOptions
 
     struct Output: Encodable {
         let record: RecordSummary
@@ -292,15 +242,13 @@ struct RecordQuery: AsyncParsableCommand {
 
     func run() async throws {
         try await runQuery {
-            let (found, reader) = try await answer(data, tenant, views, table: { try $0.record(id) }, book: { $0.records[id] })
+            let (found, reader) = try await answer(data, tenant) { try $0.record(id) }
             guard let row = found else { throw QueryError(description: "unknown record \(id) in tenant \(tenant.tenant)") }
-            let partition = reader.lane(tenant: tenant.tenant, stream: StreamName.record(id))
-            let history = try row.eventOffsets.map { offset -> HistoryEntry in
-                let e = try reader.readEvent(at: Position(partition: partition, offset: offset))
-                return HistoryEntry(position: e.position.description, type: e.type, at: Timestamp.format(e.businessTime),
-                                    recordedAt: Timestamp.format(e.recordedTime), actor: e.actor, version: e.streamVersion)
+            let history = try streamHistory(reader, tenant: tenant.tenant, stream: StreamName.record(id), head: row.head).map { e in
+                HistoryEntry(position: e.position.description, type: e.type, at: Timestamp.format(e.businessTime),
+                             recordedAt: Timestamp.format(e.recordedTime), actor: e.actor, version: e.streamVersion)
             }
-            let summary = RecordSummary.from(row)
+            let summary = RecordSummary(row)
             if tenant.json { return try printJSON(Output(record: summary, history: history)) }
             printTable("Record \(id)", [summaryRow(summary)])
             printTable("History", history.map { ["v\($0.version)", $0.at, $0.type, $0.actor, "recorded " + $0.recordedAt, "@" + $0.position] })
@@ -312,7 +260,6 @@ struct InsightsQuery: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "insights", abstract: "Requests grouped by region, product or customer.")
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
-    @OptionGroup var views: ViewOptions
     @OptionGroup var range: RangeOptions
     @Option(help: "region, product or customer.") var by = "region"
     @Option var limit = 20
@@ -321,11 +268,31 @@ struct InsightsQuery: AsyncParsableCommand {
         guard let dimension = InsightDimension(rawValue: by) else { throw ValidationError("--by must be region, product or customer") }
         try await runQuery {
             let r = try range.range()
-            let (all, _) = try await answer(data, tenant, views, table: { try $0.insights(by: dimension, range: r) }, book: { $0.insights(by: dimension, range: r) })
+            let (all, _) = try await answer(data, tenant) { try $0.insights(by: dimension, range: r) }
             let rows = Array(all.prefix(limit))
             if tenant.json { return try printJSON(rows) }
             printTable("By \(by): requests, customers, total and average quantity, last request",
                        rows.map { [$0.key, $0.name, String($0.requests), String($0.customers), String($0.totalQuantity), String(format: "%.1f", $0.averageQuantity), $0.lastRequest] })
         }
     }
+}
+
+/// A stream's events, oldest first, read back from its newest one at `head` through each
+/// event's link to the previous (no scan); every event is checked to belong to the stream.
+func streamHistory(_ source: any EventSource, tenant: String, stream: String, head: Int64) throws -> [StoredEvent] {
+    let lane = source.lane(tenant: tenant, stream: stream)
+    var events: [StoredEvent] = []
+    var next: Int64? = head
+    while let offset = next {
+        let event = try source.readEvent(at: Position(partition: lane, offset: offset))
+        guard event.tenant == tenant, event.stream == stream else {
+            throw QueryError(description: "the view points at \(event.position) for \(tenant)/\(stream), which holds an event of \(event.tenant)/\(event.stream); `backorder replay` rebuilds the view")
+        }
+        guard events.last.map({ event.streamVersion == $0.streamVersion - 1 }) ?? true else {
+            throw QueryError(description: "\(tenant)/\(stream): version \(event.streamVersion) at \(event.position) does not precede version \(events.last?.streamVersion ?? 0)")
+        }
+        events.append(event)
+        next = event.previousOffset
+    }
+    return events.reversed()
 }

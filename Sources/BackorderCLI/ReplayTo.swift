@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import OutOfStock
 import Projections
+import RecordsView
 
 /// `backorder replay --to POSITION|TIME`: rebuilds the records view from the log up to a
 /// point, in memory, and prints it (one dashboard per tenant, as JSON lines); nothing is saved.
@@ -26,11 +27,13 @@ func replayAndPrint(to point: String, data: DataOptions) async throws {
             }
         }
         let start = MonotonicTime.now
-        let rebuilt = try await Projection.rebuild(RecordsView.self, reader: reader, upTo: positions)
-        printError("replayed view \(RecordsView.name) up to positions \(positions): \(rebuilt.eventsApplied) events in \(String(format: "%.3f", MonotonicTime.now.seconds(since: start))) s (not saved)")
-        for tenant in rebuilt.view.tenants.keys.sorted() {
-            guard let book = rebuilt.view.tenants[tenant] else { continue }
-            print("{\"tenant\":\(jsonString(tenant)),\"dashboard\":" + String(decoding: try encodedJSON(book.dashboard(range: TimeRange(), now: now)), as: UTF8.self) + "}")
+        let view = try scratchView(data, reader, upTo: positions)
+        defer { try? view.discardScratch() }
+        printError("replayed view \(RecordsProjector.name) up to positions \(positions): \(view.checkpoint.eventsApplied) events in \(String(format: "%.3f", MonotonicTime.now.seconds(since: start))) s (not saved)")
+        let snapshot = view.snapshot()
+        for tenant in try RecordsQueries.tenants(in: snapshot) {
+            let dashboard = try RecordsQueries(snapshot: snapshot, tenant: tenant).dashboard(range: TimeRange(), now: now)
+            print("{\"tenant\":\(jsonString(tenant)),\"dashboard\":" + String(decoding: try encodedJSON(dashboard), as: UTF8.self) + "}")
         }
     }
 }

@@ -55,6 +55,10 @@ public struct PosixStorage: Storage {
         guard unlink(path) == 0 || errno == ENOENT else { throw LogError.fromErrno(errno, operation: "unlink", path: path) }
     }
 
+    public func removeDirectory(_ path: String) throws {
+        guard rmdir(path) == 0 || errno == ENOENT else { throw LogError.fromErrno(errno, operation: "rmdir", path: path) }
+    }
+
     public func syncDirectory(_ path: String) throws {
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw LogError.fromErrno(errno, operation: "open directory", path: path) }

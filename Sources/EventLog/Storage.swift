@@ -16,6 +16,8 @@ public protocol Storage: Sendable {
     func rename(_ from: String, to: String) throws
     /// Deletes a file; succeeds if it is already gone.
     func remove(_ path: String) throws
+    /// Deletes an empty directory; succeeds if it is already gone.
+    func removeDirectory(_ path: String) throws
     /// Makes the directory's entries (creations, renames, removals) durable.
     func syncDirectory(_ path: String) throws
     /// Takes an exclusive advisory lock on `path` (created if missing), held until the

@@ -33,8 +33,10 @@ public final class KVStore: @unchecked Sendable {
         case readOnly
     }
 
+    /// Writes committed together: one or more sealed memtables (newest first) and the
+    /// owner's metadata. The worker writes them to level 0 as one run.
     struct Frozen {
-        let memtable: Memtable
+        let memtables: [Memtable]
         let metadata: [UInt8]
     }
 
@@ -73,6 +75,9 @@ public final class KVStore: @unchecked Sendable {
     private let shared: ConditionLock<Shared>
     private let lock: (any StorageLock)?
     private var mutable: Memtable
+    /// The writer's sealed but uncommitted memtables, newest first: sorted, readable in
+    /// order by the writer (`writerSnapshot`), handed to the worker by the next `freeze`.
+    private var sealed: [Memtable] = []
     private let writing = Atomic<Bool>(false)
     private let owner: OwnerState
     private let closed = Atomic<Bool>(false)
@@ -202,6 +207,9 @@ public final class KVStore: @unchecked Sendable {
         enterWriter()
         defer { leaveWriter() }
         if let ref = mutable.lookup(key) { return try body(mutable.isDeletion(ref) ? nil : mutable.value(ref)) }
+        for table in sealed {
+            if let ref = table.lookup(key) { return try body(table.isDeletion(ref) ? nil : table.value(ref)) }
+        }
         return try snapshot().withValue(key, body)
     }
 
@@ -212,10 +220,30 @@ public final class KVStore: @unchecked Sendable {
 
     /// Whether the writes in memory have reached the memtable's budget: the owner should
     /// `freeze` at its next consistent point.
-    public var needsFreeze: Bool { mutable.memoryBytes >= options.memtableBytes }
+    public var needsFreeze: Bool { memtableBytes >= options.memtableBytes }
 
     /// Bytes of memory the unfrozen writes hold.
-    public var memtableBytes: Int { mutable.memoryBytes }
+    public var memtableBytes: Int { sealed.reduce(mutable.memoryBytes) { $0 + $1.memoryBytes } }
+
+    /// A read view that includes the writer's own uncommitted writes (sealing them: they
+    /// become sorted, and stay the writer's until the next `freeze`). Writer only; use it
+    /// before writing again, or take a new one.
+    public func writerSnapshot() -> KVSnapshot {
+        enterWriter()
+        defer { leaveWriter() }
+        seal()
+        return shared.withLock { s in
+            KVSnapshot(version: s.version, frozen: sealed + s.frozen.flatMap(\.memtables), metadata: s.frozen.first?.metadata ?? s.version.metadata)
+        }
+    }
+
+    /// Ends the mutable memtable without committing it.
+    private func seal() {
+        guard !mutable.isEmpty else { return }
+        mutable.freeze()
+        sealed.insert(mutable, at: 0)
+        mutable = Memtable(expectedEntries: options.memtableBytes / 160)
+    }
 
     /// Ends the current memtable: everything written so far becomes immutable, readable
     /// by snapshots, and tagged with `metadata`, which the manifest records once it is on
@@ -226,15 +254,15 @@ public final class KVStore: @unchecked Sendable {
         enterWriter()
         defer { leaveWriter() }
         guard !closed.load(ordering: .relaxed) else { throw KVError.closed }
-        let table = mutable
-        table.freeze()
-        mutable = Memtable(expectedEntries: options.memtableBytes / 160)
+        seal()
+        let tables = sealed
+        sealed = []
         try shared.wait(until: { s in
             s.failure != nil || self.mode == .readOnly
                 || (s.frozen.count < self.options.maxFrozenMemtables && s.version.level0Runs.count < self.options.level0StopTrigger)
         }, timeoutNanoseconds: nil) { s in
             if let failure = s.failure { throw failure }
-            s.frozen.insert(Frozen(memtable: table, metadata: metadata), at: 0)
+            s.frozen.insert(Frozen(memtables: tables, metadata: metadata), at: 0)
         }
         shared.broadcast()
     }
@@ -269,7 +297,7 @@ public final class KVStore: @unchecked Sendable {
 
     /// A consistent read view of the frozen writes and the files, usable from any thread.
     public func snapshot() -> KVSnapshot {
-        shared.withLock { KVSnapshot(version: $0.version, frozen: $0.frozen.map(\.memtable), metadata: $0.frozen.first?.metadata ?? $0.version.metadata) }
+        shared.withLock { KVSnapshot(version: $0.version, frozen: $0.frozen.flatMap(\.memtables), metadata: $0.frozen.first?.metadata ?? $0.version.metadata) }
     }
 
     /// Files per level, bytes per level, and counters.
@@ -356,12 +384,14 @@ public final class KVStore: @unchecked Sendable {
     }
 
     private func flush(_ frozen: Frozen) throws {
-        let table = frozen.memtable
+        let input: SortedIterator = frozen.memtables.count == 1 ? MemtableIterator(frozen.memtables[0])
+            : MergingIterator(frozen.memtables.map { MemtableIterator($0) })
         var outputs: [TableInfo] = []
         var builder: TableBuilder?
         do {
-            for ref in table.sorted {
-                let key = table.key(ref)
+            try input.seekToFirst()
+            while input.isValid {
+                let key = input.key
                 if let current = builder, current.estimatedBytes >= Int64(options.targetFileBytes / 16),
                    current.estimatedBytes >= Int64(options.targetFileBytes) || startsPartition(key, after: current.lastKeyBytes) {
                     outputs.append(try current.finish())
@@ -371,7 +401,8 @@ public final class KVStore: @unchecked Sendable {
                     let number = newFileNumber()
                     builder = try TableBuilder(storage: storage, path: directory + "/" + TableHandle.fileName(number), number: number, options: options)
                 }
-                try builder?.add(key, table.value(ref), deleted: table.isDeletion(ref))
+                try builder?.add(key, input.value, deleted: input.isDeletion)
+                try input.next()
             }
             if let current = builder { outputs.append(try current.finish()) }
             builder = nil
@@ -395,7 +426,7 @@ public final class KVStore: @unchecked Sendable {
                            nextFileNumber: shared.withLock { $0.version.nextFileNumber })
         try install(next)
         shared.withLock { s in
-            precondition(s.frozen.last?.memtable === table, "frozen memtables are flushed oldest first")
+            precondition(s.frozen.last?.memtables.first === frozen.memtables.first, "frozen memtables are flushed oldest first")
             s.frozen.removeLast()
             s.stats.flushes += 1
             s.stats.bytesFlushed += outputs.reduce(0) { $0 + $1.size }
@@ -511,7 +542,11 @@ public final class KVStore: @unchecked Sendable {
     private static func writeManifest(_ contents: ManifestFile.Contents, storage: any Storage, directory: String, sync: Bool) throws {
         let bytes = ManifestFile.encode(contents)
         if sync {
-            try storage.writeAtomically(bytes, directory: directory, name: ManifestFile.name)
+            do { try storage.writeAtomically(bytes, directory: directory, name: ManifestFile.name) } catch {
+                // A full disk: leave nothing behind (the old MANIFEST is intact).
+                try? storage.remove(directory + "/" + ManifestFile.name + ".tmp")
+                throw error
+            }
         } else {
             let temporary = directory + "/" + ManifestFile.name + ".tmp"
             let file = try storage.open(temporary, create: true, writable: true)

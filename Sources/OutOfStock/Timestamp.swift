@@ -73,8 +73,14 @@ public enum Timestamp {
         }
     }
 
+    /// The day (days since 1970-01-01, rounded down) a time falls on, in UTC.
+    public static func daysSinceEpoch(_ time: Int64) -> Int64 {
+        let day: Int64 = 86_400_000_000
+        return time >= 0 ? time / day : -((-(time + 1)) / day) - 1
+    }
+
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
+    public static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -83,7 +89,8 @@ public enum Timestamp {
         return era * 146_097 + doe - 719_468
     }
 
-    static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
+    /// The (year, month, day) of a day number (days since 1970-01-01).
+    public static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

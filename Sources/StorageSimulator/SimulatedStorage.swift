@@ -224,6 +224,11 @@ package final class SimulatedStorage: Storage, @unchecked Sendable {
         locked { _ = $0.names.removeValue(forKey: path) }
     }
 
+    package func removeDirectory(_ path: String) throws {
+        try maybeFail("rmdir", path)
+        locked { _ = $0.directories.remove(path) }
+    }
+
     package func syncDirectory(_ path: String) throws {
         try maybeFail("fsync directory", path)
         locked { s in

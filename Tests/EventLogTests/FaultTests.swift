@@ -30,6 +30,7 @@ final class DiskFillingStorage: Storage {
     func exists(_ path: String) -> Bool { base.exists(path) }
     func rename(_ from: String, to: String) throws { try base.rename(from, to: to) }
     func remove(_ path: String) throws { try base.remove(path) }
+    func removeDirectory(_ path: String) throws { try base.removeDirectory(path) }
     func syncDirectory(_ path: String) throws { try base.syncDirectory(path) }
     func lock(_ path: String) throws -> any StorageLock { try base.lock(path) }
 }

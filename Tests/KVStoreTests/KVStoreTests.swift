@@ -118,10 +118,16 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
                     model.entries[k] = value
                 }
             }
-            // The writer sees its own unfrozen writes.
+            // The writer sees its own unfrozen writes, by key and (sealed) in order.
             for _ in 0..<20 {
                 let k = key(Int.random(in: 0..<3_000, using: &random))
                 #expect(try store.get(k) == model.entries[k])
+            }
+            if round % 3 == 1 {
+                #expect(try scan(store.writerSnapshot()).map(\.0) == model.sortedKeys())
+                let k = key(Int.random(in: 0..<3_000, using: &random))
+                try store.put(k, [9])
+                model.entries[k] = [9]
             }
             try store.freeze(metadata: Array("round \(round)".utf8))
             if round % 7 == 6 {

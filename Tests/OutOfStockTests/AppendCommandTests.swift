@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import OutOfStock
 import Projections
+import RecordsView
 
 /// Runs the built `backorder` executable and returns (status, stdout, stderr).
 func runBackorder(_ arguments: [String], stdin: String? = nil) throws -> (Int32, String, String) {
@@ -131,7 +132,7 @@ struct CLIError: Error { let message: String }
         #expect(status7 == 1 && err7.contains("tenant nobody has no data"))
 
         let (status8, snap, _) = try runBackorder(["snapshot", "--data", dir])
-        #expect(status8 == 0 && snap.contains("snapshot of view records"))
+        #expect(status8 == 0 && snap.contains("view records (gen-") && snap.contains("(2000 events)"), "\(snap)")
         let (status9, replay, _) = try runBackorder(["replay", "--all", "--data", dir])
         #expect(status9 == 0 && replay.contains("rebuilt view records from 2000 events"))
         // The answer is the same from the snapshot as from the rebuild.
@@ -141,9 +142,9 @@ struct CLIError: Error { let message: String }
         #expect(status10 == 1 && err10.contains("not a Backorder log"))
     }
 
-    /// Queries give the same answers from a current query table, from a view caught up in
-    /// memory, and after the table was damaged (reported, then rewritten).
-    @Test func tablesAndCatchUpGiveTheSameAnswers() throws {
+    /// Queries give the same answers from the saved view, from a view caught up in memory,
+    /// and after a damaged view file (reported with its path) was rebuilt by `replay`.
+    @Test func savedAndCaughtUpViewsGiveTheSameAnswers() throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (_, generated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "4", "--customers", "25", "--products", "12"])
@@ -167,71 +168,46 @@ struct CLIError: Error { let message: String }
             }
             return (out, err)
         }
-        let tables = dir + "/views/records/" + (SnapshotDirectory(root: dir + "/views", name: RecordsView.name).list().first?.prefix(20) ?? "") + ".tables"
-        #expect(FileManager.default.fileExists(atPath: tables), "append wrote a snapshot with query tables")
-        let fromTables = try answers()
-        #expect(fromTables.err.isEmpty, "answered from current tables: \(fromTables.err)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/views/records/CURRENT"), "append brought the view up to date and saved it")
+        let saved = try answers()
+        #expect(saved.err.isEmpty, "answered from the saved view: \(saved.err)")
 
-        // Behind the log: caught up in memory (below the snapshot policy), and said so.
+        // Behind the log: a query applies the newer events in memory first (current by
+        // default), or with --stale-ok answers from the saved view and says what it leaves out.
         #expect(try runBackorder(["append", "-", "--data", dir, "--skip-views"], stdin: rest).0 == 0)
-        let (_, _, note) = try runBackorder(["query", "dashboard", "--data", dir])
-        #expect(note.contains("note: applied 1000 events newer than the snapshot"), "\(note)")
+        let (_, staleOut, staleErr) = try runBackorder(["query", "dashboard", "--json", "--now", "2026-12-31T00:00:00Z", "--data", dir, "--stale-ok"])
+        #expect(staleErr.contains("leaves out the newest 1000 events"), "\(staleErr)")
         let caughtUp = try answers()
+        #expect(caughtUp.err.isEmpty, "\(caughtUp.err)")
+        #expect(staleOut == saved.out[0], "the stale answer is the saved view's")
         #expect(try runBackorder(["snapshot", "--data", dir]).0 == 0)
         let current = try answers()
         #expect(current.err.isEmpty)
-        #expect(current.out == caughtUp.out, "the tables answer as the caught-up view does")
-        #expect(current.out != fromTables.out, "the later events changed the answers")
+        #expect(current.out == caughtUp.out, "the saved view answers as the caught-up one did")
+        #expect(current.out != saved.out, "the later events changed the answers")
 
-        // A damaged table is reported, not trusted; the answer is the same; it is rewritten.
-        let newest = dir + "/views/records/" + (SnapshotDirectory(root: dir + "/views", name: RecordsView.name).list().first?.prefix(20) ?? "") + ".tables"
-        let table = newest + "/" + (TenantTable.fileName(tenant: "default") ?? "")
-        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: table)))
-        bytes[bytes.count / 2] ^= 0x5A
-        try Data(bytes).write(to: URL(fileURLWithPath: table))
-        let damaged = try answers()
-        #expect(damaged.err.contains("CRC32C mismatch") || damaged.err.contains("does not decode"), "\(damaged.err)")
-        #expect(damaged.out == current.out)
-        #expect(try answers().err.isEmpty, "a fresh table was written")
+        // A damaged view file is reported with its path, and `replay` rebuilds the view.
+        let generation = try String(contentsOfFile: dir + "/views/records/CURRENT", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let folder = dir + "/views/records/" + generation
+        let table = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".sst") }.sorted().first)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: folder + "/" + table)))
+        for k in stride(from: 0, to: bytes.count - 48, by: 97) { bytes[k] ^= 0x5A }
+        try Data(bytes).write(to: URL(fileURLWithPath: folder + "/" + table))
+        let (damagedStatus, _, damagedErr) = try runBackorder(["query", "dashboard", "--data", dir])
+        #expect(damagedStatus == 1 && damagedErr.contains(table) && damagedErr.contains("corruption"), "\(damagedErr)")
+        let (replayStatus, replayOut, replayErr) = try runBackorder(["replay", "--data", dir])
+        #expect(replayStatus == 0 && replayOut.contains("rebuilt view records from 3000 events"), "\(replayOut) \(replayErr)")
+        #expect(try answers().out == current.out, "the rebuilt view answers as before")
     }
 
-    /// Append snapshots only when the policy says so; a view too large to catch up in
-    /// memory answers from its last snapshot and says what it leaves out, unless asked to
-    /// be consistent.
-    @Test func snapshotPolicyAndLaggingLargeViews() throws {
+    /// A tenant without data is named as such, with the tenants there are.
+    @Test func unknownTenantsAreNamed() throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (_, generated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "5", "--customers", "20", "--products", "10"])
-        let lines = generated.split(separator: "\n", omittingEmptySubsequences: true)
-        func part(_ range: Range<Int>) -> String { lines[range].joined(separator: "\n") + "\n" }
-        let snapshots = { SnapshotDirectory(root: dir + "/views", name: RecordsView.name).list() }
-        #expect(try runBackorder(["append", "-", "--data", dir], stdin: part(0..<2_000)).0 == 0)
-        #expect(snapshots().count == 1, "the first append writes the first snapshot")
-        #expect(try runBackorder(["append", "-", "--data", dir], stdin: part(2_000..<2_100)).0 == 0)
-        #expect(snapshots().count == 1, "100 events: no snapshot due (10,000 by default)")
-        let dashboard = ["query", "dashboard", "--json", "--now", "2026-12-31T00:00:00Z", "--data", dir]
-        let (_, behindOut, behindErr) = try runBackorder(dashboard + ["--in-memory-catch-up-limit", "10"])
-        #expect(behindErr.contains("leaves out the newest 100 events"), "\(behindErr)")
-        let (_, consistentOut, consistentErr) = try runBackorder(dashboard + ["--in-memory-catch-up-limit", "10", "--consistent"])
-        #expect(!consistentErr.contains("leaves out"))
-        let (_, caughtUpOut, _) = try runBackorder(dashboard)
-        #expect(consistentOut == caughtUpOut, "consistent = caught up in memory")
-        #expect(behindOut != caughtUpOut, "the lagging answer is the snapshot's")
-        #expect(try runBackorder(["append", "-", "--data", dir, "--snapshot-events", "500"], stdin: part(2_100..<3_000)).0 == 0)
-        #expect(snapshots().count == 2, "1,000 events ≥ 500 and ≥ 10 % of the view: a snapshot")
-        let (_, current, currentErr) = try runBackorder(dashboard + ["--in-memory-catch-up-limit", "10"])
-        #expect(currentErr.isEmpty && current != caughtUpOut)
-        let (nobody, _, nobodyErr) = try runBackorder(dashboard + ["--in-memory-catch-up-limit", "10", "--tenant", "nobody"])
-        #expect(nobody == 1 && nobodyErr.contains("tenant nobody has no data in the last snapshot") && nobodyErr.contains("tenants: default"), "\(nobodyErr)")
+        let (_, generated, _) = try runBackorder(["generate", "--events", "300", "--seed", "5", "--customers", "20", "--products", "10"])
+        #expect(try runBackorder(["append", "-", "--data", dir], stdin: generated).0 == 0)
+        let (nobody, _, nobodyErr) = try runBackorder(["query", "dashboard", "--tenant", "nobody", "--data", dir])
+        #expect(nobody == 1 && nobodyErr.contains("tenant nobody has no data") && nobodyErr.contains("tenants: default"), "\(nobodyErr)")
     }
 
-    @Test func snapshotPolicyDecisions() {
-        let policy = SnapshotPolicy(events: 100, seconds: 60, growth: 0.1)
-        #expect(policy.isDue(behind: 1, viewEvents: 0, age: nil), "no snapshot yet")
-        #expect(!policy.isDue(behind: 0, viewEvents: 10, age: nil))
-        #expect(!policy.isDue(behind: 99, viewEvents: 10, age: 1_000), "below the event threshold")
-        #expect(policy.isDue(behind: 100, viewEvents: 1_000, age: 1), "10 % growth")
-        #expect(!policy.isDue(behind: 100, viewEvents: 1_001, age: 1), "under 10 % growth, young snapshot")
-        #expect(policy.isDue(behind: 100, viewEvents: 1_000_000, age: 60), "old snapshot")
-    }
 }

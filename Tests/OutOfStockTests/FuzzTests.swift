@@ -5,6 +5,8 @@ import Testing
 @testable import EventStore
 @testable import OutOfStock
 @testable import Projections
+import RecordsView
+import KVStore
 
 /// Seeded mutations of valid and invalid inputs, for the readers of untrusted bytes.
 struct Mutator {
@@ -243,71 +245,54 @@ enum Corpus {
         print("fuzz segments: \(300 * Self.scale) mutated log directories, \(errors) reported damage, \(intactReads) batches read intact, \(restamped) re-stamped checksums")
     }
 
+    /// Mutated view files (table files and the manifest) are either rejected with an error
+    /// that names the file, or — where the bytes a query reads were not touched — answer
+    /// exactly as the intact view: never a crash, never a different answer.
     @Test(.timeLimit(.minutes(10)))
-    func snapshotReaderRejectsMutatedSnapshots() async throws {
+    func viewFilesRejectMutations() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let (_, generated, _) = try runBackorder(["generate", "--events", "400", "--seed", "3"])
+        let (_, generated, _) = try runBackorder(["generate", "--events", "2000", "--seed", "3"])
         try generated.write(toFile: dir + "/in.ndjson", atomically: true, encoding: .utf8)
         #expect(try runBackorder(["append", dir + "/in.ndjson", "--data", dir + "/store", "--partitions", "2"]).0 == 0)
-        let (status, _, err) = try runBackorder(["snapshot", "--data", dir + "/store"])
-        #expect(status == 0, "\(err)")
-        let folder = dir + "/store/views/" + RecordsView.name
-        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).first { $0.hasSuffix(".snapshot") })
-        let good = readFile(folder + "/" + name)
-        var options = LogOptions()
-        options.writable = false
-        let log = try await WriteAheadLog.open(at: dir + "/store/log", options: options)
-        let logID = log.manifest.logID
-        await log.close()
-        let decoded = try SnapshotFile.decode(good, as: RecordsView.self, partitions: 2, logID: logID, path: name)
-        let state = decoded.view.encoded()
+        let source = try await EventReader.open(at: dir + "/store")
+        let access = try RecordsViewAccess.open(root: dir + "/store", source: source)
+        let folder = access.view.directory.path(of: access.view.generation)
+        func answers(_ snapshot: KVSnapshot) throws -> String {
+            let q = RecordsQueries(snapshot: snapshot, tenant: "default")
+            var filter = RecordFilter()
+            filter.search = "co"
+            return "\(try q.dashboard(range: TimeRange(), now: 1_800_000_000_000_000)) \(try q.records(filter)) \(try q.insights(by: .product, range: TimeRange(from: 0)))"
+        }
+        let expected = try answers(access.view.snapshot())
+        try access.close()
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".sst") || $0 == "MANIFEST" }.sorted()
         var mutator = Mutator(seed: 0x5EED_0004)
-        var rejected = 0, accepted = 0
-        for i in 0..<(3_000 * Self.scale) {
-            var bytes: [UInt8]
-            switch i % 3 {
-            case 0: bytes = mutator.mutate(good) // mostly caught by the CRC
-            case 1:
-                // Damage behind a valid CRC: the header fields and lengths are parsed.
-                bytes = mutator.mutate(good)
-                if bytes.count >= 8 {
-                    let crc = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[8...])) }
-                    withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange(4..<8, with: $0) }
-                }
-            default:
-                // A well-formed snapshot of a damaged state: the view's own decoder.
-                var raw = ProjectedView<RawState>(partitions: 2)
-                raw.view = RawState(bytes: mutator.mutate(state))
-                raw.positions = decoded.positions
-                raw.lastEventIDs = decoded.lastEventIDs
-                bytes = try SnapshotFile.encode(raw, logID: logID)
-            }
+        var rejected = 0, same = 0
+        for i in 0..<(300 * Self.scale) {
+            let name = files[i % files.count]
+            let path = folder + "/" + name
+            let good = readFile(path)
+            writeFile(path, mutator.mutate(good))
+            defer { writeFile(path, good) }
             do {
-                _ = try SnapshotFile.decode(bytes, as: RecordsView.self, partitions: 2, logID: logID, path: "fuzz-\(i).snapshot")
-                accepted += 1
-            } catch let error as ProjectionError {
+                let reader = try MaintainedView<RecordsProjector>.openReader(root: dir + "/store", source: source, options: RecordsViewAccess.options())
+                defer { try? reader.close() }
+                let got = try answers(reader.snapshot())
+                #expect(got == expected, "mutation \(i) of \(name) changed an answer")
+                same += 1
+            } catch let error as KVError {
                 rejected += 1
-                #expect("\(error)".contains("fuzz-\(i).snapshot"), "mutation \(i): the error must name the file: \(error)")
+                #expect("\(error)".contains(name), "mutation \(i): the error must name \(name): \(error)")
+            } catch let error as ViewError {
+                rejected += 1
+                #expect(name == "MANIFEST" || "\(error)".contains(name), "mutation \(i): \(error)")
             }
         }
-        print("fuzz snapshots: \(accepted + rejected) mutated snapshots, \(rejected) rejected naming the file, \(accepted) accepted")
+        print("fuzz views: \(rejected + same) mutated view files, \(rejected) rejected naming the file, \(same) answered as before")
+        #expect(rejected > 0)
     }
-}
-
-/// Arbitrary state bytes under the records view's name and version, to hand its decoder
-/// damaged state inside an otherwise valid snapshot.
-struct RawState: Projector {
-    static var name: String { RecordsView.name }
-    static var version: Int { RecordsView.version }
-    static var eventTypes: Set<String> { [] }
-    var bytes: [UInt8] = []
-    init() {}
-    init(bytes: [UInt8]) { self.bytes = bytes }
-    init(decoding bytes: [UInt8]) throws { self.bytes = bytes }
-    mutating func apply(_ events: [StoredEvent]) throws {}
-    func encoded() -> [UInt8] { bytes }
 }
 
 func readFile(_ path: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: path) ?? Data()) }

@@ -1,3 +1,5 @@
+import OutOfStock
+
 /// Accumulates the dashboard over requests, whatever holds them: the in-memory book keys
 /// requests by `RequestKey` (requested time, id) and parties by id, a query table by
 /// ordinals, which sort exactly like those keys — so ties of the rankings are broken the
@@ -23,7 +25,7 @@ struct DashboardBuilder<Row: Comparable, Party: Hashable & Comparable> {
         d.byDeliveryState[DeliveryState(status: status, delivered: delivered).rawValue, default: 0] += 1
         d.totalQuantity &+= quantity
         d.deliveredQuantity &+= delivered
-        perDay[requestedAt >= 0 ? requestedAt / Self.day : requestedAt / Self.day - 1, default: 0] += 1
+        perDay[Timestamp.daysSinceEpoch(requestedAt), default: 0] += 1
         if status == .pending {
             let outstanding = quantity &- delivered
             d.outstandingQuantity &+= outstanding

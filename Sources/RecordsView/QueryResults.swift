@@ -1,3 +1,5 @@
+import OutOfStock
+
 /// A time range of business time (µs since the epoch); nil bounds are open.
 public struct TimeRange: Sendable, Equatable {
     /// Inclusive start.
@@ -41,9 +43,7 @@ public struct RecordSummary: Sendable, Equatable, Encodable {
     public let completedAt: String?
 
     /// The summary of a row.
-    public static func from(_ r: RecordRow) -> RecordSummary { RecordSummary(r) }
-
-    init(_ r: RecordRow) {
+    public init(_ r: RecordRow) {
         id = r.id; customerId = r.customerId; customerName = r.customerName; productId = r.productId; productName = r.productName
         size = r.size; quantity = r.quantity; delivered = r.delivered; status = r.status.rawValue
         requestedAt = Timestamp.format(r.requestedAt); completedAt = r.completedAt.map(Timestamp.format)
@@ -138,105 +138,16 @@ public struct QueryError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// A request's place in the order of the records list and of a query table's ordinals:
 /// requested time, then id. Ties of the dashboard's rankings are broken by it.
-struct RequestKey: Comparable {
-    let requestedAt: Int64
-    let id: String
-
-    static func < (a: RequestKey, b: RequestKey) -> Bool { (a.requestedAt, a.id) < (b.requestedAt, b.id) }
-}
-
-/// The queries of domain.md, answered from a tenant's book.
-extension TenantBook {
-    /// The dashboard for `range`, with ageing measured at `now`.
-    public func dashboard(range: TimeRange, now: Int64) -> Dashboard {
-        var builder = DashboardBuilder<RequestKey, String>()
-        for r in records.values where range.contains(r.requestedAt) {
-            builder.add(RequestKey(requestedAt: r.requestedAt, id: r.id), requestedAt: r.requestedAt, status: r.status, quantity: r.quantity,
-                        delivered: r.delivered, completedAt: r.completedAt, customer: r.customerId, product: r.productId)
-        }
-        return builder.finish(now: now, row: { key in records[key.id].map(RecordSummary.init) }) { key, isCustomer in
-            (key, (isCustomer ? customers[key]?.name : products[key]?.name) ?? key)
-        }
+public struct RequestKey: Comparable, Sendable {
+    public init(requestedAt: Int64, id: String) {
+        self.requestedAt = requestedAt
+        self.id = id
     }
 
-    /// A page of the records list.
-    public func records(_ filter: RecordFilter) throws -> RecordPage {
-        let words = SearchText.words(filter.search ?? "")
-        var matches = records.values.filter { r in
-            (filter.customerId.map { r.customerId == $0 } ?? true) && (filter.productId.map { r.productId == $0 } ?? true)
-                && (filter.status.map { r.status == $0 } ?? true) && (filter.deliveryState.map { r.deliveryState == $0 } ?? true)
-                && filter.range.contains(r.requestedAt) && (words.isEmpty || Self.matches(r, words))
-        }
-        matches.sort { filter.newestFirst ? ($0.requestedAt, $0.id) > ($1.requestedAt, $1.id) : ($0.requestedAt, $0.id) < ($1.requestedAt, $1.id) }
-        var start = 0
-        if let cursor = filter.cursor {
-            let parts = cursor.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, let t = Int64(parts[0]) else { throw QueryError(description: "bad cursor \"\(cursor)\": use the nextCursor of a previous page") }
-            let id = String(parts[1])
-            start = matches.firstIndex { filter.newestFirst ? ($0.requestedAt, $0.id) < (t, id) : ($0.requestedAt, $0.id) > (t, id) } ?? matches.count
-        }
-        let limit = max(1, min(filter.limit, 1_000))
-        let page = matches[start..<min(start + limit, matches.count)]
-        let next = start + limit < matches.count ? page.last.map { "\($0.requestedAt):\($0.id)" } : nil
-        return RecordPage(total: matches.count, records: page.map(RecordSummary.init), nextCursor: next)
-    }
+    public let requestedAt: Int64
+    public let id: String
 
-    private static func matches(_ r: RecordRow, _ words: [String]) -> Bool {
-        let haystack = SearchText.words(of: r)
-        return words.allSatisfy { word in haystack.contains { $0.hasPrefix(word) } }
-    }
-
-    /// A customer's details, counts and requests (newest first).
-    public func customer(_ id: String, limit: Int = 50) throws -> CustomerReport {
-        guard let c = customers[id] else { throw QueryError(description: "unknown customer \(id)") }
-        var filter = RecordFilter()
-        filter.customerId = id
-        filter.limit = limit
-        let page = try records(filter)
-        var counts: [String: Int] = [:]
-        for r in records.values where r.customerId == id { counts[r.status.rawValue, default: 0] += 1 }
-        return CustomerReport(id: c.id, number: c.number, name: c.name, region: c.region, city: c.city, removed: c.removed,
-                              byStatus: counts, requests: page)
-    }
-
-    /// A product's backlog: outstanding per size and customers waiting.
-    public func product(_ id: String) throws -> ProductReport {
-        guard let p = products[id] else { throw QueryError(description: "unknown product \(id)") }
-        var bySize: [String: Int64] = [:], waiting: [String: Int64] = [:]
-        for r in records.values where r.productId == id && r.status == .pending {
-            bySize[r.size ?? "-", default: 0] += r.outstanding
-            waiting[r.customerId, default: 0] += r.outstanding
-        }
-        return ProductReport(id: p.id, sku: p.sku, name: p.name, sizes: p.sizes, removed: p.removed,
-                             outstandingBySize: bySize, outstanding: bySize.values.reduce(0, +),
-                             customersWaiting: waiting.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map {
-                                 Ranked(id: $0.key, name: customers[$0.key]?.name ?? $0.key, outstanding: $0.value)
-                             })
-    }
-
-    /// Insights grouped by region, product or customer.
-    public func insights(by dimension: InsightDimension, range: TimeRange) -> [InsightRow] {
-        struct Accumulator { var count = 0; var customers = Set<String>(); var quantity: Int64 = 0; var last: Int64 = .min; var name = "" }
-        var groups: [String: Accumulator] = [:]
-        for r in records.values where range.contains(r.requestedAt) && r.status != .deleted {
-            let key: String, name: String
-            switch dimension {
-            case .region: key = customers[r.customerId]?.region ?? "(none)"; name = key
-            case .product: key = r.productId; name = r.productName
-            case .customer: key = r.customerId; name = r.customerName
-            }
-            var a = groups[key] ?? Accumulator()
-            a.count += 1
-            a.customers.insert(r.customerId)
-            a.quantity += r.quantity
-            if (r.requestedAt, name) >= (a.last, a.name) { a.name = name; a.last = r.requestedAt } // the newest request's name
-            groups[key] = a
-        }
-        return groups.map { key, a in
-            InsightRow(key: key, name: a.name, requests: a.count, customers: a.customers.count, totalQuantity: a.quantity,
-                       averageQuantity: (Double(a.quantity) / Double(max(a.count, 1)) * 10).rounded() / 10, lastRequest: Timestamp.format(a.last))
-        }.sorted { ($0.requests, $1.key) > ($1.requests, $0.key) }
-    }
+    public static func < (a: RequestKey, b: RequestKey) -> Bool { (a.requestedAt, a.id) < (b.requestedAt, b.id) }
 }
 
 /// What the customer query answers.

@@ -1,0 +1,176 @@
+import OutOfStock
+
+/// The columns of a request that change with its events, stored under its time
+/// (`T` time id): what the dashboards, lists and aggregates read, kept small because
+/// range queries scan them.
+struct RequestColumns: Equatable {
+    var status: RecordStatus
+    var quantity: Int64
+    var delivered: Int64
+    var completedAt: Int64?
+    var updatedAt: Int64
+    var updatedBy: String
+    var deliveries: Int
+    var customerId: String
+    var productId: String
+    var size: String?
+    /// The lane offset of the request's newest event (its history is read back from there).
+    var head: Int64
+
+    var outstanding: Int64 { status == .pending ? quantity &- delivered : 0 }
+    var deliveryState: DeliveryState { DeliveryState(status: status, delivered: delivered) }
+
+    func encoded() -> [UInt8] {
+        var w = RowWriter(capacity: 48)
+        w.byte(UInt8(status.index) | (completedAt == nil ? 0 : 0x10) | (size == nil ? 0 : 0x20))
+        w.int(quantity)
+        w.int(delivered)
+        if let completedAt { w.int(completedAt) }
+        w.int(updatedAt)
+        w.int(Int64(deliveries))
+        w.int(head)
+        w.text(customerId)
+        w.text(productId)
+        if let size { w.text(size) }
+        w.text(updatedBy)
+        return w.bytes
+    }
+
+    init(status: RecordStatus, quantity: Int64, delivered: Int64, completedAt: Int64?, updatedAt: Int64, updatedBy: String, deliveries: Int,
+         customerId: String, productId: String, size: String?, head: Int64) {
+        self.status = status
+        self.quantity = quantity
+        self.delivered = delivered
+        self.completedAt = completedAt
+        self.updatedAt = updatedAt
+        self.updatedBy = updatedBy
+        self.deliveries = deliveries
+        self.customerId = customerId
+        self.productId = productId
+        self.size = size
+        self.head = head
+    }
+
+    init(decoding bytes: UnsafeRawBufferPointer) throws {
+        var r = RowReader(bytes)
+        let flags = try r.byte()
+        guard let status = RecordStatus(index: Int64(flags & 0x0F)) else { throw RowDamage() }
+        self.status = status
+        quantity = try r.int()
+        delivered = try r.int()
+        completedAt = flags & 0x10 != 0 ? try r.int() : nil
+        updatedAt = try r.int()
+        deliveries = Int(try r.int())
+        head = try r.int()
+        customerId = try r.text()
+        productId = try r.text()
+        size = flags & 0x20 != 0 ? try r.text() : nil
+        updatedBy = try r.text()
+        guard r.isAtEnd else { throw RowDamage() }
+    }
+
+    /// Only the fields a scan of `T` rows needs most often, without allocating strings.
+    static func peekStatus(_ bytes: UnsafeRawBufferPointer) -> RecordStatus? {
+        guard let first = bytes.first else { return nil }
+        return RecordStatus(index: Int64(first & 0x0F))
+    }
+}
+
+/// The details of a request that rarely change, stored under its id (`R` id): its time
+/// (to find its columns), the names it was recorded with, notes and reason.
+struct RequestDetails: Equatable {
+    var requestedAt: Int64
+    var customerName: String
+    var productName: String
+    var notes: String?
+    var reason: String?
+    var createdBy: String
+
+    func encoded() -> [UInt8] {
+        var w = RowWriter(capacity: 64)
+        w.int(requestedAt)
+        w.text(customerName)
+        w.text(productName)
+        w.optionalText(notes)
+        w.optionalText(reason)
+        w.text(createdBy)
+        return w.bytes
+    }
+
+    init(requestedAt: Int64, customerName: String, productName: String, notes: String?, reason: String?, createdBy: String) {
+        self.requestedAt = requestedAt
+        self.customerName = customerName
+        self.productName = productName
+        self.notes = notes
+        self.reason = reason
+        self.createdBy = createdBy
+    }
+
+    init(decoding bytes: UnsafeRawBufferPointer) throws {
+        var r = RowReader(bytes)
+        requestedAt = try r.int()
+        customerName = try r.text()
+        productName = try r.text()
+        notes = try r.optionalText()
+        reason = try r.optionalText()
+        createdBy = try r.text()
+        guard r.isAtEnd else { throw RowDamage() }
+    }
+
+    /// Just the request time, the first field.
+    static func peekRequestedAt(_ bytes: UnsafeRawBufferPointer) throws -> Int64 {
+        var r = RowReader(bytes)
+        return try r.int()
+    }
+}
+
+extension RecordRow {
+    init(id: String, _ c: RequestColumns, _ d: RequestDetails) {
+        self.init(id: id, customerId: c.customerId, productId: c.productId, size: c.size, customerName: d.customerName,
+                  productName: d.productName, quantity: c.quantity, delivered: c.delivered, status: c.status, requestedAt: d.requestedAt,
+                  completedAt: c.completedAt, notes: d.notes, reason: d.reason, createdBy: d.createdBy, updatedBy: c.updatedBy,
+                  updatedAt: c.updatedAt, deliveries: c.deliveries, head: c.head)
+    }
+}
+
+extension CustomerRow {
+    func encoded() -> [UInt8] {
+        var w = RowWriter(capacity: 64)
+        w.text(number); w.text(name); w.optionalText(region); w.optionalText(city); w.optionalText(country)
+        w.byte(removed ? 1 : 0)
+        return w.bytes
+    }
+
+    init(id: String, decoding bytes: UnsafeRawBufferPointer) throws {
+        var r = RowReader(bytes)
+        self.init(id: id, number: try r.text(), name: try r.text(), region: try r.optionalText(), city: try r.optionalText(),
+                  country: try r.optionalText(), removed: try r.byte() != 0)
+        guard r.isAtEnd else { throw RowDamage() }
+    }
+}
+
+extension ProductRow {
+    func encoded() -> [UInt8] {
+        var w = RowWriter(capacity: 64)
+        w.text(sku); w.text(name); w.texts(sizes)
+        w.byte(removed ? 1 : 0)
+        return w.bytes
+    }
+
+    init(id: String, decoding bytes: UnsafeRawBufferPointer) throws {
+        var r = RowReader(bytes)
+        self.init(id: id, sku: try r.text(), name: try r.text(), sizes: try r.texts(), removed: try r.byte() != 0)
+        guard r.isAtEnd else { throw RowDamage() }
+    }
+}
+
+extension RecordStatus {
+    /// Its number in stored rows (the order of `allCases`).
+    var index: Int { RecordStatus.allCases.firstIndex(of: self) ?? 0 }
+
+    /// The status numbered `index`, or nil.
+    init?(index: Int64) {
+        guard index >= 0 && index < Int64(RecordStatus.allCases.count) else { return nil }
+        self = RecordStatus.allCases[Int(index)]
+    }
+}

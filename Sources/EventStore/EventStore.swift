@@ -246,6 +246,26 @@ public struct EventCursor: Sendable {
         self.from = from
     }
 
+    /// The events of the next batch, read in place (see `nextBatch`).
+    mutating func nextBatchRaw(_ body: (RawEvent) throws -> Void) throws -> Bool {
+        if let batches {
+            guard let events = try batches.next() else { return false }
+            for event in events { try RawEvent.withRaw(event, body) }
+            if let last = events.last { from = last.position.offset + 1 }
+            return true
+        }
+        do {
+            guard let batch = try logCursor?.next() else { return false }
+            let start = from
+            try batch.forEach { record in
+                guard record.offset >= start else { return }
+                try body(try RawEvent.decode(record, partition: partition))
+            }
+            from = batch.nextOffset
+            return true
+        }
+    }
+
     /// The next batch of events (nil at the end; later calls see newer events).
     public mutating func next() throws -> [StoredEvent]? {
         if let batches {

@@ -145,13 +145,15 @@ public final class MaintainedView<P: ViewProjector> {
         var applied: Int64 = 0
         for lane in ends.indices where checkpoint.positions[lane] < ends[lane] {
             var cursor = try source.events(partition: lane, from: checkpoint.positions[lane])
-            while checkpoint.positions[lane] < ends[lane], let batch = try cursor.next() {
-                let kept = batch.prefix { $0.position.offset < ends[lane] }
-                guard !kept.isEmpty else { break }
-                let events = Array(kept)
-                try projector.apply(events)
-                checkpoint.advance(lane: lane, past: events)
-                applied += Int64(events.count)
+            let end = ends[lane]
+            var more = true
+            while more && checkpoint.positions[lane] < end {
+                more = try cursor.nextBatch { event in
+                    guard event.position.offset < end else { return }
+                    try projector.apply(event)
+                    checkpoint.advance(past: event)
+                    applied += 1
+                }
                 if isWriter && store.needsFreeze { try commit() }
                 progress(applied)
             }

@@ -98,12 +98,12 @@ public struct ViewCheckpoint: Sendable, Equatable {
         return nil
     }
 
-    /// Notes a batch of one lane as applied.
-    public mutating func advance(lane: Int, past events: [StoredEvent]) {
-        guard let last = events.last else { return }
-        precondition(events.first?.position.offset == positions[lane], "view \(viewName): lane \(lane) applied out of order")
-        positions[lane] = last.position.offset + 1
-        lastEventIDs[lane] = last.id
-        eventsApplied += Int64(events.count)
+    /// Notes one event as applied; it must be the next of its lane.
+    public mutating func advance(past event: RawEvent) {
+        let lane = event.position.partition
+        precondition(event.position.offset == positions[lane], "view \(viewName): lane \(lane) applied offset \(event.position.offset) where \(positions[lane]) was next")
+        positions[lane] = event.position.offset + 1
+        lastEventIDs[lane] = event.id
+        eventsApplied += 1
     }
 }

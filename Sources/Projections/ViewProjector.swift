@@ -14,8 +14,9 @@ public protocol ViewProjector: AnyObject {
     static var version: Int { get }
     /// A projector writing into `store`.
     init(store: KVStore)
-    /// Applies events of one lane, in offset order.
-    func apply(_ events: [StoredEvent]) throws
+    /// Applies the next event of a lane (each lane's events come in offset order; lanes
+    /// may interleave).
+    func apply(_ event: RawEvent) throws
     /// Writes anything buffered (see above).
     func prepareCommit() throws
 }

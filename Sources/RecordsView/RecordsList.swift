@@ -133,7 +133,7 @@ extension RecordsQueries {
     }
 
     /// The months of postings that may hold requests of `range`, oldest first.
-    private func months(_ range: TimeRange) throws -> [UInt16] {
+    func months(_ range: TimeRange) throws -> [UInt16] {
         let totals = try self.totals()
         guard totals.firstRequestAt <= totals.lastRequestAt else { return [] }
         let first = max(totals.firstRequestAt, range.from ?? .min)
@@ -143,7 +143,7 @@ extension RecordsQueries {
     }
 
     /// A customer's or product's requests in `range`, in (time, id) order.
-    private func postings(_ kind: UInt8, _ party: String, _ range: TimeRange) throws -> [RequestKey] {
+    func postings(_ kind: UInt8, _ party: String, _ range: TimeRange) throws -> [RequestKey] {
         var out: [RequestKey] = []
         for month in try months(range) {
             var prefix = ViewKey.prefix(tenant, kind, month: month)

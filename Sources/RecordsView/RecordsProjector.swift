@@ -17,12 +17,10 @@ public final class RecordsProjector: ViewProjector {
     public static let version = 2
 
     private let store: KVStore
-    private var records = TwoGenerationCache<HashedKey, CachedRequest>(limit: 200_000)
-    private var tallies: [HashedKey: TallyEntry] = [:]
+    private var records = TwoGenerationCache<RequestRef, CachedRequest>(limit: 200_000)
+    private let tallies = TallyBuffer(limit: 300_000)
     private var dirtyLasts: Set<GroupRef> = []
-    private var knownNames = TwoGenerationCache<HashedKey, Bool>(limit: 100_000)
-    /// Tallies kept in memory before they are written out (a commit writes them all).
-    private let tallyLimit = 50_000
+    private var knownNames = TwoGenerationCache<RequestRef, Bool>(limit: 100_000)
 
     /// A projector writing into `store` (its writer).
     public init(store: KVStore) { self.store = store }
@@ -32,11 +30,10 @@ public final class RecordsProjector: ViewProjector {
         var details: RequestDetails
     }
 
-    enum TallyEntry {
-        case totals(TenantTotals)
-        case day(Tally)
-        case group(GroupTally)
-        case pending(PendingTally)
+    /// A request's identity in the cache (short strings: no allocation, cheap hashing).
+    struct RequestRef: Hashable {
+        let tenant: String
+        let id: String
     }
 
     /// A customer's or product's tally whose newest request must be found again (the one
@@ -49,35 +46,46 @@ public final class RecordsProjector: ViewProjector {
 
     // MARK: Applying events
 
-    public func apply(_ events: [StoredEvent]) throws {
-        for event in events {
-            let data = try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion)
-            switch event.type {
-            case "CustomerRegistered", "CustomerUpdated", "CustomerRemoved": try applyCustomer(event, data)
-            case "ProductRegistered", "ProductUpdated", "ProductRemoved": try applyProduct(event, data)
-            case "OutOfStockReported": try report(event, data)
-            default: try change(event, data)
-            }
+    public func apply(_ event: RawEvent) throws {
+        guard let kind = EventKind(event.type) else {
+            throw ViewDamage(view: Self.name, "event at \(event.position) has type \(String(decoding: event.type, as: UTF8.self)), which this build does not know")
         }
-        if tallies.count > tallyLimit { try writeTallies() }
+        let tenant = String(decoding: event.tenant, as: UTF8.self)
+        switch kind {
+        case .customer, .customerRemoved, .product, .productRemoved:
+            let type = String(decoding: event.type, as: UTF8.self)
+            let data = try EventData.decode(Array(event.data), type: type, schemaVersion: event.schemaVersion)
+            if kind == .customer || kind == .customerRemoved { try applyCustomer(tenant, data, removed: kind == .customerRemoved) } else {
+                try applyProduct(tenant, data, removed: kind == .productRemoved)
+            }
+        default:
+            let type = String(decoding: event.type, as: UTF8.self)
+            guard let known = EventType.all[type], event.schemaVersion >= 1 && event.schemaVersion <= known.schemaVersion else {
+                throw ViewDamage(view: Self.name, "event at \(event.position): \(type) schema version \(event.schemaVersion) is newer than this build reads")
+            }
+            let fields = try RecordFields(event.data, type: type, schemaVersion: event.schemaVersion)
+            let actor = String(decoding: event.actor, as: UTF8.self)
+            if kind == .reported { try report(tenant, event, fields, actor) } else { try change(tenant, kind, event, fields, actor) }
+        }
+        if tallies.isFull { try tallies.write(to: store) }
     }
 
     /// Writes what is buffered and settles what was left for later, so that the store holds
     /// exactly the view of the events applied so far: call before each commit.
     public func prepareCommit() throws {
-        try writeTallies()
+        try tallies.write(to: store)
         guard !dirtyLasts.isEmpty else { return }
         let snapshot = store.writerSnapshot()
         for group in dirtyLasts.sorted(by: { ($0.tenant, $0.id, $0.isCustomer ? 1 : 0) < ($1.tenant, $1.id, $1.isCustomer ? 1 : 0) }) {
             try recomputeLast(group, snapshot)
         }
         dirtyLasts.removeAll()
-        try writeTallies()
+        try tallies.write(to: store)
     }
 
-    private func applyCustomer(_ e: StoredEvent, _ data: EventData) throws {
+    private func applyCustomer(_ tenant: String, _ data: EventData, removed: Bool) throws {
         guard let id = data.string(.customerId) else { return }
-        let key = RowKeys.customer(e.tenant, id)
+        let key = RowKeys.customer(tenant, id)
         var c = try read(key) { try CustomerRow(id: id, decoding: $0) }
             ?? CustomerRow(id: id, number: "", name: "", region: nil, city: nil, country: nil, removed: false)
         if let v = data.string(.number) { c.number = v }
@@ -85,156 +93,177 @@ public final class RecordsProjector: ViewProjector {
         if let v = data.string(.region) { c.region = v }
         if let v = data.string(.city) { c.city = v }
         if let v = data.string(.country) { c.country = v }
-        if e.type == "CustomerRemoved" { c.removed = true }
+        if removed { c.removed = true }
         try store.put(key, c.encoded())
     }
 
-    private func applyProduct(_ e: StoredEvent, _ data: EventData) throws {
+    private func applyProduct(_ tenant: String, _ data: EventData, removed: Bool) throws {
         guard let id = data.string(.productId) else { return }
-        let key = RowKeys.product(e.tenant, id)
+        let key = RowKeys.product(tenant, id)
         var p = try read(key) { try ProductRow(id: id, decoding: $0) } ?? ProductRow(id: id, sku: "", name: "", sizes: [], removed: false)
         if let v = data.string(.sku) { p.sku = v }
         if let v = data.string(.name) { p.name = v }
         if let v = data.strings(.sizes) { p.sizes = v }
-        if e.type == "ProductRemoved" { p.removed = true }
+        if removed { p.removed = true }
         try store.put(key, p.encoded())
     }
 
-    private func report(_ e: StoredEvent, _ data: EventData) throws {
-        guard let id = data.string(.recordId), let customerId = data.string(.customerId), let productId = data.string(.productId) else { return }
+    private func report(_ tenant: String, _ e: RawEvent, _ f: RecordFields, _ actor: String) throws {
+        guard let id = f.recordId, let customerId = f.customerId, let productId = f.productId else { return }
         // A stream's first event is its first: only a second report of one record (which the
         // rules forbid) needs the old one removed.
-        if e.streamVersion != 1, let old = try load(e.tenant, id) { try remove(e.tenant, id, old) }
+        if e.streamVersion != 1, let old = try load(tenant, id) { try remove(tenant, id, old) }
         let at = e.businessTime
         let request = CachedRequest(
-            columns: RequestColumns(status: .pending, quantity: data.integer(.quantity) ?? 0, delivered: 0, completedAt: nil, updatedAt: at,
-                                    updatedBy: e.actor, deliveries: 0, customerId: customerId, productId: productId, size: data.string(.size),
+            columns: RequestColumns(status: .pending, quantity: f.quantity ?? 0, delivered: 0, completedAt: nil, updatedAt: at,
+                                    updatedBy: actor, deliveries: 0, customerId: customerId, productId: productId, size: f.size,
                                     head: e.position.offset),
             // The names come with the event (schema version 2); a version-1 event shows ids.
-            details: RequestDetails(requestedAt: at, customerName: data.string(.customerName) ?? customerId,
-                                    productName: data.string(.productName) ?? productId, notes: data.string(.notes), reason: nil, createdBy: e.actor))
-        try add(e.tenant, id, request)
+            details: RequestDetails(requestedAt: at, customerName: f.customerName ?? customerId, productName: f.productName ?? productId,
+                                    notes: f.notes, reason: nil, createdBy: actor))
+        try add(tenant, id, request)
     }
 
     /// Applies a change to an existing request (every type but the report).
-    private func change(_ e: StoredEvent, _ data: EventData) throws {
-        guard let id = data.string(.recordId), let old = try load(e.tenant, id) else { return }
+    private func change(_ tenant: String, _ kind: EventKind, _ e: RawEvent, _ f: RecordFields, _ actor: String) throws {
+        guard let id = f.recordId, let old = try load(tenant, id) else { return }
         var new = old
         let at = e.businessTime
-        switch e.type {
-        case "OutOfStockAmended":
-            if let q = data.integer(.quantity) { new.columns.quantity = q }
-            if let n = data.string(.notes) { new.details.notes = n }
-            if let s = data.string(.size) { new.columns.size = s }
-            if let c = data.string(.customerId) { new.columns.customerId = c; new.details.customerName = data.string(.customerName) ?? c }
-            if let p = data.string(.productId) { new.columns.productId = p; new.details.productName = data.string(.productName) ?? p }
+        switch kind {
+        case .amended:
+            if let q = f.quantity { new.columns.quantity = q }
+            if let n = f.notes { new.details.notes = n }
+            if let s = f.size { new.columns.size = s }
+            if let c = f.customerId { new.columns.customerId = c; new.details.customerName = f.customerName ?? c }
+            if let p = f.productId { new.columns.productId = p; new.details.productName = f.productName ?? p }
             if new.columns.status == .pending && new.columns.delivered >= new.columns.quantity {
                 new.columns.status = .completed
                 new.columns.completedAt = at
             }
-        case "DeliveryRecorded":
-            new.columns.delivered = new.columns.delivered.addingReportingOverflow(data.integer(.quantity) ?? 0).partialValue
+        case .delivery:
+            new.columns.delivered = new.columns.delivered.addingReportingOverflow(f.quantity ?? 0).partialValue
             new.columns.deliveries += 1
             if new.columns.delivered >= new.columns.quantity { new.columns.status = .completed; new.columns.completedAt = at }
-        case "OutOfStockClosed":
+        case .closed:
             new.columns.status = .completed
             new.columns.completedAt = at
-            new.details.reason = data.string(.reason)
-        case "RefundRecorded":
+            new.details.reason = f.reason
+        case .refunded:
             new.columns.status = .refunded
             new.columns.completedAt = at
-            new.details.reason = data.string(.reason)
-        case "OutOfStockDeleted":
+            new.details.reason = f.reason
+        case .deleted:
             new.columns.status = .deleted
-            new.details.reason = data.string(.reason) ?? new.details.reason
+            new.details.reason = f.reason ?? new.details.reason
         default:
             return
         }
-        new.columns.updatedBy = e.actor
+        new.columns.updatedBy = actor
         new.columns.updatedAt = at
         new.columns.head = e.position.offset
-        try replace(e.tenant, id, old, with: new)
+        try replace(tenant, id, old, with: new)
     }
 
     // MARK: Requests
 
     private func add(_ tenant: String, _ id: String, _ r: CachedRequest) throws {
         let at = r.details.requestedAt, month = ViewKey.month(of: at)
-        try store.put(RowKeys.requestByTime(tenant, at, id), r.columns.encoded())
-        try store.put(RowKeys.requestByID(tenant, id), r.details.encoded())
-        try store.put(RowKeys.posting(tenant, ViewKey.customerPosting, month, r.columns.customerId, at, id), [])
-        try store.put(RowKeys.posting(tenant, ViewKey.productPosting, month, r.columns.productId, at, id), [])
-        for name in Set([r.details.customerName, r.details.productName]) {
+        try put({ RowKeys.requestByTime(&$0, tenant, at, id) }, value: { r.columns.encode(into: &$0) })
+        try put({ RowKeys.requestByID(&$0, tenant, id) }, value: { r.details.encode(into: &$0) })
+        try put({ RowKeys.posting(&$0, tenant, ViewKey.customerPosting, month, r.columns.customerId, at, id) })
+        try put({ RowKeys.posting(&$0, tenant, ViewKey.productPosting, month, r.columns.productId, at, id) },
+                value: { RowKeys.productPostingValue(&$0, customer: r.columns.customerId, deleted: r.columns.status == .deleted) })
+        for name in names(r) {
             try registerName(tenant, name)
-            try store.put(RowKeys.namePosting(tenant, month, name, at, id), [])
+            try put({ RowKeys.namePosting(&$0, tenant, month, name, at, id) })
         }
-        for word in Set(SearchText.words(r.details.notes ?? "")) { try store.put(RowKeys.notesWord(tenant, month, word, at, id), []) }
-        if r.columns.status == .completed, let done = r.columns.completedAt { try store.put(RowKeys.completion(tenant, done, id), []) }
-        try count(tenant, r, sign: 1)
-        records.set(RowKeys.cacheKey(tenant, id), r)
+        if let notes = r.details.notes {
+            for word in Set(SearchText.words(notes)) { try put({ RowKeys.notesWord(&$0, tenant, month, word, at, id) }) }
+        }
+        if r.columns.status == .completed, let done = r.columns.completedAt { try put({ RowKeys.completion(&$0, tenant, done, id) }) }
+        try count(tenant, old: nil, new: r)
+        records.set(RequestRef(tenant: tenant, id: id), r)
+    }
+
+    /// The distinct names a request was recorded with.
+    private func names(_ r: CachedRequest) -> [String] {
+        r.details.customerName == r.details.productName ? [r.details.customerName] : [r.details.customerName, r.details.productName]
+    }
+
+    private var keyBuffer: [UInt8] = []
+    private var valueBuffer: [UInt8] = []
+
+    /// Writes a row whose key (and value) are built in reusable buffers: no allocation.
+    private func put(_ key: (inout [UInt8]) -> Void, value: ((inout [UInt8]) -> Void)? = nil) throws {
+        keyBuffer.removeAll(keepingCapacity: true)
+        key(&keyBuffer)
+        valueBuffer.removeAll(keepingCapacity: true)
+        value?(&valueBuffer)
+        try keyBuffer.withUnsafeBytes { k in try valueBuffer.withUnsafeBytes { v in try store.put(k, v) } }
+    }
+
+    private func delete(_ key: (inout [UInt8]) -> Void) throws {
+        keyBuffer.removeAll(keepingCapacity: true)
+        key(&keyBuffer)
+        try keyBuffer.withUnsafeBytes { try store.delete($0) }
     }
 
     /// Removes every row of a request (a report that replaces an earlier one).
     private func remove(_ tenant: String, _ id: String, _ r: CachedRequest) throws {
         let at = r.details.requestedAt, month = ViewKey.month(of: at)
-        try store.delete(RowKeys.requestByTime(tenant, at, id))
-        try store.delete(RowKeys.requestByID(tenant, id))
-        try store.delete(RowKeys.posting(tenant, ViewKey.customerPosting, month, r.columns.customerId, at, id))
-        try store.delete(RowKeys.posting(tenant, ViewKey.productPosting, month, r.columns.productId, at, id))
-        for name in Set([r.details.customerName, r.details.productName]) { try store.delete(RowKeys.namePosting(tenant, month, name, at, id)) }
-        for word in Set(SearchText.words(r.details.notes ?? "")) { try store.delete(RowKeys.notesWord(tenant, month, word, at, id)) }
-        if r.columns.status == .completed, let done = r.columns.completedAt { try store.delete(RowKeys.completion(tenant, done, id)) }
-        try count(tenant, r, sign: -1)
+        try delete { RowKeys.requestByTime(&$0, tenant, at, id) }
+        try delete { RowKeys.requestByID(&$0, tenant, id) }
+        try delete { RowKeys.posting(&$0, tenant, ViewKey.customerPosting, month, r.columns.customerId, at, id) }
+        try delete { RowKeys.posting(&$0, tenant, ViewKey.productPosting, month, r.columns.productId, at, id) }
+        for name in names(r) { try delete { RowKeys.namePosting(&$0, tenant, month, name, at, id) } }
+        for word in Set(SearchText.words(r.details.notes ?? "")) { try delete { RowKeys.notesWord(&$0, tenant, month, word, at, id) } }
+        if r.columns.status == .completed, let done = r.columns.completedAt { try delete { RowKeys.completion(&$0, tenant, done, id) } }
+        try count(tenant, old: r, new: nil)
     }
 
     private func replace(_ tenant: String, _ id: String, _ old: CachedRequest, with new: CachedRequest) throws {
         let at = old.details.requestedAt, month = ViewKey.month(of: at)
         precondition(new.details.requestedAt == at, "a request's time never changes")
-        try store.put(RowKeys.requestByTime(tenant, at, id), new.columns.encoded())
-        if new.details != old.details { try store.put(RowKeys.requestByID(tenant, id), new.details.encoded()) }
+        try put({ RowKeys.requestByTime(&$0, tenant, at, id) }, value: { new.columns.encode(into: &$0) })
+        if new.details != old.details { try put({ RowKeys.requestByID(&$0, tenant, id) }, value: { new.details.encode(into: &$0) }) }
         if new.columns.customerId != old.columns.customerId {
-            try store.delete(RowKeys.posting(tenant, ViewKey.customerPosting, month, old.columns.customerId, at, id))
-            try store.put(RowKeys.posting(tenant, ViewKey.customerPosting, month, new.columns.customerId, at, id), [])
+            try delete { RowKeys.posting(&$0, tenant, ViewKey.customerPosting, month, old.columns.customerId, at, id) }
+            try put { RowKeys.posting(&$0, tenant, ViewKey.customerPosting, month, new.columns.customerId, at, id) }
         }
-        if new.columns.productId != old.columns.productId {
-            try store.delete(RowKeys.posting(tenant, ViewKey.productPosting, month, old.columns.productId, at, id))
-            try store.put(RowKeys.posting(tenant, ViewKey.productPosting, month, new.columns.productId, at, id), [])
+        let oldDeleted = old.columns.status == .deleted, newDeleted = new.columns.status == .deleted
+        if new.columns.productId != old.columns.productId || new.columns.customerId != old.columns.customerId || oldDeleted != newDeleted {
+            if new.columns.productId != old.columns.productId {
+                try delete { RowKeys.posting(&$0, tenant, ViewKey.productPosting, month, old.columns.productId, at, id) }
+            }
+            try put({ RowKeys.posting(&$0, tenant, ViewKey.productPosting, month, new.columns.productId, at, id) },
+                    value: { RowKeys.productPostingValue(&$0, customer: new.columns.customerId, deleted: newDeleted) })
         }
-        let oldNames = Set([old.details.customerName, old.details.productName]), newNames = Set([new.details.customerName, new.details.productName])
+        let oldNames = names(old), newNames = names(new)
         if oldNames != newNames {
-            for name in oldNames.subtracting(newNames) { try store.delete(RowKeys.namePosting(tenant, month, name, at, id)) }
-            for name in newNames.subtracting(oldNames) {
+            for name in oldNames where !newNames.contains(name) { try delete { RowKeys.namePosting(&$0, tenant, month, name, at, id) } }
+            for name in newNames where !oldNames.contains(name) {
                 try registerName(tenant, name)
-                try store.put(RowKeys.namePosting(tenant, month, name, at, id), [])
+                try put { RowKeys.namePosting(&$0, tenant, month, name, at, id) }
             }
         }
         if new.details.notes != old.details.notes {
             let oldWords = Set(SearchText.words(old.details.notes ?? "")), newWords = Set(SearchText.words(new.details.notes ?? ""))
-            for word in oldWords.subtracting(newWords) { try store.delete(RowKeys.notesWord(tenant, month, word, at, id)) }
-            for word in newWords.subtracting(oldWords) { try store.put(RowKeys.notesWord(tenant, month, word, at, id), []) }
+            for word in oldWords.subtracting(newWords) { try delete { RowKeys.notesWord(&$0, tenant, month, word, at, id) } }
+            for word in newWords.subtracting(oldWords) { try put { RowKeys.notesWord(&$0, tenant, month, word, at, id) } }
         }
         let oldDone = old.columns.status == .completed ? old.columns.completedAt : nil
         let newDone = new.columns.status == .completed ? new.columns.completedAt : nil
         if oldDone != newDone {
-            if let t = oldDone { try store.delete(RowKeys.completion(tenant, t, id)) }
-            if let t = newDone { try store.put(RowKeys.completion(tenant, t, id), []) }
+            if let t = oldDone { try delete { RowKeys.completion(&$0, tenant, t, id) } }
+            if let t = newDone { try put { RowKeys.completion(&$0, tenant, t, id) } }
         }
-        // A group's newest request must be found again only when the request stops
-        // counting for it (deleted, moved to another group) or its name changes.
-        func sameForLast(_ isCustomer: Bool) -> Bool {
-            let counted = old.columns.status != .deleted && new.columns.status != .deleted
-            return isCustomer
-                ? counted && old.columns.customerId == new.columns.customerId && old.details.customerName == new.details.customerName
-                : counted && old.columns.productId == new.columns.productId && old.details.productName == new.details.productName
-        }
-        try count(tenant, old, sign: -1, keepLast: (sameForLast(true), sameForLast(false)))
-        try count(tenant, new, sign: 1)
-        records.set(RowKeys.cacheKey(tenant, id), new)
+        try count(tenant, old: old, new: new)
+        records.set(RequestRef(tenant: tenant, id: id), new)
     }
 
     /// A request's rows: from the cache, or its details (by id) and then its columns (by time).
     private func load(_ tenant: String, _ id: String) throws -> CachedRequest? {
-        let key = RowKeys.cacheKey(tenant, id)
+        let key = RequestRef(tenant: tenant, id: id)
         if let cached = records.get(key) { return cached }
         guard let details = try read(RowKeys.requestByID(tenant, id), { try RequestDetails(decoding: $0) }) else { return nil }
         guard let columns = try read(RowKeys.requestByTime(tenant, details.requestedAt, id), { try RequestColumns(decoding: $0) }) else {
@@ -261,93 +290,67 @@ public final class RecordsProjector: ViewProjector {
 
     /// Makes a recorded name findable by its words (once per distinct name).
     private func registerName(_ tenant: String, _ name: String) throws {
+        let known = RequestRef(tenant: tenant, id: name)
+        if knownNames.get(known) != nil { return }
         let key = RowKeys.name(tenant, name)
-        let hashed = HashedKey(key)
-        if knownNames.get(hashed) != nil { return }
         let stored = try key.withUnsafeBytes { k in try store.withValue(k) { $0 != nil } }
         if !stored {
             try store.put(key, [])
             for word in Set(SearchText.words(name)) { try store.put(RowKeys.nameWord(tenant, word, name), []) }
         }
-        knownNames.set(hashed, true)
+        knownNames.set(known, true)
     }
 
     // MARK: Tallies
 
-    /// Adds (sign 1) or subtracts (-1) a request's contribution to every tally it counts in.
-    /// `keepLast` says, for the customer and the product, that the request stays their
-    /// newest as it was (a subtraction then leaves their newest request alone).
-    private func count(_ tenant: String, _ r: CachedRequest, sign: Int64, keepLast: (Bool, Bool) = (false, false)) throws {
-        let c = r.columns, at = r.details.requestedAt
-        let tally = Tally.of(c, requestedAt: at)
-        try update(RowKeys.totals(tenant)) { (t: inout TenantTotals) in
-            t.tally.add(tally, sign: sign)
-            if sign > 0 {
+    /// Moves a request's contribution from its old state to its new one (nil: none) in every
+    /// tally it counts in; keys that stay the same get the difference in one update.
+    private func count(_ tenant: String, old: CachedRequest?, new: CachedRequest?) throws {
+        let oldTally = old.map { Tally.of($0.columns, requestedAt: $0.details.requestedAt) }
+        let newTally = new.map { Tally.of($0.columns, requestedAt: $0.details.requestedAt) }
+        var delta = newTally ?? Tally()
+        if let oldTally { delta.add(oldTally, sign: -1) }
+        let at = (new ?? old)?.details.requestedAt ?? 0
+        try tallies.updateTotals(tenant, store) { t in
+            t.tally.add(delta, sign: 1)
+            if new != nil {
                 t.firstRequestAt = min(t.firstRequestAt, at)
                 t.lastRequestAt = max(t.lastRequestAt, at)
             }
         }
-        try update(RowKeys.day(tenant, ViewKey.day(of: at))) { (t: inout Tally) in t.add(tally, sign: sign) }
-        let counted = c.status != .deleted
+        try tallies.updateDay(tenant, ViewKey.day(of: at), store) { $0.add(delta, sign: 1) }
         for isCustomer in [true, false] {
-            let id = isCustomer ? c.customerId : c.productId
-            let name = isCustomer ? r.details.customerName : r.details.productName
-            try update(isCustomer ? RowKeys.customerTally(tenant, id) : RowKeys.productTally(tenant, id)) { (g: inout GroupTally) in
-                g.tally.add(tally, sign: sign)
-                if counted && !(isCustomer ? keepLast.0 : keepLast.1) {
-                    if sign > 0 {
-                        g.noteRequest(at: at, name: name)
-                    } else if at == g.lastAt {
-                        // The newest request leaves the group: find the newest again at commit.
-                        dirtyLasts.insert(GroupRef(tenant: tenant, isCustomer: isCustomer, id: id))
-                    }
+            func group(_ r: CachedRequest) -> String { isCustomer ? r.columns.customerId : r.columns.productId }
+            func name(_ r: CachedRequest) -> String { isCustomer ? r.details.customerName : r.details.productName }
+            func counted(_ r: CachedRequest?) -> Bool { r.map { $0.columns.status != .deleted } ?? false }
+            if let old, let new, group(old) == group(new) {
+                // The same group: the difference, and its newest request kept unless this
+                // request stops counting for it or its name changes.
+                let keepsLast = counted(old) == counted(new) && name(old) == name(new)
+                try tallies.updateGroup(tenant, isCustomer, group(new), store) { g in
+                    g.tally.add(delta, sign: 1)
+                    if !keepsLast && counted(old) && old.details.requestedAt == g.lastAt { markLast(tenant, isCustomer, group(old)) }
+                    if counted(new) { g.noteRequest(at: new.details.requestedAt, name: name(new)) }
+                }
+                continue
+            }
+            if let old, let oldTally {
+                try tallies.updateGroup(tenant, isCustomer, group(old), store) { g in
+                    g.tally.add(oldTally, sign: -1)
+                    if counted(old) && old.details.requestedAt == g.lastAt { markLast(tenant, isCustomer, group(old)) }
+                }
+            }
+            if let new, let newTally {
+                try tallies.updateGroup(tenant, isCustomer, group(new), store) { g in
+                    g.tally.add(newTally, sign: 1)
+                    if counted(new) { g.noteRequest(at: new.details.requestedAt, name: name(new)) }
                 }
             }
         }
-        let pending = PendingTally.of(c)
-        try update(RowKeys.productSize(tenant, c.productId, c.size ?? "-")) { (t: inout PendingTally) in t.add(pending, sign: sign) }
-        var becameDistinct: Int64 = 0
-        try update(RowKeys.productCustomer(tenant, c.productId, c.customerId)) { (t: inout PendingTally) in
-            let before = t.notDeleted > 0
-            t.add(pending, sign: sign)
-            let after = t.notDeleted > 0
-            becameDistinct = before == after ? 0 : (after ? 1 : -1)
-        }
-        if becameDistinct != 0 {
-            try update(RowKeys.productTally(tenant, c.productId)) { (g: inout GroupTally) in g.customers += becameDistinct }
-        }
     }
 
-    private func update<T: TallyValue>(_ key: [UInt8], _ body: (inout T) throws -> Void) throws {
-        let hashed = HashedKey(key)
-        var value: T
-        if let entry = tallies[hashed] {
-            value = try T.from(entry)
-        } else {
-            value = try read(key) { try T(decoding: $0) } ?? T()
-        }
-        try body(&value)
-        tallies[hashed] = value.entry
-    }
-
-    private func writeTallies() throws {
-        for (key, entry) in tallies {
-            switch entry {
-            case let .totals(t): try store.put(key.bytes, t.encoded())
-            // A tally that counts nothing any more is removed, so that a view kept up event by
-            // event holds exactly the rows of one rebuilt from the log.
-            case let .day(t):
-                if t == Tally() { try store.delete(key.bytes); continue }
-                var w = RowWriter(capacity: 24)
-                t.encode(into: &w)
-                try store.put(key.bytes, w.bytes)
-            case let .group(g):
-                if g.tally == Tally() && g.customers == 0 { try store.delete(key.bytes) } else { try store.put(key.bytes, g.encoded()) }
-            case let .pending(p):
-                if p.isEmpty { try store.delete(key.bytes) } else { try store.put(key.bytes, p.encoded()) }
-            }
-        }
-        tallies.removeAll(keepingCapacity: true)
+    private func markLast(_ tenant: String, _ isCustomer: Bool, _ id: String) {
+        dirtyLasts.insert(GroupRef(tenant: tenant, isCustomer: isCustomer, id: id))
     }
 
     /// Finds a group's newest request not deleted, from its postings (newest month first).
@@ -374,8 +377,7 @@ public final class RecordsProjector: ViewProjector {
             }
             if lastAt != .min { break }
         }
-        let key = group.isCustomer ? RowKeys.customerTally(group.tenant, group.id) : RowKeys.productTally(group.tenant, group.id)
-        try update(key) { (g: inout GroupTally) in
+        try tallies.updateGroup(group.tenant, group.isCustomer, group.id, store) { g in
             g.lastAt = lastAt
             g.lastName = names.max() ?? ""
         }
@@ -396,48 +398,3 @@ public struct ViewDamage: Error, CustomStringConvertible, Sendable {
     public var description: String { "view \(view) is damaged: \(reason); `backorder replay` rebuilds it from the log" }
 }
 
-/// The tallies kept in the projector's buffer.
-protocol TallyValue {
-    init()
-    init(decoding: UnsafeRawBufferPointer) throws
-    static func from(_ entry: RecordsProjector.TallyEntry) throws -> Self
-    var entry: RecordsProjector.TallyEntry { get }
-}
-
-extension TenantTotals: TallyValue {
-    static func from(_ entry: RecordsProjector.TallyEntry) throws -> TenantTotals {
-        guard case let .totals(v) = entry else { throw RowDamage() }
-        return v
-    }
-    var entry: RecordsProjector.TallyEntry { .totals(self) }
-}
-
-extension Tally: TallyValue {
-    init(decoding bytes: UnsafeRawBufferPointer) throws {
-        var r = RowReader(bytes)
-        try self.init(from: &r)
-        guard r.isAtEnd else { throw RowDamage() }
-    }
-    static func from(_ entry: RecordsProjector.TallyEntry) throws -> Tally {
-        guard case let .day(v) = entry else { throw RowDamage() }
-        return v
-    }
-    var entry: RecordsProjector.TallyEntry { .day(self) }
-}
-
-extension GroupTally: TallyValue {
-    static func from(_ entry: RecordsProjector.TallyEntry) throws -> GroupTally {
-        guard case let .group(v) = entry else { throw RowDamage() }
-        return v
-    }
-    var entry: RecordsProjector.TallyEntry { .group(self) }
-}
-
-extension PendingTally: TallyValue {
-    init() { self.init(notDeleted: 0) }
-    static func from(_ entry: RecordsProjector.TallyEntry) throws -> PendingTally {
-        guard case let .pending(v) = entry else { throw RowDamage() }
-        return v
-    }
-    var entry: RecordsProjector.TallyEntry { .pending(self) }
-}

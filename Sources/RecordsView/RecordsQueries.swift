@@ -255,36 +255,47 @@ public struct RecordsQueries: Sendable {
                               byStatus: counts, requests: page)
     }
 
-    /// A product's backlog: outstanding per size and customers waiting.
+    /// A product's backlog: outstanding per size and customers waiting — from the
+    /// product's requests (its postings and their columns).
     public func product(_ id: String) throws -> ProductReport {
         guard let p = try productRow(id) else { throw QueryError(description: "unknown product \(id)") }
-        var bySize: [String: Int64] = [:], waiting: [(id: String, outstanding: Int64)] = []
-        try pendingTallies(ViewKey.productSize, product: id) { size, t in if t.pending > 0 { bySize[size] = t.outstanding } }
-        try pendingTallies(ViewKey.productCustomer, product: id) { customer, t in if t.pending > 0 { waiting.append((customer, t.outstanding)) } }
-        waiting.sort { ($0.outstanding, $1.id) > ($1.outstanding, $0.id) }
-        let ranked = try waiting.map { w in Ranked(id: w.id, name: try party(w.id, isCustomer: true).name, outstanding: w.outstanding) }
+        var bySize: [String: Int64] = [:], waiting: [String: Int64] = [:]
+        for key in try postings(ViewKey.productPosting, id, TimeRange()) {
+            guard let c = try columns(key.requestedAt, key.id), c.status == .pending else { continue }
+            bySize[c.size ?? "-", default: 0] += c.outstanding
+            waiting[c.customerId, default: 0] += c.outstanding
+        }
+        let ranked = try waiting.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { customer, outstanding in
+            Ranked(id: customer, name: try party(customer, isCustomer: true).name, outstanding: outstanding)
+        }
         return ProductReport(id: p.id, sku: p.sku, name: p.name, sizes: p.sizes, removed: p.removed,
                              outstandingBySize: bySize, outstanding: bySize.values.reduce(0, +), customersWaiting: ranked)
     }
 
-    private func pendingTallies(_ kind: UInt8, product: String, _ body: (String, PendingTally) throws -> Void) throws {
-        var prefix = ViewKey.prefix(tenant, kind)
-        prefix.append(contentsOf: product.utf8)
-        prefix.append(0)
-        let it = snapshot.makeIterator(lower: prefix, upper: ViewKey.end(of: prefix))
-        try it.seekToFirst()
-        while it.isValid {
-            let name = String(decoding: UnsafeRawBufferPointer(rebasing: it.key[prefix.count...]), as: UTF8.self)
-            let t: PendingTally
-            do { t = try PendingTally(decoding: it.value) } catch {
-                throw ViewDamage(view: RecordsProjector.name, "a tally of product \(product) does not decode")
-            }
-            try body(name, t)
-            try it.next()
-        }
-    }
-
     // MARK: Insights
+
+    /// Every product's distinct customers of requests not deleted, from the product postings
+    /// (whose values name the customer and whether the request is deleted).
+    func productCustomers() throws -> [String: Set<String>] {
+        var out: [String: Set<String>] = [:]
+        for month in try months(TimeRange()) {
+            let prefix = ViewKey.prefix(tenant, ViewKey.productPosting, month: month)
+            let it = snapshot.makeIterator(lower: prefix, upper: ViewKey.end(of: prefix))
+            try it.seekToFirst()
+            while it.isValid {
+                let rest = UnsafeRawBufferPointer(rebasing: it.key[prefix.count...])
+                guard let zero = rest.firstIndex(of: 0), let flag = it.value.first else {
+                    throw ViewDamage(view: RecordsProjector.name, "a product posting of tenant \(tenant) does not decode")
+                }
+                if flag == 0 {
+                    let product = String(decoding: UnsafeRawBufferPointer(rebasing: rest[..<zero]), as: UTF8.self)
+                    out[product, default: []].insert(String(decoding: UnsafeRawBufferPointer(rebasing: it.value[1...]), as: UTF8.self))
+                }
+                try it.next()
+            }
+        }
+        return out
+    }
 
     /// Insights grouped by region, product or customer. All time is read from the
     /// customers' and products' tallies; a range scans its requests.
@@ -305,9 +316,12 @@ public struct RecordsQueries: Sendable {
                 var group = groups[key] ?? Group()
                 group.count += g.tally.notDeleted
                 group.quantity &+= g.tally.totalQuantity
-                group.distinct += dimension == .product ? g.customers : 1
+                group.distinct += dimension == .product ? 0 : 1
                 if g.lastAt > group.last { group.last = g.lastAt; group.names = [g.lastName] } else if g.lastAt == group.last { group.names.append(g.lastName) }
                 groups[key] = group
+            }
+            if dimension == .product {
+                for (product, customers) in try productCustomers() { groups[product]?.distinct = Int64(customers.count) }
             }
         } else {
             var newest: [String: [String]] = [:] // group → ids of its newest requests

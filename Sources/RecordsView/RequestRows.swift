@@ -21,7 +21,14 @@ struct RequestColumns: Equatable {
     var deliveryState: DeliveryState { DeliveryState(status: status, delivered: delivered) }
 
     func encoded() -> [UInt8] {
-        var w = RowWriter(capacity: 48)
+        var out: [UInt8] = []
+        encode(into: &out)
+        return out
+    }
+
+    func encode(into out: inout [UInt8]) {
+        var w = RowWriter(taking: out)
+        defer { out = w.take() }
         w.byte(UInt8(status.index) | (completedAt == nil ? 0 : 0x10) | (size == nil ? 0 : 0x20))
         w.int(quantity)
         w.int(delivered)
@@ -33,7 +40,6 @@ struct RequestColumns: Equatable {
         w.text(productId)
         if let size { w.text(size) }
         w.text(updatedBy)
-        return w.bytes
     }
 
     init(status: RecordStatus, quantity: Int64, delivered: Int64, completedAt: Int64?, updatedAt: Int64, updatedBy: String, deliveries: Int,
@@ -87,14 +93,20 @@ struct RequestDetails: Equatable {
     var createdBy: String
 
     func encoded() -> [UInt8] {
-        var w = RowWriter(capacity: 64)
+        var out: [UInt8] = []
+        encode(into: &out)
+        return out
+    }
+
+    func encode(into out: inout [UInt8]) {
+        var w = RowWriter(taking: out)
+        defer { out = w.take() }
         w.int(requestedAt)
         w.text(customerName)
         w.text(productName)
         w.optionalText(notes)
         w.optionalText(reason)
         w.text(createdBy)
-        return w.bytes
     }
 
     init(requestedAt: Int64, customerName: String, productName: String, notes: String?, reason: String?, createdBy: String) {

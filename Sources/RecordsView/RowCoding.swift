@@ -6,6 +6,14 @@ struct RowWriter {
 
     init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
 
+    /// A writer appending to `bytes` (give it back with `take()`; no copy while it is held).
+    init(taking bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func take() -> [UInt8] {
+        defer { bytes = [] }
+        return bytes
+    }
+
     mutating func byte(_ v: UInt8) { bytes.append(v) }
     mutating func int(_ v: Int64) { ByteCoding.appendVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)), to: &bytes) }
     mutating func text(_ s: String) { ByteCoding.appendString(s, to: &bytes) }

@@ -1,129 +1,125 @@
-/// Builds the records view's keys (the layout is `ViewKey`'s).
+/// Builds the records view's keys (the layout is `ViewKey`'s), into a buffer the caller
+/// reuses (the projector: no allocation per row) or into a new array (queries).
 enum RowKeys {
-    static func requestByTime(_ tenant: String, _ at: Int64, _ id: String) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, ViewKey.requestByTime)
-        ViewKey.appendTime(at, to: &key)
-        key.append(contentsOf: id.utf8)
-        return key
+    @inline(__always)
+    static func start(_ key: inout [UInt8], _ tenant: String, _ kind: UInt8) {
+        key.append(contentsOf: tenant.utf8)
+        key.append(0)
+        key.append(kind)
     }
 
-    static func requestByID(_ tenant: String, _ id: String) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, ViewKey.requestByID)
-        key.append(contentsOf: id.utf8)
-        return key
-    }
-
-    static func completion(_ tenant: String, _ at: Int64, _ id: String) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, ViewKey.completion)
+    static func requestByTime(_ key: inout [UInt8], _ tenant: String, _ at: Int64, _ id: String) {
+        start(&key, tenant, ViewKey.requestByTime)
         ViewKey.appendTime(at, to: &key)
         key.append(contentsOf: id.utf8)
-        return key
+    }
+
+    static func requestByID(_ key: inout [UInt8], _ tenant: String, _ id: String) {
+        start(&key, tenant, ViewKey.requestByID)
+        key.append(contentsOf: id.utf8)
+    }
+
+    static func completion(_ key: inout [UInt8], _ tenant: String, _ at: Int64, _ id: String) {
+        start(&key, tenant, ViewKey.completion)
+        ViewKey.appendTime(at, to: &key)
+        key.append(contentsOf: id.utf8)
     }
 
     /// `C`/`Q` month party 0 time id.
-    static func posting(_ tenant: String, _ kind: UInt8, _ month: UInt16, _ party: String, _ at: Int64, _ id: String) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, kind, month: month)
+    static func posting(_ key: inout [UInt8], _ tenant: String, _ kind: UInt8, _ month: UInt16, _ party: String, _ at: Int64, _ id: String) {
+        start(&key, tenant, kind)
+        ViewKey.appendMonth(month, to: &key)
         key.append(contentsOf: party.utf8)
         key.append(0)
         ViewKey.appendTime(at, to: &key)
         key.append(contentsOf: id.utf8)
-        return key
     }
 
-    /// `M` month length name time id (the length keeps names with any bytes apart).
-    static func namePostingPrefix(_ tenant: String, _ month: UInt16, _ name: String) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, ViewKey.namePosting, month: month)
-        appendLengthPrefixed(name, to: &key)
-        return key
+    /// A product posting's value: a byte (1: the request is deleted), then the customer.
+    static func productPostingValue(_ value: inout [UInt8], customer: String, deleted: Bool) {
+        value.append(deleted ? 1 : 0)
+        value.append(contentsOf: customer.utf8)
     }
 
-    static func namePosting(_ tenant: String, _ month: UInt16, _ name: String, _ at: Int64, _ id: String) -> [UInt8] {
-        var key = namePostingPrefix(tenant, month, name)
+    /// `M` month length name (the length keeps names with any bytes apart).
+    static func namePostingPrefix(_ key: inout [UInt8], _ tenant: String, _ month: UInt16, _ name: String) {
+        start(&key, tenant, ViewKey.namePosting)
+        ViewKey.appendMonth(month, to: &key)
+        let n = name.utf8.count
+        key.append(UInt8(truncatingIfNeeded: n >> 8))
+        key.append(UInt8(truncatingIfNeeded: n))
+        key.append(contentsOf: name.utf8)
+    }
+
+    static func namePosting(_ key: inout [UInt8], _ tenant: String, _ month: UInt16, _ name: String, _ at: Int64, _ id: String) {
+        namePostingPrefix(&key, tenant, month, name)
         ViewKey.appendTime(at, to: &key)
         key.append(contentsOf: id.utf8)
-        return key
     }
 
-    /// `W` month word 0 time id (words hold no 0 byte: letters, digits and marks only).
-    static func notesWordPrefix(_ tenant: String, _ month: UInt16, _ word: String) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, ViewKey.notesWord, month: month)
+    /// `W` month word (words hold no 0 byte: letters, digits and marks only).
+    static func notesWordPrefix(_ key: inout [UInt8], _ tenant: String, _ month: UInt16, _ word: String) {
+        start(&key, tenant, ViewKey.notesWord)
+        ViewKey.appendMonth(month, to: &key)
         key.append(contentsOf: word.utf8)
-        return key
     }
 
-    static func notesWord(_ tenant: String, _ month: UInt16, _ word: String, _ at: Int64, _ id: String) -> [UInt8] {
-        var key = notesWordPrefix(tenant, month, word)
+    static func notesWord(_ key: inout [UInt8], _ tenant: String, _ month: UInt16, _ word: String, _ at: Int64, _ id: String) {
+        notesWordPrefix(&key, tenant, month, word)
         key.append(0)
         ViewKey.appendTime(at, to: &key)
         key.append(contentsOf: id.utf8)
+    }
+
+    // Allocating forms, for queries and rare rows.
+
+    static func build(_ body: (inout [UInt8]) -> Void) -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(48)
+        body(&key)
         return key
     }
 
-    static func name(_ tenant: String, _ name: String) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, ViewKey.name)
-        key.append(contentsOf: name.utf8)
-        return key
-    }
+    static func requestByTime(_ tenant: String, _ at: Int64, _ id: String) -> [UInt8] { build { requestByTime(&$0, tenant, at, id) } }
+    static func requestByID(_ tenant: String, _ id: String) -> [UInt8] { build { requestByID(&$0, tenant, id) } }
+    static func namePostingPrefix(_ tenant: String, _ month: UInt16, _ name: String) -> [UInt8] { build { namePostingPrefix(&$0, tenant, month, name) } }
+    static func notesWordPrefix(_ tenant: String, _ month: UInt16, _ word: String) -> [UInt8] { build { notesWordPrefix(&$0, tenant, month, word) } }
+
+    static func name(_ tenant: String, _ name: String) -> [UInt8] { keyed(tenant, ViewKey.name, name) }
 
     /// `N` word 0 name.
     static func nameWord(_ tenant: String, _ word: String, _ name: String) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, ViewKey.nameWord)
-        key.append(contentsOf: word.utf8)
-        key.append(0)
-        key.append(contentsOf: name.utf8)
-        return key
+        build { key in
+            start(&key, tenant, ViewKey.nameWord)
+            key.append(contentsOf: word.utf8)
+            key.append(0)
+            key.append(contentsOf: name.utf8)
+        }
     }
 
     static func customer(_ tenant: String, _ id: String) -> [UInt8] { keyed(tenant, ViewKey.customerRow, id) }
     static func product(_ tenant: String, _ id: String) -> [UInt8] { keyed(tenant, ViewKey.productRow, id) }
     static func customerTally(_ tenant: String, _ id: String) -> [UInt8] { keyed(tenant, ViewKey.customerTally, id) }
     static func productTally(_ tenant: String, _ id: String) -> [UInt8] { keyed(tenant, ViewKey.productTally, id) }
-    static func totals(_ tenant: String) -> [UInt8] { ViewKey.prefix(tenant, ViewKey.totals) }
+    static func totals(_ tenant: String) -> [UInt8] { build { start(&$0, tenant, ViewKey.totals) } }
 
     static func day(_ tenant: String, _ day: Int64) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, ViewKey.day)
-        ViewKey.appendDay(day, to: &key)
-        return key
-    }
-
-    static func productSize(_ tenant: String, _ product: String, _ size: String) -> [UInt8] {
-        var key = keyed(tenant, ViewKey.productSize, product)
-        key.append(0)
-        key.append(contentsOf: size.utf8)
-        return key
-    }
-
-    static func productCustomer(_ tenant: String, _ product: String, _ customer: String) -> [UInt8] {
-        var key = keyed(tenant, ViewKey.productCustomer, product)
-        key.append(0)
-        key.append(contentsOf: customer.utf8)
-        return key
+        build { key in
+            start(&key, tenant, ViewKey.day)
+            ViewKey.appendDay(day, to: &key)
+        }
     }
 
     private static func keyed(_ tenant: String, _ kind: UInt8, _ id: String) -> [UInt8] {
-        var key = ViewKey.prefix(tenant, kind)
-        key.append(contentsOf: id.utf8)
-        return key
-    }
-
-    static func appendLengthPrefixed(_ text: String, to key: inout [UInt8]) {
-        let n = text.utf8.count
-        key.append(UInt8(truncatingIfNeeded: n >> 8))
-        key.append(UInt8(truncatingIfNeeded: n))
-        key.append(contentsOf: text.utf8)
+        build { key in
+            start(&key, tenant, kind)
+            key.append(contentsOf: id.utf8)
+        }
     }
 
     /// The time and id at the end of a key, after `offset` bytes of prefix.
     static func timeAndID(_ key: UnsafeRawBufferPointer, after offset: Int) -> (Int64, String) {
         (ViewKey.time(key, at: offset), String(decoding: UnsafeRawBufferPointer(rebasing: key[(offset + 8)...]), as: UTF8.self))
-    }
-
-    /// The projector's cache key of a request.
-    static func cacheKey(_ tenant: String, _ id: String) -> HashedKey {
-        var key = Array(tenant.utf8)
-        key.append(0)
-        key.append(contentsOf: id.utf8)
-        return HashedKey(key)
     }
 
     /// A key for a message: its printable bytes, others as \xNN.

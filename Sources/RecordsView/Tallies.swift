@@ -84,6 +84,12 @@ struct Tally: Equatable {
         }
     }
 
+    init(decoding bytes: UnsafeRawBufferPointer) throws {
+        var r = RowReader(bytes)
+        try self.init(from: &r)
+        guard r.isAtEnd else { throw RowDamage() }
+    }
+
     func encode(into w: inout RowWriter) {
         for v in [pending, completed, refunded, deleted, needsDelivery, partial, totalQuantity, deliveredQuantity, outstandingQuantity,
                   processingSeconds, processingCount] { w.int(v) }
@@ -100,16 +106,13 @@ struct Tally: Equatable {
 }
 
 /// A tally of a customer's or a product's requests, with what the insights need beyond
-/// sums: the newest request not deleted (its time and the name it was recorded with) and,
-/// for products, how many distinct customers asked for it.
+/// sums: the newest request not deleted (its time and the name it was recorded with).
 struct GroupTally: Equatable {
     var tally = Tally()
     /// The newest request time of the requests not deleted (`Int64.min`: none), and the
     /// greatest name among the requests of that time.
     var lastAt = Int64.min
     var lastName = ""
-    /// Products: customers with at least one request not deleted.
-    var customers: Int64 = 0
 
     /// Counts a request not deleted made at `at` and recorded as `name`.
     mutating func noteRequest(at: Int64, name: String) {
@@ -126,7 +129,6 @@ struct GroupTally: Equatable {
         tally.encode(into: &w)
         w.int(lastAt)
         w.text(lastName)
-        w.int(customers)
         return w.bytes
     }
 
@@ -137,45 +139,6 @@ struct GroupTally: Equatable {
         tally = try Tally(from: &r)
         lastAt = try r.int()
         lastName = try r.text()
-        customers = try r.int()
-        guard r.isAtEnd else { throw RowDamage() }
-    }
-}
-
-/// Pending requests of a product in one size (`s`), or of a product for one customer
-/// (`w`, which also counts the requests not deleted, for distinct customers).
-struct PendingTally: Equatable {
-    var notDeleted: Int64 = 0
-    var pending: Int64 = 0
-    var outstanding: Int64 = 0
-
-    static func of(_ c: RequestColumns) -> PendingTally {
-        PendingTally(notDeleted: c.status == .deleted ? 0 : 1, pending: c.status == .pending ? 1 : 0, outstanding: c.outstanding)
-    }
-
-    mutating func add(_ o: PendingTally, sign: Int64) {
-        notDeleted &+= sign &* o.notDeleted
-        pending &+= sign &* o.pending
-        outstanding &+= sign &* o.outstanding
-    }
-
-    var isEmpty: Bool { notDeleted == 0 && pending == 0 && outstanding == 0 }
-
-    func encoded() -> [UInt8] {
-        var w = RowWriter(capacity: 8)
-        w.int(notDeleted); w.int(pending); w.int(outstanding)
-        return w.bytes
-    }
-
-    init(notDeleted: Int64 = 0, pending: Int64 = 0, outstanding: Int64 = 0) {
-        self.notDeleted = notDeleted
-        self.pending = pending
-        self.outstanding = outstanding
-    }
-
-    init(decoding bytes: UnsafeRawBufferPointer) throws {
-        var r = RowReader(bytes)
-        notDeleted = try r.int(); pending = try r.int(); outstanding = try r.int()
         guard r.isAtEnd else { throw RowDamage() }
     }
 }

@@ -15,7 +15,7 @@ enum ViewKey {
     static let completion: UInt8 = 0x44 // D
     /// Customer postings: `C` month customer 0 time id → ().
     static let customerPosting: UInt8 = 0x43 // C
-    /// Product postings: `Q` month product 0 time id → ().
+    /// Product postings: `Q` month product 0 time id → deleted flag, customer.
     static let productPosting: UInt8 = 0x51 // Q
     /// Recorded-name postings: `M` month len name time id → ().
     static let namePosting: UInt8 = 0x4D // M
@@ -36,10 +36,6 @@ enum ViewKey {
     /// Per customer / product: `c` id, `p` id → GroupTally.
     static let customerTally: UInt8 = 0x63 // c
     static let productTally: UInt8 = 0x70 // p
-    /// Per product and size: `s` product 0 size → PendingTally ("-": no size).
-    static let productSize: UInt8 = 0x73 // s
-    /// Per product and customer: `w` product 0 customer → PendingTally.
-    static let productCustomer: UInt8 = 0x77 // w
 
     /// Kinds whose keys continue with a 2-byte month.
     static func hasMonth(_ kind: UInt8) -> Bool {

@@ -1,0 +1,108 @@
+import KVStore
+
+/// The tallies a projector is changing, in memory: each loaded from the store the first
+/// time it is touched, changed in place, and written when the projector writes (at least
+/// before every commit). Clean ones stay as a cache; when more than `limit` are held, the
+/// next write drops the clean ones (memory stays bounded, whatever the number of
+/// customers and products).
+final class TallyBuffer {
+    struct DayKey: Hashable {
+        let tenant: String
+        let day: Int64
+    }
+
+    struct GroupKey: Hashable {
+        let tenant: String
+        let isCustomer: Bool
+        let id: String
+    }
+
+    struct Entry<Value> {
+        var value: Value
+        var dirty: Bool
+    }
+
+    private var totals: [String: Entry<TenantTotals>] = [:]
+    private var days: [DayKey: Entry<Tally>] = [:]
+    private var groups: [GroupKey: Entry<GroupTally>] = [:]
+    private var dirty = 0
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    var count: Int { totals.count + days.count + groups.count }
+    var isFull: Bool { count > limit }
+
+    func updateTotals(_ tenant: String, _ store: KVStore, _ body: (inout TenantTotals) -> Void) throws {
+        var entry = try totals[tenant] ?? Entry(value: load(RowKeys.totals(tenant), store) { try TenantTotals(decoding: $0) } ?? TenantTotals(), dirty: false)
+        body(&entry.value)
+        if !entry.dirty { dirty += 1 }
+        entry.dirty = true
+        totals[tenant] = entry
+    }
+
+    func updateDay(_ tenant: String, _ day: Int64, _ store: KVStore, _ body: (inout Tally) -> Void) throws {
+        let key = DayKey(tenant: tenant, day: day)
+        var entry = try days[key] ?? Entry(value: load(RowKeys.day(tenant, day), store) { try Tally(decoding: $0) } ?? Tally(), dirty: false)
+        body(&entry.value)
+        if !entry.dirty { dirty += 1 }
+        entry.dirty = true
+        days[key] = entry
+    }
+
+    func updateGroup(_ tenant: String, _ isCustomer: Bool, _ id: String, _ store: KVStore, _ body: (inout GroupTally) -> Void) throws {
+        let key = GroupKey(tenant: tenant, isCustomer: isCustomer, id: id)
+        var entry = try groups[key] ?? Entry(value: load(Self.groupKey(key), store) { try GroupTally(decoding: $0) } ?? GroupTally(), dirty: false)
+        body(&entry.value)
+        if !entry.dirty { dirty += 1 }
+        entry.dirty = true
+        groups[key] = entry
+    }
+
+    static func groupKey(_ key: GroupKey) -> [UInt8] {
+        key.isCustomer ? RowKeys.customerTally(key.tenant, key.id) : RowKeys.productTally(key.tenant, key.id)
+    }
+
+    private func load<T>(_ key: [UInt8], _ store: KVStore, _ decode: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        try key.withUnsafeBytes { k in
+            try store.withValue(k) { value in
+                guard let value else { return nil }
+                do { return try decode(value) } catch {
+                    throw ViewDamage(view: RecordsProjector.name, "a stored tally does not decode (key \(RowKeys.describe(key)))")
+                }
+            }
+        }
+    }
+
+    /// Writes every changed tally. A tally that counts nothing any more is removed, so that
+    /// a view kept up event by event holds exactly the rows of one rebuilt from the log.
+    func write(to store: KVStore) throws {
+        guard dirty > 0 || isFull else { return }
+        for (tenant, entry) in totals where entry.dirty {
+            try store.put(RowKeys.totals(tenant), entry.value.encoded())
+            totals[tenant]?.dirty = false
+        }
+        for (key, entry) in days where entry.dirty {
+            let k = RowKeys.day(key.tenant, key.day)
+            if entry.value == Tally() {
+                try store.delete(k)
+            } else {
+                var w = RowWriter(capacity: 24)
+                entry.value.encode(into: &w)
+                try store.put(k, w.bytes)
+            }
+            days[key]?.dirty = false
+        }
+        for (key, entry) in groups where entry.dirty {
+            let g = entry.value
+            if g.tally == Tally() { try store.delete(Self.groupKey(key)) } else { try store.put(Self.groupKey(key), g.encoded()) }
+            groups[key]?.dirty = false
+        }
+        dirty = 0
+        if isFull {
+            totals.removeAll()
+            days.removeAll()
+            groups.removeAll()
+        }
+    }
+}

@@ -41,6 +41,7 @@ let package = Package(
             dependencies: [
                 .product(name: "EventStore", package: "Backorder"),
                 .product(name: "OutOfStock", package: "Backorder"),
+                .product(name: "RecordsView", package: "Backorder"),
             ],
             path: "Sources/QueryBench"
         ),

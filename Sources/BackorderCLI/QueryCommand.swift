@@ -10,12 +10,16 @@ import JetStreamStore
 /// Answers a query for one tenant from the records view, current with the log as of the
 /// query's start unless `--stale-ok` (library: `RecordsViewAccess`). Notes go to stderr.
 func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ body: (RecordsQueries) throws -> T) async throws -> (T, any EventSource) {
+    let timing = PhaseTiming()
+    defer { timing.report() }
     let source = try await data.openSource()
+    timing.mark("open log")
     let progress = ProgressLine(enabled: !tenant.json && isatty(2) != 0)
     let access = try RecordsViewAccess.open(root: data.viewsDirectory, source: source, freshness: tenant.staleOK ? .staleOK : .current) { done, total in
         progress.update("bringing the view up to date: \(done) of \(total) events")
     }
     progress.finish()
+    timing.mark("open view")
     defer { try? access.close() }
     for note in access.notes { printError("note: \(note)") }
     if access.behind > 0 {
@@ -27,7 +31,29 @@ func answer<T>(_ data: DataOptions, _ tenant: TenantOptions, _ body: (RecordsQue
         printError("error: tenant \(tenant.tenant) has no data" + (tenants.isEmpty ? " (the store holds no events yet)" : " (tenants: \(tenants.joined(separator: ", ")))"))
         throw ExitCode(1)
     }
-    return (try body(queries), source)
+    timing.mark("find tenant")
+    let result = try body(queries)
+    timing.mark("answer")
+    return (result, source)
+}
+
+/// `BACKORDER_TIMING=1`: how long each phase of a command took, on stderr.
+final class PhaseTiming {
+    private let enabled = getenv("BACKORDER_TIMING") != nil
+    private var last = MonotonicTime.now
+    private var phases: [(String, Double)] = []
+
+    func mark(_ phase: String) {
+        guard enabled else { return }
+        let now = MonotonicTime.now
+        phases.append((phase, now.seconds(since: last) * 1_000))
+        last = now
+    }
+
+    func report() {
+        guard enabled else { return }
+        printError("timing: " + phases.map { "\($0.0) \(String(format: "%.2f", $0.1)) ms" }.joined(separator: ", "))
+    }
 }
 
 /// Time-range options shared by queries.

@@ -95,7 +95,8 @@ final class LevelIterator: SortedIterator {
             let mid = (low + high) / 2
             if files[mid].info.largest.withUnsafeBytes({ KeyOrder.compare($0, target) }) < 0 { low = mid + 1 } else { high = mid }
         }
-        try open(low)
+        // A seek within the file already open keeps it (no new file iterator).
+        if low != fileIndex || current == nil { try open(low) }
         try current?.seek(target)
         try skipForward()
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import KVStore
 import OutOfStock
 
@@ -29,9 +32,22 @@ extension RecordsQueries {
         var more = false
 
         if let candidates = try candidates(filter) {
-            // Postings: every candidate is looked at (the total needs them all).
+            let ordered = filter.newestFirst ? Array(candidates.reversed()) : candidates
+            if filter.status == nil && filter.deliveryState == nil {
+                // Postings are exact for customer, product and words: the total is their
+                // count, and only the page's rows are read.
+                let start = cursor.map { c in ordered.firstIndex { afterCursor($0) } ?? ordered.count } ?? 0
+                for key in ordered[start...] {
+                    if page.count == limit { more = true; break }
+                    guard let c = try columns(key.requestedAt, key.id) else {
+                        throw ViewDamage(view: RecordsProjector.name, "request \(key.id) of tenant \(tenant) is posted but has no columns")
+                    }
+                    page.append((key, c))
+                }
+                return RecordPage(total: ordered.count, records: try summaries(page), nextCursor: more ? page.last.map { "\($0.0.requestedAt):\($0.0.id)" } : nil)
+            }
+            // A status or delivery state: every candidate's columns are read (the total needs them all).
             var total = 0
-            let ordered = filter.newestFirst ? candidates.reversed() : candidates
             for key in ordered {
                 guard let c = try columns(key.requestedAt, key.id), wanted(c) else { continue }
                 total += 1
@@ -125,9 +141,15 @@ extension RecordsQueries {
         if let product = filter.productId { lists.append(try postings(ViewKey.productPosting, product, filter.range)) }
         for word in Set(SearchText.words(filter.search ?? "")) { lists.append(try matching(word, filter.range)) }
         guard var result = lists.min(by: { $0.count < $1.count }) else { return nil }
+        // Every list is in (time, id) order without repeats: intersect by merging.
         for list in lists where list.count != result.count || list != result {
-            let members = Set(list.map { "\($0.requestedAt):\($0.id)" })
-            result = result.filter { members.contains("\($0.requestedAt):\($0.id)") }
+            var kept: [RequestKey] = []
+            var j = 0
+            for key in result {
+                while j < list.count && list[j] < key { j += 1 }
+                if j < list.count && list[j] == key { kept.append(key) }
+            }
+            result = kept
         }
         return result
     }
@@ -154,29 +176,36 @@ extension RecordsQueries {
         return out
     }
 
-    /// The requests under `prefix` + time + id whose time is in `range`.
+    /// The requests under `prefix` + time + id whose time is in `range` (a new iterator).
     private func collect(_ prefix: [UInt8], _ range: TimeRange, into out: inout [RequestKey]) throws {
-        var lower = prefix, upper = prefix
+        let it = snapshot.makeIterator(lower: prefix, upper: ViewKey.end(of: prefix))
+        try collect(prefix, range, with: it, into: &out)
+    }
+
+    /// The same with an iterator the caller reuses for many prefixes (its bounds must hold them).
+    private func collect(_ prefix: [UInt8], _ range: TimeRange, with it: KVIterator, into out: inout [RequestKey]) throws {
+        var lower = prefix
         if let from = range.from { ViewKey.appendTime(from, to: &lower) }
-        if let to = range.to { ViewKey.appendTime(to, to: &upper) } else { upper = ViewKey.end(of: prefix) }
-        guard lower.lexicographicallyPrecedes(upper) else { return }
-        let it = snapshot.makeIterator(lower: lower, upper: upper)
-        try it.seekToFirst()
+        try it.seek(lower)
         while it.isValid {
+            guard it.key.count >= prefix.count + 8, ViewKey.hasPrefix(it.key, prefix) else { return }
             let (at, id) = RowKeys.timeAndID(it.key, after: prefix.count)
+            if let to = range.to, at >= to { return }
             out.append(RequestKey(requestedAt: at, id: id))
             try it.next()
         }
     }
 
     /// Requests with a word that starts with `word` in a recorded name or in the notes, in
-    /// (time, id) order. The words of names are indexed once per distinct name (`N`), and
-    /// requests by the names they were recorded with (`M`); notes by word (`W`).
+    /// (time, id) order, each once. The words of names are indexed once per distinct name
+    /// (`N`), and requests by the names they were recorded with (`M`); notes by word (`W`).
     private func matching(_ word: String, _ range: TimeRange) throws -> [RequestKey] {
-        var found = Set<RequestKey>()
+        var found: [RequestKey] = []
         let months = try self.months(range)
+        var years: [UInt16] = []
+        for month in months where years.last != month / 12 { years.append(month / 12) }
         // Names whose words start with `word`.
-        var names: [String] = []
+        var names = Set<String>()
         let wordsPrefix = ViewKey.prefix(tenant, ViewKey.nameWord) + Array(word.utf8)
         let it = snapshot.makeIterator(lower: wordsPrefix, upper: ViewKey.end(of: ViewKey.prefix(tenant, ViewKey.nameWord)))
         try it.seekToFirst()
@@ -188,14 +217,16 @@ extension RecordsQueries {
             // Sorted keys: the words with this prefix are contiguous (as bytes); the check is
             // the same `hasPrefix` the reference search uses.
             guard token.utf8.starts(with: word.utf8) else { break }
-            if token.hasPrefix(word) { names.append(String(decoding: UnsafeRawBufferPointer(rebasing: rest[(zero + 1)...]), as: UTF8.self)) }
+            if token.hasPrefix(word) { names.insert(String(decoding: UnsafeRawBufferPointer(rebasing: rest[(zero + 1)...]), as: UTF8.self)) }
             try it.next()
         }
-        var keys: [RequestKey] = []
-        for name in Set(names) {
-            for month in months { try collect(RowKeys.namePostingPrefix(tenant, month, name), range, into: &keys) }
+        if !names.isEmpty {
+            let kind = ViewKey.prefix(tenant, ViewKey.namePosting)
+            let postings = snapshot.makeIterator(lower: kind, upper: ViewKey.end(of: kind))
+            for name in names.sorted() {
+                for year in years { try collect(RowKeys.namePostingPrefix(tenant, year * 12, name), range, with: postings, into: &found) }
+            }
         }
-        found.formUnion(keys)
         // Notes words starting with `word`, month by month.
         for month in months {
             let prefix = RowKeys.notesWordPrefix(tenant, month, word)
@@ -211,12 +242,16 @@ extension RecordsQueries {
                 if token.hasPrefix(word) {
                     let at = ViewKey.time(it.key, at: start + zero + 1)
                     let id = String(decoding: UnsafeRawBufferPointer(rebasing: it.key[(start + zero + 9)...]), as: UTF8.self)
-                    if range.contains(at) { found.insert(RequestKey(requestedAt: at, id: id)) }
+                    if range.contains(at) { found.append(RequestKey(requestedAt: at, id: id)) }
                 }
                 try it.next()
             }
         }
-        return found.sorted()
+        found.sort()
+        var unique: [RequestKey] = []
+        unique.reserveCapacity(found.count)
+        for key in found where unique.last != key { unique.append(key) }
+        return unique
     }
 }
 

@@ -118,9 +118,11 @@ public struct RecordsQueries: Sendable {
         if range.from != nil || range.to != nil {
             var builder = DashboardBuilder<RequestKey, String>()
             try scanRequests(range) { at, id, value in
-                let c = try RequestColumns(decoding: value)
+                let c: RequestColumns.Scan
+                do { c = try RequestColumns.scan(value) } catch { throw ViewDamage(view: RecordsProjector.name, "the row of request \(id) of tenant \(tenant) does not decode") }
                 builder.add(RequestKey(requestedAt: at, id: id), requestedAt: at, status: c.status, quantity: c.quantity, delivered: c.delivered,
-                            completedAt: c.completedAt, customer: c.customerId, product: c.productId)
+                            completedAt: c.completedAt, customer: String(decoding: c.customer, as: UTF8.self),
+                            product: String(decoding: c.product, as: UTF8.self))
                 return true
             }
             return try builder.finish(now: now, row: { try summary($0.requestedAt, $0.id) }, party: { try party($0, isCustomer: $1) })
@@ -210,15 +212,34 @@ public struct RecordsQueries: Sendable {
         return rows.prefix(limit).map(\.summary)
     }
 
-    /// The 10 customers (or products) with the most outstanding quantity of pending requests.
+    /// The 10 customers (or products) with the most outstanding quantity of pending
+    /// requests (ties by id): one pass over their tallies, reading two numbers of each and
+    /// keeping the best ten.
     func top(isCustomer: Bool) throws -> [Ranked] {
-        var candidates: [(id: String, outstanding: Int64)] = []
-        try groups(isCustomer: isCustomer) { id, g in
-            if g.tally.pending > 0 { candidates.append((id, g.tally.outstandingQuantity)) }
+        let prefix = ViewKey.prefix(tenant, isCustomer ? ViewKey.customerTally : ViewKey.productTally)
+        let it = snapshot.makeIterator(lower: prefix, upper: ViewKey.end(of: prefix))
+        var best: [(outstanding: Int64, id: [UInt8])] = []
+        func before(_ a: (outstanding: Int64, id: [UInt8]), _ b: (outstanding: Int64, id: [UInt8])) -> Bool {
+            a.outstanding != b.outstanding ? a.outstanding > b.outstanding : a.id.lexicographicallyPrecedes(b.id)
         }
-        candidates.sort { ($0.outstanding, $1.id) > ($1.outstanding, $0.id) }
-        return try candidates.prefix(10).map { c in
-            let p = try party(c.id, isCustomer: isCustomer)
+        try it.seekToFirst()
+        while it.isValid {
+            let (pending, outstanding): (Int64, Int64)
+            do { (pending, outstanding) = try GroupTally.peekPending(it.value) } catch {
+                throw ViewDamage(view: RecordsProjector.name, "a tally of tenant \(tenant) does not decode (key \(RowKeys.describe(Array(it.key))))")
+            }
+            if pending > 0 && (best.count < 10 || outstanding >= best[best.count - 1].outstanding) {
+                let candidate = (outstanding, Array(it.key[prefix.count...]))
+                if best.count < 10 || before(candidate, best[best.count - 1]) {
+                    let at = best.firstIndex { before(candidate, $0) } ?? best.count
+                    best.insert(candidate, at: at)
+                    if best.count > 10 { best.removeLast() }
+                }
+            }
+            try it.next()
+        }
+        return try best.map { c in
+            let p = try party(String(decoding: c.id, as: UTF8.self), isCustomer: isCustomer)
             return Ranked(id: p.id, name: p.name, outstanding: c.outstanding)
         }
     }

@@ -41,10 +41,12 @@ enum RowKeys {
         value.append(contentsOf: customer.utf8)
     }
 
-    /// `M` month length name (the length keeps names with any bytes apart).
+    /// `M` year length name (the length keeps names with any bytes apart). Name postings
+    /// lead with the *year* of the request (`month / 12`), not its month: a search reads one
+    /// range per matching name and year.
     static func namePostingPrefix(_ key: inout [UInt8], _ tenant: String, _ month: UInt16, _ name: String) {
         start(&key, tenant, ViewKey.namePosting)
-        ViewKey.appendMonth(month, to: &key)
+        ViewKey.appendMonth(month / 12, to: &key)
         let n = name.utf8.count
         key.append(UInt8(truncatingIfNeeded: n >> 8))
         key.append(UInt8(truncatingIfNeeded: n))

@@ -124,6 +124,14 @@ struct GroupTally: Equatable {
         }
     }
 
+    /// Pending requests and their outstanding quantity, read without decoding the rest.
+    static func peekPending(_ bytes: UnsafeRawBufferPointer) throws -> (pending: Int64, outstanding: Int64) {
+        var r = RowReader(bytes)
+        let pending = try r.int()
+        for _ in 0..<7 { _ = try r.int() }
+        return (pending, try r.int())
+    }
+
     func encoded() -> [UInt8] {
         var w = RowWriter(capacity: 40)
         tally.encode(into: &w)

@@ -17,7 +17,7 @@ enum ViewKey {
     static let customerPosting: UInt8 = 0x43 // C
     /// Product postings: `Q` month product 0 time id → deleted flag, customer.
     static let productPosting: UInt8 = 0x51 // Q
-    /// Recorded-name postings: `M` month len name time id → ().
+    /// Recorded-name postings: `M` year len name time id → () (years since 1970).
     static let namePosting: UInt8 = 0x4D // M
     /// Notes words: `W` month word 0 time id → ().
     static let notesWord: UInt8 = 0x57 // W
@@ -109,6 +109,15 @@ enum ViewKey {
     /// The day number (days since 1970-01-01, floored) of a time.
     static func day(of t: Int64) -> Int64 { Timestamp.daysSinceEpoch(t) }
 
+    /// Whether `key` starts with `prefix`.
+    static func hasPrefix(_ key: UnsafeRawBufferPointer, _ prefix: [UInt8]) -> Bool {
+        guard key.count >= prefix.count else { return false }
+        return prefix.withUnsafeBytes { p in
+            guard let a = p.baseAddress, let b = key.baseAddress else { return p.isEmpty }
+            return memcmp(a, b, p.count) == 0
+        }
+    }
+
     /// The key after every key that starts with `prefix` (for an exclusive upper bound).
     static func end(of prefix: [UInt8]) -> [UInt8] {
         var end = prefix
@@ -124,3 +133,6 @@ enum ViewKey {
 }
 
 import OutOfStock
+#if canImport(Glibc)
+import Glibc
+#endif

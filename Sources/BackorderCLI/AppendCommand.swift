@@ -44,6 +44,7 @@ struct AppendCommand: AsyncParsableCommand {
         let store: any EventAppender
         var closeStore: () async throws -> Void = {}
         var onCluster = false
+        var embedded: EventStore?
         var jsonDurability = "\(durability)"
         do {
             if let cluster = data.clusterOptions(partitions: partitions) {
@@ -67,6 +68,7 @@ struct AppendCommand: AsyncParsableCommand {
                 for event in opened.log.recoveryEvents { printError("recovered: \(event)") }
                 if let reason = opened.indexRebuildReason { printError("recovered: indexes rebuilt from the log (\(reason))") }
                 store = opened
+                embedded = opened
                 closeStore = { try await opened.close() }
             }
         } catch {
@@ -79,20 +81,36 @@ struct AppendCommand: AsyncParsableCommand {
         ingestOptions.skipInvalid = skipInvalid
         ingestOptions.expectVersion = expectVersion
         let progress = ProgressLine(enabled: !json && isatty(2) != 0)
+        // The views follow the log on a thread of their own while events are appended (the
+        // embedded store; a cluster's views are brought up to date afterwards).
+        var follower: ViewFollower?
+        if let embedded, !skipViews && !dryRun {
+            do { follower = try ViewFollower(root: data.viewsDirectory, source: embedded.reader) } catch {
+                printError("warning: the views will not follow this append: \(error) (the next query catches up)")
+            }
+        }
         let start = MonotonicTime.now
-        let report: IngestReport
+        var report: IngestReport
+        var poked = 0
         do {
             report = try await Ingestor(store: store, options: ingestOptions).ingest(&reader) { bytes, appended in
                 progress.update("read \(bytes / 1_000_000) MB, appended \(appended) events")
+                if appended > poked {
+                    poked = appended
+                    follower?.poke()
+                }
             }
         } catch {
             progress.finish()
+            _ = try? follower?.finish()
             try? await closeStore()
             printError("error: \(error)")
             throw ExitCode(1)
         }
         progress.finish()
         let seconds = MonotonicTime.now.seconds(since: start)
+        let viewsResult = follower.map { f in Result { try f.finish() } }
+        let viewSeconds = MonotonicTime.now.seconds(since: start) - seconds
         // The appended events are durable either way; a failed index checkpoint only means the
         // next open rebuilds or catches the indexes up from the log.
         do { try await closeStore() } catch {
@@ -102,7 +120,15 @@ struct AppendCommand: AsyncParsableCommand {
         let statement = store.durabilityStatement
         print(json ? jsonReport(report, seconds: seconds, durability: jsonDurability)
                    : humanReport(report, seconds: seconds, durability: statement, sequences: onCluster))
-        if report.appended > 0 && !skipViews { await updateViews() }
+        switch viewsResult {
+        case let .success((applied, reset))?:
+            if let reset { printError("note: the records view was rebuilt from the log (\(reset))") }
+            if !json { printError("views: applied \(applied) events; up to date \(String(format: "%.3f", viewSeconds)) s after the last append") }
+        case let .failure(error)?:
+            printError("warning: views not brought up to date: \(error) (the events are stored; the next query catches up)")
+        case nil:
+            if report.appended > 0 && !skipViews && embedded == nil { await updateViews() }
+        }
         if skipInvalid && !report.rejectedLines.isEmpty {
             do { try writeRejected(report) } catch { printError("warning: could not write \(rejected): \(error)") }
         }

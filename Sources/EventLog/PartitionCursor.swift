@@ -13,6 +13,8 @@ public struct PartitionCursor: Sendable {
     private var startOffset: Int64
     /// The base offset the next batch must have; nil right after an index seek.
     private var expectedOffset: Int64?
+    /// Bytes the segment scanner reads ahead (small when only headers are wanted).
+    var readAhead = 1 << 20
 
     init(partition: Partition, offset: Int64) {
         self.partition = partition
@@ -21,6 +23,16 @@ public struct PartitionCursor: Sendable {
 
     /// The next batch, or nil at the end of the acknowledged data.
     public mutating func next() throws -> RecordBatch? {
+        try step(decode: true)?.batch
+    }
+
+    /// The next batch's header only (checked like any header; the records are neither
+    /// checksummed nor decompressed), or nil at the end.
+    public mutating func nextHeader() throws -> BatchHeader? {
+        try step(decode: false)?.header
+    }
+
+    private mutating func step(decode: Bool) throws -> (header: BatchHeader, batch: RecordBatch?)? {
         while true {
             if scanner == nil {
                 guard try open() else { return nil }
@@ -41,9 +53,10 @@ public struct PartitionCursor: Sendable {
                 }
                 expectedOffset = header.nextOffset
                 if header.nextOffset <= startOffset { continue }
-                let batch = try current.decodeCurrent()
+                let batch = decode ? try current.decodeCurrent() : nil
+                if !decode { scanner = current }
                 startOffset = header.nextOffset
-                return batch
+                return (header, batch)
             case .end:
                 if current.position < current.limit {
                     throw LogError.corrupt(path: segment.path, offset: current.position, reason: "zero bytes where acknowledged data should be")
@@ -51,7 +64,7 @@ public struct PartitionCursor: Sendable {
                 let extent = partition.committedExtent(ofSegment: segmentNumber)
                 if extent.size > current.position {
                     // The active segment grew since this scanner was made.
-                    scanner = SegmentScanner(file: segment.file, from: current.position, limit: extent.size)
+                    scanner = SegmentScanner(file: segment.file, from: current.position, limit: extent.size, bufferBytes: readAhead)
                     continue
                 }
                 guard segmentNumber + 1 < extent.count else { return nil }
@@ -72,7 +85,7 @@ public struct PartitionCursor: Sendable {
         // From the segment start the first batch is known; after an index seek it is checked.
         expectedOffset = position == 0 ? found.baseOffset : nil
         segment = found
-        scanner = SegmentScanner(file: found.file, from: position, limit: found.size)
+        scanner = SegmentScanner(file: found.file, from: position, limit: found.size, bufferBytes: readAhead)
         return true
     }
 
@@ -82,7 +95,7 @@ public struct PartitionCursor: Sendable {
             throw LogError.corrupt(path: found.path, offset: 0, reason: "segment starts at offset \(found.baseOffset), the previous one ends at \(expectedOffset)")
         }
         segment = found
-        scanner = SegmentScanner(file: found.file, from: 0, limit: found.size)
+        scanner = SegmentScanner(file: found.file, from: 0, limit: found.size, bufferBytes: readAhead)
         expectedOffset = found.baseOffset
     }
 

@@ -113,6 +113,18 @@ public final class WriteAheadLog: Sendable {
         try self.partition(partition).cursor(from: offset)
     }
 
+    /// The hash chain value of `partition` up to `offset` — the chain of the batch whose
+    /// last record is `offset - 1` — read from that batch's header alone; nil when no batch
+    /// ends there or the batch carries no chain (format 1). Two logs with the same value at
+    /// an offset hold the same history up to it (docs/FORMAT.md, "Hash chain").
+    public func chain(partition: Int, endingAt offset: Int64) throws -> ChainHash? {
+        guard offset > 0 else { return nil }
+        var cursor = try self.partition(partition).cursor(from: offset - 1)
+        cursor.readAhead = 4_096
+        guard let header = try cursor.nextHeader(), header.nextOffset == offset, header.version >= 2 else { return nil }
+        return header.chain
+    }
+
     /// The earliest offset of `partition` whose timestamp is ≥ `timestamp` (µs since the
     /// epoch), or nil when every record is older.
     public func offset(partition: Int, atOrAfterTimestamp timestamp: Int64) throws -> Int64? {

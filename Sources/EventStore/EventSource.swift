@@ -24,11 +24,25 @@ public protocol EventSource: Sendable {
     /// For each lane, the offset of the first event recorded after `moment` (µs since the
     /// epoch), or the lane's end when there is none.
     func offsets(recordedAfter moment: Int64) throws -> [Int64]
+    /// An identity of the lane's history up to `offset`, cheap to read (nil when the back
+    /// end has none there): two histories with equal marks at an offset are the same up to
+    /// it. Views compare it instead of reading the event before their position.
+    func historyMark(lane: Int, at offset: Int64) throws -> [UInt8]?
+}
+
+extension EventSource {
+    /// No cheap mark: views read the event before their position instead.
+    public func historyMark(lane: Int, at offset: Int64) throws -> [UInt8]? { nil }
 }
 
 extension EventReader: EventSource {
     /// The log's id (from its manifest).
     public var sourceID: String? { log.manifest.logID }
+
+    /// The hash chain up to `offset`, from the header of the batch that ends there.
+    public func historyMark(lane: Int, at offset: Int64) throws -> [UInt8]? {
+        do { return try log.chain(partition: lane, endingAt: offset).map(\.bytes) } catch { throw EventStoreError.wrap(error) }
+    }
 
     /// The stream's partition.
     public func lane(tenant: String, stream: String) -> Int { partition(tenant: tenant, stream: stream) }

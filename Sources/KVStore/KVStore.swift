@@ -85,7 +85,8 @@ public final class KVStore: @unchecked Sendable {
     private init(directory: String, mode: Mode, options: KVOptions, storage: any Storage, cache: BlockCache, version: Version,
                  lock: (any StorageLock)?, owner: OwnerState) {
         self.owner = owner
-        self.mutable = Memtable(expectedEntries: options.memtableBytes / 160)
+        // A reader's overlay is usually small: its hash index starts small and grows.
+        self.mutable = Memtable(expectedEntries: mode == .writable ? options.memtableBytes / 160 : 2_048)
         self.directory = directory
         self.mode = mode
         self.options = options
@@ -125,7 +126,9 @@ public final class KVStore: @unchecked Sendable {
             while contents.levels.count < options.levels { contents.levels.append([]) }
             let owner = OwnerState()
             let levels = contents.levels.map { $0.map { TableHandle(info: $0, directory: directory, storage: storage, cache: cache, owner: owner) } }
-            for file in levels.joined() where !storage.exists(file.path) {
+            // A writer checks that every listed file is there (it repairs what is not); a
+            // reader finds out when it opens one.
+            for file in levels.joined() where mode == .writable && !storage.exists(file.path) {
                 throw KVError.corrupt(path: file.path, offset: 0, reason: "the manifest lists this file but it is missing")
             }
             let version = Version(levels: levels, metadata: contents.metadata, generation: contents.generation, nextFileNumber: contents.nextFileNumber)
@@ -242,7 +245,7 @@ public final class KVStore: @unchecked Sendable {
         guard !mutable.isEmpty else { return }
         mutable.freeze()
         sealed.insert(mutable, at: 0)
-        mutable = Memtable(expectedEntries: options.memtableBytes / 160)
+        mutable = Memtable(expectedEntries: mode == .writable ? options.memtableBytes / 160 : 2_048)
     }
 
     /// Ends the current memtable: everything written so far becomes immutable, readable

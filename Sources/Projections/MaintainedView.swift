@@ -136,7 +136,7 @@ public final class MaintainedView<P: ViewProjector> {
     /// everything in memory (up to `readerTailLimit` events). `progress` gets the events
     /// applied so far in this call.
     @discardableResult
-    public func catchUp(upTo limit: [Int64]? = nil, progress: (Int64) -> Void = { _ in }) throws -> Int64 {
+    public func catchUp(upTo limit: [Int64]? = nil, commitAtEnd: Bool = true, progress: (Int64) -> Void = { _ in }) throws -> Int64 {
         let ends = try limit ?? source.endOffsets()
         precondition(ends.count == checkpoint.positions.count, "view \(P.name): lane count changed under the view")
         if !isWriter, let behind = checkpoint.eventsBehind(ends), behind > readerTailLimit {
@@ -158,13 +158,14 @@ public final class MaintainedView<P: ViewProjector> {
                 progress(applied)
             }
         }
-        if applied > 0 || !isWriter { try commit() }
+        if commitAtEnd && (applied > 0 || !isWriter || checkpoint.encoded() != store.metadata) { try commit() }
         return applied
     }
 
     /// Makes everything applied so far one commit: the rows and the checkpoint together.
     /// (A reader's commit stays in memory.)
     public func commit() throws {
+        if isWriter { checkpoint.markHistory(source) }
         try projector.prepareCommit()
         try store.freeze(metadata: checkpoint.encoded())
     }

@@ -15,6 +15,9 @@ public struct ViewCheckpoint: Sendable, Equatable {
     public var lastEventIDs: [EventID?]
     /// Events applied since the view was empty.
     public var eventsApplied: Int64
+    /// Per lane, the source's mark of its history up to the position (`historyMark`), when
+    /// it has one: checked instead of reading the event before the position.
+    public var historyMarks: [[UInt8]?]
 
     /// An empty view's checkpoint.
     public init(viewName: String, viewVersion: Int, sourceID: String, lanes: Int) {
@@ -24,6 +27,7 @@ public struct ViewCheckpoint: Sendable, Equatable {
         positions = Array(repeating: 0, count: lanes)
         lastEventIDs = Array(repeating: nil, count: lanes)
         eventsApplied = 0
+        historyMarks = Array(repeating: nil, count: lanes)
     }
 
     static let magic: UInt32 = 0x4B43_5642 // "BVCK"
@@ -46,6 +50,10 @@ public struct ViewCheckpoint: Sendable, Equatable {
             }
         }
         ByteCoding.appendVarint(UInt64(eventsApplied), to: &out)
+        for mark in historyMarks {
+            ByteCoding.appendVarint(UInt64(mark?.count ?? 0), to: &out)
+            if let mark { out.append(contentsOf: mark) }
+        }
         return out
     }
 
@@ -66,8 +74,14 @@ public struct ViewCheckpoint: Sendable, Equatable {
                     return nil
                 }
             }
-            guard let applied = r.varint(), applied <= UInt64(Int64.max), r.position == raw.count else { return nil }
+            guard let applied = r.varint(), applied <= UInt64(Int64.max) else { return nil }
             checkpoint.eventsApplied = Int64(applied)
+            for lane in 0..<Int(lanes) {
+                guard let n = r.varint(), n <= 64, n <= UInt64(raw.count - r.position) else { return nil }
+                if n > 0 { checkpoint.historyMarks[lane] = Array(raw[r.position..<(r.position + Int(n))]) }
+                r.position += Int(n)
+            }
+            guard r.position == raw.count else { return nil }
             return checkpoint
         }
         guard let decoded else { return nil }
@@ -90,12 +104,21 @@ public struct ViewCheckpoint: Sendable, Equatable {
         for lane in positions.indices {
             guard positions[lane] <= ends[lane] else { return "lane \(lane): it is at offset \(positions[lane]), past the log's end \(ends[lane])" }
             guard positions[lane] > 0 else { continue }
+            if let mark = historyMarks[lane], let now = try? source.historyMark(lane: lane, at: positions[lane]) {
+                guard mark == now else { return "lane \(lane): the log's history up to offset \(positions[lane]) is not the one it applied (the log's history changed)" }
+                continue
+            }
             let last = try? source.readEvent(at: Position(partition: lane, offset: positions[lane] - 1))
             guard let last, last.id == lastEventIDs[lane] else {
                 return "lane \(lane): the event before offset \(positions[lane]) is not the one it applied (the log's history changed)"
             }
         }
         return nil
+    }
+
+    /// Records the source's history marks at the positions (before a commit).
+    public mutating func markHistory(_ source: any EventSource) {
+        for lane in positions.indices { historyMarks[lane] = positions[lane] > 0 ? (try? source.historyMark(lane: lane, at: positions[lane])) ?? nil : nil }
     }
 
     /// Notes one event as applied; it must be the next of its lane.

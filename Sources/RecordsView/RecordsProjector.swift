@@ -13,8 +13,9 @@ import Projections
 /// order (and in parallel) and give the same view.
 public final class RecordsProjector: ViewProjector {
     public static let name = "records"
-    /// 2: rows in a key-value store (1 was the snapshot of in-memory books).
-    public static let version = 2
+    /// 3: rows in a key-value store, name postings by year, the outstanding ranking (1 was
+    /// the snapshot of in-memory books; 2 an earlier layout of these rows).
+    public static let version = 3
 
     private let store: KVStore
     private var records = TwoGenerationCache<RequestRef, CachedRequest>(limit: 200_000)

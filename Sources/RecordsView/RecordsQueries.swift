@@ -213,35 +213,20 @@ public struct RecordsQueries: Sendable {
     }
 
     /// The 10 customers (or products) with the most outstanding quantity of pending
-    /// requests (ties by id): one pass over their tallies, reading two numbers of each and
-    /// keeping the best ten.
+    /// requests (ties by id): the first ten rows of their ranking.
     func top(isCustomer: Bool) throws -> [Ranked] {
-        let prefix = ViewKey.prefix(tenant, isCustomer ? ViewKey.customerTally : ViewKey.productTally)
+        let prefix = ViewKey.prefix(tenant, ViewKey.rank) + [isCustomer ? ViewKey.customerTally : ViewKey.productTally]
         let it = snapshot.makeIterator(lower: prefix, upper: ViewKey.end(of: prefix))
-        var best: [(outstanding: Int64, id: [UInt8])] = []
-        func before(_ a: (outstanding: Int64, id: [UInt8]), _ b: (outstanding: Int64, id: [UInt8])) -> Bool {
-            a.outstanding != b.outstanding ? a.outstanding > b.outstanding : a.id.lexicographicallyPrecedes(b.id)
-        }
+        var out: [Ranked] = []
         try it.seekToFirst()
-        while it.isValid {
-            let (pending, outstanding): (Int64, Int64)
-            do { (pending, outstanding) = try GroupTally.peekPending(it.value) } catch {
-                throw ViewDamage(view: RecordsProjector.name, "a tally of tenant \(tenant) does not decode (key \(RowKeys.describe(Array(it.key))))")
-            }
-            if pending > 0 && (best.count < 10 || outstanding >= best[best.count - 1].outstanding) {
-                let candidate = (outstanding, Array(it.key[prefix.count...]))
-                if best.count < 10 || before(candidate, best[best.count - 1]) {
-                    let at = best.firstIndex { before(candidate, $0) } ?? best.count
-                    best.insert(candidate, at: at)
-                    if best.count > 10 { best.removeLast() }
-                }
-            }
+        while it.isValid && out.count < 10 {
+            guard it.key.count >= prefix.count + 8 else { throw ViewDamage(view: RecordsProjector.name, "a ranking row of tenant \(tenant) is cut short") }
+            let outstanding = ~ViewKey.time(it.key, at: prefix.count)
+            let p = try party(String(decoding: UnsafeRawBufferPointer(rebasing: it.key[(prefix.count + 8)...]), as: UTF8.self), isCustomer: isCustomer)
+            out.append(Ranked(id: p.id, name: p.name, outstanding: outstanding))
             try it.next()
         }
-        return try best.map { c in
-            let p = try party(String(decoding: c.id, as: UTF8.self), isCustomer: isCustomer)
-            return Ranked(id: p.id, name: p.name, outstanding: c.outstanding)
-        }
+        return out
     }
 
     /// Every customer's (or product's) tally.

@@ -99,6 +99,17 @@ enum RowKeys {
         }
     }
 
+    /// `O` kind outstanding id: customers (kind `c`) or products (`p`) with pending requests,
+    /// most outstanding quantity first (the quantity is stored complemented), ties by id.
+    static func rank(_ tenant: String, isCustomer: Bool, outstanding: Int64, _ id: String) -> [UInt8] {
+        build { key in
+            start(&key, tenant, ViewKey.rank)
+            key.append(isCustomer ? ViewKey.customerTally : ViewKey.productTally)
+            ViewKey.appendTime(~outstanding, to: &key)
+            key.append(contentsOf: id.utf8)
+        }
+    }
+
     static func customer(_ tenant: String, _ id: String) -> [UInt8] { keyed(tenant, ViewKey.customerRow, id) }
     static func product(_ tenant: String, _ id: String) -> [UInt8] { keyed(tenant, ViewKey.productRow, id) }
     static func customerTally(_ tenant: String, _ id: String) -> [UInt8] { keyed(tenant, ViewKey.customerTally, id) }

@@ -20,6 +20,8 @@ final class TallyBuffer {
     struct Entry<Value> {
         var value: Value
         var dirty: Bool
+        /// What the store holds (nil: nothing): a group's rank row is moved from it.
+        var stored: Value? = nil
     }
 
     private var totals: [String: Entry<TenantTotals>] = [:]
@@ -52,7 +54,13 @@ final class TallyBuffer {
 
     func updateGroup(_ tenant: String, _ isCustomer: Bool, _ id: String, _ store: KVStore, _ body: (inout GroupTally) -> Void) throws {
         let key = GroupKey(tenant: tenant, isCustomer: isCustomer, id: id)
-        var entry = try groups[key] ?? Entry(value: load(Self.groupKey(key), store) { try GroupTally(decoding: $0) } ?? GroupTally(), dirty: false)
+        var entry: Entry<GroupTally>
+        if let cached = groups[key] {
+            entry = cached
+        } else {
+            let stored = try load(Self.groupKey(key), store) { try GroupTally(decoding: $0) }
+            entry = Entry(value: stored ?? GroupTally(), dirty: false, stored: stored)
+        }
         body(&entry.value)
         if !entry.dirty { dirty += 1 }
         entry.dirty = true
@@ -96,7 +104,15 @@ final class TallyBuffer {
         for (key, entry) in groups where entry.dirty {
             let g = entry.value
             if g.tally == Tally() { try store.delete(Self.groupKey(key)) } else { try store.put(Self.groupKey(key), g.encoded()) }
+            // The ranking by outstanding quantity (groups with pending requests only).
+            let before = entry.stored.flatMap { $0.tally.pending > 0 ? $0.tally.outstandingQuantity : nil }
+            let after = g.tally.pending > 0 ? g.tally.outstandingQuantity : nil
+            if before != after {
+                if let before { try store.delete(RowKeys.rank(key.tenant, isCustomer: key.isCustomer, outstanding: before, key.id)) }
+                if let after { try store.put(RowKeys.rank(key.tenant, isCustomer: key.isCustomer, outstanding: after, key.id), []) }
+            }
             groups[key]?.dirty = false
+            groups[key]?.stored = g.tally == Tally() ? nil : g
         }
         dirty = 0
         if isFull {

@@ -33,6 +33,8 @@ enum ViewKey {
     static let totals: UInt8 = 0x41 // A
     /// Per request day: `d` day → Tally.
     static let day: UInt8 = 0x64 // d
+    /// The ranking of customers and products by outstanding quantity: `O` c|p ~outstanding id → ().
+    static let rank: UInt8 = 0x4F // O
     /// Per customer / product: `c` id, `p` id → GroupTally.
     static let customerTally: UInt8 = 0x63 // c
     static let productTally: UInt8 = 0x70 // p

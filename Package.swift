@@ -54,6 +54,8 @@ let package = Package(
         // The fault simulator (an in-memory `Storage` with power cuts, torn writes, errors
         // and bit flips); only the test targets use it.
         .target(name: "StorageSimulator", dependencies: ["EventLog", "DataGenerator"]),
+        // Running `backorder` from the tests without pipes (see ChildProcess.swift).
+        .target(name: "TestSupport"),
         .executableTarget(
             name: "BackorderCLI",
             dependencies: [
@@ -70,7 +72,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "BackorderCLI", "DataGenerator", "StorageSimulator"]
+            dependencies: ["EventLog", "BackorderCLI", "DataGenerator", "StorageSimulator", "TestSupport"]
         ),
         .testTarget(
             name: "KVStoreTests",
@@ -86,7 +88,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutOfStockTests",
-            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI", "JetStreamStore"]
+            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI", "JetStreamStore", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6],

@@ -2,13 +2,15 @@ import Foundation
 import Testing
 @testable import EventLog
 @testable import BackorderCLI
+import TestSupport
 
 /// A child `backorder log crash-writer` process and the acknowledgements it printed.
+///
+/// Its standard output goes to a file read after it exits (see TestSupport's `runChild`
+/// for why not a pipe).
 final class WriterProcess: @unchecked Sendable {
     let process = Process()
-    private let output = Pipe()
-    private let lock = NSLock()
-    private var buffer = Data()
+    private let outputPath: String
 
     init(logDirectory: String, writer: Int, seed: UInt64, events: Int? = nil, reopenEvery: Int = 0) throws {
         process.executableURL = URL(fileURLWithPath: try backorderExecutable())
@@ -17,15 +19,10 @@ final class WriterProcess: @unchecked Sendable {
         if let events { arguments += ["--events", String(events)] }
         if reopenEvery > 0 { arguments += ["--reopen-every", String(reopenEvery)] }
         process.arguments = arguments
-        process.standardOutput = output
+        outputPath = logDirectory + "/writer\(writer).stdout"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         process.standardError = FileHandle.nullDevice
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.lock.lock()
-            self.buffer.append(data)
-            self.lock.unlock()
-        }
         try process.run()
     }
 
@@ -35,14 +32,10 @@ final class WriterProcess: @unchecked Sendable {
     }
 
     /// Every "ack partition base count writer first" line printed, complete lines only.
-    func acknowledgements() -> [CrashAck] {
+    func acknowledgements() throws -> [CrashAck] {
         process.waitUntilExit()
-        output.fileHandleForReading.readabilityHandler = nil
-        let rest = output.fileHandleForReading.readDataToEndOfFile()
-        lock.lock()
-        buffer.append(rest)
-        let text = String(decoding: buffer, as: UTF8.self)
-        lock.unlock()
+        let text = String(decoding: try readWholeFile(outputPath), as: UTF8.self)
+        try? FileManager.default.removeItem(atPath: outputPath)
         var acks: [CrashAck] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
             let f = line.split(separator: " ")
@@ -103,7 +96,7 @@ func verifyAcknowledged(_ acks: [CrashAck], in logPath: String) async throws -> 
             let child = try WriterProcess(logDirectory: dir.path, writer: round, seed: UInt64(round))
             try await Task.sleep(for: .milliseconds(Int.random(in: 20...120, using: &random)))
             child.kill()
-            acks += child.acknowledgements()
+            acks += try child.acknowledgements()
             // Reopen as a writer (recovers, truncates a torn tail), then check everything.
             var options = LogOptions()
             options.lockTimeoutMilliseconds = 5_000
@@ -127,7 +120,7 @@ func verifyAcknowledged(_ acks: [CrashAck], in logPath: String) async throws -> 
         defer { dir.remove() }
         let a = try WriterProcess(logDirectory: dir.path, writer: 1, seed: 1, events: 8_000, reopenEvery: 1)
         let b = try WriterProcess(logDirectory: dir.path, writer: 2, seed: 2, events: 8_000, reopenEvery: 1)
-        let acksA = a.acknowledgements(), acksB = b.acknowledgements()
+        let acksA = try a.acknowledgements(), acksB = try b.acknowledgements()
         #expect(a.process.terminationStatus == 0)
         #expect(b.process.terminationStatus == 0)
         #expect(acksA.count == 80 && acksB.count == 80, "each writer gets all of its 20 rounds × 4 batches acknowledged")

@@ -3,6 +3,7 @@ import Testing
 import OutOfStock
 import Projections
 import RecordsView
+import TestSupport
 
 /// Runs the built `backorder` executable and returns (status, stdout, stderr).
 func runBackorder(_ arguments: [String], stdin: String? = nil) throws -> (Int32, String, String) {
@@ -15,20 +16,8 @@ func runBackorder(_ arguments: [String], stdin: String? = nil) throws -> (Int32,
         directory = directory.deletingLastPathComponent()
     }
     guard let executable else { throw CLIError(message: "backorder executable not found near \(bundle.path); run swift build first") }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe(), input = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = input
-    try process.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try input.fileHandleForWriting.close()
-    let output = out.fileHandleForReading.readDataToEndOfFile()
-    let error = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+    let child = try runChild(executable, arguments, input: stdin)
+    return (child.status, child.standardOutput, child.standardError)
 }
 
 struct CLIError: Error { let message: String }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import EventStore
 @testable import OutOfStock
+import TestSupport
 
 /// A small tmpfs mounted by the test (root only), unmounted whatever happens.
 struct TmpfsMount {
@@ -34,16 +35,10 @@ struct TmpfsMount {
     }
 
     static func run(_ tool: String, _ arguments: [String]) -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (-1, "\(error)") }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        do {
+            let child = try runChild(tool, arguments)
+            return (child.status, child.standardOutput + child.standardError)
+        } catch { return (-1, "\(error)") }
     }
 }
 

@@ -340,7 +340,6 @@ public final class KVStore: @unchecked Sendable {
     }
 
     private func runWorker() {
-        var stepsAtClose = 0
         while true {
             let job: Job = shared.wait(until: { s in
                 s.failure != nil || s.closing || !s.frozen.isEmpty || Compaction.neededLevel(s.version, options: self.options) != nil
@@ -350,10 +349,14 @@ public final class KVStore: @unchecked Sendable {
                 if let oldest = s.frozen.last { return .flush(oldest) }
                 guard let compaction = Compaction.pick(s.version, options: self.options, pointers: s.pointers) else { return .stop }
                 if s.closing {
-                    // At close only what level 0 urgently needs (reads check every level-0
-                    // file), plus one more step, so short-lived writers still compact.
-                    let urgent = s.version.level0Runs.count >= self.options.level0CompactionTrigger
-                    guard urgent || stepsAtClose == 0 else { return .stop }
+                    // At close only what level 0 needs (reads check every level-0 run), and
+                    // only while its runs are small: a close must not take seconds of a
+                    // deeper level's debt, which the next long-lived writer (or `settle`) pays.
+                    // The same test as `writeCompactionOutput`'s: a compaction started here
+                    // and then abandoned would be picked again, forever.
+                    let l0Bytes = s.version.bytes(level: 0)
+                    guard s.version.level0Runs.count >= self.options.level0CompactionTrigger, self.mayFinishAtClose(compaction),
+                          l0Bytes * 8 < self.options.level1Bytes else { return .stop }
                 }
                 return .compact(compaction)
             }
@@ -361,9 +364,11 @@ public final class KVStore: @unchecked Sendable {
                 switch job {
                 case let .flush(frozen): try flush(frozen)
                 case var .compact(compaction):
-                    if shared.withLock({ $0.closing }) { stepsAtClose += 1 }
                     try compaction.refine()
-                    try compact(compaction)
+                    do { try compact(compaction) } catch is CompactionAbandoned {
+                        // Closing: the inputs are intact and the outputs removed; a later
+                        // writer compacts them.
+                    }
                 case .stop:
                     shared.withLock { $0.workerStopped = true; $0.busy = false }
                     shared.broadcast()
@@ -476,10 +481,23 @@ public final class KVStore: @unchecked Sendable {
         }
     }
 
+    /// A compaction given up because the store is closing (not a failure).
+    private struct CompactionAbandoned: Error {}
+
+    /// Whether a compaction may keep a closing store waiting: only a merge of small level-0
+    /// runs (see `runWorker`).
+    private func mayFinishAtClose(_ compaction: Compaction) -> Bool {
+        compaction.level == 0 && compaction.outputLevel == 0
+    }
+
     /// Merges the compaction's inputs into new files cut at `targetFileBytes`, and before
-    /// any kept file of the output level, so that no output overlaps one.
+    /// any kept file of the output level, so that no output overlaps one. A compaction that
+    /// may not keep a closing store waiting stops (and removes its outputs) when `close()`
+    /// is called.
     private func writeCompactionOutput(_ compaction: Compaction) throws -> [TableInfo] {
         let input = compaction.makeInput()
+        let abandonable = !mayFinishAtClose(compaction)
+        var steps = 0
         let kept = compaction.kept
         var nextKept = 0
         var outputs: [TableInfo] = []
@@ -513,6 +531,8 @@ public final class KVStore: @unchecked Sendable {
                     }
                 }
                 try input.next()
+                steps += 1
+                if abandonable && steps & 4095 == 0 && closed.load(ordering: .relaxed) { throw CompactionAbandoned() }
             }
             if let current = builder, current.entries > 0 { outputs.append(try current.finish()) }
             builder = nil

@@ -203,6 +203,40 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         try store.close()
     }
 
+    /// Closing with enough level-0 runs to compact, level 1 still empty: the close skips the
+    /// level-0 → level-1 compaction (it would be abandoned and picked again, forever: a
+    /// full-disk test once spun in it for ten minutes) and a later writer does it.
+    @Test func closeWithLevelZeroDebtReturnsAndTheNextWriterPaysIt() throws {
+        let dir = temporaryDirectory("close-debt")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = tinyOptions()
+        options.memtableBytes = 4 << 20   // freezes alone decide the runs
+        options.maxFrozenMemtables = 8    // queued, so the worker meets them while closing
+        options.level1Bytes = 64 << 20    // small level 0 next to level 1's budget
+        options.level0StopTrigger = 32
+        let store = try KVStore.open(at: dir, options: options)
+        var model = Model()
+        for run in 0..<options.level0CompactionTrigger + 1 {
+            for n in 0..<6_000 {
+                try store.put(key(n * 7 + run), [UInt8(run)])
+                model.entries[key(n * 7 + run)] = [UInt8(run)]
+            }
+            try store.freeze(metadata: [UInt8(run)])
+        }
+        let closed = DispatchSemaphore(value: 0)
+        let closer = Thread { try? store.close(); closed.signal() }
+        closer.start()
+        #expect(closed.wait(timeout: .now() + 60) == .success, "close() did not return within 60 s")
+
+        let next = try KVStore.open(at: dir, options: options)
+        try next.settle()
+        #expect(next.shape.files[0] <= 1, "the next writer compacts level 0: \(next.shape.files)")
+        let found = try scan(next.snapshot())
+        #expect(found.map(\.0) == model.sortedKeys())
+        #expect(found.allSatisfy { model.entries[$0.0] == $0.1 })
+        try next.close()
+    }
+
     /// A direction change in the middle of a scan lands on the neighbouring key, also when
     /// the key's newest version lives in another level than its neighbours.
     @Test func directionChangesAcrossLevels() throws {

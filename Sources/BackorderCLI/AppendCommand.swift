@@ -93,7 +93,9 @@ struct AppendCommand: AsyncParsableCommand {
         var report: IngestReport
         var poked = 0
         do {
-            report = try await Ingestor(store: store, options: ingestOptions).ingest(&reader) { bytes, appended in
+            // Streams' states come from the view when it has them at the store's version.
+            let lookup = follower?.openedSnapshot().map { ViewStateLookup(snapshot: $0) }
+            report = try await Ingestor(store: store, options: ingestOptions, lookup: lookup).ingest(&reader) { bytes, appended in
                 progress.update("read \(bytes / 1_000_000) MB, appended \(appended) events")
                 if appended > poked {
                     poked = appended

@@ -71,6 +71,14 @@ public protocol EventAppender: AnyObject, Sendable {
     func submitEvents(_ events: [NewEvent]) async throws -> any PendingAppend
     /// What an acknowledged append survives, in one line for people.
     var durabilityStatement: String { get }
+    /// A stream's acknowledged version from the store's stream index (0: no stream), or nil
+    /// when the back end cannot say without reading the stream.
+    func streamVersion(tenant: String, stream: String) throws -> Int64?
+}
+
+extension EventAppender {
+    /// Unknown without reading the stream.
+    public func streamVersion(tenant: String, stream: String) throws -> Int64? { nil }
 }
 
 /// An append on its way to the store.
@@ -83,6 +91,9 @@ public protocol PendingAppend: Sendable {
 extension SubmittedAppend: PendingAppend {}
 
 extension EventStore: EventAppender {
+    /// From the stream index (one probe).
+    public func streamVersion(tenant: String, stream: String) throws -> Int64? { version(tenant: tenant, stream: stream) }
+
     /// `submit`, as the appender protocol names it.
     public func submitEvents(_ events: [NewEvent]) async throws -> any PendingAppend {
         try await submit(events)

@@ -30,6 +30,16 @@ public struct RecordState: Sendable, Equatable {
 
     /// Quantity still to deliver.
     public var remaining: Int64 { quantity - delivered }
+
+    /// A request's state.
+    public init(status: RecordStatus = .pending, quantity: Int64 = 0, delivered: Int64 = 0, customerId: String = "", productId: String = "", size: String? = nil) {
+        self.status = status
+        self.quantity = quantity
+        self.delivered = delivered
+        self.customerId = customerId
+        self.productId = productId
+        self.size = size
+    }
 }
 
 /// A customer's stream state.
@@ -40,6 +50,13 @@ public struct CustomerState: Sendable, Equatable {
     public var region: String?
     /// Removed customers take no new requests.
     public var removed = false
+
+    /// A customer's state.
+    public init(name: String = "", region: String? = nil, removed: Bool = false) {
+        self.name = name
+        self.region = region
+        self.removed = removed
+    }
 }
 
 /// A product's stream state.
@@ -50,6 +67,13 @@ public struct ProductState: Sendable, Equatable {
     public var sizes: [String] = []
     /// Removed products take no new requests.
     public var removed = false
+
+    /// A product's state.
+    public init(name: String = "", sizes: [String] = [], removed: Bool = false) {
+        self.name = name
+        self.sizes = sizes
+        self.removed = removed
+    }
 }
 
 /// The state of one stream, of whichever kind, or none.
@@ -135,4 +159,13 @@ public enum StreamName {
     public static func customer(_ id: String) -> String { "customer/" + id }
     /// The stream of a product.
     public static func product(_ id: String) -> String { "product/" + id }
+}
+
+/// Where the ingestor may find a stream's state without reading the stream from the log:
+/// a view that keeps each stream's state and the version it reflects. The ingestor uses an
+/// answer only when its version is the store's, so a view that lags costs a log read, never
+/// a wrong decision.
+public protocol StreamStateLookup: AnyObject {
+    /// The stream's state and the stream version it reflects, or nil when unknown.
+    func state(tenant: String, stream: String) throws -> (version: Int64, state: StreamState)?
 }

@@ -174,10 +174,14 @@ public final class Ingestor {
     private var states: [StreamKey: CachedStream] = [:]
     private var seenIDs = Set<EventID>()
     private var random = SystemRandomNumberGenerator()
+    private let lookup: (any StreamStateLookup)?
 
-    /// An ingestor appending to `store`.
-    public init(store: any EventAppender, options: IngestOptions) throws {
+    /// An ingestor appending to `store`. `lookup` (a view of the streams' states, such as
+    /// the records view) saves reading a stream from the log when it holds the stream at
+    /// the version the store's index has.
+    public init(store: any EventAppender, options: IngestOptions, lookup: (any StreamStateLookup)? = nil) throws {
         self.store = store
+        self.lookup = lookup
         self.options = options
         self.parser = try InputParser()
     }
@@ -278,9 +282,24 @@ public final class Ingestor {
         // the line's fault: it propagates and fails the ingest, rejecting nothing.
     }
 
-    /// The cached state of a stream, loaded from the store on first use.
+    /// The cached state of a stream, loaded on first use: a stream the store's index does
+    /// not know is new; one the lookup holds at the index's version is taken from it (no
+    /// log read); any other is read from the log and folded.
     private func state(_ key: StreamKey) throws -> CachedStream {
         if let cached = states[key] { return cached }
+        if let version = try store.streamVersion(tenant: key.tenant, stream: key.stream) {
+            if version == 0 {
+                let new = CachedStream(version: 0, state: .none)
+                states[key] = new
+                return new
+            }
+            // A lookup that fails (a view file gone under a compaction) only costs a log read.
+            if let found = try? lookup?.state(tenant: key.tenant, stream: key.stream), found.version == version {
+                let known = CachedStream(version: version, state: found.state)
+                states[key] = known
+                return known
+            }
+        }
         var state = StreamState.none
         let events = try store.readStream(tenant: key.tenant, stream: key.stream)
         for event in events {

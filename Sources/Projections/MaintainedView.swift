@@ -151,7 +151,7 @@ public final class MaintainedView<P: ViewProjector> {
                 more = try cursor.nextBatch { event in
                     guard event.position.offset < end else { return }
                     try projector.apply(event)
-                    checkpoint.advance(past: event)
+                    checkpoint.advance(lane: lane, past: event)
                     applied += 1
                 }
                 if isWriter && store.needsFreeze { try commit() }

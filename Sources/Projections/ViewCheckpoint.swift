@@ -121,9 +121,9 @@ public struct ViewCheckpoint: Sendable, Equatable {
         for lane in positions.indices { historyMarks[lane] = positions[lane] > 0 ? (try? source.historyMark(lane: lane, at: positions[lane])) ?? nil : nil }
     }
 
-    /// Notes one event as applied; it must be the next of its lane.
-    public mutating func advance(past event: RawEvent) {
-        let lane = event.position.partition
+    /// Notes one event of `lane` as applied; it must be the lane's next. (The lane is given:
+    /// an event's position names its partition, which is its lane only on the embedded log.)
+    public mutating func advance(lane: Int, past event: RawEvent) {
         precondition(event.position.offset == positions[lane], "view \(viewName): lane \(lane) applied offset \(event.position.offset) where \(positions[lane]) was next")
         positions[lane] = event.position.offset + 1
         lastEventIDs[lane] = event.id

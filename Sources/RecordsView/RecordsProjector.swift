@@ -13,13 +13,14 @@ import Projections
 /// order (and in parallel) and give the same view.
 public final class RecordsProjector: ViewProjector {
     public static let name = "records"
-    /// 3: rows in a key-value store, name postings by year, the outstanding ranking (1 was
-    /// the snapshot of in-memory books; 2 an earlier layout of these rows).
-    public static let version = 3
+    /// 4: rows in a key-value store, name postings by year, the outstanding ranking, stream
+    /// versions and decision states (1 was the snapshot of in-memory books; 2 and 3 earlier
+    /// layouts of these rows).
+    public static let version = 4
 
     private let store: KVStore
-    private var records = TwoGenerationCache<RequestRef, CachedRequest>(limit: 200_000)
-    private let tallies = TallyBuffer(limit: 300_000)
+    private var records = TwoGenerationCache<RequestRef, CachedRequest>(limit: 150_000)
+    private let tallies = TallyBuffer(limit: 100_000)
     private var dirtyLasts: Set<GroupRef> = []
     private var knownNames = TwoGenerationCache<RequestRef, Bool>(limit: 100_000)
 
@@ -56,8 +57,8 @@ public final class RecordsProjector: ViewProjector {
         case .customer, .customerRemoved, .product, .productRemoved:
             let type = String(decoding: event.type, as: UTF8.self)
             let data = try EventData.decode(Array(event.data), type: type, schemaVersion: event.schemaVersion)
-            if kind == .customer || kind == .customerRemoved { try applyCustomer(tenant, data, removed: kind == .customerRemoved) } else {
-                try applyProduct(tenant, data, removed: kind == .productRemoved)
+            if kind == .customer || kind == .customerRemoved { try applyCustomer(tenant, event, type, data, removed: kind == .customerRemoved) } else {
+                try applyProduct(tenant, event, type, data, removed: kind == .productRemoved)
             }
         default:
             let type = String(decoding: event.type, as: UTF8.self)
@@ -84,29 +85,38 @@ public final class RecordsProjector: ViewProjector {
         try tallies.write(to: store)
     }
 
-    private func applyCustomer(_ tenant: String, _ data: EventData, removed: Bool) throws {
+    private func applyCustomer(_ tenant: String, _ e: RawEvent, _ type: String, _ data: EventData, removed: Bool) throws {
         guard let id = data.string(.customerId) else { return }
         let key = RowKeys.customer(tenant, id)
-        var c = try read(key) { try CustomerRow(id: id, decoding: $0) }
-            ?? CustomerRow(id: id, number: "", name: "", region: nil, city: nil, country: nil, removed: false)
+        var stored = try read(key) { try StoredParty<CustomerRow>(id: id, decoding: $0) }
+            ?? StoredParty(row: CustomerRow(id: id, number: "", name: "", region: nil, city: nil, country: nil, removed: false), version: 0, decision: .none)
+        var c = stored.row
         if let v = data.string(.number) { c.number = v }
         if let v = data.string(.name) { c.name = v }
         if let v = data.string(.region) { c.region = v }
         if let v = data.string(.city) { c.city = v }
         if let v = data.string(.country) { c.country = v }
         if removed { c.removed = true }
-        try store.put(key, c.encoded())
+        stored.row = c
+        stored.version = e.streamVersion
+        stored.decision = stored.decision.evolved(by: type, data)
+        try store.put(key, stored.encoded())
     }
 
-    private func applyProduct(_ tenant: String, _ data: EventData, removed: Bool) throws {
+    private func applyProduct(_ tenant: String, _ e: RawEvent, _ type: String, _ data: EventData, removed: Bool) throws {
         guard let id = data.string(.productId) else { return }
         let key = RowKeys.product(tenant, id)
-        var p = try read(key) { try ProductRow(id: id, decoding: $0) } ?? ProductRow(id: id, sku: "", name: "", sizes: [], removed: false)
+        var stored = try read(key) { try StoredParty<ProductRow>(id: id, decoding: $0) }
+            ?? StoredParty(row: ProductRow(id: id, sku: "", name: "", sizes: [], removed: false), version: 0, decision: .none)
+        var p = stored.row
         if let v = data.string(.sku) { p.sku = v }
         if let v = data.string(.name) { p.name = v }
         if let v = data.strings(.sizes) { p.sizes = v }
         if removed { p.removed = true }
-        try store.put(key, p.encoded())
+        stored.row = p
+        stored.version = e.streamVersion
+        stored.decision = stored.decision.evolved(by: type, data)
+        try store.put(key, stored.encoded())
     }
 
     private func report(_ tenant: String, _ e: RawEvent, _ f: RecordFields, _ actor: String) throws {
@@ -118,7 +128,7 @@ public final class RecordsProjector: ViewProjector {
         let request = CachedRequest(
             columns: RequestColumns(status: .pending, quantity: f.quantity ?? 0, delivered: 0, completedAt: nil, updatedAt: at,
                                     updatedBy: actor, deliveries: 0, customerId: customerId, productId: productId, size: f.size,
-                                    head: e.position.offset),
+                                    head: e.position.offset, version: e.streamVersion),
             // The names come with the event (schema version 2); a version-1 event shows ids.
             details: RequestDetails(requestedAt: at, customerName: f.customerName ?? customerId, productName: f.productName ?? productId,
                                     notes: f.notes, reason: nil, createdBy: actor))
@@ -162,6 +172,7 @@ public final class RecordsProjector: ViewProjector {
         new.columns.updatedBy = actor
         new.columns.updatedAt = at
         new.columns.head = e.position.offset
+        new.columns.version = e.streamVersion
         try replace(tenant, id, old, with: new)
     }
 

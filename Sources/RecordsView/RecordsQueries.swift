@@ -52,8 +52,8 @@ public struct RecordsQueries: Sendable {
     func totals() throws -> TenantTotals { try decode(RowKeys.totals(tenant)) { try TenantTotals(decoding: $0) } ?? TenantTotals() }
     func columns(_ at: Int64, _ id: String) throws -> RequestColumns? { try decode(RowKeys.requestByTime(tenant, at, id)) { try RequestColumns(decoding: $0) } }
     func details(_ id: String) throws -> RequestDetails? { try decode(RowKeys.requestByID(tenant, id)) { try RequestDetails(decoding: $0) } }
-    func customerRow(_ id: String) throws -> CustomerRow? { try decode(RowKeys.customer(tenant, id)) { try CustomerRow(id: id, decoding: $0) } }
-    func productRow(_ id: String) throws -> ProductRow? { try decode(RowKeys.product(tenant, id)) { try ProductRow(id: id, decoding: $0) } }
+    func customerRow(_ id: String) throws -> CustomerRow? { try decode(RowKeys.customer(tenant, id)) { try StoredParty<CustomerRow>(id: id, decoding: $0).row } }
+    func productRow(_ id: String) throws -> ProductRow? { try decode(RowKeys.product(tenant, id)) { try StoredParty<ProductRow>(id: id, decoding: $0).row } }
 
     /// One request's current state.
     public func record(_ id: String) throws -> RecordRow? {

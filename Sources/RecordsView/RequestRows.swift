@@ -15,8 +15,10 @@ struct RequestColumns: Equatable {
     var customerId: String
     var productId: String
     var size: String?
-    /// The lane offset of the request's newest event (its history is read back from there).
+    /// The lane offset of the request's newest event (its history is read back from there),
+    /// and its version in the request's stream.
     var head: Int64
+    var version: Int64
 
     var outstanding: Int64 { status == .pending ? quantity &- delivered : 0 }
     var deliveryState: DeliveryState { DeliveryState(status: status, delivered: delivered) }
@@ -37,6 +39,7 @@ struct RequestColumns: Equatable {
         w.int(updatedAt)
         w.int(Int64(deliveries))
         w.int(head)
+        w.int(version)
         w.text(customerId)
         w.text(productId)
         if let size { w.text(size) }
@@ -44,7 +47,7 @@ struct RequestColumns: Equatable {
     }
 
     init(status: RecordStatus, quantity: Int64, delivered: Int64, completedAt: Int64?, updatedAt: Int64, updatedBy: String, deliveries: Int,
-         customerId: String, productId: String, size: String?, head: Int64) {
+         customerId: String, productId: String, size: String?, head: Int64, version: Int64) {
         self.status = status
         self.quantity = quantity
         self.delivered = delivered
@@ -56,6 +59,7 @@ struct RequestColumns: Equatable {
         self.productId = productId
         self.size = size
         self.head = head
+        self.version = version
     }
 
     init(decoding bytes: UnsafeRawBufferPointer) throws {
@@ -69,6 +73,7 @@ struct RequestColumns: Equatable {
         updatedAt = try r.int()
         deliveries = Int(try r.int())
         head = try r.int()
+        version = try r.int()
         customerId = try r.text()
         productId = try r.text()
         size = flags & 0x20 != 0 ? try r.text() : nil
@@ -94,8 +99,8 @@ struct RequestColumns: Equatable {
             guard let c = r.varint() else { throw RowDamage() }
             completed = c
         }
-        // updated at, deliveries, head
-        guard r.varint() != nil, r.varint() != nil, r.varint() != nil, let customer = text(&r), let product = text(&r) else { throw RowDamage() }
+        // updated at, deliveries, head, version
+        guard r.varint() != nil, r.varint() != nil, r.varint() != nil, r.varint() != nil, let customer = text(&r), let product = text(&r) else { throw RowDamage() }
         func signed(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
         return Scan(status: status, quantity: signed(q), delivered: signed(d), completedAt: completed.map(signed), customer: customer, product: product)
     }
@@ -176,33 +181,73 @@ extension RecordRow {
     }
 }
 
-extension CustomerRow {
+/// A customer's or product's row as stored: the row the queries show, the version of its
+/// stream that the row reflects, and the stream's state as the decider sees it (folded by
+/// `StreamState.evolved`, the decider's own rule), so that an append can take both from
+/// the view instead of reading the stream from the log.
+struct StoredParty<Row> {
+    var row: Row
+    var version: Int64
+    var decision: StreamState
+}
+
+enum DecisionCoding {
+    static func encode(_ state: StreamState, into w: inout RowWriter) {
+        switch state {
+        case .none, .record:
+            w.byte(0)
+        case let .customer(c):
+            w.byte(1); w.text(c.name); w.optionalText(c.region); w.byte(c.removed ? 1 : 0)
+        case let .product(p):
+            w.byte(2); w.text(p.name); w.texts(p.sizes); w.byte(p.removed ? 1 : 0)
+        }
+    }
+
+    static func decode(_ r: inout RowReader) throws -> StreamState {
+        switch try r.byte() {
+        case 0: return .none
+        case 1: return .customer(CustomerState(name: try r.text(), region: try r.optionalText(), removed: try r.byte() != 0))
+        case 2: return .product(ProductState(name: try r.text(), sizes: try r.texts(), removed: try r.byte() != 0))
+        default: throw RowDamage()
+        }
+    }
+}
+
+extension StoredParty where Row == CustomerRow {
     func encoded() -> [UInt8] {
-        var w = RowWriter(capacity: 64)
-        w.text(number); w.text(name); w.optionalText(region); w.optionalText(city); w.optionalText(country)
-        w.byte(removed ? 1 : 0)
+        var w = RowWriter(capacity: 80)
+        w.text(row.number); w.text(row.name); w.optionalText(row.region); w.optionalText(row.city); w.optionalText(row.country)
+        w.byte(row.removed ? 1 : 0)
+        w.int(version)
+        DecisionCoding.encode(decision, into: &w)
         return w.bytes
     }
 
     init(id: String, decoding bytes: UnsafeRawBufferPointer) throws {
         var r = RowReader(bytes)
-        self.init(id: id, number: try r.text(), name: try r.text(), region: try r.optionalText(), city: try r.optionalText(),
-                  country: try r.optionalText(), removed: try r.byte() != 0)
+        row = CustomerRow(id: id, number: try r.text(), name: try r.text(), region: try r.optionalText(), city: try r.optionalText(),
+                          country: try r.optionalText(), removed: try r.byte() != 0)
+        version = try r.int()
+        decision = try DecisionCoding.decode(&r)
         guard r.isAtEnd else { throw RowDamage() }
     }
 }
 
-extension ProductRow {
+extension StoredParty where Row == ProductRow {
     func encoded() -> [UInt8] {
-        var w = RowWriter(capacity: 64)
-        w.text(sku); w.text(name); w.texts(sizes)
-        w.byte(removed ? 1 : 0)
+        var w = RowWriter(capacity: 80)
+        w.text(row.sku); w.text(row.name); w.texts(row.sizes)
+        w.byte(row.removed ? 1 : 0)
+        w.int(version)
+        DecisionCoding.encode(decision, into: &w)
         return w.bytes
     }
 
     init(id: String, decoding bytes: UnsafeRawBufferPointer) throws {
         var r = RowReader(bytes)
-        self.init(id: id, sku: try r.text(), name: try r.text(), sizes: try r.texts(), removed: try r.byte() != 0)
+        row = ProductRow(id: id, sku: try r.text(), name: try r.text(), sizes: try r.texts(), removed: try r.byte() != 0)
+        version = try r.int()
+        decision = try DecisionCoding.decode(&r)
         guard r.isAtEnd else { throw RowDamage() }
     }
 }

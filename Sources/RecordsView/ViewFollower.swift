@@ -19,6 +19,8 @@ public final class ViewFollower: @unchecked Sendable {
         var failure: (any Error)?
         var applied: Int64 = 0
         var resetReason: String?
+        var opened = false
+        var snapshot: KVSnapshot?
     }
 
     private let state = ConditionLock(State())
@@ -35,15 +37,27 @@ public final class ViewFollower: @unchecked Sendable {
                 let view = try MaintainedView<RecordsProjector>.openWriter(root: root, source: source, options: options, storage: storage,
                                                                            lockTimeoutMilliseconds: lockTimeoutMilliseconds)
                 self.view = view
-                state.withLock { $0.resetReason = view.resetReason }
+                state.withLock {
+                    $0.resetReason = view.resetReason
+                    $0.opened = true
+                    // A view just reset holds nothing worth reading.
+                    $0.snapshot = view.resetReason == nil ? view.snapshot() : nil
+                }
+                state.broadcast()
                 try run(view)
             } catch {
                 state.withLock { $0.failure = error }
                 try? view?.close()
             }
-            state.withLock { $0.done = true }
+            state.withLock { $0.done = true; $0.opened = true }
             state.broadcast()
         }
+    }
+
+    /// The view as it was when the follower opened it (waiting for that), to decide appends
+    /// from (`ViewStateLookup`); nil when it could not be opened or had to be rebuilt.
+    public func openedSnapshot() -> KVSnapshot? {
+        state.wait(until: { $0.opened }, timeoutNanoseconds: nil) { $0.snapshot }
     }
 
     private func run(_ view: MaintainedView<RecordsProjector>) throws {

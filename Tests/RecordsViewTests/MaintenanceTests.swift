@@ -196,3 +196,47 @@ import Testing
         #expect(cuts > 0, "seed \(seed): the power never went off")
     }
 }
+
+/// Deciding from the view (`ViewStateLookup`) accepts and rejects exactly what deciding
+/// from the log does.
+@Suite(.serialized) struct ViewStateLookupTests {
+    @Test func decisionsFromTheViewEqualDecisionsFromTheLog() async throws {
+        let base = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let lines = generatedLines(events: 4_000, seed: 21)
+        let first = Array(lines[..<2_500]), rest = Array(lines[2_500...])
+        // Lines the rules reject, on streams the first part created.
+        let bad = [
+            line("DeliveryRecorded", #""recordId":"R-000001","quantity":999999"#, tenant: "t001"),
+            line("OutOfStockReported", #""recordId":"R-000002","customerId":"C-000001","productId":"P-000001","quantity":1"#, tenant: "t001"),
+            line("CustomerRegistered", #""customerId":"C-000001","number":"1","name":"Again""#, tenant: "t002"),
+        ]
+        var outcomes: [String] = []
+        for useView in [false, true] {
+            let dir = base + (useView ? "/view" : "/log")
+            try await ingest(first, into: dir)
+            let source = try await EventReader.open(at: dir)
+            try RecordsViewAccess.update(root: dir, source: source, options: smallViewOptions())
+            var storeOptions = StoreOptions()
+            storeOptions.log.partitionCount = 4
+            let store = try await EventStore.open(at: dir, options: storeOptions)
+            var lookup: ViewStateLookup?
+            if useView {
+                let view = try MaintainedView<RecordsProjector>.openReader(root: dir, source: store.reader, options: smallViewOptions())
+                lookup = ViewStateLookup(snapshot: view.snapshot())
+            }
+            let path = dir + "-rest.ndjson"
+            try ((rest + bad).joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            let fd = open(path, O_RDONLY)
+            var reader = LineReader(fd: fd, name: path)
+            var options = IngestOptions()
+            options.skipInvalid = true
+            let report = try await Ingestor(store: store, options: options, lookup: lookup).ingest(&reader)
+            close(fd)
+            try await store.close()
+            outcomes.append("appended \(report.appended) rejected \(report.rejected): " + report.errors.map(\.description).joined(separator: " | "))
+        }
+        #expect(outcomes[0] == outcomes[1])
+        #expect(outcomes[0].contains("rejected 3"), "\(outcomes[0])")
+    }
+}

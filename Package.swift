@@ -45,7 +45,7 @@ let package = Package(
             dependencies: ["CLZ4", "CZstd", "CCRC32C", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "KVStore", dependencies: ["EventLog"]),
-        .target(name: "EventStore", dependencies: ["EventLog"]),
+        .target(name: "EventStore", dependencies: ["EventLog", "KVStore"]),
         .target(name: "Projections", dependencies: ["EventStore", "EventLog", "KVStore"]),
         .target(name: "OutOfStock", dependencies: ["EventStore", "CSimdJSON"]),
         .target(name: "RecordsView", dependencies: ["OutOfStock", "Projections", "KVStore", "EventStore", "EventLog"]),
@@ -84,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EventStoreTests",
-            dependencies: ["EventStore", "EventLog"]
+            dependencies: ["EventStore", "EventLog", "KVStore"]
         ),
         .testTarget(
             name: "OutOfStockTests",

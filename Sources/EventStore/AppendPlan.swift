@@ -62,10 +62,12 @@ struct AppendPlan {
         var duplicateOf = [Int?](repeating: nil, count: events.count)
         var versions = [Int64](repeating: 0, count: events.count)
         var versionInCall: [StreamHash: Int64] = [:]
+        // Each stream's last offset before this call, looked up once (pass 2 links to it).
+        var headOffset: [StreamHash: Int64] = [:]
         var firstWithID: [EventID: Int] = [:]
         for (i, event) in events.enumerated() {
             if let earlier = firstWithID[event.id] { duplicateOf[i] = earlier; continue }
-            if let stored = index.existing(event.id) {
+            if let stored = try index.existing(event.id) {
                 // A duplicate of an event still in flight in a failed partition may never
                 // have reached the disk: do not vouch for it.
                 if let failure = index.failure[stored.partition], index.inFlightIDs[event.id] != nil {
@@ -74,7 +76,14 @@ struct AppendPlan {
                 outcomes[i] = .duplicate(Position(partition: stored.partition, offset: stored.offset), version: stored.version)
                 continue
             }
-            let current = versionInCall[hashes[i]] ?? index.head(of: hashes[i], partition: partitionOfEvent[i])?.version ?? 0
+            let current: Int64
+            if let inCall = versionInCall[hashes[i]] {
+                current = inCall
+            } else {
+                let head = try index.head(of: hashes[i], partition: partitionOfEvent[i])
+                current = head?.version ?? 0
+                if let head { headOffset[hashes[i]] = head.offset }
+            }
             guard event.expectedVersion.admits(current) else {
                 throw EventStoreError.wrongExpectedVersion(tenant: event.tenant, stream: event.stream, expected: event.expectedVersion, actual: current)
             }
@@ -111,7 +120,7 @@ struct AppendPlan {
                 for (k, i) in chunk.enumerated() {
                     let event = events[i]
                     let offset = base + Int64(k)
-                    let previous = previousInCall[hashes[i]] ?? index.head(of: hashes[i], partition: partition)?.offset
+                    let previous = previousInCall[hashes[i]] ?? headOffset[hashes[i]]
                     EnvelopeCodec.encode(event, streamVersion: versions[i], previousOffset: previous, into: &value)
                     try batch.append(key: EnvelopeCodec.key(tenant: event.tenant, stream: event.stream), value: value, timestamp: now)
                     previousInCall[hashes[i]] = offset

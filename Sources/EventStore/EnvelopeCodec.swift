@@ -108,18 +108,28 @@ struct StreamHash: Hashable, Sendable {
             word |= UInt64(byte) << UInt64(8 * (n & 7))
             n += 1
             if n & 7 == 0 {
-                a = PersistentHashTable.mix(a ^ word)
-                b = PersistentHashTable.mix(b &+ word &* 0x9E37_79B9_7F4A_7C15)
+                a = StreamHash.mix(a ^ word)
+                b = StreamHash.mix(b &+ word &* 0x9E37_79B9_7F4A_7C15)
                 word = 0
             }
         }
-        a = PersistentHashTable.mix(a ^ word ^ UInt64(n))
-        b = PersistentHashTable.mix(b &+ (word ^ UInt64(n)) &* 0x9E37_79B9_7F4A_7C15)
+        a = StreamHash.mix(a ^ word ^ UInt64(n))
+        b = StreamHash.mix(b &+ (word ^ UInt64(n)) &* 0x9E37_79B9_7F4A_7C15)
         k0 = a
         k1 = b
     }
 
     init(tenant: String, stream: String) { self.init(key: EnvelopeCodec.key(tenant: tenant, stream: stream)) }
+
+    /// The SplitMix64 finalizer. Part of the stream hash's definition: hashes are stored
+    /// in the index, so changing it changes the format.
+    @inline(__always)
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }
 
 /// The stored form of one event — the envelope value of docs/EVENTS.md — for back ends

@@ -92,7 +92,7 @@ extension SubmittedAppend: PendingAppend {}
 
 extension EventStore: EventAppender {
     /// From the stream index (one probe).
-    public func streamVersion(tenant: String, stream: String) throws -> Int64? { version(tenant: tenant, stream: stream) }
+    public func streamVersion(tenant: String, stream: String) throws -> Int64? { try version(tenant: tenant, stream: stream) }
 
     /// `submit`, as the appender protocol names it.
     public func submitEvents(_ events: [NewEvent]) async throws -> any PendingAppend {

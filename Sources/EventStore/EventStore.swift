@@ -7,6 +7,9 @@ public struct StoreOptions: Sendable {
     public var log = LogOptions()
     /// Events in one log batch at most: a larger append is split, each part atomic.
     public var maxEventsPerBatch = 10_000
+    /// Memory for the index's unflushed rows, and as much again for its block cache
+    /// (16 MiB holds about 120,000 events' rows between commits).
+    public var indexMemoryBytes = 16 << 20
 
     /// The defaults.
     public init() {}
@@ -91,7 +94,7 @@ public final class EventStore: Sendable {
         }
         do {
             let ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) }
-            let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, fsyncOnly: options.log.durability == .fsync)
+            let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, memoryBytes: options.indexMemoryBytes)
             let rebuilt = try index.lock.withLock { try index.recover(from: log) }
             return EventStore(log: log, directory: directory, index: index, options: options, writerLock: writerLock,
                               indexRebuildReason: rebuilt)
@@ -144,16 +147,16 @@ public final class EventStore: Sendable {
     }
 
     /// Where an event id is stored (or in flight), and its stream version; nil when new.
-    public func storedPosition(of id: EventID) -> StoredID? {
-        index.lock.withLock {
-            index.existing(id).map { StoredID(position: Position(partition: $0.partition, offset: $0.offset), version: $0.version) }
+    public func storedPosition(of id: EventID) throws -> StoredID? {
+        try index.lock.withLock {
+            try index.existing(id).map { StoredID(position: Position(partition: $0.partition, offset: $0.offset), version: $0.version) }
         }
     }
 
     /// The current version of a stream (0 when it does not exist).
-    public func version(tenant: String, stream: String) -> Int64 {
+    public func version(tenant: String, stream: String) throws -> Int64 {
         let partition = self.partition(tenant: tenant, stream: stream)
-        return index.lock.withLock { index.head(of: StreamHash(tenant: tenant, stream: stream), partition: partition)?.version ?? 0 }
+        return try index.lock.withLock { try index.head(of: StreamHash(tenant: tenant, stream: stream), partition: partition)?.version ?? 0 }
     }
 
     /// Every acknowledged event of a stream, in version order, found through the stream
@@ -162,9 +165,9 @@ public final class EventStore: Sendable {
         let number = self.partition(tenant: tenant, stream: stream)
         let hash = StreamHash(tenant: tenant, stream: stream)
         // Only acknowledged events: the table, not what is in flight.
-        let stored = index.lock.withLock { index.streams[number].lookup(hash.k0, hash.k1) }
+        let stored = try index.lock.withLock { try index.storedHead(of: hash, partition: number) }
         guard let stored else { return [] }
-        let head = (offset: stored.offset, value: stored.value)
+        let head = (offset: stored.offset, value: stored.version)
         var events: [StoredEvent] = []
         var next: Int64? = head.offset
         while let offset = next {
@@ -195,13 +198,11 @@ public final class EventStore: Sendable {
         do { return EventCursor(partition: partition, cursor: try log.cursor(partition: partition, from: offset), from: offset) } catch { throw EventStoreError.wrap(error) }
     }
 
-    /// Flushes and closes the log, marks the indexes clean, then lets the next writer in.
+    /// Flushes and closes the log, commits the index, then lets the next writer in.
     public func close() async throws {
         await log.close()
         defer { writerLock.release() }
-        try index.lock.withLock {
-            if index.failure.allSatisfy({ $0 == nil }) { try index.checkpoint(clean: true) }
-        }
+        try index.lock.withLock { try index.close() }
     }
 }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EventLog
+import KVStore
 
 /// What can go wrong in the event store, each with a sentence for a person.
 public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -17,6 +18,9 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
     case invalidArgument(String)
     /// An earlier failure stopped appends to this partition; reopen the store.
     case partitionFailed(Int, String)
+    /// The index's rows failed their checksum or framing (or could not be read). The
+    /// store stops rather than guess; the log is intact and the index is rebuilt from it.
+    case indexDamaged(String)
 
     public var description: String {
         switch self {
@@ -34,12 +38,21 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
             return message
         case let .partitionFailed(partition, reason):
             return "appends to partition \(partition) stopped after an earlier failure (\(reason)); reopen the store"
+        case let .indexDamaged(reason):
+            return "the event index is damaged: \(reason); the log is intact: remove the store's index/ directory and the next open rebuilds it from the log"
         }
     }
 
     static func wrap(_ error: any Error) -> EventStoreError {
         if let error = error as? EventStoreError { return error }
         if let error = error as? LogError { return .log(error) }
+        if let error = error as? KVError {
+            switch error {
+            case let .storage(underlying): return .log(underlying)
+            case .corrupt: return .indexDamaged(error.description)
+            default: return .invalidArgument("event index: \(error)")
+            }
+        }
         return .invalidArgument("unexpected error: \(error)")
     }
 }

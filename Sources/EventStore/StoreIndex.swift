@@ -1,5 +1,6 @@
 import EventLog
 import Foundation
+import KVStore
 
 /// An acknowledged event's index entries.
 struct IndexedEvent: Sendable {
@@ -18,63 +19,142 @@ struct IndexedPosition: Sendable, Equatable {
 
 /// The store's indexes and append state, under one lock (docs/EVENTS.md, "Indexes").
 ///
-/// - Stream heads: one table per log partition, stream hash → (offset, version) of the
-///   stream's last event.
-/// - Event ids: one table per shard, chosen by the id's own hash, so an id is looked up
-///   in exactly one table wherever its stream lives; value = partition and version.
+/// - Rows, in one key-value store (`index/`, a `KVStore`): `s` + stream hash → offset and
+///   version of the stream's last event; `i` + event id → partition, offset and version.
+///   Memory is the store's configuration (memtable, block cache), whatever the log's size;
+///   a commit writes only the rows changed since the previous one.
 /// - In flight: events submitted to the log but not yet acknowledged; they count for
-///   checks (a duplicate or a version) but enter the tables only once acknowledged.
-/// - Coverage (`index/COVERAGE`): for each partition, the log offset below which every
-///   event is in the tables; whether the tables were closed cleanly; and whether every
-///   entry since was acknowledged in fsync mode. A trusted coverage lets the next open
-///   catch up from there; anything else rebuilds the tables from the log.
+///   checks (a duplicate or a version) but become rows only once acknowledged.
+/// - Coverage (`IndexCoverage`): committed with the rows, atomically, so that after a
+///   crash at any moment the rows hold exactly what it says; the next open catches up
+///   from there by reading the log. Rows that do not match the log are rebuilt.
 final class StoreIndex: @unchecked Sendable {
     let lock = NSLock()
     let directory: String
-    private(set) var streams: [PersistentHashTable] = []
-    private(set) var ids: [PersistentHashTable] = []
     /// The offset the next submitted record of each partition gets (one writer: us).
     var nextOffset: [Int64]
     var inFlightStreams: [[StreamHash: IndexedPosition]]
     var inFlightIDs: [EventID: IndexedPosition] = [:]
     var failure: [EventStoreError?]
-    private var appliedSinceCheckpoint = 0
-    private let fsyncOnly: Bool
-    /// The log the tables index (its id and events are recorded in the coverage).
+    private var rows: KVStore
+    private let kvOptions: KVOptions
+    private let storage: any Storage
+    /// Why the open found the rows unusable (damaged, of another format); nil when not.
+    private var openFailure: String?
+    /// The log the rows index (its id and events are recorded in the coverage).
     private let reader: EventReader
+    private var key = [UInt8](repeating: 0, count: 17)
+    private var value = [UInt8](repeating: 0, count: 24)
 
-    init(directory: String, log: WriteAheadLog, logEnds: [Int64], fsyncOnly: Bool) throws {
+    /// The key-value store's settings for the index: random keys (hashes and ids) do not
+    /// compress; 16 MiB of unflushed rows is about 120,000 events.
+    static func keyValueOptions(memoryBytes: Int) -> KVOptions {
+        var options = KVOptions()
+        options.memtableBytes = memoryBytes
+        options.codec = .none
+        options.blockCacheBytes = memoryBytes
+        options.targetFileBytes = 8 << 20
+        options.level1Bytes = 64 << 20
+        return options
+    }
+
+    init(directory: String, log: WriteAheadLog, logEnds: [Int64], memoryBytes: Int = 16 << 20, storage: any Storage = PosixStorage()) throws {
         self.reader = EventReader(log: log)
         self.directory = directory
         self.nextOffset = logEnds
         self.inFlightStreams = Array(repeating: [:], count: logEnds.count)
         self.failure = Array(repeating: nil, count: logEnds.count)
-        self.fsyncOnly = fsyncOnly
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        for p in logEnds.indices {
-            streams.append(try PersistentHashTable(path: directory + String(format: "/streams-%04d.table", p)))
-            ids.append(try PersistentHashTable(path: directory + String(format: "/event-ids-%04d.table", p)))
+        self.storage = storage
+        self.kvOptions = Self.keyValueOptions(memoryBytes: memoryBytes)
+        try storage.createDirectory(directory)
+        // Hash tables and their COVERAGE file: the index of builds before the key-value store.
+        let legacy = try storage.listDirectory(directory).filter { $0.hasSuffix(".table") || $0 == "COVERAGE" }
+        if !legacy.isEmpty {
+            for name in legacy { try storage.remove(directory + "/" + name) }
+            openFailure = "the index was in an earlier format (hash tables)"
+        }
+        do {
+            rows = try KVStore.open(at: directory, options: kvOptions, storage: storage)
+            do { try rows.checkFiles() } catch {
+                try? rows.close()
+                throw error
+            }
+        } catch let error as KVError {
+            guard case .corrupt = error else { throw EventStoreError.wrap(error) }
+            openFailure = "the index is damaged (\(error))"
+            try Self.removeFiles(in: directory, storage: storage)
+            rows = try KVStore.open(at: directory, options: kvOptions, storage: storage)
+        }
+    }
+
+    private static func removeFiles(in directory: String, storage: any Storage) throws {
+        for name in try storage.listDirectory(directory) { try storage.remove(directory + "/" + name) }
+    }
+
+    // MARK: Rows
+
+    private func setKey(_ tag: UInt8, _ a: UInt64, _ b: UInt64) {
+        key.withUnsafeMutableBytes { k in
+            k[0] = tag
+            k.storeBytes(of: a.littleEndian, toByteOffset: 1, as: UInt64.self)
+            k.storeBytes(of: b.littleEndian, toByteOffset: 9, as: UInt64.self)
+        }
+    }
+
+    private static let streamTag = UInt8(ascii: "s"), idTag = UInt8(ascii: "i")
+
+    /// The stored row of a stream or id: three little-endian integers.
+    private func lookup(_ tag: UInt8, _ a: UInt64, _ b: UInt64, fields: Int) throws -> [Int64]? {
+        setKey(tag, a, b)
+        do {
+            return try key.withUnsafeBytes { k in
+                try rows.withValue(k) { found -> [Int64]? in
+                    guard let found else { return nil }
+                    guard found.count == fields * 8 else {
+                        throw EventStoreError.indexDamaged("index row of \(found.count) bytes where \(fields * 8) belong")
+                    }
+                    return (0..<fields).map { Int64(littleEndian: found.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+                }
+            }
+        } catch {
+            throw EventStoreError.wrap(error)
+        }
+    }
+
+    private func store(_ tag: UInt8, _ a: UInt64, _ b: UInt64, _ fields: [Int64]) throws {
+        setKey(tag, a, b)
+        for (n, field) in fields.enumerated() {
+            value.withUnsafeMutableBytes { $0.storeBytes(of: field.littleEndian, toByteOffset: n * 8, as: Int64.self) }
+        }
+        do {
+            try key.withUnsafeBytes { k in
+                try value.withUnsafeBytes { v in try rows.put(k, UnsafeRawBufferPointer(rebasing: v[0..<(fields.count * 8)])) }
+            }
+        } catch {
+            throw EventStoreError.wrap(error)
         }
     }
 
     // MARK: Lookups (caller holds the lock)
 
-    func shard(of id: EventID) -> Int {
-        Int(PersistentHashTable.mix(id.high ^ id.low.byteSwapped) % UInt64(ids.count))
+    /// The head of a stream: its version and the offset of its last event (in flight or
+    /// acknowledged).
+    func head(of stream: StreamHash, partition: Int) throws -> IndexedPosition? {
+        if let inFlight = inFlightStreams[partition][stream] { return inFlight }
+        return try storedHead(of: stream, partition: partition)
     }
 
-    /// The head of a stream: its version and the offset of its last event.
-    func head(of stream: StreamHash, partition: Int) -> IndexedPosition? {
-        if let inFlight = inFlightStreams[partition][stream] { return inFlight }
-        guard let stored = streams[partition].lookup(stream.k0, stream.k1) else { return nil }
-        return IndexedPosition(partition: partition, offset: stored.offset, version: stored.value)
+    /// The head of a stream among acknowledged events only.
+    func storedHead(of stream: StreamHash, partition: Int) throws -> IndexedPosition? {
+        guard let row = try lookup(Self.streamTag, stream.k0, stream.k1, fields: 2) else { return nil }
+        return IndexedPosition(partition: partition, offset: row[0], version: row[1])
     }
 
     /// Where an event id is stored or in flight.
-    func existing(_ id: EventID) -> IndexedPosition? {
+    func existing(_ id: EventID) throws -> IndexedPosition? {
         if let inFlight = inFlightIDs[id] { return inFlight }
-        guard let stored = ids[shard(of: id)].lookup(id.high, id.low) else { return nil }
-        return IndexedPosition(partition: Int(stored.value >> 48), offset: stored.offset, version: stored.value & 0xFFFF_FFFF_FFFF)
+        guard let row = try lookup(Self.idTag, id.high, id.low, fields: 3) else { return nil }
+        return IndexedPosition(partition: Int(row[0]), offset: row[1], version: row[2])
     }
 
     // MARK: Updates (caller holds the lock)
@@ -87,64 +167,58 @@ final class StoreIndex: @unchecked Sendable {
         }
     }
 
-    /// Moves acknowledged events of `partition` from in flight into the tables.
+    /// Moves acknowledged events of `partition` from in flight into the rows; commits the
+    /// rows when the unflushed ones reach the configured memory.
     func apply(_ events: [IndexedEvent], partition: Int) throws {
         for event in events {
             try insert(event, partition: partition)
             if inFlightIDs[event.id]?.offset == event.offset { inFlightIDs[event.id] = nil }
             if inFlightStreams[partition][event.stream]?.offset == event.offset { inFlightStreams[partition][event.stream] = nil }
         }
-        appliedSinceCheckpoint += events.count
-        if appliedSinceCheckpoint >= 1_000_000 && inFlightIDs.isEmpty { try checkpoint(clean: false) }
+        if rows.needsFreeze { try commit() }
     }
 
+    /// Rows for one event. Events of a partition arrive in offset order, and a stream
+    /// lives in one partition, so the last row written for a stream is its head.
     private func insert(_ event: IndexedEvent, partition: Int) throws {
-        // Versions and partitions are packed into one value; a stored version beyond that
-        // can only come from damaged data.
-        guard event.version >= 0 && event.version < 1 << 48 && partition < 1 << 15 else {
+        guard event.version >= 1 else {
             throw EventStoreError.malformedEvent(Position(partition: partition, offset: event.offset), "stream version \(event.version) out of range")
         }
-        try ids[shard(of: event.id)].upsert(event.id.high, event.id.low, offset: event.offset,
-                                            value: Int64(partition) << 48 | event.version, onlyIfNewer: false)
-        try streams[partition].upsert(event.stream.k0, event.stream.k1, offset: event.offset, value: event.version, onlyIfNewer: true)
+        try store(Self.idTag, event.id.high, event.id.low, [Int64(partition), event.offset, event.version])
+        try store(Self.streamTag, event.stream.k0, event.stream.k1, [event.offset, event.version])
     }
 
     // MARK: Coverage and recovery
 
-    /// Brings the tables up to the log: from the saved coverage when it can be trusted,
-    /// else from an empty table. Then records "not clean" before anything else changes.
-    /// Returns why the tables were rebuilt from the log, or nil when they were trusted.
+    /// Brings the rows up to the log: from their committed coverage when it matches this
+    /// log, else from nothing. Returns why the rows were rebuilt, or nil when they were
+    /// trusted (or the store is new).
     @discardableResult
     func recover(from log: WriteAheadLog) throws -> String? {
         let ends = nextOffset
         var covered = Array(repeating: Int64(0), count: ends.count)
-        var rebuilt: String?
-        let coverage = Coverage.read(directory + "/COVERAGE")
-        if let coverage, coverage.covered.count == ends.count,
-           !(streams + ids).contains(where: \.wasCreated), coverage.logID == (log.manifest.logID ?? "-"),
-           coverage.lastIDs == lastIDs(before: coverage.covered),
-           coverage.clean || coverage.fsyncOnly, zip(coverage.covered, ends).allSatisfy({ $0 <= $1 }) {
+        var rebuilt = openFailure
+        let metadata = rows.snapshot().metadata
+        let logID = log.manifest.logID ?? "-"
+        if rebuilt == nil, let coverage = IndexCoverage(decoding: metadata), coverage.covered.count == ends.count,
+           coverage.logID == logID, zip(coverage.covered, ends).allSatisfy({ $0 <= $1 }),
+           coverage.lastIDs == lastIDs(before: coverage.covered) {
             covered = coverage.covered
-            if !coverage.clean { for table in streams + ids { table.recount() } }
         } else {
-            let created = (streams + ids).filter(\.wasCreated).map { ($0.path as NSString).lastPathComponent }
-            if let coverage {
-                rebuilt = !created.isEmpty ? "index tables missing or damaged: " + created.joined(separator: ", ")
-                    : coverage.covered.count != ends.count ? "index/COVERAGE is for another partition count"
-                    : coverage.logID != (log.manifest.logID ?? "-") ? "index/COVERAGE belongs to another log"
-                    : !(coverage.clean || coverage.fsyncOnly) ? "the last writer stopped without closing, in a durability mode other than fsync"
-                    : "index/COVERAGE does not match this log's history"
-            } else {
-                rebuilt = "index/COVERAGE is missing or damaged"
+            if rebuilt == nil {
+                let coverage = IndexCoverage(decoding: metadata)
+                rebuilt = metadata.isEmpty ? (ends.allSatisfy { $0 == 0 } ? nil : "the index is missing")
+                    : coverage == nil ? "the index's coverage is unreadable"
+                    : coverage!.covered.count != ends.count ? "the index is for another partition count"
+                    : coverage!.logID != logID ? "the index belongs to another log"
+                    : "the index does not match this log's history"
             }
-            if ends.allSatisfy({ $0 == 0 }) && coverage == nil { rebuilt = nil } // a new store
-            // Say "covers nothing" on disk before emptying, so a crash in between can
-            // never leave empty tables that a clean coverage vouches for.
-            try Coverage(covered: covered, clean: false, fsyncOnly: false, logID: "-", lastIDs: covered.map { _ in "-" }).write(directory: directory)
-            for table in streams + ids { table.reset() }
+            if !metadata.isEmpty || rows.diskBytes > 0 {
+                try rows.close()
+                try Self.removeFiles(in: directory, storage: storage)
+                rows = try KVStore.open(at: directory, options: kvOptions, storage: storage)
+            }
         }
-        try Coverage(covered: covered, clean: false, fsyncOnly: fsyncOnly, logID: log.manifest.logID ?? "-", lastIDs: lastIDs(before: covered))
-            .write(directory: directory)
         for partition in ends.indices where covered[partition] < ends[partition] {
             var cursor = try log.cursor(partition: partition, from: covered[partition])
             while let batch = try cursor.next() {
@@ -160,10 +234,17 @@ final class StoreIndex: @unchecked Sendable {
                 }
                 if let failure { throw failure }
                 if let malformed { throw EventStoreError.malformedEvent(Position(partition: partition, offset: malformed), "unreadable envelope") }
+                covered[partition] = max(covered[partition], batch.nextOffset)
+                if rows.needsFreeze { try rows.freeze(metadata: coverage(covered).encoded) }
             }
         }
-        try checkpoint(clean: false)
+        try commit()
         return rebuilt
+    }
+
+    /// The coverage of `positions` on this log.
+    private func coverage(_ positions: [Int64]) -> IndexCoverage {
+        IndexCoverage(covered: positions, logID: reader.log.manifest.logID ?? "-", lastIDs: lastIDs(before: positions))
     }
 
     /// The ids of the events just below `positions` ("-" where a partition is empty there).
@@ -174,45 +255,21 @@ final class StoreIndex: @unchecked Sendable {
         }
     }
 
-    /// Syncs the tables, then records what they cover. Only with nothing in flight.
-    func checkpoint(clean: Bool) throws {
-        guard inFlightIDs.isEmpty else { return }
-        for table in streams + ids { try table.sync() }
-        try Coverage(covered: nextOffset, clean: clean, fsyncOnly: fsyncOnly, logID: reader.log.manifest.logID ?? "-",
-                     lastIDs: lastIDs(before: nextOffset)).write(directory: directory)
-        appliedSinceCheckpoint = 0
-    }
-}
-
-/// The `index/COVERAGE` file: a text line per fact, CRC-checked, replaced atomically.
-/// `last` holds, per partition, the id of the event just below `covered` (or "-"), and
-/// `log` the log's id: together they tie the tables to this log's history, so tables
-/// built from another log (or from a history since truncated and rewritten) are rebuilt.
-struct Coverage {
-    var covered: [Int64]
-    var clean: Bool
-    var fsyncOnly: Bool
-    var logID: String
-    var lastIDs: [String]
-
-    func write(directory: String) throws {
-        var text = "backorder-index 1\nclean \(clean ? 1 : 0)\nfsync-only \(fsyncOnly ? 1 : 0)\ncovered \(covered.map(String.init).joined(separator: " "))\n"
-        text += "log \(logID)\nlast \(lastIDs.joined(separator: " "))\n"
-        text += "crc32c \(CRC32C.checksum(Array(text.utf8)))\n"
-        try PosixStorage().writeAtomically(Array(text.utf8), directory: directory, name: "COVERAGE")
+    /// Commits the rows with their coverage: per partition, below the first event still in
+    /// flight (its acknowledgement, and those after it, may yet fail), else the next offset.
+    func commit() throws {
+        var positions = nextOffset
+        for position in inFlightIDs.values { positions[position.partition] = min(positions[position.partition], position.offset) }
+        do { try rows.freeze(metadata: coverage(positions).encoded) } catch { throw EventStoreError.wrap(error) }
     }
 
-    static func read(_ path: String) -> Coverage? {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else { return nil }
-        var lines = text.split(separator: "\n")
-        guard let last = lines.popLast(), last.hasPrefix("crc32c "),
-              UInt32(last.dropFirst(7)) == CRC32C.checksum(Array(lines.map { $0 + "\n" }.joined().utf8)),
-              lines.count == 6, lines[0] == "backorder-index 1", lines[3].hasPrefix("covered "), lines[4].hasPrefix("log "),
-              lines[5].hasPrefix("last ") else { return nil }
-        let covered = lines[3].split(separator: " ").dropFirst().compactMap { Int64($0) }
-        guard covered.count == lines[3].split(separator: " ").count - 1, covered.allSatisfy({ $0 >= 0 }) else { return nil }
-        let lastIDs = lines[5].split(separator: " ").dropFirst().map(String.init)
-        return Coverage(covered: covered, clean: lines[1] == "clean 1", fsyncOnly: lines[2] == "fsync-only 1",
-                        logID: String(lines[4].dropFirst(4)), lastIDs: lastIDs)
+    /// Commits, then closes the key-value store (it writes what is frozen).
+    func close() throws {
+        defer { try? rows.close() }
+        try commit()
+        do { try rows.close() } catch { throw EventStoreError.wrap(error) }
     }
+
+    /// Bytes of the index's files.
+    var diskBytes: Int64 { rows.diskBytes }
 }

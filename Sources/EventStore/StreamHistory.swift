@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EventLog
+import KVStore
 
 /// A stream's events read without the store's locks, and how they were found.
 public struct StreamHistory: Sendable {
@@ -18,7 +19,7 @@ extension EventReader {
     /// Every event of a stream, oldest first, read from the log while a producer may hold
     /// the store's locks (for audits).
     ///
-    /// The stream index (`index/streams-NNNN.table`, opened read-only, never modified)
+    /// The stream index (`index/`, the key-value store opened read-only, never modified)
     /// only proposes the newest event below its coverage; the events after the coverage
     /// are scanned for a newer one. From the newest, the stream's back-links are followed
     /// to version 1, and every event read is checked to belong to the stream with the
@@ -45,17 +46,30 @@ extension EventReader {
     }
 
     /// The stream's head in the index and the offset below which the index covers the
-    /// partition; nil when the index is missing or does not belong to this log.
+    /// partition; nil when the index is missing, unreadable (a file a writer's compaction
+    /// just removed) or does not belong to this log.
     private func indexedHead(partition: Int, stream: StreamHash, end: Int64) -> ((offset: Int64, version: Int64)?, Int64)? {
         guard log.path.hasSuffix("/log") else { return nil }
-        let index = String(log.path.dropLast(4)) + "/index"
-        guard let coverage = Coverage.read(index + "/COVERAGE"), coverage.covered.count == partitionCount,
-              coverage.logID == (log.manifest.logID ?? "-"), coverage.clean || coverage.fsyncOnly,
-              coverage.covered[partition] <= end, coverage.lastIDs.count == partitionCount,
-              coverage.lastIDs[partition] == lastID(below: coverage.covered[partition], partition: partition),
-              let found = ReadOnlyTable.lookup(path: index + "/streams-" + fourDigits(partition) + ".table", stream.k0, stream.k1)
-        else { return nil }
-        return (found.map { (offset: $0.offset, version: $0.value) }, coverage.covered[partition])
+        let directory = String(log.path.dropLast(4)) + "/index"
+        guard let rows = try? KVStore.open(at: directory, mode: .readOnly, options: StoreIndex.keyValueOptions(memoryBytes: 1 << 20)) else { return nil }
+        defer { try? rows.close() }
+        let snapshot = rows.snapshot()
+        guard let coverage = IndexCoverage(decoding: snapshot.metadata), coverage.covered.count == partitionCount,
+              coverage.logID == (log.manifest.logID ?? "-"), coverage.covered[partition] <= end,
+              coverage.lastIDs[partition] == lastID(below: coverage.covered[partition], partition: partition) else { return nil }
+        var key = [UInt8](repeating: UInt8(ascii: "s"), count: 17)
+        key.withUnsafeMutableBytes { k in
+            k.storeBytes(of: stream.k0.littleEndian, toByteOffset: 1, as: UInt64.self)
+            k.storeBytes(of: stream.k1.littleEndian, toByteOffset: 9, as: UInt64.self)
+        }
+        guard let row = try? key.withUnsafeBytes({ k in
+            try snapshot.withValue(k) { found -> (offset: Int64, version: Int64)?? in
+                guard let found else { return .some(nil) }
+                guard found.count == 16 else { return nil }
+                return .some((Int64(littleEndian: found.loadUnaligned(as: Int64.self)), Int64(littleEndian: found.loadUnaligned(fromByteOffset: 8, as: Int64.self))))
+            }
+        }), let head = row else { return nil }
+        return (head, coverage.covered[partition])
     }
 
     /// The offset of the last event with record key `key` in `[from, to)`, and how many
@@ -103,43 +117,9 @@ extension EventReader {
         return events.reversed()
     }
 
-    /// The id of the event just below `offset` ("-" at 0), as `Coverage` records it.
+    /// The id of the event just below `offset` ("-" at 0), as `IndexCoverage` records it.
     private func lastID(below offset: Int64, partition: Int) -> String? {
         guard offset > 0 else { return "-" }
         return (try? readEvent(at: Position(partition: partition, offset: offset - 1)))?.id.description
-    }
-
-    private func fourDigits(_ n: Int) -> String {
-        let digits = String(n)
-        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-    }
-}
-
-/// Lookups in a stream-head table file without mapping or changing it: a few `pread`s
-/// of the slots a key probes (the layout of `PersistentHashTable`).
-enum ReadOnlyTable {
-    /// nil when the file is missing or its header is invalid; `.some(nil)` when the key is absent.
-    static func lookup(path: String, _ k0: UInt64, _ k1: UInt64) -> (offset: Int64, value: Int64)?? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var raw = [UInt8](repeating: 0, count: 64)
-        guard raw.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 64, 0) }) == 64,
-              let header = PersistentHashTable.parseHeader(raw) else { return nil }
-        let mask = header.capacity - 1
-        var slot = Int(truncatingIfNeeded: PersistentHashTable.mix(k0 ^ (k1 &* 0x9E37_79B9_7F4A_7C15))) & mask
-        var bytes = [UInt8](repeating: 0, count: PersistentHashTable.slotBytes)
-        for _ in 0..<header.capacity {
-            let at = off_t(PersistentHashTable.headerBytes + slot * PersistentHashTable.slotBytes)
-            guard bytes.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, PersistentHashTable.slotBytes, at) }) == PersistentHashTable.slotBytes else { return nil }
-            let (key0, key1, stored, value) = bytes.withUnsafeBytes { p in
-                (p.loadUnaligned(as: UInt64.self), p.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
-                 p.loadUnaligned(fromByteOffset: 16, as: Int64.self), p.loadUnaligned(fromByteOffset: 24, as: Int64.self))
-            }
-            if stored == 0 { return .some(nil) }
-            if key0 == k0 && key1 == k1 { return .some((stored - 1, value)) }
-            slot = (slot + 1) & mask
-        }
-        return .some(nil)
     }
 }

@@ -1,7 +1,10 @@
 import EventLog
+import Synchronization
 
-/// An open table file: its footer, and its blocks through the shared block cache
-/// (docs/KVSTORE.md, "Reading").
+/// An open table file: its footer, its index block and (once a point lookup needed it)
+/// its filter, held for as long as the file is open; data blocks through the shared block
+/// cache (docs/KVSTORE.md, "Reading"). Held, not cached: a lookup that misses must not
+/// re-read a filter that data blocks pushed out of the cache.
 final class TableReader: Sendable {
     let number: UInt64
     let path: String
@@ -9,6 +12,8 @@ final class TableReader: Sendable {
     private let file: any StorageFile
     private let footer: TableFormat.Footer
     private let cache: BlockCache
+    private let index: Block
+    private let filter = Mutex<Block?>(nil)
 
     init(storage: any Storage, path: String, number: UInt64, cache: BlockCache) throws {
         self.number = number
@@ -26,7 +31,9 @@ final class TableReader: Sendable {
             var raw = [UInt8](repeating: 0, count: TableFormat.footerBytes)
             let n = try raw.withUnsafeMutableBytes { try file.read(into: $0, at: size - Int64(TableFormat.footerBytes)) }
             guard n == TableFormat.footerBytes else { throw KVError.corrupt(path: path, offset: size, reason: "footer cut short") }
-            footer = try raw.withUnsafeBytes { try TableFormat.Footer.decode($0, path: path, fileSize: size) }
+            let footer = try raw.withUnsafeBytes { try TableFormat.Footer.decode($0, path: path, fileSize: size) }
+            self.footer = footer
+            index = try Self.read(footer.index, raw: false, file: file, path: path)
         } catch {
             file.close()
             throw KVError.wrap(error)
@@ -39,6 +46,13 @@ final class TableReader: Sendable {
     func block(_ handle: TableFormat.Handle, raw: Bool = false) throws -> Block {
         let key = BlockCache.Key(table: number, offset: handle.offset)
         if let cached = cache.lookup(key) { return cached }
+        let block = try Self.read(handle, raw: raw, file: file, path: path)
+        cache.insert(key, block)
+        return block
+    }
+
+    /// A block read from the file, checked and decoded.
+    private static func read(_ handle: TableFormat.Handle, raw: Bool, file: any StorageFile, path: String) throws -> Block {
         let stored = UnsafeMutableRawBufferPointer.allocate(byteCount: handle.size + TableFormat.trailerBytes, alignment: 8)
         defer { stored.deallocate() }
         let n: Int
@@ -47,22 +61,27 @@ final class TableReader: Sendable {
             throw KVError.corrupt(path: path, offset: handle.offset, reason: "file ends after \(n) of the block's \(stored.count) bytes")
         }
         let decoded = try TableFormat.decodeBlock(UnsafeRawBufferPointer(stored), handle: handle, path: path)
-        let block = try Block(taking: decoded, path: path, fileOffset: handle.offset, raw: raw)
-        cache.insert(key, block)
-        return block
+        return try Block(taking: decoded, path: path, fileOffset: handle.offset, raw: raw)
     }
 
     /// Whether the key with `hash` may be in this file (always true without a filter).
     func mayContain(hash: UInt64) throws -> Bool {
-        guard let filter = footer.filter else { return true }
-        return BloomFilter.mayContain(try block(filter, raw: true).bytes, hash: hash)
+        guard let handle = footer.filter else { return true }
+        let bits: Block
+        if let held = filter.withLock({ $0 }) {
+            bits = held
+        } else {
+            bits = try Self.read(handle, raw: true, file: file, path: path)
+            filter.withLock { $0 = bits }
+        }
+        return BloomFilter.mayContain(bits.bytes, hash: hash)
     }
 
     /// The entry of `key` in this file: calls `body` with its value (or nil for a deletion)
     /// and returns true, or returns false when the file does not hold the key.
     func find(_ key: UnsafeRawBufferPointer, hash: UInt64, _ body: (UnsafeRawBufferPointer?) throws -> Void) throws -> Bool {
         guard try mayContain(hash: hash) else { return false }
-        let index = BlockIterator(try block(footer.index))
+        let index = BlockIterator(self.index)
         try index.seek(key)
         guard index.isValid else { return false }
         guard let handle = TableFormat.Handle.decode(index.value) else {
@@ -76,10 +95,10 @@ final class TableReader: Sendable {
     }
 
     /// An iterator over the index block (one entry per data block: its last key).
-    func indexIterator() throws -> BlockIterator { BlockIterator(try block(footer.index)) }
+    func indexIterator() throws -> BlockIterator { BlockIterator(index) }
 
     /// An iterator over every entry of the file.
-    func makeIterator() throws -> TableIterator { TableIterator(table: self, index: BlockIterator(try block(footer.index))) }
+    func makeIterator() throws -> TableIterator { TableIterator(table: self, index: BlockIterator(index)) }
 }
 
 /// Walks a table file in key order: the index block, then each data block it points to.

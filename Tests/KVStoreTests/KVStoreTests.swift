@@ -203,6 +203,19 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         try store.close()
     }
 
+    /// The filter never hides a key it holds, and with 10 bits per key lets through about
+    /// 1 % of keys it does not hold (both layouts are read).
+    @Test func bloomFilterHasNoFalseNegativesAndFewFalsePositives() {
+        var random = SplitMix64(seed: 99)
+        let members = (0..<20_000).map { _ in random.next() }
+        let filter = BloomFilter.build(hashes: members, bitsPerKey: 10)
+        filter.withUnsafeBytes { bits in
+            #expect(members.allSatisfy { BloomFilter.mayContain(bits, hash: $0) })
+            let others = (0..<200_000).filter { _ in BloomFilter.mayContain(bits, hash: random.next()) }.count
+            #expect(others < 200_000 * 2 / 100, "false positives: \(others) of 200,000")
+        }
+    }
+
     /// Closing with enough level-0 runs to compact, level 1 still empty: the close skips the
     /// level-0 → level-1 compaction (it would be abandoned and picked again, forever: a
     /// full-disk test once spun in it for ten minutes) and a later writer does it.

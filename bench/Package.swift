@@ -33,6 +33,7 @@ let package = Package(
                 .product(name: "EventLog", package: "Backorder"),
                 .product(name: "OutOfStock", package: "Backorder"),
                 .product(name: "Projections", package: "Backorder"),
+                .product(name: "RecordsView", package: "Backorder"),
             ],
             path: "Sources/StoreBench"
         ),
@@ -72,6 +73,7 @@ let package = Package(
                 .product(name: "EventLog", package: "Backorder"),
                 .product(name: "OutOfStock", package: "Backorder"),
                 .product(name: "Projections", package: "Backorder"),
+                .product(name: "RecordsView", package: "Backorder"),
             ],
             path: "Benchmarks/HotPaths",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

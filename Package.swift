@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "KVStore", dependencies: ["EventLog"]),
         .target(name: "EventStore", dependencies: ["EventLog", "KVStore"]),
         .target(name: "Projections", dependencies: ["EventStore", "EventLog", "KVStore"]),
-        .target(name: "OutOfStock", dependencies: ["EventStore", "CSimdJSON"]),
+        .target(name: "OutOfStock", dependencies: ["EventStore", "EventLog", "KVStore", "CSimdJSON"]),
         .target(name: "RecordsView", dependencies: ["OutOfStock", "Projections", "KVStore", "EventStore", "EventLog"]),
         .target(name: "JetStreamStore", dependencies: ["EventStore", "EventLog", "CNats"]),
         .target(name: "DataGenerator"),

@@ -134,6 +134,11 @@ public struct IngestOptions: Sendable {
     public var maxReportedErrors = 1_000
     /// Validated events kept in memory before they are spilled to a temporary file.
     public var memoryEvents = 200_000
+    /// Stream states (about 200 bytes each) and event ids (about 25 bytes each) kept in
+    /// memory while validating; beyond them both move to a scratch key-value store in the
+    /// temporary directory, so a long input costs this memory, not memory per stream.
+    public var memoryStreams = 500_000
+    public var memoryIDs = 2_000_000
 
     /// The defaults.
     public init() {}
@@ -171,8 +176,7 @@ public final class Ingestor {
     private let store: any EventAppender
     private let options: IngestOptions
     private let parser: InputParser
-    private var states: [StreamKey: CachedStream] = [:]
-    private var seenIDs = Set<EventID>()
+    private let memory: IngestMemory
     private var random = SystemRandomNumberGenerator()
     private let lookup: (any StreamStateLookup)?
 
@@ -184,6 +188,7 @@ public final class Ingestor {
         self.lookup = lookup
         self.options = options
         self.parser = try InputParser()
+        self.memory = IngestMemory(streamLimit: options.memoryStreams, idLimit: options.memoryIDs)
     }
 
     /// Ingests everything `reader` yields. `progress` is called now and then with the
@@ -192,6 +197,8 @@ public final class Ingestor {
     /// Lines are parsed in chunks on another task while the previous chunk is decided, so
     /// parsing (independent per line) and deciding (in order) use both cores.
     public func ingest(_ reader: inout LineReader, progress: (Int, Int) -> Void = { _, _ in }) async throws -> IngestReport {
+        // What was decided is only true of this input once it is appended: forget it after.
+        defer { memory.discard() }
         var report = IngestReport()
         let accepted = AcceptedEvents(memoryLimit: options.memoryEvents)
         let now = EventStore.wallClockMicroseconds()
@@ -226,7 +233,7 @@ public final class Ingestor {
                 rejection = error
             case let .success(input):
                 // A duplicate is acknowledged before any check (and does not use up --expect-version).
-                if let id = input.id, try seenIDs.contains(id) || store.storedPosition(of: id) != nil {
+                if let id = input.id, try memory.contains(id) || store.storedPosition(of: id) != nil {
                     report.duplicates += 1
                     continue
                 }
@@ -266,12 +273,12 @@ public final class Ingestor {
                 try self.state(StreamKey(tenant: input.tenant, stream: name)).state
             }))
             let id = input.id ?? EventID.random(using: &random)
-            seenIDs.insert(id)
+            try memory.insert(id)
             try accepted.append(NewEvent(
                 id: id, type: input.type.name, schemaVersion: input.type.schemaVersion, tenant: input.tenant, stream: stream,
                 businessTime: input.at ?? now, actor: input.actor, correlationId: input.correlationId, data: data.encoded(),
                 expectedVersion: .exact(current.version)))
-            states[key] = CachedStream(version: current.version + 1, state: current.state.evolved(by: input.type.name, data))
+            try memory.setState(CachedStream(version: current.version + 1, state: current.state.evolved(by: input.type.name, data)), for: key)
             return nil
         } catch let violation as Decider.Violation {
             return InputError(line: line, field: violation.field, message: violation.rule)
@@ -286,17 +293,17 @@ public final class Ingestor {
     /// not know is new; one the lookup holds at the index's version is taken from it (no
     /// log read); any other is read from the log and folded.
     private func state(_ key: StreamKey) throws -> CachedStream {
-        if let cached = states[key] { return cached }
+        if let cached = try memory.state(key) { return cached }
         if let version = try store.streamVersion(tenant: key.tenant, stream: key.stream) {
             if version == 0 {
                 let new = CachedStream(version: 0, state: .none)
-                states[key] = new
+                try memory.setState(new, for: key)
                 return new
             }
             // A lookup that fails (a view file gone under a compaction) only costs a log read.
             if let found = try? lookup?.state(tenant: key.tenant, stream: key.stream), found.version == version {
                 let known = CachedStream(version: version, state: found.state)
-                states[key] = known
+                try memory.setState(known, for: key)
                 return known
             }
         }
@@ -306,7 +313,7 @@ public final class Ingestor {
             state = state.evolved(by: event.type, try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion))
         }
         let loaded = CachedStream(version: Int64(events.count), state: state)
-        states[key] = loaded
+        try memory.setState(loaded, for: key)
         return loaded
     }
 

@@ -1,0 +1,166 @@
+import EventLog
+import EventStore
+import Foundation
+import KVStore
+
+/// What the ingestor remembers while it validates an input: each touched stream's version
+/// and state, and the ids it has accepted. Bounded: past `streamLimit` states or `idLimit`
+/// ids in memory, all of them move to a scratch key-value store (no fsync; removed at the
+/// end), and lookups look in memory first, then there. An input of any length then costs
+/// the configured memory, not memory in proportion to its streams and events.
+final class IngestMemory {
+    private var states: [StreamKey: CachedStream] = [:]
+    private var ids = Set<EventID>()
+    private let streamLimit: Int
+    private let idLimit: Int
+    private let scratchParent: String
+    private var scratch: (store: KVStore, path: String)?
+    private var key: [UInt8] = []
+    /// Entries moved to the scratch store so far (for tests and reports).
+    private(set) var spilled = 0
+
+    init(streamLimit: Int, idLimit: Int, scratchParent: String = NSTemporaryDirectory()) {
+        precondition(streamLimit >= 1 && idLimit >= 1, "ingest memory limits must be positive")
+        self.streamLimit = streamLimit
+        self.idLimit = idLimit
+        self.scratchParent = scratchParent
+    }
+
+    deinit { discard() }
+
+    /// Forgets everything, and removes the scratch store if one was made.
+    func discard() {
+        states.removeAll()
+        ids.removeAll()
+        guard let (store, path) = scratch else { return }
+        try? store.close()
+        try? FileManager.default.removeItem(atPath: path)
+        scratch = nil
+    }
+
+    // MARK: Streams
+
+    func state(_ stream: StreamKey) throws -> CachedStream? {
+        if let known = states[stream] { return known }
+        guard let store = scratch?.store else { return nil }
+        setStreamKey(stream)
+        return try key.withUnsafeBytes { k in
+            try store.withValue(k) { found in try found.map { try Self.decode(Array($0)) } }
+        }
+    }
+
+    func setState(_ value: CachedStream, for stream: StreamKey) throws {
+        states[stream] = value
+        if states.count > streamLimit { try spillStates() }
+    }
+
+    // MARK: Ids
+
+    func contains(_ id: EventID) throws -> Bool {
+        if ids.contains(id) { return true }
+        guard let store = scratch?.store else { return false }
+        setIDKey(id)
+        return try key.withUnsafeBytes { k in try store.withValue(k) { $0 != nil } }
+    }
+
+    func insert(_ id: EventID) throws {
+        ids.insert(id)
+        if ids.count > idLimit { try spillIDs() }
+    }
+
+    // MARK: Spilling
+
+    private func store() throws -> KVStore {
+        if let store = scratch?.store { return store }
+        let path = scratchParent + "/backorder-ingest-state-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        var options = KVOptions()
+        options.memtableBytes = 8 << 20
+        options.blockCacheBytes = 8 << 20
+        options.codec = .none
+        options.sync = false // scratch: never read after a crash
+        let store = try KVStore.open(at: path, options: options)
+        scratch = (store, path)
+        return store
+    }
+
+    private func spillStates() throws {
+        let store = try store()
+        for (stream, value) in states {
+            setStreamKey(stream)
+            let encoded = Self.encode(value)
+            try key.withUnsafeBytes { k in try encoded.withUnsafeBytes { try store.put(k, $0) } }
+            if store.needsFreeze { try store.freeze(metadata: []) }
+        }
+        spilled += states.count
+        states.removeAll()
+    }
+
+    private func spillIDs() throws {
+        let store = try store()
+        for id in ids {
+            setIDKey(id)
+            try key.withUnsafeBytes { k in try store.put(k, UnsafeRawBufferPointer(start: nil, count: 0)) }
+            if store.needsFreeze { try store.freeze(metadata: []) }
+        }
+        spilled += ids.count
+        ids.removeAll()
+    }
+
+    private func setStreamKey(_ stream: StreamKey) {
+        key.removeAll(keepingCapacity: true)
+        key.append(UInt8(ascii: "s"))
+        key.append(contentsOf: stream.tenant.utf8)
+        key.append(0)
+        key.append(contentsOf: stream.stream.utf8)
+    }
+
+    private func setIDKey(_ id: EventID) {
+        key.removeAll(keepingCapacity: true)
+        key.append(UInt8(ascii: "i"))
+        withUnsafeBytes(of: id.high.littleEndian) { key.append(contentsOf: $0) }
+        withUnsafeBytes(of: id.low.littleEndian) { key.append(contentsOf: $0) }
+    }
+
+    // MARK: Encoding of a stream's state
+
+    static func encode(_ value: CachedStream) -> [UInt8] {
+        var w = BinaryWriter()
+        w.int(value.version)
+        switch value.state {
+        case .none:
+            w.int(0)
+        case let .record(r):
+            w.int(1)
+            w.int(Int64(RecordStatus.allCases.firstIndex(of: r.status)!))
+            w.int(r.quantity); w.int(r.delivered)
+            w.string(r.customerId); w.string(r.productId); w.optionalString(r.size)
+        case let .customer(c):
+            w.int(2)
+            w.string(c.name); w.optionalString(c.region); w.bool(c.removed)
+        case let .product(p):
+            w.int(3)
+            w.string(p.name); w.strings(p.sizes); w.bool(p.removed)
+        }
+        return w.bytes
+    }
+
+    /// Decodes what `encode` wrote; anything else is a broken invariant (the scratch store
+    /// is written and read by this process only), not a user's error.
+    static func decode(_ bytes: [UInt8]) throws -> CachedStream {
+        var r = BinaryReader(bytes: bytes)
+        let version = try r.int()
+        let state: StreamState
+        switch try r.int() {
+        case 0: state = .none
+        case 1:
+            let status = Int(try r.int())
+            precondition(RecordStatus.allCases.indices.contains(status), "ingest scratch: record status \(status)")
+            state = .record(RecordState(status: RecordStatus.allCases[status], quantity: try r.int(), delivered: try r.int(),
+                                        customerId: try r.string(), productId: try r.string(), size: try r.optionalString()))
+        case 2: state = .customer(CustomerState(name: try r.string(), region: try r.optionalString(), removed: try r.bool()))
+        case 3: state = .product(ProductState(name: try r.string(), sizes: try r.strings(), removed: try r.bool()))
+        case let tag: preconditionFailure("ingest scratch: stream state tag \(tag)")
+        }
+        return CachedStream(version: version, state: state)
+    }
+}

@@ -1,0 +1,77 @@
+import DataGenerator
+import EventStore
+import Foundation
+import Testing
+@testable import OutOfStock
+
+/// The ingestor's bounded memory: stream states and ids beyond the limits move to a
+/// scratch store, and nothing the ingestor decides may change because of it.
+@Suite struct IngestMemoryTests {
+    @Test func spilledStatesAndIdsReadBackAsTheyWereWritten() throws {
+        let memory = IngestMemory(streamLimit: 3, idLimit: 5)
+        let states: [(StreamKey, CachedStream)] = [
+            (StreamKey(tenant: "t1", stream: "record/R-1"), CachedStream(version: 4, state: .record(RecordState(
+                status: .refunded, quantity: 12, delivered: 5, customerId: "C-1", productId: "P-ü", size: nil)))),
+            (StreamKey(tenant: "t1", stream: "record/R-2"), CachedStream(version: 1, state: .record(RecordState(
+                status: .pending, quantity: 3, delivered: 0, customerId: "C-2", productId: "P-2", size: "XL")))),
+            (StreamKey(tenant: "t2", stream: "customer/C-1"), CachedStream(version: 2, state: .customer(CustomerState(name: "Müller", region: nil, removed: true)))),
+            (StreamKey(tenant: "t2", stream: "product/P-1"), CachedStream(version: 3, state: .product(ProductState(name: "Parka", sizes: ["S", "M"], removed: false)))),
+            (StreamKey(tenant: "t3", stream: "record/R-9"), CachedStream(version: 0, state: .none)),
+        ]
+        for (key, value) in states { try memory.setState(value, for: key) }
+        let ids = (1...12).map { EventID(high: UInt64($0), low: ~UInt64($0)) }
+        for id in ids { try memory.insert(id) }
+        #expect(memory.spilled > 0, "the limits must have been passed")
+        for (key, value) in states {
+            let found = try memory.state(key)
+            #expect(found?.version == value.version && found?.state == value.state, "\(key.stream)")
+        }
+        #expect(try memory.state(StreamKey(tenant: "t1", stream: "record/R-3")) == nil)
+        for id in ids { #expect(try memory.contains(id)) }
+        #expect(try !memory.contains(EventID(high: 99, low: 99)))
+        // A newer state in memory wins over the spilled one.
+        try memory.setState(CachedStream(version: 5, state: .none), for: states[0].0)
+        #expect(try memory.state(states[0].0)?.version == 5)
+        memory.discard()
+        #expect(try memory.state(states[1].0) == nil, "discard forgets everything")
+    }
+
+    /// The same input with memory for 7 streams and 11 ids, and with the defaults: the same
+    /// report line for line, the same events stored in the same order.
+    @Test func tinyLimitsDecideExactlyAsTheDefaults() async throws {
+        var generator = GeneratorOptions()
+        generator.events = 4_000
+        generator.seed = 23
+        generator.tenants = 3
+        generator.customersPerTenant = 30
+        generator.productsPerTenant = 15
+        var lines: [String] = []
+        var events = EventGenerator(options: generator)
+        while let l = events.next() { lines.append(String(decoding: l, as: UTF8.self)) }
+        // Repeated lines (duplicates by id) and lines that break rules (rejected).
+        lines += lines[100..<300]
+        lines.insert("{\"type\":\"DeliveryRecorded\",\"tenant\":\"t001\",\"at\":\"2026-03-01T10:00:00Z\",\"actor\":\"u1\",\"data\":{\"recordId\":\"R-404404\",\"quantity\":1}}", at: 2_000)
+        lines.insert(lines[10], at: 3_000)
+
+        var options = IngestOptions()
+        options.skipInvalid = true
+        var tiny = options
+        tiny.memoryStreams = 7
+        tiny.memoryIDs = 11
+        tiny.memoryEvents = 500
+        let a = freshDirectory("defaults"), b = freshDirectory("tiny")
+        defer { for d in [a, b] { try? FileManager.default.removeItem(atPath: d) } }
+        let expected = try await ingest(lines, into: a, options: options)
+        let found = try await ingest(lines, into: b, options: tiny)
+        #expect(expected.appended > 3_000 && expected.duplicates >= 200 && expected.rejected >= 1)
+        #expect(found.appended == expected.appended && found.duplicates == expected.duplicates && found.rejected == expected.rejected)
+        #expect(found.errors.map { "\($0)" } == expected.errors.map { "\($0)" })
+        let storeA = try await EventStore.open(at: a), storeB = try await EventStore.open(at: b)
+        let eventsA = try allStoredEvents(storeA), eventsB = try allStoredEvents(storeB)
+        #expect(eventsA.map(\.id) == eventsB.map(\.id))
+        #expect(eventsA.map(\.streamVersion) == eventsB.map(\.streamVersion))
+        #expect(eventsA.map(\.data) == eventsB.map(\.data))
+        try await storeA.close()
+        try await storeB.close()
+    }
+}

@@ -73,6 +73,12 @@ import Testing
                 let (status, out, err) = try runBackorder(["append", input, "--data", store, "--json"])
                 #expect(status == 0 && out.contains("\"rejected\":0"), "round \(round): \(err.prefix(300))")
                 acknowledged = sent
+                // The views were maintained by runs killed at any moment: they answer as a
+                // rebuild from the log does.
+                let maintained = try Self.viewAnswers(store: store)
+                let (rebuilt, _, rebuildErr) = try runBackorder(["replay", "--all", "--data", store])
+                #expect(rebuilt == 0, "round \(round): replay: \(rebuildErr.prefix(300))")
+                #expect(try Self.viewAnswers(store: store) == maintained, "round \(round): views kept through kills differ from a rebuild")
             }
             if endOfEpoch || roundInEpoch % 20 == 0 {
                 eventsChecked += try await Self.check(store: store, ids: ids, inputLines: sent, acknowledgedLines: acknowledged,
@@ -88,6 +94,23 @@ import Testing
         }
         #expect(killed > rounds / 4, "most rounds must end in a kill (\(killed) of \(rounds))")
         print("append kill test: \(rounds) rounds, \(killed) killed mid-run, \(completed) completed before the kill, \(checks) store checks, \(eventsChecked) stored events checked, 0 lost")
+    }
+
+    /// The dashboard and every page of the records list, as JSON, from the store's views.
+    static func viewAnswers(store: String) throws -> [String] {
+        var answers: [String] = []
+        let (status, dashboard, err) = try runBackorder(["query", "dashboard", "--data", store, "--json", "--now", "2027-01-01"])
+        #expect(status == 0, "dashboard: \(err.prefix(300))")
+        answers.append(dashboard)
+        var cursor: String?
+        repeat {
+            let (status, page, err) = try runBackorder(["query", "records", "--data", store, "--json", "--limit", "1000"] + (cursor.map { ["--cursor", $0] } ?? []))
+            #expect(status == 0, "records: \(err.prefix(300))")
+            answers.append(page)
+            let object = try JSONSerialization.jsonObject(with: Data(page.utf8)) as? [String: Any]
+            cursor = object?["nextCursor"] as? String
+        } while cursor != nil && answers.count < 100
+        return answers
     }
 
     /// Opens the store (recovering it) and checks it against the input; returns the number

@@ -184,6 +184,11 @@ public final class WriteAheadLog: Sendable {
         }.joined()
         let manifest = Manifest(version: Manifest.currentVersion, partitionCount: options.partitionCount,
                                 codec: options.codec, segmentBytes: options.segmentBytes, logID: logID)
+        // The partition directories first: a reader that finds the MANIFEST must find them too.
+        for number in 0..<manifest.partitionCount where !storage.exists(path + "/" + partitionDirectoryName(number)) {
+            try storage.createDirectory(path + "/" + partitionDirectoryName(number))
+        }
+        try storage.syncDirectory(path)
         try storage.writeAtomically(manifest.encoded(), directory: path, name: Manifest.fileName)
         return manifest
     }

@@ -1,0 +1,54 @@
+import EventLog
+import EventStore
+import Foundation
+import Testing
+
+/// Readers beside a writer (issue 17): while `backorder append` runs in another process —
+/// batches of 1, 100 and 1,000 events, each run closing (and so cutting its segments'
+/// pre-zeroed space) at the end — this process verifies the log's checksums and chain and
+/// opens it read-only and reads every event, again and again. None of it may report damage:
+/// the pre-zeroed space, a batch half copied into the page cache and a segment cut at close
+/// are the writer at work, not corruption.
+@Suite(.serialized) struct ReaderBesideWriterTests {
+    @Test func readersNeverReportDamageWhileAppendsRun() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let (status, generated, _) = try runBackorder(["generate", "--events", "12000", "--seed", "41"])
+        #expect(status == 0)
+        let lines = generated.split(separator: "\n").map(String.init)
+        let store = dir + "/store"
+        var reads = 0, verifies = 0
+        var falseAlarms: [String] = []
+        for (round, batchSize) in [1, 100, 1_000, 100].enumerated() {
+            let input = dir + "/input-\(round).ndjson"
+            try (lines[(round * 3_000)..<((round + 1) * 3_000)].joined(separator: "\n") + "\n").write(toFile: input, atomically: true, encoding: .utf8)
+            let writer = try startBackorder(["append", input, "--data", store, "--batch-size", String(batchSize), "--partitions", "4"],
+                                            output: dir + "/append-\(round)")
+            // Read until the writer has exited, and once more after.
+            var exited = false
+            while !exited {
+                exited = !writer.isRunning
+                guard FileManager.default.fileExists(atPath: store + "/log/MANIFEST") else { continue }
+                let report = try ChainVerifier(path: store + "/log").verify()
+                verifies += 1
+                falseAlarms += report.damage.map { "batch size \(batchSize), verify: \($0.path) @\($0.byteOffset): \($0.reason)" }
+                do {
+                    let reader = try await EventReader.open(at: store)
+                    for partition in 0..<reader.partitionCount {
+                        var cursor = try reader.events(partition: partition, from: 0)
+                        while try cursor.next() != nil {}
+                    }
+                    reads += 1
+                } catch {
+                    falseAlarms.append("batch size \(batchSize), read: \(error)")
+                }
+            }
+            writer.waitUntilExit()
+            #expect(writer.terminationStatus == 0, "append of round \(round) failed")
+        }
+        #expect(falseAlarms.isEmpty, "\(falseAlarms.count) false alarms: \(falseAlarms.prefix(5))")
+        #expect(reads + verifies >= 100, "the readers must have run beside the writer (\(reads) reads, \(verifies) verifies)")
+        print("readers beside a writer: \(verifies) verifies and \(reads) full reads during 4 appends, \(falseAlarms.count) false alarms")
+    }
+}

@@ -121,15 +121,9 @@ struct StreamHash: Hashable, Sendable {
 
     init(tenant: String, stream: String) { self.init(key: EnvelopeCodec.key(tenant: tenant, stream: stream)) }
 
-    /// The SplitMix64 finalizer. Part of the stream hash's definition: hashes are stored
-    /// in the index, so changing it changes the format.
+    /// The SplitMix64 finalizer, part of the stream hash's definition (hashes are stored).
     @inline(__always)
-    static func mix(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    static func mix(_ x: UInt64) -> UInt64 { SplitMix.finalize(x) }
 }
 
 /// The stored form of one event — the envelope value of docs/EVENTS.md — for back ends

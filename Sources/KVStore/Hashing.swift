@@ -1,3 +1,4 @@
+import EventLog
 /// A fast 64-bit hash of short byte strings, for the memtable's hash index and the bloom
 /// filters. Not cryptographic, not seeded per process: it must give the same bits in every
 /// process, because bloom filters are stored.
@@ -31,14 +32,9 @@ enum KeyHash {
         return of(base, bytes.count)
     }
 
-    /// SplitMix64's finalizer: every input bit affects every output bit.
+    /// SplitMix64's finalizer (stored in bloom filters: see `SplitMix`).
     @inline(__always)
-    static func finalize(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    static func finalize(_ x: UInt64) -> UInt64 { SplitMix.finalize(x) }
 }
 
 /// Byte-wise comparison of keys (memcmp order, shorter first on a common prefix).

@@ -422,10 +422,7 @@ public final class KVStore: @unchecked Sendable {
             if let current = builder { outputs.append(try current.finish()) }
             builder = nil
         } catch {
-            builder?.abandon()
-            for path in outputs.map({ directory + "/" + TableHandle.fileName($0.number) }) + (builder.map { [$0.path] } ?? []) {
-                try? storage.remove(path)
-            }
+            removeUnfinished(outputs, builder)
             throw error
         }
         let current = shared.withLock { $0.version }
@@ -544,13 +541,19 @@ public final class KVStore: @unchecked Sendable {
             if let current = builder, current.entries > 0 { outputs.append(try current.finish()) }
             builder = nil
         } catch {
-            builder?.abandon()
-            for path in outputs.map({ directory + "/" + TableHandle.fileName($0.number) }) + (builder.map { [$0.path] } ?? []) {
-                try? storage.remove(path)
-            }
+            removeUnfinished(outputs, builder)
             throw error
         }
         return outputs
+    }
+
+    /// After a failed flush or compaction: its finished outputs and the file it was writing
+    /// are removed (the inputs are intact; nothing refers to the outputs yet).
+    private func removeUnfinished(_ outputs: [TableInfo], _ builder: TableBuilder?) {
+        builder?.abandon()
+        for path in outputs.map({ directory + "/" + TableHandle.fileName($0.number) }) + (builder.map { [$0.path] } ?? []) {
+            try? storage.remove(path)
+        }
     }
 
     /// Whether `key` starts another partition than `previous` (see `partitionPrefixLength`).

@@ -4,7 +4,7 @@ import OutOfStock
 /// The columns of a request that change with its events, stored under its time
 /// (`T` time id): what the dashboards, lists and aggregates read, kept small because
 /// range queries scan them.
-struct RequestColumns: Equatable {
+struct RequestColumns: Equatable, RowEncoding {
     var status: RecordStatus
     var quantity: Int64
     var delivered: Int64
@@ -22,12 +22,6 @@ struct RequestColumns: Equatable {
 
     var outstanding: Int64 { status == .pending ? quantity &- delivered : 0 }
     var deliveryState: DeliveryState { DeliveryState(status: status, delivered: delivered) }
-
-    func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        encode(into: &out)
-        return out
-    }
 
     func encode(into out: inout [UInt8]) {
         var w = RowWriter(taking: out)
@@ -120,19 +114,13 @@ struct RequestColumns: Equatable {
 
 /// The details of a request that rarely change, stored under its id (`R` id): its time
 /// (to find its columns), the names it was recorded with, notes and reason.
-struct RequestDetails: Equatable {
+struct RequestDetails: Equatable, RowEncoding {
     var requestedAt: Int64
     var customerName: String
     var productName: String
     var notes: String?
     var reason: String?
     var createdBy: String
-
-    func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        encode(into: &out)
-        return out
-    }
 
     func encode(into out: inout [UInt8]) {
         var w = RowWriter(taking: out)
@@ -260,5 +248,19 @@ extension RecordStatus {
     init?(index: Int64) {
         guard index >= 0 && index < Int64(RecordStatus.allCases.count) else { return nil }
         self = RecordStatus.allCases[Int(index)]
+    }
+}
+
+/// A row that writes itself into a reused buffer (`encode(into:)`, the projector's hot
+/// path) and, for tests and one-off writes, into a new one.
+protocol RowEncoding {
+    func encode(into out: inout [UInt8])
+}
+
+extension RowEncoding {
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        encode(into: &out)
+        return out
     }
 }

@@ -185,7 +185,13 @@ struct AppendCommand: AsyncParsableCommand {
         if !report.assignedIDs.isEmpty {
             lines.append("assigned ids to \(report.assignedIDs.count) lines without one" + (report.assignedIDs.count <= 10 ? ": " + report.assignedIDs.map { "line \($0.line) → \($0.id)" }.joined(separator: ", ") : " (see --json)"))
         }
-        if skipInvalid && report.rejected > 0 { lines.append("rejected lines written to \(rejected)") }
+        if skipInvalid && report.rejected > 0 {
+            // Lines over the length limit are read past, not kept: say what the file holds.
+            let kept = report.rejectedLines.count, unkept = report.rejected - kept
+            let tooLong = unkept > 0 ? "\(unkept) too long to keep (see the errors)" : ""
+            lines.append(kept == 0 ? "no rejected line written to \(rejected): \(tooLong)"
+                         : "\(kept) rejected lines written to \(rejected)" + (unkept > 0 ? "; \(tooLong)" : ""))
+        }
         return lines.joined(separator: "\n")
     }
 

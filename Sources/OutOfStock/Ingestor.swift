@@ -40,6 +40,8 @@ struct LineChunk: Sendable {
     private(set) var bytes: [UInt8] = []
     private(set) var ends: [Int] = []
     private(set) var lineNumbers: [Int] = []
+    /// Lines over `LineReader.maxLineBytes`, by index: their length (their bytes are not kept).
+    private(set) var tooLong: [Int: Int] = [:]
 
     init() {
         bytes.reserveCapacity(Self.capacity * 256)
@@ -53,6 +55,13 @@ struct LineChunk: Sendable {
     mutating func add(_ line: UnsafeRawBufferPointer, line number: Int) {
         if line.allSatisfy({ $0 == 32 || $0 == 9 }) { return }
         bytes.append(contentsOf: line)
+        ends.append(bytes.count)
+        lineNumbers.append(number)
+    }
+
+    /// Notes a line too long to keep.
+    mutating func addTooLong(bytes length: Int, line number: Int) {
+        tooLong[ends.count] = length
         ends.append(bytes.count)
         lineNumbers.append(number)
     }
@@ -72,6 +81,10 @@ extension InputParser {
         results.reserveCapacity(chunk.count)
         chunk.bytes.withUnsafeBytes { all in
             for k in 0..<chunk.count {
+                if let length = chunk.tooLong[k] {
+                    results.append(.failure(InputError(line: chunk.lineNumbers[k], field: "", message: LineReader.tooLongMessage(length))))
+                    continue
+                }
                 let start = k == 0 ? 0 : chunk.ends[k - 1]
                 results.append(parse(UnsafeRawBufferPointer(rebasing: all[start..<chunk.ends[k]]), line: chunk.lineNumbers[k]))
             }
@@ -208,7 +221,8 @@ public final class Ingestor {
         var chunkNumber = 0
         while true {
             var chunk = LineChunk()
-            while chunk.count < LineChunk.capacity, try reader.next({ bytes, line in chunk.add(bytes, line: line) }) {}
+            while chunk.count < LineChunk.capacity,
+                  try reader.next({ bytes, line in chunk.add(bytes, line: line) }, tooLong: { line, length in chunk.addTooLong(bytes: length, line: line) }) {}
             let parser = parsers[chunkNumber % 2]
             chunkNumber += 1
             let parsing: Task<ParsedChunk, Never>? = chunk.count == 0 ? nil : Task.detached { parser.parse(chunk) }
@@ -244,7 +258,7 @@ public final class Ingestor {
             }
             if let rejection {
                 reject(rejection, &report)
-                if options.skipInvalid { report.rejectedLines.append((Array(parsed.chunk.line(k)), rejection)) }
+                if options.skipInvalid && parsed.chunk.tooLong[k] == nil { report.rejectedLines.append((Array(parsed.chunk.line(k)), rejection)) }
             }
         }
     }

@@ -27,8 +27,14 @@ public struct LineReader {
         self.buffer = [UInt8](repeating: 0, count: 1 << 20)
     }
 
-    /// Calls `body` with the next line's bytes; returns false at the end of input.
-    public mutating func next(_ body: (UnsafeRawBufferPointer, Int) throws -> Void) throws -> Bool {
+    /// Calls `body` with the next line's bytes; returns false at the end of input. A line
+    /// longer than `maxLineBytes` is not kept: it is read past in bounded memory and
+    /// `tooLong` gets its number and length instead (by default an error, which stops the
+    /// read).
+    public mutating func next(_ body: (UnsafeRawBufferPointer, Int) throws -> Void,
+                              tooLong: (_ line: Int, _ bytes: Int) throws -> Void = { line, bytes in
+                                  throw InputError(line: line, field: "", message: LineReader.tooLongMessage(bytes))
+                              }) throws -> Bool {
         while true {
             if let newline = buffer[start..<end].firstIndex(of: 10) {
                 var lineEnd = newline
@@ -47,7 +53,37 @@ public struct LineReader {
                 try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[s..<e]), lineNumber) }
                 return true
             }
+            if end - start >= Self.maxLineBytes {
+                let bytes = try skipRestOfLine()
+                lineNumber += 1
+                try tooLong(lineNumber, bytes)
+                return true
+            }
             try refill()
+        }
+    }
+
+    /// What an over-long line is told.
+    public static func tooLongMessage(_ bytes: Int) -> String {
+        "line of \(bytes) bytes is longer than the limit of \(maxLineBytes) bytes (read past, not kept: it is not copied to a rejected file)"
+    }
+
+    /// Drops the buffered part of an over-long line and reads past the rest of it; returns
+    /// its length without the newline.
+    private mutating func skipRestOfLine() throws -> Int {
+        var bytes = end - start
+        start = 0
+        end = 0
+        while true {
+            try refill()
+            if let newline = buffer[start..<end].firstIndex(of: 10) {
+                bytes += newline - start
+                start = newline + 1
+                return bytes
+            }
+            bytes += end - start
+            start = end
+            if eof { return bytes }
         }
     }
 
@@ -58,10 +94,8 @@ public struct LineReader {
             start = 0
         }
         if end == buffer.count {
-            guard end - start < Self.maxLineBytes else {
-                throw InputError(line: lineNumber + 1, field: "", message: "line is longer than \(Self.maxLineBytes) bytes")
-            }
-            buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count))
+            precondition(end < Self.maxLineBytes, "LineReader: a line over the limit must have been skipped")
+            buffer.append(contentsOf: [UInt8](repeating: 0, count: min(buffer.count, Self.maxLineBytes - buffer.count)))
         }
         let n = buffer.withUnsafeMutableBytes { raw -> Int in
             guard let base = raw.baseAddress else { return 0 }

@@ -83,6 +83,32 @@ struct CLIError: Error { let message: String }
         #expect(rejected.contains("\\\"ten\\\""))
     }
 
+    /// A line over the 4 MiB limit is a rejected line like any other — read past in bounded
+    /// memory, named with its number and length — not the end of the run: with
+    /// `--skip-invalid` the other lines go in; without it, nothing does.
+    @Test func aLineOverTheLengthLimitIsRejectedAndTheRestGoesOn() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let (genStatus, generated, _) = try runBackorder(["generate", "--events", "6", "--seed", "5"])
+        #expect(genStatus == 0)
+        var lines = generated.split(separator: "\n").map(String.init)
+        let huge = line("CustomerRegistered", "\"customerId\":\"C-HUGE\",\"name\":\"" + String(repeating: "x", count: 5_000_000) + "\"")
+        lines.insert(huge, at: 3)
+        let input = dir + "/input.ndjson"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: input, atomically: true, encoding: .utf8)
+
+        let (strict, _, strictErr) = try runBackorder(["append", input, "--data", dir + "/strict"])
+        #expect(strict == 1)
+        #expect(strictErr.contains("line 4: line of \(huge.utf8.count) bytes is longer than the limit of 4194304 bytes"), "\(strictErr.prefix(400))")
+        #expect(strictErr.contains("nothing was appended"))
+
+        let (skipping, out, err) = try runBackorder(["append", input, "--data", dir + "/skipping", "--skip-invalid", "--rejected", dir + "/rejected.ndjson"])
+        #expect(skipping == 3, "\(err.prefix(400))")
+        #expect(out.contains("appended 6 events") && out.contains("1 rejected"), "\(out.prefix(400))")
+        #expect(out.contains("no rejected line written") && out.contains("1 too long to keep"), "\(out.prefix(400))")
+    }
+
     @Test func unreadableInputAndBadOptionsFailClearly() throws {
         let (status, _, err) = try runBackorder(["append", "/nonexistent/events.ndjson", "--data", freshDirectory()])
         #expect(status == 1)

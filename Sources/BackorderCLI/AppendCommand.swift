@@ -14,8 +14,8 @@ struct AppendCommand: AsyncParsableCommand {
         discussion: """
             Every line is checked against the input contract (schemas/v1) and the domain's rules before \
             anything is written; by default one bad line means nothing is appended. Exit status: 0 all \
-            appended (or duplicates), 1 input rejected or an error, 3 appended with --skip-invalid but some \
-            lines rejected.
+            appended (or duplicates), 1 input rejected or an error, 3 with --skip-invalid: some lines \
+            rejected, the valid ones stored (appended now or before).
             """)
 
     @Argument(help: "NDJSON file, or - for standard input.") var input = "-"
@@ -138,9 +138,12 @@ struct AppendCommand: AsyncParsableCommand {
             if !json {
                 for error in report.errors.prefix(20) { printError("rejected: \(input == "-" ? "stdin" : input): \(error)") }
                 if report.rejected > 20 { printError("… and \(report.rejected - 20) more rejected lines") }
-                if !report.applied && !dryRun { printError("nothing was appended: fix the input, or use --skip-invalid to append the valid lines") }
+                if !report.applied && !dryRun && !skipInvalid { printError("nothing was appended: fix the input, or use --skip-invalid to append the valid lines") }
             }
-            throw ExitCode(report.applied ? 3 : 1)
+            // With --skip-invalid, 3 whenever the valid lines are stored — appended now or
+            // already (a second run of the same input): the status must not depend on which.
+            let validLinesStored = skipInvalid && !dryRun && report.lines > report.rejected
+            throw ExitCode(validLinesStored ? 3 : 1)
         }
     }
 

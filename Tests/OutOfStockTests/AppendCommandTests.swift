@@ -81,6 +81,17 @@ struct CLIError: Error { let message: String }
         let rejected = (try? String(contentsOfFile: rejectedPath, encoding: .utf8)) ?? ""
         #expect(rejected.contains("\"line\":6"))
         #expect(rejected.contains("\\\"ten\\\""))
+        // Lines with ids, twice: the second time the valid lines are stored already; the
+        // status and the advice must not change because of it.
+        let (_, generated, _) = try runBackorder(["generate", "--events", "20", "--seed", "9"])
+        let withIDs = generated.split(separator: "\n").map(String.init) + [line("DeliveryRecorded", #""recordId":"R-1","quantity":"ten""#)]
+        for run in 1...2 {
+            let (status, out, err) = try runBackorder(["append", "-", "--data", dir + "-ids", "--skip-invalid"], stdin: withIDs.joined(separator: "\n"))
+            #expect(status == 3, "run \(run): \(out) \(err)")
+            #expect(out.contains(run == 1 ? "appended 20 events" : "20 duplicates"), "run \(run): \(out)")
+            #expect(!err.contains("use --skip-invalid"), "run \(run): \(err)")
+        }
+        try? FileManager.default.removeItem(atPath: dir + "-ids")
     }
 
     /// A line over the 4 MiB limit is a rejected line like any other — read past in bounded

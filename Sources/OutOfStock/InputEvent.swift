@@ -42,6 +42,9 @@ public final class InputParser: @unchecked Sendable {
     public func parse(_ bytes: UnsafeRawBufferPointer, line: Int) -> Result<InputEvent, InputError> {
         switch parser.parse(bytes) {
         case let .failure(error):
+            if bytes.starts(with: [0xEF, 0xBB, 0xBF]) {
+                return .failure(InputError(line: line, field: "", message: "the line starts with a UTF-8 byte order mark (bytes EF BB BF), which JSON does not allow: save the input without it"))
+            }
             return .failure(InputError(line: line, field: "", message: "invalid JSON: \(error.message)"))
         case let .success(document):
             do { return .success(try Self.validate(document, line: line)) } catch let error as InputError {
@@ -154,7 +157,7 @@ public final class InputParser: @unchecked Sendable {
             guard n >= min && n <= max else { throw fail(path, min > 0 ? "must be \(min)–\(max) characters" : "must be at most \(max) characters") }
             return .string(doc.string(node))
         case .quantity:
-            guard let v = doc.integer(node) else { throw fail(path, "must be an integer, not \(doc.type(node).jsonTypeName)") }
+            guard let v = doc.integer(node) else { throw fail(path, "must be an integer, not \(doc.notAnInteger(node))") }
             guard v >= 1 && v <= 1_000_000 else { throw fail(path, "must be between 1 and 1,000,000, not \(v)") }
             return .integer(v)
         case .price:

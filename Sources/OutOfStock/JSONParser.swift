@@ -63,6 +63,17 @@ struct JSONDocument {
         }
     }
 
+    /// What a node that `integer` refused is, for "must be an integer, not …": its JSON type,
+    /// or why a number is not one (a JSON integer beyond Int64 was "an integer").
+    func notAnInteger(_ i: Int) -> String {
+        switch UInt32(nodes[i].type) {
+        case BO_JSON_UINT64.rawValue: "\(nodes[i].uint64), which is beyond the largest integer (9223372036854775807)"
+        case BO_JSON_DOUBLE.rawValue:
+            nodes[i].number == nodes[i].number.rounded() ? "\(nodes[i].number), a number too large to be an exact integer" : "a number with a fraction (\(nodes[i].number))"
+        default: type(i).jsonTypeName
+        }
+    }
+
     func number(_ i: Int) -> Double? {
         switch UInt32(nodes[i].type) {
         case BO_JSON_INT64.rawValue, BO_JSON_UINT64.rawValue, BO_JSON_DOUBLE.rawValue: return nodes[i].number

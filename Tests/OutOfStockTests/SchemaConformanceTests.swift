@@ -48,6 +48,24 @@ func text(_ path: String) -> String {
     }
 
     /// The event types and their fields in code are those of the JSON Schemas.
+    /// Messages say what the value is: an integer beyond Int64 is not "not an integer",
+    /// a fraction is named, and a byte order mark is named instead of "invalid JSON".
+    @Test func messagesNameWhatTheValueIs() throws {
+        let parser = try InputParser()
+        func message(_ line: String) -> String {
+            let bytes = Array(line.utf8)
+            return bytes.withUnsafeBytes { raw in
+                if case let .failure(error) = parser.parse(raw, line: 1) { return error.description }
+                return "accepted"
+            }
+        }
+        let head = #"{"type":"OutOfStockReported","tenant":"t1","at":"2026-01-01T00:00:00Z","actor":"u1","data":{"recordId":"R-1","customerId":"C-1","productId":"P-1","quantity":"#
+        #expect(message(head + "9223372036854775808}}").contains("not 9223372036854775808, which is beyond the largest integer"))
+        #expect(message(head + "2.5}}").contains("not a number with a fraction (2.5)"))
+        #expect(message(head + "\"2\"}}").contains("must be an integer, not a string"))
+        #expect(message("\u{FEFF}" + head + "2}}").contains("byte order mark"))
+    }
+
     @Test func codeAndSchemasDeclareTheSameTypesAndFields() throws {
         let envelope = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: schemasDirectory + "/envelope.schema.json"))) as? [String: Any]
         let properties = envelope?["properties"] as? [String: Any]

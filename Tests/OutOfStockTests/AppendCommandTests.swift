@@ -86,12 +86,13 @@ struct CLIError: Error { let message: String }
         let (_, generated, _) = try runBackorder(["generate", "--events", "20", "--seed", "9"])
         let withIDs = generated.split(separator: "\n").map(String.init) + [line("DeliveryRecorded", #""recordId":"R-1","quantity":"ten""#)]
         for run in 1...2 {
-            let (status, out, err) = try runBackorder(["append", "-", "--data", dir + "-ids", "--skip-invalid"], stdin: withIDs.joined(separator: "\n"))
+            let (status, out, err) = try runBackorder(["append", "-", "--data", dir + "-ids", "--skip-invalid", "--rejected", dir + "-ids-rejected.ndjson"],
+                                                      stdin: withIDs.joined(separator: "\n"))
             #expect(status == 3, "run \(run): \(out) \(err)")
             #expect(out.contains(run == 1 ? "appended 20 events" : "20 duplicates"), "run \(run): \(out)")
             #expect(!err.contains("use --skip-invalid"), "run \(run): \(err)")
         }
-        try? FileManager.default.removeItem(atPath: dir + "-ids")
+        for path in [dir + "-ids", dir + "-ids-rejected.ndjson"] { try? FileManager.default.removeItem(atPath: path) }
     }
 
     /// A line over the 4 MiB limit is a rejected line like any other — read past in bounded

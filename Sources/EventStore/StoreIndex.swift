@@ -43,7 +43,7 @@ final class StoreIndex: @unchecked Sendable {
     private var openFailure: String?
     /// The log the rows index (its id and events are recorded in the coverage).
     private let reader: EventReader
-    private var key = [UInt8](repeating: 0, count: 17)
+    private var key = [UInt8](repeating: 0, count: IndexRow.keyBytes)
     private var value = [UInt8](repeating: 0, count: 24)
 
     /// The key-value store's settings for the index: random keys (hashes and ids) do not
@@ -94,26 +94,20 @@ final class StoreIndex: @unchecked Sendable {
     // MARK: Rows
 
     private func setKey(_ tag: UInt8, _ a: UInt64, _ b: UInt64) {
-        key.withUnsafeMutableBytes { k in
-            k[0] = tag
-            k.storeBytes(of: a.littleEndian, toByteOffset: 1, as: UInt64.self)
-            k.storeBytes(of: b.littleEndian, toByteOffset: 9, as: UInt64.self)
-        }
+        key.withUnsafeMutableBytes { IndexRow.writeKey(tag, a, b, into: $0) }
     }
 
-    private static let streamTag = UInt8(ascii: "s"), idTag = UInt8(ascii: "i")
-
-    /// The stored row of a stream or id: three little-endian integers.
-    private func lookup(_ tag: UInt8, _ a: UInt64, _ b: UInt64, fields: Int) throws -> [Int64]? {
+    /// The stored row of a stream or id (`IndexRow`).
+    private func lookup(_ tag: UInt8, _ a: UInt64, _ b: UInt64, fields: Int) throws -> (Int64, Int64, Int64)? {
         setKey(tag, a, b)
         do {
             return try key.withUnsafeBytes { k in
-                try rows.withValue(k) { found -> [Int64]? in
+                try rows.withValue(k) { found -> (Int64, Int64, Int64)? in
                     guard let found else { return nil }
-                    guard found.count == fields * 8 else {
+                    guard let row = IndexRow.fields(found, count: fields) else {
                         throw EventStoreError.indexDamaged("index row of \(found.count) bytes where \(fields * 8) belong")
                     }
-                    return (0..<fields).map { Int64(littleEndian: found.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+                    return row
                 }
             }
         } catch {
@@ -121,14 +115,12 @@ final class StoreIndex: @unchecked Sendable {
         }
     }
 
-    private func store(_ tag: UInt8, _ a: UInt64, _ b: UInt64, _ fields: [Int64]) throws {
+    private func store(_ tag: UInt8, _ a: UInt64, _ b: UInt64, _ f0: Int64, _ f1: Int64, _ f2: Int64? = nil) throws {
         setKey(tag, a, b)
-        for (n, field) in fields.enumerated() {
-            value.withUnsafeMutableBytes { $0.storeBytes(of: field.littleEndian, toByteOffset: n * 8, as: Int64.self) }
-        }
+        let length = value.withUnsafeMutableBytes { IndexRow.writeValue(f0, f1, f2, into: $0) }
         do {
             try key.withUnsafeBytes { k in
-                try value.withUnsafeBytes { v in try rows.put(k, UnsafeRawBufferPointer(rebasing: v[0..<(fields.count * 8)])) }
+                try value.withUnsafeBytes { v in try rows.put(k, UnsafeRawBufferPointer(rebasing: v[0..<length])) }
             }
         } catch {
             throw EventStoreError.wrap(error)
@@ -146,15 +138,15 @@ final class StoreIndex: @unchecked Sendable {
 
     /// The head of a stream among acknowledged events only.
     func storedHead(of stream: StreamHash, partition: Int) throws -> IndexedPosition? {
-        guard let row = try lookup(Self.streamTag, stream.k0, stream.k1, fields: 2) else { return nil }
-        return IndexedPosition(partition: partition, offset: row[0], version: row[1])
+        guard let row = try lookup(IndexRow.streamTag, stream.k0, stream.k1, fields: IndexRow.streamFields) else { return nil }
+        return IndexedPosition(partition: partition, offset: row.0, version: row.1)
     }
 
     /// Where an event id is stored or in flight.
     func existing(_ id: EventID) throws -> IndexedPosition? {
         if let inFlight = inFlightIDs[id] { return inFlight }
-        guard let row = try lookup(Self.idTag, id.high, id.low, fields: 3) else { return nil }
-        return IndexedPosition(partition: Int(row[0]), offset: row[1], version: row[2])
+        guard let row = try lookup(IndexRow.idTag, id.high, id.low, fields: IndexRow.idFields) else { return nil }
+        return IndexedPosition(partition: Int(row.0), offset: row.1, version: row.2)
     }
 
     // MARK: Updates (caller holds the lock)
@@ -184,8 +176,8 @@ final class StoreIndex: @unchecked Sendable {
         guard event.version >= 1 else {
             throw EventStoreError.malformedEvent(Position(partition: partition, offset: event.offset), "stream version \(event.version) out of range")
         }
-        try store(Self.idTag, event.id.high, event.id.low, [Int64(partition), event.offset, event.version])
-        try store(Self.streamTag, event.stream.k0, event.stream.k1, [event.offset, event.version])
+        try store(IndexRow.idTag, event.id.high, event.id.low, Int64(partition), event.offset, event.version)
+        try store(IndexRow.streamTag, event.stream.k0, event.stream.k1, event.offset, event.version)
     }
 
     // MARK: Coverage and recovery

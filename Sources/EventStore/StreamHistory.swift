@@ -57,16 +57,12 @@ extension EventReader {
         guard let coverage = IndexCoverage(decoding: snapshot.metadata), coverage.covered.count == partitionCount,
               coverage.logID == (log.manifest.logID ?? "-"), coverage.covered[partition] <= end,
               coverage.lastIDs[partition] == lastID(below: coverage.covered[partition], partition: partition) else { return nil }
-        var key = [UInt8](repeating: UInt8(ascii: "s"), count: 17)
-        key.withUnsafeMutableBytes { k in
-            k.storeBytes(of: stream.k0.littleEndian, toByteOffset: 1, as: UInt64.self)
-            k.storeBytes(of: stream.k1.littleEndian, toByteOffset: 9, as: UInt64.self)
-        }
-        guard let row = try? key.withUnsafeBytes({ k in
+        guard let row = try? IndexRow.streamKey(stream).withUnsafeBytes({ k in
             try snapshot.withValue(k) { found -> (offset: Int64, version: Int64)?? in
                 guard let found else { return .some(nil) }
-                guard found.count == 16 else { return nil }
-                return .some((Int64(littleEndian: found.loadUnaligned(as: Int64.self)), Int64(littleEndian: found.loadUnaligned(fromByteOffset: 8, as: Int64.self))))
+                // A row of the wrong size is damage: no answer (a scan), not "no such stream".
+                guard let row = IndexRow.fields(found, count: IndexRow.streamFields) else { return nil }
+                return .some((offset: row.0, version: row.1))
             }
         }), let head = row else { return nil }
         return (head, coverage.covered[partition])

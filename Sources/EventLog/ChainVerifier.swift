@@ -206,29 +206,18 @@ private struct PartitionCheck {
     }
 
     private mutating func checkSegment(file: any StorageFile, path: String, size opened: Int64, last: Bool, durable: Int64) throws {
+        // The active segment's size follows the file down (`appendedSince`).
         var size = opened
         var scanner = SegmentScanner(file: file, from: 0, limit: size)
         while true {
-            let item: SegmentScanner.Item
-            do {
-                item = try scanner.next()
-            } catch let error as LogError where last {
-                // A writer that closes cuts its active segment's pre-zeroed space: a read
-                // past the new end is the end of the data, not damage.
-                guard case let .corrupt(_, at, _) = error, let now = try? file.size(), now < size, at >= now else { throw error }
-                size = now
-                scanner = SegmentScanner(file: file, from: scanner.position, limit: size)
-                continue
-            }
-            switch item {
+            switch try scanner.next() {
             case let .batch(header, position):
                 try checkBatch(header, at: position, scanner: scanner, path: path)
             case let .end(position):
-                if last, position < size, let fresh = try appendedSince(file, at: position, size: size) {
+                if last, position < size, let fresh = try appendedSince(file, at: position, size: &size) {
                     scanner = fresh
                     continue
                 }
-                if last { size = min(size, try file.size()) }
                 report.bytes += size - position
                 if last && position < min(durable, size) {
                     damage(path, position, nextOffset, "zero bytes before the recovery point at byte \(durable): acknowledged data was erased")
@@ -245,11 +234,10 @@ private struct PartitionCheck {
                 report.bytes -= size - resume.position
                 scanner = SegmentScanner(file: file, from: resume.position, limit: size)
             case let .invalid(position, reason):
-                if last, let fresh = try appendedSince(file, at: position, size: size) {
+                if last, let fresh = try appendedSince(file, at: position, size: &size) {
                     scanner = fresh
                     continue
                 }
-                if last { size = min(size, try file.size()) }
                 let torn = last && position >= durable
                     ? " (after the recovery point: a crash while appending leaves this; a writable open cuts it)" : ""
                 let resume = try nextBatch(file, after: position, size: size, nonZero: false)
@@ -266,14 +254,14 @@ private struct PartitionCheck {
     /// checksum, else nil. The scanner's buffer was read earlier: a writer appending beside
     /// this check fills the pre-zeroed space after it, and a batch half copied into the
     /// page cache reads as torn for a moment. Read again (three times, 20 ms apart) before
-    /// calling the end of the active segment damage.
-    private func appendedSince(_ file: any StorageFile, at position: Int64, size: Int64) throws -> SegmentScanner? {
+    /// calling the end of the active segment damage. `size` follows the file down: a
+    /// closing writer cuts the pre-zeroed space.
+    private func appendedSince(_ file: any StorageFile, at position: Int64, size: inout Int64) throws -> SegmentScanner? {
         for attempt in 0..<3 {
-            // The file may also have shrunk: a closing writer cuts the pre-zeroed space.
-            let limit = min(size, try file.size())
-            var probe = SegmentScanner(file: file, from: position, limit: limit)
+            size = min(size, try file.size())
+            var probe = SegmentScanner(file: file, from: position, limit: size)
             if let item = try? probe.next(), case .batch = item, (try? probe.verifyCurrent()) == true {
-                return SegmentScanner(file: file, from: position, limit: limit)
+                return SegmentScanner(file: file, from: position, limit: size)
             }
             if attempt < 2 { usleep(20_000) }
         }

@@ -34,12 +34,9 @@ struct PartitionOpener {
             if i + 1 < bases.count {
                 segments.append(SegmentState(baseOffset: base, path: path, file: file, size: size,
                                              nextOffset: bases[i + 1], index: nil, sealed: true))
-            } else if writable {
+            } else {
                 segments.append(try recoverActive(base: base, path: path, file: file, fileSize: size, point: point,
                                                   events: &events, lastChain: &lastChain))
-            } else {
-                segments.append(try recoverActiveBesideWriter(base: base, path: path, file: file, fileSize: size, point: point,
-                                                              events: &events, lastChain: &lastChain))
             }
         }
         if let point, let last = segments.last, point.segmentBase > last.baseOffset {
@@ -84,28 +81,6 @@ struct PartitionOpener {
         }
         return Partition(number: number, directory: directory, storage: storage, options: options, manifest: manifest,
                          segments: segments, recoveryEvents: events, writer: writer)
-    }
-
-    /// A reader's walk of the last segment while a writer may be closing: the writer cuts
-    /// the segment's pre-zeroed space at close, so a read past the new end during the walk
-    /// is the end of the data, not damage — walk again with the new size (a few times).
-    private func recoverActiveBesideWriter(base: Int64, path: String, file: any StorageFile, fileSize: Int64, point: RecoveryPoint?,
-                                           events: inout [RecoveryEvent], lastChain: inout ChainHash?) throws -> SegmentState {
-        var size = fileSize
-        for attempt in 0..<3 {
-            var walkEvents = events, walkChain = lastChain
-            do {
-                let state = try recoverActive(base: base, path: path, file: file, fileSize: size, point: point,
-                                              events: &walkEvents, lastChain: &walkChain)
-                events = walkEvents
-                lastChain = walkChain
-                return state
-            } catch let error as LogError {
-                guard case .corrupt = error, attempt < 2, let now = try? file.size(), now < size else { throw error }
-                size = now
-            }
-        }
-        preconditionFailure("unreachable: the last attempt returns or throws")
     }
 
     /// Recovers the last segment. A walk that ends in a tail to cut is repeated: the cut is

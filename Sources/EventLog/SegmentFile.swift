@@ -59,7 +59,10 @@ struct SegmentScanner: Sendable {
         current = nil
         let available = Int(min(Int64(BatchHeader.size), limit - position))
         if available <= 0 { return .end(position: position) }
-        try fill(position, count: available)
+        if let cut = try fillUnlessCut(position, count: available) {
+            return cut <= position ? .end(position: position)
+                : .invalid(position: position, reason: "the file was cut at byte \(cut) while being read")
+        }
         let parse = buffer.withUnsafeBytes { raw -> BatchHeader.Parse in
             guard let base = raw.baseAddress else { return .invalid("empty scan buffer") }
             return BatchHeader.parse(base + Int(position - bufferStart), available: available)
@@ -73,7 +76,9 @@ struct SegmentScanner: Sendable {
             guard position + Int64(header.batchLength) <= limit else {
                 return .invalid(position: position, reason: "batch of \(header.batchLength) bytes runs past the end of the file (\(limit))")
             }
-            try fill(position, count: header.batchLength)
+            if let cut = try fillUnlessCut(position, count: header.batchLength) {
+                return .invalid(position: position, reason: "batch of \(header.batchLength) bytes runs past byte \(cut), where the file was cut while being read")
+            }
             current = header
             let at = position
             position += Int64(header.batchLength)
@@ -126,6 +131,21 @@ struct SegmentScanner: Sendable {
         bufferCount = got
         guard got >= count else {
             throw LogError.corrupt(path: file.path, offset: start, reason: "file ends after \(got) of \(count) expected bytes")
+        }
+    }
+
+    /// `fill`, except when the file became shorter than `limit` since this scanner was
+    /// made and the bytes wanted run past its new end: then the new size. A writer that
+    /// closes cuts its active segment's pre-zeroed space, so a reader beside it meets the
+    /// cut as the end of the data, not as damage. (A file found short before the scan
+    /// began is `limit`'s business: the scan never reads past it.)
+    private mutating func fillUnlessCut(_ start: Int64, count: Int) throws -> Int64? {
+        do {
+            try fill(start, count: count)
+            return nil
+        } catch let error as LogError {
+            guard case .corrupt = error, let now = try? file.size(), now < limit, now < start + Int64(count) else { throw error }
+            return now
         }
     }
 }

@@ -144,21 +144,29 @@ extension EventType {
     /// `product/P-000007`) so that a record and a customer can never share a stream.
     public func streamName(_ id: String) -> String {
         switch streamField {
-        case .customerId: "customer/" + id
-        case .productId: "product/" + id
-        default: "record/" + id
+        case .customerId: StreamName.customer(id)
+        case .productId: StreamName.product(id)
+        default: StreamName.record(id)
         }
     }
 }
 
 /// Stream names of each kind.
 public enum StreamName {
+    /// The prefixes of each kind's streams.
+    public static let recordPrefix = "record/", customerPrefix = "customer/", productPrefix = "product/"
+
     /// The stream of a request.
-    public static func record(_ id: String) -> String { "record/" + id }
+    public static func record(_ id: String) -> String { recordPrefix + id }
     /// The stream of a customer.
-    public static func customer(_ id: String) -> String { "customer/" + id }
+    public static func customer(_ id: String) -> String { customerPrefix + id }
     /// The stream of a product.
-    public static func product(_ id: String) -> String { "product/" + id }
+    public static func product(_ id: String) -> String { productPrefix + id }
+
+    /// The id in `stream` when it has `prefix` (one of the three above), else nil.
+    public static func id(in stream: String, prefix: String) -> String? {
+        stream.hasPrefix(prefix) ? String(stream.dropFirst(prefix.count)) : nil
+    }
 }
 
 /// Where the ingestor may find a stream's state without reading the stream from the log:

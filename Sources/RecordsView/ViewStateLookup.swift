@@ -12,18 +12,15 @@ public final class ViewStateLookup: StreamStateLookup {
 
     public func state(tenant: String, stream: String) throws -> (version: Int64, state: StreamState)? {
         let queries = RecordsQueries(snapshot: snapshot, tenant: tenant)
-        if stream.hasPrefix("record/") {
-            let id = String(stream.dropFirst(7))
+        if let id = StreamName.id(in: stream, prefix: StreamName.recordPrefix) {
             guard let details = try queries.details(id), let c = try queries.columns(details.requestedAt, id) else { return nil }
             return (c.version, .record(RecordState(status: c.status, quantity: c.quantity, delivered: c.delivered, customerId: c.customerId,
                                                    productId: c.productId, size: c.size)))
         }
-        if stream.hasPrefix("customer/") {
-            let id = String(stream.dropFirst(9))
+        if let id = StreamName.id(in: stream, prefix: StreamName.customerPrefix) {
             return try queries.decode(RowKeys.customer(tenant, id)) { try StoredParty<CustomerRow>(id: id, decoding: $0) }.map { ($0.version, $0.decision) }
         }
-        if stream.hasPrefix("product/") {
-            let id = String(stream.dropFirst(8))
+        if let id = StreamName.id(in: stream, prefix: StreamName.productPrefix) {
             return try queries.decode(RowKeys.product(tenant, id)) { try StoredParty<ProductRow>(id: id, decoding: $0) }.map { ($0.version, $0.decision) }
         }
         return nil

@@ -22,6 +22,13 @@ func runBackorder(_ arguments: [String], stdin: String? = nil) throws -> (Int32,
 
 struct CLIError: Error { let message: String }
 
+/// `backorder generate --events N --seed S` (plus `options`), as lines.
+func generatedInput(events: Int, seed: Int, _ options: [String] = []) throws -> [String] {
+    let (status, generated, err) = try runBackorder(["generate", "--events", String(events), "--seed", String(seed)] + options)
+    guard status == 0 else { throw CLIError(message: "generate failed (\(status)): \(err.prefix(300))") }
+    return generated.split(separator: "\n").map(String.init)
+}
+
 @Suite(.serialized) struct AppendCommandTests {
     @Test func generateAppendAppendAgainAndConflict() throws {
         let dir = freshDirectory()
@@ -83,8 +90,7 @@ struct CLIError: Error { let message: String }
         #expect(rejected.contains("\\\"ten\\\""))
         // Lines with ids, twice: the second time the valid lines are stored already; the
         // status and the advice must not change because of it.
-        let (_, generated, _) = try runBackorder(["generate", "--events", "20", "--seed", "9"])
-        let withIDs = generated.split(separator: "\n").map(String.init) + [line("DeliveryRecorded", #""recordId":"R-1","quantity":"ten""#)]
+        let withIDs = try generatedInput(events: 20, seed: 9) + [line("DeliveryRecorded", #""recordId":"R-1","quantity":"ten""#)]
         for run in 1...2 {
             let (status, out, err) = try runBackorder(["append", "-", "--data", dir + "-ids", "--skip-invalid", "--rejected", dir + "-ids-rejected.ndjson"],
                                                       stdin: withIDs.joined(separator: "\n"))
@@ -102,9 +108,7 @@ struct CLIError: Error { let message: String }
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let (genStatus, generated, _) = try runBackorder(["generate", "--events", "6", "--seed", "5"])
-        #expect(genStatus == 0)
-        var lines = generated.split(separator: "\n").map(String.init)
+        var lines = try generatedInput(events: 6, seed: 5)
         let huge = line("CustomerRegistered", "\"customerId\":\"C-HUGE\",\"name\":\"" + String(repeating: "x", count: 5_000_000) + "\"")
         lines.insert(huge, at: 3)
         let input = dir + "/input.ndjson"

@@ -14,9 +14,7 @@ import Testing
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let (status, generated, _) = try runBackorder(["generate", "--events", "12000", "--seed", "41"])
-        #expect(status == 0)
-        let lines = generated.split(separator: "\n").map(String.init)
+        let lines = try generatedInput(events: 12_000, seed: 41)
         let store = dir + "/store"
         var reads = 0, verifies = 0
         var falseAlarms: [String] = []

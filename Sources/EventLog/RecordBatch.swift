@@ -176,23 +176,56 @@ public struct RecordBatch: Sendable {
             guard let base = buffer.baseAddress else { return }
             var position = 0
             var offset = header.baseOffset
-            let end = buffer.count
-            // Framing was validated when the batch was decoded, so the force-free reads
-            // below cannot fail; the guards keep that true even if it were not.
-            while position < end {
-                guard let length = ByteCoding.readVarint(base, &position, end: end) else { return }
-                let recordEnd = position + Int(length)
-                guard let delta = ByteCoding.readVarint(base, &position, end: recordEnd),
-                      let keyLength = ByteCoding.readVarint(base, &position, end: recordEnd) else { return }
-                let key = UnsafeRawBufferPointer(start: base + position, count: Int(keyLength))
-                position += Int(keyLength)
-                guard let valueLength = ByteCoding.readVarint(base, &position, end: recordEnd) else { return }
-                let value = UnsafeRawBufferPointer(start: base + position, count: Int(valueLength))
-                position = recordEnd
-                try body(RecordView(offset: offset, timestamp: header.firstTimestamp &+ ByteCoding.unZigZag(delta), key: key, value: value))
+            while position < buffer.count, let record = record(base, at: &position, end: buffer.count, offset: offset) {
+                try body(record)
                 offset += 1
             }
         }
+    }
+
+    /// Where each record starts in the decompressed payload, for reading single records
+    /// of one batch many times (`withRecord`) without walking the records before them.
+    public func recordStarts() -> [Int32] {
+        var starts: [Int32] = []
+        starts.reserveCapacity(header.recordCount)
+        records.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            var position = 0
+            while position < buffer.count {
+                starts.append(Int32(position))
+                guard record(base, at: &position, end: buffer.count, offset: 0) != nil else { return }
+            }
+        }
+        return starts
+    }
+
+    /// Calls `body` with the record at `offset`, found with the batch's `recordStarts()`;
+    /// nil when the batch does not hold `offset`.
+    public func withRecord<R>(at offset: Int64, starts: [Int32], _ body: (RecordView) throws -> R) rethrows -> R? {
+        guard offset >= header.baseOffset, offset < header.nextOffset else { return nil }
+        let index = Int(offset - header.baseOffset)
+        precondition(starts.count == header.recordCount, "\(starts.count) record starts for a batch of \(header.recordCount)")
+        return try records.withUnsafeBytes { buffer -> R? in
+            guard let base = buffer.baseAddress else { return nil }
+            var position = Int(starts[index])
+            guard let record = record(base, at: &position, end: buffer.count, offset: offset) else { return nil }
+            return try body(record)
+        }
+    }
+
+    /// The record at byte `position` (moved past it). Framing was validated when the batch
+    /// was decoded, so the reads cannot fail; the guards keep that true even if it were not.
+    private func record(_ base: UnsafeRawPointer, at position: inout Int, end: Int, offset: Int64) -> RecordView? {
+        guard let length = ByteCoding.readVarint(base, &position, end: end) else { return nil }
+        let recordEnd = position + Int(length)
+        guard let delta = ByteCoding.readVarint(base, &position, end: recordEnd),
+              let keyLength = ByteCoding.readVarint(base, &position, end: recordEnd) else { return nil }
+        let key = UnsafeRawBufferPointer(start: base + position, count: Int(keyLength))
+        position += Int(keyLength)
+        guard let valueLength = ByteCoding.readVarint(base, &position, end: recordEnd) else { return nil }
+        let value = UnsafeRawBufferPointer(start: base + position, count: Int(valueLength))
+        position = recordEnd
+        return RecordView(offset: offset, timestamp: header.firstTimestamp &+ ByteCoding.unZigZag(delta), key: key, value: value)
     }
 
     /// The records as owned values (allocates; for tests and small reads).

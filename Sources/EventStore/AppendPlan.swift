@@ -20,14 +20,16 @@ struct AppendPlan {
     let events: [NewEvent]
     let store: EventStore
     let hashes: [StreamHash]
+    let scopedIDs: [ScopedID]
     let partitionOfEvent: [Int]
     let partitionNumbers: [Int]
 
     init(events: [NewEvent], store: EventStore) throws {
         self.events = events
         self.store = store
-        var hashes: [StreamHash] = [], partitionOfEvent: [Int] = []
+        var hashes: [StreamHash] = [], scopedIDs: [ScopedID] = [], partitionOfEvent: [Int] = []
         hashes.reserveCapacity(events.count)
+        scopedIDs.reserveCapacity(events.count)
         partitionOfEvent.reserveCapacity(events.count)
         for (i, event) in events.enumerated() {
             guard !event.tenant.isEmpty, !event.tenant.utf8.contains(0), !event.stream.isEmpty, !event.type.isEmpty else {
@@ -40,9 +42,11 @@ struct AppendPlan {
                 throw EventStoreError.invalidArgument("event \(i + 1) (\(event.type) of stream \(event.stream)) is larger than the limit of \(Self.maxEventBytes) bytes")
             }
             hashes.append(StreamHash(key: key))
+            scopedIDs.append(ScopedID(tenant: event.tenant, id: event.id))
             partitionOfEvent.append(store.log.partition(forKey: key))
         }
         self.hashes = hashes
+        self.scopedIDs = scopedIDs
         self.partitionOfEvent = partitionOfEvent
         self.partitionNumbers = Array(Set(partitionOfEvent)).sorted()
     }
@@ -64,16 +68,28 @@ struct AppendPlan {
         var versionInCall: [StreamHash: Int64] = [:]
         // Each stream's last offset before this call, looked up once (pass 2 links to it).
         var headOffset: [StreamHash: Int64] = [:]
-        var firstWithID: [EventID: Int] = [:]
+        var firstWithID: [ScopedID: Int] = [:]
         for (i, event) in events.enumerated() {
-            if let earlier = firstWithID[event.id] { duplicateOf[i] = earlier; continue }
-            if let stored = try index.existing(event.id) {
+            let id = scopedIDs[i]
+            func conflict(_ original: String) -> EventStoreError { .idConflict(tenant: event.tenant, id: event.id, original: original) }
+            if let earlier = firstWithID[id] {
+                guard event.isResend(of: events[earlier]) else { throw conflict("event \(earlier + 1) of this append") }
+                duplicateOf[i] = earlier
+                continue
+            }
+            if let inFlight = index.inFlightIDs[id] {
+                let position = inFlight.position
                 // A duplicate of an event still in flight in a failed partition may never
                 // have reached the disk: do not vouch for it.
-                if let failure = index.failure[stored.partition], index.inFlightIDs[event.id] != nil {
-                    throw EventStoreError.partitionFailed(stored.partition, failure.description)
-                }
-                outcomes[i] = .duplicate(Position(partition: stored.partition, offset: stored.offset), version: stored.version)
+                if let failure = index.failure[position.partition] { throw EventStoreError.partitionFailed(position.partition, failure.description) }
+                guard event.isResend(of: inFlight.event) else { throw conflict("an event being appended (partition \(position.partition), offset \(position.offset))") }
+                outcomes[i] = .duplicate(Position(partition: position.partition, offset: position.offset), version: position.version)
+                continue
+            }
+            if let stored = try index.stored(id) {
+                let position = Position(partition: stored.partition, offset: stored.offset)
+                guard event.isResend(of: try store.readEvent(at: position)) else { throw conflict("the event stored at \(position)") }
+                outcomes[i] = .duplicate(position, version: stored.version)
                 continue
             }
             let current: Int64
@@ -89,7 +105,7 @@ struct AppendPlan {
             }
             versions[i] = current + 1
             versionInCall[hashes[i]] = current + 1
-            firstWithID[event.id] = i
+            firstWithID[id] = i
         }
 
         // Pass 2: offsets, links, encoding and submission, partition by partition.
@@ -124,7 +140,7 @@ struct AppendPlan {
                     EnvelopeCodec.encode(event, streamVersion: versions[i], previousOffset: previous, into: &value)
                     try batch.append(key: EnvelopeCodec.key(tenant: event.tenant, stream: event.stream), value: value, timestamp: now)
                     previousInCall[hashes[i]] = offset
-                    indexed.append(IndexedEvent(id: event.id, stream: hashes[i], version: versions[i], offset: offset))
+                    indexed.append(IndexedEvent(id: scopedIDs[i], stream: hashes[i], version: versions[i], offset: offset))
                     outcomes[i] = .appended(Position(partition: partition, offset: offset), version: versions[i])
                 }
                 let ticket: AppendTicket
@@ -140,7 +156,7 @@ struct AppendPlan {
                     throw failure
                 }
                 index.nextOffset[partition] = base + Int64(chunk.count)
-                index.markInFlight(indexed, partition: partition)
+                index.markInFlight(indexed, contents: chunk.map { events[$0] }, partition: partition)
                 submissions.append(Submission(partition: partition, ticket: ticket, indexed: indexed))
             }
         }

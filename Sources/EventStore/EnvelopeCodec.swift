@@ -74,12 +74,14 @@ enum EnvelopeCodec {
             previousOffset: previous == 0 ? nil : Int64(truncatingIfNeeded: previous - 1))
     }
 
-    /// The fields the indexes need, without allocating: id, stream key hash and version.
-    static func indexFields(_ record: RecordView) -> (id: EventID, stream: StreamHash, version: Int64)? {
+    /// The fields the indexes need, without allocating: the id scoped by the tenant, the
+    /// stream key's hash and the version.
+    static func indexFields(_ record: RecordView) -> (id: ScopedID, stream: StreamHash, version: Int64)? {
         var reader = Reader(bytes: record.value)
-        guard reader.byte() == version, let high = reader.bigEndian(), let low = reader.bigEndian(),
-              reader.varint() != nil, let streamVersion = reader.varint() else { return nil }
-        return (EventID(high: high, low: low), StreamHash(key: record.key), Int64(truncatingIfNeeded: streamVersion))
+        guard let separator = record.key.firstIndex(of: 0), reader.byte() == version, let high = reader.bigEndian(),
+              let low = reader.bigEndian(), reader.varint() != nil, let streamVersion = reader.varint() else { return nil }
+        let tenant = UnsafeRawBufferPointer(rebasing: record.key[..<separator])
+        return (ScopedID(tenant: tenant, id: EventID(high: high, low: low)), StreamHash(key: record.key), Int64(truncatingIfNeeded: streamVersion))
     }
 
     private static func appendBigEndian(_ value: UInt64, _ out: inout [UInt8]) {

@@ -39,21 +39,33 @@ public final class EventReader: Sendable {
 extension EventReader {
     /// The event at a position.
     public func readEvent(at position: Position) throws -> StoredEvent {
+        try Self.event(at: position, in: try batch(holding: position))
+    }
+
+    /// The batch that holds the event at `position` (checksummed and decompressed).
+    func batch(holding position: Position) throws -> RecordBatch {
         do {
             var cursor = try log.cursor(partition: position.partition, from: position.offset)
-            guard let batch = try cursor.next() else { throw EventStoreError.invalidArgument("no event at \(position)") }
-            var found: StoredEvent?
-            var failure: (any Error)?
-            batch.forEach { record in
-                guard record.offset == position.offset else { return }
-                do { found = try EnvelopeCodec.decode(record, partition: position.partition) } catch { failure = error }
+            guard let batch = try cursor.next(), batch.baseOffset <= position.offset, position.offset < batch.nextOffset else {
+                throw EventStoreError.invalidArgument("no event at \(position)")
             }
-            if let failure { throw failure }
-            guard let found else { throw EventStoreError.invalidArgument("no event at \(position)") }
-            return found
+            return batch
         } catch {
             throw EventStoreError.wrap(error)
         }
+    }
+
+    /// The event at `position` of a batch that holds it.
+    static func event(at position: Position, in batch: RecordBatch) throws -> StoredEvent {
+        var found: StoredEvent?
+        var failure: (any Error)?
+        batch.forEach { record in
+            guard record.offset == position.offset else { return }
+            do { found = try EnvelopeCodec.decode(record, partition: position.partition) } catch { failure = error }
+        }
+        if let failure { throw EventStoreError.wrap(failure) }
+        guard let found else { throw EventStoreError.invalidArgument("no event at \(position)") }
+        return found
     }
 
     /// The partition a stream lives in.

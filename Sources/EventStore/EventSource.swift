@@ -63,8 +63,11 @@ extension EventReader: EventSource {
 /// What the ingestor needs from a store to check and append events, whichever back end
 /// holds them.
 public protocol EventAppender: AnyObject, Sendable {
-    /// Where an event id is stored (or in flight), and its stream version; nil when new.
-    func storedPosition(of id: EventID) throws -> StoredID?
+    /// Where tenant `tenant`'s event id is stored (or in flight), and its stream version;
+    /// nil when new. Ids are scoped by tenant (`ScopedID`).
+    func storedPosition(of id: EventID, tenant: String) throws -> StoredID?
+    /// The event at a position `storedPosition` returned (a resend is compared with it).
+    func readEvent(at position: Position) throws -> StoredEvent
     /// Every acknowledged event of a stream, in version order.
     func readStream(tenant: String, stream: String) throws -> [StoredEvent]
     /// Checks and sends events; await `acknowledged()` on the result for the outcomes.

@@ -49,6 +49,8 @@ public final class EventStore: Sendable {
     /// indexes are checkpointed at close: the log's own locks are released before that,
     /// and the next writer must not open the index files while this one still writes them.
     private let writerLock: any StorageLock
+    /// Batches kept for reads of single events (`readEvent`).
+    private let recentBatches = RecentBatches()
 
     private init(log: WriteAheadLog, directory: String, index: StoreIndex, options: StoreOptions, writerLock: any StorageLock,
                  indexRebuildReason: String?) {
@@ -146,10 +148,12 @@ public final class EventStore: Sendable {
         return try plan.checkAndSubmit()
     }
 
-    /// Where an event id is stored (or in flight), and its stream version; nil when new.
-    public func storedPosition(of id: EventID) throws -> StoredID? {
-        try index.lock.withLock {
-            try index.existing(id).map { StoredID(position: Position(partition: $0.partition, offset: $0.offset), version: $0.version) }
+    /// Where tenant `tenant`'s event id is stored (or in flight), and its stream version;
+    /// nil when new.
+    public func storedPosition(of id: EventID, tenant: String) throws -> StoredID? {
+        let scoped = ScopedID(tenant: tenant, id: id)
+        return try index.lock.withLock {
+            try index.existing(scoped).map { StoredID(position: Position(partition: $0.partition, offset: $0.offset), version: $0.version) }
         }
     }
 
@@ -190,7 +194,8 @@ public final class EventStore: Sendable {
 
     /// The event at a position.
     public func readEvent(at position: Position) throws -> StoredEvent {
-        try reader.readEvent(at: position)
+        let reader = self.reader
+        return try recentBatches.event(at: position, read: reader.batch(holding:))
     }
 
     /// The events of a partition from `offset`, batch by batch.

@@ -21,6 +21,9 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
     /// The index's rows failed their checksum or framing (or could not be read). The
     /// store stops rather than guess; the log is intact and the index is rebuilt from it.
     case indexDamaged(String)
+    /// An event reused the id of another event of its tenant with different content: a
+    /// resend must be the same event. `original` says where the first one is.
+    case idConflict(tenant: String, id: EventID, original: String)
 
     public var description: String {
         switch self {
@@ -40,6 +43,8 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
             return "appends to partition \(partition) stopped after an earlier failure (\(reason)); reopen the store"
         case let .indexDamaged(reason):
             return "the event index is damaged: \(reason); the log is intact: remove the store's index/ directory and the next open rebuilds it from the log"
+        case let .idConflict(tenant, id, original):
+            return "event id \(id) of tenant \(tenant) is already used by \(original) with other content; a resent event must be the same event (type, stream, time, actor, correlation id, data), a new event needs a new id"
         }
     }
 

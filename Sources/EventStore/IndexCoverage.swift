@@ -7,10 +7,13 @@ import EventLog
 /// history: rows built from another log, or from a history since cut and rewritten, do
 /// not match and are rebuilt.
 ///
-/// Encoding: text lines `backorder-index 2`, `covered O1 O2 …`, `log ID`, `last ID1 ID2 …`
+/// Encoding: text lines `backorder-index 3`, `covered O1 O2 …`, `log ID`, `last ID1 ID2 …`
 /// (the key-value store's manifest checksums it).
 struct IndexCoverage: Equatable {
-    static let formatLine = "backorder-index 2"
+    static let formatLine = "backorder-index 3"
+
+    /// Coverage of format 2, whose id rows were keyed by the bare event id.
+    static func isEarlierFormat(_ bytes: [UInt8]) -> Bool { bytes.starts(with: Array("backorder-index 2\n".utf8)) }
 
     var covered: [Int64]
     var logID: String

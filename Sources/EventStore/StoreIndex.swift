@@ -4,7 +4,7 @@ import KVStore
 
 /// An acknowledged event's index entries.
 struct IndexedEvent: Sendable {
-    let id: EventID
+    let id: ScopedID
     let stream: StreamHash
     let version: Int64
     let offset: Int64
@@ -17,10 +17,18 @@ struct IndexedPosition: Sendable, Equatable {
     let version: Int64
 }
 
+/// An event submitted to the log and not yet acknowledged: where it goes, and what it is
+/// (a resend of its id is compared with it).
+struct InFlightEvent: Sendable {
+    let position: IndexedPosition
+    let event: NewEvent
+}
+
 /// The store's indexes and append state, under one lock (docs/EVENTS.md, "Indexes").
 ///
 /// - Rows, in one key-value store (`index/`, a `KVStore`): `s` + stream hash → offset and
-///   version of the stream's last event; `i` + event id → partition, offset and version.
+///   version of the stream's last event; `i` + event id scoped by its tenant (`ScopedID`) →
+///   partition, offset and version.
 ///   Memory is the store's configuration (memtable, block cache), whatever the log's size;
 ///   a commit writes only the rows changed since the previous one.
 /// - In flight: events submitted to the log but not yet acknowledged; they count for
@@ -34,7 +42,7 @@ final class StoreIndex: @unchecked Sendable {
     /// The offset the next submitted record of each partition gets (one writer: us).
     var nextOffset: [Int64]
     var inFlightStreams: [[StreamHash: IndexedPosition]]
-    var inFlightIDs: [EventID: IndexedPosition] = [:]
+    var inFlightIDs: [ScopedID: InFlightEvent] = [:]
     var failure: [EventStoreError?]
     private var rows: KVStore
     private let kvOptions: KVOptions
@@ -143,18 +151,24 @@ final class StoreIndex: @unchecked Sendable {
     }
 
     /// Where an event id is stored or in flight.
-    func existing(_ id: EventID) throws -> IndexedPosition? {
-        if let inFlight = inFlightIDs[id] { return inFlight }
+    func existing(_ id: ScopedID) throws -> IndexedPosition? {
+        if let inFlight = inFlightIDs[id] { return inFlight.position }
+        return try stored(id)
+    }
+
+    /// Where an event id is stored (acknowledged events only).
+    func stored(_ id: ScopedID) throws -> IndexedPosition? {
         guard let row = try lookup(IndexRow.idTag, id.high, id.low, fields: IndexRow.idFields) else { return nil }
         return IndexedPosition(partition: Int(row.0), offset: row.1, version: row.2)
     }
 
     // MARK: Updates (caller holds the lock)
 
-    func markInFlight(_ events: [IndexedEvent], partition: Int) {
-        for event in events {
+    func markInFlight(_ events: [IndexedEvent], contents: [NewEvent], partition: Int) {
+        precondition(events.count == contents.count, "\(events.count) indexed events for \(contents.count) submitted")
+        for (event, content) in zip(events, contents) {
             let position = IndexedPosition(partition: partition, offset: event.offset, version: event.version)
-            inFlightIDs[event.id] = position
+            inFlightIDs[event.id] = InFlightEvent(position: position, event: content)
             inFlightStreams[partition][event.stream] = position
         }
     }
@@ -164,7 +178,7 @@ final class StoreIndex: @unchecked Sendable {
     func apply(_ events: [IndexedEvent], partition: Int) throws {
         for event in events {
             try insert(event, partition: partition)
-            if inFlightIDs[event.id]?.offset == event.offset { inFlightIDs[event.id] = nil }
+            if inFlightIDs[event.id]?.position.offset == event.offset { inFlightIDs[event.id] = nil }
             if inFlightStreams[partition][event.stream]?.offset == event.offset { inFlightStreams[partition][event.stream] = nil }
         }
         if rows.needsFreeze { try commit() }
@@ -200,6 +214,7 @@ final class StoreIndex: @unchecked Sendable {
             if rebuilt == nil {
                 let coverage = IndexCoverage(decoding: metadata)
                 rebuilt = metadata.isEmpty ? (ends.allSatisfy { $0 == 0 } ? nil : "the index is missing")
+                    : IndexCoverage.isEarlierFormat(metadata) ? "the index was in an earlier format (event ids not scoped by tenant)"
                     : coverage == nil ? "the index's coverage is unreadable"
                     : coverage!.covered.count != ends.count ? "the index is for another partition count"
                     : coverage!.logID != logID ? "the index belongs to another log"
@@ -251,7 +266,10 @@ final class StoreIndex: @unchecked Sendable {
     /// flight (its acknowledgement, and those after it, may yet fail), else the next offset.
     func commit() throws {
         var positions = nextOffset
-        for position in inFlightIDs.values { positions[position.partition] = min(positions[position.partition], position.offset) }
+        for inFlight in inFlightIDs.values {
+            let position = inFlight.position
+            positions[position.partition] = min(positions[position.partition], position.offset)
+        }
         do { try rows.freeze(metadata: coverage(positions).encoded) } catch { throw EventStoreError.wrap(error) }
     }
 

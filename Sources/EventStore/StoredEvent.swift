@@ -120,3 +120,20 @@ public struct StoredEvent: Sendable, Equatable {
     /// Offset of the stream's previous event in the same partition (nil for the first).
     public var previousOffset: Int64?
 }
+
+extension NewEvent {
+    /// Whether `other` is this event sent again: everything but the expected version (a
+    /// retry may state it differently) is equal.
+    public func isResend(of other: NewEvent) -> Bool {
+        id == other.id && type == other.type && schemaVersion == other.schemaVersion && tenant == other.tenant
+            && stream == other.stream && businessTime == other.businessTime && actor == other.actor
+            && (correlationId ?? "") == (other.correlationId ?? "") && data == other.data
+    }
+
+    /// Whether this event, appended again, is the stored event `stored`.
+    public func isResend(of stored: StoredEvent) -> Bool {
+        id == stored.id && type == stored.type && schemaVersion == stored.schemaVersion && tenant == stored.tenant
+            && stream == stored.stream && businessTime == stored.businessTime && actor == stored.actor
+            && (correlationId ?? "") == (stored.correlationId ?? "") && data == stored.data
+    }
+}

@@ -35,9 +35,9 @@ final class ClusterIndex: Sendable {
         /// every event planned under an older epoch is refused, not published — its
         /// version and its domain precondition assumed the events before it.
         var epochs: [StreamKey: UInt64] = [:]
-        var ids: [EventID: Entry] = [:]
+        var ids: [ScopedID: Entry] = [:]
         /// Ids of events submitted and not yet settled (acknowledged, refused or failed).
-        var inFlight: Set<EventID> = []
+        var inFlight: Set<ScopedID> = []
         /// Set by the first failed publish; appends stop until the store is reopened.
         var failure: String?
         /// Every message up to this sequence was read in order at open (nil: not yet).
@@ -58,13 +58,13 @@ final class ClusterIndex: Sendable {
             if let head = state.heads[key], head.sequence >= sequence { return }
             let version = (state.heads[key]?.version ?? 0) + 1
             state.heads[key] = Head(version: version, sequence: sequence)
-            if let id { state.ids[id] = Entry(sequence: sequence, version: version, partition: partition) }
+            if let id { state.ids[ScopedID(tenant: key.tenant, id: id)] = Entry(sequence: sequence, version: version, partition: partition) }
         }
     }
 
     func head(_ key: StreamKey) -> Head? { state.withLock { $0.heads[key] } }
 
-    func entry(_ id: EventID) -> Entry? { state.withLock { $0.ids[id] } }
+    func entry(_ id: ScopedID) -> Entry? { state.withLock { $0.ids[id] } }
 
     var failure: String? { state.withLock { $0.failure } }
 
@@ -77,8 +77,8 @@ final class ClusterIndex: Sendable {
     /// planned), and nothing is reserved when `body` throws.
     /// `inFlight` tells whether an id is being appended by an earlier call: the body
     /// refuses such an event (its outcome is not known yet), and returns the ids it sends.
-    func plan<T>(_ body: (_ version: (StreamKey) -> Int64, _ epoch: (StreamKey) -> UInt64, _ known: (EventID) -> Entry?,
-                          _ inFlight: (EventID) -> Bool) throws -> (T, reserved: [StreamKey: Int64], sending: [EventID]),
+    func plan<T>(_ body: (_ version: (StreamKey) -> Int64, _ epoch: (StreamKey) -> UInt64, _ known: (ScopedID) -> Entry?,
+                          _ inFlight: (ScopedID) -> Bool) throws -> (T, reserved: [StreamKey: Int64], sending: [ScopedID]),
                  commit: (T) -> Void) throws {
         try state.withLock { state in
             if let failure = state.failure { throw EventStoreError.invalidArgument("appends stopped after an earlier failure (\(failure)); reopen the store") }
@@ -91,7 +91,7 @@ final class ClusterIndex: Sendable {
     }
 
     /// An event's publish ended, whatever its outcome.
-    func settle(_ id: EventID) { state.withLock { _ = $0.inFlight.remove(id) } }
+    func settle(_ id: ScopedID) { state.withLock { _ = $0.inFlight.remove(id) } }
 
     /// The stream's head, if the plan an event was made under still holds.
     func head(_ key: StreamKey, ifEpoch epoch: UInt64) -> Head?? {
@@ -106,7 +106,7 @@ final class ClusterIndex: Sendable {
                 state.heads[key] = Head(version: version, sequence: sequence)
             }
             if state.planned[key].map({ $0 <= version }) == true { state.planned[key] = nil }
-            state.ids[id] = Entry(sequence: sequence, version: version, partition: partition)
+            state.ids[ScopedID(tenant: key.tenant, id: id)] = Entry(sequence: sequence, version: version, partition: partition)
         }
     }
 
@@ -148,7 +148,7 @@ final class ClusterIndex: Sendable {
     /// up to it, and each stream's head as it was then — later knowledge (this process's
     /// acknowledgements, refreshes) may have gaps: other writers' messages it never read.
     /// Nil unless the index was loaded through exactly `sequence`.
-    func entries(through sequence: UInt64) -> (heads: [StreamKey: Head], ids: [EventID: Entry])? {
+    func entries(through sequence: UInt64) -> (heads: [StreamKey: Head], ids: [ScopedID: Entry])? {
         state.withLock { state in
             guard state.loadedThrough == sequence else { return nil }
             var heads = state.heads.filter { $0.value.sequence <= sequence }
@@ -158,7 +158,7 @@ final class ClusterIndex: Sendable {
     }
 
     /// Starts from entries read back from the id cache.
-    func restore(heads: [StreamKey: Head], ids: [EventID: Entry]) {
+    func restore(heads: [StreamKey: Head], ids: [ScopedID: Entry]) {
         state.withLock { state in
             state.heads = heads
             state.ids = ids

@@ -13,16 +13,16 @@ import Foundation
 /// | field | encoding |
 /// |---|---|
 /// | magic | 8 bytes `BOIDCACH` |
-/// | version | u32, = 2 (version 1 files, which could lose a stream's head, are not read) |
+/// | version | u32, = 3 (version 1 files could lose a stream's head; version 2 keyed ids without their tenant: neither is read) |
 /// | source id | varint length + UTF-8 (`jetstream:<stream>:<created ns>`) |
 /// | through | u64: every message up to this sequence is in the file |
 /// | last id | 1 byte (1: present) + two u64: the event id of message `through`, checked at open |
 /// | heads | varint count; each: tenant, stream (varint length + UTF-8), version, sequence (varints) |
-/// | ids | varint count; each: id (two u64), sequence, version, partition (varints) |
+/// | ids | varint count; each: id scoped by its tenant (`ScopedID`, two u64), sequence, version, partition (varints) |
 /// | checksum | u32 CRC32C of everything before it |
 enum ClusterIndexFile {
     static let magic = Array("BOIDCACH".utf8)
-    static let version: UInt32 = 2
+    static let version: UInt32 = 3
     static let fileName = "ids.cache"
 
     struct Contents {
@@ -33,7 +33,7 @@ enum ClusterIndexFile {
         /// history the file describes.
         var lastEventID: EventID?
         var heads: [StreamKey: ClusterIndex.Head]
-        var ids: [EventID: ClusterIndex.Entry]
+        var ids: [ScopedID: ClusterIndex.Entry]
     }
 
     static func encode(_ contents: Contents) -> [UInt8] {
@@ -103,7 +103,7 @@ enum ClusterIndexFile {
             heads[StreamKey(tenant: tenant, stream: stream)] = .init(version: Int64(truncatingIfNeeded: version), sequence: sequence)
         }
         guard let idCount = reader.varint() else { return .failure(.init("truncated id count")) }
-        var ids: [EventID: ClusterIndex.Entry] = [:]
+        var ids: [ScopedID: ClusterIndex.Entry] = [:]
         ids.reserveCapacity(Int(min(idCount, 1 << 26)))
         for _ in 0..<idCount {
             guard let high = reader.littleEndian(UInt64.self), let low = reader.littleEndian(UInt64.self), let sequence = reader.varint(),
@@ -113,7 +113,7 @@ enum ClusterIndexFile {
             guard (1...UInt64(Int64.max)).contains(version), sequence >= 1, sequence <= through else {
                 return .failure(.init("an id outside 1...\(through)"))
             }
-            ids[EventID(high: high, low: low)] = .init(sequence: sequence, version: Int64(truncatingIfNeeded: version), partition: Int(partition))
+            ids[ScopedID(high: high, low: low)] = .init(sequence: sequence, version: Int64(truncatingIfNeeded: version), partition: Int(partition))
         }
         guard reader.position == reader.bytes.count else { return .failure(.init("bytes after the ids")) }
         return .success(Contents(sourceID: sourceID, through: through, lastEventID: lastEventID, heads: heads, ids: ids))

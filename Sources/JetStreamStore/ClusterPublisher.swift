@@ -63,7 +63,7 @@ final class ClusterPublisher: Sendable {
             queues[lane].async { [self] in
                 for i in members {
                     results.set(i, Result { try publishOne(events[i]) })
-                    index.settle(events[i].event.id)
+                    index.settle(ScopedID(tenant: events[i].event.tenant, id: events[i].event.id))
                 }
                 results.group.leave()
             }

@@ -208,9 +208,12 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
 
     /// Where an event id is stored, as far as this process knows (the ids loaded at open
     /// and its own appends); the server's checks cover what it does not know.
-    public func storedPosition(of id: EventID) throws -> StoredID? {
-        index.entry(id).map { StoredID(position: Position(partition: $0.partition, offset: Int64($0.sequence) - 1), version: $0.version) }
+    public func storedPosition(of id: EventID, tenant: String) throws -> StoredID? {
+        index.entry(ScopedID(tenant: tenant, id: id)).map { StoredID(position: Position(partition: $0.partition, offset: Int64($0.sequence) - 1), version: $0.version) }
     }
+
+    /// The event at a position (read from the stream leader).
+    public func readEvent(at position: Position) throws -> StoredEvent { try source.readEvent(at: position) }
 
     /// The stream's current version as this process knows it.
     public func version(tenant: String, stream: String) -> Int64 {
@@ -246,11 +249,24 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
     /// (a stream it believes older than the caller does) is checked once more after
     /// asking the server for the stream's last message.
     public func submitEvents(_ events: [NewEvent]) async throws -> any PendingAppend {
+        let resent = events.compactMap { event in index.entry(ScopedID(tenant: event.tenant, id: event.id)).map { (event, $0) } }
+        if !resent.isEmpty { try await Self.onThread { [self] in try checkResends(resent) } }
         do {
             return try plan(events)
         } catch let EventStoreError.wrongExpectedVersion(tenant, stream, expected, actual) where Self.mayBeStale(expected, actual) {
             try await Self.onThread { [self] in try refreshHead(tenant: tenant, stream: stream) }
             return try plan(events)
+        }
+    }
+
+    /// An event whose id is known to be stored must be that event sent again: each is read
+    /// back (one request) and compared, before the plan's lock is taken.
+    private func checkResends(_ resent: [(NewEvent, ClusterIndex.Entry)]) throws {
+        for (event, entry) in resent {
+            let position = Position(partition: entry.partition, offset: Int64(entry.sequence) - 1)
+            guard event.isResend(of: try readEvent(at: position)) else {
+                throw EventStoreError.idConflict(tenant: event.tenant, id: event.id, original: "the event stored at \(position)")
+            }
         }
     }
 
@@ -273,25 +289,32 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
 
     private func plan(_ events: [NewEvent]) throws -> any PendingAppend {
         var pending: ClusterPendingAppend?
-        try index.plan({ plannedVersion, epoch, known, inFlight -> ((outgoing: [OutgoingEvent], slots: [ClusterPendingAppend.Slot]), reserved: [StreamKey: Int64], sending: [EventID]) in
+        try index.plan({ plannedVersion, epoch, known, inFlight -> ((outgoing: [OutgoingEvent], slots: [ClusterPendingAppend.Slot]), reserved: [StreamKey: Int64], sending: [ScopedID]) in
             var outgoing: [OutgoingEvent] = [], slots: [ClusterPendingAppend.Slot] = []
             outgoing.reserveCapacity(events.count)
             slots.reserveCapacity(events.count)
             var versionInCall: [StreamKey: Int64] = [:]
-            var firstWithID: [EventID: Int] = [:]
+            var firstWithID: [ScopedID: Int] = [:]
             for (i, event) in events.enumerated() {
+                let id = ScopedID(tenant: event.tenant, id: event.id)
                 guard !event.tenant.isEmpty, !event.tenant.utf8.contains(0), !event.stream.isEmpty, !event.type.isEmpty else {
                     throw EventStoreError.invalidArgument("event \(i + 1): tenant, stream and type must be non-empty (and the tenant free of NUL bytes)")
                 }
                 guard EventEnvelope.sizeBound(event) <= EventEnvelope.maxBytes else {
                     throw EventStoreError.invalidArgument("event \(i + 1) (\(event.type) of stream \(event.stream)) is larger than the limit of \(EventEnvelope.maxBytes) bytes")
                 }
-                if let earlier = firstWithID[event.id] { slots.append(.sameAs(earlier)); continue }
-                if let stored = known(event.id) {
+                if let earlier = firstWithID[id] {
+                    guard event.isResend(of: events[earlier]) else {
+                        throw EventStoreError.idConflict(tenant: event.tenant, id: event.id, original: "event \(earlier + 1) of this append")
+                    }
+                    slots.append(.sameAs(earlier))
+                    continue
+                }
+                if let stored = known(id) {
                     slots.append(.known(.duplicate(Position(partition: stored.partition, offset: Int64(stored.sequence) - 1), version: stored.version)))
                     continue
                 }
-                guard !inFlight(event.id) else {
+                guard !inFlight(id) else {
                     throw EventStoreError.invalidArgument("event \(i + 1) (id \(event.id)) is being appended by an earlier call that is not acknowledged yet; await it first")
                 }
                 let key = StreamKey(tenant: event.tenant, stream: event.stream)
@@ -300,14 +323,14 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
                     throw EventStoreError.wrongExpectedVersion(tenant: event.tenant, stream: event.stream, expected: event.expectedVersion, actual: current)
                 }
                 versionInCall[key] = current + 1
-                firstWithID[event.id] = i
+                firstWithID[id] = i
                 let partition = partition(tenant: event.tenant, stream: event.stream)
                 slots.append(.published(outgoing.count))
                 outgoing.append(OutgoingEvent(
                     event: event, key: key, subject: ClusterSubject.subject(group: options.group, partition: partition, tenant: event.tenant, stream: event.stream),
                     partition: partition, version: current + 1, epoch: epoch(key)))
             }
-            return ((outgoing, slots), reserved: versionInCall, sending: outgoing.map(\.event.id))
+            return ((outgoing, slots), reserved: versionInCall, sending: outgoing.map { ScopedID(tenant: $0.event.tenant, id: $0.event.id) })
         }, commit: { planned in
             pending = publisher.publish(planned.outgoing, slots: planned.slots)
         })

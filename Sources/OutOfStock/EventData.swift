@@ -1,5 +1,5 @@
 /// One field's value.
-public enum FieldValue: Sendable, Equatable {
+public enum FieldValue: Sendable, Hashable {
     /// Text and ids.
     case string(String)
     /// Quantities.

@@ -4,13 +4,14 @@ import Foundation
 import KVStore
 
 /// What the ingestor remembers while it validates an input: each touched stream's version
-/// and state, and the ids it has accepted. Bounded: past `streamLimit` states or `idLimit`
+/// and state, and the ids it has accepted (scoped by tenant, each with a fingerprint of
+/// its input line, so that a resend of an id can be told from a conflicting reuse). Bounded: past `streamLimit` states or `idLimit`
 /// ids in memory, all of them move to a scratch key-value store (no fsync; removed at the
 /// end), and lookups look in memory first, then there. An input of any length then costs
 /// the configured memory, not memory in proportion to its streams and events.
 final class IngestMemory {
     private var states: [StreamKey: CachedStream] = [:]
-    private var ids = Set<EventID>()
+    private var ids: [ScopedID: Int] = [:]
     private let streamLimit: Int
     private let idLimit: Int
     private let scratchParent: String
@@ -56,15 +57,22 @@ final class IngestMemory {
 
     // MARK: Ids
 
-    func contains(_ id: EventID) throws -> Bool {
-        if ids.contains(id) { return true }
-        guard let store = scratch?.store else { return false }
+    /// The fingerprint of the input accepted with `id`; nil when none was.
+    func fingerprint(of id: ScopedID) throws -> Int? {
+        if let known = ids[id] { return known }
+        guard let store = scratch?.store else { return nil }
         setIDKey(id)
-        return try key.withUnsafeBytes { k in try store.withValue(k) { $0 != nil } }
+        return try key.withUnsafeBytes { k in
+            try store.withValue(k) { found in
+                guard let found else { return nil }
+                precondition(found.count == 8, "ingest scratch: id row of \(found.count) bytes")
+                return Int(Int64(littleEndian: found.loadUnaligned(as: Int64.self)))
+            }
+        }
     }
 
-    func insert(_ id: EventID) throws {
-        ids.insert(id)
+    func insert(_ id: ScopedID, fingerprint: Int) throws {
+        ids[id] = fingerprint
         if ids.count > idLimit { try spillIDs() }
     }
 
@@ -97,9 +105,9 @@ final class IngestMemory {
 
     private func spillIDs() throws {
         let store = try store()
-        for id in ids {
+        for (id, fingerprint) in ids {
             setIDKey(id)
-            try key.withUnsafeBytes { k in try store.put(k, UnsafeRawBufferPointer(start: nil, count: 0)) }
+            try key.withUnsafeBytes { k in try withUnsafeBytes(of: Int64(fingerprint).littleEndian) { try store.put(k, $0) } }
             if store.needsFreeze { try store.freeze(metadata: []) }
         }
         spilled += ids.count
@@ -114,7 +122,7 @@ final class IngestMemory {
         key.append(contentsOf: stream.stream.utf8)
     }
 
-    private func setIDKey(_ id: EventID) {
+    private func setIDKey(_ id: ScopedID) {
         key.removeAll(keepingCapacity: true)
         key.append(UInt8(ascii: "i"))
         withUnsafeBytes(of: id.high.littleEndian) { key.append(contentsOf: $0) }

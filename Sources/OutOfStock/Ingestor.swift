@@ -246,14 +246,19 @@ public final class Ingestor {
             case let .failure(error):
                 rejection = error
             case let .success(input):
-                // A duplicate is acknowledged before any check (and does not use up --expect-version).
-                if let id = input.id, try memory.contains(id) || store.storedPosition(of: id) != nil {
+                // A resend is acknowledged before any check (and does not use up
+                // --expect-version); a reused id with other content is refused.
+                switch try input.id.map({ try resend(input, id: $0, line: line) }) ?? .new {
+                case .duplicate:
                     report.duplicates += 1
                     continue
-                }
-                switch single.check(input, line: line) {
-                case let .failure(error): rejection = error
-                case let .success(event): rejection = try decide(event, line: line, now: now, into: accepted, &report)
+                case let .conflict(error):
+                    rejection = error
+                case .new:
+                    switch single.check(input, line: line) {
+                    case let .failure(error): rejection = error
+                    case let .success(event): rejection = try decide(event, line: line, now: now, into: accepted, &report)
+                    }
                 }
             }
             if let rejection {
@@ -261,6 +266,25 @@ public final class Ingestor {
                 if options.skipInvalid && parsed.chunk.tooLong[k] == nil { report.rejectedLines.append((Array(parsed.chunk.line(k)), rejection)) }
             }
         }
+    }
+
+    private enum Resend {
+        case new, duplicate, conflict(InputError)
+    }
+
+    /// Whether a line's id was used before: by a line accepted earlier in this run, or by a
+    /// stored event of its tenant — and if so, whether the line is that event again.
+    private func resend(_ input: InputEvent, id: EventID, line: Int) throws -> Resend {
+        let scoped = ScopedID(tenant: input.tenant, id: id)
+        func conflict(_ original: String) -> Resend {
+            .conflict(InputError(line: line, field: "id", message: "event id \(id) of tenant \(input.tenant) is already used by \(original) with other content; a resent event must be the same event, a new event needs a new id"))
+        }
+        if let fingerprint = try memory.fingerprint(of: scoped) {
+            return fingerprint == input.resendFingerprint ? .duplicate : conflict("an earlier line of this input")
+        }
+        guard let stored = try store.storedPosition(of: id, tenant: input.tenant) else { return .new }
+        let original = try store.readEvent(at: stored.position)
+        return input.isResend(of: original) ? .duplicate : conflict("the event stored at \(stored.position) (\(original.type) of \(original.stream))")
     }
 
     private func reject(_ error: InputError, _ report: inout IngestReport) {
@@ -287,7 +311,7 @@ public final class Ingestor {
                 try self.state(StreamKey(tenant: input.tenant, stream: name)).state
             }))
             let id = input.id ?? EventID.random(using: &random)
-            try memory.insert(id)
+            try memory.insert(ScopedID(tenant: input.tenant, id: id), fingerprint: input.resendFingerprint)
             try accepted.append(NewEvent(
                 id: id, type: input.type.name, schemaVersion: input.type.schemaVersion, tenant: input.tenant, stream: stream,
                 businessTime: input.at ?? now, actor: input.actor, correlationId: input.correlationId, data: data.encoded(),

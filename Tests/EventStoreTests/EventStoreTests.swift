@@ -110,6 +110,57 @@ private func event(_ stream: String, _ n: Int, tenant: String = "acme", expected
         try await store.close()
     }
 
+    /// An id is an idempotency key within its tenant: another tenant may use it, and the
+    /// same tenant may only send the same event under it again — a different event is
+    /// refused whole, in the same call, while in flight, once stored and after a reopen.
+    @Test func idsAreScopedByTenantAndAReusedIdWithOtherContentIsRefused() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var store = try await EventStore.open(at: dir, options: storeOptions())
+        let original = event("R-1", 1, tenant: "t001")
+        let stored = try await store.append([original])
+        var otherTenant = event("R-1", 1, tenant: "t002")
+        otherTenant.id = original.id
+        guard case .appended = try await store.append([otherTenant])[0] else { Issue.record("another tenant's event with the same id is new"); return }
+        #expect(try store.storedPosition(of: original.id, tenant: "t002") != nil)
+        #expect(try store.storedPosition(of: original.id, tenant: "t003") == nil)
+
+        var changed = original
+        changed.data = Array("another payload".utf8)
+        var retry = original
+        retry.expectedVersion = .exact(0)  // a retry may state its check differently
+        let ends = try (0..<4).map { try store.log.endOffset(partition: $0) }
+        for attempt in [[changed], [event("R-2", 2, tenant: "t001"), changed], [retry, changed]] {
+            do {
+                _ = try await store.append(attempt)
+                Issue.record("a reused id with other content was accepted")
+            } catch let EventStoreError.idConflict(tenant, id, original) {
+                #expect(tenant == "t001" && id == changed.id, "\(original)")
+            }
+        }
+        #expect(try (0..<4).map { try store.log.endOffset(partition: $0) } == ends, "a refused append writes nothing")
+        var twice = event("R-3", 3, tenant: "t001")
+        var twin = twice
+        twin.actor = "someone else"
+        await #expect(throws: EventStoreError.idConflict(tenant: "t001", id: twice.id, original: "event 1 of this append")) {
+            _ = try await store.append([twice, twin])
+        }
+        twice.expectedVersion = .noStream
+        _ = try await store.append([twice])
+        #expect(try await store.append([retry]) == [.duplicate(stored[0].position, version: 1)])
+
+        // The same, with the index rebuilt from the log (ids scoped at rebuild too).
+        try await store.close()
+        try FileManager.default.removeItem(atPath: dir + "/index")
+        store = try await EventStore.open(at: dir, options: storeOptions())
+        #expect(store.indexRebuildReason != nil)
+        #expect(try await store.append([retry]) == [.duplicate(stored[0].position, version: 1)])
+        await #expect(throws: EventStoreError.idConflict(tenant: "t001", id: changed.id, original: "the event stored at \(stored[0].position)")) {
+            _ = try await store.append([changed])
+        }
+        try await store.close()
+    }
+
     @Test func indexesAreRebuiltFromTheLogWhenLostOrUnclean() async throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -88,7 +88,7 @@ import Testing
         let reopened = try await Self.open(cluster, group: "dups")
         #expect(reopened.knownCounts.events == 3 && reopened.knownCounts.streams == 2)
         #expect(try await reopened.submitEvents([first]).acknowledged()[0] == .duplicate(original.position, version: 1))
-        #expect(try reopened.storedPosition(of: twin.id)?.position == inCall[0].position)
+        #expect(try reopened.storedPosition(of: twin.id, tenant: twin.tenant)?.position == inCall[0].position)
         #expect(try store.source.endOffsets() == [3])
     }
 
@@ -199,7 +199,7 @@ import Testing
         let third = try await Self.open(cluster, group: "cache", configure: cached)
         #expect(third.idLoad.cachedThrough == 5 && third.idLoad.messagesRead == 0 && third.idLoad.cacheSkipped == nil)
         #expect(third.knownCounts.events == 5 && third.knownCounts.streams == 4)
-        #expect(try await third.submitEvents([mine[1]]).acknowledged()[0].position == (try third.storedPosition(of: mine[1].id))?.position)
+        #expect(try await third.submitEvents([mine[1]]).acknowledged()[0].position == (try third.storedPosition(of: mine[1].id, tenant: mine[1].tenant))?.position)
         #expect(third.version(tenant: "acme", stream: "record/R-1") == 2)
 
         // A writer's own appends after its load move heads past the cache's sequence: the

@@ -18,17 +18,17 @@ import Testing
         String(format: "%08x-0000-4000-8000-%012x", producer, n)
     }
 
-    /// One producer's input: the shared registrations (same ids in every producer, so all
-    /// but one are duplicates), one update per customer that expects version 1 (only the
+    /// One producer's input: the shared registrations (the same lines, ids included, in
+    /// every producer, so all but one are duplicates), one update per customer that expects version 1 (only the
     /// first producer to run can have it), updates without expectations, and one line
     /// repeated inside the input (a duplicate of its own).
     static func input(producer: Int) -> (text: String, lines: [(id: String, line: String)]) {
         var lines: [(String, String)] = []
-        func add(_ id: String, _ type: String, _ data: String, extra: String = "") {
-            lines.append((id, #"{"id":"\#(id)","type":"\#(type)","tenant":"acme","actor":"u\#(producer)"\#(extra),"data":{\#(data)}}"#))
+        func add(_ id: String, _ type: String, _ data: String, actor: Int = producer, extra: String = "") {
+            lines.append((id, #"{"id":"\#(id)","type":"\#(type)","tenant":"acme","actor":"u\#(actor)"\#(extra),"data":{\#(data)}}"#))
         }
         for c in 0..<customers {
-            add(id(999, c), "CustomerRegistered", #""customerId":"C-\#(c)","number":"\#(c)","name":"Customer \#(c)""#, extra: #","expectedVersion":0"#)
+            add(id(999, c), "CustomerRegistered", #""customerId":"C-\#(c)","number":"\#(c)","name":"Customer \#(c)""#, actor: 999, extra: #","expectedVersion":0"#)
             add(id(producer, 10_000 + c), "CustomerUpdated", #""customerId":"C-\#(c)","name":"First update by \#(producer)""#, extra: #","expectedVersion":1"#)
         }
         for n in 0..<updatesPerCustomer {

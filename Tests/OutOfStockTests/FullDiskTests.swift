@@ -140,7 +140,7 @@ struct FullDiskTests {
             for line in lines {
                 let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
                 let id = try #require(EventID(object["id"] as? String ?? ""))
-                if try opened.storedPosition(of: id) == nil { missing += 1 }
+                if try opened.storedPosition(of: id, tenant: object["tenant"] as? String ?? "default") == nil { missing += 1 }
             }
         }
         #expect(missing == 0, "\(missing) acknowledged events lost")

@@ -19,16 +19,17 @@ import Testing
             (StreamKey(tenant: "t3", stream: "record/R-9"), CachedStream(version: 0, state: .none)),
         ]
         for (key, value) in states { try memory.setState(value, for: key) }
-        let ids = (1...12).map { EventID(high: UInt64($0), low: ~UInt64($0)) }
-        for id in ids { try memory.insert(id) }
+        let ids = (1...12).map { ScopedID(tenant: "t1", id: EventID(high: UInt64($0), low: ~UInt64($0))) }
+        for (n, id) in ids.enumerated() { try memory.insert(id, fingerprint: n * 1_000_003 - 7) }
         #expect(memory.spilled > 0, "the limits must have been passed")
         for (key, value) in states {
             let found = try memory.state(key)
             #expect(found?.version == value.version && found?.state == value.state, "\(key.stream)")
         }
         #expect(try memory.state(StreamKey(tenant: "t1", stream: "record/R-3")) == nil)
-        for id in ids { #expect(try memory.contains(id)) }
-        #expect(try !memory.contains(EventID(high: 99, low: 99)))
+        for (n, id) in ids.enumerated() { #expect(try memory.fingerprint(of: id) == n * 1_000_003 - 7) }
+        #expect(try memory.fingerprint(of: ScopedID(tenant: "t1", id: EventID(high: 99, low: 99))) == nil)
+        #expect(try memory.fingerprint(of: ScopedID(tenant: "t2", id: EventID(high: 1, low: ~1))) == nil, "ids are scoped by tenant")
         // A newer state in memory wins over the spilled one.
         try memory.setState(CachedStream(version: 5, state: .none), for: states[0].0)
         #expect(try memory.state(states[0].0)?.version == 5)

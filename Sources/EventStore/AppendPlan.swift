@@ -181,10 +181,11 @@ public struct SubmittedAppend: Sendable {
     let submissions: [AppendPlan.Submission]
     let outcomes: [AppendOutcome]
 
-    /// Waits for every batch; moves acknowledged events into the indexes. The outcomes are
-    /// in the order of the submitted events.
-    public func acknowledged() async throws -> [AppendOutcome] {
+    /// Waits for every batch; moves acknowledged events into the indexes. An event whose
+    /// batch failed, or a duplicate of one, gets no outcome.
+    public func settled() async -> AppendSettlement {
         var firstError: EventStoreError?
+        var failed: [(partition: Int, offsets: ClosedRange<Int64>)] = []
         for submission in submissions {
             do {
                 _ = try await submission.ticket.acknowledgement()
@@ -195,9 +196,16 @@ public struct SubmittedAppend: Sendable {
                     if index.failure[submission.partition] == nil { index.failure[submission.partition] = failure }
                 }
                 if firstError == nil { firstError = failure }
+                if let first = submission.indexed.first, let last = submission.indexed.last {
+                    failed.append((submission.partition, first.offset...last.offset))
+                }
             }
         }
-        if let firstError { throw firstError }
-        return outcomes
+        guard firstError != nil else { return AppendSettlement(outcomes: outcomes, failure: nil) }
+        let stored = outcomes.map { outcome -> AppendOutcome? in
+            let position = outcome.position
+            return failed.contains { $0.partition == position.partition && $0.offsets.contains(position.offset) } ? nil : outcome
+        }
+        return AppendSettlement(outcomes: stored, failure: firstError)
     }
 }

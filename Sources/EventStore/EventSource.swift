@@ -86,9 +86,33 @@ extension EventAppender {
 
 /// An append on its way to the store.
 public protocol PendingAppend: Sendable {
-    /// Waits until every event is acknowledged (or failed); the outcomes are in the order
-    /// of the submitted events.
-    func acknowledged() async throws -> [AppendOutcome]
+    /// Waits until every event is acknowledged or failed.
+    func settled() async -> AppendSettlement
+}
+
+/// What became of an append's events: in the order they were submitted, the outcome of
+/// each one the store acknowledged (a duplicate included), nil for each whose write failed
+/// — and the first failure. After a failure some events may be stored and others not
+/// (a batch per partition on the embedded log, an event on JetStream): this says which.
+public struct AppendSettlement: Sendable {
+    public let outcomes: [AppendOutcome?]
+    public let failure: (any Error)?
+
+    public init(outcomes: [AppendOutcome?], failure: (any Error)?) {
+        precondition(failure != nil || !outcomes.contains(where: { $0 == nil }), "an append settled without a failure left an event without an outcome")
+        self.outcomes = outcomes
+        self.failure = failure
+    }
+}
+
+extension PendingAppend {
+    /// Waits until every event is acknowledged; throws the first failure. The outcomes
+    /// are in the order of the submitted events.
+    public func acknowledged() async throws -> [AppendOutcome] {
+        let settled = await settled()
+        if let failure = settled.failure { throw failure }
+        return settled.outcomes.map { $0! }
+    }
 }
 
 extension SubmittedAppend: PendingAppend {}

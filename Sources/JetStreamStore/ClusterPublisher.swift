@@ -203,31 +203,41 @@ struct ClusterPendingAppend: PendingAppend {
     let results: Results
     let slots: [Slot]
 
-    /// Waits for every event; throws the first failure in input order (the events before
-    /// it, and those of other streams, may be stored: a JetStream append is atomic per
-    /// event, not per call).
-    func acknowledged() async throws -> [AppendOutcome] {
+    /// Waits for every event; the first failure is the first in input order (the events
+    /// before it, and those of other streams, may be stored: a JetStream append is atomic
+    /// per event, not per call).
+    func settled() async -> AppendSettlement {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             results.group.notify(queue: .global()) { done.resume() }
         }
         let published = results.all
-        var outcomes: [AppendOutcome] = []
+        var outcomes: [AppendOutcome?] = []
+        var failure: (any Error)?
         outcomes.reserveCapacity(slots.count)
         for slot in slots {
             switch slot {
             case let .published(i):
-                guard let result = published[i] else { throw EventStoreError.invalidArgument("an event was never published") }
-                outcomes.append(try result.get())
+                switch published[i] {
+                case let .success(outcome)?:
+                    outcomes.append(outcome)
+                case let .failure(error)?:
+                    outcomes.append(nil)
+                    if failure == nil { failure = error }
+                case nil:
+                    outcomes.append(nil)
+                    if failure == nil { failure = EventStoreError.invalidArgument("an event was never published") }
+                }
             case let .known(outcome):
                 outcomes.append(outcome)
             case let .sameAs(earlier):
-                let original = outcomes[earlier]
-                let version: Int64 = switch original {
-                case let .appended(_, v), let .duplicate(_, v): v
-                }
-                outcomes.append(.duplicate(original.position, version: version))
+                outcomes.append(outcomes[earlier].map { original in
+                    let version: Int64 = switch original {
+                    case let .appended(_, v), let .duplicate(_, v): v
+                    }
+                    return .duplicate(original.position, version: version)
+                })
             }
         }
-        return outcomes
+        return AppendSettlement(outcomes: outcomes, failure: failure)
     }
 }

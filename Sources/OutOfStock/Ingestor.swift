@@ -128,7 +128,7 @@ public struct IngestFailure: Error, CustomStringConvertible {
     public let underlying: any Error
 
     public var description: String {
-        "\(underlying); \(report.appended) events were appended before the failure — appending the same input again is safe for lines that carry an id"
+        "\(underlying); \(report.appended) events were stored before the failure (the batches that failed may be stored in part) — appending the same input again is safe for lines that carry an id"
     }
 }
 
@@ -360,8 +360,11 @@ public final class Ingestor {
     private func append(_ events: AcceptedEvents, _ report: inout IngestReport, progress: (Int) -> Void) async throws {
         var inFlight: [any PendingAppend] = []
         func settle(_ submitted: any PendingAppend, _ report: inout IngestReport) async throws {
-            for outcome in try await submitted.acknowledged() {
+            let settled = await submitted.settled()
+            for outcome in settled.outcomes {
                 switch outcome {
+                case nil:
+                    break
                 case let .appended(position, _):
                     report.appended += 1
                     report.applied = true
@@ -372,6 +375,7 @@ public final class Ingestor {
                 }
             }
             progress(report.appended)
+            if let failure = settled.failure { throw failure }
         }
         do {
             try await events.forEachChunk(of: options.batchSize) { chunk in
@@ -380,7 +384,8 @@ public final class Ingestor {
             }
             while !inFlight.isEmpty { try await settle(inFlight.removeFirst(), &report) }
         } catch {
-            // Whatever was submitted before the failure may be stored: count it, then say so.
+            // Whatever was submitted before the failure may be stored: count what the store
+            // acknowledged, then say so.
             for submitted in inFlight { try? await settle(submitted, &report) }
             throw IngestFailure(report: report, underlying: error)
         }

@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test func appendsReadBackWithVersionsLinksAndPositions() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let store = try await Self.open(cluster, group: "links")
@@ -73,7 +73,7 @@ import Testing
     }
 
     @Test func duplicatesAreAcknowledgedWithTheirOriginalPosition() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let store = try await Self.open(cluster, group: "dups")
@@ -93,7 +93,7 @@ import Testing
     }
 
     @Test func aStaleWriterIsRefusedAndThenSeesTheNewVersion() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let a = try await Self.open(cluster, group: "stale")
@@ -111,7 +111,7 @@ import Testing
     }
 
     @Test func aRetryAfterTheDuplicateWindowIsFoundByIDNotStoredTwice() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let store = try await Self.open(cluster, group: "retry") { $0.duplicateWindowSeconds = 0.5 }
@@ -137,7 +137,7 @@ import Testing
     /// An append whose first event loses its stream to another writer must not store the
     /// events after it: they were planned (and validated) on top of the lost one.
     @Test func eventsPlannedAfterARefusedOneAreNotStored() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let a = try await Self.open(cluster, group: "chain")
@@ -158,7 +158,7 @@ import Testing
     /// A writer behind another is not refused for it: a check that fails only because the
     /// stream may have grown is made again after asking the server.
     @Test func aWriterBehindAsksTheServerBeforeRefusing() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let a = try await Self.open(cluster, group: "behind")
@@ -177,7 +177,7 @@ import Testing
     /// The id cache: a writer's next open reads only the messages after it; a damaged or
     /// foreign cache is reported and the stream read from the start.
     @Test func theIDCacheSavesReadingTheWholeStream() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let dir = freshDirectory()
@@ -234,7 +234,7 @@ import Testing
 
     /// An id submitted again while its first append is still in flight is not sent twice.
     @Test func anIDInFlightIsNotSentAgain() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let store = try await Self.open(cluster, group: "inflight")
@@ -255,7 +255,7 @@ import Testing
     /// `Nats-Msg-Id` makes the server refuse the second (`ClusterHeaders`). The loser is
     /// refused, refreshes and retries; the stream ends dense, with every append once.
     @Test func racingWritersOnOneStreamKeepItDense() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 3)
         defer { cluster.stop() }
         let perWriter = 150
@@ -293,7 +293,7 @@ import Testing
     /// `backorder` with `--cluster`: the same answers as the embedded store from the same
     /// input, duplicates on a second append, the durability said, log-file tools refused.
     @Test func theCommandLineWorksOnTheClusterStore() async throws {
-        guard NatsTestCluster.serverAvailable else { print("skipped: nats-server is not installed"); return }
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let dir = freshDirectory()

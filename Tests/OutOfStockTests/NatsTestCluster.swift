@@ -15,7 +15,7 @@ final class NatsTestCluster: @unchecked Sendable {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
     /// Whether `nats-server` is installed (`.ci/run` installs it; elsewhere the tests that
-    /// need it say so and pass without running).
+    /// need it fail, saying so: they are not skipped).
     static var serverAvailable: Bool {
         ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"].contains { FileManager.default.isExecutableFile(atPath: $0) }
     }

@@ -86,8 +86,8 @@ public final class InputParser: @unchecked Sendable {
                 typeName = String(decoding: try string(), as: UTF8.self)
             case "tenant":
                 let bytes = try string()
-                guard (1...64).contains(bytes.count), bytes.allSatisfy(isTenantByte) else {
-                    throw fail(key, "must be 1–64 characters of A–Z a–z 0–9 _ . -")
+                guard (1...64).contains(bytes.count), bytes.allSatisfy(isTenantByte), bytes.contains(where: { $0 != UInt8(ascii: ".") }) else {
+                    throw fail(key, "must be 1–64 characters of A–Z a–z 0–9 _ . -, not only dots")
                 }
                 tenant = String(decoding: bytes, as: UTF8.self)
             case "at":

@@ -29,9 +29,12 @@ struct AppendCommand: AsyncParsableCommand {
     @Option(help: "Where --skip-invalid writes rejected lines (NDJSON with the reason).") var rejected = "rejected.ndjson"
     @Option(help: "Partitions of a new store.") var partitions = 8
     @Flag(help: "Leave the views behind the log (the next query or append brings them up to date).") var skipViews = false
+    @Option(help: "Seconds a line's `at` may be ahead of this machine's clock; later lines are rejected.") var maxClockSkew: Int64 = 3_600
+    @Flag(help: "Accept lines dated any time in the future (no --max-clock-skew check).") var allowFutureTimes = false
 
     func run() async throws {
         guard let durability = Durability(parsing: durability) else { throw ValidationError("unknown durability \"\(self.durability)\": use fsync, interval[:MS] or none") }
+        guard (0...(Int64.max / 1_000_000 / 2)).contains(maxClockSkew) else { throw ValidationError("--max-clock-skew must be 0...\(Int64.max / 1_000_000 / 2) seconds") }
         guard (1...StoreOptions().maxEventsPerBatch).contains(batchSize) else { throw ValidationError("--batch-size must be 1...\(StoreOptions().maxEventsPerBatch)") }
         let fd: Int32 = input == "-" ? 0 : open(input, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -80,6 +83,7 @@ struct AppendCommand: AsyncParsableCommand {
         ingestOptions.dryRun = dryRun
         ingestOptions.skipInvalid = skipInvalid
         ingestOptions.expectVersion = expectVersion
+        ingestOptions.maxClockSkew = allowFutureTimes ? nil : maxClockSkew * 1_000_000
         let progress = ProgressLine(enabled: !json && isatty(2) != 0)
         // The views follow the log on a thread of their own while events are appended (the
         // embedded store; a cluster's views are brought up to date afterwards).

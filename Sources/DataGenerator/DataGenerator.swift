@@ -25,6 +25,9 @@ public struct GeneratorOptions: Sendable {
     /// Length of the window over which requests are spread, in calendar days (at least 1).
     /// Deliveries and other follow-ups of late requests may fall after the window.
     public var days: Int = 365
+    /// The latest business time of any event (µs since the epoch): a follow-up that would
+    /// come later is dated `end`. nil: no limit.
+    public var end: Int64?
 
     /// Default options: seed 1, 100,000 events, one tenant of 2,000 customers and 1,000 products,
     /// one year from 2026-01-01.
@@ -76,6 +79,7 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
     private let customerCount: Int
     private let productCount: Int
     private let start: Int64
+    private let end: Int64
     private let days: Int
     private let tables: Tables
 
@@ -156,6 +160,7 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
         customerCount = Swift.max(1, options.customersPerTenant)
         productCount = Swift.max(1, options.productsPerTenant)
         start = options.start
+        end = options.end ?? .max
         days = Swift.max(1, options.days)
         tables = Tables.shared
         out.reserveCapacity(1_024)
@@ -347,15 +352,20 @@ public struct EventGenerator: Sequence, IteratorProtocol, Sendable {
         let k = Int64(firstWeekday) + dayIndex
         let day = mondayBase + (k / 5) * 7 + k % 5
         var at = day * CivilTime.microsecondsPerDay + Self.businessDayStart + offset
-        at = at / 1_000 * 1_000
+        at = Swift.min(at / 1_000 * 1_000, end)
         if at < lastReportAt { at = lastReportAt }
         lastReportAt = at
         return at
     }
 
     /// A time `minDays`…`maxDays` business days (weekdays) after `previous`, during business
-    /// hours; with 0 days, 1–180 minutes later. Always strictly later than `previous`.
+    /// hours; with 0 days, 1–180 minutes later. Strictly later than `previous`, unless that
+    /// would pass `end`: then `end`.
     private mutating func later(_ previous: Int64, minDays: Int, maxDays: Int) -> Int64 {
+        Swift.min(unbounded(after: previous, minDays: minDays, maxDays: maxDays), Swift.max(end, previous))
+    }
+
+    private mutating func unbounded(after previous: Int64, minDays: Int, maxDays: Int) -> Int64 {
         let d = rng.between(minDays, maxDays)
         if d == 0 {
             return previous + Int64(rng.between(60_000, 10_800_000)) * 1_000

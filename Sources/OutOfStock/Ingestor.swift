@@ -152,6 +152,9 @@ public struct IngestOptions: Sendable {
     /// temporary directory, so a long input costs this memory, not memory per stream.
     public var memoryStreams = 500_000
     public var memoryIDs = 2_000_000
+    /// How far a line's `at` may be ahead of this machine's clock, in µs (default one
+    /// hour); a line dated later is rejected. nil: no limit.
+    public var maxClockSkew: Int64? = 3_600_000_000
 
     /// The defaults.
     public init() {}
@@ -299,6 +302,9 @@ public final class Ingestor {
             let id = EventID.random(using: &random)
             input.id = id
             if report.assignedIDs.count < 1_000 { report.assignedIDs.append((line, id)) }
+        }
+        if let at = input.at, let skew = options.maxClockSkew, at > now + skew {
+            return InputError(line: line, field: "at", message: "\(Timestamp.format(at)) is more than \(skew / 1_000_000) s after this machine's clock (\(Timestamp.format(now))); a time that far ahead is refused (--max-clock-skew SECONDS, or --allow-future-times)")
         }
         let stream = input.type.streamName(input.stream)
         let key = StreamKey(tenant: input.tenant, stream: stream)

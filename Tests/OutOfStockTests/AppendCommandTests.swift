@@ -35,12 +35,14 @@ func generatedInput(events: Int, seed: Int, _ options: [String] = []) throws -> 
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let input = dir + "/events.ndjson"
-        let (genStatus, generated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "5", "--customers", "50", "--products", "20"])
+        let (genStatus, generated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "5", "--customers", "50", "--products", "20", "--end", "2026-12-01"])
         #expect(genStatus == 0)
         try generated.write(toFile: input, atomically: true, encoding: .utf8)
         #expect(generated.split(separator: "\n").count == 3_000)
-        let (again, regenerated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "5", "--customers", "50", "--products", "20"])
+        let (again, regenerated, _) = try runBackorder(["generate", "--events", "3000", "--seed", "5", "--customers", "50", "--products", "20", "--end", "2026-12-01"])
         #expect(again == 0 && regenerated == generated, "the generator is deterministic")
+        let times = generated.split(separator: "\n").compactMap { $0.firstMatch(of: /"at":"([^"]+)"/).map { String($0.1) } }
+        #expect(times.count == 3_000 && times.max() == "2026-12-01T00:00:00.000Z", "no event after --end: \(times.max() ?? "")")
 
         let data = dir + "/store"
         let (status, out, err) = try runBackorder(["append", input, "--data", data, "--json"])

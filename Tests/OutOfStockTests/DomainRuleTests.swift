@@ -65,6 +65,7 @@ func freshDirectory(_ name: String = #function) -> String {
         ([line("OutOfStockDeleted", #""recordId":"R-1""#), line("OutOfStockDeleted", #""recordId":"R-1""#)], 7, "data.recordId", "already deleted"),
         ([line("RefundRecorded", #""recordId":"R-1""#), line("OutOfStockAmended", #""recordId":"R-1","notes":"x""#)], 7, "data.recordId", "is refunded"),
         ([line("DeliveryRecorded", #""recordId":"R-1","quantity":5"#, extra: #","expectedVersion":3"#)], 6, "expectedVersion", "is at version 1, not 3"),
+        ([line("DeliveryRecorded", #""recordId":"R-1","quantity":5"#, at: "2099-01-01T00:00:00Z")], 6, "at", "2099-01-01T00:00:00.000Z is more than 3600 s after this machine's clock"),
     ])
     func ruleViolationsAreRejectedWithLineFieldAndRule(lines: [String], errorLine: Int, field: String, words: String) async throws {
         let dir = freshDirectory()
@@ -76,6 +77,20 @@ func freshDirectory(_ name: String = #function) -> String {
         #expect(error.field == field)
         #expect(error.message.contains(words), "\(error)")
         #expect(!report.applied, "one bad line: nothing of the input is applied")
+    }
+
+    /// The clock-skew limit is configurable, and can be lifted for histories that are
+    /// dated ahead on purpose.
+    @Test func aTimeAheadOfTheClockIsAcceptedWithinTheSkewOrWithoutALimit() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let soon = Timestamp.format(EventStore.wallClockMicroseconds() + 600_000_000)
+        let report = try await ingest(setupLines + [line("DeliveryRecorded", #""recordId":"R-1","quantity":5"#, at: soon)], into: dir)
+        #expect(report.rejected == 0 && report.appended == 6, "ten minutes ahead is within the default hour: \(report.errors)")
+        var options = IngestOptions()
+        options.maxClockSkew = nil
+        let future = try await ingest([line("DeliveryRecorded", #""recordId":"R-1","quantity":5"#, at: "2099-01-01T00:00:00Z")], into: dir, options: options)
+        #expect(future.rejected == 0 && future.appended == 1, "\(future.errors)")
     }
 
     @Test func validLifecyclesAreAccepted() async throws {

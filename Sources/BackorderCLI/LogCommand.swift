@@ -61,7 +61,7 @@ extension LogCommand {
                     appended += count
                 }
                 let seconds = MonotonicTime.now.seconds(since: start)
-                await log.close()
+                try await log.close()
                 print("appended \(appended) events in \(String(format: "%.3f", seconds)) s (\(Int(Double(appended) / max(seconds, 1e-9))) events/s), durability \(durability)")
             }
         }
@@ -178,11 +178,11 @@ extension LogCommand {
                     sent += concurrency * 100
                     rounds += 1
                     if reopenEvery > 0 && rounds % reopenEvery == 0 {
-                        await log.close()
+                        try await log.close()
                         log = try await WriteAheadLog.open(at: data.logPath, options: options)
                     }
                 }
-                await log.close()
+                try await log.close()
             }
         }
     }

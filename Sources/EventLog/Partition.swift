@@ -133,12 +133,14 @@ final class Partition: Sendable {
     }
 
     /// Flushes, syncs, saves the recovery point, stops the writer and releases the lock.
-    func close() async {
-        guard let writer else { return }
+    /// Returns the writer's failure, if it had one or the final sync failed: then what was
+    /// appended without an fsync of its own (`none`, `interval` modes) may not be durable.
+    func close() async -> LogError? {
+        guard let writer else { return nil }
         let running = shared.withLock { $0.writer.running && !$0.writer.stopped }
         if !running {
             if !shared.withLock({ $0.writer.stopped }) { writer.abandon(self) }
-            return
+            return shared.withLock { $0.writer.failure }
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = shared.withLock { state -> Bool in
@@ -149,6 +151,7 @@ final class Partition: Sendable {
             }
             if done { continuation.resume() } else { shared.broadcast() }
         }
+        return shared.withLock { $0.writer.failure }
     }
 
     // MARK: Reading

@@ -69,7 +69,7 @@ public final class WriteAheadLog: Sendable {
             }
             for partition in partitions { try partition.startWriter() }
         } catch {
-            for partition in partitions { await partition.close() }
+            for partition in partitions { _ = await partition.close() }
             for lock in locks { lock.release() }
             throw error
         }
@@ -140,9 +140,16 @@ public final class WriteAheadLog: Sendable {
     public func statistics() -> [PartitionStatistics] { partitions.map(\.statistics) }
 
     /// Flushes and syncs what is queued, saves each partition's recovery point and
-    /// releases the locks. Appends after this fail with `.closed`.
-    public func close() async {
-        for partition in partitions { await partition.close() }
+    /// releases the locks. Appends after this fail with `.closed`. Every partition is
+    /// closed; then the first partition's failure is thrown — an earlier failed write or
+    /// sync, or the final sync (in `none` and `interval` modes the sync point of what was
+    /// acknowledged since the last one): the next open recovers from what is on disk.
+    public func close() async throws {
+        var firstFailure: LogError?
+        for partition in partitions {
+            if let failure = await partition.close(), firstFailure == nil { firstFailure = failure }
+        }
+        if let firstFailure { throw firstFailure }
     }
 
     private func partition(_ number: Int) throws -> Partition {

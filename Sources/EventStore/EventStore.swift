@@ -101,7 +101,7 @@ public final class EventStore: Sendable {
             return EventStore(log: log, directory: directory, index: index, options: options, writerLock: writerLock,
                               indexRebuildReason: rebuilt)
         } catch {
-            await log.close()
+            try? await log.close()  // the open failed: its error is the one to report
             writerLock.release()
             throw EventStoreError.wrap(error)
         }
@@ -203,10 +203,12 @@ public final class EventStore: Sendable {
         do { return EventCursor(partition: partition, cursor: try log.cursor(partition: partition, from: offset), from: offset) } catch { throw EventStoreError.wrap(error) }
     }
 
-    /// Flushes and closes the log, commits the index, then lets the next writer in.
+    /// Flushes and closes the log, commits the index, then lets the next writer in. A log
+    /// that fails to close (a failed final sync) is thrown, and the index is not committed
+    /// past what an earlier commit covered: the next open catches it up from the log.
     public func close() async throws {
-        await log.close()
         defer { writerLock.release() }
+        do { try await log.close() } catch { throw EventStoreError.wrap(error) }
         try index.lock.withLock { try index.close() }
     }
 }

@@ -14,7 +14,7 @@ import Testing
             try log.offset(partition: 0, atOrAfterTimestamp: sampleRecord(Int(min(i, 2_999))).timestamp + (i >= 3_000 ? 1 : 0))
         }
         let reads = try [0, 1, 777, 1_500, 2_345, 2_999].map { try readAll(log, from: Int64($0)) }
-        await log.close()
+        try await log.close()
         return (times, reads)
     }
 
@@ -23,7 +23,7 @@ import Testing
         defer { dir.remove() }
         let log = try await WriteAheadLog.open(at: dir.path, options: options())
         try await appendSamples(log, 0..<3_000, batchSize: 10)
-        await log.close()
+        try await log.close()
         let segment = segmentFiles(dir.path)[0]
         let hint = String(segment.dropLast(SegmentFile.logExtension.count)) + SegmentFile.activeIndexExtension
         let original = readFile(hint)

@@ -11,10 +11,10 @@ import Testing
     private func writeLog(_ path: String) async throws {
         var log = try await WriteAheadLog.open(at: path, options: options(partitions: 2, segmentBytes: 64 << 10))
         for partition in 0..<2 { try await appendSamples(log, 0..<1_500, batchSize: 20, partition: partition) }
-        await log.close()
+        try await log.close()
         log = try await WriteAheadLog.open(at: path, options: options(partitions: 2, segmentBytes: 64 << 10))
         for partition in 0..<2 { try await appendSamples(log, 1_500..<2_000, batchSize: 20, partition: partition) }
-        await log.close()
+        try await log.close()
     }
 
     /// Batch start positions and headers of a segment file.
@@ -186,7 +186,7 @@ import Testing
         #expect(try ChainHeads.parse(text, path: "heads") == heads)
         let log = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 2, segmentBytes: 64 << 10))
         try await appendSamples(log, 2_000..<2_300, batchSize: 20, partition: 1)
-        await log.close()
+        try await log.close()
         let report = try verify(dir.path, expecting: heads)
         #expect(report.damage.isEmpty, "\(report.damage)")
         #expect(report.partitions[1].endOffset == 2_300)
@@ -273,7 +273,7 @@ import Testing
         writeFile(directory + "/" + SegmentFile.name(baseOffset: 2_000, extension: SegmentFile.logExtension), [])
         let log = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 2, segmentBytes: 64 << 10))
         try await appendSamples(log, 2_000..<2_100, batchSize: 20)
-        await log.close()
+        try await log.close()
         let report = try verify(dir.path)
         #expect(report.damage.isEmpty, "\(report.damage)")
         #expect(report.partitions[0].endOffset == 2_100)
@@ -284,7 +284,7 @@ import Testing
         defer { dir.remove() }
         let log = try await WriteAheadLog.open(at: dir.path, options: options())
         try await appendSamples(log, 0..<200, batchSize: 20)
-        await log.close()
+        try await log.close()
         // Turn it into what the previous build wrote: version 1 batches, zero chain, manifest 1.
         var manifest = try Manifest.decode(readFile(dir.path + "/MANIFEST"), path: dir.path)
         manifest.version = 1

@@ -79,7 +79,7 @@ func verifyAcknowledged(_ acks: [CrashAck], in logPath: String) async throws -> 
             checked += 1
         }
     }
-    await log.close()
+    try await log.close()
     return checked
 }
 
@@ -102,7 +102,7 @@ func verifyAcknowledged(_ acks: [CrashAck], in logPath: String) async throws -> 
             options.lockTimeoutMilliseconds = 5_000
             let log = try await WriteAheadLog.open(at: dir.path + "/log", options: options)
             tornTails += log.recoveryEvents.count
-            await log.close()
+            try await log.close()
             if round % 10 == 9 || round == rounds - 1 {
                 _ = try await verifyAcknowledged(acks, in: dir.path + "/log")
             }

@@ -7,7 +7,7 @@ import Testing
     private func writeSealedLog(_ path: String, count: Int = 2_000) async throws -> [Record] {
         let log = try await WriteAheadLog.open(at: path, options: options(segmentBytes: 64 << 10))
         try await appendSamples(log, 0..<count, batchSize: 10)
-        await log.close()
+        try await log.close()
         return (0..<count).map(sampleRecord)
     }
 
@@ -47,7 +47,7 @@ import Testing
         defer { dir.remove() }
         let log = try await WriteAheadLog.open(at: dir.path, options: options())
         try await appendSamples(log, 0..<300, batchSize: 3)
-        await log.close()
+        try await log.close()
         let segment = segmentFiles(dir.path)[0]
         let original = readFile(segment)
         let recoveryPoint = dir.path + "/partition-0000/recovery-point"
@@ -72,7 +72,7 @@ import Testing
             // The log takes appends again, right after the prefix.
             let ack = try await appendSamples(reopened, records.count..<(records.count + 1), batchSize: 1)
             #expect(ack.first?.baseOffset == Int64(records.count))
-            await reopened.close()
+            try await reopened.close()
             writeFile(segment, original)
         }
     }
@@ -82,7 +82,7 @@ import Testing
         defer { dir.remove() }
         let log = try await WriteAheadLog.open(at: dir.path, options: options())
         try await appendSamples(log, 0..<100, batchSize: 10)
-        await log.close()
+        try await log.close()
         let segment = segmentFiles(dir.path)[0]
         let good = readFile(segment)
         // A half-written batch: a valid header copied from the first batch, then junk.
@@ -98,7 +98,7 @@ import Testing
         #expect(event.bytesDropped == Int64(BatchHeader.size + 500))
         #expect(event.description.contains("torn tail"))
         #expect(try readAll(reopened) == (0..<100).map(sampleRecord))
-        await reopened.close()
+        try await reopened.close()
         #expect(readFile(segment).count == good.count)
     }
 
@@ -107,7 +107,7 @@ import Testing
         defer { dir.remove() }
         let log = try await WriteAheadLog.open(at: dir.path, options: options())
         try await appendSamples(log, 0..<100, batchSize: 10)
-        await log.close()
+        try await log.close()
         let segment = segmentFiles(dir.path)[0]
         var bytes = readFile(segment)
         // Break the length of the first batch: the walk to the recovery point cannot proceed.
@@ -157,7 +157,7 @@ import Testing
         for start in [5, 333, 777, 1_500, 1_999] {
             #expect(try readAll(log, from: Int64(start)) == Array(records[start...]))
         }
-        await log.close()
+        try await log.close()
         #expect(FileManager.default.fileExists(atPath: first + ".index"), "a writable open writes the rebuilt index")
     }
 
@@ -174,7 +174,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let log = try await WriteAheadLog.open(at: dir.path, options: options())
-        await log.close()
+        try await log.close()
         var manifest = readFile(dir.path + "/MANIFEST")
         manifest[20] ^= 1
         writeFile(dir.path + "/MANIFEST", manifest)
@@ -191,7 +191,7 @@ import Testing
         defer { dir.remove() }
         let log = try await WriteAheadLog.open(at: dir.path, options: options())
         try await appendSamples(log, 0..<3_000, batchSize: 30)
-        await log.close()
+        try await log.close()
         // Damage a payload byte early in the segment, before the recovery point: open
         // does not checksum there (only headers are walked), so it succeeds, and the
         // damage is reported when the batch is read.
@@ -202,7 +202,7 @@ import Testing
         let reopened = try await WriteAheadLog.open(at: dir.path, options: options())
         #expect(reopened.recoveryEvents.isEmpty)
         #expect(throws: LogError.self) { _ = try readAll(reopened) }
-        await reopened.close()
+        try await reopened.close()
     }
 
     @Test func failedOpenReleasesEveryLockAndDoesNotHang() async throws {
@@ -210,7 +210,7 @@ import Testing
         defer { dir.remove() }
         let log = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 3))
         try await appendSamples(log, 0..<50, batchSize: 10, partition: 2)
-        await log.close()
+        try await log.close()
         for segment in segmentFiles(dir.path, partition: 2) { try FileManager.default.removeItem(atPath: segment) }
         for _ in 0..<2 {
             do {
@@ -229,7 +229,7 @@ import Testing
         defer { dir.remove() }
         let log = try await WriteAheadLog.open(at: dir.path, options: options())
         try await appendSamples(log, 0..<20, batchSize: 10)
-        await log.close()
+        try await log.close()
         let segment = segmentFiles(dir.path)[0]
         let good = readFile(segment)
         // As if a later unsynced write reached the disk before an earlier one.
@@ -238,6 +238,6 @@ import Testing
         #expect(reopened.recoveryEvents.count == 1)
         #expect(reopened.recoveryEvents.first?.offset == Int64(good.count))
         #expect(try readAll(reopened).count == 20)
-        await reopened.close()
+        try await reopened.close()
     }
 }

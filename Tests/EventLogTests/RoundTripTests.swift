@@ -33,11 +33,11 @@ import Testing
             next += size
         }
         #expect(try readAll(log) == expected)
-        await log.close()
+        try await log.close()
         let reopened = try await WriteAheadLog.open(at: dir.path, options: options(codec: codec))
         #expect(reopened.recoveryEvents.isEmpty)
         #expect(try readAll(reopened) == expected)
-        await reopened.close()
+        try await reopened.close()
     }
 
     @Test func batchBeyondTheMaximumIsRejected() throws {
@@ -52,7 +52,7 @@ import Testing
         let log = try await WriteAheadLog.open(at: dir.path, options: options())
         await #expect(throws: LogError.self) { try await log.append(RecordBatchBuilder(), partition: 0) }
         await #expect(throws: LogError.self) { try await log.append(RecordBatchBuilder(), partition: 5) }
-        await log.close()
+        try await log.close()
     }
 
     @Test func readsByOffsetAcrossSegmentBoundaries() async throws {
@@ -72,11 +72,11 @@ import Testing
             #expect(tail.count == 3_000 - start)
         }
         #expect(throws: LogError.self) { _ = try log.cursor(partition: 0, from: 3_001) }
-        await log.close()
+        try await log.close()
         // After reopening, sealed segments are read through their index files.
         let reopened = try await WriteAheadLog.open(at: dir.path, options: options(segmentBytes: 64 << 10, codec: .none, writable: false))
         #expect(try readAll(reopened, from: 2_500).count == 500)
-        await reopened.close()
+        try await reopened.close()
     }
 
     @Test func readsByTimeAcrossSegmentBoundaries() async throws {
@@ -92,7 +92,7 @@ import Testing
         }
         #expect(try log.offset(partition: 0, atOrAfterTimestamp: sampleRecord(1_999).timestamp + 1) == nil)
         #expect(try log.offset(partition: 0, atOrAfterTimestamp: .min) == 0)
-        await log.close()
+        try await log.close()
     }
 
     @Test func offsetsContinueDenselyAfterReopen() async throws {
@@ -103,7 +103,7 @@ import Testing
             #expect(log.recoveryEvents.isEmpty)
             let acks = try await appendSamples(log, (round * 500)..<((round + 1) * 500), batchSize: 50)
             #expect(acks.first?.baseOffset == Int64(round * 500))
-            await log.close()
+            try await log.close()
         }
         let log = try await WriteAheadLog.open(at: dir.path, options: options(writable: false))
         #expect(try readAll(log) == (0..<1_500).map(sampleRecord))
@@ -134,7 +134,7 @@ import Testing
             #expect(acks.first { $0.baseOffset == record.offset } != nil)
             #expect(record.value == sampleValue(i))
         }
-        await log.close()
+        try await log.close()
     }
 
     @Test func durabilityModesSayWhatTheyGave() async throws {
@@ -144,7 +144,7 @@ import Testing
             let log = try await WriteAheadLog.open(at: dir.path, options: options(durability: mode))
             let acks = try await appendSamples(log, 0..<20, batchSize: 4)
             #expect(acks.allSatisfy { $0.durability == mode })
-            await log.close()
+            try await log.close()
             let reopened = try await WriteAheadLog.open(at: dir.path, options: options(writable: false))
             #expect(try readAll(reopened).count == 20)
         }
@@ -175,10 +175,10 @@ import Testing
         // Readers are never blocked by the writer.
         let reader = try await WriteAheadLog.open(at: dir.path, options: options(writable: false))
         #expect(reader.partitionCount == 1)
-        await log.close()
+        try await log.close()
         // After close the lock is free.
         let again = try await WriteAheadLog.open(at: dir.path, options: options())
-        await again.close()
+        try await again.close()
     }
 
     @Test func readOnlyOpenOfAMissingLogFails() async throws {
@@ -204,6 +204,6 @@ import Testing
         }
         #expect(segmentFiles(dir.path).count > 2)
         #expect(read == (0..<1_600).map(sampleRecord))
-        await log.close()
+        try await log.close()
     }
 }

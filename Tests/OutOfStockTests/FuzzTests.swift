@@ -156,7 +156,7 @@ enum Corpus {
             }
             _ = try await log.append(batch, partition: 0)
         }
-        await log.close()
+        try await log.close()
         let partition = original + "/" + WriteAheadLog.partitionDirectoryName(0)
         let files = try FileManager.default.contentsOfDirectory(atPath: partition).filter { !$0.hasSuffix("LOCK") }.sorted()
         let segments = files.filter { $0.hasSuffix(".log") }
@@ -218,7 +218,7 @@ enum Corpus {
                     errors += 1
                     #expect(!error.description.isEmpty)
                 }
-                await opened.close()
+                try await opened.close()
             } catch let error as LogError {
                 errors += 1
                 #expect(!error.description.isEmpty, "mutation \(i)")
@@ -237,7 +237,7 @@ enum Corpus {
                 writable.lockTimeoutMilliseconds = 0
                 let repaired = try await WriteAheadLog.open(at: copy, options: writable)
                 if var cursor = try? repaired.cursor(partition: 0, from: 0) { while (try? cursor.next()) != nil {} }
-                await repaired.close()
+                try await repaired.close()
             } catch let error as LogError {
                 #expect(!error.description.isEmpty)
             }

@@ -83,7 +83,7 @@ func batchedAppend(directory: String, codec: Codec, partitions: Int, records: In
     let othersCores = LoadSnapshot.now().othersCores(since: loadStart)
     guard acknowledged == records else { throw BenchError("acknowledged \(acknowledged) of \(records) records") }
     let statistics = log.statistics()
-    await log.close()
+    try await log.close()
     let written = statistics.reduce(Int64(0)) { $0 + $1.endOffset - $1.startOffset }
     guard written == Int64(records) else { throw BenchError("log holds \(written) records, appended \(records)") }
     return AppendRun(
@@ -138,7 +138,7 @@ func scan(directory: String, expectedRecords: Int) async throws -> ScanRun {
     let seconds = Double(nowNanoseconds() - start) / 1e9
     let coresBusy = (cpuSeconds() - cpuStart) / seconds
     let othersCores = LoadSnapshot.now().othersCores(since: loadStart)
-    await log.close()
+    try await log.close()
     guard records == expectedRecords else { throw BenchError("scan read \(records) records, expected \(expectedRecords)") }
     guard gaps == 0 else { throw BenchError("scan saw \(gaps) offsets that are not dense") }
     if touched == 42 { progress("") } // keeps the reads from being optimized away
@@ -167,7 +167,7 @@ func singleAppendLatency(directory: String, appends: Int, warmup: Int, pool: Eve
         if i >= warmup { samples.append(elapsed) }
     }
     let othersCores = LoadSnapshot.now().othersCores(since: loadStart)
-    await log.close()
+    try await log.close()
     return (Percentiles(samples), othersCores)
 }
 
@@ -223,7 +223,7 @@ func groupCommit(directory: String, callers: Int, perCaller: Int, pool: EventPoo
     let coresBusy = (cpuSeconds() - cpuStart) / seconds
     let othersCores = LoadSnapshot.now().othersCores(since: loadStart)
     let end = try log.endOffset(partition: 0)
-    await log.close()
+    try await log.close()
     guard end == Int64(1 + callers * perCaller) else { throw BenchError("log holds \(end) records, expected \(1 + callers * perCaller)") }
     return GroupCommitRun(callers: callers, perCaller: perCaller, seconds: seconds, latencies: Percentiles(samples), coresBusy: coresBusy, othersCores: othersCores)
 }
@@ -266,7 +266,7 @@ func partitionerOnly(directory: String, records: Int, pool: EventPool) async thr
         if poolIndex == pool.count { poolIndex = 0 }
     }
     let viaLog = Double(records) / (Double(nowNanoseconds() - start) / 1e9)
-    await log.close()
+    try await log.close()
     start = nowNanoseconds()
     poolIndex = 0
     for _ in 0..<records {

@@ -84,6 +84,8 @@ struct AppendCommand: AsyncParsableCommand {
         ingestOptions.skipInvalid = skipInvalid
         ingestOptions.expectVersion = expectVersion
         ingestOptions.maxClockSkew = allowFutureTimes ? nil : maxClockSkew * 1_000_000
+        let rejectedFile = RejectedLinesFile(path: rejected)
+        if skipInvalid { ingestOptions.rejectedLineSink = { try rejectedFile.write($0, $1) } }
         let progress = ProgressLine(enabled: !json && isatty(2) != 0)
         // The views follow the log on a thread of their own while events are appended (the
         // embedded store; a cluster's views are brought up to date afterwards).
@@ -110,6 +112,7 @@ struct AppendCommand: AsyncParsableCommand {
             progress.finish()
             _ = try? follower?.finish()
             try? await closeStore()
+            try? rejectedFile.finish()
             printError("error: \(error)")
             throw ExitCode(1)
         }
@@ -120,8 +123,10 @@ struct AppendCommand: AsyncParsableCommand {
         // The appended events are durable either way; a failed index checkpoint only means the
         // next open rebuilds or catches the indexes up from the log.
         do { try await closeStore() } catch {
-            printError("warning: closing the store: \(error) (the appended events are stored; "
-                + (onCluster ? "the next append reads the stream's ids without the cache)" : "the index is rebuilt from the log on the next open)"))
+            let stored = onCluster || durability == .fsync ? "the appended events are stored"
+                : "events appended since the log's last sync may not survive a power loss (--durability \(durability))"
+            printError("warning: closing the store: \(error) (\(stored); "
+                + (onCluster ? "the next append reads the stream's ids without the cache)" : "the index is caught up from the log on the next open)"))
         }
         let statement = store.durabilityStatement
         print(json ? jsonReport(report, seconds: seconds, durability: jsonDurability)
@@ -135,8 +140,8 @@ struct AppendCommand: AsyncParsableCommand {
         case nil:
             if report.appended > 0 && !skipViews && embedded == nil { await updateViews() }
         }
-        if skipInvalid && !report.rejectedLines.isEmpty {
-            do { try writeRejected(report) } catch { printError("warning: could not write \(rejected): \(error)") }
+        if skipInvalid {
+            do { try rejectedFile.finish() } catch { printError("warning: could not write \(rejected): \(error)") }
         }
         if report.rejected > 0 {
             if !json {
@@ -172,14 +177,6 @@ struct AppendCommand: AsyncParsableCommand {
         }
     }
 
-    private func writeRejected(_ report: IngestReport) throws {
-        var text = ""
-        for (line, error) in report.rejectedLines {
-            text += "{\"line\":\(error.line),\"error\":\(jsonString(error.description)),\"input\":\(jsonString(String(decoding: line, as: UTF8.self)))}\n"
-        }
-        try text.write(toFile: rejected, atomically: true, encoding: .utf8)
-    }
-
     private func humanReport(_ report: IngestReport, seconds: Double, durability: String, sequences: Bool) -> String {
         let verb = dryRun ? "validated" : (report.applied || report.rejected == 0 ? "appended" : "appended nothing of")
         var lines = ["\(verb) \(dryRun ? report.lines - report.rejected : report.appended) events, \(report.duplicates) duplicates, \(report.rejected) rejected, of \(report.lines) lines in \(String(format: "%.3f", seconds)) s (\(Int(Double(report.lines) / max(seconds, 1e-9))) lines/s)"]
@@ -194,7 +191,7 @@ struct AppendCommand: AsyncParsableCommand {
         }
         if skipInvalid && report.rejected > 0 {
             // Lines over the length limit are read past, not kept: say what the file holds.
-            let kept = report.rejectedLines.count, unkept = report.rejected - kept
+            let kept = report.rejectedLinesKept, unkept = report.rejected - kept
             let tooLong = unkept > 0 ? "\(unkept) too long to keep (see the errors)" : ""
             lines.append(kept == 0 ? "no rejected line written to \(rejected): \(tooLong)"
                          : "\(kept) rejected lines written to \(rejected)" + (unkept > 0 ? "; \(tooLong)" : ""))

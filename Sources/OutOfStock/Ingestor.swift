@@ -155,6 +155,10 @@ public struct IngestOptions: Sendable {
     /// How far a line's `at` may be ahead of this machine's clock, in µs (default one
     /// hour); a line dated later is rejected. nil: no limit.
     public var maxClockSkew: Int64? = 3_600_000_000
+    /// With `skipInvalid`: receives each rejected line as read, with its error, as it is
+    /// found (so memory does not grow with the rejected lines); a throw fails the ingest.
+    /// nil: the first `maxReportedErrors` are kept in the report.
+    public var rejectedLineSink: (@Sendable (_ line: [UInt8], _ error: InputError) throws -> Void)?
 
     /// The defaults.
     public init() {}
@@ -178,8 +182,12 @@ public struct IngestReport: Sendable {
     public var ranges: [Int: ClosedRange<Int64>] = [:]
     /// Whether anything was written.
     public var applied = false
-    /// The rejected lines as read, with their errors, when `skipInvalid` is set.
+    /// With `skipInvalid` and no `rejectedLineSink`: the first `maxReportedErrors` rejected
+    /// lines as read, with their errors.
     public var rejectedLines: [(line: [UInt8], error: InputError)] = []
+    /// Rejected lines handed to the sink or kept in `rejectedLines` (lines over the length
+    /// limit are read past, not kept).
+    public var rejectedLinesKept = 0
 }
 
 /// Reads NDJSON, validates every line against the input contract and the domain's rules,
@@ -266,7 +274,7 @@ public final class Ingestor {
             }
             if let rejection {
                 reject(rejection, &report)
-                if options.skipInvalid && parsed.chunk.tooLong[k] == nil { report.rejectedLines.append((Array(parsed.chunk.line(k)), rejection)) }
+                if options.skipInvalid && parsed.chunk.tooLong[k] == nil { try keep(Array(parsed.chunk.line(k)), rejection, &report) }
             }
         }
     }
@@ -288,6 +296,18 @@ public final class Ingestor {
         guard let stored = try store.storedPosition(of: id, tenant: input.tenant) else { return .new }
         let original = try store.readEvent(at: stored.position)
         return input.isResend(of: original) ? .duplicate : conflict("the event stored at \(stored.position) (\(original.type) of \(original.stream))")
+    }
+
+    /// A rejected line for `--skip-invalid`'s file: to the sink, or into the report.
+    private func keep(_ line: [UInt8], _ error: InputError, _ report: inout IngestReport) throws {
+        if let sink = options.rejectedLineSink {
+            try sink(line, error)
+        } else if report.rejectedLines.count < options.maxReportedErrors {
+            report.rejectedLines.append((line, error))
+        } else {
+            return
+        }
+        report.rejectedLinesKept += 1
     }
 
     private func reject(_ error: InputError, _ report: inout IngestReport) {

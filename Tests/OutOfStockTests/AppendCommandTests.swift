@@ -101,6 +101,14 @@ func generatedInput(events: Int, seed: Int, _ options: [String] = []) throws -> 
             #expect(!err.contains("use --skip-invalid"), "run \(run): \(err)")
         }
         for path in [dir + "-ids", dir + "-ids-rejected.ndjson"] { try? FileManager.default.removeItem(atPath: path) }
+
+        // Rejected lines go to their file as they are found: a path that cannot be written
+        // fails the run before anything is appended, and says why.
+        let (status3, out3, err3) = try runBackorder(["append", "-", "--data", dir + "-nodir", "--json", "--skip-invalid", "--rejected", dir + "-missing/rejected.ndjson"],
+                                                     stdin: lines.joined(separator: "\n"))
+        defer { try? FileManager.default.removeItem(atPath: dir + "-nodir") }
+        #expect(status3 == 1 && out3.isEmpty, "\(out3)")
+        #expect(err3.contains("cannot write the rejected lines to \(dir)-missing/rejected.ndjson") && err3.contains("No such file or directory"), "\(err3)")
     }
 
     /// A line over the 4 MiB limit is a rejected line like any other — read past in bounded

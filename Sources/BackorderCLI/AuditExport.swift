@@ -92,34 +92,10 @@ struct ExportFilter {
     }
 }
 
-/// Calls `body` for every event of every partition, merged by recorded time (then
-/// partition and offset), holding one log batch per partition at a time.
+/// Calls `body` with every event, oldest recorded first (`RecordedOrderReader`).
 func forEachEventInRecordedOrder(_ reader: any EventSource, _ body: (StoredEvent) throws -> Void) throws {
-    var cursors: [EventCursor] = []
-    var buffers: [[StoredEvent]] = []
-    var next: [Int] = []
-    for partition in 0..<reader.partitionCount {
-        var cursor = try reader.events(partition: partition, from: 0)
-        buffers.append(try cursor.next() ?? [])
-        cursors.append(cursor)
-        next.append(0)
-    }
-    while true {
-        var best: Int?
-        for p in 0..<cursors.count {
-            while next[p] >= buffers[p].count {
-                guard let batch = try cursors[p].next() else { break }
-                buffers[p] = batch
-                next[p] = 0
-            }
-            guard next[p] < buffers[p].count else { continue }
-            if let b = best, buffers[b][next[b]].recordedTime <= buffers[p][next[p]].recordedTime { continue }
-            best = p
-        }
-        guard let p = best else { return }
-        try body(buffers[p][next[p]])
-        next[p] += 1
-    }
+    var ordered = try RecordedOrderReader(source: reader, from: Array(repeating: 0, count: reader.partitionCount), to: try reader.endOffsets())
+    while let event = try ordered.next() { try body(event) }
 }
 
 /// One exported event.

@@ -37,14 +37,11 @@ struct GenerateCommand: AsyncParsableCommand {
         options.productsPerTenant = products
         options.days = days
         var generator = EventGenerator(options: options)
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(1 << 20)
+        var output = StandardOutput()
         while let line = generator.next() {
-            buffer.append(contentsOf: line)
-            buffer.append(10)
-            if buffer.count >= 1 << 20 { try flush(&buffer) }
+            try output.appendLine { $0.append(contentsOf: line) }
         }
-        try flush(&buffer)
+        try output.flush()
     }
 
     /// Today at 00:00 UTC, in µs since the epoch: the same all day, so that the same
@@ -52,23 +49,5 @@ struct GenerateCommand: AsyncParsableCommand {
     static func startOfToday() -> Int64 {
         let seconds = Int64(Date().timeIntervalSince1970)
         return (seconds - seconds % 86_400) * 1_000_000
-    }
-
-    private func flush(_ buffer: inout [UInt8]) throws {
-        var offset = 0
-        while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return write(1, base + offset, raw.count - offset)
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EPIPE { throw ExitCode(0) }
-                printError("error: cannot write standard output: \(String(cString: strerror(errno)))")
-                throw ExitCode(1)
-            }
-            offset += n
-        }
-        buffer.removeAll(keepingCapacity: true)
     }
 }

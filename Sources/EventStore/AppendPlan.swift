@@ -109,7 +109,7 @@ struct AppendPlan {
         }
 
         // Pass 2: offsets, links, encoding and submission, partition by partition.
-        let now = EventStore.wallClockMicroseconds()
+        let recordedTime = recordedTimes(index, new: { outcomes[$0] == nil && duplicateOf[$0] == nil })
         var submissions: [Submission] = []
         var value: [UInt8] = []
         var members = [[Int]](repeating: [], count: store.log.partitionCount)
@@ -138,7 +138,7 @@ struct AppendPlan {
                     let offset = base + Int64(k)
                     let previous = previousInCall[hashes[i]] ?? headOffset[hashes[i]]
                     EnvelopeCodec.encode(event, streamVersion: versions[i], previousOffset: previous, into: &value)
-                    try batch.append(key: EnvelopeCodec.key(tenant: event.tenant, stream: event.stream), value: value, timestamp: now)
+                    try batch.append(key: EnvelopeCodec.key(tenant: event.tenant, stream: event.stream), value: value, timestamp: recordedTime[i])
                     previousInCall[hashes[i]] = offset
                     indexed.append(IndexedEvent(id: scopedIDs[i], stream: hashes[i], version: versions[i], offset: offset))
                     outcomes[i] = .appended(Position(partition: partition, offset: offset), version: versions[i])
@@ -171,6 +171,22 @@ struct AppendPlan {
         return SubmittedAppend(index: index, submissions: submissions, outcomes: outcomes.compactMap { $0 })
     }
 
+
+    /// The recorded time of each new event (µs since the epoch): the wall clock, made
+    /// unique and increasing store-wide in the order events are submitted — within a call
+    /// in input order, across its partitions too — so that reading the partitions merged
+    /// by recorded time gives back the order of appending (RecordedOrderReader), and a
+    /// clock that steps back never reorders it.
+    private func recordedTimes(_ index: StoreIndex, new isNew: (Int) -> Bool) -> [Int64] {
+        var times = [Int64](repeating: 0, count: events.count)
+        var next = max(EventStore.wallClockMicroseconds(), index.lastRecordedTime &+ 1)
+        for i in events.indices where isNew(i) {
+            times[i] = next
+            next += 1
+        }
+        index.lastRecordedTime = next - 1
+        return times
+    }
 }
 
 /// An append whose events are checked and queued for the log; `outcomes()` waits until

@@ -57,15 +57,22 @@ public struct EventID: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let hex = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
-        out.reserveCapacity(36)
-        for i in 0..<32 {
-            if i == 8 || i == 12 || i == 16 || i == 20 { out.append(UInt8(ascii: "-")) }
-            let word = i < 16 ? high : low
-            let shift = UInt64(60 - (i % 16) * 4)
-            out.append(hex[Int((word >> shift) & 0xF)])
-        }
+        appendText(to: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the 36-character text form (lowercase hex) to `out`.
+    public func appendText(to out: inout [UInt8]) {
+        let hex: StaticString = "0123456789abcdef"
+        hex.withUTF8Buffer { digits in
+            out.reserveCapacity(out.count + 36)
+            for i in 0..<32 {
+                if i == 8 || i == 12 || i == 16 || i == 20 { out.append(UInt8(ascii: "-")) }
+                let word = i < 16 ? high : low
+                let shift = UInt64(60 - (i % 16) * 4)
+                out.append(digits[Int((word >> shift) & 0xF)])
+            }
+        }
     }
 }

@@ -98,6 +98,12 @@ public final class EventStore: Sendable {
             let ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) }
             let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, memoryBytes: options.indexMemoryBytes)
             let rebuilt = try index.lock.withLock { try index.recover(from: log) }
+            // The recorded-time clock goes on from the newest event (AppendPlan).
+            let reader = EventReader(log: log)
+            for (partition, end) in ends.enumerated() where end > 0 {
+                let newest = try reader.readEvent(at: Position(partition: partition, offset: end - 1)).recordedTime
+                index.lastRecordedTime = max(index.lastRecordedTime, newest)
+            }
             return EventStore(log: log, directory: directory, index: index, options: options, writerLock: writerLock,
                               indexRebuildReason: rebuilt)
         } catch {

@@ -44,6 +44,9 @@ final class StoreIndex: @unchecked Sendable {
     var inFlightStreams: [[StreamHash: IndexedPosition]]
     var inFlightIDs: [ScopedID: InFlightEvent] = [:]
     var failure: [EventStoreError?]
+    /// The recorded time of the newest event submitted (µs since the epoch): every event
+    /// gets a later one than all before it, store-wide (AppendPlan.recordedTimes).
+    var lastRecordedTime: Int64 = .min
     private var rows: KVStore
     private let kvOptions: KVOptions
     private let storage: any Storage

@@ -8,6 +8,11 @@ public enum Field: UInt8, CaseIterable, Sendable {
     /// the customer's and product's names as they were.
     case customerName, productName
 
+    /// The fields a producer sends; the others (`derived`) are added by the store.
+    public static let producerFields = allCases.filter { !derivedFields.contains($0) }
+    /// The fields the store adds at append: a report's customer and product names.
+    public static let derivedFields: [Field] = [.customerName, .productName]
+
     /// The JSON name.
     public var name: String {
         switch self {

@@ -111,6 +111,14 @@ public final class InputParser: @unchecked Sendable {
             case "data":
                 guard doc.type(node) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail(key, "must be an object, not \(doc.type(node).jsonTypeName)") }
                 dataNode = node
+            case "position", "recordedAt":
+                // What `backorder read` adds: where and when the event was stored. Ignored.
+                _ = try string()
+            case "version":
+                guard let v = doc.integer(node), v >= 1 else { throw fail(key, "must be an integer ≥ 1 (the event's stream version, as `backorder read` writes it)") }
+            case "derived":
+                // The names the store added to a report (`backorder read`): added again here.
+                guard doc.type(node) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail(key, "must be an object, not \(doc.type(node).jsonTypeName)") }
             default:
                 throw fail(key, "is not a field of the envelope")
             }
@@ -198,7 +206,8 @@ struct KeyTable: Sendable {
         return nil
     }
 
-    static let envelope = KeyTable(["id", "type", "tenant", "at", "actor", "expectedVersion", "correlationId", "schemaVersion", "data"])
+    static let envelope = KeyTable(["id", "type", "tenant", "at", "actor", "expectedVersion", "correlationId", "schemaVersion", "data",
+                                     "position", "version", "recordedAt", "derived"])
     /// In field-number order (field n at index n - 1).
     static let fields = KeyTable(Field.allCases.map(\.name))
 }

@@ -19,7 +19,7 @@ extension InputEvent {
         hasher.combine(actor)
         hasher.combine(correlationId ?? "")
         hasher.combine(at)
-        for field in Self.producerFields { hasher.combine(data[field]) }
+        for field in Field.producerFields { hasher.combine(data[field]) }
         return hasher.finalize()
     }
 
@@ -28,9 +28,6 @@ extension InputEvent {
         guard stored.tenant == tenant, stored.type == type.name, stored.stream == type.streamName(stream), stored.actor == actor,
               (stored.correlationId ?? "") == (correlationId ?? ""), at == nil || at == stored.businessTime,
               let storedData = try? EventData.decode(stored.data, type: stored.type, schemaVersion: stored.schemaVersion) else { return false }
-        return Self.producerFields.allSatisfy { storedData[$0] == data[$0] }
+        return Field.producerFields.allSatisfy { storedData[$0] == data[$0] }
     }
-
-    /// The fields a producer sends (the store adds the names of a report's parties).
-    private static let producerFields = Field.allCases.filter { $0 != .customerName && $0 != .productName }
 }

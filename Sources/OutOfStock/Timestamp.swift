@@ -65,6 +65,40 @@ public enum Timestamp {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
     }
 
+    /// Appends the time as RFC 3339 in UTC, exactly: `YYYY-MM-DDThh:mm:ss.mmmZ`, with three
+    /// more digits (`.mmmuuuZ`) when it is not a whole millisecond — so that parsing it
+    /// gives the same microsecond back. Years 0000–9999.
+    public static func appendExact(_ time: Int64, to out: inout [UInt8]) {
+        let micros = min(max(time, -62_167_219_200_000_000), 253_402_300_799_999_999)
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = Int(seconds - days * 86_400)
+        let (y, m, d) = civilFromDays(Int(days))
+        let fraction = Int(micros - seconds * 1_000_000)
+        let exactMillis = fraction % 1_000 == 0
+        // Written into a fixed buffer, then appended once.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 28) { text in
+            var at = 0
+            func digits(_ value: Int, _ count: Int) {
+                var v = value
+                for k in stride(from: count - 1, through: 0, by: -1) {
+                    text[at + k] = UInt8(ascii: "0") &+ UInt8(v % 10)
+                    v /= 10
+                }
+                at += count
+            }
+            func char(_ c: Unicode.Scalar) {
+                text[at] = UInt8(ascii: c)
+                at += 1
+            }
+            digits(y, 4); char("-"); digits(m, 2); char("-"); digits(d, 2); char("T")
+            digits(secondOfDay / 3600, 2); char(":"); digits(secondOfDay / 60 % 60, 2); char(":"); digits(secondOfDay % 60, 2); char(".")
+            if exactMillis { digits(fraction / 1_000, 3) } else { digits(fraction, 6) }
+            char("Z")
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<at]))
+        }
+    }
+
     static func daysInMonth(_ year: Int, _ month: Int) -> Int {
         switch month {
         case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28

@@ -19,9 +19,11 @@ public struct GeneratorOptions: Sendable {
     /// Products registered per tenant (at least 1).
     public var productsPerTenant: Int = 1_000
     /// Start of the business-time window, in microseconds since the Unix epoch
-    /// (default 2026-01-01T00:00:00Z). Registrations happen at the start; requests follow on
+    /// (default 2025-01-01T00:00:00Z: a fixed year in the past, so that the data are the
+    /// same every day and no event is ahead of the clock; `backorder generate` ends its
+    /// window at `--end` instead). Registrations happen at the start; requests follow on
     /// weekdays, 08:00–18:00 UTC. Keep it within years 1970–9000 so every time is a 4-digit year.
-    public var start: Int64 = 1_767_225_600_000_000
+    public var start: Int64 = 1_735_689_600_000_000
     /// Length of the window over which requests are spread, in calendar days (at least 1).
     /// Deliveries and other follow-ups of late requests may fall after the window.
     public var days: Int = 365
@@ -30,7 +32,7 @@ public struct GeneratorOptions: Sendable {
     public var end: Int64?
 
     /// Default options: seed 1, 100,000 events, one tenant of 2,000 customers and 1,000 products,
-    /// one year from 2026-01-01.
+    /// one year from 2025-01-01.
     public init() {}
 }
 

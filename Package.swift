@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "OutOfStock", targets: ["OutOfStock"]),
         .library(name: "RecordsView", targets: ["RecordsView"]),
         .library(name: "JetStreamStore", targets: ["JetStreamStore"]),
+        .library(name: "Consumers", targets: ["Consumers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -50,6 +51,7 @@ let package = Package(
         .target(name: "OutOfStock", dependencies: ["EventStore", "EventLog", "KVStore", "CSimdJSON"]),
         .target(name: "RecordsView", dependencies: ["OutOfStock", "Projections", "KVStore", "EventStore", "EventLog"]),
         .target(name: "JetStreamStore", dependencies: ["EventStore", "EventLog", "CNats"]),
+        .target(name: "Consumers", dependencies: ["EventStore", "EventLog"]),
         .target(name: "DataGenerator"),
         // The fault simulator (an in-memory `Storage` with power cuts, torn writes, errors
         // and bit flips); only the test targets use it.
@@ -66,6 +68,7 @@ let package = Package(
                 "RecordsView",
                 "KVStore",
                 "JetStreamStore",
+                "Consumers",
                 "DataGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -88,7 +91,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutOfStockTests",
-            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI", "JetStreamStore", "TestSupport"]
+            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI", "JetStreamStore", "Consumers", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6],

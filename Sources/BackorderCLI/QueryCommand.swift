@@ -1,4 +1,5 @@
 import ArgumentParser
+import Consumers
 import EventStore
 import Foundation
 import OutOfStock
@@ -128,6 +129,9 @@ func runQuery(_ body: () async throws -> Void) async throws {
         printError("error: views: \(error)")
         throw ExitCode(1)
     } catch let error as NatsError {
+        printError("error: \(error)")
+        throw ExitCode(1)
+    } catch let error as ConsumerError {
         printError("error: \(error)")
         throw ExitCode(1)
     }

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Consumers
+import EventStore
+import Foundation
+import OutOfStock
+import RecordsView
+
+/// `backorder consume`: a member of a consumer group (docs/CONSUMERS.md). Batches go to
+/// standard output (acknowledged once written) or to `--exec CMD` (acknowledged when CMD
+/// exits 0); each lane's checkpoint moves only past acknowledged or parked events.
+struct ConsumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consume",
+        abstract: "Deliver events to a consumer group's member, with checkpoints: at least once, in order per lane.",
+        discussion: """
+        Members of one group (processes running `consume --group G`) share the store's partitions (lanes): \
+        each lane is delivered by one member at a time, and taken over when that member dies. Without \
+        --follow, a member exits once its lanes are delivered up to the log's end at its start.
+        """)
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "The consumer group (made on first use): 1–64 of A–Z a–z 0–9 _ . -.") var group: String
+    @Option(help: "Only this tenant's events (the others are passed over).") var tenant: String?
+    @Option(help: "Only events of these types (comma-separated, or repeat the option).") var type: [String] = []
+    @Flag(help: "Keep delivering new events as they are appended (until interrupted).") var follow = false
+    @Option(help: "Events per batch; one batch is in flight at a time, so also the most events delivered and not yet acknowledged.") var maxInFlight = 1_000
+    @Option(help: "With --exec: seconds a command may run before its batch counts as failed (the command is stopped).") var ackWait = 30
+    @Option(help: "Deliveries of a failing event before it is parked (`groups show` lists parked events).") var maxDeliver = 5
+    @Option(help: "Run this shell command once per batch, with the batch (NDJSON) on its standard input; exit 0 acknowledges it.") var exec: String?
+    @Option(help: "With --follow: how often to look for new events, in milliseconds.") var pollMilliseconds = 20
+
+    func run() async throws {
+        guard (1...100_000).contains(maxInFlight) else { throw ValidationError("--max-in-flight must be 1...100000") }
+        guard (1...86_400).contains(ackWait) else { throw ValidationError("--ack-wait must be 1...86400 seconds") }
+        guard (1...1_000).contains(maxDeliver) else { throw ValidationError("--max-deliver must be 1...1000") }
+        guard (1...60_000).contains(pollMilliseconds) else { throw ValidationError("--poll-milliseconds must be 1...60000") }
+        let types = Set(type.flatMap { $0.split(separator: ",").map(String.init) })
+        for name in types where EventType.all[name] == nil {
+            throw ValidationError("--type: unknown event type \(name) (types: \(EventType.all.keys.sorted().joined(separator: ", ")))")
+        }
+        do { try ConsumerGroup.validate(name: group) } catch { throw ValidationError("--group: \(error)") }
+        try data.requireEmbedded("consume")
+        try await runQuery {
+            var source = try await data.openSource()
+            let consumerGroup = try ConsumerGroup(root: data.directory + "/consumers", name: group, laneCount: source.partitionCount)
+            var options = MemberOptions()
+            options.maxInFlight = maxInFlight
+            options.maxDeliver = maxDeliver
+            let tenant = self.tenant
+            if tenant != nil || !types.isEmpty {
+                options.filter = { event in (tenant.map { event.tenant == $0 } ?? true) && (types.isEmpty || types.contains(event.type)) }
+            }
+            let member = try GroupMember(group: consumerGroup, source: source, options: options)
+            defer { member.close() }
+            try member.rebalance()
+            var ends = try source.endOffsets()
+            var output = StandardOutput()
+            var delivered = 0, batches = 0, parked = 0
+            let began = MonotonicTime.now
+            while true {
+                if let delivery = try member.next(ends: ends) {
+                    let failure: String?
+                    if let exec {
+                        failure = try run(exec, delivery)
+                    } else {
+                        for event in delivery.events { try output.appendLine { try EventOutput.appendLine(event, to: &$0) } }
+                        try output.flush()  // written: acknowledged below
+                        failure = nil
+                    }
+                    guard let failure else {
+                        try member.acknowledge(delivery)
+                        delivered += delivery.events.count
+                        batches += 1
+                        continue
+                    }
+                    switch try member.failed(delivery, reason: failure) {
+                    case let .retry(milliseconds):
+                        printError("consume: lane \(delivery.lane) offsets \(delivery.range.lowerBound)..<\(delivery.range.upperBound), delivery \(delivery.attempt) of \(maxDeliver) failed (\(failure)); again in \(milliseconds) ms")
+                        if milliseconds > 0 { try await Task.sleep(for: .milliseconds(milliseconds)) }
+                    case let .parked(offsets):
+                        parked += offsets.count
+                        printError("consume: parked lane \(delivery.lane) offset \(offsets.map(String.init).joined(separator: ",")) after \(delivery.attempt) failed deliveries (\(failure)); the lane goes on")
+                    }
+                    continue
+                }
+                guard follow else { break }
+                try await Task.sleep(for: .milliseconds(pollMilliseconds))
+                // The embedded log is reopened to see what another process appended.
+                source = try await data.openSource()
+                member.use(source)
+                ends = try source.endOffsets()
+            }
+            let seconds = MonotonicTime.now.seconds(since: began)
+            let lanes = member.lanes.map(String.init).joined(separator: ",")
+            printError("consumed \(delivered) events in \(batches) batches in \(String(format: "%.3f", seconds)) s, \(parked) parked; group \(group), lanes [\(lanes)]")
+        }
+    }
+
+    /// Runs the command with the batch on its standard input; nil when it exits 0, else why
+    /// not. A command still running after --ack-wait is stopped (TERM, then KILL).
+    private func run(_ command: String, _ delivery: Delivery) throws -> String? {
+        var batch: [UInt8] = []
+        for event in delivery.events {
+            try EventOutput.appendLine(event, to: &batch)
+            batch.append(10)
+        }
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("backorder-batch-\(getpid())-\(UUID().uuidString.prefix(8)).ndjson")
+        try Data(batch).write(to: input)
+        defer { try? FileManager.default.removeItem(at: input) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        process.standardInput = try FileHandle(forReadingFrom: input)
+        var environment = ProcessInfo.processInfo.environment
+        environment["BACKORDER_GROUP"] = group
+        environment["BACKORDER_LANE"] = String(delivery.lane)
+        environment["BACKORDER_FIRST_OFFSET"] = String(delivery.range.lowerBound)
+        environment["BACKORDER_ATTEMPT"] = String(delivery.attempt)
+        process.environment = environment
+        let done = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in done.signal() }
+        do { try process.run() } catch { return "cannot start /bin/sh: \(error)" }
+        if done.wait(timeout: .now() + .seconds(ackWait)) == .timedOut {
+            process.terminate()
+            if done.wait(timeout: .now() + .seconds(1)) == .timedOut {
+                kill(process.processIdentifier, SIGKILL)
+                done.wait()
+            }
+            return "still running after --ack-wait \(ackWait) s; stopped"
+        }
+        if process.terminationReason == .uncaughtSignal { return "killed by signal \(process.terminationStatus)" }
+        return process.terminationStatus == 0 ? nil : "exit status \(process.terminationStatus)"
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Consumers
+import EventStore
+import Foundation
+import OutOfStock
+import RecordsView
+
+/// `backorder groups`: the consumer groups of a store — lag, members, parked events — and
+/// moving or removing them (docs/CONSUMERS.md).
+struct GroupsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "groups",
+        abstract: "Show and manage consumer groups: lag, lanes held, parked events; reset, replay parked, delete.",
+        subcommands: [List.self, Show.self, Reset.self, ReplayParked.self, Delete.self])
+
+    /// Opens the store's source and the group, checking that the group exists.
+    static func open(_ data: DataOptions, _ name: String) async throws -> (any EventSource, ConsumerGroup) {
+        try data.requireEmbedded("groups")
+        do { try ConsumerGroup.validate(name: name) } catch { throw ValidationError("\(error)") }
+        let source = try await data.openSource()
+        let root = data.directory + "/consumers"
+        guard ConsumerGroup.names(root: root).contains(name) else {
+            let known = ConsumerGroup.names(root: root)
+            throw QueryError(description: "no consumer group \(name) in \(data.directory)" + (known.isEmpty ? " (it has none)" : "; groups: \(known.joined(separator: ", "))"))
+        }
+        return (source, try ConsumerGroup(root: root, name: name, laneCount: source.partitionCount))
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every group with its lag, lanes held and parked events.")
+        @OptionGroup var data: DataOptions
+
+        func run() async throws {
+            try data.requireEmbedded("groups")
+            try await runQuery {
+                let source = try await data.openSource()
+                let ends = try source.endOffsets()
+                let root = data.directory + "/consumers"
+                print("GROUP                 LAG        HELD   PARKED")
+                for name in ConsumerGroup.names(root: root) {
+                    let lanes = try ConsumerGroup(root: root, name: name, laneCount: source.partitionCount).status(ends: ends)
+                    let lag = lanes.reduce(Int64(0)) { $0 + $1.lag }
+                    let row = [name.padding(toLength: 21, withPad: " ", startingAt: 0), String(lag).padding(toLength: 10, withPad: " ", startingAt: 0),
+                               "\(lanes.filter(\.held).count)/\(lanes.count)".padding(toLength: 6, withPad: " ", startingAt: 0),
+                               String(lanes.reduce(0) { $0 + $1.parked.count })]
+                    print(row.joined(separator: " "))
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One group, lane by lane: checkpoint, end, lag, held, parked events.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The group.") var group: String
+
+        func run() async throws {
+            try await runQuery {
+                let (source, consumerGroup) = try await GroupsCommand.open(data, group)
+                let lanes = try consumerGroup.status(ends: try source.endOffsets())
+                print("LANE  CHECKPOINT  END         LAG         HELD  PARKED")
+                for lane in lanes {
+                    let parked = lane.parked.map { "\($0.offset) (\($0.deliveries) deliveries: \($0.reason))" }.joined(separator: "; ")
+                    print([String(lane.lane).padding(toLength: 5, withPad: " ", startingAt: 0), String(lane.checkpoint).padding(toLength: 11, withPad: " ", startingAt: 0),
+                           String(lane.end).padding(toLength: 11, withPad: " ", startingAt: 0), String(lane.lag).padding(toLength: 11, withPad: " ", startingAt: 0),
+                           (lane.held ? "yes" : "no").padding(toLength: 5, withPad: " ", startingAt: 0),
+                           parked.isEmpty ? (lane.replay > 0 ? "\(lane.replay) to replay" : "-") : parked].joined(separator: " "))
+                }
+            }
+        }
+    }
+
+    struct Reset: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Move a group's checkpoints (no member may be running).")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The group.") var group: String
+        @Option(help: "earliest, latest, a time (events recorded at or after it are delivered again) or one offset per lane, comma-separated.") var to: String
+
+        func run() async throws {
+            try await runQuery {
+                let (source, consumerGroup) = try await GroupsCommand.open(data, group)
+                let ends = try source.endOffsets()
+                let positions: [Int64] = switch to {
+                case "earliest": Array(repeating: 0, count: ends.count)
+                case "latest": ends
+                default: try ReadCommand.positions(to, option: "--to", source)
+                }
+                try consumerGroup.reset(to: positions)
+                print("group \(group): checkpoints set to \(positions.map(String.init).joined(separator: ","))")
+            }
+        }
+    }
+
+    struct ReplayParked: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "replay-parked", abstract: "Deliver a group's parked events again, before its next events.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The group.") var group: String
+
+        func run() async throws {
+            try await runQuery {
+                let (_, consumerGroup) = try await GroupsCommand.open(data, group)
+                print("group \(group): \(try consumerGroup.replayParked()) parked events to deliver again")
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a group and its checkpoints (no member may be running).")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The group.") var group: String
+
+        func run() async throws {
+            try await runQuery {
+                let (_, consumerGroup) = try await GroupsCommand.open(data, group)
+                try consumerGroup.delete()
+                print("group \(group) deleted")
+            }
+        }
+    }
+}

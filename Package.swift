@@ -3,7 +3,9 @@ import PackageDescription
 
 let package = Package(
     name: "Backorder",
-    platforms: [.macOS(.v15)],
+    // Linux only: the storage layer's durability rests on Linux's fdatasync, posix_fallocate
+    // and flock, and Sources/EventLog/Storage.swift refuses to build elsewhere
+    // (docs/RELIABILITY.md, "Platform").
     products: [
         .executable(name: "backorder", targets: ["BackorderCLI"]),
         .library(name: "EventLog", targets: ["EventLog"]),
@@ -87,7 +89,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EventStoreTests",
-            dependencies: ["EventStore", "EventLog", "KVStore"]
+            dependencies: ["EventStore", "EventLog", "KVStore", "StorageSimulator", "DataGenerator"]
         ),
         .testTarget(
             name: "OutOfStockTests",

@@ -8,7 +8,6 @@ import PackageDescription
 
 let package = Package(
     name: "LogBench",
-    platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "Backorder", path: ".."),
         // The malloc interposer gives allocation counts; without listing the trait, the

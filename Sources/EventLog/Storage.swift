@@ -1,3 +1,10 @@
+#if !os(Linux)
+// Linux only (issue 17, item 12): the storage layer's durability rests on fdatasync,
+// posix_fallocate and flock as Linux defines them. On macOS fsync does not reach the disk
+// (F_FULLFSYNC would be needed), so a build there would promise what it cannot keep.
+#error("Backorder runs on Linux only: see docs/RELIABILITY.md, \"Platform\"")
+#endif
+
 /// The file-system operations the log needs, and nothing more.
 ///
 /// All file access of the log goes through this interface so that a simulator can

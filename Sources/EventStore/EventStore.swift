@@ -64,8 +64,7 @@ public final class EventStore: Sendable {
 
     /// Takes the store-wide writer lock, waiting up to the log's lock timeout for another
     /// writer (process) to finish.
-    private static func acquireWriterLock(directory: String, timeoutMilliseconds: Int) async throws -> any StorageLock {
-        let storage = PosixStorage()
+    private static func acquireWriterLock(directory: String, timeoutMilliseconds: Int, storage: any Storage) async throws -> any StorageLock {
         try storage.createDirectory(directory)
         let deadline = ContinuousClock.now + .milliseconds(max(0, timeoutMilliseconds))
         while true {
@@ -81,22 +80,23 @@ public final class EventStore: Sendable {
     }
 
     /// Opens (or creates) the store in `directory`, taking the log's writer locks, and
-    /// brings the indexes up to date with the log.
-    public static func open(at directory: String, options: StoreOptions = StoreOptions()) async throws -> EventStore {
+    /// brings the indexes up to date with the log. Every file of the store — lock, log,
+    /// index — goes through `storage` (a fault simulator in tests).
+    public static func open(at directory: String, options: StoreOptions = StoreOptions(), storage: any Storage = PosixStorage()) async throws -> EventStore {
         guard (1...Limits.maxRecordsPerBatch).contains(options.maxEventsPerBatch) else {
             throw EventStoreError.invalidArgument("maxEventsPerBatch must be 1...\(Limits.maxRecordsPerBatch)")
         }
         var logOptions = options.log
         logOptions.writable = true
-        let writerLock = try await acquireWriterLock(directory: directory, timeoutMilliseconds: logOptions.lockTimeoutMilliseconds)
+        let writerLock = try await acquireWriterLock(directory: directory, timeoutMilliseconds: logOptions.lockTimeoutMilliseconds, storage: storage)
         let log: WriteAheadLog
-        do { log = try await WriteAheadLog.open(at: directory + "/log", options: logOptions) } catch {
+        do { log = try await WriteAheadLog.open(at: directory + "/log", options: logOptions, storage: storage) } catch {
             writerLock.release()
             throw EventStoreError.wrap(error)
         }
         do {
             let ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) }
-            let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, memoryBytes: options.indexMemoryBytes)
+            let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, memoryBytes: options.indexMemoryBytes, storage: storage)
             let rebuilt = try index.lock.withLock { try index.recover(from: log) }
             // The recorded-time clock goes on from the newest event (AppendPlan).
             let reader = EventReader(log: log)

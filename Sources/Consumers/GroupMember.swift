@@ -61,6 +61,7 @@ public final class GroupMember {
     private var pending: Delivery?
     private var nextLane = 0
     private var lastRebalance: ContinuousClock.Instant?
+    private var closed = false
 
     /// Joins the group. Lanes are taken by `rebalance()` (and by `next`, at most every
     /// 100 ms).
@@ -82,10 +83,13 @@ public final class GroupMember {
     /// The lanes this member holds now.
     public var lanes: [Int] { held.keys.sorted() }
 
-    /// Lets go of every lane and leaves the group.
+    /// Lets go of every lane and leaves the group (its member file removed).
     public func close() {
+        guard !closed else { return }
+        closed = true
         for (_, lane) in held { lane.lease.release() }
         held = [:]
+        try? group.storage.remove(group.directory + "/member-\(memberID).lock")
         memberLock.release()
     }
 

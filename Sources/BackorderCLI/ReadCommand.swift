@@ -54,17 +54,37 @@ struct ReadCommand: AsyncParsableCommand {
                 }
                 written += 1
             }
-            /// Writes what the reader has; false once --limit is reached.
+            let (tenant, stream) = (self.tenant, self.stream)
+            let keep: @Sendable (StoredEvent) -> Bool = { event in
+                (tenant.map { event.tenant == $0 } ?? true) && (stream.map { event.stream == $0 } ?? true) && (types.isEmpty || types.contains(event.type))
+            }
+            /// Writes what the reader has (read and decoded on another thread); false once
+            /// --limit is reached, with the reader set after the last event written.
             func drain() throws -> Bool {
-                while limit.map({ written < $0 }) ?? true {
-                    guard let event = try reader.next() else { return true }
-                    scanned += 1
-                    if let tenant, event.tenant != tenant { continue }
-                    if let stream, event.stream != stream { continue }
-                    if !types.isEmpty && !types.contains(event.type) { continue }
-                    try write(event)
+                guard limit.map({ written < $0 }) ?? true else { return false }
+                let ahead = ReadAhead(reader, keep: keep)
+                var positions = reader.positions
+                do {
+                    while let chunk = try ahead.next() {
+                        for event in chunk.events {
+                            if let limit, written >= limit {
+                                _ = ahead.finish()
+                                scanned += ahead.scanned
+                                reader = try RecordedOrderReader(source: source, from: positions, to: reader.ends)
+                                return false
+                            }
+                            try write(event)
+                            positions[event.position.partition] = event.position.offset + 1
+                        }
+                        positions = chunk.positions
+                    }
+                } catch {
+                    _ = ahead.finish()
+                    throw error
                 }
-                return false
+                reader = ahead.finish()
+                scanned += ahead.scanned
+                return limit.map { written < $0 } ?? true
             }
             if format == "table" { try output.appendLine { $0.append(contentsOf: Self.tableHeader.utf8) } }
             var more: Bool

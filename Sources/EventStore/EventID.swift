@@ -62,16 +62,23 @@ public struct EventID: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Appends the 36-character text form (lowercase hex) to `out`.
+    /// Appends the 36-character text form (lowercase hex) to `out`, in one append.
     public func appendText(to out: inout [UInt8]) {
         let hex: StaticString = "0123456789abcdef"
         hex.withUTF8Buffer { digits in
-            out.reserveCapacity(out.count + 36)
-            for i in 0..<32 {
-                if i == 8 || i == 12 || i == 16 || i == 20 { out.append(UInt8(ascii: "-")) }
-                let word = i < 16 ? high : low
-                let shift = UInt64(60 - (i % 16) * 4)
-                out.append(digits[Int((word >> shift) & 0xF)])
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { text in
+                var at = 0
+                for i in 0..<32 {
+                    if i == 8 || i == 12 || i == 16 || i == 20 {
+                        text[at] = UInt8(ascii: "-")
+                        at += 1
+                    }
+                    let word = i < 16 ? high : low
+                    let shift = UInt64(60 - (i % 16) * 4)
+                    text[at] = digits[Int((word >> shift) & 0xF)]
+                    at += 1
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<36]))
             }
         }
     }

@@ -8,7 +8,7 @@
 ///
 /// `positions` is where each lane stands (the offset after the last event returned): a
 /// resume point. `extend(to:)` moves the ends, so a follower reads on from where it was.
-public struct RecordedOrderReader {
+public struct RecordedOrderReader: Sendable {
     private let source: any EventSource
     private var cursors: [EventCursor?]
     private var buffers: [[StoredEvent]]

@@ -41,7 +41,7 @@ public enum EventOutput {
         out.append(contentsOf: #","position":""#.utf8)
         out.append(contentsOf: event.position.description.utf8)
         out.append(contentsOf: #"","version":"#.utf8)
-        out.append(contentsOf: String(event.streamVersion).utf8)
+        JSONText.appendInteger(event.streamVersion, to: &out)
         out.append(contentsOf: #","recordedAt":""#.utf8)
         Timestamp.appendExact(event.recordedTime, to: &out)
         out.append(contentsOf: #""}"#.utf8)
@@ -60,7 +60,7 @@ public enum EventOutput {
             case let .string(text):
                 JSONText.appendString(text, to: &out)
             case let .integer(number):
-                out.append(contentsOf: String(number).utf8)
+                JSONText.appendInteger(number, to: &out)
             case let .number(number):
                 // Input numbers are finite JSON numbers; Swift prints the shortest exact form.
                 out.append(contentsOf: (number.isFinite ? String(number) : "null").utf8)
@@ -97,6 +97,20 @@ public enum JSONText {
             out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends an integer's decimal digits (no `String` made).
+    public static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var magnitude = value.magnitude, at = 20
+            repeat {
+                at -= 1
+                digits[at] = UInt8(ascii: "0") &+ UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 { out.append(UInt8(ascii: "-")) }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[at..<20]))
+        }
     }
 
     private static func appendEscape(_ byte: UInt8, to out: inout [UInt8]) {

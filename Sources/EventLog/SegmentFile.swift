@@ -88,17 +88,19 @@ struct SegmentScanner: Sendable {
 
     /// Calls `body` with the bytes of the batch `next()` returned last.
     func withBatchBytes<R>(_ body: (UnsafeRawPointer) throws -> R) throws -> R {
-        guard let current else { throw LogError.invalidArgument("no current batch") }
+        // Callers ask only after `next()` returned a batch: anything else is a bug here.
+        guard let current else { preconditionFailure("a segment scanner's batch bytes asked for before a batch was read") }
         let start = Int(position - Int64(current.batchLength) - bufferStart)
+        precondition(start >= 0 && start + current.batchLength <= buffer.count, "batch at \(start) of \(current.batchLength) bytes outside a scan buffer of \(buffer.count)")
         return try buffer.withUnsafeBytes { (raw) throws -> R in
-            guard let base = raw.baseAddress else { throw LogError.invalidArgument("empty scan buffer") }
+            guard let base = raw.baseAddress else { preconditionFailure("a scan buffer without storage holds a batch") }
             return try body(base + start)
         }
     }
 
     /// Decodes (checksum, decompress, framing) the batch `next()` returned last.
     func decodeCurrent() throws -> RecordBatch {
-        guard let current else { throw LogError.invalidArgument("no current batch") }
+        guard let current else { preconditionFailure("a segment scanner asked to decode before a batch was read") }
         let at = position - Int64(current.batchLength)
         return try withBatchBytes { (base) throws in try RecordBatch.decode(header: current, bytes: base, path: file.path, position: at) }
     }

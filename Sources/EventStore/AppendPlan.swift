@@ -103,6 +103,7 @@ struct AppendPlan {
             guard event.expectedVersion.admits(current) else {
                 throw EventStoreError.wrongExpectedVersion(tenant: event.tenant, stream: event.stream, expected: event.expectedVersion, actual: current)
             }
+            precondition(current >= 0, "stream \(event.stream) of tenant \(event.tenant) at version \(current)")
             versions[i] = current + 1
             versionInCall[hashes[i]] = current + 1
             firstWithID[id] = i
@@ -184,6 +185,7 @@ struct AppendPlan {
             times[i] = next
             next += 1
         }
+        precondition(next - 1 >= index.lastRecordedTime, "recorded times must not go back")
         index.lastRecordedTime = next - 1
         return times
     }

@@ -190,6 +190,7 @@ final class StoreIndex: @unchecked Sendable {
     /// Rows for one event. Events of a partition arrive in offset order, and a stream
     /// lives in one partition, so the last row written for a stream is its head.
     private func insert(_ event: IndexedEvent, partition: Int) throws {
+        precondition(event.offset < nextOffset[partition], "partition \(partition): indexing offset \(event.offset) at or past the next offset \(nextOffset[partition])")
         guard event.version >= 1 else {
             throw EventStoreError.malformedEvent(Position(partition: partition, offset: event.offset), "stream version \(event.version) out of range")
         }

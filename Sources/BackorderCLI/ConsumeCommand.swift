@@ -41,7 +41,7 @@ struct ConsumeCommand: AsyncParsableCommand {
         do { try ConsumerGroup.validate(name: group) } catch { throw ValidationError("--group: \(error)") }
         try data.requireEmbedded("consume")
         try await runQuery {
-            var source = try await data.openSource()
+            let source = try await data.openSource()
             let consumerGroup = try ConsumerGroup(root: data.directory + "/consumers", name: group, laneCount: source.partitionCount)
             var options = MemberOptions()
             options.maxInFlight = maxInFlight
@@ -85,9 +85,8 @@ struct ConsumeCommand: AsyncParsableCommand {
                 }
                 guard follow else { break }
                 try await Task.sleep(for: .milliseconds(pollMilliseconds))
-                // The embedded log is reopened to see what another process appended.
-                source = try await data.openSource()
-                member.use(source)
+                // The embedded log catches up with another process's appends in place.
+                if let log = source as? EventReader { try log.refresh() }
                 ends = try source.endOffsets()
             }
             let seconds = MonotonicTime.now.seconds(since: began)

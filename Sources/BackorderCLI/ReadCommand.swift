@@ -40,7 +40,7 @@ struct ReadCommand: AsyncParsableCommand {
             throw ValidationError("--type: unknown event type \(name) (types: \(EventType.all.keys.sorted().joined(separator: ", ")))")
         }
         try await runQuery {
-            var source = try await data.openSource()
+            let source = try await data.openSource()
             let ends = try source.endOffsets()
             let start = try from.map { try Self.positions($0, option: "--from", source) } ?? Array(repeating: 0, count: ends.count)
             let stop = try to.map { try Self.positions($0, option: "--to", source) } ?? ends
@@ -101,12 +101,9 @@ struct ReadCommand: AsyncParsableCommand {
             try output.flush()
             while follow && more {
                 try await Task.sleep(for: .milliseconds(pollMilliseconds))
-                // The embedded log is reopened to see what another process appended; a
+                // The embedded log catches up with another process's appends in place; a
                 // JetStream source asks the server each time.
-                if data.clusterOptions() == nil {
-                    source = try await data.openSource()
-                    reader = try reader.reopened(on: source)
-                }
+                if let log = source as? EventReader { try log.refresh() }
                 reader.extend(to: try source.endOffsets())
                 more = try drain()
                 try output.flush()

@@ -44,7 +44,7 @@ public final class GroupMember {
 
     public let group: ConsumerGroup
     public let memberID: String
-    private var source: any EventSource
+    private let source: any EventSource
     private let options: MemberOptions
     private let memberLock: any StorageLock
 
@@ -91,17 +91,6 @@ public final class GroupMember {
         held = [:]
         try? group.storage.remove(group.directory + "/member-\(memberID).lock")
         memberLock.release()
-    }
-
-    /// Reads from a new source of the same history from now on (the embedded log reopened
-    /// to see appends of another process). Positions are the checkpoints: nothing is lost.
-    public func use(_ source: any EventSource) {
-        self.source = source
-        for lane in held.keys {
-            held[lane]?.cursor = nil
-            held[lane]?.buffer = []
-            held[lane]?.bufferAt = 0
-        }
     }
 
     /// Takes free lanes up to this member's fair share (lanes ÷ live members, rounded up)

@@ -75,6 +75,9 @@ final class Partition: Sendable {
         self.writer = writer
     }
 
+    /// Opened without a writer.
+    var isReadOnly: Bool { writer == nil }
+
     /// Starts the writer's flusher thread (writable partitions only).
     func startWriter() throws {
         guard let writer else { return }

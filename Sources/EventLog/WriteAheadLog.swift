@@ -136,6 +136,17 @@ public final class WriteAheadLog: Sendable {
         try self.partition(partition).endOffset
     }
 
+    /// A log opened read-only catches up with what a writer in another process appended
+    /// since (`Partition.refresh`): cursors and end offsets then see it. Returns whether
+    /// any partition grew.
+    @discardableResult
+    public func refresh() throws -> Bool {
+        guard partitions.allSatisfy(\.isReadOnly) else { throw LogError.invalidArgument("refresh is for a log opened read-only; this process writes it") }
+        var grew = false
+        for partition in partitions where try partition.refresh() { grew = true }
+        return grew
+    }
+
     /// Per-partition offsets, segments and sizes.
     public func statistics() -> [PartitionStatistics] { partitions.map(\.statistics) }
 

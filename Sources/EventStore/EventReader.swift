@@ -23,6 +23,13 @@ public final class EventReader: Sendable {
     /// Number of partitions.
     public var partitionCount: Int { log.partitionCount }
 
+    /// Catches up with what a writer in another process appended since the open (or the
+    /// last refresh), without reopening; returns whether there is more.
+    @discardableResult
+    public func refresh() throws -> Bool {
+        do { return try log.refresh() } catch { throw EventStoreError.wrap(error) }
+    }
+
     /// The offset after the last event of each partition.
     public func endOffsets() throws -> [Int64] {
         do { return try (0..<log.partitionCount).map { try log.endOffset(partition: $0) } } catch { throw EventStoreError.wrap(error) }

@@ -7,7 +7,8 @@
 /// lane. Memory: one decoded batch per lane.
 ///
 /// `positions` is where each lane stands (the offset after the last event returned): a
-/// resume point. `extend(to:)` moves the ends, so a follower reads on from where it was.
+/// resume point. `extend(to:)` moves the ends, so a follower reads on from where it was
+/// (after `EventReader.refresh()` on the embedded log).
 public struct RecordedOrderReader: Sendable {
     private let source: any EventSource
     private var cursors: [EventCursor?]
@@ -35,12 +36,6 @@ public struct RecordedOrderReader: Sendable {
     public mutating func extend(to newEnds: [Int64]) {
         precondition(newEnds.count == ends.count, "\(newEnds.count) ends for \(ends.count) lanes")
         ends = zip(ends, newEnds).map { max($0, $1) }
-    }
-
-    /// Starts every lane over on a new source of the same history (a reader reopened to
-    /// see what other processes appended since), from where each lane stands.
-    public func reopened(on source: any EventSource) throws -> RecordedOrderReader {
-        try RecordedOrderReader(source: source, from: positions, to: ends)
     }
 
     /// The next event, or nil when every lane is at its end.

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+@testable import EventLog
+
+/// A log opened read-only catches up in place with another writer's appends
+/// (`WriteAheadLog.refresh`): what `read --follow` and `consume --follow` rely on.
+@Suite struct RefreshTests {
+    @Test func aReadOnlyLogSeesAppendsAndRolledSegmentsAfterRefresh() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        // Small segments, so that the writer rolls several while the reader follows.
+        let writer = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 2, segmentBytes: 64 << 10))
+        try await appendSamples(writer, 0..<50, batchSize: 10)
+        let reader = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 2, segmentBytes: 64 << 10, writable: false))
+        #expect(try reader.endOffset(partition: 0) == 50)
+        var cursor = try reader.cursor(partition: 0, from: 0)
+        var seen: [Record] = []
+        while let batch = try cursor.next() { seen += batch.recordList() }
+        #expect(seen.count == 50)
+        #expect(try reader.refresh() == false, "nothing new")
+        var next = 50
+        for round in 0..<6 {
+            try await appendSamples(writer, next..<(next + 400), batchSize: 7)
+            try await appendSamples(writer, 0..<3, batchSize: 3, partition: 1)
+            next += 400
+            #expect(try reader.refresh(), "round \(round): the reader sees the new batches")
+            #expect(try reader.endOffset(partition: 0) == Int64(next))
+            // The cursor that reached the end before goes on, across the rolled segments.
+            while let batch = try cursor.next() { seen += batch.recordList() }
+            #expect(seen == (0..<next).map(sampleRecord), "round \(round): every record once, in order")
+        }
+        #expect(segmentFiles(dir.path).count > 3, "the writer rolled segments while the reader followed")
+        #expect(try readAll(reader, partition: 1).count == 18)
+        // A fresh read-only open agrees with the refreshed one.
+        let fresh = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 2, segmentBytes: 64 << 10, writable: false))
+        #expect(try readAll(fresh) == readAll(reader))
+        #expect(throws: LogError.self) { try writer.refresh() }
+        try await writer.close()
+    }
+}

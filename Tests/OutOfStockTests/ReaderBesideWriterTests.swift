@@ -16,8 +16,13 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let lines = try generatedInput(events: 18_000, seed: 41)
         let store = dir + "/store"
-        var reads = 0, verifies = 0
+        var reads = 0, verifies = 0, refreshes = 0
         var falseAlarms: [String] = []
+        // A follower that opened once and catches up in place (`refresh`), as `read
+        // --follow` does: every event exactly once, in offset order, per partition.
+        var follower: EventReader?
+        var followed: [Int64] = []
+        var cursors: [EventCursor] = []
         // Appends of 3,000 events, batch sizes in turn, until the readers have read the
         // log 1,000 times beside a writer (checksum and chain verifies and full reads;
         // every batch size at least once).
@@ -36,6 +41,28 @@ import Testing
                 verifies += 1
                 falseAlarms += report.damage.map { "batch size \(batchSize), verify: \($0.path) @\($0.byteOffset): \($0.reason)" }
                 do {
+                    if follower == nil {
+                        let opened = try await EventReader.open(at: store)
+                        follower = opened
+                        followed = Array(repeating: 0, count: opened.partitionCount)
+                        cursors = try (0..<opened.partitionCount).map { try opened.events(partition: $0, from: 0) }
+                    }
+                    try follower?.refresh()
+                    for partition in cursors.indices {
+                        while let batch = try cursors[partition].next() {
+                            for event in batch {
+                                if event.position.offset != followed[partition] {
+                                    falseAlarms.append("batch size \(batchSize), follower: partition \(partition) offset \(event.position.offset) where \(followed[partition]) was next")
+                                }
+                                followed[partition] = event.position.offset + 1
+                            }
+                        }
+                    }
+                    refreshes += 1
+                } catch {
+                    falseAlarms.append("batch size \(batchSize), follow: \(error)")
+                }
+                do {
                     let reader = try await EventReader.open(at: store)
                     for partition in 0..<reader.partitionCount {
                         var cursor = try reader.events(partition: partition, from: 0)
@@ -49,8 +76,15 @@ import Testing
             writer.waitUntilExit()
             #expect(writer.terminationStatus == 0, "append of round \(round) failed")
         }
+        // The follower, refreshed once more after the last append, holds every event.
+        try follower?.refresh()
+        for partition in cursors.indices {
+            while let batch = try cursors[partition].next() { followed[partition] = (batch.last?.position.offset ?? followed[partition] - 1) + 1 }
+        }
+        let reopened = try await EventReader.open(at: store)
+        #expect(followed == (try reopened.endOffsets()), "the follower caught up with every event")
         #expect(falseAlarms.isEmpty, "\(falseAlarms.count) false alarms: \(falseAlarms.prefix(5))")
         #expect(reads + verifies >= 1_000, "the readers must have run beside the writer (\(reads) reads, \(verifies) verifies)")
-        print("readers beside a writer: \(verifies) verifies and \(reads) full reads beside the appends, \(falseAlarms.count) false alarms")
+        print("readers beside a writer: \(verifies) verifies, \(reads) full reads and \(refreshes) refreshes of a follower beside the appends, \(falseAlarms.count) false alarms")
     }
 }

@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutOfStockTests",
-            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI", "JetStreamStore", "Consumers", "TestSupport"]
+            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI", "JetStreamStore", "Consumers", "StorageSimulator", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6],

@@ -1,29 +1,34 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import EventLog
 import EventStore
 import Foundation
 
 /// Validated events waiting to be appended (the whole input is validated before the
-/// first append). Kept in memory up to `memoryLimit` events, then spilled to an unlinked
-/// temporary file, so that ingest memory stays bounded whatever the size of the input.
+/// first append). Kept in memory up to `memoryLimit` events, then spilled to a temporary
+/// file — through `Storage`, and removed as soon as it is open (it is gone when closed,
+/// even after a crash) — so that ingest memory stays bounded whatever the input's size.
 final class AcceptedEvents {
     private let memoryLimit: Int
+    private let storage: any Storage
+    private let directory: String
 
     private var memory: [NewEvent] = []
-    private var fd: Int32 = -1
+    private var file: (any StorageFile)?
     private var pending: [UInt8] = []
     private var fileBytes = 0
     /// Events held.
     private(set) var count = 0
 
-    init(memoryLimit: Int) { self.memoryLimit = memoryLimit }
+    init(memoryLimit: Int, storage: any Storage = PosixStorage(), directory: String = NSTemporaryDirectory()) {
+        self.memoryLimit = memoryLimit
+        self.storage = storage
+        self.directory = directory
+    }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit { file?.close() }
 
     func append(_ event: NewEvent) throws {
         count += 1
-        if fd < 0 {
+        guard file != nil else {
             memory.append(event)
             if memory.count > memoryLimit { try spill() }
             return
@@ -34,7 +39,7 @@ final class AcceptedEvents {
 
     /// Calls `body` with the events in order, `size` at a time.
     func forEachChunk(of size: Int, _ body: ([NewEvent]) async throws -> Void) async throws {
-        if fd < 0 {
+        guard let file else {
             var start = 0
             while start < memory.count {
                 try await body(Array(memory[start..<min(start + size, memory.count)]))
@@ -43,7 +48,7 @@ final class AcceptedEvents {
             return
         }
         try flush()
-        var reader = SpillReader(fd: fd, end: fileBytes)
+        var reader = SpillReader(file: file, end: fileBytes)
         var chunk: [NewEvent] = []
         chunk.reserveCapacity(size)
         while let event = try reader.next() {
@@ -57,25 +62,24 @@ final class AcceptedEvents {
     }
 
     private func spill() throws {
-        var template = Array((NSTemporaryDirectory() + "backorder-ingest-XXXXXX").utf8CString)
-        fd = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
-        guard fd >= 0 else { throw InputError(line: 0, field: "", message: "cannot create a temporary file for the validated input: \(String(cString: strerror(errno)))") }
-        template.withUnsafeBufferPointer { buffer in _ = buffer.baseAddress.map { unlink($0) } } // gone when closed, even after a crash
+        let path = directory + "/backorder-ingest-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        do {
+            file = try storage.open(path, create: true, writable: true)
+            try storage.remove(path)
+        } catch {
+            throw InputError(line: 0, field: "", message: "cannot create a temporary file for the validated input in \(directory): \(error)")
+        }
         for event in memory { Self.encode(event, into: &pending) }
         memory = []
         try flush()
     }
 
     private func flush() throws {
-        var offset = 0
-        while offset < pending.count {
-            let n = pending.withUnsafeBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return pwrite(fd, base + offset, raw.count - offset, off_t(fileBytes + offset))
-            }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw InputError(line: 0, field: "", message: "cannot write the temporary file of the validated input: \(String(cString: strerror(errno)))") }
-            offset += n
+        guard let file, !pending.isEmpty else { return }
+        do {
+            try pending.withUnsafeBytes { try file.write($0, at: Int64(fileBytes)) }
+        } catch {
+            throw InputError(line: 0, field: "", message: "cannot write the temporary file of the validated input: \(error)")
         }
         fileBytes += pending.count
         pending.removeAll(keepingCapacity: true)
@@ -105,14 +109,14 @@ final class AcceptedEvents {
 
     /// Reads events back from the spill file through a large buffer.
     struct SpillReader {
-        let fd: Int32
+        let file: any StorageFile
         let end: Int
         var buffer: [UInt8] = []
         var at = 0
         var fileOffset = 0
 
-        init(fd: Int32, end: Int) {
-            self.fd = fd
+        init(file: any StorageFile, end: Int) {
+            self.file = file
             self.end = end
         }
 
@@ -148,11 +152,10 @@ final class AcceptedEvents {
             let want = max(4 << 20, count)
             let old = buffer.count
             buffer += [UInt8](repeating: 0, count: min(want, end - fileOffset))
-            let n = buffer.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return pread(fd, base + old, raw.count - old, off_t(fileOffset))
+            let n = try buffer.withUnsafeMutableBytes { raw in
+                try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[old...]), at: Int64(fileOffset))
             }
-            guard n == buffer.count - old else { throw InputError(line: 0, field: "", message: "cannot read back the validated input") }
+            guard n == buffer.count - old else { throw InputError(line: 0, field: "", message: "cannot read back the validated input: \(n) of \(buffer.count - old) bytes at \(fileOffset)") }
             fileOffset += n
         }
     }

@@ -20,11 +20,14 @@ final class IngestMemory {
     /// Entries moved to the scratch store so far (for tests and reports).
     private(set) var spilled = 0
 
-    init(streamLimit: Int, idLimit: Int, scratchParent: String = NSTemporaryDirectory()) {
+    private let storage: any Storage
+
+    init(streamLimit: Int, idLimit: Int, scratchParent: String = NSTemporaryDirectory(), storage: any Storage = PosixStorage()) {
         precondition(streamLimit >= 1 && idLimit >= 1, "ingest memory limits must be positive")
         self.streamLimit = streamLimit
         self.idLimit = idLimit
         self.scratchParent = scratchParent
+        self.storage = storage
     }
 
     deinit { discard() }
@@ -35,7 +38,8 @@ final class IngestMemory {
         ids.removeAll()
         guard let (store, path) = scratch else { return }
         try? store.close()
-        try? FileManager.default.removeItem(atPath: path)
+        for name in (try? storage.listDirectory(path)) ?? [] { try? storage.remove(path + "/" + name) }
+        try? storage.removeDirectory(path)
         scratch = nil
     }
 
@@ -86,7 +90,7 @@ final class IngestMemory {
         options.blockCacheBytes = 8 << 20
         options.codec = .none
         options.sync = false // scratch: never read after a crash
-        let store = try KVStore.open(at: path, options: options)
+        let store = try KVStore.open(at: path, options: options, storage: storage)
         scratch = (store, path)
         return store
     }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import EventLog
 import EventStore
+import Foundation
 
 /// A stream's identity within the ingestor's cache: tenant and stream name, with a
 /// 64-bit FNV-1a hash computed once so that dictionary lookups hash 8 bytes, not strings.
@@ -159,6 +160,10 @@ public struct IngestOptions: Sendable {
     /// found (so memory does not grow with the rejected lines); a throw fails the ingest.
     /// nil: the first `maxReportedErrors` are kept in the report.
     public var rejectedLineSink: (@Sendable (_ line: [UInt8], _ error: InputError) throws -> Void)?
+    /// Where the spool of validated events and the scratch store of stream states and ids
+    /// go (in `temporaryDirectory`), through the one storage interface.
+    public var storage: any Storage = PosixStorage()
+    public var temporaryDirectory = NSTemporaryDirectory()
 
     /// The defaults.
     public init() {}
@@ -212,7 +217,8 @@ public final class Ingestor {
         self.lookup = lookup
         self.options = options
         self.parser = try InputParser()
-        self.memory = IngestMemory(streamLimit: options.memoryStreams, idLimit: options.memoryIDs)
+        self.memory = IngestMemory(streamLimit: options.memoryStreams, idLimit: options.memoryIDs, scratchParent: options.temporaryDirectory,
+                                   storage: options.storage)
     }
 
     /// Ingests everything `reader` yields. `progress` is called now and then with the
@@ -224,7 +230,7 @@ public final class Ingestor {
         // What was decided is only true of this input once it is appended: forget it after.
         defer { memory.discard() }
         var report = IngestReport()
-        let accepted = AcceptedEvents(memoryLimit: options.memoryEvents)
+        let accepted = AcceptedEvents(memoryLimit: options.memoryEvents, storage: options.storage, directory: options.temporaryDirectory)
         let now = EventStore.wallClockMicroseconds()
         var single = SingleStreamCheck(expectVersion: options.expectVersion)
         let parsers = [parser, try InputParser()]

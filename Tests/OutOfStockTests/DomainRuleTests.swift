@@ -29,7 +29,11 @@ func ingest(_ lines: [String], into directory: String, options: IngestOptions = 
     let fd = open(path, O_RDONLY)
     defer { close(fd) }
     var reader = LineReader(fd: fd, name: path)
-    let report = try await Ingestor(store: store, options: options).ingest(&reader)
+    let report: IngestReport
+    do { report = try await Ingestor(store: store, options: options).ingest(&reader) } catch {
+        try? await store.close()
+        throw error
+    }
     try await store.close()
     return report
 }

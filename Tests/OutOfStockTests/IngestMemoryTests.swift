@@ -1,6 +1,7 @@
 import DataGenerator
 import EventStore
 import Foundation
+import StorageSimulator
 import Testing
 @testable import OutOfStock
 
@@ -74,5 +75,47 @@ import Testing
         #expect(eventsA.map(\.data) == eventsB.map(\.data))
         try await storeA.close()
         try await storeB.close()
+    }
+    /// The spool of validated events and the scratch store go through the storage the
+    /// ingest is given: on the fault simulator, a spool whose writes fail stops the ingest
+    /// with an error that says so, before anything is appended; without faults, the same
+    /// input spilled there appends exactly what it appends from memory.
+    @Test func theSpoolAndScratchStoreGoThroughTheGivenStorage() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var generator = GeneratorOptions()
+        generator.events = 2_000
+        generator.customersPerTenant = 20
+        generator.productsPerTenant = 8
+        var events = EventGenerator(options: generator)
+        var lines: [String] = []
+        while let line = events.next() { lines.append(String(decoding: line, as: UTF8.self)) }
+
+        let simulated = SimulatedStorage()
+        try simulated.createDirectory("/tmp")
+        var options = IngestOptions()
+        options.memoryEvents = 100
+        options.memoryStreams = 10
+        options.memoryIDs = 50
+        options.storage = simulated
+        options.temporaryDirectory = "/tmp"
+        let spilled = try await ingest(lines, into: dir + "-sim", options: options)
+        defer { try? FileManager.default.removeItem(atPath: dir + "-sim") }
+        let inMemory = try await ingest(lines, into: dir)
+        #expect(spilled.appended == inMemory.appended && spilled.appended == 2_000)
+        let left = try simulated.listDirectory("/tmp")
+        #expect(left.isEmpty, "the spool and the scratch store are removed: \(left)")
+
+        simulated.setFaults(.init(errorProbability: 1.0), seed: 1)
+        do {
+            _ = try await ingest(lines, into: dir + "-faulty", options: options)
+            Issue.record("an ingest whose spool cannot be written must fail")
+        } catch {
+            #expect("\(error)".contains("temporary file") || "\(error)".contains("/tmp"), "\(error)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir + "-faulty") }
+        let store = try await EventStore.open(at: dir + "-faulty")
+        #expect(try allStoredEvents(store).isEmpty, "nothing appended")
+        try await store.close()
     }
 }

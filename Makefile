@@ -40,6 +40,9 @@ demo: release
 	$(BIN) log verify --data $(DATA)
 	$(BIN) audit verify --data $(DATA)
 	$(BIN) query dashboard --data $(DATA)
+	$(BIN) read --data $(DATA) --type OutOfStockReported --limit 5 --format table
+	$(BIN) consume --data $(DATA) --group demo --max-in-flight 5000 > /dev/null
+	$(BIN) groups show demo --data $(DATA)
 
 test: build
 	swift test $(SWIFT_BUILD_FLAGS)

@@ -9,6 +9,8 @@ import Foundation
 final class ReadAhead: @unchecked Sendable {
     struct Chunk {
         var events: [StoredEvent]
+        /// The lane each event was read in.
+        var lanes: [Int]
         /// Each partition's position after the events of this chunk and those filtered out before them.
         var positions: [Int64]
     }
@@ -30,16 +32,19 @@ final class ReadAhead: @unchecked Sendable {
     }
 
     private func run(_ keep: (StoredEvent) -> Bool) {
-        var chunk = Chunk(events: [], positions: reader.positions)
+        var chunk = Chunk(events: [], lanes: [], positions: reader.positions)
         do {
             var open = true
-            while open, let event = try reader.next() {
+            while open, let (lane, event) = try reader.nextWithLane() {
                 scanned += 1
-                if keep(event) { chunk.events.append(event) }
+                if keep(event) {
+                    chunk.events.append(event)
+                    chunk.lanes.append(lane)
+                }
                 if chunk.events.count == 1_024 || scanned % 8_192 == 0 {
                     chunk.positions = reader.positions
                     open = put(chunk)
-                    chunk = Chunk(events: [], positions: reader.positions)
+                    chunk = Chunk(events: [], lanes: [], positions: reader.positions)
                 }
             }
             if open {

@@ -66,7 +66,7 @@ struct ReadCommand: AsyncParsableCommand {
                 var positions = reader.positions
                 do {
                     while let chunk = try ahead.next() {
-                        for event in chunk.events {
+                        for (event, lane) in zip(chunk.events, chunk.lanes) {
                             if let limit, written >= limit {
                                 _ = ahead.finish()
                                 scanned += ahead.scanned
@@ -74,7 +74,7 @@ struct ReadCommand: AsyncParsableCommand {
                                 return false
                             }
                             try write(event)
-                            positions[event.position.partition] = event.position.offset + 1
+                            positions[lane] = event.position.offset + 1
                         }
                         positions = chunk.positions
                     }

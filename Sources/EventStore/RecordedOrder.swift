@@ -39,7 +39,11 @@ public struct RecordedOrderReader: Sendable {
     }
 
     /// The next event, or nil when every lane is at its end.
-    public mutating func next() throws -> StoredEvent? {
+    public mutating func next() throws -> StoredEvent? { try nextWithLane()?.event }
+
+    /// The next event and the lane it was read in (on JetStream, one lane holds every
+    /// partition's events: the lane is not the event's `position.partition`).
+    public mutating func nextWithLane() throws -> (lane: Int, event: StoredEvent)? {
         var best: Int?
         for lane in 0..<buffers.count {
             guard try fill(lane) else { continue }
@@ -50,7 +54,7 @@ public struct RecordedOrderReader: Sendable {
         let event = buffers[lane][nextIndex[lane]]
         nextIndex[lane] += 1
         positions[lane] = event.position.offset + 1
-        return event
+        return (lane, event)
     }
 
     /// Whether `a` comes before `b` of another lane.

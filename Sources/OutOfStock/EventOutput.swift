@@ -8,7 +8,7 @@ import EventStore
 ///
 /// `data` holds the fields the producer sent; `derived` the ones the store added (a report's
 /// customer and product names as they were). `at` and `recordedAt` are exact to the
-/// microsecond; `position` is `partition:offset` (on JetStream `0:` stream sequence − 1).
+/// microsecond; `position` is `partition:offset` (on JetStream, offset = stream sequence − 1).
 /// Written into a byte buffer without a `String` per field: reading out is a bulk path.
 public enum EventOutput {
     /// Appends the event's line, without the newline. Throws `malformedEvent` when its data

@@ -336,6 +336,21 @@ import Testing
         #expect(s == 0 && stats.contains("3000 events") && stats.contains("durability: JetStream R1"))
         let (v, _, refusal) = try runBackorder(["audit", "verify"] + clustered)
         #expect(v == 1 && refusal.contains("not available on a JetStream store"))
+
+        // `read`: the same events as from the embedded log (positions and recording times
+        // differ), each stream in version order; consumer groups are embedded-only.
+        let (r, clusterRead, readErr) = try runBackorder(["read"] + clustered)
+        let (_, logRead, _) = try runBackorder(["read"] + embedded)
+        func content(_ text: String) -> [Substring] {
+            text.split(separator: "\n").map { line in line.range(of: ",\"position\":").map { line[..<$0.lowerBound] } ?? line }
+        }
+        #expect(r == 0 && content(clusterRead).count == 3_000, "\(readErr.prefix(600))")
+        #expect(content(clusterRead).sorted() == content(logRead).sorted())
+        let streamOf = { (line: Substring) in line.firstMatch(of: /"(recordId|customerId|productId)":"([^"]+)"/).map { "\($0.1)=\($0.2)" } ?? "" }
+        let (_, oneStream, _) = try runBackorder(["read", "--tenant", "default", "--stream", "record/R-000002"] + clustered)
+        #expect(content(oneStream) == content(logRead).filter { $0.contains("\"type\":\"") && streamOf($0) == "recordId=R-000002" })
+        let (c, _, consumeRefusal) = try runBackorder(["consume", "--group", "g"] + clustered)
+        #expect(c == 1 && consumeRefusal.contains("not available on a JetStream store"), "\(consumeRefusal)")
     }
 }
 

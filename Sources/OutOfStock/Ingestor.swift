@@ -147,12 +147,14 @@ public struct IngestOptions: Sendable {
     /// Keep at most this many error details (all are counted).
     public var maxReportedErrors = 1_000
     /// Validated events kept in memory before they are spilled to a temporary file.
-    public var memoryEvents = 200_000
-    /// Stream states (about 200 bytes each) and event ids (about 25 bytes each) kept in
-    /// memory while validating; beyond them both move to a scratch key-value store in the
-    /// temporary directory, so a long input costs this memory, not memory per stream.
-    public var memoryStreams = 500_000
-    public var memoryIDs = 2_000_000
+    public var memoryEvents = 50_000
+    /// Stream states (about 200 bytes each) and event ids (about 40 bytes each, with their
+    /// fingerprints) kept in memory while validating; beyond them both move to a scratch
+    /// key-value store in the temporary directory, so a long input costs this memory, not
+    /// memory per stream. The defaults keep `append --skip-views` of 1,000,000 events near
+    /// 200 MB (bench/RESULTS.md).
+    public var memoryStreams = 200_000
+    public var memoryIDs = 500_000
     /// How far a line's `at` may be ahead of this machine's clock, in µs (default one
     /// hour); a line dated later is rejected. nil: no limit.
     public var maxClockSkew: Int64? = 3_600_000_000

@@ -264,7 +264,7 @@ struct SegmentIndexLoader {
         let stem = String(segment.path.dropLast(SegmentFile.logExtension.count))
         if let offsets = try? storage.readWholeFile(stem + SegmentFile.indexExtension),
            let times = try? storage.readWholeFile(stem + SegmentFile.timeIndexExtension),
-           let index = SegmentIndex.decode(offsets: offsets, times: times, segmentSize: segment.size, intervalBytes: intervalBytes) {
+           let index = SegmentIndex.decodeFiles(offsets: offsets, times: times, segmentSize: segment.size, intervalBytes: intervalBytes) {
             return index
         }
         let index = try rebuild(segment: segment)
@@ -297,7 +297,7 @@ struct SegmentIndexLoader {
     }
 
     func write(_ index: SegmentIndex, stem: String) throws {
-        let (offsets, times) = index.encoded()
+        let (offsets, times) = index.encodedFiles()
         for (bytes, ext) in [(offsets, SegmentFile.indexExtension), (times, SegmentFile.timeIndexExtension)] {
             let file = try storage.open(stem + ext, create: true, writable: true)
             defer { file.close() }

@@ -93,6 +93,27 @@ struct SegmentIndex: Sendable, Equatable {
     static let offsetEntryBytes = 8
     static let timeEntryBytes = 12
 
+    /// A sealed segment's `.index` and `.timeindex` files: the `.timeindex` ends with a
+    /// CRC32C (u32) of both files' bytes before it, so that a flipped byte anywhere in
+    /// either — a timestamp that would move an as-of answer, a position that would send a
+    /// seek astray — makes the pair fail validation and be rebuilt from the segment.
+    func encodedFiles() -> (offsets: [UInt8], times: [UInt8]) {
+        var (offsets, times) = encoded()
+        let crc = CRC32C.checksum(times, continuing: CRC32C.checksum(offsets))
+        withUnsafeBytes(of: crc.littleEndian) { times.append(contentsOf: $0) }
+        return (offsets, times)
+    }
+
+    /// Decodes what `encodedFiles` wrote; nil when the checksum or `decode`'s checks fail
+    /// (files of builds before the checksum included).
+    static func decodeFiles(offsets: [UInt8], times: [UInt8], segmentSize: Int64, intervalBytes: Int) -> SegmentIndex? {
+        guard times.count >= 4 else { return nil }
+        let body = Array(times[..<(times.count - 4)])
+        let stored = UInt32(littleEndian: times.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: times.count - 4, as: UInt32.self) })
+        guard CRC32C.checksum(body, continuing: CRC32C.checksum(offsets)) == stored else { return nil }
+        return decode(offsets: offsets, times: body, segmentSize: segmentSize, intervalBytes: intervalBytes)
+    }
+
     /// The two files' contents.
     func encoded() -> (offsets: [UInt8], times: [UInt8]) {
         var offsets = [UInt8](repeating: 0, count: entries.count * Self.offsetEntryBytes)

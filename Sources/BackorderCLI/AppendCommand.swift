@@ -209,19 +209,9 @@ struct AppendCommand: AsyncParsableCommand {
 
 /// A JSON string literal.
 func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-        }
-    }
-    return out + "\""
+    var out: [UInt8] = []
+    JSONText.appendString(text, to: &out)
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// A one-line progress display on a terminal's standard error, at most 5 updates a second.

@@ -110,16 +110,9 @@ struct ExportRow {
     /// they do not decode.
     var dataJSON: String {
         guard let data else { return "{\"undecodable\":\"" + event.data.map { String(format: "%02x", $0) }.joined() + "\"}" }
-        return "{" + data.fields.compactMap { field -> String? in
-            guard let value = data[field] else { return nil }
-            let text: String = switch value {
-            case let .string(s): jsonString(s)
-            case let .integer(v): String(v)
-            case let .number(d): d.isFinite ? String(d) : "null"
-            case let .strings(list): "[" + list.map(jsonString).joined(separator: ",") + "]"
-            }
-            return jsonString(field.name) + ":" + text
-        }.joined(separator: ",") + "}"
+        var out: [UInt8] = []
+        EventOutput.appendObject(data, fields: Field.allCases, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     private var values: [String] {

@@ -33,10 +33,10 @@ public enum EventOutput {
             JSONText.appendString(correlation, to: &out)
         }
         out.append(contentsOf: #","data":"#.utf8)
-        appendFields(data, Field.producerFields, to: &out)
+        appendObject(data, fields: Field.producerFields, to: &out)
         if Field.derivedFields.contains(where: { data[$0] != nil }) {
             out.append(contentsOf: #","derived":"#.utf8)
-            appendFields(data, Field.derivedFields, to: &out)
+            appendObject(data, fields: Field.derivedFields, to: &out)
         }
         out.append(contentsOf: #","position":""#.utf8)
         out.append(contentsOf: event.position.description.utf8)
@@ -47,7 +47,8 @@ public enum EventOutput {
         out.append(contentsOf: #""}"#.utf8)
     }
 
-    private static func appendFields(_ data: EventData, _ fields: [Field], to out: inout [UInt8]) {
+    /// Appends `fields` of `data` (those present, in the order given) as a JSON object.
+    public static func appendObject(_ data: EventData, fields: [Field], to out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         var first = true
         for field in fields {

@@ -332,3 +332,72 @@ package final class SimulatedFile: StorageFile, @unchecked Sendable {
 
 /// BACKORDER_SIM_TRACE=1 prints every injected fault, sync, truncation and crash (to follow a replayed seed).
 package let traceSim = ProcessInfo.processInfo.environment["BACKORDER_SIM_TRACE"] != nil
+
+extension SimulatedStorage {
+    /// The storage as one process sees it. After a power cut or a kill (a new generation)
+    /// every operation of this view fails, by path as by open file: a dead process does
+    /// nothing more. Without it, a store's background work that outlived its "process" in
+    /// a test (a compaction removing a table it had made obsolete) would reach the restored
+    /// files, which no real crash allows.
+    package func currentProcess() -> any Storage { ProcessStorage(storage: self, generation: generation) }
+}
+
+/// `SimulatedStorage.currentProcess()`: forwards every operation while its generation is
+/// the storage's, and fails it (EIO) after.
+package final class ProcessStorage: Storage, @unchecked Sendable {
+    private let storage: SimulatedStorage
+    private let generation: Int
+
+    init(storage: SimulatedStorage, generation: Int) {
+        self.storage = storage
+        self.generation = generation
+    }
+
+    private func alive(_ operation: String, _ path: String) throws {
+        guard storage.generation == generation else {
+            throw LogError.io(operation: "\(operation) by a process that died in a simulated crash", path: path, errno: EIO)
+        }
+    }
+
+    package func open(_ path: String, create: Bool, writable: Bool) throws -> any StorageFile {
+        try alive("open", path)
+        return try storage.open(path, create: create, writable: writable)
+    }
+
+    package func createDirectory(_ path: String) throws {
+        try alive("mkdir", path)
+        try storage.createDirectory(path)
+    }
+
+    package func listDirectory(_ path: String) throws -> [String] {
+        try alive("opendir", path)
+        return try storage.listDirectory(path)
+    }
+
+    package func exists(_ path: String) -> Bool { storage.exists(path) }
+
+    package func rename(_ from: String, to: String) throws {
+        try alive("rename", to)
+        try storage.rename(from, to: to)
+    }
+
+    package func remove(_ path: String) throws {
+        try alive("unlink", path)
+        try storage.remove(path)
+    }
+
+    package func removeDirectory(_ path: String) throws {
+        try alive("rmdir", path)
+        try storage.removeDirectory(path)
+    }
+
+    package func syncDirectory(_ path: String) throws {
+        try alive("fsync directory", path)
+        try storage.syncDirectory(path)
+    }
+
+    package func lock(_ path: String) throws -> any StorageLock {
+        try alive("open lock file", path)
+        return try storage.lock(path)
+    }
+}

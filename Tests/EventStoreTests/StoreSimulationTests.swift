@@ -5,8 +5,9 @@ import Testing
 @testable import EventStore
 import StorageSimulator
 
-/// The whole event store — log, index, lock — on the fault simulator: random appends, a
-/// power cut at a random storage operation (unsynced writes lost or torn, unsynced names
+/// The whole event store — log, index, lock — on the fault simulator, each open as one
+/// process (`currentProcess()`: after the cut, the dead store's background work touches
+/// nothing): random appends, a power cut at a random storage operation (unsynced writes lost or torn, unsynced names
 /// reverted), reopen, check. The index is a cache of the log: whatever the cut left of it,
 /// the reopened store must know every acknowledged event (a resend is a duplicate at its
 /// position), give every stream its dense versions, and append on from there.
@@ -21,50 +22,60 @@ import StorageSimulator
                  businessTime: Int64(n), actor: "u", data: Array("payload \(n)".utf8))
     }
 
-    @Test(arguments: seeds)
-    func powerLossNeverLosesAnAcknowledgedEventOrConfusesTheIndex(seed: UInt64) async throws {
-        let storage = SimulatedStorage()
-        var random = SplitMix64(seed: seed)
+    /// Small segments, recovery points and index memory: the log rolls and the index
+    /// commits and compacts often.
+    private static let options: StoreOptions = {
         var options = StoreOptions()
         options.log.partitionCount = 2
         options.log.segmentBytes = 64 << 10
         options.log.recoveryCheckpointBytes = 16 << 10
         options.log.preallocationBytes = 32 << 10
         options.log.lockTimeoutMilliseconds = 0
-        options.indexMemoryBytes = 64 << 10  // small: the index commits and compacts often
+        options.indexMemoryBytes = 64 << 10
+        return options
+    }()
+
+    /// Every acknowledged event is known where it was stored, with its version (a resend is
+    /// a duplicate there); every stream is dense and its head in the index is its last event.
+    private static func expectEverythingKnown(_ acknowledged: [Int: AppendOutcome], in store: EventStore, _ context: String) async throws {
+        let resent = acknowledged.keys.sorted()
+        if !resent.isEmpty {
+            for (n, outcome) in zip(resent, try await store.append(resent.map(Self.event))) {
+                guard case let .appended(position, version) = acknowledged[n]! else { continue }
+                #expect(outcome == .duplicate(position, version: version), "\(context): event \(n) came back as \(outcome)")
+            }
+        }
+        for tenant in ["t1", "t2"] {
+            for s in 0..<11 {
+                let events = try store.readStream(tenant: tenant, stream: "S-\(s)")
+                #expect(events.map(\.streamVersion) == Array(stride(from: Int64(1), through: Int64(events.count), by: 1)), "\(context): \(tenant)/S-\(s)")
+                #expect(try store.version(tenant: tenant, stream: "S-\(s)") == Int64(events.count))
+            }
+        }
+    }
+
+    /// Appends 1–40 new events; records their outcomes once acknowledged.
+    private static func appendSome(_ store: EventStore, next: inout Int, random: inout SplitMix64, acknowledged: inout [Int: AppendOutcome]) async throws {
+        let count = Int.random(in: 1...40, using: &random)
+        let batch = (next..<(next + count)).map(Self.event)
+        next += count
+        for (n, outcome) in zip(batch.map { Int($0.id.low) }, try await store.append(batch)) { acknowledged[n] = outcome }
+    }
+
+    @Test(arguments: seeds)
+    func powerLossNeverLosesAnAcknowledgedEventOrConfusesTheIndex(seed: UInt64) async throws {
+        let storage = SimulatedStorage()
+        var random = SplitMix64(seed: seed)
         var acknowledged: [Int: AppendOutcome] = [:]
         var next = 0, rebuilt = 0
         for round in 0..<5 {
-            let store = try await EventStore.open(at: "/sim", options: options, storage: storage)
+            let store = try await EventStore.open(at: "/sim", options: Self.options, storage: storage.currentProcess())
             if store.indexRebuildReason != nil { rebuilt += 1 }
-            // Every acknowledged event is known where it was stored, with its version.
-            let resent = acknowledged.keys.sorted()
-            if !resent.isEmpty {
-                let outcomes = try await store.append(resent.map(Self.event))
-                for (n, outcome) in zip(resent, outcomes) {
-                    guard case let .appended(position, version) = acknowledged[n]! else { continue }
-                    #expect(outcome == .duplicate(position, version: version), "seed \(seed) round \(round): event \(n) came back as \(outcome)")
-                }
-            }
-            // Streams are dense, and the index's head is the stream's last event.
-            for tenant in ["t1", "t2"] {
-                for s in 0..<11 {
-                    let events = try store.readStream(tenant: tenant, stream: "S-\(s)")
-                    #expect(events.map(\.streamVersion) == Array(stride(from: Int64(1), through: Int64(events.count), by: 1)), "seed \(seed) round \(round): \(tenant)/S-\(s)")
-                    #expect(try store.version(tenant: tenant, stream: "S-\(s)") == Int64(events.count))
-                }
-            }
+            try await Self.expectEverythingKnown(acknowledged, in: store, "seed \(seed) round \(round)")
             storage.crash(afterOperations: Int.random(in: 1...600, using: &random), seed: random.next())
             let generation = storage.generation
             while storage.generation == generation {
-                let count = Int.random(in: 1...40, using: &random)
-                let batch = (next..<(next + count)).map(Self.event)
-                next += count
-                do {
-                    for (n, outcome) in zip(batch.map { Int($0.id.low) }, try await store.append(batch)) { acknowledged[n] = outcome }
-                } catch {
-                    break  // the power is off
-                }
+                do { try await Self.appendSome(store, next: &next, random: &random, acknowledged: &acknowledged) } catch { break }  // the power is off
             }
             try? await store.close()
         }
@@ -73,6 +84,7 @@ import StorageSimulator
             print("seed \(seed): \(acknowledged.count) events acknowledged, index rebuilt at \(rebuilt) of 5 opens")
         }
     }
+
     /// I/O errors (EIO, ENOSPC) injected into every file of the store at random — log,
     /// index, lock — while appending: appends fail with an error, never a crash; after the
     /// process dies and the store is reopened without faults, every acknowledged event is
@@ -81,38 +93,15 @@ import StorageSimulator
     func injectedIOErrorsFailAppendsButLoseNothing(seed: UInt64) async throws {
         let storage = SimulatedStorage()
         var random = SplitMix64(seed: seed &+ 1_000)
-        var options = StoreOptions()
-        options.log.partitionCount = 2
-        options.log.segmentBytes = 64 << 10
-        options.log.preallocationBytes = 32 << 10
-        options.log.lockTimeoutMilliseconds = 0
-        options.indexMemoryBytes = 64 << 10
         var acknowledged: [Int: AppendOutcome] = [:]
         var next = 0, failures = 0
         for round in 0..<4 {
             storage.setFaults(.init())
-            let store = try await EventStore.open(at: "/sim", options: options, storage: storage)
-            let resent = acknowledged.keys.sorted()
-            if !resent.isEmpty {
-                for (n, outcome) in zip(resent, try await store.append(resent.map(Self.event))) {
-                    guard case let .appended(position, version) = acknowledged[n]! else { continue }
-                    #expect(outcome == .duplicate(position, version: version), "seed \(seed) round \(round): event \(n) came back as \(outcome)")
-                }
-            }
-            for s in 0..<11 {
-                let events = try store.readStream(tenant: "t1", stream: "S-\(s)")
-                #expect(events.map(\.streamVersion) == Array(stride(from: Int64(1), through: Int64(events.count), by: 1)), "seed \(seed) round \(round): S-\(s)")
-            }
+            let store = try await EventStore.open(at: "/sim", options: Self.options, storage: storage.currentProcess())
+            try await Self.expectEverythingKnown(acknowledged, in: store, "seed \(seed) round \(round)")
             storage.setFaults(.init(errorProbability: 0.01), seed: random.next())
             for _ in 0..<30 {
-                let count = Int.random(in: 1...40, using: &random)
-                let batch = (next..<(next + count)).map(Self.event)
-                next += count
-                do {
-                    for (n, outcome) in zip(batch.map { Int($0.id.low) }, try await store.append(batch)) { acknowledged[n] = outcome }
-                } catch {
-                    failures += 1
-                }
+                do { try await Self.appendSome(store, next: &next, random: &random, acknowledged: &acknowledged) } catch { failures += 1 }
             }
             try? await store.close()
             storage.crashProcess()  // kill -9: whatever was not synced may be lost, locks released

@@ -14,7 +14,9 @@ import Testing
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let lines = try generatedInput(events: 18_000, seed: 41)
+        // Enough input for 20 rounds; a loaded machine reads less per round, so the rounds go on
+        // until the readers have had their 1,000 looks (4 rounds at the least).
+        let lines = try generatedInput(events: 60_000, seed: 41)
         let store = dir + "/store"
         var reads = 0, verifies = 0, refreshes = 0
         var falseAlarms: [String] = []
@@ -26,7 +28,7 @@ import Testing
         // Appends of 3,000 events, batch sizes in turn, until the readers have read the
         // log 1,000 times beside a writer (checksum and chain verifies and full reads;
         // every batch size at least once).
-        for round in 0..<6 where round < 4 || reads + verifies < 1_000 {
+        for round in 0..<20 where round < 4 || reads + verifies < 1_000 {
             let batchSize = [1, 100, 1_000, 10][round % 4]
             let input = dir + "/input-\(round).ndjson"
             try (lines[(round * 3_000)..<((round + 1) * 3_000)].joined(separator: "\n") + "\n").write(toFile: input, atomically: true, encoding: .utf8)

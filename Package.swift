@@ -16,10 +16,17 @@ let package = Package(
         .library(name: "RecordsView", targets: ["RecordsView"]),
         .library(name: "JetStreamStore", targets: ["JetStreamStore"]),
         .library(name: "Consumers", targets: ["Consumers"]),
+        .library(name: "BackorderServer", targets: ["BackorderServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -54,6 +61,20 @@ let package = Package(
         .target(name: "RecordsView", dependencies: ["OutOfStock", "Projections", "KVStore", "EventStore", "EventLog"]),
         .target(name: "JetStreamStore", dependencies: ["EventStore", "EventLog", "CNats"]),
         .target(name: "Consumers", dependencies: ["EventStore", "EventLog"]),
+        // `backorder serve`: the store over HTTP (docs/SERVER.md).
+        .target(
+            name: "BackorderServer",
+            dependencies: [
+                "EventLog", "EventStore", "OutOfStock", "RecordsView", "Projections", "KVStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .target(name: "DataGenerator"),
         // The fault simulator (an in-memory `Storage` with power cuts, torn writes, errors
         // and bit flips); only the test targets use it.
@@ -71,8 +92,10 @@ let package = Package(
                 "KVStore",
                 "JetStreamStore",
                 "Consumers",
+                "BackorderServer",
                 "DataGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
@@ -90,6 +113,13 @@ let package = Package(
         .testTarget(
             name: "EventStoreTests",
             dependencies: ["EventStore", "EventLog", "KVStore", "StorageSimulator", "DataGenerator"]
+        ),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "BackorderServer", "EventStore", "EventLog", "OutOfStock", "RecordsView", "DataGenerator",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(
             name: "OutOfStockTests",

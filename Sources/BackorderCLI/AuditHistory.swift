@@ -14,19 +14,6 @@ struct AuditHistory: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
 
-    /// One event of the history.
-    struct Entry: Encodable {
-        let version: Int64
-        let type: String
-        let at: String
-        let recordedAt: String
-        let actor: String
-        let correlationId: String?
-        let eventId: String
-        let position: String
-        let changes: [FieldChange]
-    }
-
     func run() async throws {
         try await runQuery {
             let start = MonotonicTime.now
@@ -43,17 +30,7 @@ struct AuditHistory: AsyncParsableCommand {
             guard !events.isEmpty else {
                 throw QueryError(description: "no record \(recordID) in tenant \(tenant.tenant): the log holds no event of stream \(stream)")
             }
-            var tracker = ChangeTracker()
-            let entries = try events.map { event -> Entry in
-                let decoded: EventData
-                do { decoded = try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion) } catch {
-                    throw QueryError(description: "event at position \(event.position) of \(stream): \(error)")
-                }
-                return Entry(version: event.streamVersion, type: event.type, at: Timestamp.format(event.businessTime),
-                             recordedAt: Timestamp.format(event.recordedTime), actor: event.actor, correlationId: event.correlationId,
-                             eventId: event.id.description, position: event.position.description,
-                             changes: tracker.apply(type: event.type, data: decoded))
-            }
+            let entries = try AuditEntry.history(of: events, stream: stream)
             let seconds = MonotonicTime.now.seconds(since: start)
             if tenant.json { return try printJSON(entries) }
             print("Record \(recordID), tenant \(tenant.tenant): \(entries.count) events (\(howFound); \(String(format: "%.1f", seconds * 1000)) ms)")

@@ -9,7 +9,7 @@ struct Backorder: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backorder",
         abstract: "An event-sourced store for customer out-of-stock requests.",
-        subcommands: [AppendCommand.self, ReadCommand.self, ConsumeCommand.self, GroupsCommand.self, QueryCommand.self, SnapshotCommand.self, ReplayCommand.self, GenerateCommand.self, LogCommand.self, InspectCommand.self, AuditCommand.self])
+        subcommands: [AppendCommand.self, ReadCommand.self, ConsumeCommand.self, GroupsCommand.self, QueryCommand.self, ServeCommand.self, TokenCommand.self, SnapshotCommand.self, ReplayCommand.self, GenerateCommand.self, LogCommand.self, InspectCommand.self, AuditCommand.self])
 }
 
 /// Options every command that touches the data directory shares.

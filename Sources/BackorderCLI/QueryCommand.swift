@@ -261,25 +261,13 @@ struct RecordQuery: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var tenant: TenantOptions
 
-    struct Output: Encodable {
-        let record: RecordSummary
-        let history: [HistoryEntry]
-    }
-
-    struct HistoryEntry: Encodable {
-        let position: String, type: String, at: String, recordedAt: String, actor: String, version: Int64
-    }
-
     func run() async throws {
         try await runQuery {
             let (found, reader) = try await answer(data, tenant) { try $0.record(id) }
             guard let row = found else { throw QueryError(description: "unknown record \(id) in tenant \(tenant.tenant)") }
-            let history = try streamHistory(reader, tenant: tenant.tenant, stream: StreamName.record(id), head: row.head).map { e in
-                HistoryEntry(position: e.position.description, type: e.type, at: Timestamp.format(e.businessTime),
-                             recordedAt: Timestamp.format(e.recordedTime), actor: e.actor, version: e.streamVersion)
-            }
-            let summary = RecordSummary(row)
-            if tenant.json { return try printJSON(Output(record: summary, history: history)) }
+            let details = try RecordDetails(row, tenant: tenant.tenant, source: reader)
+            let (summary, history) = (details.record, details.history)
+            if tenant.json { return try printJSON(details) }
             printTable("Record \(id)", [summaryRow(summary)])
             printTable("History", history.map { ["v\($0.version)", $0.at, $0.type, $0.actor, "recorded " + $0.recordedAt, "@" + $0.position] })
         }
@@ -305,24 +293,4 @@ struct InsightsQuery: AsyncParsableCommand {
                        rows.map { [$0.key, $0.name, String($0.requests), String($0.customers), String($0.totalQuantity), String(format: "%.1f", $0.averageQuantity), $0.lastRequest] })
         }
     }
-}
-
-/// A stream's events, oldest first, read back from its newest one at `head` through each
-/// event's link to the previous (no scan); every event is checked to belong to the stream.
-func streamHistory(_ source: any EventSource, tenant: String, stream: String, head: Int64) throws -> [StoredEvent] {
-    let lane = source.lane(tenant: tenant, stream: stream)
-    var events: [StoredEvent] = []
-    var next: Int64? = head
-    while let offset = next {
-        let event = try source.readEvent(at: Position(partition: lane, offset: offset))
-        guard event.tenant == tenant, event.stream == stream else {
-            throw QueryError(description: "the view points at \(event.position) for \(tenant)/\(stream), which holds an event of \(event.tenant)/\(event.stream); `backorder replay` rebuilds the view")
-        }
-        guard events.last.map({ event.streamVersion == $0.streamVersion - 1 }) ?? true else {
-            throw QueryError(description: "\(tenant)/\(stream): version \(event.streamVersion) at \(event.position) does not precede version \(events.last?.streamVersion ?? 0)")
-        }
-        events.append(event)
-        next = event.previousOffset
-    }
-    return events.reversed()
 }

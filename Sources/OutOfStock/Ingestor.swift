@@ -166,6 +166,10 @@ public struct IngestOptions: Sendable {
     /// go (in `temporaryDirectory`), through the one storage interface.
     public var storage: any Storage = PosixStorage()
     public var temporaryDirectory = NSTemporaryDirectory()
+    /// The one tenant of this input (a server's request for one tenant): a line without a
+    /// tenant belongs to it, a line naming another is rejected. Nil: each line's own
+    /// (`default` when it names none).
+    public var tenant: String?
 
     /// The defaults.
     public init() {}
@@ -264,7 +268,15 @@ public final class Ingestor {
             switch result {
             case let .failure(error):
                 rejection = error
-            case let .success(input):
+            case var .success(input):
+                if let tenant = options.tenant {
+                    if !input.tenantGiven {
+                        input.tenant = tenant
+                    } else if input.tenant != tenant {
+                        rejection = InputError(line: line, field: "tenant", message: "\(input.tenant) is not this request's tenant \(tenant); leave it out, or send the line to its own tenant")
+                        break
+                    }
+                }
                 // A resend is acknowledged before any check (and does not use up
                 // --expect-version); a reused id with other content is refused.
                 switch try input.id.map({ try resend(input, id: $0, line: line) }) ?? .new {

@@ -22,6 +22,8 @@ public struct InputEvent: Sendable, Equatable {
     public var correlationId: String?
     /// The type's fields.
     public var data: EventData
+    /// Whether the line named its tenant (a server's request names it otherwise).
+    public var tenantGiven = true
 
     /// The stream this event belongs to: its record, customer or product id.
     public var stream: String { data.string(type.streamField) ?? "" }
@@ -64,7 +66,7 @@ public final class InputParser: @unchecked Sendable {
     private static func validate(_ doc: JSONDocument, line: Int) throws -> InputEvent {
         func fail(_ field: String, _ message: String) -> InputError { InputError(line: line, field: field, message: message) }
         guard doc.type(0) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail("", "a line must be a JSON object, not \(doc.type(0).jsonTypeName)") }
-        var id: EventID?, typeName: String?, tenant = "default", at: Int64?, actor: String?
+        var id: EventID?, typeName: String?, tenant = "default", tenantGiven = false, at: Int64?, actor: String?
         var expectedVersion: Int64?, correlationId: String?, dataNode: Int?
         // Which envelope fields were seen, as bits in the order of the switch below.
         var seen: UInt16 = 0
@@ -90,6 +92,7 @@ public final class InputParser: @unchecked Sendable {
                     throw fail(key, "must be 1–64 characters of A–Z a–z 0–9 _ . -, not only dots")
                 }
                 tenant = String(decoding: bytes, as: UTF8.self)
+                tenantGiven = true
             case "at":
                 guard let time = Timestamp.parse(Array(try string())) else {
                     throw fail(key, "must be an RFC 3339 time like 2026-11-22T09:41:07.250Z (with Z or an offset)")
@@ -131,7 +134,7 @@ public final class InputParser: @unchecked Sendable {
         guard let dataNode else { throw fail("data", "is required") }
         let data = try validateData(doc, dataNode, type: type, fail: fail)
         return InputEvent(id: id, type: type, tenant: tenant, at: at, actor: actor, expectedVersion: expectedVersion,
-                          correlationId: correlationId, data: data)
+                          correlationId: correlationId, data: data, tenantGiven: tenantGiven)
     }
 
     private static func validateData(_ doc: JSONDocument, _ object: Int, type: EventType, fail: (String, String) -> InputError) throws -> EventData {

@@ -27,6 +27,17 @@ public struct LineReader {
         self.buffer = [UInt8](repeating: 0, count: 1 << 20)
     }
 
+    /// Reads lines from bytes already in memory (a request's body); `name` is used in error
+    /// messages. The same length limit holds per line.
+    public init(bytes: [UInt8], name: String) {
+        self.fd = -1
+        self.name = name
+        self.buffer = bytes
+        self.end = bytes.count
+        self.eof = true
+        self.bytesRead = bytes.count
+    }
+
     /// Calls `body` with the next line's bytes; returns false at the end of input. A line
     /// longer than `maxLineBytes` is not kept: it is read past in bounded memory and
     /// `tooLong` gets its number and length instead (by default an error, which stops the
@@ -42,6 +53,8 @@ public struct LineReader {
                 lineNumber += 1
                 let (s, e) = (start, lineEnd)
                 start = newline + 1
+                // Only bytes given whole in memory can hold a line this long here.
+                if e - s > Self.maxLineBytes { try tooLong(lineNumber, e - s); return true }
                 try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[s..<e]), lineNumber) }
                 return true
             }
@@ -50,6 +63,7 @@ public struct LineReader {
                 lineNumber += 1
                 let (s, e) = (start, end)
                 start = end
+                if e - s > Self.maxLineBytes { try tooLong(lineNumber, e - s); return true }
                 try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[s..<e]), lineNumber) }
                 return true
             }

@@ -1,0 +1,98 @@
+import EventLog
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OutOfStock
+import RecordsView
+import ServiceLifecycle
+
+/// `GET /v1/tenants/{tenant}/live`: Server-Sent Events. Each new event of the tenant is an
+/// `event` message whose `id:` is the resume point after it (one offset per lane, as a page
+/// of `GET events` gives), so a client that reconnects with `Last-Event-ID` (or `?from=`)
+/// misses nothing and sees nothing twice; after events, a `dashboard` message carries the
+/// tenant's dashboard as it now is. A comment line every `heartbeatSeconds` keeps proxies
+/// from closing an idle stream.
+///
+/// Each stream reads the log itself from where its client is: a slow client falls behind
+/// in the log, not in the server's memory (one batch per lane and one write buffer).
+struct LiveStream: Sendable {
+    let served: ServedStore
+    /// Bytes gathered before a write to the client.
+    static let writeBytes = 64 << 10
+
+    @Sendable func respond(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.read)
+        let source = served.store.reader
+        let ends = try source.endOffsets()
+        let resume = request.headers[lastEventID] ?? request.uri.queryParameters["from"].map(String.init)
+        let start = try resume.map { try TenantRoutes.positions($0, lanes: ends.count) } ?? ends
+        let served = self.served
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            served.metrics.liveSubscribers.increment()
+            defer { served.metrics.liveSubscribers.decrement() }
+            let stop = StopFlag()
+            try await withGracefulShutdownHandler {
+                try await Self.stream(served, tenant: tenant, source: source, from: zip(start, ends).map { min($0, $1) }, stop: stop, to: &writer)
+            } onGracefulShutdown: {
+                stop.set()
+                served.appended.ring()
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    private static func stream(_ served: ServedStore, tenant: String, source: EventReader, from: [Int64], stop: StopFlag,
+                               to writer: inout any ResponseBodyWriter) async throws {
+        var reader = try RecordedOrderReader(source: source, from: from, to: try source.endOffsets())
+        var rings = served.appended.rings
+        var out: [UInt8] = Array("retry: 1000\n\n".utf8)
+        try await writer.write(ByteBuffer(bytes: out))
+        while !stop.isSet {
+            out.removeAll(keepingCapacity: true)
+            var sent = 0
+            while let event = try reader.next() {
+                guard event.tenant == tenant else { continue }
+                out += Array("id: ".utf8)
+                out += Array(reader.positions.map(String.init).joined(separator: ",").utf8)
+                out += Array("\nevent: event\ndata: ".utf8)
+                try EventOutput.appendLine(event, to: &out)
+                out += [10, 10]
+                sent += 1
+                if out.count >= writeBytes {
+                    try await writer.write(ByteBuffer(bytes: out))
+                    out.removeAll(keepingCapacity: true)
+                }
+            }
+            if sent > 0 {
+                // The dashboard as of these events (the view publishes them within its
+                // interval; a view that cannot is left out, not waited for).
+                if let published = try? await served.view.snapshot(covering: reader.positions, timeout: served.options.queryTimeout),
+                   let dashboard = try? RecordsQueries(snapshot: published.snapshot, tenant: tenant)
+                    .dashboard(range: TimeRange(), now: EventStore.wallClockMicroseconds()) {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    out += Array("event: dashboard\ndata: ".utf8)
+                    out += Array(try encoder.encode(dashboard))
+                    out += [10, 10]
+                }
+                try await writer.write(ByteBuffer(bytes: out))
+            }
+            let before = rings
+            rings = await served.appended.wait(after: rings, timeout: served.options.heartbeatSeconds)
+            if rings == before && !stop.isSet { try await writer.write(ByteBuffer(string: ": heartbeat\n\n")) }
+            reader.extend(to: try source.endOffsets())
+        }
+    }
+}
+
+/// The header a reconnecting client resumes with.
+private let lastEventID = HTTPField.Name("Last-Event-ID")!
+
+/// Set once, read from any task.
+final class StopFlag: Sendable {
+    private let flag = ConditionLock(false)
+    func set() { flag.withLock { $0 = true } }
+    var isSet: Bool { flag.withLock { $0 } }
+}

@@ -1,0 +1,221 @@
+import EventLog
+import EventStore
+import Foundation
+import KVStore
+import Projections
+import RecordsView
+
+/// The records view of a running server: one thread holds the view as its writer, applies
+/// what the store acknowledges (`poke`), and publishes what it applied as a read snapshot
+/// that any request may use.
+///
+/// Publishing is a commit of the view's key-value store (a frozen memtable, written to
+/// disk by its background worker), so it is not done per event: at most every
+/// `publishInterval`, or at once when a query waits for events not yet published. A query
+/// that must be current asks for the log's acknowledged ends when it starts
+/// (`snapshot(covering:)`), so it sees every event acknowledged before it, and waits only
+/// while this thread applies them.
+public final class LiveView: @unchecked Sendable {
+    // @unchecked: `view` is touched only by the view's thread; everything else shared is
+    // behind `state`'s lock.
+    public struct Published: Sendable {
+        /// The rows as of `positions`.
+        public let snapshot: KVSnapshot
+        /// Per lane, the offset after the last event the snapshot reflects.
+        public let positions: [Int64]
+        /// Counts publications (1 is the first).
+        public let generation: UInt64
+
+        /// Whether it reflects every event before `ends`.
+        public func covers(_ ends: [Int64]) -> Bool {
+            precondition(ends.count == positions.count, "LiveView: lane count \(ends.count) is not the view's \(positions.count)")
+            return zip(positions, ends).allSatisfy { $0 >= $1 }
+        }
+    }
+
+    private struct State {
+        var pokes = 0
+        /// Queries waiting for events to be published, by ticket.
+        var waiting: [UInt64: (ends: [Int64], continuation: CheckedContinuation<Published, any Error>)] = [:]
+        var nextTicket: UInt64 = 0
+        var stopping = false
+        var stopped = false
+        var failure: (any Error)?
+        var published: Published?
+        /// Events applied since the view opened (a rebuild counts here too).
+        var applied: Int64 = 0
+        /// Events to apply when the view opened (its backlog).
+        var backlog: Int64 = 0
+        var resetReason: String?
+    }
+
+    private let state = ConditionLock(State())
+    private let source: any EventSource
+    private let publishInterval: Double
+    private var view: MaintainedView<RecordsProjector>?
+
+    /// Opens the view as its writer on a thread of its own and starts catching it up with
+    /// `source` (a rebuild, if the view must be rebuilt, runs there too: `progress` says how
+    /// far it is).
+    public init(root: String, source: any EventSource, publishInterval: Double = 0.1,
+                options: KVOptions = RecordsViewAccess.options(), storage: any Storage = PosixStorage(),
+                lockTimeoutMilliseconds: Int = 10_000) throws {
+        precondition(publishInterval >= 0, "LiveView: publishInterval must not be negative")
+        self.source = source
+        self.publishInterval = publishInterval
+        try startThread(name: "live-view") { [self] in
+            do {
+                let view = try MaintainedView<RecordsProjector>.openWriter(root: root, source: source, options: options, storage: storage,
+                                                                           lockTimeoutMilliseconds: lockTimeoutMilliseconds)
+                self.view = view
+                let backlog = try view.eventsBehind()
+                state.withLock {
+                    $0.resetReason = view.resetReason
+                    $0.backlog = backlog
+                }
+                try run(view)
+            } catch {
+                state.withLock { $0.failure = error }
+            }
+            try? view?.close()
+            let waiting = state.withLock { s in
+                s.stopped = true
+                defer { s.waiting = [:] }
+                return s.waiting.values.map(\.continuation)
+            }
+            state.broadcast()
+            let reason = failure.map { "\($0)" } ?? "the server is stopping"
+            for continuation in waiting { continuation.resume(throwing: LiveViewError.stopped(reason)) }
+        }
+    }
+
+    private func run(_ view: MaintainedView<RecordsProjector>) throws {
+        // The first catch-up (the backlog, or a rebuild) commits as it goes and at its end.
+        let first = try view.catchUp { applied in self.state.withLock { $0.applied = applied } }
+        publish(view, applied: first)
+        var lastPublish = ContinuousClock.now
+        var unpublished = false
+        while true {
+            // Wait for news; with applied events not yet published, no longer than the rest
+            // of the publish interval.
+            let remaining = max(0, publishInterval - secondsSince(lastPublish))
+            let (stopping, waiters) = state.wait(until: { $0.pokes > 0 || $0.stopping || (!$0.waiting.isEmpty && unpublished) },
+                                                 timeoutNanoseconds: unpublished ? UInt64(remaining * 1e9) : nil) { s -> (Bool, Int) in
+                s.pokes = 0
+                return (s.stopping, s.waiting.count)
+            }
+            if stopping {
+                try view.catchUp(commitAtEnd: true)
+                return
+            }
+            let applied = try view.catchUp(commitAtEnd: false)
+            state.withLock { $0.applied += applied }
+            unpublished = unpublished || applied > 0
+            if unpublished && (waiters > 0 || secondsSince(lastPublish) >= publishInterval) {
+                try view.commit()
+                publish(view, applied: 0)
+                lastPublish = ContinuousClock.now
+                unpublished = false
+            }
+        }
+    }
+
+    private func publish(_ view: MaintainedView<RecordsProjector>, applied: Int64) {
+        let snapshot = view.snapshot()
+        let positions = view.checkpoint.positions
+        let published = state.withLock { s in
+            s.published = Published(snapshot: snapshot, positions: positions, generation: (s.published?.generation ?? 0) + 1)
+            return s.published!
+        }
+        state.broadcast()
+        let covered = state.withLock { s in
+            let tickets = s.waiting.filter { published.covers($0.value.ends) }.map(\.key)
+            return tickets.compactMap { s.waiting.removeValue(forKey: $0)?.continuation }
+        }
+        for continuation in covered { continuation.resume(returning: published) }
+    }
+
+    /// The store acknowledged more events: apply them soon.
+    public func poke() {
+        state.withLock { $0.pokes += 1 }
+        state.broadcast()
+    }
+
+    /// The newest published snapshot, if there is one yet.
+    public var latest: Published? { state.withLock { $0.published } }
+
+    /// How far the first catch-up is: events applied and the backlog it started with, and
+    /// why the view was rebuilt if it was.
+    public var progress: (applied: Int64, backlog: Int64, resetReason: String?) {
+        state.withLock { ($0.applied, $0.backlog, $0.resetReason) }
+    }
+
+    /// Why the view stopped, if it failed.
+    public var failure: (any Error)? { state.withLock { $0.failure } }
+
+    /// A snapshot reflecting every event before `ends` (the log's acknowledged ends when a
+    /// request started), waiting (without blocking a thread) up to `timeout` seconds for the
+    /// view to apply and publish them. Throws `LiveViewError` when it cannot.
+    public func snapshot(covering ends: [Int64], timeout: Double) async throws -> Published {
+        if let published = latest, published.covers(ends) { return published }
+        let ticket = state.withLock { s -> UInt64 in
+            s.nextTicket += 1
+            return s.nextTicket
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            let outcome = state.withLock { s -> Result<Published, LiveViewError>? in
+                if let published = s.published, published.covers(ends) { return .success(published) }
+                if s.stopped { return .failure(.stopped(s.failure.map { "\($0)" } ?? "the server is stopping")) }
+                s.waiting[ticket] = (ends, continuation)
+                return nil
+            }
+            if let outcome { return continuation.resume(with: outcome) }
+            state.broadcast()
+            Task { [self] in
+                try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+                expire(ticket)
+            }
+        }
+    }
+
+    /// Fails a query still waiting when its time is up.
+    private func expire(_ ticket: UInt64) {
+        guard let continuation = state.withLock({ $0.waiting.removeValue(forKey: ticket)?.continuation }) else { return }
+        let (applied, backlog, reason) = progress
+        continuation.resume(throwing: LiveViewError.notCaughtUp(applied: applied, backlog: backlog, rebuilding: reason))
+    }
+
+    /// Applies what is acknowledged, commits, closes the view and releases its lock.
+    public func close() throws {
+        state.withLock { $0.stopping = true }
+        state.broadcast()
+        try state.wait(until: { $0.stopped }, timeoutNanoseconds: nil) { s in
+            if let failure = s.failure { throw failure }
+        }
+    }
+}
+
+/// Why a query could not be answered from the live view.
+public enum LiveViewError: Error, Sendable, CustomStringConvertible {
+    /// The view has not applied the events the query must see within its time (at start,
+    /// while a backlog or a rebuild runs).
+    case notCaughtUp(applied: Int64, backlog: Int64, rebuilding: String?)
+    /// The view's thread stopped.
+    case stopped(String)
+
+    public var description: String {
+        switch self {
+        case let .notCaughtUp(applied, backlog, rebuilding):
+            return (rebuilding.map { "the records view is being rebuilt (\($0))" } ?? "the records view is catching up with the log")
+                + ": \(applied) of \(backlog) events applied; try again shortly"
+        case let .stopped(reason):
+            return "the records view stopped: \(reason)"
+        }
+    }
+}
+
+/// Seconds from `start` until now.
+func secondsSince(_ start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}

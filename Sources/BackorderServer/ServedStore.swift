@@ -1,0 +1,131 @@
+import EventLog
+import EventStore
+import Foundation
+import OutOfStock
+import RecordsView
+
+/// What `backorder serve` is told.
+public struct ServeOptions: Sendable {
+    /// The data directory (the log and the views).
+    public var directory: String
+    /// Where to listen; loopback unless told otherwise.
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// The tokens file (`backorder token create`); nil only with `insecureNoAuth`.
+    public var tokensPath: String?
+    /// Serve without tokens: refused unless `host` is a loopback address.
+    public var insecureNoAuth = false
+    /// Largest request body accepted (413 above it).
+    public var maxBodyBytes = 16 << 20
+    /// Most events in one append request (413 above it); each request is one atomic append,
+    /// so it may not exceed the store's batch limit.
+    public var maxEventsPerRequest = 10_000
+    /// Each token's sustained requests per second, and its burst (429 beyond them).
+    public var requestsPerSecond = 5_000.0
+    public var burst = 10_000.0
+    /// How long a query waits for the view to apply the events acknowledged before it.
+    public var queryTimeout = 10.0
+    /// How often the view publishes what it applied while appends go on.
+    public var publishInterval = 0.05
+    /// Seconds between heartbeats on a live stream.
+    public var heartbeatSeconds = 15.0
+    /// Syncing of the log; fsync: an acknowledged append is on disk.
+    public var durability: Durability = .fsync
+    /// Partitions of a new store.
+    public var partitions = 8
+    /// How far ahead of this machine's clock a line's `at` may be (µs); nil: any.
+    public var maxClockSkew: Int64? = 3_600_000_000
+
+    public init(directory: String) { self.directory = directory }
+
+    /// Whether `host` names this machine only.
+    public var listensOnLoopbackOnly: Bool { ["127.0.0.1", "::1", "localhost"].contains(host) }
+}
+
+/// The one open store a server shares among its requests: the log (as its only writer),
+/// the records view kept current beside it (`LiveView`), and the signal that wakes live
+/// readers when events are appended.
+public final class ServedStore: Sendable {
+    public let store: EventStore
+    public let view: LiveView
+    public let options: ServeOptions
+    /// Rings after every acknowledged append.
+    let appended = AppendSignal()
+    let metrics: ServerMetrics
+
+    private init(store: EventStore, view: LiveView, options: ServeOptions, metrics: ServerMetrics) {
+        self.store = store
+        self.view = view
+        self.options = options
+        self.metrics = metrics
+    }
+
+    /// Opens the store (recovering it as `append` does) and starts the view's thread.
+    public static func open(_ options: ServeOptions, metrics: ServerMetrics = ServerMetrics()) async throws -> ServedStore {
+        precondition(options.maxEventsPerRequest <= StoreOptions().maxEventsPerBatch, "one request must be one atomic append")
+        var storeOptions = StoreOptions()
+        storeOptions.log.durability = options.durability
+        storeOptions.log.partitionCount = options.partitions
+        let store = try await EventStore.open(at: options.directory, options: storeOptions)
+        do {
+            let view = try LiveView(root: options.directory, source: store.reader, publishInterval: options.publishInterval)
+            return ServedStore(store: store, view: view, options: options, metrics: metrics)
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
+
+    /// What the store says at open (recovery, index rebuilds), for the log.
+    public var openingNotes: [String] {
+        store.log.recoveryEvents.map { "recovered: \($0)" } + (store.indexRebuildReason.map { ["indexes rebuilt from the log (\($0))"] } ?? [])
+    }
+
+    /// Appends an NDJSON body for `tenant`: the input contract and the domain's rules, all
+    /// or nothing. A conflict with another request appending to the same stream at the
+    /// same moment is retried (the lines are decided again against the new state).
+    func append(tenant: String, body: [UInt8]) async throws -> IngestReport {
+        var options = IngestOptions()
+        options.tenant = tenant
+        options.batchSize = self.options.maxEventsPerRequest
+        options.maxClockSkew = self.options.maxClockSkew
+        options.maxReportedErrors = 100
+        var attempt = 0
+        while true {
+            attempt += 1
+            var reader = LineReader(bytes: body, name: "the request body")
+            let lookup = view.latest.map { ViewStateLookup(snapshot: $0.snapshot) }
+            do {
+                let report = try await Ingestor(store: store, options: options, lookup: lookup).ingest(&reader)
+                if report.appended > 0 {
+                    view.poke()
+                    appended.ring()
+                }
+                return report
+            } catch let failure as IngestFailure {
+                guard failure.report.appended == 0, case .wrongExpectedVersion? = failure.underlying as? EventStoreError, attempt < 5 else { throw failure }
+                metrics.appendRetries.increment()
+            }
+        }
+    }
+
+    /// The queries of `tenant`, current with every event acknowledged before the call
+    /// (or, with `staleOK`, as last published).
+    func queries(tenant: String, staleOK: Bool) async throws -> RecordsQueries {
+        let published: LiveView.Published
+        if staleOK, let latest = view.latest {
+            published = latest
+        } else {
+            published = try await view.snapshot(covering: try store.reader.endOffsets(), timeout: options.queryTimeout)
+        }
+        return RecordsQueries(snapshot: published.snapshot, tenant: tenant)
+    }
+
+    /// Applies and commits what the view has not, closes it and the log.
+    public func close() async throws {
+        var failure: (any Error)?
+        do { try view.close() } catch { failure = error }
+        do { try await store.close() } catch { failure = failure ?? error }
+        if let failure { throw failure }
+    }
+}

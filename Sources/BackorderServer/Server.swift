@@ -1,0 +1,80 @@
+import EventStore
+import Foundation
+import Hummingbird
+import Logging
+
+/// `backorder serve`: one open store, its live records view and every route, on
+/// Hummingbird (docs/SERVER.md).
+public enum BackorderServer {
+    /// The router of a served store: the tenant routes, and `/healthz`, `/readyz` and
+    /// `/metrics`.
+    public static func router(_ served: ServedStore, tokens: TokenFile?) -> Router<ServerContext> {
+        let router = Router(context: ServerContext.self)
+        router.add(middleware: AccessMiddleware(tokens: tokens, limiter: RateLimiter(rate: served.options.requestsPerSecond, burst: served.options.burst),
+                                                metrics: served.metrics, bodyLimit: served.options.maxBodyBytes))
+        router.get("healthz") { _, _ in TenantRoutes.json(Array("{\"status\":\"ok\"}\n".utf8)) }
+        router.get("readyz") { _, _ in
+            guard served.view.latest != nil else {
+                var problem = Problem(.serviceUnavailable, "\(LiveViewError.notCaughtUp(applied: served.view.progress.applied, backlog: served.view.progress.backlog, rebuilding: served.view.progress.resetReason))")
+                problem.headers[.retryAfter] = "1"
+                throw problem
+            }
+            return TenantRoutes.json(Array("{\"status\":\"ready\"}\n".utf8))
+        }
+        router.get("metrics") { _, context in
+            if context.authenticated {
+                guard let token = context.token else { throw Problem(.unauthorized, "this route needs a bearer token with the admin role") }
+                guard token.allows(.admin) else { throw Problem(.forbidden, "token \(token.id) lacks the admin role") }
+            }
+            if let published = served.view.latest, let ends = try? served.store.reader.endOffsets() {
+                served.metrics.viewLagEvents.set(Double(zip(ends, published.positions).reduce(Int64(0)) { $0 + max(0, $1.0 - $1.1) }))
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: served.metrics.render())))
+        }
+        TenantRoutes(served: served).add(to: router)
+        return router
+    }
+
+    /// Opens the store, serves until SIGTERM or SIGINT, then drains: stops accepting,
+    /// finishes the requests in flight (an acknowledged append is durable), ends live
+    /// streams, commits the view and closes the store. `onReady` gets the port listened on.
+    public static func run(_ options: ServeOptions, logger: Logger = Logger(label: "backorder.serve"),
+                           onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let tokens: TokenFile?
+        if options.insecureNoAuth {
+            guard options.listensOnLoopbackOnly else {
+                throw ServeError.refused("--insecure-no-auth serves without tokens and is allowed on a loopback address only (127.0.0.1, ::1), not \(options.host)")
+            }
+            tokens = nil
+        } else {
+            guard let path = options.tokensPath else {
+                throw ServeError.refused("give --tokens FILE (make one with `backorder token create --tokens FILE --tenant T --roles read`), or --insecure-no-auth on loopback")
+            }
+            let file = try TokenFile.load(path)
+            guard !file.entries.isEmpty else { throw ServeError.refused("\(path) holds no tokens: `backorder token create --tokens \(path) …` makes one") }
+            tokens = file
+        }
+        let served = try await ServedStore.open(options)
+        for note in served.openingNotes { logger.notice("\(note)") }
+        let app = Application(router: router(served, tokens: tokens),
+                              configuration: .init(address: .hostname(options.host, port: options.port), serverName: "backorder"),
+                              onServerRunning: { channel in await onReady(channel.localAddress?.port ?? options.port) },
+                              logger: logger)
+        var failure: (any Error)?
+        do { try await app.runService() } catch { failure = error }
+        do { try await served.close() } catch { failure = failure ?? error }
+        if let failure { throw failure }
+    }
+}
+
+/// Why the server would not start.
+public enum ServeError: Error, Sendable, CustomStringConvertible {
+    case refused(String)
+
+    public var description: String {
+        switch self {
+        case let .refused(reason): return reason
+        }
+    }
+}

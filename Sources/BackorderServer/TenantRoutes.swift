@@ -1,0 +1,268 @@
+import EventStore
+import Foundation
+import Hummingbird
+import OutOfStock
+import RecordsView
+
+/// The routes under `/v1/tenants/{tenant}`: appends, reads and the queries of one tenant
+/// (docs/SERVER.md, docs/openapi.yaml). Every answer is the JSON the CLI's `--json` prints.
+struct TenantRoutes: Sendable {
+    let served: ServedStore
+
+    func add(to router: Router<ServerContext>) {
+        let tenant = router.group("v1/tenants/:tenant")
+        tenant.post("events", use: append)
+        tenant.get("events", use: readEvents)
+        tenant.get("streams/:kind/:id", use: readStream)
+        tenant.get("dashboard", use: dashboard)
+        tenant.get("records", use: records)
+        tenant.get("records/:id", use: record)
+        tenant.get("records/:id/history", use: history)
+        tenant.get("customers/:id", use: customer)
+        tenant.get("products/:id", use: product)
+        tenant.get("insights", use: insights)
+        tenant.get("live", use: LiveStream(served: served).respond)
+    }
+
+    // MARK: appends
+
+    @Sendable func append(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.append)
+        let start = ContinuousClock.now
+        var request = request
+        let body: ByteBuffer
+        do { body = try await request.collectBody(upTo: served.options.maxBodyBytes) } catch {
+            throw Problem(.contentTooLarge, "the body is larger than the limit of \(served.options.maxBodyBytes) bytes; send the events in several requests")
+        }
+        let bytes = try Self.ndjson(body, contentType: request.headers[.contentType])
+        var lines = 0
+        for byte in bytes where byte == 10 { lines += 1 }
+        if bytes.last.map({ $0 != 10 }) ?? false { lines += 1 }
+        guard lines <= served.options.maxEventsPerRequest else {
+            throw Problem(.contentTooLarge, "\(lines) lines in one request; the limit is \(served.options.maxEventsPerRequest) (each request is one atomic append)")
+        }
+        let report: IngestReport
+        do { report = try await served.append(tenant: tenant, body: bytes) } catch let failure as IngestFailure {
+            served.metrics.eventsAppended.increment(by: Int64(failure.report.appended))
+            throw Problem(Self.status(of: failure.underlying), "\(failure.underlying); \(failure.report.appended) events of this request were stored before the failure")
+        } catch let error as EventStoreError {
+            throw Problem(Self.status(of: error), "\(error)")
+        }
+        served.metrics.eventsAppended.increment(by: Int64(report.appended))
+        served.metrics.eventsDuplicate.increment(by: Int64(report.duplicates))
+        served.metrics.linesRejected.increment(by: Int64(report.rejected))
+        if report.rejected > 0 {
+            var problem = Problem(.unprocessableContent, "\(report.rejected) of \(report.lines) lines rejected; nothing was appended")
+            problem.errors = report.errors
+            throw problem
+        }
+        served.metrics.appendSeconds.record(ContinuousClock.now - start)
+        served.metrics.appendEvents.record(Double(report.appended))
+        var out: [UInt8] = Array(#"{"lines":"#.utf8)
+        JSONText.appendInteger(Int64(report.lines), to: &out)
+        out += Array(#","appended":"#.utf8)
+        JSONText.appendInteger(Int64(report.appended), to: &out)
+        out += Array(#","duplicates":"#.utf8)
+        JSONText.appendInteger(Int64(report.duplicates), to: &out)
+        out += Array(#","positions":["#.utf8)
+        for (i, (partition, range)) in report.ranges.sorted(by: { $0.key < $1.key }).enumerated() {
+            let item: String = (i > 0 ? "," : "") + #"{"partition":\#(partition),"first":\#(range.lowerBound),"last":\#(range.upperBound)}"#
+            out += Array(item.utf8)
+        }
+        out += Array(#"],"assignedIds":["#.utf8)
+        for (i, assigned) in report.assignedIDs.enumerated() {
+            let item: String = (i > 0 ? "," : "") + #"{"line":\#(assigned.line),"id":"\#(assigned.id)"}"#
+            out += Array(item.utf8)
+        }
+        out += Array("]}\n".utf8)
+        return Self.json(out, status: report.appended > 0 || report.lines == 0 ? .created : .ok)
+    }
+
+    /// The body as NDJSON: NDJSON as sent, or a JSON array of objects turned into lines.
+    static func ndjson(_ body: ByteBuffer, contentType: String?) throws -> [UInt8] {
+        let bytes = Array(body.readableBytesView)
+        guard let first = bytes.first(where: { $0 != 32 && $0 != 9 && $0 != 10 && $0 != 13 }), first == UInt8(ascii: "[") else { return bytes }
+        guard let array = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [Any] else {
+            throw Problem(.badRequest, "the body starts with [ but is not a JSON array; send NDJSON (one event per line) or a JSON array of events")
+        }
+        var out: [UInt8] = []
+        for (i, element) in array.enumerated() {
+            guard JSONSerialization.isValidJSONObject(element), let line = try? JSONSerialization.data(withJSONObject: element) else {
+                throw Problem(.unprocessableContent, "element \(i + 1) of the array is not a JSON object")
+            }
+            out += line
+            out.append(10)
+        }
+        return out
+    }
+
+    static func status(of error: any Error) -> HTTPResponse.Status {
+        switch error as? EventStoreError {
+        case .wrongExpectedVersion?: return .conflict
+        case .idConflict?: return .conflict
+        case .invalidArgument?: return .unprocessableContent
+        default: return .serviceUnavailable
+        }
+    }
+
+    // MARK: reads
+
+    /// Events of the tenant in the order they were appended, a page at a time:
+    /// `from` is the previous page's `next` (one offset per lane).
+    @Sendable func readEvents(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.read)
+        let source = served.store.reader
+        let ends = try source.endOffsets()
+        let from = try request.uri.queryParameters["from"].map { try Self.positions(String($0), lanes: ends.count) } ?? Array(repeating: 0, count: ends.count)
+        let limit = try Self.integer(request, "limit", default: 100, 1...1_000)
+        var reader = try RecordedOrderReader(source: source, from: zip(from, ends).map { min($0, $1) }, to: ends)
+        var out: [UInt8] = Array(#"{"events":["#.utf8)
+        var count = 0, scanned = 0
+        // Other tenants' events are read past; a page stops after this many in all.
+        while count < limit && scanned < 100_000, let event = try reader.next() {
+            scanned += 1
+            guard event.tenant == tenant else { continue }
+            if count > 0 { out.append(44) }
+            try EventOutput.appendLine(event, to: &out)
+            count += 1
+        }
+        out += Array(#"],"next":""#.utf8)
+        out += Array(reader.positions.map(String.init).joined(separator: ",").utf8)
+        out += Array(#"","end":"#.utf8)
+        out += Array((reader.positions == ends ? "true" : "false").utf8)
+        out += Array("}\n".utf8)
+        return Self.json(out)
+    }
+
+    /// One stream's events, oldest first.
+    @Sendable func readStream(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.read)
+        let kind = try context.parameters.require("kind"), id = try context.parameters.require("id")
+        guard ["record", "customer", "product"].contains(kind) else {
+            throw Problem(.notFound, "no stream kind \(kind): streams are record/{id}, customer/{id} or product/{id}")
+        }
+        let events = try served.store.readStream(tenant: tenant, stream: kind + "/" + id)
+        guard !events.isEmpty else { throw Problem(.notFound, "no stream \(kind)/\(id) in tenant \(tenant)") }
+        var out: [UInt8] = Array(#"{"stream":"#.utf8)
+        JSONText.appendString(kind + "/" + id, to: &out)
+        out += Array(#","version":"#.utf8)
+        JSONText.appendInteger(Int64(events.count), to: &out)
+        out += Array(#","events":["#.utf8)
+        for (i, event) in events.enumerated() {
+            if i > 0 { out.append(44) }
+            try EventOutput.appendLine(event, to: &out)
+        }
+        out += Array("]}\n".utf8)
+        var response = Self.json(out)
+        response.headers[.eTag] = "\"\(events.count)\""
+        return response
+    }
+
+    /// A record's audit history, read from the log: who, when, each field before → after.
+    @Sendable func history(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.audit)
+        let id = try context.parameters.require("id")
+        let events = try served.store.readStream(tenant: tenant, stream: StreamName.record(id))
+        guard !events.isEmpty else { throw Problem(.notFound, "no record \(id) in tenant \(tenant)") }
+        return try Self.json(AuditEntry.history(of: events, stream: StreamName.record(id)))
+    }
+
+    // MARK: queries
+
+    /// The tenant's queries, current with every event acknowledged before the request
+    /// (`?stale=ok`: as last published, without waiting).
+    private func queries(_ request: Request, _ tenant: String) async throws -> RecordsQueries {
+        let queries: RecordsQueries
+        do { queries = try await served.queries(tenant: tenant, staleOK: request.uri.queryParameters["stale"] == "ok") } catch let error as LiveViewError {
+            var problem = Problem(.serviceUnavailable, "\(error)")
+            problem.headers[.retryAfter] = "1"
+            throw problem
+        }
+        guard try queries.tenantExists() else { throw Problem(.notFound, "no tenant \(tenant)") }
+        return queries
+    }
+
+    @Sendable func dashboard(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.read)
+        let (range, now) = try QueryParameters.range(request)
+        return try Self.json(try await queries(request, tenant).dashboard(range: range, now: now))
+    }
+
+    @Sendable func records(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.read)
+        let filter = try QueryParameters.recordFilter(request)
+        do { return try Self.json(try await queries(request, tenant).records(filter)) } catch let error as QueryError {
+            throw Problem(.badRequest, error.description)
+        }
+    }
+
+    @Sendable func record(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.read)
+        let id = try context.parameters.require("id")
+        guard let row = try await queries(request, tenant).record(id) else { throw Problem(.notFound, "no record \(id) in tenant \(tenant)") }
+        return try Self.json(RecordDetails(row, tenant: tenant, source: served.store.reader))
+    }
+
+    @Sendable func customer(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.read)
+        let id = try context.parameters.require("id")
+        let limit = try Self.integer(request, "limit", default: 50, 1...1_000)
+        do { return try Self.json(try await queries(request, tenant).customer(id, limit: limit)) } catch let error as QueryError {
+            throw Problem(.notFound, error.description)
+        }
+    }
+
+    @Sendable func product(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.read)
+        let id = try context.parameters.require("id")
+        do { return try Self.json(try await queries(request, tenant).product(id)) } catch let error as QueryError {
+            throw Problem(.notFound, error.description)
+        }
+    }
+
+    @Sendable func insights(_ request: Request, context: ServerContext) async throws -> Response {
+        let tenant = try context.tenant(.read)
+        let by = request.uri.queryParameters["by"].map(String.init) ?? "region"
+        guard let dimension = InsightDimension(rawValue: by) else { throw Problem(.badRequest, "by=\(by): use region, product or customer") }
+        let limit = try Self.integer(request, "limit", default: 20, 1...1_000)
+        let (range, _) = try QueryParameters.range(request)
+        return try Self.json(Array(try await queries(request, tenant).insights(by: dimension, range: range).prefix(limit)))
+    }
+
+    // MARK: helpers
+
+    static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// The same JSON as the CLI's `--json` (sorted keys).
+    static func json<T: Encodable>(_ value: T) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return json(Array(try encoder.encode(value)) + [10])
+    }
+
+    static func integer(_ request: Request, _ name: String, default value: Int, _ range: ClosedRange<Int>) throws -> Int {
+        guard let text = request.uri.queryParameters[Substring(name)] else { return value }
+        guard let n = Int(text), range.contains(n) else { throw Problem(.badRequest, "\(name)=\(text): must be an integer from \(range.lowerBound) to \(range.upperBound)") }
+        return n
+    }
+
+    /// One offset per lane, comma-separated (a page's `next`, a live stream's event id).
+    static func positions(_ text: String, lanes: Int) throws -> [Int64] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard parts.count == lanes, let offsets = Optional(parts.compactMap { Int64($0) }), offsets.count == lanes, offsets.allSatisfy({ $0 >= 0 }) else {
+            throw Problem(.badRequest, "\"\(text)\" is not a resume point: give \(lanes) offsets, comma-separated (a page's next, or a live event's id)")
+        }
+        return offsets
+    }
+}
+
+extension ServerContext {
+    /// The request's tenant, once the caller may do `role` on it.
+    func tenant(_ role: Role) throws -> String {
+        let tenant = try parameters.require("tenant")
+        try authorize(tenant, role)
+        return tenant
+    }
+}

@@ -9,7 +9,7 @@ DATA ?= demo-data
 EVENTS ?= 200000
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build release demo demo-cluster test bench clean cluster cluster-stop soak soak-cluster sanitize
+.PHONY: deps build release demo demo-cluster test bench clean cluster cluster-stop soak soak-cluster sanitize serve check-api
 
 # Installs the Debian packages that are missing (needs root or sudo).
 deps:
@@ -46,6 +46,19 @@ demo: release
 
 test: build
 	swift test $(SWIFT_BUILD_FLAGS)
+
+# The HTTP server on the demo data, without tokens, on loopback only (docs/SERVER.md).
+PORT ?= 8080
+serve: release
+	$(BIN) serve --data $(DATA) --listen 127.0.0.1:$(PORT) --insecure-no-auth
+
+# schemathesis (PyPI) against a live server with docs/openapi.yaml: every route with
+# generated requests, no 5xx and every answer as the document says. Bounded: MAX_EXAMPLES
+# per operation; the server is started on loopback and stopped by PID.
+MAX_EXAMPLES ?= 50
+check-api: release
+	pip install -q schemathesis
+	bash bench/check-api.sh $(BIN) $(MAX_EXAMPLES)
 
 # Long runs of the reliability suites: SEEDS fault-simulator seeds (and power-loss seeds),
 # ROUNDS kill -9 rounds of `backorder append` and of the log's crash writer, FUZZ × the

@@ -58,6 +58,7 @@ public enum BackorderServer {
         let served = try await ServedStore.open(options)
         for note in served.openingNotes { logger.notice("\(note)") }
         let app = Application(router: router(served, tokens: tokens),
+                              server: .http1(configuration: .init(additionalChannelHandlers: [ContinueHandler()])),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "backorder"),
                               onServerRunning: { channel in await onReady(channel.localAddress?.port ?? options.port) },
                               logger: logger)

@@ -13,10 +13,10 @@ import Projections
 /// order (and in parallel) and give the same view.
 public final class RecordsProjector: ViewProjector {
     public static let name = "records"
-    /// 4: rows in a key-value store, name postings by year, the outstanding ranking, stream
-    /// versions and decision states (1 was the snapshot of in-memory books; 2 and 3 earlier
-    /// layouts of these rows).
-    public static let version = 4
+    /// 5: rows in a key-value store, name postings by year, the outstanding ranking, stream
+    /// versions and decision states, completions keyed by completion and request time (1 was
+    /// the snapshot of in-memory books; 2 to 4 earlier layouts of these rows).
+    public static let version = 5
 
     private let store: KVStore
     private var records = TwoGenerationCache<RequestRef, CachedRequest>(limit: 150_000)
@@ -192,7 +192,7 @@ public final class RecordsProjector: ViewProjector {
         if let notes = r.details.notes {
             for word in Set(SearchText.words(notes)) { try put({ RowKeys.notesWord(&$0, tenant, month, word, at, id) }) }
         }
-        if r.columns.status == .completed, let done = r.columns.completedAt { try put({ RowKeys.completion(&$0, tenant, done, id) }) }
+        if r.columns.status == .completed, let done = r.columns.completedAt { try put({ RowKeys.completion(&$0, tenant, done, at, id) }) }
         try count(tenant, old: nil, new: r)
         records.set(RequestRef(tenant: tenant, id: id), r)
     }
@@ -229,7 +229,7 @@ public final class RecordsProjector: ViewProjector {
         try delete { RowKeys.posting(&$0, tenant, ViewKey.productPosting, month, r.columns.productId, at, id) }
         for name in names(r) { try delete { RowKeys.namePosting(&$0, tenant, month, name, at, id) } }
         for word in Set(SearchText.words(r.details.notes ?? "")) { try delete { RowKeys.notesWord(&$0, tenant, month, word, at, id) } }
-        if r.columns.status == .completed, let done = r.columns.completedAt { try delete { RowKeys.completion(&$0, tenant, done, id) } }
+        if r.columns.status == .completed, let done = r.columns.completedAt { try delete { RowKeys.completion(&$0, tenant, done, at, id) } }
         try count(tenant, old: r, new: nil)
     }
 
@@ -266,8 +266,8 @@ public final class RecordsProjector: ViewProjector {
         let oldDone = old.columns.status == .completed ? old.columns.completedAt : nil
         let newDone = new.columns.status == .completed ? new.columns.completedAt : nil
         if oldDone != newDone {
-            if let t = oldDone { try delete { RowKeys.completion(&$0, tenant, t, id) } }
-            if let t = newDone { try put { RowKeys.completion(&$0, tenant, t, id) } }
+            if let t = oldDone { try delete { RowKeys.completion(&$0, tenant, t, at, id) } }
+            if let t = newDone { try put { RowKeys.completion(&$0, tenant, t, at, id) } }
         }
         try count(tenant, old: old, new: new)
         records.set(RequestRef(tenant: tenant, id: id), new)

@@ -191,25 +191,29 @@ public struct RecordsQueries: Sendable {
         return out
     }
 
-    /// The `limit` latest completions (ties by request time and id, as the dashboard orders them).
+    /// The `limit` latest completions, ties of completion time by request time and id (as
+    /// the dashboard orders them). Keys hold both times: the newest completion times are
+    /// visited from the end, and within one time its first requests read forward — however
+    /// many requests were completed at the same moment, at most `limit` rows are read.
     func recentCompletions(_ limit: Int) throws -> [RecordSummary] {
         let prefix = ViewKey.prefix(tenant, ViewKey.completion)
         let it = snapshot.makeIterator(lower: prefix, upper: ViewKey.end(of: prefix))
+        var out: [RecordSummary] = []
         try it.seekToLast()
-        var found: [(done: Int64, id: String)] = []
-        while it.isValid {
-            let (done, id) = RowKeys.timeAndID(it.key, after: prefix.count)
-            if found.count >= limit, let last = found.last, last.done != done { break }
-            found.append((done, id))
-            try it.prev()
+        while it.isValid && out.count < limit {
+            guard it.key.count >= prefix.count + 16 else { throw ViewDamage(view: RecordsProjector.name, "a completion row of tenant \(tenant) is cut short") }
+            let done = ViewKey.time(it.key, at: prefix.count)
+            var group = prefix
+            ViewKey.appendTime(done, to: &group)
+            try it.seek(group)
+            while it.isValid && out.count < limit, ViewKey.time(it.key, at: prefix.count) == done {
+                let (at, id) = RowKeys.timeAndID(it.key, after: prefix.count + 8)
+                if let s = try summary(at, id) { out.append(s) }
+                try it.next()
+            }
+            try it.seekBefore(group)
         }
-        var rows: [(done: Int64, at: Int64, summary: RecordSummary)] = []
-        for (done, id) in found {
-            guard let d = try details(id), let s = try summary(d.requestedAt, id) else { continue }
-            rows.append((done, d.requestedAt, s))
-        }
-        rows.sort { $0.done != $1.done ? $0.done > $1.done : RequestKey(requestedAt: $0.at, id: $0.summary.id) < RequestKey(requestedAt: $1.at, id: $1.summary.id) }
-        return rows.prefix(limit).map(\.summary)
+        return out
     }
 
     /// The 10 customers (or products) with the most outstanding quantity of pending

@@ -19,9 +19,12 @@ enum RowKeys {
         key.append(contentsOf: id.utf8)
     }
 
-    static func completion(_ key: inout [UInt8], _ tenant: String, _ at: Int64, _ id: String) {
+    /// `D` completion-time request-time id: completions in the dashboard's order (ties of
+    /// completion time by request time, then id) without reading their rows.
+    static func completion(_ key: inout [UInt8], _ tenant: String, _ done: Int64, _ requestedAt: Int64, _ id: String) {
         start(&key, tenant, ViewKey.completion)
-        ViewKey.appendTime(at, to: &key)
+        ViewKey.appendTime(done, to: &key)
+        ViewKey.appendTime(requestedAt, to: &key)
         key.append(contentsOf: id.utf8)
     }
 

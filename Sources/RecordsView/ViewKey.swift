@@ -11,7 +11,7 @@ enum ViewKey {
     static let requestByTime: UInt8 = 0x54 // T
     /// Request by id: `R` id → its request time and fixed details.
     static let requestByID: UInt8 = 0x52 // R
-    /// Completed requests by completion time: `D` time id → ().
+    /// Completed requests by completion time: `D` time requestTime id → ().
     static let completion: UInt8 = 0x44 // D
     /// Customer postings: `C` month customer 0 time id → ().
     static let customerPosting: UInt8 = 0x43 // C

@@ -55,13 +55,24 @@ import Glibc
 
         deinit { close(fd) }
 
-        func send(_ method: String, _ path: String, body: String = "", headers: [String: String] = [:]) throws {
+        /// Sends a request; with `expectContinue`, sends the head with `Expect: 100-continue`
+        /// and the body only once the server has answered `100 Continue` (as curl does).
+        func send(_ method: String, _ path: String, body: String = "", headers: [String: String] = [:], expectContinue: Bool = false) throws {
             var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.utf8.count)\r\n"
             for (name, value) in headers { request += "\(name): \(value)\r\n" }
-            let bytes = Array((request + "\r\n" + body).utf8)
+            if expectContinue {
+                try write(Array((request + "Expect: 100-continue\r\n\r\n").utf8))
+                _ = try read(until: "HTTP/1.1 100 Continue\r\n\r\n")
+                try write(Array(body.utf8))
+            } else {
+                try write(Array((request + "\r\n" + body).utf8))
+            }
+        }
+
+        private func write(_ bytes: [UInt8]) throws {
             var sent = 0
             while sent < bytes.count {
-                let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                let n = bytes[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
                 guard n > 0 else { throw CLIError(message: "write failed: errno \(errno)") }
                 sent += n
             }
@@ -132,7 +143,7 @@ import Glibc
         #expect(try live.read(until: "\n\n").contains("event: dashboard"))
         // Two more while a second client is away; it resumes from the first event's id
         // and gets exactly those two, in order.
-        try producer.send("POST", "/v1/tenants/shop/events", body: Self.line(2) + "\n" + Self.line(3) + "\n")
+        try producer.send("POST", "/v1/tenants/shop/events", body: Self.line(2) + "\n" + Self.line(3) + "\n", expectContinue: true)
         #expect(try producer.response().status == 201)
         // Another tenant's event is not on this tenant's stream.
         try producer.send("POST", "/v1/tenants/other/events", body: Self.line(9) + "\n")

@@ -9,9 +9,11 @@ import RecordsView
 /// what the store acknowledges (`poke`), and publishes what it applied as a read snapshot
 /// that any request may use.
 ///
-/// Publishing is a commit of the view's key-value store (a frozen memtable, written to
-/// disk by its background worker), so it is not done per event: at most every
-/// `publishInterval`, or at once when a query waits for events not yet published. A query
+/// Publishing is not done per event: at most every `publishInterval`, or at once when a
+/// query waits for events not yet published. A publication seals what was applied in
+/// memory (`uncommittedSnapshot`); every second, or after 16 publications, the view commits
+/// (one table file, written by the key-value store's background worker), so frequent
+/// publishing does not leave a trail of tiny files for compaction to merge. A query
 /// that must be current asks for the log's acknowledged ends when it starts
 /// (`snapshot(covering:)`), so it sees every event acknowledged before it, and waits only
 /// while this thread applies them.
@@ -89,18 +91,27 @@ public final class LiveView: @unchecked Sendable {
         }
     }
 
+    /// Publications kept in memory before a commit; and the longest a publication stays
+    /// uncommitted (the view's restart point on disk lags at most this much).
+    static let maxUncommittedPublications = 16
+    static let commitInterval = 1.0
+
     private func run(_ view: MaintainedView<RecordsProjector>) throws {
         // The first catch-up (the backlog, or a rebuild) commits as it goes and at its end.
         let first = try view.catchUp { applied in self.state.withLock { $0.applied = applied } }
-        publish(view, applied: first)
-        var lastPublish = ContinuousClock.now
+        publish(view.snapshot(), view, applied: first)
+        var lastPublish = ContinuousClock.now, lastCommit = ContinuousClock.now
         var unpublished = false
+        var uncommitted = 0
         while true {
             // Wait for news; with applied events not yet published, no longer than the rest
-            // of the publish interval.
-            let remaining = max(0, publishInterval - secondsSince(lastPublish))
+            // of the publish interval, and with publications not yet committed, no longer
+            // than the rest of the commit interval.
+            var timeout: Double?
+            if unpublished { timeout = max(0, publishInterval - secondsSince(lastPublish)) }
+            if uncommitted > 0 { timeout = min(timeout ?? .infinity, max(0, Self.commitInterval - secondsSince(lastCommit))) }
             let (stopping, waiters) = state.wait(until: { $0.pokes > 0 || $0.stopping || (!$0.waiting.isEmpty && unpublished) },
-                                                 timeoutNanoseconds: unpublished ? UInt64(remaining * 1e9) : nil) { s -> (Bool, Int) in
+                                                 timeoutNanoseconds: timeout.map { UInt64($0 * 1e9) }) { s -> (Bool, Int) in
                 s.pokes = 0
                 return (s.stopping, s.waiting.count)
             }
@@ -111,17 +122,25 @@ public final class LiveView: @unchecked Sendable {
             let applied = try view.catchUp(commitAtEnd: false)
             state.withLock { $0.applied += applied }
             unpublished = unpublished || applied > 0
-            if unpublished && (waiters > 0 || secondsSince(lastPublish) >= publishInterval) {
-                try view.commit()
-                publish(view, applied: 0)
+            let commitDue = uncommitted >= Self.maxUncommittedPublications || (uncommitted > 0 && secondsSince(lastCommit) >= Self.commitInterval)
+            if unpublished && (waiters > 0 || secondsSince(lastPublish) >= publishInterval) && !commitDue {
+                // Published in memory: no table file per publication.
+                publish(try view.uncommittedSnapshot(), view, applied: 0)
                 lastPublish = ContinuousClock.now
                 unpublished = false
+                uncommitted += 1
+            } else if commitDue || (unpublished && secondsSince(lastCommit) >= Self.commitInterval) {
+                try view.commit()
+                publish(view.snapshot(), view, applied: 0)
+                lastPublish = ContinuousClock.now
+                lastCommit = lastPublish
+                unpublished = false
+                uncommitted = 0
             }
         }
     }
 
-    private func publish(_ view: MaintainedView<RecordsProjector>, applied: Int64) {
-        let snapshot = view.snapshot()
+    private func publish(_ snapshot: KVSnapshot, _ view: MaintainedView<RecordsProjector>, applied: Int64) {
         let positions = view.checkpoint.positions
         let published = state.withLock { s in
             s.published = Published(snapshot: snapshot, positions: positions, generation: (s.published?.generation ?? 0) + 1)

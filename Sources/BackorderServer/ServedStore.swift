@@ -51,6 +51,8 @@ public final class ServedStore: Sendable {
     public let options: ServeOptions
     /// Rings after every acknowledged append.
     let appended = AppendSignal()
+    /// Dashboards computed recently, per published view.
+    let dashboards = DashboardCache()
     let metrics: ServerMetrics
 
     private init(store: EventStore, view: LiveView, options: ServeOptions, metrics: ServerMetrics) {
@@ -109,16 +111,11 @@ public final class ServedStore: Sendable {
         }
     }
 
-    /// The queries of `tenant`, current with every event acknowledged before the call
-    /// (or, with `staleOK`, as last published).
-    func queries(tenant: String, staleOK: Bool) async throws -> RecordsQueries {
-        let published: LiveView.Published
-        if staleOK, let latest = view.latest {
-            published = latest
-        } else {
-            published = try await view.snapshot(covering: try store.reader.endOffsets(), timeout: options.queryTimeout)
-        }
-        return RecordsQueries(snapshot: published.snapshot, tenant: tenant)
+    /// The view to answer from: current with every event acknowledged before the call (or,
+    /// with `staleOK`, as last published).
+    func published(staleOK: Bool) async throws -> LiveView.Published {
+        if staleOK, let latest = view.latest { return latest }
+        return try await view.snapshot(covering: try store.reader.endOffsets(), timeout: options.queryTimeout)
     }
 
     /// Applies and commits what the view has not, closes it and the log.

@@ -57,6 +57,15 @@ public enum BackorderServer {
         }
         let served = try await ServedStore.open(options)
         for note in served.openingNotes { logger.notice("\(note)") }
+        // Say when the records view has caught up at start (a rebuild may take a while;
+        // /readyz answers 503 until then).
+        Task {
+            let started = ContinuousClock.now
+            guard (try? await served.view.snapshot(covering: Array(repeating: 0, count: served.store.partitionCount), timeout: 86_400 * 365)) != nil else { return }
+            let (applied, _, reason) = served.view.progress
+            let rebuilt = reason.map { " (rebuilt: \($0))" } ?? ""
+            logger.notice("records view ready: \(applied) events applied in \(ContinuousClock.now - started)\(rebuilt)")
+        }
         let app = Application(router: router(served, tokens: tokens),
                               server: .http1(configuration: .init(additionalChannelHandlers: [ContinueHandler()])),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "backorder"),

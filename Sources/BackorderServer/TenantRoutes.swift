@@ -169,29 +169,39 @@ struct TenantRoutes: Sendable {
 
     // MARK: queries
 
-    /// The tenant's queries, current with every event acknowledged before the request
-    /// (`?stale=ok`: as last published, without waiting).
-    private func queries(_ request: Request, _ tenant: String) async throws -> RecordsQueries {
-        let queries: RecordsQueries
-        do { queries = try await served.queries(tenant: tenant, staleOK: request.uri.queryParameters["stale"] == "ok") } catch let error as LiveViewError {
+    /// The view to answer from, current with every event acknowledged before the request
+    /// (`?stale=ok`: as last published, without waiting), and the tenant's queries on it.
+    private func queries(_ request: Request, _ tenant: String) async throws -> (RecordsQueries, LiveView.Published) {
+        let published: LiveView.Published
+        do { published = try await served.published(staleOK: request.uri.queryParameters["stale"] == "ok") } catch let error as LiveViewError {
             var problem = Problem(.serviceUnavailable, "\(error)")
             problem.headers[.retryAfter] = "1"
             throw problem
         }
+        let queries = RecordsQueries(snapshot: published.snapshot, tenant: tenant)
         guard try queries.tenantExists() else { throw Problem(.notFound, "no tenant \(tenant)") }
-        return queries
+        return (queries, published)
     }
 
+    /// The dashboard, from the cache when the same one was computed for the same published
+    /// view within the last second (`DashboardCache`).
     @Sendable func dashboard(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let (range, now) = try QueryParameters.range(request)
-        return try Self.json(try await queries(request, tenant).dashboard(range: range, now: now))
+        let (queries, published) = try await queries(request, tenant)
+        let key = DashboardCache.Key(tenant: tenant, from: range.from, to: range.to, now: request.uri.queryParameters["now"] == nil ? nil : now)
+        if let cached = served.dashboards.answer(key, generation: published.generation) { return Self.json(cached) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes = Array(try encoder.encode(try queries.dashboard(range: range, now: now))) + [10]
+        served.dashboards.keep(bytes, for: key, generation: published.generation)
+        return Self.json(bytes)
     }
 
     @Sendable func records(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let filter = try QueryParameters.recordFilter(request)
-        do { return try Self.json(try await queries(request, tenant).records(filter)) } catch let error as QueryError {
+        do { return try Self.json(try await queries(request, tenant).0.records(filter)) } catch let error as QueryError {
             throw Problem(.badRequest, error.description)
         }
     }
@@ -199,7 +209,7 @@ struct TenantRoutes: Sendable {
     @Sendable func record(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let id = try context.parameters.require("id")
-        guard let row = try await queries(request, tenant).record(id) else { throw Problem(.notFound, "no record \(id) in tenant \(tenant)") }
+        guard let row = try await queries(request, tenant).0.record(id) else { throw Problem(.notFound, "no record \(id) in tenant \(tenant)") }
         return try Self.json(RecordDetails(row, tenant: tenant, source: served.store.reader))
     }
 
@@ -207,7 +217,7 @@ struct TenantRoutes: Sendable {
         let tenant = try context.tenant(.read)
         let id = try context.parameters.require("id")
         let limit = try Self.integer(request, "limit", default: 50, 1...1_000)
-        do { return try Self.json(try await queries(request, tenant).customer(id, limit: limit)) } catch let error as QueryError {
+        do { return try Self.json(try await queries(request, tenant).0.customer(id, limit: limit)) } catch let error as QueryError {
             throw Problem(.notFound, error.description)
         }
     }
@@ -215,7 +225,7 @@ struct TenantRoutes: Sendable {
     @Sendable func product(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let id = try context.parameters.require("id")
-        do { return try Self.json(try await queries(request, tenant).product(id)) } catch let error as QueryError {
+        do { return try Self.json(try await queries(request, tenant).0.product(id)) } catch let error as QueryError {
             throw Problem(.notFound, error.description)
         }
     }
@@ -226,7 +236,7 @@ struct TenantRoutes: Sendable {
         guard let dimension = InsightDimension(rawValue: by) else { throw Problem(.badRequest, "by=\(by): use region, product or customer") }
         let limit = try Self.integer(request, "limit", default: 20, 1...1_000)
         let (range, _) = try QueryParameters.range(request)
-        return try Self.json(Array(try await queries(request, tenant).insights(by: dimension, range: range).prefix(limit)))
+        return try Self.json(Array(try await queries(request, tenant).0.insights(by: dimension, range: range).prefix(limit)))
     }
 
     // MARK: helpers

@@ -45,6 +45,16 @@ struct Compaction {
         guard let level = neededLevel(version, options: options) else { return nil }
         let levels = version.levels
         if level == 0 {
+            // The newest runs, while each is small, are merged into one run first: a writer
+            // that commits often (a server's view publishing every few milliseconds) makes
+            // many tiny runs, and merging each batch of them with everything in level 0, or
+            // into level 1, would rewrite megabytes for kilobytes.
+            let runs = version.level0Runs
+            let smallRun = Int64(options.memtableBytes / 4)
+            let newestSmall = runs.prefix { run in run.reduce(Int64(0)) { $0 + $1.info.size } <= smallRun }
+            if newestSmall.count >= 2 && !levels[1].isEmpty {
+                return Compaction(level: 0, outputLevel: 0, inputs: Array(newestSmall.joined()), overlapping: [], isBottom: false)
+            }
             let inputs = levels[0]
             let (smallest, largest) = range(of: inputs)
             // Small level-0 files are merged among themselves first: pushing a few kilobytes

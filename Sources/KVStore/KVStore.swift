@@ -464,9 +464,11 @@ public final class KVStore: @unchecked Sendable {
         levels[compaction.level].removeAll { inputNumbers.contains($0.info.number) }
         if compaction.outputLevel != compaction.level { levels[compaction.outputLevel].removeAll { inputNumbers.contains($0.info.number) } }
         if compaction.outputLevel == 0 {
-            // Every level-0 file was an input: the merged file is level 0 now.
-            precondition(levels[0].isEmpty, "a level-0 merge takes every level-0 file")
-            levels[0] = outputs
+            // The inputs were the newest runs (or all of level 0): the merged run takes their
+            // place, newest, before the older runs.
+            precondition(current.levels[0].prefix(compaction.inputs.count).map(\.info.number) == compaction.inputs.map(\.info.number),
+                         "a level-0 merge takes the newest runs")
+            levels[0] = outputs + levels[0]
         } else {
             levels[compaction.outputLevel].append(contentsOf: outputs)
             levels[compaction.outputLevel].sort { $0.info.smallest.lexicographicallyPrecedes($1.info.smallest) }

@@ -173,6 +173,17 @@ public final class MaintainedView<P: ViewProjector> {
     /// A read view of the rows as of the last commit.
     public func snapshot() -> KVSnapshot { store.snapshot() }
 
+    /// A read view of everything applied so far, without committing it (writer only): the
+    /// rows are sealed in memory and go to disk with the next `commit`. For a writer that
+    /// publishes often (a server): a commit makes a table file each time, which compaction
+    /// then merges; this makes none, and costs each lookup one more memtable until the next
+    /// commit.
+    public func uncommittedSnapshot() throws -> KVSnapshot {
+        precondition(isWriter, "view \(P.name): only the writer has uncommitted rows")
+        try projector.prepareCommit()
+        return store.writerSnapshot()
+    }
+
     /// Flushes committed rows (writer), closes the store and releases the lock.
     public func close() throws {
         defer { lock?.release() }

@@ -180,6 +180,16 @@ import Testing
             }
             #expect(seen == input["t001"]!.split(separator: "\n").count)
             try await client.execute(uri: "/v1/tenants/t001/events?from=1,2", method: .get, headers: t001) { #expect($0.status == .badRequest) }
+            // A new request shows on the next dashboard at once, cached answer or not.
+            let before = try await client.execute(uri: "/v1/tenants/t001/dashboard", method: .get, headers: t001) { try Self.json($0.body)["requests"] as? Int }
+            let report = #"{"type":"OutOfStockReported","actor":"u1","data":{"recordId":"R-NEW","customerId":"C-000001","productId":"P-000001","quantity":3}}"#
+            let product = try await client.execute(uri: "/v1/tenants/t001/products/P-000001", method: .get, headers: t001) { try Self.json($0.body) }
+            let sized = (product["sizes"] as? [String])?.first.map { report.replacingOccurrences(of: #""quantity":3"#, with: #""size":"\#($0)","quantity":3"#) } ?? report
+            try await client.execute(uri: "/v1/tenants/t001/events", method: .post, headers: auth(fixture.token["t001"]), body: ByteBuffer(string: sized + "\n")) { response in
+                #expect(response.status == .created, "\(String(buffer: response.body))")
+            }
+            let after = try await client.execute(uri: "/v1/tenants/t001/dashboard", method: .get, headers: t001) { try Self.json($0.body)["requests"] as? Int }
+            #expect(after == before.map { $0 + 1 })
             try access.close()
         }
         try await fixture.close()

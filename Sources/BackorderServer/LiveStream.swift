@@ -68,13 +68,11 @@ struct LiveStream: Sendable {
             if sent > 0 {
                 // The dashboard as of these events (the view publishes them within its
                 // interval; a view that cannot is left out, not waited for).
+                // Subscribers of one tenant share one computation per publication.
                 if let published = try? await served.view.snapshot(covering: reader.positions, timeout: served.options.queryTimeout),
-                   let dashboard = try? RecordsQueries(snapshot: published.snapshot, tenant: tenant)
-                    .dashboard(range: TimeRange(), now: EventStore.wallClockMicroseconds()) {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
+                   let dashboard = try? served.dashboardJSON(tenant: tenant, on: published, range: TimeRange(), now: EventStore.wallClockMicroseconds(), explicitNow: false) {
                     out += Array("event: dashboard\ndata: ".utf8)
-                    out += Array(try encoder.encode(dashboard))
+                    out += dashboard.dropLast()
                     out += [10, 10]
                 }
                 try await writer.write(ByteBuffer(bytes: out))

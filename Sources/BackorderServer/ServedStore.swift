@@ -118,6 +118,19 @@ public final class ServedStore: Sendable {
         return try await view.snapshot(covering: try store.reader.endOffsets(), timeout: options.queryTimeout)
     }
 
+    /// `tenant`'s dashboard as JSON (the CLI's `--json`), from `DashboardCache` when the
+    /// same one was computed on the same published view within the last second.
+    /// `explicitNow`: the request named its `now` (cached under it, exact).
+    func dashboardJSON(tenant: String, on published: LiveView.Published, range: TimeRange, now: Int64, explicitNow: Bool) throws -> [UInt8] {
+        let key = DashboardCache.Key(tenant: tenant, from: range.from, to: range.to, now: explicitNow ? now : nil)
+        if let cached = dashboards.answer(key, generation: published.generation) { return cached }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes = Array(try encoder.encode(try RecordsQueries(snapshot: published.snapshot, tenant: tenant).dashboard(range: range, now: now))) + [10]
+        dashboards.keep(bytes, for: key, generation: published.generation)
+        return bytes
+    }
+
     /// Applies and commits what the view has not, closes it and the log.
     public func close() async throws {
         var failure: (any Error)?

@@ -188,14 +188,8 @@ struct TenantRoutes: Sendable {
     @Sendable func dashboard(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let (range, now) = try QueryParameters.range(request)
-        let (queries, published) = try await queries(request, tenant)
-        let key = DashboardCache.Key(tenant: tenant, from: range.from, to: range.to, now: request.uri.queryParameters["now"] == nil ? nil : now)
-        if let cached = served.dashboards.answer(key, generation: published.generation) { return Self.json(cached) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let bytes = Array(try encoder.encode(try queries.dashboard(range: range, now: now))) + [10]
-        served.dashboards.keep(bytes, for: key, generation: published.generation)
-        return Self.json(bytes)
+        let (_, published) = try await queries(request, tenant)
+        return Self.json(try served.dashboardJSON(tenant: tenant, on: published, range: range, now: now, explicitNow: request.uri.queryParameters["now"] != nil))
     }
 
     @Sendable func records(_ request: Request, context: ServerContext) async throws -> Response {

@@ -48,8 +48,7 @@ enum QueryParameters {
     }
 
     static func time(_ text: String, _ name: String) throws -> Int64 {
-        if let t = Timestamp.parse(text) { return t }
-        if text.count == 10, let t = Timestamp.parse(text + "T00:00:00Z") { return t }
+        if let t = Timestamp.parseTimeOrDate(text) { return t }
         throw Problem(.badRequest, "\(name)=\(text): not a time; use RFC 3339 (2026-11-22T09:41:07Z) or a date (2026-11-22)")
     }
 }

@@ -52,6 +52,14 @@ public enum Timestamp {
     /// Parses a string.
     public static func parse(_ text: String) -> Int64? { parse(Array(text.utf8)) }
 
+    /// An RFC 3339 time, or a date (YYYY-MM-DD, its midnight UTC): what the query options
+    /// and the server's query strings take.
+    public static func parseTimeOrDate(_ text: String) -> Int64? {
+        if let t = parse(text) { return t }
+        if text.utf8.count == 10 { return parse(text + "T00:00:00Z") }
+        return nil
+    }
+
     /// Formats as `YYYY-MM-DDThh:mm:ss.mmmZ` (milliseconds, UTC).
     public static func format(_ time: Int64) -> String {
         // Clamped to years 0000–9999, the range RFC 3339 can write.

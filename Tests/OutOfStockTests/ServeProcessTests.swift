@@ -32,6 +32,12 @@ import Glibc
             process.terminate()
             throw CLIError(message: "serve did not start listening within 60 s")
         }
+
+        /// Kills the server if it still runs (a test that failed part way leaves none behind).
+        func stop() {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
     }
 
     /// One HTTP/1.1 connection over a blocking loopback socket.
@@ -130,6 +136,7 @@ import Glibc
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let server = try Server.start(data: dir + "/data", output: dir + "/serve")
+        defer { server.stop() }
         let live = try Connection(port: server.port)
         try live.send("GET", "/v1/tenants/shop/live")
         _ = try live.read(until: "retry: 1000\n\n")
@@ -168,6 +175,7 @@ import Glibc
         var acknowledged = 0
         for round in 0..<3 {
             let server = try Server.start(data: dir + "/data", output: dir + "/serve-\(round)")
+            defer { server.stop() }
             let producer = try Connection(port: server.port)
             // Appends one at a time; the server is killed after a number of them that
             // differs per round, while the next is in flight.

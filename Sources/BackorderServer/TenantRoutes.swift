@@ -44,9 +44,9 @@ struct TenantRoutes: Sendable {
         let report: IngestReport
         do { report = try await served.append(tenant: tenant, body: bytes) } catch let failure as IngestFailure {
             served.metrics.eventsAppended.increment(by: Int64(failure.report.appended))
-            throw Problem(Self.status(of: failure.underlying), "\(failure.underlying); \(failure.report.appended) events of this request were stored before the failure")
-        } catch let error as EventStoreError {
-            throw Problem(Self.status(of: error), "\(error)")
+            throw Self.problem(failure.underlying, stored: failure.report.appended, context)
+        } catch {
+            throw Self.problem(error, stored: 0, context)
         }
         served.metrics.eventsAppended.increment(by: Int64(report.appended))
         served.metrics.eventsDuplicate.increment(by: Int64(report.duplicates))
@@ -96,12 +96,21 @@ struct TenantRoutes: Sendable {
         return out
     }
 
-    static func status(of error: any Error) -> HTTPResponse.Status {
+    /// What a failed append answers. The producer's own conflicts say what they are; a
+    /// failure of the store (I/O, a full disk, a stopped partition) is logged whole and
+    /// answered `503` without its details (they name the server's files).
+    static func problem(_ error: any Error, stored: Int, _ context: ServerContext) -> Problem {
+        let storedNote = "\(stored) events of this request were stored before the failure (resending lines that carry an id is safe)"
         switch error as? EventStoreError {
-        case .wrongExpectedVersion?: return .conflict
-        case .idConflict?: return .conflict
-        case .invalidArgument?: return .unprocessableContent
-        default: return .serviceUnavailable
+        case .wrongExpectedVersion?, .idConflict?:
+            return Problem(.conflict, "\(error); \(storedNote)")
+        case .invalidArgument?:
+            return Problem(.unprocessableContent, "\(error); \(storedNote)")
+        default:
+            context.logger.error("append failed: \(error)")
+            var problem = Problem(.serviceUnavailable, "the store could not append (the server's log says why); \(storedNote)")
+            problem.headers[.retryAfter] = "5"
+            return problem
         }
     }
 

@@ -86,9 +86,11 @@ public final class ServedStore: Sendable {
     /// Appends an NDJSON body for `tenant`: the input contract and the domain's rules, all
     /// or nothing. A conflict with another request appending to the same stream at the
     /// same moment is retried (the lines are decided again against the new state).
-    func append(tenant: String, body: [UInt8]) async throws -> IngestReport {
+    func append(tenant: String, body: [UInt8], stream: String? = nil, expectVersion: Int64? = nil) async throws -> IngestReport {
         var options = IngestOptions()
         options.tenant = tenant
+        options.stream = stream
+        options.expectVersion = expectVersion
         options.batchSize = self.options.maxEventsPerRequest
         options.maxClockSkew = self.options.maxClockSkew
         options.maxReportedErrors = 100

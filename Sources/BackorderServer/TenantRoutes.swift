@@ -14,6 +14,7 @@ struct TenantRoutes: Sendable {
         tenant.post("events", use: append)
         tenant.get("events", use: readEvents)
         tenant.get("streams/:kind/:id", use: readStream)
+        tenant.post("streams/:kind/:id", use: appendToStream)
         tenant.get("dashboard", use: dashboard)
         tenant.get("records", use: records)
         tenant.get("records/:id", use: record)
@@ -22,96 +23,6 @@ struct TenantRoutes: Sendable {
         tenant.get("products/:id", use: product)
         tenant.get("insights", use: insights)
         tenant.get("live", use: LiveStream(served: served).respond)
-    }
-
-    // MARK: appends
-
-    @Sendable func append(_ request: Request, context: ServerContext) async throws -> Response {
-        let tenant = try context.tenant(.append)
-        let start = ContinuousClock.now
-        var request = request
-        let body: ByteBuffer
-        do { body = try await request.collectBody(upTo: served.options.maxBodyBytes) } catch {
-            throw Problem(.contentTooLarge, "the body is larger than the limit of \(served.options.maxBodyBytes) bytes; send the events in several requests")
-        }
-        let bytes = try Self.ndjson(body, contentType: request.headers[.contentType])
-        var lines = 0
-        for byte in bytes where byte == 10 { lines += 1 }
-        if bytes.last.map({ $0 != 10 }) ?? false { lines += 1 }
-        guard lines <= served.options.maxEventsPerRequest else {
-            throw Problem(.contentTooLarge, "\(lines) lines in one request; the limit is \(served.options.maxEventsPerRequest) (each request is one atomic append)")
-        }
-        let report: IngestReport
-        do { report = try await served.append(tenant: tenant, body: bytes) } catch let failure as IngestFailure {
-            served.metrics.eventsAppended.increment(by: Int64(failure.report.appended))
-            throw Self.problem(failure.underlying, stored: failure.report.appended, context)
-        } catch {
-            throw Self.problem(error, stored: 0, context)
-        }
-        served.metrics.eventsAppended.increment(by: Int64(report.appended))
-        served.metrics.eventsDuplicate.increment(by: Int64(report.duplicates))
-        served.metrics.linesRejected.increment(by: Int64(report.rejected))
-        if report.rejected > 0 {
-            var problem = Problem(.unprocessableContent, "\(report.rejected) of \(report.lines) lines rejected; nothing was appended")
-            problem.errors = report.errors
-            throw problem
-        }
-        served.metrics.appendSeconds.record(ContinuousClock.now - start)
-        served.metrics.appendEvents.record(Double(report.appended))
-        var out: [UInt8] = Array(#"{"lines":"#.utf8)
-        JSONText.appendInteger(Int64(report.lines), to: &out)
-        out += Array(#","appended":"#.utf8)
-        JSONText.appendInteger(Int64(report.appended), to: &out)
-        out += Array(#","duplicates":"#.utf8)
-        JSONText.appendInteger(Int64(report.duplicates), to: &out)
-        out += Array(#","positions":["#.utf8)
-        for (i, (partition, range)) in report.ranges.sorted(by: { $0.key < $1.key }).enumerated() {
-            let item: String = (i > 0 ? "," : "") + #"{"partition":\#(partition),"first":\#(range.lowerBound),"last":\#(range.upperBound)}"#
-            out += Array(item.utf8)
-        }
-        out += Array(#"],"assignedIds":["#.utf8)
-        for (i, assigned) in report.assignedIDs.enumerated() {
-            let item: String = (i > 0 ? "," : "") + #"{"line":\#(assigned.line),"id":"\#(assigned.id)"}"#
-            out += Array(item.utf8)
-        }
-        out += Array("]}\n".utf8)
-        return Self.json(out, status: report.appended > 0 || report.lines == 0 ? .created : .ok)
-    }
-
-    /// The body as NDJSON: NDJSON as sent, or a JSON array of objects turned into lines.
-    static func ndjson(_ body: ByteBuffer, contentType: String?) throws -> [UInt8] {
-        let bytes = Array(body.readableBytesView)
-        guard let first = bytes.first(where: { $0 != 32 && $0 != 9 && $0 != 10 && $0 != 13 }), first == UInt8(ascii: "[") else { return bytes }
-        guard let array = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [Any] else {
-            throw Problem(.badRequest, "the body starts with [ but is not a JSON array; send NDJSON (one event per line) or a JSON array of events")
-        }
-        var out: [UInt8] = []
-        for (i, element) in array.enumerated() {
-            guard JSONSerialization.isValidJSONObject(element), let line = try? JSONSerialization.data(withJSONObject: element) else {
-                throw Problem(.unprocessableContent, "element \(i + 1) of the array is not a JSON object")
-            }
-            out += line
-            out.append(10)
-        }
-        return out
-    }
-
-    /// What a failed append answers. The producer's own conflicts say what they are; a
-    /// failure of the store (I/O, a full disk, a stopped partition) is logged whole and
-    /// answered `503` without its details (they name the server's files).
-    static func problem(_ error: any Error, stored: Int, _ context: ServerContext) -> Problem {
-        let storedNote = "\(stored) events of this request were stored before the failure (resending lines that carry an id is safe)"
-        switch error as? EventStoreError {
-        case .wrongExpectedVersion?, .idConflict?:
-            return Problem(.conflict, "\(error); \(storedNote)")
-        case .invalidArgument?:
-            return Problem(.unprocessableContent, "\(error); \(storedNote)")
-        default:
-            context.logger.error("append failed: \(error)")
-            var problem = Problem(.serviceUnavailable, "the store could not append (the server's log says why); \(storedNote)")
-            problem.headers[.retryAfter] = "5"
-            return problem
-        }
     }
 
     // MARK: reads

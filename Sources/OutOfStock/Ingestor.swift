@@ -94,8 +94,8 @@ extension InputParser {
     }
 }
 
-/// `--expect-version`: the input must be one stream, and its first event is checked
-/// against the given version.
+/// An expected version for the whole input (`--expect-version`, a server's `If-Match`): the
+/// input must be one stream, and its first event is checked against the given version.
 struct SingleStreamCheck {
     var expectVersion: Int64?
     private var stream: StreamKey?
@@ -107,14 +107,14 @@ struct SingleStreamCheck {
         guard let expected = expectVersion else { return .success(input) }
         let key = StreamKey(tenant: input.tenant, stream: input.type.streamName(input.stream))
         if let stream, stream != key {
-            return .failure(InputError(line: line, field: "data.\(input.type.streamField.name)", message: "--expect-version applies to a single-stream input, but this line is for another stream"))
+            return .failure(InputError(line: line, field: "data.\(input.type.streamField.name)", message: "the input's expected version applies to a single-stream input, but this line is for another stream"))
         }
         stream = key
         guard first else { return .success(input) }
         first = false
         var event = input
         if let own = event.expectedVersion, own != expected {
-            return .failure(InputError(line: line, field: "expectedVersion", message: "is \(own), but --expect-version says \(expected)"))
+            return .failure(InputError(line: line, field: "expectedVersion", message: "is \(own), but the input's expected version is \(expected)"))
         }
         event.expectedVersion = expected
         return .success(event)
@@ -170,6 +170,9 @@ public struct IngestOptions: Sendable {
     /// tenant belongs to it, a line naming another is rejected. Nil: each line's own
     /// (`default` when it names none).
     public var tenant: String?
+    /// The one stream of this input (a server's request for one stream), or nil: a line for
+    /// another stream is rejected.
+    public var stream: String?
 
     /// The defaults.
     public init() {}
@@ -276,6 +279,11 @@ public final class Ingestor {
                         rejection = InputError(line: line, field: "tenant", message: "\(input.tenant) is not this request's tenant \(tenant); leave it out, or send the line to its own tenant")
                         break
                     }
+                }
+                if let stream = options.stream, input.type.streamName(input.stream) != stream {
+                    rejection = InputError(line: line, field: "data.\(input.type.streamField.name)",
+                                           message: "this line is for stream \(input.type.streamName(input.stream)), not this request's stream \(stream)")
+                    break
                 }
                 // A resend is acknowledged before any check (and does not use up
                 // --expect-version); a reused id with other content is refused.

@@ -118,6 +118,45 @@ import Testing
         try await fixture.close()
     }
 
+    @Test func streamAppendsCheckTheVersionWithIfMatch() async throws {
+        let fixture = try await Fixture.make()
+        try await fixture.app.test(.router) { client in
+            var headers = auth(fixture.token["t001"])
+            let uri = "/v1/tenants/t001/streams/customer/C-IF"
+            let register = #"{"type":"CustomerRegistered","actor":"u1","data":{"customerId":"C-IF","number":"7","name":"If"}}"#
+            let update = #"{"type":"CustomerUpdated","actor":"u1","data":{"customerId":"C-IF","name":"If Updated"}}"#
+            headers[.ifNoneMatch] = "*"
+            try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: register + "\n")) { response in
+                #expect(response.status == .created && response.headers[.eTag] == "\"1\"")
+            }
+            // The stream exists now: If-None-Match fails, saying its version.
+            try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: update + "\n")) { response in
+                #expect(response.status == .preconditionFailed && response.headers[.eTag] == "\"1\"")
+            }
+            headers[.ifNoneMatch] = nil
+            headers[.ifMatch] = "\"0\""
+            try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: update + "\n")) { #expect($0.status == .preconditionFailed) }
+            headers[.ifMatch] = "\"1\""
+            try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: update + "\n")) { response in
+                #expect(response.status == .created && response.headers[.eTag] == "\"2\"")
+            }
+            // A line for another stream is refused; the stream is unchanged.
+            headers[.ifMatch] = "\"2\""
+            let other = #"{"type":"CustomerUpdated","actor":"u1","data":{"customerId":"C-000001","name":"Other"}}"#
+            try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: other + "\n")) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect(String(buffer: response.body).contains("not this request's stream customer/C-IF"))
+            }
+            try await client.execute(uri: uri, method: .get, headers: auth(fixture.token["t001"])) { response in
+                #expect(response.headers[.eTag] == "\"2\"")
+                #expect(String(buffer: response.body).contains("If Updated"))
+            }
+            headers[.ifMatch] = "three"
+            try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: update + "\n")) { #expect($0.status == .badRequest) }
+        }
+        try await fixture.close()
+    }
+
     @Test func queriesAnswerWhatTheLibraryAnswersAndReadsPage() async throws {
         let fixture = try await Fixture.make()
         let input = Self.input()

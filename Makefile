@@ -3,6 +3,8 @@
 #   make test   install dependencies, build, run the whole test suite
 #   make soak   the fault suites at length (docs/RELIABILITY.md): SEEDS=… ROUNDS=… FUZZ=…
 #   make sanitize  the test suite under ThreadSanitizer (SANITIZER=address for AddressSanitizer)
+#   make serve  the HTTP server on the demo data, loopback only, without tokens (docs/SERVER.md)
+#   make check-api  schemathesis against a live server with docs/openapi.yaml
 SHELL := /bin/bash
 APT_PACKAGES := liblz4-dev libzstd-dev libsimdjson-dev libnats-dev nats-server pkg-config
 DATA ?= demo-data

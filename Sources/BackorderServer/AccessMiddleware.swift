@@ -38,7 +38,9 @@ struct AccessMiddleware: RouterMiddleware {
                 caller = entry.id
             }
         }
-        if let wait = limiter.take(caller) {
+        // Health probes are not limited: a flood from others must not fail them.
+        let probe = request.uri.path == "/healthz" || request.uri.path == "/readyz"
+        if !probe, let wait = limiter.take(caller) {
             var problem = Problem(.tooManyRequests, "over the rate limit of this token; retry after \(Int(wait.rounded(.up))) s")
             problem.headers[.retryAfter] = String(max(1, Int(wait.rounded(.up))))
             throw problem

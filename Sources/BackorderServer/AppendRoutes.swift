@@ -14,7 +14,7 @@ extension TenantRoutes {
         let report = try await ingest(tenant: tenant, bytes, stream: nil, expectVersion: nil, context)
         if report.rejected > 0 { throw Self.rejected(report) }
         record(report, since: start)
-        return Self.json(Self.appendResult(report), status: report.appended > 0 || report.lines == 0 ? .created : .ok)
+        return Self.json(Self.appendResult(report), status: report.appended > 0 ? .created : .ok)
     }
 
     /// Appends to one stream. `If-Match: "N"`: the stream must be at version N;
@@ -55,7 +55,7 @@ extension TenantRoutes {
             throw Self.rejected(report)
         }
         record(report, since: start)
-        var response = Self.json(Self.appendResult(report), status: report.appended > 0 || report.lines == 0 ? .created : .ok)
+        var response = Self.json(Self.appendResult(report), status: report.appended > 0 ? .created : .ok)
         let version = try expected.map { $0 + Int64(report.appended) } ?? served.store.version(tenant: tenant, stream: stream)
         response.headers[.eTag] = "\"\(version)\""
         return response
@@ -72,6 +72,7 @@ extension TenantRoutes {
         var lines = 0
         for byte in bytes where byte == 10 { lines += 1 }
         if bytes.last.map({ $0 != 10 }) ?? false { lines += 1 }
+        guard lines > 0 else { throw Problem(.badRequest, "the body holds no events; send NDJSON (one event per line) or a JSON array of events") }
         guard lines <= served.options.maxEventsPerRequest else {
             throw Problem(.contentTooLarge, "\(lines) lines in one request; the limit is \(served.options.maxEventsPerRequest) (each request is one atomic append)")
         }

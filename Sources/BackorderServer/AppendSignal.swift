@@ -4,10 +4,16 @@ import EventLog
 /// (asynchronously) for the ring after the one it last saw, or for its timeout (the
 /// heartbeat of a live stream).
 final class AppendSignal: Sendable {
+    /// A reader waiting, and the timer that ends its wait (cancelled when a ring does).
+    private struct Waiter {
+        let continuation: CheckedContinuation<UInt64, Never>
+        var timer: Task<Void, Never>?
+    }
+
     private struct State {
         var rings: UInt64 = 0
         var nextTicket: UInt64 = 0
-        var waiting: [UInt64: CheckedContinuation<UInt64, Never>] = [:]
+        var waiting: [UInt64: Waiter] = [:]
     }
 
     private let state = ConditionLock(State())
@@ -17,12 +23,15 @@ final class AppendSignal: Sendable {
 
     /// Events were appended: wake every waiter.
     func ring() {
-        let (rings, woken) = state.withLock { s -> (UInt64, [CheckedContinuation<UInt64, Never>]) in
+        let (rings, woken) = state.withLock { s -> (UInt64, [Waiter]) in
             s.rings += 1
             defer { s.waiting = [:] }
             return (s.rings, Array(s.waiting.values))
         }
-        for continuation in woken { continuation.resume(returning: rings) }
+        for waiter in woken {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: rings)
+        }
     }
 
     /// Returns the ring count once it is past `seen`, or after `timeout` seconds whatever it
@@ -35,15 +44,23 @@ final class AppendSignal: Sendable {
         return await withCheckedContinuation { continuation in
             let now = state.withLock { s -> UInt64? in
                 guard s.rings <= seen else { return s.rings }
-                s.waiting[ticket] = continuation
+                s.waiting[ticket] = Waiter(continuation: continuation)
                 return nil
             }
             if let now { return continuation.resume(returning: now) }
-            Task { [self] in
-                try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+            let timer = Task { [self] in
+                guard (try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))) != nil else { return }
                 let expired = state.withLock { s in s.waiting.removeValue(forKey: ticket).map { ($0, s.rings) } }
-                if let (continuation, rings) = expired { continuation.resume(returning: rings) }
+                if let (waiter, rings) = expired { waiter.continuation.resume(returning: rings) }
             }
+            // Kept with the waiter so that a ring cancels it; if the ring came first, the
+            // waiter is gone and the timer is cancelled now.
+            let rung = state.withLock { s -> Bool in
+                guard s.waiting[ticket] != nil else { return true }
+                s.waiting[ticket]?.timer = timer
+                return false
+            }
+            if rung { timer.cancel() }
         }
     }
 }

@@ -45,14 +45,22 @@ struct LiveStream: Sendable {
 
     private static func stream(_ served: ServedStore, tenant: String, source: EventReader, from: [Int64], stop: StopFlag,
                                to writer: inout any ResponseBodyWriter) async throws {
-        var reader = try RecordedOrderReader(source: source, from: from, to: try source.endOffsets())
+        // The ring count first: an append acknowledged between the two is then both inside
+        // the ends or past them with a ring still to come — never past them with its ring
+        // already counted (the stream would wait for the next append to see it).
         var rings = served.appended.rings
+        var reader = try RecordedOrderReader(source: source, from: from, to: try source.endOffsets())
         var out: [UInt8] = Array("retry: 1000\n\n".utf8)
         try await writer.write(ByteBuffer(bytes: out))
         while !stop.isSet {
             out.removeAll(keepingCapacity: true)
             var sent = 0
+            var scanned = 0
             while let event = try reader.next() {
+                // Other tenants' events are read past; a long stretch of them yields the
+                // thread now and then instead of holding it.
+                scanned += 1
+                if scanned % 4_096 == 0 { await Task.yield() }
                 guard event.tenant == tenant else { continue }
                 out += Array("id: ".utf8)
                 out += Array(reader.positions.map(String.init).joined(separator: ",").utf8)
@@ -80,6 +88,7 @@ struct LiveStream: Sendable {
             let before = rings
             rings = await served.appended.wait(after: rings, timeout: served.options.heartbeatSeconds)
             if rings == before && !stop.isSet { try await writer.write(ByteBuffer(string: ": heartbeat\n\n")) }
+            rings = served.appended.rings
             reader.extend(to: try source.endOffsets())
         }
     }

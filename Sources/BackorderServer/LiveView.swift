@@ -35,10 +35,18 @@ public final class LiveView: @unchecked Sendable {
         }
     }
 
+    /// A query waiting for a publication, and the timer that fails it when its time is up
+    /// (cancelled when a publication answers it first).
+    private struct Waiter {
+        let ends: [Int64]
+        let continuation: CheckedContinuation<Published, any Error>
+        var timer: Task<Void, Never>?
+    }
+
     private struct State {
         var pokes = 0
         /// Queries waiting for events to be published, by ticket.
-        var waiting: [UInt64: (ends: [Int64], continuation: CheckedContinuation<Published, any Error>)] = [:]
+        var waiting: [UInt64: Waiter] = [:]
         var nextTicket: UInt64 = 0
         var stopping = false
         var stopped = false
@@ -59,9 +67,11 @@ public final class LiveView: @unchecked Sendable {
     /// Opens the view as its writer on a thread of its own and starts catching it up with
     /// `source` (a rebuild, if the view must be rebuilt, runs there too: `progress` says how
     /// far it is).
+    /// `onFailure` is called (on the view's thread) if the view stops with an error: the
+    /// server logs it; queries then answer that the view stopped, without its details.
     public init(root: String, source: any EventSource, publishInterval: Double = 0.1,
                 options: KVOptions = RecordsViewAccess.options(), storage: any Storage = PosixStorage(),
-                lockTimeoutMilliseconds: Int = 10_000) throws {
+                lockTimeoutMilliseconds: Int = 10_000, onFailure: @escaping @Sendable (any Error) -> Void = { _ in }) throws {
         precondition(publishInterval >= 0, "LiveView: publishInterval must not be negative")
         self.source = source
         self.publishInterval = publishInterval
@@ -78,16 +88,19 @@ public final class LiveView: @unchecked Sendable {
                 try run(view)
             } catch {
                 state.withLock { $0.failure = error }
+                onFailure(error)
             }
             try? view?.close()
             let waiting = state.withLock { s in
                 s.stopped = true
                 defer { s.waiting = [:] }
-                return s.waiting.values.map(\.continuation)
+                return Array(s.waiting.values)
             }
             state.broadcast()
-            let reason = failure.map { "\($0)" } ?? "the server is stopping"
-            for continuation in waiting { continuation.resume(throwing: LiveViewError.stopped(reason)) }
+            for waiter in waiting {
+                waiter.timer?.cancel()
+                waiter.continuation.resume(throwing: LiveViewError.stopped)
+            }
         }
     }
 
@@ -149,9 +162,12 @@ public final class LiveView: @unchecked Sendable {
         state.broadcast()
         let covered = state.withLock { s in
             let tickets = s.waiting.filter { published.covers($0.value.ends) }.map(\.key)
-            return tickets.compactMap { s.waiting.removeValue(forKey: $0)?.continuation }
+            return tickets.compactMap { s.waiting.removeValue(forKey: $0) }
         }
-        for continuation in covered { continuation.resume(returning: published) }
+        for waiter in covered {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: published)
+        }
     }
 
     /// The store acknowledged more events: apply them soon.
@@ -184,24 +200,32 @@ public final class LiveView: @unchecked Sendable {
         return try await withCheckedThrowingContinuation { continuation in
             let outcome = state.withLock { s -> Result<Published, LiveViewError>? in
                 if let published = s.published, published.covers(ends) { return .success(published) }
-                if s.stopped { return .failure(.stopped(s.failure.map { "\($0)" } ?? "the server is stopping")) }
-                s.waiting[ticket] = (ends, continuation)
+                if s.stopped { return .failure(.stopped) }
+                s.waiting[ticket] = Waiter(ends: ends, continuation: continuation)
                 return nil
             }
             if let outcome { return continuation.resume(with: outcome) }
             state.broadcast()
-            Task { [self] in
-                try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+            let timer = Task { [self] in
+                guard (try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))) != nil else { return }
                 expire(ticket)
             }
+            // Kept with the waiter so that an answer cancels it; if the answer came first,
+            // the waiter is gone and the timer is cancelled now.
+            let answered = state.withLock { s -> Bool in
+                guard s.waiting[ticket] != nil else { return true }
+                s.waiting[ticket]?.timer = timer
+                return false
+            }
+            if answered { timer.cancel() }
         }
     }
 
     /// Fails a query still waiting when its time is up.
     private func expire(_ ticket: UInt64) {
-        guard let continuation = state.withLock({ $0.waiting.removeValue(forKey: ticket)?.continuation }) else { return }
+        guard let waiter = state.withLock({ $0.waiting.removeValue(forKey: ticket) }) else { return }
         let (applied, backlog, reason) = progress
-        continuation.resume(throwing: LiveViewError.notCaughtUp(applied: applied, backlog: backlog, rebuilding: reason))
+        waiter.continuation.resume(throwing: LiveViewError.notCaughtUp(applied: applied, backlog: backlog, rebuilding: reason != nil))
     }
 
     /// Applies what is acknowledged, commits, closes the view and releases its lock.
@@ -214,21 +238,23 @@ public final class LiveView: @unchecked Sendable {
     }
 }
 
-/// Why a query could not be answered from the live view.
+/// Why a query could not be answered from the live view. Its text is for clients: it
+/// says what is the case without the underlying error (which names the server's files; the
+/// server logs that).
 public enum LiveViewError: Error, Sendable, CustomStringConvertible {
     /// The view has not applied the events the query must see within its time (at start,
     /// while a backlog or a rebuild runs).
-    case notCaughtUp(applied: Int64, backlog: Int64, rebuilding: String?)
-    /// The view's thread stopped.
-    case stopped(String)
+    case notCaughtUp(applied: Int64, backlog: Int64, rebuilding: Bool)
+    /// The view's thread stopped (the server is stopping, or the view failed).
+    case stopped
 
     public var description: String {
         switch self {
         case let .notCaughtUp(applied, backlog, rebuilding):
-            return (rebuilding.map { "the records view is being rebuilt (\($0))" } ?? "the records view is catching up with the log")
+            return (rebuilding ? "the records view is being rebuilt from the log" : "the records view is catching up with the log")
                 + ": \(applied) of \(backlog) events applied; try again shortly"
-        case let .stopped(reason):
-            return "the records view stopped: \(reason)"
+        case .stopped:
+            return "the records view has stopped: the server is stopping, or the view failed (the server's log says which)"
         }
     }
 }

@@ -63,14 +63,16 @@ public final class ServedStore: Sendable {
     }
 
     /// Opens the store (recovering it as `append` does) and starts the view's thread.
-    public static func open(_ options: ServeOptions, metrics: ServerMetrics = ServerMetrics()) async throws -> ServedStore {
+    /// `onViewFailure` hears why the records view stopped, if it fails (for the server's log).
+    public static func open(_ options: ServeOptions, metrics: ServerMetrics = ServerMetrics(),
+                            onViewFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async throws -> ServedStore {
         precondition(options.maxEventsPerRequest <= StoreOptions().maxEventsPerBatch, "one request must be one atomic append")
         var storeOptions = StoreOptions()
         storeOptions.log.durability = options.durability
         storeOptions.log.partitionCount = options.partitions
         let store = try await EventStore.open(at: options.directory, options: storeOptions)
         do {
-            let view = try LiveView(root: options.directory, source: store.reader, publishInterval: options.publishInterval)
+            let view = try LiveView(root: options.directory, source: store.reader, publishInterval: options.publishInterval, onFailure: onViewFailure)
             return ServedStore(store: store, view: view, options: options, metrics: metrics)
         } catch {
             try? await store.close()

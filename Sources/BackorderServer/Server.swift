@@ -14,8 +14,10 @@ public enum BackorderServer {
                                                 metrics: served.metrics, bodyLimit: served.options.maxBodyBytes))
         router.get("healthz") { _, _ in TenantRoutes.json(Array("{\"status\":\"ok\"}\n".utf8)) }
         router.get("readyz") { _, _ in
-            guard served.view.latest != nil else {
-                var problem = Problem(.serviceUnavailable, "\(LiveViewError.notCaughtUp(applied: served.view.progress.applied, backlog: served.view.progress.backlog, rebuilding: served.view.progress.resetReason))")
+            if served.view.failure != nil || served.view.latest == nil {
+                let (applied, backlog, reason) = served.view.progress
+                let error = served.view.failure != nil ? LiveViewError.stopped : .notCaughtUp(applied: applied, backlog: backlog, rebuilding: reason != nil)
+                var problem = Problem(.serviceUnavailable, "\(error)")
                 problem.headers[.retryAfter] = "1"
                 throw problem
             }
@@ -55,7 +57,7 @@ public enum BackorderServer {
             guard !file.entries.isEmpty else { throw ServeError.refused("\(path) holds no tokens: `backorder token create --tokens \(path) …` makes one") }
             tokens = file
         }
-        let served = try await ServedStore.open(options)
+        let served = try await ServedStore.open(options) { error in logger.critical("the records view stopped: \(error)") }
         for note in served.openingNotes { logger.notice("\(note)") }
         // Say when the records view has caught up at start (a rebuild may take a while;
         // /readyz answers 503 until then).

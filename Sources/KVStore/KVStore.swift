@@ -234,18 +234,21 @@ public final class KVStore: @unchecked Sendable {
     public func writerSnapshot() -> KVSnapshot {
         enterWriter()
         defer { leaveWriter() }
-        seal()
+        seal(forSnapshot: true)
         return shared.withLock { s in
             KVSnapshot(version: s.version, frozen: sealed + s.frozen.flatMap(\.memtables), metadata: s.frozen.first?.metadata ?? s.version.metadata)
         }
     }
 
-    /// Ends the mutable memtable without committing it.
-    private func seal() {
+    /// Ends the mutable memtable without committing it. The next one is sized for a whole
+    /// memtable's writes after a freeze; after a snapshot's seal it starts small and grows
+    /// (a writer that takes snapshots often would otherwise allocate and zero a full-size
+    /// index for each, and reach `needsFreeze` after a few).
+    private func seal(forSnapshot: Bool = false) {
         guard !mutable.isEmpty else { return }
         mutable.freeze()
         sealed.insert(mutable, at: 0)
-        mutable = Memtable(expectedEntries: mode == .writable ? options.memtableBytes / 160 : 2_048)
+        mutable = Memtable(expectedEntries: mode == .writable && !forSnapshot ? options.memtableBytes / 160 : 2_048)
     }
 
     /// Ends the current memtable: everything written so far becomes immutable, readable

@@ -289,13 +289,19 @@ import Testing
                 #expect(response.status == .contentTooLarge)
                 #expect(String(buffer: response.body).contains("the limit is 10"))
             }
-            try await client.execute(uri: "/healthz", method: .get, headers: t001) { #expect($0.status == .ok) }
-            try await client.execute(uri: "/healthz", method: .get, headers: t001) { response in
+            // Two requests of the burst of 3 are spent: one more is answered, the next is not.
+            try await client.execute(uri: "/v1/tenants/t001/dashboard", method: .get, headers: t001) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/v1/tenants/t001/dashboard", method: .get, headers: t001) { response in
                 #expect(response.status == .tooManyRequests)
                 #expect(Int(response.headers[.retryAfter] ?? "") ?? 0 >= 1)
             }
-            // Another token has its own bucket.
-            try await client.execute(uri: "/healthz", method: .get, headers: auth(fixture.token["t002"])) { #expect($0.status == .ok) }
+            // Health probes are not limited; another token has its own bucket.
+            try await client.execute(uri: "/healthz", method: .get, headers: t001) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/tenants/t002/dashboard", method: .get, headers: auth(fixture.token["t002"])) { #expect($0.status == .notFound) }
+            // An empty body is no append.
+            try await client.execute(uri: "/v1/tenants/t002/events", method: .post, headers: auth(fixture.token["t002"]), body: ByteBuffer(string: "")) {
+                #expect($0.status == .badRequest)
+            }
         }
         try await fixture.close()
     }

@@ -53,6 +53,8 @@ public final class ServedStore: Sendable {
     let appended = AppendSignal()
     /// Dashboards computed recently, per published view.
     let dashboards = DashboardCache()
+    /// Tells this process's publications from an earlier one's in `ETag`s.
+    let epoch = UInt32.random(in: 1...UInt32.max)
     let metrics: ServerMetrics
 
     private init(store: EventStore, view: LiveView, options: ServeOptions, metrics: ServerMetrics) {

@@ -115,33 +115,63 @@ struct TenantRoutes: Sendable {
     @Sendable func records(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let filter = try QueryParameters.recordFilter(request)
-        do { return try Self.json(try await queries(request, tenant).0.records(filter)) } catch let error as QueryError {
-            throw Problem(.badRequest, error.description)
+        let (queries, published) = try await queries(request, tenant)
+        return try conditional(request, published, range: filter.range) {
+            do { return try Self.json(try queries.records(filter)) } catch let error as QueryError {
+                throw Problem(.badRequest, error.description)
+            }
         }
     }
 
     @Sendable func record(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let id = try context.parameters.require("id")
-        guard let row = try await queries(request, tenant).0.record(id) else { throw Problem(.notFound, "no record \(id) in tenant \(tenant)") }
-        return try Self.json(RecordDetails(row, tenant: tenant, source: served.store.reader))
+        let (queries, published) = try await queries(request, tenant)
+        return try conditional(request, published) {
+            guard let row = try queries.record(id) else { throw Problem(.notFound, "no record \(id) in tenant \(tenant)") }
+            return try Self.json(RecordDetails(row, tenant: tenant, source: served.store.reader))
+        }
     }
 
     @Sendable func customer(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let id = try context.parameters.require("id")
         let limit = try Self.integer(request, "limit", default: 50, 1...1_000)
-        do { return try Self.json(try await queries(request, tenant).0.customer(id, limit: limit)) } catch let error as QueryError {
-            throw Problem(.notFound, error.description)
+        let (queries, published) = try await queries(request, tenant)
+        return try conditional(request, published) {
+            do { return try Self.json(try queries.customer(id, limit: limit)) } catch let error as QueryError {
+                throw Problem(.notFound, error.description)
+            }
         }
     }
 
     @Sendable func product(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let id = try context.parameters.require("id")
-        do { return try Self.json(try await queries(request, tenant).0.product(id)) } catch let error as QueryError {
-            throw Problem(.notFound, error.description)
+        let (queries, published) = try await queries(request, tenant)
+        return try conditional(request, published) {
+            do { return try Self.json(try queries.product(id)) } catch let error as QueryError {
+                throw Problem(.notFound, error.description)
+            }
         }
+    }
+
+    /// The answer with an `ETag` naming the publication it was computed on (and the time
+    /// range, which `range=today` resolves with the clock), or `304` when the request's
+    /// `If-None-Match` already names it. The tag holds the server's epoch: a restarted
+    /// server's publications never match an older one's.
+    private func conditional(_ request: Request, _ published: LiveView.Published, range: TimeRange = TimeRange(),
+                             _ answer: () throws -> Response) throws -> Response {
+        var tag = "\"\(served.epoch)-\(published.generation)"
+        if range.from != nil || range.to != nil { tag += "-\(range.from ?? 0)-\(range.to ?? 0)" }
+        tag += "\""
+        if let match = request.headers[.ifNoneMatch],
+           match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == tag }) {
+            return Response(status: .notModified, headers: [.eTag: tag])
+        }
+        var response = try answer()
+        response.headers[.eTag] = tag
+        return response
     }
 
     @Sendable func insights(_ request: Request, context: ServerContext) async throws -> Response {

@@ -190,6 +190,20 @@ import Testing
                 let body = try Self.json(response.body)
                 #expect((body["history"] as? [Any])?.isEmpty == false)
             }
+            // An unchanged view answers 304 to the ETag it gave; a new publication does not.
+            let etag = try await client.execute(uri: "/v1/tenants/t001/records/\(id)", method: .get, headers: t001) { try #require($0.headers[.eTag]) }
+            var conditional = t001
+            conditional[.ifNoneMatch] = etag
+            try await client.execute(uri: "/v1/tenants/t001/records/\(id)", method: .get, headers: conditional) { response in
+                #expect(response.status == .notModified && response.body.readableBytes == 0)
+            }
+            let note = #"{"type":"CustomerRegistered","actor":"u1","data":{"customerId":"C-ETAG","number":"1","name":"ETag"}}"#
+            try await client.execute(uri: "/v1/tenants/t001/events", method: .post, headers: auth(fixture.token["t001"]), body: ByteBuffer(string: note + "\n")) {
+                #expect($0.status == .created)
+            }
+            try await client.execute(uri: "/v1/tenants/t001/records/\(id)", method: .get, headers: conditional) { response in
+                #expect(response.status == .ok && response.headers[.eTag] != etag)
+            }
             // Audit history needs the audit role: the reader token may not.
             try await client.execute(uri: "/v1/tenants/t001/records/\(id)/history", method: .get, headers: t001) { #expect($0.status == .forbidden) }
             try await client.execute(uri: "/v1/tenants/t001/records/\(id)/history", method: .get, headers: auth(fixture.token["t001"])) { response in
@@ -217,7 +231,7 @@ import Testing
                 from = body["next"] as? String
                 #expect(pages < 100)
             }
-            #expect(seen == input["t001"]!.split(separator: "\n").count)
+            #expect(seen == input["t001"]!.split(separator: "\n").count + 1, "the input and C-ETAG")
             try await client.execute(uri: "/v1/tenants/t001/events?from=1,2", method: .get, headers: t001) { #expect($0.status == .badRequest) }
             // A new request shows on the next dashboard at once, cached answer or not.
             let before = try await client.execute(uri: "/v1/tenants/t001/dashboard", method: .get, headers: t001) { try Self.json($0.body)["requests"] as? Int }

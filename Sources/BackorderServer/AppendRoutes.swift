@@ -23,11 +23,7 @@ extension TenantRoutes {
     @Sendable func appendToStream(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.append)
         let start = ContinuousClock.now
-        let kind = try context.parameters.require("kind"), id = try context.parameters.require("id")
-        guard ["record", "customer", "product"].contains(kind) else {
-            throw Problem(.notFound, "no stream kind \(kind): streams are record/{id}, customer/{id} or product/{id}")
-        }
-        let stream = kind + "/" + id
+        let stream = try Self.stream(context)
         var expected: Int64?
         if let match = request.headers[.ifMatch] {
             let digits = match.replacingOccurrences(of: "W/", with: "").trimmingCharacters(in: CharacterSet(charactersIn: "\" "))

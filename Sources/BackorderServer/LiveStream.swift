@@ -85,9 +85,11 @@ struct LiveStream: Sendable {
                 }
                 try await writer.write(ByteBuffer(bytes: out))
             }
-            let before = rings
-            rings = await served.appended.wait(after: rings, timeout: served.options.heartbeatSeconds)
-            if rings == before && !stop.isSet { try await writer.write(ByteBuffer(string: ": heartbeat\n\n")) }
+            // Woken by an append or by the heartbeat's time; then, as at the start, the ring
+            // count before the log's ends.
+            if await served.appended.wait(after: rings, timeout: served.options.heartbeatSeconds) == rings && !stop.isSet {
+                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+            }
             rings = served.appended.rings
             reader.extend(to: try source.endOffsets())
         }

@@ -130,9 +130,7 @@ public final class ServedStore: Sendable {
     func dashboardJSON(tenant: String, on published: LiveView.Published, range: TimeRange, now: Int64, explicitNow: Bool) throws -> [UInt8] {
         let key = DashboardCache.Key(tenant: tenant, from: range.from, to: range.to, now: explicitNow ? now : nil)
         if let cached = dashboards.answer(key, generation: published.generation) { return cached }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let bytes = Array(try encoder.encode(try RecordsQueries(snapshot: published.snapshot, tenant: tenant).dashboard(range: range, now: now))) + [10]
+        let bytes = try TenantRoutes.sortedJSON(RecordsQueries(snapshot: published.snapshot, tenant: tenant).dashboard(range: range, now: now))
         dashboards.keep(bytes, for: key, generation: published.generation)
         return bytes
     }

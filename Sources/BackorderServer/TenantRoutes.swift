@@ -57,14 +57,11 @@ struct TenantRoutes: Sendable {
     /// One stream's events, oldest first.
     @Sendable func readStream(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
-        let kind = try context.parameters.require("kind"), id = try context.parameters.require("id")
-        guard ["record", "customer", "product"].contains(kind) else {
-            throw Problem(.notFound, "no stream kind \(kind): streams are record/{id}, customer/{id} or product/{id}")
-        }
-        let events = try served.store.readStream(tenant: tenant, stream: kind + "/" + id)
-        guard !events.isEmpty else { throw Problem(.notFound, "no stream \(kind)/\(id) in tenant \(tenant)") }
+        let stream = try Self.stream(context)
+        let events = try served.store.readStream(tenant: tenant, stream: stream)
+        guard !events.isEmpty else { throw Problem(.notFound, "no stream \(stream) in tenant \(tenant)") }
         var out: [UInt8] = Array(#"{"stream":"#.utf8)
-        JSONText.appendString(kind + "/" + id, to: &out)
+        JSONText.appendString(stream, to: &out)
         out += Array(#","version":"#.utf8)
         JSONText.appendInteger(Int64(events.count), to: &out)
         out += Array(#","events":["#.utf8)
@@ -190,10 +187,22 @@ struct TenantRoutes: Sendable {
     }
 
     /// The same JSON as the CLI's `--json` (sorted keys).
-    static func json<T: Encodable>(_ value: T) throws -> Response {
+    static func json<T: Encodable>(_ value: T) throws -> Response { json(try sortedJSON(value)) }
+
+    /// `value` as the CLI's `--json` prints it: sorted keys, then a newline.
+    static func sortedJSON<T: Encodable>(_ value: T) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return json(Array(try encoder.encode(value)) + [10])
+        return Array(try encoder.encode(value)) + [10]
+    }
+
+    /// The stream a `streams/{kind}/{id}` route names (`record/R-1`).
+    static func stream(_ context: ServerContext) throws -> String {
+        let kind = try context.parameters.require("kind"), id = try context.parameters.require("id")
+        guard ["record", "customer", "product"].contains(kind) else {
+            throw Problem(.notFound, "no stream kind \(kind): streams are record/{id}, customer/{id} or product/{id}")
+        }
+        return kind + "/" + id
     }
 
     static func integer(_ request: Request, _ name: String, default value: Int, _ range: ClosedRange<Int>) throws -> Int {
@@ -204,8 +213,8 @@ struct TenantRoutes: Sendable {
 
     /// One offset per lane, comma-separated (a page's `next`, a live stream's event id).
     static func positions(_ text: String, lanes: Int) throws -> [Int64] {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-        guard parts.count == lanes, let offsets = Optional(parts.compactMap { Int64($0) }), offsets.count == lanes, offsets.allSatisfy({ $0 >= 0 }) else {
+        let offsets = text.split(separator: ",", omittingEmptySubsequences: false).map { Int64($0) ?? -1 }
+        guard offsets.count == lanes, offsets.allSatisfy({ $0 >= 0 }) else {
             throw Problem(.badRequest, "\"\(text)\" is not a resume point: give \(lanes) offsets, comma-separated (a page's next, or a live event's id)")
         }
         return offsets

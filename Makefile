@@ -5,17 +5,27 @@
 #   make sanitize  the test suite under ThreadSanitizer (SANITIZER=address for AddressSanitizer)
 #   make serve  the HTTP server on the demo data, loopback only, without tokens (docs/SERVER.md)
 #   make check-api  schemathesis against a live server with docs/openapi.yaml
+#   make check-web  the web dashboard in headless Chromium; keeps its screenshots in docs/
 SHELL := /bin/bash
 APT_PACKAGES := liblz4-dev libzstd-dev libsimdjson-dev libnats-dev nats-server pkg-config
+# The tests also drive the web dashboard in a real browser (WebDashboardTests).
+TEST_APT_PACKAGES := chromium chromium-driver
 DATA ?= demo-data
 EVENTS ?= 200000
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build release demo demo-cluster test bench clean cluster cluster-stop soak soak-cluster sanitize serve check-api
+.PHONY: deps test-deps build release demo demo-cluster test bench clean cluster cluster-stop soak soak-cluster sanitize serve check-api check-web
 
 # Installs the Debian packages that are missing (needs root or sudo).
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory install-missing PACKAGES="$(APT_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-missing PACKAGES="$(APT_PACKAGES) $(TEST_APT_PACKAGES)"
+
+.PHONY: install-missing
+install-missing:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -45,8 +55,10 @@ demo: release
 	$(BIN) read --data $(DATA) --type OutOfStockReported --limit 5 --format table
 	$(BIN) consume --data $(DATA) --group demo --max-in-flight 5000 > /dev/null
 	$(BIN) groups show demo --data $(DATA)
+	@echo "The dashboard in a browser: make serve, then open http://127.0.0.1:$(PORT)/t/default (docs/WEB.md)"
 
-test: build
+test: test-deps
+	swift build $(SWIFT_BUILD_FLAGS)
 	swift test $(SWIFT_BUILD_FLAGS)
 
 # The HTTP server on the demo data, without tokens, on loopback only (docs/SERVER.md).
@@ -61,6 +73,11 @@ MAX_EXAMPLES ?= 50
 check-api: release
 	pip install -q schemathesis
 	bash bench/check-api.sh $(BIN) $(MAX_EXAMPLES)
+
+# The web dashboard's browser test alone (headless Chromium through chromedriver, loopback,
+# stopped by PID), writing its desktop and phone screenshots to docs/ (docs/WEB.md).
+check-web: test-deps
+	BACKORDER_SCREENSHOTS=$(CURDIR)/docs swift test $(SWIFT_BUILD_FLAGS) --filter WebDashboardTests
 
 # Long runs of the reliability suites: SEEDS fault-simulator seeds (and power-loss seeds),
 # ROUNDS kill -9 rounds of `backorder append` and of the log's crash writer, FUZZ × the

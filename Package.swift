@@ -77,7 +77,9 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-            ]
+            ],
+            // The web dashboard, embedded in the binary as byte arrays (WebRoutes.swift).
+            resources: [.embedInCode("Web/index.html"), .embedInCode("Web/app.js"), .embedInCode("Web/app.css")]
         ),
         .target(name: "DataGenerator"),
         // The fault simulator (an in-memory `Storage` with power cuts, torn writes, errors

@@ -6,8 +6,8 @@ import Logging
 /// `backorder serve`: one open store, its live records view and every route, on
 /// Hummingbird (docs/SERVER.md).
 public enum BackorderServer {
-    /// The router of a served store: the tenant routes, and `/healthz`, `/readyz` and
-    /// `/metrics`.
+    /// The router of a served store: the tenant routes, `/healthz`, `/readyz`, `/metrics`,
+    /// and the web dashboard (`/`, `/t/{tenant}`).
     public static func router(_ served: ServedStore, tokens: TokenFile?) -> Router<ServerContext> {
         let router = Router(context: ServerContext.self)
         router.add(middleware: AccessMiddleware(tokens: tokens, limiter: RateLimiter(rate: served.options.requestsPerSecond, burst: served.options.burst),
@@ -35,6 +35,7 @@ public enum BackorderServer {
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: served.metrics.render())))
         }
         TenantRoutes(served: served).add(to: router)
+        WebRoutes.add(to: router)
         return router
     }
 

@@ -12,7 +12,7 @@ struct DashboardBuilder<Row: Comparable, Party: Hashable & Comparable> {
     private var processing: (seconds: Double, count: Int) = (0, 0)
     // Keys only (time, row): the rows are looked up for the few that are shown.
     private var pending: [(Int64, Row)] = [], completed: [(Int64, Row)] = []
-    private var customers: [Party: Int64] = [:], products: [Party: Int64] = [:], perDay: [Int64: Int] = [:]
+    private var customers: [Party: Int64] = [:], products: [Party: Int64] = [:], perDay: [Int64: Int] = [:], completedPerDay: [Int64: Int] = [:]
 
     static var day: Int64 { 86_400_000_000 }
 
@@ -34,6 +34,7 @@ struct DashboardBuilder<Row: Comparable, Party: Hashable & Comparable> {
             products[product, default: 0] &+= outstanding
         } else if status == .completed, let done = completedAt {
             completed.append((done, row))
+            completedPerDay[Timestamp.daysSinceEpoch(done), default: 0] += 1
             processing.seconds += Double(done / 1_000_000) - Double(requestedAt / 1_000_000)
             processing.count += 1
         }
@@ -56,7 +57,11 @@ struct DashboardBuilder<Row: Comparable, Party: Hashable & Comparable> {
     func parts() -> DashboardParts<Row, Party> {
         var totals = d
         totals.averageProcessingHours = processing.count > 0 ? (processing.seconds / Double(processing.count) / 3_600 * 1_000).rounded() / 1_000 : nil
-        totals.requestsPerDay = Dictionary(perDay.map { (String(Timestamp.format($0.key &* Self.day).prefix(10)), $0.value) }, uniquingKeysWith: +)
+        func dated(_ counts: [Int64: Int]) -> [String: Int] {
+            Dictionary(counts.map { (String(Timestamp.format($0.key &* Self.day).prefix(10)), $0.value) }, uniquingKeysWith: +)
+        }
+        totals.requestsPerDay = dated(perDay)
+        totals.completionsPerDay = dated(completedPerDay)
         func top(_ sums: [Party: Int64]) -> [(Party, Int64)] {
             Array(sums.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(10).map { ($0.key, $0.value) })
         }

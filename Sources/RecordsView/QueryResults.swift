@@ -88,8 +88,11 @@ public struct Dashboard: Sendable, Equatable, Encodable {
     public var topCustomers: [Ranked] = []
     /// Products with the most outstanding quantity (10).
     public var topProducts: [Ranked] = []
-    /// Requests per day (YYYY-MM-DD).
+    /// Requests per day (YYYY-MM-DD, UTC), deleted ones left out.
     public var requestsPerDay: [String: Int] = [:]
+    /// Completed requests per day of their completion (YYYY-MM-DD, UTC); with a time range,
+    /// those of the requests made in it.
+    public var completionsPerDay: [String: Int] = [:]
 }
 
 /// One page of the records list.

@@ -13,10 +13,11 @@ import Projections
 /// order (and in parallel) and give the same view.
 public final class RecordsProjector: ViewProjector {
     public static let name = "records"
-    /// 5: rows in a key-value store, name postings by year, the outstanding ranking, stream
-    /// versions and decision states, completions keyed by completion and request time (1 was
-    /// the snapshot of in-memory books; 2 to 4 earlier layouts of these rows).
-    public static let version = 5
+    /// 6: rows in a key-value store, name postings by year, the outstanding ranking, stream
+    /// versions and decision states, completions keyed by completion and request time, and
+    /// counted per completion day (1 was the snapshot of in-memory books; 2 to 5 earlier
+    /// layouts of these rows).
+    public static let version = 6
 
     private let store: KVStore
     private var records = TwoGenerationCache<RequestRef, CachedRequest>(limit: 150_000)
@@ -331,6 +332,13 @@ public final class RecordsProjector: ViewProjector {
             }
         }
         try tallies.updateDay(tenant, ViewKey.day(of: at), store) { $0.add(delta, sign: 1) }
+        // Completions by the day they happened (the dashboard's trend): a request moves out
+        // of its old completion day and into its new one.
+        func completedAt(_ r: CachedRequest?) -> Int64? { r?.columns.status == .completed ? r?.columns.completedAt : nil }
+        if completedAt(old) != completedAt(new) {
+            if let done = completedAt(old) { try tallies.updateDay(tenant, ViewKey.day(of: done), kind: ViewKey.completionDay, store) { $0.completed &-= 1 } }
+            if let done = completedAt(new) { try tallies.updateDay(tenant, ViewKey.day(of: done), kind: ViewKey.completionDay, store) { $0.completed &+= 1 } }
+        }
         for isCustomer in [true, false] {
             func group(_ r: CachedRequest) -> String { isCustomer ? r.columns.customerId : r.columns.productId }
             func name(_ r: CachedRequest) -> String { isCustomer ? r.details.customerName : r.details.productName }

@@ -92,8 +92,8 @@ public struct RecordsQueries: Sendable {
     }
 
     /// The day tallies in `[firstDay, lastDay]`, in order.
-    func days(from firstDay: Int64? = nil, through lastDay: Int64? = nil, _ body: (Int64, Tally) throws -> Bool) throws {
-        let prefix = ViewKey.prefix(tenant, ViewKey.day)
+    func days(from firstDay: Int64? = nil, through lastDay: Int64? = nil, kind: UInt8 = ViewKey.day, _ body: (Int64, Tally) throws -> Bool) throws {
+        let prefix = ViewKey.prefix(tenant, kind)
         var lower = prefix, upper = ViewKey.end(of: prefix)
         if let firstDay { ViewKey.appendDay(firstDay, to: &lower) }
         if let lastDay { upper = prefix; ViewKey.appendDay(lastDay + 1, to: &upper) }
@@ -139,6 +139,10 @@ public struct RecordsQueries: Sendable {
             ? (Double(t.processingSeconds) / Double(t.processingCount) / 3_600 * 1_000).rounded() / 1_000 : nil
         try days { day, tally in
             if tally.notDeleted > 0 { d.requestsPerDay[String(Timestamp.format(day &* 86_400_000_000).prefix(10)), default: 0] += Int(tally.notDeleted) }
+            return true
+        }
+        try days(kind: ViewKey.completionDay) { day, tally in
+            if tally.completed > 0 { d.completionsPerDay[String(Timestamp.format(day &* 86_400_000_000).prefix(10)), default: 0] += Int(tally.completed) }
             return true
         }
         let (overdueBefore, dueSoonBefore) = DashboardBuilder<RequestKey, String>.ageingBounds(now)

@@ -119,9 +119,10 @@ enum RowKeys {
     static func productTally(_ tenant: String, _ id: String) -> [UInt8] { keyed(tenant, ViewKey.productTally, id) }
     static func totals(_ tenant: String) -> [UInt8] { build { start(&$0, tenant, ViewKey.totals) } }
 
-    static func day(_ tenant: String, _ day: Int64) -> [UInt8] {
+    /// A day's tally: `kind` is `ViewKey.day` (by request day) or `ViewKey.completionDay`.
+    static func day(_ tenant: String, _ day: Int64, kind: UInt8 = ViewKey.day) -> [UInt8] {
         build { key in
-            start(&key, tenant, ViewKey.day)
+            start(&key, tenant, kind)
             ViewKey.appendDay(day, to: &key)
         }
     }

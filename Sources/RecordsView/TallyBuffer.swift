@@ -9,6 +9,8 @@ final class TallyBuffer {
     struct DayKey: Hashable {
         let tenant: String
         let day: Int64
+        /// `ViewKey.day` or `ViewKey.completionDay`.
+        let kind: UInt8
     }
 
     struct GroupKey: Hashable {
@@ -43,9 +45,9 @@ final class TallyBuffer {
         totals[tenant] = entry
     }
 
-    func updateDay(_ tenant: String, _ day: Int64, _ store: KVStore, _ body: (inout Tally) -> Void) throws {
-        let key = DayKey(tenant: tenant, day: day)
-        var entry = try days[key] ?? Entry(value: load(RowKeys.day(tenant, day), store) { try Tally(decoding: $0) } ?? Tally(), dirty: false)
+    func updateDay(_ tenant: String, _ day: Int64, kind: UInt8 = ViewKey.day, _ store: KVStore, _ body: (inout Tally) -> Void) throws {
+        let key = DayKey(tenant: tenant, day: day, kind: kind)
+        var entry = try days[key] ?? Entry(value: load(RowKeys.day(tenant, day, kind: kind), store) { try Tally(decoding: $0) } ?? Tally(), dirty: false)
         body(&entry.value)
         if !entry.dirty { dirty += 1 }
         entry.dirty = true
@@ -91,7 +93,7 @@ final class TallyBuffer {
             totals[tenant]?.dirty = false
         }
         for (key, entry) in days where entry.dirty {
-            let k = RowKeys.day(key.tenant, key.day)
+            let k = RowKeys.day(key.tenant, key.day, kind: key.kind)
             if entry.value == Tally() {
                 try store.delete(k)
             } else {

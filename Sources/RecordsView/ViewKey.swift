@@ -33,6 +33,9 @@ enum ViewKey {
     static let totals: UInt8 = 0x41 // A
     /// Per request day: `d` day → Tally.
     static let day: UInt8 = 0x64 // d
+    /// Per completion day: `e` day → Tally (only `completed` set: the requests completed
+    /// that day, as they stand now).
+    static let completionDay: UInt8 = 0x65 // e
     /// The ranking of customers and products by outstanding quantity: `O` c|p ~outstanding id → ().
     static let rank: UInt8 = 0x4F // O
     /// Per customer / product: `c` id, `p` id → GroupTally.

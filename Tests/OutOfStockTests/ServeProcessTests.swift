@@ -7,15 +7,15 @@ import Glibc
 /// `backorder serve` as a process, from outside: live updates over Server-Sent Events with
 /// resumption, SIGTERM's drain, and kill -9 during appends losing nothing acknowledged.
 @Suite(.serialized) struct ServeProcessTests {
-    /// A server started on a free loopback port without tokens; its port is read from the
-    /// line it prints once listening.
+    /// A server started on a loopback port (a free one by default), without tokens unless
+    /// `access` gives them; its port is read from the line it prints once listening.
     struct Server {
         let process: Process
         let port: Int
         let output: String
 
-        static func start(data: String, output: String) throws -> Server {
-            let process = try startBackorder(["serve", "--data", data, "--listen", "127.0.0.1:0", "--insecure-no-auth"], output: output)
+        static func start(data: String, output: String, listen: String = "127.0.0.1:0", access: [String] = ["--insecure-no-auth"]) throws -> Server {
+            let process = try startBackorder(["serve", "--data", data, "--listen", listen] + access, output: output)
             // Wait for the line saying where it listens (an event of the process, bounded).
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {

@@ -12,6 +12,8 @@ final class Browser {
     let driver: Process
     let port: Int
     let session: String
+    /// Chromium's profile directory: also how its processes are found to be stopped.
+    let profile: String
 
     static let chromium = "/usr/bin/chromium"
     static let chromedriver = "/usr/bin/chromedriver"
@@ -49,33 +51,48 @@ final class Browser {
             "goog:chromeOptions": [
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-                         "--lang=en-US", "--window-size=\(width),\(height)", "--no-first-run", "--disable-extensions"],
+                         "--lang=en-US", "--window-size=\(width),\(height)", "--no-first-run", "--disable-extensions",
+                         "--user-data-dir=\(output).profile"],
             ],
         ]]]
         do {
             let value = try Self.call(port: port, "POST", "/session", capabilities)
             guard let session = (value as? [String: Any])?["sessionId"] as? String else { throw CLIError(message: "no session from chromedriver: \(String(describing: value))") }
-            let browser = Browser(driver: driver, port: port, session: session)
+            let browser = Browser(driver: driver, port: port, session: session, profile: output + ".profile")
             _ = try browser.call("POST", "timeouts", ["script": 30_000, "pageLoad": 30_000])
             return browser
         } catch {
             kill(driver.processIdentifier, SIGKILL)
             driver.waitUntilExit()
+            killProcesses(using: output + ".profile")
             throw error
         }
     }
 
-    private init(driver: Process, port: Int, session: String) {
+    private init(driver: Process, port: Int, session: String, profile: String) {
         self.driver = driver
         self.port = port
         self.session = session
+        self.profile = profile
     }
 
-    /// Ends the session and stops chromedriver (and with it Chromium).
+    /// Ends the session, stops chromedriver, and any Chromium process still running with
+    /// this session's profile (by PID, found in /proc), and removes the profile.
     func quit() {
         _ = try? call("DELETE", "")
         if driver.isRunning { kill(driver.processIdentifier, SIGKILL) }
         driver.waitUntilExit()
+        Self.killProcesses(using: profile)
+        try? FileManager.default.removeItem(atPath: profile)
+    }
+
+    /// SIGKILLs every process whose command line names `profile`.
+    private static func killProcesses(using profile: String) {
+        let needle = Array("--user-data-dir=\(profile)".utf8)
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            if cmdline.split(separator: 0).contains(where: { Array($0) == needle }) { kill(pid, SIGKILL) }
+        }
     }
 
     /// A command of this session; its `value`.
@@ -108,8 +125,8 @@ final class Browser {
 
     /// Waits until `condition` (an expression over the page) is truthy, and returns its
     /// value: checked at once and again at every change of the page's DOM (a
-    /// MutationObserver), so the test moves on at the event, not after a sleep; fails after
-    /// `seconds`.
+    /// MutationObserver) and every resize, so the test moves on at the event, not after a
+    /// sleep; fails after `seconds`.
     @discardableResult
     func wait(for condition: String, seconds: Int = 20, _ what: String) throws -> Any? {
         let script = """
@@ -123,6 +140,7 @@ final class Browser {
               if (value) { observer.disconnect(); clearTimeout(timer); done(value); }
             });
             observer.observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+            window.addEventListener('resize', () => { const value = check(); if (value) { observer.disconnect(); clearTimeout(timer); done(value); } });
             """
         let value = try call("POST", "execute/async", ["script": script, "args": []])
         if let object = value as? [String: Any], object["timedOut"] as? Bool == true {

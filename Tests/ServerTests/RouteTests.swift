@@ -319,4 +319,33 @@ import Testing
         }
         try await fixture.close()
     }
+
+    /// The web dashboard's page and assets: served without a token (they hold no data),
+    /// with a strict content security policy and an ETag that answers 304.
+    @Test func theWebPageIsServedWithItsPolicyAndRevalidates() async throws {
+        let fixture = try await Fixture.make()
+        try await fixture.app.test(.router) { client in
+            for (path, type) in [("/", "text/html"), ("/t/t001", "text/html"), ("/assets/app.js", "text/javascript"), ("/assets/app.css", "text/css")] {
+                var tag = ""
+                try await client.execute(uri: path, method: .get) { response in
+                    #expect(response.status == .ok, "\(path)")
+                    #expect(response.headers[.contentType]?.hasPrefix(type) == true, "\(path)")
+                    #expect(response.headers[.contentSecurityPolicy]?.hasPrefix("default-src 'none'; script-src 'self'") == true)
+                    #expect(response.headers[.xContentTypeOptions] == "nosniff")
+                    #expect(response.body.readableBytes > 500)
+                    tag = response.headers[.eTag] ?? ""
+                }
+                #expect(tag.count == 26, "a quoted 24-digit tag, not \(tag)")
+                try await client.execute(uri: path, method: .get, headers: [.ifNoneMatch: tag]) { response in
+                    #expect(response.status == .notModified && response.body.readableBytes == 0, "\(path)")
+                }
+            }
+            // The page links only its own assets: nothing from elsewhere.
+            try await client.execute(uri: "/t/t001", method: .get) { response in
+                let page = String(buffer: response.body)
+                #expect(page.contains("src=\"/assets/app.js\"") && page.contains("href=\"/assets/app.css\"") && !page.contains("http"))
+            }
+        }
+        try await fixture.close()
+    }
 }

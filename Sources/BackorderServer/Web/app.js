@@ -3,7 +3,9 @@
 // nothing fetched from elsewhere; every value from the server is put in the page as text.
 "use strict";
 (() => {
-  const tenant = decodeURIComponent((location.pathname.match(/^\/t\/([^/]+)\/?$/) || [])[1] || "");
+  const tenant = (() => {
+    try { return decodeURIComponent((location.pathname.match(/^\/t\/([^/]+)\/?$/) || [])[1] || ""); } catch { return ""; }
+  })();
   const TOKEN_KEY = "backorder.token";
   let token = sessionStorage.getItem(TOKEN_KEY) || "";
 
@@ -84,17 +86,35 @@
 
   // MARK: what the page shows around a view
 
-  function banner(text, kind) {
-    const el = $("#banner");
-    el.hidden = !text;
-    el.className = kind === "info" ? "banner info" : "banner";
-    el.textContent = text || "";
-  }
-
+  /**
+   * Puts a view on the page. A redraw of the view already shown (a live update) keeps the
+   * reader's place: the focused link or control and the open disclosures. A new view moves
+   * focus to its heading, so a screen reader announces it.
+   */
   function show(title, ...content) {
     document.title = title ? `${title} · ${tenant} · Backorder` : "Backorder";
+    const redraw = shownGeneration === generation;
+    shownGeneration = generation;
+    const focused = redraw && view.contains(document.activeElement) ? placeOf(document.activeElement) : null;
+    const open = redraw ? [...view.querySelectorAll("details[open] > summary")].map((s) => s.textContent) : [];
     view.replaceChildren(...content);
     view.setAttribute("aria-busy", "false");
+    for (const summary of view.querySelectorAll("details > summary")) if (open.includes(summary.textContent)) summary.parentElement.open = true;
+    if (focused) {
+      const again = view.querySelector(focused);
+      if (again) again.focus({ preventScroll: true });
+    } else if (!redraw && movedByReader) {
+      const heading = view.querySelector("h1");
+      if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
+    }
+  }
+
+  /** A selector that finds the same control in a redrawn view (its id, or its link). */
+  function placeOf(el) {
+    if (el.id) return `#${CSS.escape(el.id)}`;
+    if (el.getAttribute("href")) return `a[href="${CSS.escape(el.getAttribute("href"))}"]`;
+    if (el.tagName === "SUMMARY") return "details > summary";
+    return null;
   }
 
   function loading() {
@@ -116,10 +136,12 @@
       : error.status === 503 ? `The server is not ready: ${error.message} Retrying…`
       : `The server answered ${error.status}: ${error.message}`;
     show("Error", h("h1", {}, "Something went wrong"), h("p", { class: "banner" }, what),
-      h("button", { type: "button", onclick: retry }, "Try again"));
-    // A server that restarts or catches up is asked again, while this view is still shown.
+      h("button", { type: "button", onclick: route }, "Try again"));
+    // A server that restarts or catches up is asked again, while this view is still shown
+    // (one timer: a new navigation, or "Try again", replaces it).
     const shown = generation;
-    if (error.status === 503 || error.status === 0) setTimeout(() => { if (shown === generation) retry(); }, 2000);
+    clearTimeout(retryTimer);
+    if (error.status === 503 || error.status === 0) retryTimer = setTimeout(() => { if (shown === generation) retry(); }, 2000);
   }
 
   function askToken(reason) {
@@ -146,11 +168,11 @@
   // MARK: dashboard
 
   async function showDashboard() {
-    const shown = generation;
+    const shown = generation, stamp = liveDashboards;
     loading();
     try {
       const d = await api("dashboard");
-      if (shown === generation) renderDashboard(d);
+      if (shown === generation && stamp === liveDashboards) renderDashboard(d);
     } catch (error) {
       if (shown === generation) failed(error, showDashboard);
     }
@@ -255,7 +277,9 @@
       svg("text", { x: left - 6, y: H - bottom, "text-anchor": "end" }, "0"),
       svg("text", { x: left, y: H - 6 }, label(0)),
       svg("text", { x: W, y: H - 6, "text-anchor": "end" }, label(bins - 1)),
-      line(requests, "requests"), line(completions, "completions"));
+      line(requests, "requests"), line(completions, "completions"),
+      // One point draws no line: a dot.
+      bins === 1 ? [svg("circle", { class: "requests", cx: x(0), cy: y(requests[0]), r: 4 }), svg("circle", { class: "completions", cx: x(0), cy: y(completions[0]), r: 4 })] : []);
     const table = h("details", {}, h("summary", {}, `The figures per ${unit}`),
       h("div", { class: "table-wrap" }, h("table", {},
         h("thead", {}, h("tr", {}, h("th", {}, unit === "day" ? "Day (UTC)" : `${unit[0].toUpperCase()}${unit.slice(1)} from (UTC)`), h("th", { class: "num" }, "Requests"), h("th", { class: "num" }, "Completions"))),
@@ -283,20 +307,38 @@
   }
 
   const filterNames = ["search", "status", "delivery", "customer", "product", "from", "to", "sort"];
-  let pageTrail = { key: "", cursors: [] };
+
+  /** A date typed in the form (the viewer's day) as the instant it starts, for the server. */
+  function localMidnight(date, plusDays) {
+    const [y, m, d] = date.split("-").map(Number);
+    const t = new Date(y, m - 1, d + plusDays);
+    return Number.isNaN(t.getTime()) ? date : t.toISOString();
+  }
+
+  /**
+   * The cursors of a filter's pages (page n starts at cursors[n - 1]), kept in the tab's
+   * session storage: Previous works after a reload, and a bookmarked page knows its number.
+   */
+  function trail(key) {
+    const name = `backorder.pages:${tenant}:${key}`;
+    let cursors;
+    try { cursors = JSON.parse(sessionStorage.getItem(name)) || [""]; } catch { cursors = [""]; }
+    return { cursors, save() { sessionStorage.setItem(name, JSON.stringify(cursors.slice(0, 1000))); } };
+  }
 
   async function showRecords(params) {
     const filters = new URLSearchParams();
     for (const name of filterNames) if (params.get(name)) filters.set(name, params.get(name));
     const key = filters.toString();
     const cursor = params.get("cursor") || "";
-    // The cursors of the pages before this one, for "Previous" (kept while the filters stay).
-    if (pageTrail.key !== key) pageTrail = { key, cursors: [] };
-    const at = pageTrail.cursors.indexOf(cursor);
-    if (at >= 0) pageTrail.cursors.length = at + 1; else pageTrail.cursors.push(cursor);
-    const pageNumber = pageTrail.cursors.length;
+    const pageNumber = cursor ? Math.max(1, Number.parseInt(params.get("page"), 10) || 1) : 1;
+    const pages = trail(key);
+    pages.cursors[pageNumber - 1] = cursor;
 
+    // The form's dates are the viewer's days; "to" includes its day.
     const query = new URLSearchParams(filters);
+    if (filters.get("from")) query.set("from", localMidnight(filters.get("from"), 0));
+    if (filters.get("to")) query.set("to", localMidnight(filters.get("to"), 1));
     query.set("limit", "50");
     if (cursor) query.set("cursor", cursor);
     const form = filtersForm(filters);
@@ -314,9 +356,13 @@
       }
       return failed(error, () => showRecords(params));
     }
+    if (page.nextCursor) pages.cursors[pageNumber] = page.nextCursor;
+    pages.save();
     const firstShown = (pageNumber - 1) * 50 + 1;
-    const link = (c) => `#/records?${new URLSearchParams([...filters, ...(c ? [["cursor", c]] : [])])}`;
-    const previous = pageNumber > 1 ? link(pageTrail.cursors[pageNumber - 2]) : null;
+    const link = (n) => `#/records?${new URLSearchParams([...filters, ...(n > 1 ? [["page", String(n)], ["cursor", pages.cursors[n - 1]]] : [])])}`;
+    // A page that cannot be gone to is a disabled button, not a link (keyboards follow links).
+    const go = (label, n, possible, id) => possible ? h("a", { class: "button", href: link(n), id }, label) : h("button", { type: "button", disabled: true, id }, label);
+    const hasPrevious = pageNumber > 1 && pages.cursors[pageNumber - 2] !== undefined && pages.cursors[pageNumber - 2] !== null;
     show("Records", h("h1", {}, "Records"), form,
       page.records.length === 0 ? h("p", { class: "empty" }, key ? "No records match these filters." : "No records yet.") :
         recordsTable(page.records, "records", "requestedAt", "Requested", false),
@@ -324,9 +370,9 @@
         h("span", { class: "muted", id: "page-summary", "data-total": page.total },
           page.records.length === 0 ? `0 of ${number.format(page.total)}` :
             `${number.format(firstShown)}–${number.format(firstShown + page.records.length - 1)} of ${number.format(page.total)}`),
-        h("a", { class: "button", href: link(""), "aria-disabled": pageNumber === 1 ? "true" : null }, "First"),
-        h("a", { class: "button", href: previous || "#", "aria-disabled": previous ? null : "true", rel: "prev" }, "Previous"),
-        h("a", { class: "button", id: "next-page", href: page.nextCursor ? link(page.nextCursor) : "#", "aria-disabled": page.nextCursor ? null : "true", rel: "next" }, "Next")));
+        go("First", 1, pageNumber > 1, "first-page"),
+        go("Previous", pageNumber - 1, hasPrevious, "previous-page"),
+        go("Next", pageNumber + 1, Boolean(page.nextCursor), "next-page")));
   }
 
   function filtersForm(filters) {
@@ -346,7 +392,7 @@
     text("customer", "Customer id", "C-000001"),
     text("product", "Product id", "P-000001"),
     field("from", "Requested from", h("input", { id: "f-from", name: "from", type: "date", value: filters.get("from") || "" })),
-    field("to", "Requested before", h("input", { id: "f-to", name: "to", type: "date", value: filters.get("to") || "" })),
+    field("to", "Requested through", h("input", { id: "f-to", name: "to", type: "date", value: filters.get("to") || "" })),
     choice("sort", "Order", [["", "Newest first"], ["oldest", "Oldest first"]]),
     h("div", {}, h("button", { type: "submit" }, "Show")));
     return form;
@@ -420,9 +466,13 @@
    * Last-Event-ID and misses nothing, also across a server restart.
    */
   const live = (() => {
-    let lastEventId = null, controller = null, retryMs = 1000, stopped = false, received = 0, watchdog = null;
-    const el = $("#live");
-    const state = (s, text) => { el.dataset.state = s; el.textContent = text; };
+    let lastEventId = null, controller = null, stopped = false, received = 0, watchdog = null;
+    let retryMs = 1000, failures = 0;
+    const el = $("#live"), count = $("#live-count");
+    const state = (s, text) => {
+      // Only a change of state is announced (the status is a live region).
+      if (el.dataset.state !== s || el.textContent !== text) { el.dataset.state = s; el.textContent = text; }
+    };
 
     async function connect() {
       if (stopped || !tenant) return;
@@ -430,33 +480,50 @@
       // quietly instead of reconnecting beside its successor.
       const mine = new AbortController();
       controller = mine;
-      const signal = mine.signal;
       state("connecting", "Connecting…");
+      let wait = null;
+      // No bytes for three heartbeats (15 s each), or no answer at all: the connection is
+      // dead; start again.
+      armWatchdog(mine);
       try {
         const extra = { Accept: "text/event-stream" };
         if (lastEventId) extra["Last-Event-ID"] = lastEventId;
-        const response = await fetch(`/v1/tenants/${encodeURIComponent(tenant)}/live`, { headers: headers(extra), cache: "no-store", signal });
+        const response = await fetch(`/v1/tenants/${encodeURIComponent(tenant)}/live`, { headers: headers(extra), cache: "no-store", signal: mine.signal });
         if (response.status === 401 || response.status === 403 || response.status === 404) {
+          clearTimeout(watchdog);
           state("stopped", `Live updates off: ${await problemDetail(response)}`);
           return;
         }
-        if (!response.ok) throw new Error(`${response.status}`);
-        state("live", received ? `Live · ${number.format(received)} new events` : "Live");
-        // The dashboard as of now (events between the page's first load and this stream's
-        // start would otherwise wait for the next event to show).
-        if (currentView === "dashboard") refreshDashboard();
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "";
-        armWatchdog(mine);
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
+        if (response.status === 400 && lastEventId) {
+          // The resume point is not this store's (its data was replaced): start from now
+          // and reload what is shown.
+          lastEventId = null;
+          route();
+        } else if (!response.ok) {
+          const after = Number(response.headers.get("Retry-After"));
+          if (after > 0) wait = after * 1000;
+          throw new Error(`${response.status}`);
+        } else {
+          failures = 0;
+          state("live", "Live");
+          // What is shown, as of now (events between the page's first load and this
+          // stream's start would otherwise wait for the next one to show).
+          if (currentView === "dashboard") refreshDashboard();
+          const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buffer = "";
           armWatchdog(mine);
-          buffer += value;
-          let end;
-          while ((end = buffer.indexOf("\n\n")) >= 0) {
-            dispatch(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            armWatchdog(mine);
+            // Lines may end in CRLF, LF or CR (a CR at the end may be half of a CRLF).
+            buffer = (buffer + value).replace(/\r\n|\r(?=.)/gs, "\n");
+            let end;
+            while ((end = buffer.indexOf("\n\n")) >= 0) {
+              dispatch(buffer.slice(0, end));
+              buffer = buffer.slice(end + 2);
+            }
+            if (buffer.length > 16 << 20) throw new Error("a message over 16 MiB");
           }
         }
       } catch {
@@ -464,11 +531,13 @@
       }
       if (controller !== mine || stopped) return;
       clearTimeout(watchdog);
+      failures += 1;
       state("reconnecting", "Reconnecting…");
-      setTimeout(() => { if (controller === mine && !stopped) connect(); }, retryMs);
+      // 1 s, then doubling to 30 s, with jitter; or what the server asked for.
+      const backoff = wait ?? Math.min(30000, retryMs * 2 ** Math.min(failures - 1, 5)) * (0.75 + Math.random() / 2);
+      setTimeout(() => { if (controller === mine && !stopped) connect(); }, backoff);
     }
 
-    // No bytes for three heartbeats (15 s each): the connection is dead; start again.
     function armWatchdog(connection) {
       clearTimeout(watchdog);
       watchdog = setTimeout(() => connection.abort(), 45000);
@@ -490,7 +559,8 @@
       if (data.length === 0) return;
       if (type === "event") {
         received += 1;
-        state("live", `Live · ${number.format(received)} new events`);
+        count.dataset.count = received;
+        count.textContent = `${number.format(received)} new ${received === 1 ? "event" : "events"}`;
         onEvent(JSON.parse(data.join("\n")));
       } else if (type === "dashboard") {
         onDashboard(JSON.parse(data.join("\n")));
@@ -499,44 +569,64 @@
 
     return {
       start() { stopped = false; if (!controller) connect(); },
-      stop(reason) { stopped = true; if (controller) controller.abort(); controller = null; state("off", `Live updates off (${reason})`); },
+      stop(reason) { stopped = true; clearTimeout(watchdog); if (controller) controller.abort(); controller = null; state("off", `Live updates off (${reason})`); },
       restart() { this.stop("restarting"); stopped = false; connect(); },
+      /** Starts from now, not from the last event seen (the view is reloaded instead). */
+      fresh() { this.stop("restarting"); lastEventId = null; stopped = false; connect(); },
     };
   })();
 
   let currentView = "";
   // Counts navigations: an answer that arrives after the reader moved on is dropped.
-  let generation = 0;
+  let generation = 0, shownGeneration = -1, movedByReader = false, retryTimer = null;
+  // Dashboards drawn from the live stream. A dashboard fetched before one of them arrived
+  // may be older than it, and is not drawn (the stream's come in order).
+  let liveDashboards = 0;
   let staleRecords = false;
 
   function onDashboard(d) {
+    liveDashboards += 1;
     if (currentView === "dashboard") renderDashboard(d);
   }
 
   function refreshDashboard() {
-    api("dashboard").then((d) => { if (currentView === "dashboard") renderDashboard(d); }, () => {});
+    const shown = generation, stamp = liveDashboards;
+    api("dashboard").then((d) => { if (shown === generation && stamp === liveDashboards) renderDashboard(d); }, () => {});
   }
 
   let recordReload = null;
   function onEvent(e) {
     if (currentView === "records" && !staleRecords) {
-      staleRecords = true;
       const pager = document.querySelector(".pager");
-      if (pager) pager.prepend(h("button", { type: "button", class: "quiet", id: "new-events", onclick: route }, "New events: refresh the list"));
+      if (pager) {
+        staleRecords = true;
+        pager.prepend(h("button", { type: "button", class: "quiet", id: "new-events", onclick: route }, "New events: refresh the list"));
+      }
     }
-    if (currentView.startsWith("record:") && e.stream === `record/${currentView.slice(7)}`) {
+    // An event of the record on screen: reload it (after a burst, once).
+    if (currentView.startsWith("record:") && e.data && e.data.recordId === currentView.slice(7)) {
       clearTimeout(recordReload);
-      recordReload = setTimeout(route, 100);
+      const shown = generation;
+      recordReload = setTimeout(() => { if (shown === generation) refreshView(); }, 100);
     }
   }
 
   // MARK: navigation
 
+  /** Shows the view the URL's fragment names. Fragments that are not views (`#main`, the
+   *  skip link's target) leave the view as it is. */
   function route() {
+    if (location.hash && !location.hash.startsWith("#/")) return;
+    generation += 1;
+    refreshView();
+  }
+
+  /** Draws the current fragment's view again (a live update keeps the reader's place). */
+  function refreshView() {
     const [path, query] = (location.hash.slice(1) || "/").split("?");
     const params = new URLSearchParams(query || "");
     staleRecords = false;
-    generation += 1;
+    clearTimeout(retryTimer);
     let match;
     if (path === "/" || path === "") {
       currentView = "dashboard";
@@ -545,7 +635,8 @@
       currentView = "records";
       showRecords(params);
     } else if ((match = path.match(/^\/records\/(.+)$/))) {
-      const id = decodeURIComponent(match[1]);
+      let id;
+      try { id = decodeURIComponent(match[1]); } catch { id = match[1]; }
       currentView = `record:${id}`;
       showRecord(id);
     } else {
@@ -580,15 +671,38 @@
   });
 
   if (!tenant) {
-    for (const el of document.querySelectorAll(".bar nav, #live")) el.hidden = true;
+    for (const el of document.querySelectorAll(".bar nav, #live, #live-count")) el.hidden = true;
     chooseTenant();
     return;
   }
   $("#tenant-name").textContent = tenant;
   window.addEventListener("hashchange", () => {
+    movedByReader = true;
     route();
-    $("#main").focus({ preventScroll: true });
+  });
+  // The skip link moves focus to the content without changing the view.
+  $(".skip").addEventListener("click", (e) => {
+    e.preventDefault();
+    $("#main").focus();
   });
   route();
   live.start();
+
+  // A browser keeps at most six HTTP/1.1 connections to one server, and each open live
+  // stream holds one: a tab that is hidden for a while, or left, gives its stream back.
+  // Shown again, it starts from now and reloads what it shows (cheaper than replaying
+  // every event it missed; the page shows views, not the log).
+  let hiddenTimer = null, hiddenStop = false;
+  document.addEventListener("visibilitychange", () => {
+    clearTimeout(hiddenTimer);
+    if (document.hidden) {
+      hiddenTimer = setTimeout(() => { hiddenStop = true; live.stop("tab hidden"); }, 30000);
+    } else if (hiddenStop) {
+      hiddenStop = false;
+      live.fresh();
+      refreshView();
+    }
+  });
+  window.addEventListener("pagehide", () => live.stop("page left"));
+  window.addEventListener("pageshow", (e) => { if (e.persisted) { live.fresh(); refreshView(); } });
 })();

@@ -111,7 +111,7 @@ struct TokenCommand: ParsableCommand {
     }
 
     struct Revoke: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a token by its id (a running server reads the file at start: restart it).")
+        static let configuration = CommandConfiguration(abstract: "Remove a token by its id (a running server reads the file again within a second).")
         @Option(help: "The tokens file.") var tokens: String
         @Argument(help: "The token's id (token list).") var id: String
 

@@ -6,7 +6,7 @@ import Hummingbird
 struct AccessMiddleware: RouterMiddleware {
     typealias Context = ServerContext
 
-    let tokens: TokenFile?
+    let tokens: TokenRegistry?
     let limiter: RateLimiter
     let metrics: ServerMetrics
     let bodyLimit: Int

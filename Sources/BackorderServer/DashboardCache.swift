@@ -18,7 +18,7 @@ final class DashboardCache: Sendable {
     }
 
     private struct Entry {
-        let bytes: [UInt8]
+        let answer: TaggedJSON
         let generation: UInt64
         let computed: ContinuousClock.Instant
     }
@@ -34,21 +34,21 @@ final class DashboardCache: Sendable {
     }
 
     /// The answer kept for `key` on view `generation`, if it is recent enough.
-    func answer(_ key: Key, generation: UInt64) -> [UInt8]? {
+    func answer(_ key: Key, generation: UInt64) -> TaggedJSON? {
         entries.withLock { all in
             guard let entry = all[key], entry.generation == generation else { return nil }
             guard key.now != nil || ContinuousClock.now - entry.computed < maxAge else { return nil }
-            return entry.bytes
+            return entry.answer
         }
     }
 
     /// Keeps an answer computed on view `generation`.
-    func keep(_ bytes: [UInt8], for key: Key, generation: UInt64) {
+    func keep(_ answer: TaggedJSON, for key: Key, generation: UInt64) {
         entries.withLock { all in
             if all.count >= capacity { all.removeAll(keepingCapacity: true) }
             // A slower computation on an older view does not replace a newer answer.
             if let existing = all[key], existing.generation > generation { return }
-            all[key] = Entry(bytes: bytes, generation: generation, computed: .now)
+            all[key] = Entry(answer: answer, generation: generation, computed: .now)
         }
     }
 }

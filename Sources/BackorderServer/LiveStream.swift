@@ -80,7 +80,7 @@ struct LiveStream: Sendable {
                 if let published = try? await served.view.snapshot(covering: reader.positions, timeout: served.options.queryTimeout),
                    let dashboard = try? served.dashboardJSON(tenant: tenant, on: published, range: TimeRange(), now: EventStore.wallClockMicroseconds(), explicitNow: false) {
                     out += Array("event: dashboard\ndata: ".utf8)
-                    out += dashboard.dropLast()
+                    out += dashboard.bytes.dropLast()
                     out += [10, 10]
                 }
                 try await writer.write(ByteBuffer(bytes: out))

@@ -127,12 +127,12 @@ public final class ServedStore: Sendable {
     /// `tenant`'s dashboard as JSON (the CLI's `--json`), from `DashboardCache` when the
     /// same one was computed on the same published view within the last second.
     /// `explicitNow`: the request named its `now` (cached under it, exact).
-    func dashboardJSON(tenant: String, on published: LiveView.Published, range: TimeRange, now: Int64, explicitNow: Bool) throws -> [UInt8] {
+    func dashboardJSON(tenant: String, on published: LiveView.Published, range: TimeRange, now: Int64, explicitNow: Bool) throws -> TaggedJSON {
         let key = DashboardCache.Key(tenant: tenant, from: range.from, to: range.to, now: explicitNow ? now : nil)
         if let cached = dashboards.answer(key, generation: published.generation) { return cached }
-        let bytes = try TenantRoutes.sortedJSON(RecordsQueries(snapshot: published.snapshot, tenant: tenant).dashboard(range: range, now: now))
-        dashboards.keep(bytes, for: key, generation: published.generation)
-        return bytes
+        let answer = TaggedJSON(try TenantRoutes.sortedJSON(RecordsQueries(snapshot: published.snapshot, tenant: tenant).dashboard(range: range, now: now)))
+        dashboards.keep(answer, for: key, generation: published.generation)
+        return answer
     }
 
     /// Applies and commits what the view has not, closes it and the log.

@@ -8,7 +8,7 @@ import Logging
 public enum BackorderServer {
     /// The router of a served store: the tenant routes, `/healthz`, `/readyz`, `/metrics`,
     /// and the web dashboard (`/`, `/t/{tenant}`).
-    public static func router(_ served: ServedStore, tokens: TokenFile?) -> Router<ServerContext> {
+    public static func router(_ served: ServedStore, tokens: TokenRegistry?) -> Router<ServerContext> {
         let router = Router(context: ServerContext.self)
         router.add(middleware: AccessMiddleware(tokens: tokens, limiter: RateLimiter(rate: served.options.requestsPerSecond, burst: served.options.burst),
                                                 metrics: served.metrics, bodyLimit: served.options.maxBodyBytes))
@@ -44,7 +44,7 @@ public enum BackorderServer {
     /// streams, commits the view and closes the store. `onReady` gets the port listened on.
     public static func run(_ options: ServeOptions, logger: Logger = Logger(label: "backorder.serve"),
                            onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let tokens: TokenFile?
+        let tokens: TokenRegistry?
         if options.insecureNoAuth {
             guard options.listensOnLoopbackOnly else {
                 throw ServeError.refused("--insecure-no-auth serves without tokens and is allowed on a loopback address only (127.0.0.1, ::1), not \(options.host)")
@@ -54,9 +54,9 @@ public enum BackorderServer {
             guard let path = options.tokensPath else {
                 throw ServeError.refused("give --tokens FILE (make one with `backorder token create --tokens FILE --tenant T --roles read`), or --insecure-no-auth on loopback")
             }
-            let file = try TokenFile.load(path)
-            guard !file.entries.isEmpty else { throw ServeError.refused("\(path) holds no tokens: `backorder token create --tokens \(path) …` makes one") }
-            tokens = file
+            let registry = try TokenRegistry(path: path, logger: logger)
+            guard !registry.entries.isEmpty else { throw ServeError.refused("\(path) holds no tokens: `backorder token create --tokens \(path) …` makes one") }
+            tokens = registry
         }
         let served = try await ServedStore.open(options) { error in logger.critical("the records view stopped: \(error)") }
         for note in served.openingNotes { logger.notice("\(note)") }

@@ -101,12 +101,15 @@ struct TenantRoutes: Sendable {
     }
 
     /// The dashboard, from the cache when the same one was computed for the same published
-    /// view within the last second (`DashboardCache`).
+    /// view within the last second (`DashboardCache`). Its `ETag` names its bytes: `304`
+    /// while nothing it shows has changed (ageing moves with the clock, so a tag of the
+    /// publication alone would not do).
     @Sendable func dashboard(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let (range, now) = try QueryParameters.range(request)
         let (_, published) = try await queries(request, tenant)
-        return Self.json(try served.dashboardJSON(tenant: tenant, on: published, range: range, now: now, explicitNow: request.uri.queryParameters["now"] != nil))
+        return try served.dashboardJSON(tenant: tenant, on: published, range: range, now: now, explicitNow: request.uri.queryParameters["now"] != nil)
+            .response(to: request)
     }
 
     @Sendable func records(_ request: Request, context: ServerContext) async throws -> Response {
@@ -162,10 +165,7 @@ struct TenantRoutes: Sendable {
         var tag = "\"\(served.epoch)-\(published.generation)"
         if range.from != nil || range.to != nil { tag += "-\(range.from ?? 0)-\(range.to ?? 0)" }
         tag += "\""
-        if let match = request.headers[.ifNoneMatch],
-           match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == tag }) {
-            return Response(status: .notModified, headers: [.eTag: tag])
-        }
+        if EntityTag.matches(request, tag) { return Response(status: .notModified, headers: [.eTag: tag]) }
         var response = try answer()
         response.headers[.eTag] = tag
         return response
@@ -177,7 +177,8 @@ struct TenantRoutes: Sendable {
         guard let dimension = InsightDimension(rawValue: by) else { throw Problem(.badRequest, "by=\(by): use region, product or customer") }
         let limit = try Self.integer(request, "limit", default: 20, 1...1_000)
         let (range, _) = try QueryParameters.range(request)
-        return try Self.json(Array(try await queries(request, tenant).0.insights(by: dimension, range: range).prefix(limit)))
+        return TaggedJSON(try Self.sortedJSON(Array(try await queries(request, tenant).0.insights(by: dimension, range: range).prefix(limit))))
+            .response(to: request)
     }
 
     // MARK: helpers

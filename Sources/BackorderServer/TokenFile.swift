@@ -46,14 +46,17 @@ public struct TokenFile: Sendable {
     /// Reads the file; a missing file holds no tokens. A malformed line is an error naming
     /// the file and the line.
     public static func load(_ path: String, storage: any Storage = PosixStorage()) throws -> TokenFile {
+        try parse(try storage.readWholeFile(path) ?? [], path: path, storage: storage)
+    }
+
+    /// The tokens of a file's bytes (`path` names it in errors and is where `save` writes).
+    static func parse(_ bytes: [UInt8], path: String, storage: any Storage) throws -> TokenFile {
         var entries: [TokenEntry] = []
-        if let bytes = try storage.readWholeFile(path) {
-            for (number, line) in bytes.split(separator: 10, omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
-                do {
-                    entries.append(try JSONDecoder().decode(TokenEntry.self, from: Data(line)))
-                } catch {
-                    throw TokenError.malformed(path: path, line: number + 1, reason: "\(error)")
-                }
+        for (number, line) in bytes.split(separator: 10, omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            do {
+                entries.append(try JSONDecoder().decode(TokenEntry.self, from: Data(line)))
+            } catch {
+                throw TokenError.malformed(path: path, line: number + 1, reason: "\(error)")
             }
         }
         return TokenFile(path: path, entries: entries, storage: storage)

@@ -1,5 +1,3 @@
-import Crypto
-import Foundation
 import HTTPTypes
 import Hummingbird
 
@@ -18,7 +16,7 @@ enum WebRoutes {
         init(_ bytes: [UInt8], _ contentType: String) {
             self.bytes = bytes
             self.contentType = contentType
-            etag = "\"" + SHA256.hash(data: bytes).prefix(12).map { String(format: "%02x", $0) }.joined() + "\""
+            etag = EntityTag.of(bytes)
         }
     }
 
@@ -46,7 +44,7 @@ enum WebRoutes {
             .xContentTypeOptions: "nosniff",
             referrerPolicy: "no-referrer",
         ]
-        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == asset.etag }) {
+        if EntityTag.matches(request, asset.etag) {
             return Response(status: .notModified, headers: headers)
         }
         headers[.contentType] = asset.contentType

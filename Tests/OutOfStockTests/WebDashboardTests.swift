@@ -100,6 +100,14 @@ import Glibc
         try browser.wait(for: "document.querySelector('#page-summary')?.dataset.total === '\(try #require(pending["total"] as? Int))' && location.hash.includes('status=pending')", "the pending records")
         #expect(try rowIDs(browser, "records") == ids(pending["records"]))
         try browser.click("#f-status option[value='']")
+        // Request dates, as the viewer's days with both ends included (the browser runs in
+        // UTC here): `query records --from 2025-06-01 --to 2025-07-01`.
+        let june = try cliJSON(["query", "records", "--data", data, "--json", "--from", "2025-06-01", "--to", "2025-07-01"])
+        try browser.run("document.querySelector('#f-from').value = '2025-06-01'; document.querySelector('#f-to').value = '2025-06-30'")
+        try browser.click("form.filters button[type=submit]")
+        try browser.wait(for: "document.querySelector('#page-summary')?.dataset.total === '\(try #require(june["total"] as? Int))' && location.hash.includes('to=2025-06-30')", "June's records")
+        #expect(try rowIDs(browser, "records") == ids(june["records"]))
+        try browser.run("document.querySelector('#f-from').value = ''; document.querySelector('#f-to').value = ''")
         // A search, as `query records --search`.
         let found = try cliJSON(["query", "records", "--data", data, "--json", "--search", "fleece"])
         try browser.type("#f-search", "fleece")
@@ -176,6 +184,25 @@ import Glibc
         #expect(try again.response().status == 201)
         try browser.wait(for: "document.querySelector('[data-figure=\"byStatus.pending\"]')?.dataset.value === '\(pendingNow + 1)'", "the request appended after the restart")
         #expect(try browser.run("return window.notReloaded === true") as? Bool == true)
+
+        // Another token, without the audit role: a record's events are shown without their
+        // changes, and the page says why.
+        let (createdReader, readerOut, _) = try runBackorder(["token", "create", "--tokens", tokens, "--tenant", "default", "--roles", "read"])
+        #expect(createdReader == 0)
+        let reader = try #require(readerOut.split(separator: "\n").last.map(String.init))
+        // A restart, so that the page's next request surely finds the new token (a running
+        // server reads its token file again within a second; RouteTests checks that).
+        server.process.terminate()
+        server.process.waitUntilExit()
+        server = try Server.start(data: data, output: dir + "/serve-3", listen: "127.0.0.1:\(port)", access: ["--tokens", tokens])
+        try browser.click("#forget-token")
+        try browser.wait(for: "document.querySelector('#token')", "the token form after forgetting the token")
+        try browser.type("#token", reader)
+        try browser.click("form.token button[type=submit]")
+        try browser.wait(for: "document.querySelectorAll('[data-figure]').length > 10", "the dashboard with the read-only token")
+        try browser.run("location.hash = '#/records/R-900001'")
+        let notice = try browser.wait(for: "document.querySelectorAll('table[data-list=history] tbody tr').length === 2 && document.querySelector('#view').textContent.includes('lacks the audit role')", "the history without changes")
+        #expect(notice as? Bool == true)
     }
 
     // MARK: helpers

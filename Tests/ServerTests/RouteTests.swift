@@ -14,7 +14,7 @@ import Testing
     struct Fixture {
         let directory: String
         let served: ServedStore
-        let tokens: TokenFile
+        let tokens: TokenRegistry
         /// Tokens by name: `t001` (append, read, audit on t001), `reader` (read on t001),
         /// `t002` (everything on t002), `admin` (admin on every tenant).
         let token: [String: String]
@@ -32,7 +32,7 @@ import Testing
             options.partitions = 4
             configure(&options)
             let served = try await ServedStore.open(options)
-            return Fixture(directory: directory, served: served, tokens: try TokenFile.load(directory + "/tokens"), token: token)
+            return Fixture(directory: directory, served: served, tokens: try TokenRegistry(path: directory + "/tokens", interval: .zero), token: token)
         }
 
         func close() async throws {
@@ -345,6 +345,58 @@ import Testing
                 let page = String(buffer: response.body)
                 #expect(page.contains("src=\"/assets/app.js\"") && page.contains("href=\"/assets/app.css\"") && !page.contains("http"))
             }
+        }
+        try await fixture.close()
+    }
+
+    /// The dashboard and insights carry an ETag of their bytes: `304` while they are
+    /// unchanged, a new tag once an append changes them.
+    @Test func dashboardAndInsightsAnswer304UntilTheyChange() async throws {
+        let fixture = try await Fixture.make()
+        try await fixture.app.test(.router) { client in
+            let t001 = auth(fixture.token["t001"])
+            try await client.execute(uri: "/v1/tenants/t001/events", method: .post, headers: t001, body: ByteBuffer(string: Self.input(events: 1_000)["t001"]!)) {
+                #expect($0.status == .created)
+            }
+            for path in ["/v1/tenants/t001/dashboard?now=2025-12-01", "/v1/tenants/t001/insights?by=product"] {
+                var tag = ""
+                try await client.execute(uri: path, method: .get, headers: t001) { response in
+                    #expect(response.status == .ok)
+                    tag = response.headers[.eTag] ?? ""
+                }
+                #expect(tag.count == 26, "\(path): \(tag)")
+                var conditional = t001
+                conditional[.ifNoneMatch] = tag
+                try await client.execute(uri: path, method: .get, headers: conditional) { #expect($0.status == .notModified, "\(path)") }
+                let more = #"{"id":"00000000-0000-4000-8000-0000000000\#(path.count)","type":"OutOfStockReported","actor":"u1","data":{"recordId":"R-NEW-\#(path.count)","customerId":"C-000001","productId":"P-000001","size":"L","quantity":7}}"#
+                try await client.execute(uri: "/v1/tenants/t001/events", method: .post, headers: t001, body: ByteBuffer(string: more + "\n")) { response in
+                    #expect(response.status == .created, "\(String(buffer: response.body))")
+                }
+                try await client.execute(uri: path, method: .get, headers: conditional) { response in
+                    #expect(response.status == .ok && response.headers[.eTag] != tag, "\(path) after an append")
+                }
+            }
+        }
+        try await fixture.close()
+    }
+
+    /// A token revoked or made while the server runs takes effect at its next check of the
+    /// file (every request, in this fixture); a malformed file keeps the last good tokens.
+    @Test func tokenChangesTakeEffectWithoutARestart() async throws {
+        let fixture = try await Fixture.make()
+        try await fixture.app.test(.router) { client in
+            let reader = auth(fixture.token["reader"])
+            try await client.execute(uri: "/v1/tenants/t001/live?from=0,0,0,0", method: .get, headers: auth("bo_0")) { #expect($0.status == .unauthorized) }
+            var file = try TokenFile.load(fixture.directory + "/tokens")
+            let readerID = try #require(file.entries.first { $0.tenant == "t001" && $0.roles == [.read] }?.id)
+            let added = try file.create(tenant: "t002", roles: [.read], label: "new")
+            try await client.execute(uri: "/v1/tenants/t002/records", method: .get, headers: auth(added)) { #expect($0.status != .unauthorized) }
+            #expect(try file.revoke(id: readerID))
+            try await client.execute(uri: "/v1/tenants/t001/records", method: .get, headers: reader) { #expect($0.status == .unauthorized) }
+            // A broken file: the tokens read before stay in force.
+            try Array("not json\n".utf8).withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: fixture.directory + "/tokens")) }
+            try await client.execute(uri: "/v1/tenants/t002/records", method: .get, headers: auth(added)) { #expect($0.status != .unauthorized) }
+            try await client.execute(uri: "/v1/tenants/t001/records", method: .get, headers: reader) { #expect($0.status == .unauthorized) }
         }
         try await fixture.close()
     }

@@ -65,14 +65,20 @@
 
   /** GET a route of this tenant; a problem+json answer becomes an ApiError with its detail. */
   async function api(path) {
+    return (await apiTagged(path, null)).data;
+  }
+
+  /** GET with `If-None-Match: tag`: `{ data, tag }`, or `{ data: null }` when unchanged (304). */
+  async function apiTagged(path, tag) {
     let response;
     try {
-      response = await fetch(`/v1/tenants/${encodeURIComponent(tenant)}/${path}`, { headers: headers(), cache: "no-store" });
+      response = await fetch(`/v1/tenants/${encodeURIComponent(tenant)}/${path}`, { headers: headers(tag ? { "If-None-Match": tag } : {}), cache: "no-store" });
     } catch (error) {
       throw new ApiError(0, `The server cannot be reached (${error.message}).`);
     }
+    if (response.status === 304) return { data: null, tag };
     if (!response.ok) throw new ApiError(response.status, await problemDetail(response));
-    return response.json();
+    return { data: await response.json(), tag: response.headers.get("ETag") };
   }
 
   async function problemDetail(response) {
@@ -171,8 +177,8 @@
     const shown = generation, stamp = liveDashboards;
     loading();
     try {
-      const d = await api("dashboard");
-      if (shown === generation && stamp === liveDashboards) renderDashboard(d);
+      const { data, tag } = await apiTagged("dashboard", null);
+      if (shown === generation && stamp === liveDashboards) { dashboardTag = tag; renderDashboard(data); }
     } catch (error) {
       if (shown === generation) failed(error, showDashboard);
     }
@@ -582,16 +588,22 @@
   // Dashboards drawn from the live stream. A dashboard fetched before one of them arrived
   // may be older than it, and is not drawn (the stream's come in order).
   let liveDashboards = 0;
+  // The ETag of the dashboard shown, when it came from a GET.
+  let dashboardTag = null;
   let staleRecords = false;
 
   function onDashboard(d) {
     liveDashboards += 1;
+    dashboardTag = null;
     if (currentView === "dashboard") renderDashboard(d);
   }
 
+  /** The dashboard again, unless the one shown is still current (`304`). */
   function refreshDashboard() {
     const shown = generation, stamp = liveDashboards;
-    api("dashboard").then((d) => { if (shown === generation && stamp === liveDashboards) renderDashboard(d); }, () => {});
+    apiTagged("dashboard", dashboardTag).then(({ data, tag }) => {
+      if (data && shown === generation && stamp === liveDashboards) { dashboardTag = tag; renderDashboard(data); }
+    }, () => {});
   }
 
   let recordReload = null;

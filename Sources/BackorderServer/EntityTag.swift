@@ -1,0 +1,41 @@
+import Crypto
+import Foundation
+import Hummingbird
+
+/// Entity tags (RFC 9110, 8.8.3): a strong tag of an answer's bytes, and the check of a
+/// request's `If-None-Match` against a tag.
+enum EntityTag {
+    /// A quoted tag naming `bytes` (the first 12 bytes of their SHA-256, hex): equal
+    /// answers get equal tags, in any process.
+    static func of(_ bytes: [UInt8]) -> String {
+        "\"" + SHA256.hash(data: bytes).prefix(12).map { String(format: "%02x", $0) }.joined() + "\""
+    }
+
+    /// Whether the request's `If-None-Match` names `tag` (or is `*`).
+    static func matches(_ request: Request, _ tag: String) -> Bool {
+        guard let header = request.headers[.ifNoneMatch] else { return false }
+        return header.split(separator: ",").contains { candidate in
+            let trimmed = candidate.trimmingCharacters(in: .whitespaces)
+            return trimmed == tag || trimmed == "*" || trimmed == "W/" + tag
+        }
+    }
+}
+
+/// A JSON answer and its entity tag, computed once (the dashboard cache keeps both).
+struct TaggedJSON: Sendable {
+    let bytes: [UInt8]
+    let etag: String
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        etag = EntityTag.of(bytes)
+    }
+
+    /// The answer with its `ETag`, or `304` when the request's `If-None-Match` names it.
+    func response(to request: Request) -> Response {
+        if EntityTag.matches(request, etag) { return Response(status: .notModified, headers: [.eTag: etag]) }
+        var response = TenantRoutes.json(bytes)
+        response.headers[.eTag] = etag
+        return response
+    }
+}

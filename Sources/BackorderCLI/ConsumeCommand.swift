@@ -1,5 +1,6 @@
 import ArgumentParser
 import Consumers
+import EventLog
 import EventStore
 import Foundation
 import OutOfStock
@@ -27,7 +28,7 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Option(help: "With --exec: seconds a command may run before its batch counts as failed (the command is stopped).") var ackWait = 30
     @Option(help: "Deliveries of a failing event before it is parked (`groups show` lists parked events).") var maxDeliver = 5
     @Option(help: "Run this shell command once per batch, with the batch (NDJSON) on its standard input; exit 0 acknowledges it.") var exec: String?
-    @Option(help: "With --follow: how often to look for new events, in milliseconds.") var pollMilliseconds = 20
+    @Option(help: "With --follow: the longest wait for new events, in milliseconds (on Linux the embedded log's writes wake the follower at once).") var pollMilliseconds = 20
 
     func run() async throws {
         guard (1...100_000).contains(maxInFlight) else { throw ValidationError("--max-in-flight must be 1...100000") }
@@ -57,6 +58,8 @@ struct ConsumeCommand: AsyncParsableCommand {
             var output = StandardOutput()
             var delivered = 0, batches = 0, parked = 0
             let began = MonotonicTime.now
+            // The embedded log's writes wake the follower (inotify).
+            let watcher = follow ? (source as? EventReader).map { LogWatcher(log: $0.log) } : nil
             while true {
                 if let delivery = try member.next(ends: ends) {
                     let failure: String?
@@ -84,7 +87,7 @@ struct ConsumeCommand: AsyncParsableCommand {
                     continue
                 }
                 guard follow else { break }
-                try await Task.sleep(for: .milliseconds(pollMilliseconds))
+                if let watcher { watcher.wait(milliseconds: pollMilliseconds) } else { try await Task.sleep(for: .milliseconds(pollMilliseconds)) }
                 // The embedded log catches up with another process's appends in place.
                 if let log = source as? EventReader { try log.refresh() }
                 ends = try source.endOffsets()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EventLog
 import EventStore
 import Foundation
 import OutOfStock
@@ -26,7 +27,7 @@ struct ReadCommand: AsyncParsableCommand {
     @Option(help: "Stop here: a time (events recorded before it) or one offset per partition (exclusive).") var to: String?
     @Option(help: "At most this many events.") var limit: Int?
     @Flag(help: "After the stored events, wait for new ones and write them as they come (until interrupted).") var follow = false
-    @Option(help: "With --follow: how often to look for new events, in milliseconds.") var pollMilliseconds = 20
+    @Option(help: "With --follow: the longest wait for new events, in milliseconds (on Linux the embedded log's writes wake the follower at once).") var pollMilliseconds = 20
     @Option(help: "ndjson (default) or table.") var format = "ndjson"
 
     func run() async throws {
@@ -99,8 +100,10 @@ struct ReadCommand: AsyncParsableCommand {
                 more = try drain()
             }
             try output.flush()
+            // The embedded log's writes wake the follower (inotify); a JetStream source polls.
+            let watcher = follow ? (source as? EventReader).map { LogWatcher(log: $0.log) } : nil
             while follow && more {
-                try await Task.sleep(for: .milliseconds(pollMilliseconds))
+                if let watcher { watcher.wait(milliseconds: pollMilliseconds) } else { try await Task.sleep(for: .milliseconds(pollMilliseconds)) }
                 // The embedded log catches up with another process's appends in place; a
                 // JetStream source asks the server each time.
                 if let log = source as? EventReader { try log.refresh() }

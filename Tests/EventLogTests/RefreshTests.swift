@@ -37,4 +37,40 @@ import Testing
         #expect(throws: LogError.self) { try writer.refresh() }
         try await writer.close()
     }
+
+    /// A follower's wait ends when the writer writes, not after its timeout: a change made
+    /// before the wait counts too, and a quiet log lets the wait run out.
+    @Test func theWatcherWakesAFollowerAtTheWritersWrite() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let writer = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 2))
+        try await appendSamples(writer, 0..<5, batchSize: 5)
+        let reader = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 2, writable: false))
+        let watcher = LogWatcher(log: reader)
+        #expect(watcher.isWatching && watcher.watched == 2, "inotify watches both partitions")
+        // Quiet: the wait runs its whole (short) timeout.
+        let quiet = ContinuousClock.now
+        watcher.wait(milliseconds: 50)
+        #expect(ContinuousClock.now - quiet >= .milliseconds(45))
+        // A write before the wait: it returns at once, far inside its 20 s timeout.
+        try await appendSamples(writer, 5..<10, batchSize: 5, partition: 1)
+        let early = ContinuousClock.now
+        watcher.wait(milliseconds: 20_000)
+        #expect(ContinuousClock.now - early < .seconds(10))
+        #expect(try reader.refresh() && reader.endOffset(partition: 1) == 5)
+        // A write while a thread waits: the wait ends with it (the thread reports how long
+        // it waited once it returns).
+        let waited: Duration = try await withCheckedThrowingContinuation { continuation in
+            let started = ContinuousClock.now
+            Thread {
+                watcher.wait(milliseconds: 20_000)
+                continuation.resume(returning: ContinuousClock.now - started)
+            }.start()
+            Task {
+                do { try await appendSamples(writer, 10..<20, batchSize: 10) } catch { print("append failed: \(error)") }
+            }
+        }
+        #expect(waited < .seconds(10))
+        try await writer.close()
+    }
 }

@@ -22,6 +22,10 @@ struct PartitionOpener {
         let names = try storage.listDirectory(directory)
         let bases = names.compactMap(SegmentFile.baseOffset(ofLogFile:)).sorted()
         let point = try storage.readWholeFile(directory + "/" + RecoveryPoint.fileName).flatMap(RecoveryPoint.decode)
+        // A read-only open stops at the acknowledged end a writer published, so that it
+        // never reads a batch written but not yet durable (unreadable or absent: the
+        // data's end, as before there was such a file).
+        let acknowledged: Int64? = if !writable, case let .end(end) = AcknowledgedEnd.read(directory: directory, storage: storage) { end } else { nil }
         var events: [RecoveryEvent] = []
         var segments: [SegmentState] = []
         // The chain hash of the last valid batch of the last segment, if it has one.
@@ -36,7 +40,7 @@ struct PartitionOpener {
                                              nextOffset: bases[i + 1], index: nil, sealed: true))
             } else {
                 segments.append(try recoverActive(base: base, path: path, file: file, fileSize: size, point: point,
-                                                  events: &events, lastChain: &lastChain))
+                                                  acknowledged: acknowledged, events: &events, lastChain: &lastChain))
             }
         }
         if let point, let last = segments.last, point.segmentBase > last.baseOffset {
@@ -87,13 +91,13 @@ struct PartitionOpener {
     /// made only where two walks agree and two reads of the bytes there return the same
     /// bytes. A device that returns flipped bits must fail the open, not make it cut
     /// acknowledged records that are intact on disk (a torn write reads the same each time).
-    private func recoverActive(base: Int64, path: String, file: any StorageFile, fileSize: Int64,
-                               point: RecoveryPoint?, events: inout [RecoveryEvent], lastChain: inout ChainHash?) throws -> SegmentState {
+    private func recoverActive(base: Int64, path: String, file: any StorageFile, fileSize: Int64, point: RecoveryPoint?,
+                               acknowledged: Int64?, events: inout [RecoveryEvent], lastChain: inout ChainHash?) throws -> SegmentState {
         var previousEnd: Int64?
         for _ in 0..<Limits.recoveryWalks {
             var walkEvents = events, walkChain = lastChain
             let state = try recoverActiveWalk(base: base, path: path, file: file, fileSize: fileSize, point: point,
-                                              events: &walkEvents, lastChain: &walkChain)
+                                              acknowledged: acknowledged, events: &walkEvents, lastChain: &walkChain)
             let cutsATail = walkEvents.count > events.count
             let confirmed = try cutsATail && state.size == previousEnd && readsAgree(file, at: state.size, fileSize: fileSize)
             if !cutsATail || confirmed {
@@ -118,8 +122,8 @@ struct PartitionOpener {
     }
 
     /// One walk of the last segment (docs/FORMAT.md, "Recovery", step 3).
-    private func recoverActiveWalk(base: Int64, path: String, file: any StorageFile, fileSize: Int64,
-                                   point: RecoveryPoint?, events: inout [RecoveryEvent], lastChain: inout ChainHash?) throws -> SegmentState {
+    private func recoverActiveWalk(base: Int64, path: String, file: any StorageFile, fileSize: Int64, point: RecoveryPoint?,
+                                   acknowledged: Int64?, events: inout [RecoveryEvent], lastChain: inout ChainHash?) throws -> SegmentState {
         var index = SegmentIndex(intervalBytes: options.indexIntervalBytes)
         var scanner = SegmentScanner(file: file, from: 0, limit: fileSize)
         var expected = base
@@ -154,6 +158,10 @@ struct PartitionOpener {
                 let offsetOK = header.baseOffset == expected
                 let checksumOK = try inTrustedRange || scanner.verifyCurrent()
                 if offsetOK && checksumOK {
+                    // Written, but not yet acknowledged: not for a read-only reader.
+                    if let acknowledged, header.nextOffset > acknowledged {
+                        return SegmentState(baseOffset: base, path: path, file: file, size: position, nextOffset: expected, index: index, sealed: false)
+                    }
                     index.add(batch: header, segmentBase: base, position: position)
                     expected = header.nextOffset
                     lastChain = header.chain

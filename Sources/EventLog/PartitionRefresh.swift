@@ -8,13 +8,21 @@ extension Partition {
     /// Returns whether the partition grew. Cost: the new bytes, and one directory listing.
     func refresh() throws -> Bool {
         precondition(isReadOnly, "refresh is for read-only partitions: a writer knows its own end")
+        // Only what the writer acknowledged (durable, in fsync mode): a batch written but not
+        // yet synced is left for a later refresh; a file caught mid-write, likewise.
+        let acknowledged: Int64?
+        switch AcknowledgedEnd.read(directory: directory, storage: storage) {
+        case .absent: acknowledged = nil
+        case let .end(end): acknowledged = end
+        case .unreadable: return false
+        }
         let (known, lastBase) = shared.withLock { ($0.segments.last, $0.segments.last?.baseOffset) }
         let newer = try storage.listDirectory(directory).compactMap(SegmentFile.baseOffset(ofLogFile:))
             .filter { base in lastBase.map { base > $0 } ?? true }.sorted()
         var grew = false
         if var active = known {
             let before = active.nextOffset
-            try walk(&active)
+            try walk(&active, upTo: acknowledged)
             // A rolled segment is complete: seal it once its data reach the next one's base.
             let sealed = newer.first.map { active.nextOffset == $0 } ?? false
             if sealed { active.sealed = true }
@@ -26,7 +34,7 @@ extension Partition {
             let file = try storage.open(path, create: false, writable: false)
             var segment = SegmentState(baseOffset: base, path: path, file: file, size: 0, nextOffset: base,
                                        index: SegmentIndex(intervalBytes: options.indexIntervalBytes), sealed: false)
-            try walk(&segment)
+            try walk(&segment, upTo: acknowledged)
             let last = i + 1 == newer.count
             if !last {
                 guard segment.nextOffset == newer[i + 1] else {
@@ -41,13 +49,15 @@ extension Partition {
         return grew
     }
 
-    /// Moves the segment's end past the complete, checksummed batches that follow it.
-    private func walk(_ segment: inout SegmentState) throws {
+    /// Moves the segment's end past the complete, checksummed batches that follow it, up to
+    /// the acknowledged end (nil: no limit).
+    private func walk(_ segment: inout SegmentState, upTo acknowledged: Int64?) throws {
         let fileSize = try segment.file.size()
         guard fileSize > segment.size else { return }
         var scanner = SegmentScanner(file: segment.file, from: segment.size, limit: fileSize)
         while case let .batch(header, position) = try scanner.next() {
-            guard header.baseOffset == segment.nextOffset, try scanner.verifyCurrent() else { return }
+            guard header.baseOffset == segment.nextOffset, acknowledged.map({ header.nextOffset <= $0 }) ?? true,
+                  try scanner.verifyCurrent() else { return }
             segment.index?.add(batch: header, segmentBase: segment.baseOffset, position: position)
             segment.size = position + Int64(header.batchLength)
             segment.nextOffset = header.nextOffset

@@ -55,6 +55,8 @@ final class PartitionWriter: @unchecked Sendable {
     private var lastSync = MonotonicClock.nanoseconds
     private var buffer: [UInt8] = []
     private static let zeros = [UInt8](repeating: 0, count: 1 << 20)
+    /// The partition's `acknowledged` file, rewritten in place before each acknowledgement.
+    private let acknowledgedFile: any StorageFile
 
     init(storage: any Storage, directory: String, options: LogOptions, segmentBytes: Int, lock: any StorageLock,
          active: SegmentState, maxTimestamp: Int64, checkpointPosition: Int64, chainHead: ChainHash) throws {
@@ -72,6 +74,23 @@ final class PartitionWriter: @unchecked Sendable {
         self.chainHead = chainHead
         self.zeroedEnd = try active.file.size()
         buffer.reserveCapacity(Limits.maxFlushBytes + Limits.maxBatchBytes)
+        // What the open recovered is the acknowledged end now (an earlier writer's file may
+        // be behind it, or absent).
+        acknowledgedFile = try storage.open(directory + "/" + AcknowledgedEnd.fileName, create: true, writable: true)
+        do {
+            try acknowledgedFile.truncate(to: Int64(AcknowledgedEnd.size))
+            try writeAcknowledgedEnd()
+        } catch {
+            acknowledgedFile.close()
+            throw error
+        }
+    }
+
+    /// Tells read-only instances in other processes that every record before `nextOffset`
+    /// is acknowledged (durable, in `fsync` mode): called after the sync, before the tickets
+    /// complete. Not synced (docs/FORMAT.md, "Acknowledged end").
+    private func writeAcknowledgedEnd() throws {
+        try AcknowledgedEnd.encode(nextOffset).withUnsafeBytes { (raw) throws in try acknowledgedFile.write(raw, at: 0) }
     }
 
     func start(partition: Partition) throws {
@@ -86,6 +105,7 @@ final class PartitionWriter: @unchecked Sendable {
 
     /// Releases the lock of a writer whose thread never started (the open failed).
     func abandon(_ partition: Partition) {
+        acknowledgedFile.close()
         lock.release()
         partition.shared.withLock { $0.writer.stopped = true }
     }
@@ -147,6 +167,7 @@ final class PartitionWriter: @unchecked Sendable {
                 if (segmentFull || offsetsFull) && position + Int64(buffer.count) > 0 {
                     try writeBuffer()
                     try sealActiveSegment(partition, publishing: &written)
+                    try writeAcknowledgedEnd()
                     // Durable in the sealed segment: acknowledge now, whatever happens next.
                     for i in acknowledgedCount..<acknowledgements.count { batches[i].ticket.complete(.success(acknowledgements[i])) }
                     acknowledgedCount = acknowledgements.count
@@ -173,6 +194,7 @@ final class PartitionWriter: @unchecked Sendable {
             }
             try writeBuffer()
             if options.durability == .fsync { try syncAndCheckpoint() }
+            try writeAcknowledgedEnd()
         } catch {
             fail(LogError.wrap(error), partition, Array(batches[acknowledgedCount...]))
             return
@@ -314,6 +336,7 @@ final class PartitionWriter: @unchecked Sendable {
                 fail(LogError.wrap(error), partition, [])
             }
         }
+        acknowledgedFile.close()
         lock.release()
         let (leftover, waiters, closers) = partition.shared.withLock { state in
             state.writer.stopped = true

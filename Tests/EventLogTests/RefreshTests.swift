@@ -73,4 +73,43 @@ import Testing
         #expect(waited < .seconds(10))
         try await writer.close()
     }
+
+    /// Read-only instances read no batch beyond the acknowledged end the writer published
+    /// (`acknowledged`): a batch written but not yet acknowledged (here: the file set back,
+    /// as it is between a write and its fsync) is invisible to an open and to a refresh until
+    /// the writer moves the end; an unreadable file makes a refresh wait, an absent one means
+    /// the data's end (a log of an earlier version).
+    @Test func readOnlyReadersStopAtTheAcknowledgedEnd() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let mark = dir.path + "/partition-0000/" + AcknowledgedEnd.fileName
+        func setMark(_ bytes: [UInt8]) throws { try Data(bytes).write(to: URL(fileURLWithPath: mark)) }
+        let writer = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 1))
+        #expect(AcknowledgedEnd.decode(Array(try Data(contentsOf: URL(fileURLWithPath: mark)))) == 0, "written at open")
+        try await appendSamples(writer, 0..<20, batchSize: 5)
+        #expect(AcknowledgedEnd.decode(Array(try Data(contentsOf: URL(fileURLWithPath: mark)))) == 20)
+        #expect(try await WriteAheadLog.open(at: dir.path, options: options(partitions: 1, writable: false)).endOffset(partition: 0) == 20)
+
+        try setMark(AcknowledgedEnd.encode(15))
+        let reader = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 1, writable: false))
+        #expect(try reader.endOffset(partition: 0) == 15, "the batch after 15 is not acknowledged")
+        #expect(try readAll(reader).count == 15)
+        #expect(try reader.refresh() == false)
+        try await appendSamples(writer, 20..<25, batchSize: 5)
+        #expect(try reader.refresh() && reader.endOffset(partition: 0) == 25)
+        #expect(try readAll(reader) == (0..<25).map(sampleRecord))
+
+        try setMark(AcknowledgedEnd.encode(25).map { $0 ^ 0x01 })
+        try await appendSamples(writer, 25..<30, batchSize: 5)  // the writer rewrites it…
+        try setMark([1, 2, 3])                                    // …and it is caught mid-write
+        #expect(try reader.refresh() == false, "an unreadable end: wait")
+        #expect(try await WriteAheadLog.open(at: dir.path, options: options(partitions: 1, writable: false)).endOffset(partition: 0) == 30,
+                "an open without a readable end reads to the data's end")
+        try FileManager.default.removeItem(atPath: mark)
+        #expect(try reader.refresh() && reader.endOffset(partition: 0) == 30, "absent: the data's end")
+        try await writer.close()
+        let again = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 1))
+        #expect(AcknowledgedEnd.decode(Array(try Data(contentsOf: URL(fileURLWithPath: mark)))) == 30, "a writable open publishes what it recovered")
+        try await again.close()
+    }
 }

@@ -1,0 +1,62 @@
+/// A partition's acknowledged end, file `acknowledged` (docs/FORMAT.md, "Acknowledged end"):
+/// the offset below which every record has been acknowledged to its appender — in `fsync`
+/// mode, below which every record is durable.
+///
+/// The writer rewrites it in place after each flush (after the fdatasync in `fsync` mode)
+/// and before it acknowledges; a read-only instance in another process (a query, a
+/// follower) reads no batch of the active segment at or beyond it. So a reader never shows
+/// a record that the writer has written but not yet made durable — one that a power cut
+/// could take back after a follower had passed it on. It is not synced: after a crash it may
+/// be behind, never ahead of the durable data, and the next writable open rewrites it.
+enum AcknowledgedEnd {
+    static let fileName = "acknowledged"
+    static let magic: UInt32 = 0x4B41_4B42 // "BKAK"
+    /// magic, version, next offset; then the CRC32C of those 16 bytes.
+    static let size = 20
+
+    /// What a reader found.
+    enum Reading: Equatable {
+        /// No file: a writer of an earlier version (or none yet); read to the data's end.
+        case absent
+        /// The end: read no record at or beyond it.
+        case end(Int64)
+        /// Bytes that do not decode (a write in progress, or damage): look again later.
+        case unreadable
+    }
+
+    static func encode(_ nextOffset: Int64) -> [UInt8] {
+        precondition(nextOffset >= 0, "AcknowledgedEnd: a negative offset")
+        var bytes = [UInt8](repeating: 0, count: size)
+        bytes.withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            ByteCoding.store(magic, to: base, at: 0)
+            ByteCoding.store(UInt32(1), to: base, at: 4)
+            ByteCoding.store(nextOffset, to: base, at: 8)
+            ByteCoding.store(CRC32C.checksum(UnsafeRawBufferPointer(start: base, count: 16)), to: base, at: 16)
+        }
+        return bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) -> Int64? {
+        guard bytes.count == size else { return nil }
+        return bytes.withUnsafeBytes { raw -> Int64? in
+            guard let base = raw.baseAddress,
+                  ByteCoding.load(UInt32.self, from: base, at: 0) == magic,
+                  ByteCoding.load(UInt32.self, from: base, at: 4) == 1,
+                  CRC32C.checksum(UnsafeRawBufferPointer(start: base, count: 16)) == ByteCoding.load(UInt32.self, from: base, at: 16)
+            else { return nil }
+            let end = ByteCoding.load(Int64.self, from: base, at: 8)
+            return end >= 0 ? end : nil
+        }
+    }
+
+    /// The partition's acknowledged end as its file now says (read twice when the first
+    /// read catches the writer mid-write).
+    static func read(directory: String, storage: any Storage) -> Reading {
+        for _ in 0..<2 {
+            guard let bytes = try? storage.readWholeFile(directory + "/" + fileName) else { return .absent }
+            if let end = decode(bytes) { return .end(end) }
+        }
+        return .unreadable
+    }
+}

@@ -7,7 +7,9 @@
 /// follower) reads no batch of the active segment at or beyond it. So a reader never shows
 /// a record that the writer has written but not yet made durable — one that a power cut
 /// could take back after a follower had passed it on. It is not synced: after a crash it may
-/// be behind, never ahead of the durable data, and the next writable open rewrites it.
+/// be behind, never ahead of the durable data, and the next writable open rewrites it. So
+/// it applies only while a writer holds the partition: without one nothing is being written,
+/// and every complete batch is what the next writable open would keep.
 enum AcknowledgedEnd {
     static let fileName = "acknowledged"
     static let magic: UInt32 = 0x4B41_4B42 // "BKAK"
@@ -47,6 +49,29 @@ enum AcknowledgedEnd {
             else { return nil }
             let end = ByteCoding.load(Int64.self, from: base, at: 8)
             return end >= 0 ? end : nil
+        }
+    }
+
+    /// The end a read-only reader of the partition stops at: the file's, while a writer
+    /// holds the partition (`.absent` when none does, or the file is absent).
+    static func limit(directory: String, storage: any Storage) -> Reading {
+        let reading = read(directory: directory, storage: storage)
+        guard reading != .absent, writerHolds(directory: directory, storage: storage) else { return .absent }
+        return reading
+    }
+
+    /// Whether a writer holds the partition's `LOCK` now: a probe that takes the lock and
+    /// releases it at once (a writer opening meanwhile retries its lock every 5 ms). A lock
+    /// file that is missing means no writer ever opened the partition; any failure other
+    /// than "held" counts as held (a reader that cannot tell keeps to the file's end).
+    static func writerHolds(directory: String, storage: any Storage) -> Bool {
+        let path = directory + "/LOCK"
+        guard storage.exists(path) else { return false }
+        do {
+            try storage.lock(path).release()
+            return false
+        } catch {
+            return true
         }
     }
 

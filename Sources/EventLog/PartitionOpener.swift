@@ -22,10 +22,10 @@ struct PartitionOpener {
         let names = try storage.listDirectory(directory)
         let bases = names.compactMap(SegmentFile.baseOffset(ofLogFile:)).sorted()
         let point = try storage.readWholeFile(directory + "/" + RecoveryPoint.fileName).flatMap(RecoveryPoint.decode)
-        // A read-only open stops at the acknowledged end a writer published, so that it
-        // never reads a batch written but not yet durable (unreadable or absent: the
-        // data's end, as before there was such a file).
-        let acknowledged: Int64? = if !writable, case let .end(end) = AcknowledgedEnd.read(directory: directory, storage: storage) { end } else { nil }
+        // A read-only open beside a writer stops at the acknowledged end it published, so
+        // that it never reads a batch written but not yet durable (no writer, an unreadable
+        // or absent file: the data's end).
+        let acknowledged: Int64? = if !writable, case let .end(end) = AcknowledgedEnd.limit(directory: directory, storage: storage) { end } else { nil }
         var events: [RecoveryEvent] = []
         var segments: [SegmentState] = []
         // The chain hash of the last valid batch of the last segment, if it has one.

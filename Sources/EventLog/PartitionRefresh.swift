@@ -11,7 +11,7 @@ extension Partition {
         // Only what the writer acknowledged (durable, in fsync mode): a batch written but not
         // yet synced is left for a later refresh; a file caught mid-write, likewise.
         let acknowledged: Int64?
-        switch AcknowledgedEnd.read(directory: directory, storage: storage) {
+        switch AcknowledgedEnd.limit(directory: directory, storage: storage) {
         case .absent: acknowledged = nil
         case let .end(end): acknowledged = end
         case .unreadable: return false

@@ -67,12 +67,12 @@ extension Storage {
     }
 
     /// The whole content of a file, or nil when it does not exist.
-    package func readWholeFile(_ path: String) throws -> [UInt8]? {
+    package func readWholeFile(_ path: String, limit: Int64 = 64 << 20) throws -> [UInt8]? {
         guard exists(path) else { return nil }
         let file = try open(path, create: false, writable: false)
         defer { file.close() }
         let size = try file.size()
-        guard size <= 64 << 20 else { throw LogError.corrupt(path: path, offset: 0, reason: "file of \(size) bytes is larger than any metadata file can be") }
+        guard size <= limit else { throw LogError.corrupt(path: path, offset: 0, reason: "file of \(size) bytes is larger than the \(limit) bytes such a file can be") }
         var bytes = [UInt8](repeating: 0, count: Int(size))
         let n = try bytes.withUnsafeMutableBytes { (raw) throws in try file.read(into: raw, at: 0) }
         bytes.removeLast(bytes.count - n)

@@ -24,6 +24,9 @@ enum ClusterIndexFile {
     static let magic = Array("BOIDCACH".utf8)
     static let version: UInt32 = 3
     static let fileName = "ids.cache"
+    /// The largest file read (about 50,000,000 ids): a larger one is ignored like a damaged
+    /// one, and the stream read instead.
+    static let maxBytes: Int64 = 2 << 30
 
     struct Contents {
         var sourceID: String

@@ -27,6 +27,9 @@ public struct ClusterOptions: Sendable {
     /// The server's duplicate window of a new stream, seconds (JetStream's default: 2 min).
     /// Retries later than this are still recognised, by reading the stream (CLUSTER.md).
     public var duplicateWindowSeconds = 120.0
+    /// Where the id cache is read and written: the one interface every file of the store
+    /// goes through (the fault simulator's, in tests).
+    public var storage: any Storage = PosixStorage()
 
     /// Options for the servers at `urls`.
     public init(urls: String) { self.urls = urls }
@@ -141,8 +144,9 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
     /// (headers only) up to `last`. (Runs in `open`, before the store is shared.)
     private func loadIndex(upTo last: UInt64) throws {
         var from: UInt64 = 1
-        if let path = cachePath, let bytes = FileManager.default.contents(atPath: path) {
-            switch ClusterIndexFile.decode(Array(bytes)) {
+        // A cache that cannot be read is one that is not there: the stream is read instead.
+        if let path = cachePath, let bytes = try? options.storage.readWholeFile(path, limit: ClusterIndexFile.maxBytes) {
+            switch ClusterIndexFile.decode(bytes) {
             case let .success(cache) where cache.sourceID == source.sourceID && cache.through <= last:
                 // The stream must still hold, at the file's sequence, the event the file
                 // was made after (acknowledged events lost with a quorum, others written
@@ -189,14 +193,14 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
 
     /// Saves what this process knows up to the sequence through which it read the whole
     /// stream (its own later acknowledgements may sit between other writers' messages it
-    /// has not read). Atomic (a temporary file renamed); not synced: a lost or torn cache
-    /// only means the next open reads more of the stream.
+    /// has not read). Replaced atomically through `Storage` (a temporary file, synced and
+    /// renamed); a lost or torn cache only means the next open reads more of the stream.
     public func saveIDCache() throws {
-        guard !readOnly, let path = cachePath, let sourceID = source.sourceID else { return }
+        guard !readOnly, let directory = options.cacheDirectory, let sourceID = source.sourceID else { return }
         guard let (heads, ids) = index.entries(through: loadedThrough) else { return }
         let bytes = ClusterIndexFile.encode(.init(sourceID: sourceID, through: loadedThrough, lastEventID: loadedThroughID, heads: heads, ids: ids))
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+        if !options.storage.exists(directory) { try options.storage.createDirectory(directory) }
+        try options.storage.writeAtomically(bytes, directory: directory, name: ClusterIndexFile.fileName)
     }
 
     /// The partition a stream's subject carries (the embedded log's partitioner).

@@ -177,7 +177,8 @@
     const shown = generation, stamp = liveDashboards;
     loading();
     try {
-      const { data, tag } = await apiTagged("dashboard", null);
+      dashboardRequest = apiTagged("dashboard", null);
+      const { data, tag } = await dashboardRequest;
       if (shown === generation && stamp === liveDashboards) { dashboardTag = tag; renderDashboard(data); }
     } catch (error) {
       if (shown === generation) failed(error, showDashboard);
@@ -589,7 +590,7 @@
   // may be older than it, and is not drawn (the stream's come in order).
   let liveDashboards = 0;
   // The ETag of the dashboard shown, when it came from a GET.
-  let dashboardTag = null;
+  let dashboardTag = null, dashboardRequest = null;
   let staleRecords = false;
 
   function onDashboard(d) {
@@ -598,9 +599,13 @@
     if (currentView === "dashboard") renderDashboard(d);
   }
 
-  /** The dashboard again, unless the one shown is still current (`304`). */
-  function refreshDashboard() {
-    const shown = generation, stamp = liveDashboards;
+  /** The dashboard again, unless the one shown is still current (`304`). A first load's
+   *  request still under way is waited for, so that its tag can be sent. */
+  async function refreshDashboard() {
+    const shown = generation;
+    try { await dashboardRequest; } catch { /* shown by the view */ }
+    if (shown !== generation) return;
+    const stamp = liveDashboards;
     apiTagged("dashboard", dashboardTag).then(({ data, tag }) => {
       if (data && shown === generation && stamp === liveDashboards) { dashboardTag = tag; renderDashboard(data); }
     }, () => {});

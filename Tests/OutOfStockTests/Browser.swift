@@ -59,7 +59,7 @@ final class Browser {
             let value = try Self.call(port: port, "POST", "/session", capabilities)
             guard let session = (value as? [String: Any])?["sessionId"] as? String else { throw CLIError(message: "no session from chromedriver: \(String(describing: value))") }
             let browser = Browser(driver: driver, port: port, session: session, profile: output + ".profile")
-            _ = try browser.call("POST", "timeouts", ["script": 30_000, "pageLoad": 30_000])
+            _ = try browser.call("POST", "timeouts", ["script": 120_000, "pageLoad": 120_000])
             return browser
         } catch {
             kill(driver.processIdentifier, SIGKILL)
@@ -102,7 +102,8 @@ final class Browser {
     }
 
     private static func call(port: Int, _ method: String, _ path: String, _ body: Any?) throws -> Any? {
-        let connection = try ServeProcessTests.Connection(port: port)
+        // Longer than any wait below: a wait that runs out answers before the socket does.
+        let connection = try ServeProcessTests.Connection(port: port, timeoutSeconds: 180)
         let text = try body.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) } ?? ""
         try connection.send(method, path, body: text, headers: body == nil ? [:] : ["Content-Type": "application/json"])
         let (status, answer) = try connection.response()
@@ -128,7 +129,7 @@ final class Browser {
     /// MutationObserver) and every resize, so the test moves on at the event, not after a
     /// sleep; fails after `seconds`.
     @discardableResult
-    func wait(for condition: String, seconds: Int = 20, _ what: String) throws -> Any? {
+    func wait(for condition: String, seconds: Int = 60, _ what: String) throws -> Any? {
         let script = """
             const done = arguments[arguments.length - 1];
             const check = () => { try { return (\(condition)); } catch (e) { return null; } };

@@ -22,18 +22,8 @@ package func runChild(_ executable: String, _ arguments: [String], input: String
     for path in [outPath, errPath] { _ = FileManager.default.createFile(atPath: path, contents: nil) }
     _ = FileManager.default.createFile(atPath: inPath, contents: Data((input ?? "").utf8))
 
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    let stdin = try FileHandle(forReadingFrom: URL(fileURLWithPath: inPath))
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = stdin
-    try process.run()
+    let process = try SpawnedProcess(executable, arguments, standardInput: inPath, standardOutput: outPath, standardError: errPath)
     process.waitUntilExit()
-    try? out.close(); try? err.close(); try? stdin.close()
     return ChildOutput(status: process.terminationStatus,
                        standardOutput: String(decoding: try readWholeFile(outPath), as: UTF8.self),
                        standardError: String(decoding: try readWholeFile(errPath), as: UTF8.self))

@@ -9,21 +9,17 @@ import TestSupport
 /// Its standard output goes to a file read after it exits (see TestSupport's `runChild`
 /// for why not a pipe).
 final class WriterProcess: @unchecked Sendable {
-    let process = Process()
+    let process: SpawnedProcess
     private let outputPath: String
 
     init(logDirectory: String, writer: Int, seed: UInt64, events: Int? = nil, reopenEvery: Int = 0) throws {
-        process.executableURL = URL(fileURLWithPath: try backorderExecutable())
         var arguments = ["log", "crash-writer", "--data", logDirectory, "--writer", String(writer), "--seed", String(seed),
                          "--partitions", "2", "--segment-bytes", String(128 << 10)]
         if let events { arguments += ["--events", String(events)] }
         if reopenEvery > 0 { arguments += ["--reopen-every", String(reopenEvery)] }
-        process.arguments = arguments
         outputPath = logDirectory + "/writer\(writer).stdout"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        process = try SpawnedProcess(try backorderExecutable(), arguments, standardOutput: outputPath)
     }
 
     func kill() {

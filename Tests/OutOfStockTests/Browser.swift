@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,7 +10,7 @@ import Glibc
 /// by PID; a machine without Debian's `chromium` and `chromium-driver` fails the test with
 /// that message, it does not skip it.
 final class Browser {
-    let driver: Process
+    let driver: SpawnedProcess
     let port: Int
     let session: String
     /// Chromium's profile directory: also how its processes are found to be stopped.
@@ -22,15 +23,10 @@ final class Browser {
         for path in [chromium, chromedriver] where !FileManager.default.isExecutableFile(atPath: path) {
             throw CLIError(message: "\(path) is missing: the web dashboard's browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run installs them)")
         }
-        let driver = Process()
-        driver.executableURL = URL(fileURLWithPath: chromedriver)
-        driver.arguments = ["--port=0"]
-        // Dates on the page are shown in the viewer's zone: make it a known one.
-        driver.environment = ProcessInfo.processInfo.environment.merging(["TZ": "UTC"]) { $1 }
         _ = FileManager.default.createFile(atPath: output, contents: nil)
-        driver.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        driver.standardError = driver.standardOutput
-        try driver.run()
+        // Dates on the page are shown in the viewer's zone: make it a known one.
+        let driver = try SpawnedProcess(chromedriver, ["--port=0"], environment: ProcessInfo.processInfo.environment.merging(["TZ": "UTC"]) { $1 },
+                                        standardOutput: output, standardError: output)
         // The port chromedriver chose, from the line it prints once listening.
         var port = 0
         let deadline = Date().addingTimeInterval(30)
@@ -69,7 +65,7 @@ final class Browser {
         }
     }
 
-    private init(driver: Process, port: Int, session: String, profile: String) {
+    private init(driver: SpawnedProcess, port: Int, session: String, profile: String) {
         self.driver = driver
         self.port = port
         self.session = session

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import EventStore
 @testable import OutOfStock
 
@@ -57,7 +58,7 @@ import Testing
         for wave in [0..<4, 4..<8] {
             // All of a wave at once: every process is started before any is waited for
             // (their output goes to files, so none blocks on a full pipe).
-            var running: [(Int, Process)] = []
+            var running: [(Int, SpawnedProcess)] = []
             for p in wave {
                 running.append((p, try startBackorder(["append", "\(dir)/in-\(p).ndjson", "--data", "\(dir)/store", "--json", "--partitions", "4",
                                                        "--skip-invalid", "--rejected", "\(dir)/rejected-\(p).ndjson"], output: "\(dir)/out-\(p)")))
@@ -144,23 +145,17 @@ import Testing
 }
 
 /// Starts `backorder` with standard output and error going to `output`.stdout/.stderr.
-func startBackorder(_ arguments: [String], output: String) throws -> Process {
+func startBackorder(_ arguments: [String], output: String) throws -> SpawnedProcess {
     _ = try runBackorder(["--help"]) // fails clearly when the binary is missing
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var directory = bundle.deletingLastPathComponent()
     for _ in 0..<4 where !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("backorder").path) {
         directory = directory.deletingLastPathComponent()
     }
-    let process = Process()
-    process.executableURL = directory.appendingPathComponent("backorder")
-    process.arguments = arguments
     _ = FileManager.default.createFile(atPath: output + ".stdout", contents: nil)
     _ = FileManager.default.createFile(atPath: output + ".stderr", contents: nil)
-    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output + ".stdout"))
-    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: output + ".stderr"))
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    return process
+    return try SpawnedProcess(directory.appendingPathComponent("backorder").path, arguments,
+                              standardOutput: output + ".stdout", standardError: output + ".stderr")
 }
 
 /// `backorder append FIFO`: it opens the store (taking its locks) and holds it until
@@ -168,7 +163,7 @@ func startBackorder(_ arguments: [String], output: String) throws -> Process {
 /// not a `Pipe` on standard input: other processes started meanwhile must not inherit
 /// the writing end, or the holder would never see the end of its input.
 final class HeldAppend: @unchecked Sendable {
-    let process = Process()
+    let process: SpawnedProcess
     private var writer: Int32 = -1
 
     init(data: String) throws {
@@ -181,11 +176,7 @@ final class HeldAppend: @unchecked Sendable {
         let fifo = data + ".fifo"
         try FileManager.default.createDirectory(atPath: (data as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         guard mkfifo(fifo, 0o600) == 0 else { throw CLIError(message: "mkfifo \(fifo): errno \(errno)") }
-        process.executableURL = directory.appendingPathComponent("backorder")
-        process.arguments = ["append", fifo, "--data", data, "--partitions", "4"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        process = try SpawnedProcess(directory.appendingPathComponent("backorder").path, ["append", fifo, "--data", data, "--partitions", "4"])
         // Blocks until the child opened the FIFO for reading; it opens the store next.
         writer = open(fifo, O_WRONLY | O_CLOEXEC)
         guard writer >= 0 else { throw CLIError(message: "open \(fifo): errno \(errno)") }

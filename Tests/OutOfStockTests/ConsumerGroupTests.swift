@@ -1,6 +1,7 @@
 import Consumers
 import Foundation
 import Testing
+import TestSupport
 @testable import EventStore
 
 /// Consumer groups (docs/CONSUMERS.md): checkpoints that never pass an unacknowledged
@@ -171,7 +172,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let lines = try generatedInput(events: 1_600, seed: 14, ["--customers", "20", "--products", "8", "--end", "2026-12-01"])
         #expect(try runBackorder(["append", "-", "--data", dir + "/s"], stdin: lines.prefix(800).joined(separator: "\n") + "\n").0 == 0)
-        func member(_ name: String) throws -> Process {
+        func member(_ name: String) throws -> SpawnedProcess {
             try startBackorder(["consume", "--data", dir + "/s", "--group", "g", "--follow", "--poll-milliseconds", "10", "--max-in-flight", "20",
                                 "--exec", "cat >> \(dir)/\(name).ndjson"], output: dir + "/" + name)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import EventStore
 @testable import OutOfStock
 
@@ -27,12 +28,7 @@ import Testing
             directory = directory.deletingLastPathComponent()
         }
         for _ in 0..<rounds {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = ["append", input, "--data", dir + "/store", "--batch-size", "50"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try SpawnedProcess(executable, ["append", input, "--data", dir + "/store", "--batch-size", "50"])
             try await Task.sleep(for: .milliseconds(Int.random(in: 30...700, using: &random)))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +11,7 @@ import Glibc
     /// A server started on a loopback port (a free one by default), without tokens unless
     /// `access` gives them; its port is read from the line it prints once listening.
     struct Server {
-        let process: Process
+        let process: SpawnedProcess
         let port: Int
         let output: String
 

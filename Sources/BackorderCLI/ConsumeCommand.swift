@@ -1,6 +1,5 @@
 import ArgumentParser
 import Consumers
-import EventLog
 import EventStore
 import Foundation
 import OutOfStock
@@ -58,8 +57,7 @@ struct ConsumeCommand: AsyncParsableCommand {
             var output = StandardOutput()
             var delivered = 0, batches = 0, parked = 0
             let began = MonotonicTime.now
-            // The embedded log's writes wake the follower (inotify).
-            let watcher = follow ? (source as? EventReader).map { LogWatcher(log: $0.log) } : nil
+            let waiting = follow ? FollowWait(source: source, milliseconds: pollMilliseconds) : nil
             while true {
                 if let delivery = try member.next(ends: ends) {
                     let failure: String?
@@ -86,10 +84,8 @@ struct ConsumeCommand: AsyncParsableCommand {
                     }
                     continue
                 }
-                guard follow else { break }
-                if let watcher { watcher.wait(milliseconds: pollMilliseconds) } else { try await Task.sleep(for: .milliseconds(pollMilliseconds)) }
-                // The embedded log catches up with another process's appends in place.
-                if let log = source as? EventReader { try log.refresh() }
+                guard let waiting else { break }
+                try await waiting.next()
                 ends = try source.endOffsets()
             }
             let seconds = MonotonicTime.now.seconds(since: began)

@@ -1,5 +1,4 @@
 import ArgumentParser
-import EventLog
 import EventStore
 import Foundation
 import OutOfStock
@@ -100,13 +99,9 @@ struct ReadCommand: AsyncParsableCommand {
                 more = try drain()
             }
             try output.flush()
-            // The embedded log's writes wake the follower (inotify); a JetStream source polls.
-            let watcher = follow ? (source as? EventReader).map { LogWatcher(log: $0.log) } : nil
-            while follow && more {
-                if let watcher { watcher.wait(milliseconds: pollMilliseconds) } else { try await Task.sleep(for: .milliseconds(pollMilliseconds)) }
-                // The embedded log catches up with another process's appends in place; a
-                // JetStream source asks the server each time.
-                if let log = source as? EventReader { try log.refresh() }
+            let waiting = follow ? FollowWait(source: source, milliseconds: pollMilliseconds) : nil
+            while let waiting, more {
+                try await waiting.next()
                 reader.extend(to: try source.endOffsets())
                 more = try drain()
                 try output.flush()

@@ -8,7 +8,7 @@ enum EntityTag {
     /// A quoted tag naming `bytes` (the first 12 bytes of their SHA-256, hex): equal
     /// answers get equal tags, in any process.
     static func of(_ bytes: [UInt8]) -> String {
-        "\"" + SHA256.hash(data: bytes).prefix(12).map { String(format: "%02x", $0) }.joined() + "\""
+        "\"" + hex(SHA256.hash(data: bytes).prefix(12)) + "\""
     }
 
     /// Whether the request's `If-None-Match` names `tag` (or is `*`).
@@ -38,4 +38,9 @@ struct TaggedJSON: Sendable {
         response.headers[.eTag] = etag
         return response
     }
+}
+
+/// Bytes as lowercase hex digits, two per byte (tags, token hashes, token secrets).
+func hex(_ bytes: some Sequence<UInt8>) -> String {
+    bytes.map { String(format: "%02x", $0) }.joined()
 }

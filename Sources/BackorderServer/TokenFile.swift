@@ -70,7 +70,7 @@ public struct TokenFile: Sendable {
             throw TokenError.invalid("tenant \"\(tenant)\" must be * or 1–64 characters of A–Z a–z 0–9 _ . -, not only dots")
         }
         var random = SystemRandomNumberGenerator()
-        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &random)) }.joined()
+        let secret = hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })
         let token = "bo_" + secret
         let hash = Self.hash(token)
         entries.append(TokenEntry(id: String(hash.prefix(12)), sha256: hash, tenant: tenant, roles: roles,
@@ -95,7 +95,7 @@ public struct TokenFile: Sendable {
     }
 
     static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        hex(SHA256.hash(data: Data(token.utf8)))
     }
 
     private static func isTenantByte(_ b: UInt8) -> Bool {

@@ -58,7 +58,7 @@ struct DashboardBuilder<Row: Comparable, Party: Hashable & Comparable> {
         var totals = d
         totals.averageProcessingHours = processing.count > 0 ? (processing.seconds / Double(processing.count) / 3_600 * 1_000).rounded() / 1_000 : nil
         func dated(_ counts: [Int64: Int]) -> [String: Int] {
-            Dictionary(counts.map { (String(Timestamp.format($0.key &* Self.day).prefix(10)), $0.value) }, uniquingKeysWith: +)
+            Dictionary(counts.map { (Dashboard.dayKey($0.key), $0.value) }, uniquingKeysWith: +)
         }
         totals.requestsPerDay = dated(perDay)
         totals.completionsPerDay = dated(completedPerDay)

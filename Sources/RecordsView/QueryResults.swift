@@ -93,6 +93,10 @@ public struct Dashboard: Sendable, Equatable, Encodable {
     /// Completed requests per day of their completion (YYYY-MM-DD, UTC); with a time range,
     /// those of the requests made in it.
     public var completionsPerDay: [String: Int] = [:]
+
+    /// The key of a day (days since 1970-01-01, UTC) in `requestsPerDay` and
+    /// `completionsPerDay`: YYYY-MM-DD.
+    static func dayKey(_ day: Int64) -> String { String(Timestamp.format(day &* 86_400_000_000).prefix(10)) }
 }
 
 /// One page of the records list.

@@ -138,11 +138,11 @@ public struct RecordsQueries: Sendable {
         d.averageProcessingHours = t.processingCount > 0
             ? (Double(t.processingSeconds) / Double(t.processingCount) / 3_600 * 1_000).rounded() / 1_000 : nil
         try days { day, tally in
-            if tally.notDeleted > 0 { d.requestsPerDay[String(Timestamp.format(day &* 86_400_000_000).prefix(10)), default: 0] += Int(tally.notDeleted) }
+            if tally.notDeleted > 0 { d.requestsPerDay[Dashboard.dayKey(day), default: 0] += Int(tally.notDeleted) }
             return true
         }
         try days(kind: ViewKey.completionDay) { day, tally in
-            if tally.completed > 0 { d.completionsPerDay[String(Timestamp.format(day &* 86_400_000_000).prefix(10)), default: 0] += Int(tally.completed) }
+            if tally.completed > 0 { d.completionsPerDay[Dashboard.dayKey(day), default: 0] += Int(tally.completed) }
             return true
         }
         let (overdueBefore, dueSoonBefore) = DashboardBuilder<RequestKey, String>.ageingBounds(now)

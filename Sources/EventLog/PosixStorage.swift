@@ -33,12 +33,19 @@ public struct PosixStorage: Storage {
         guard let dir = opendir(path) else { throw LogError.fromErrno(errno, operation: "opendir", path: path) }
         defer { closedir(dir) }
         var names: [String] = []
+        errno = 0
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+            // The name is read through a pointer into the record readdir returned, never as
+            // `entry.pointee.d_name`: that copies the whole 256-byte field, while glibc sizes
+            // each record to its name (`d_reclen`), so a short record at the end of its buffer
+            // makes the copy read past it — a crash now and then (the same bug as
+            // swift-corelibs-foundation PR #5472, in Process.run).
+            let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            let name = String(cString: (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self))
             if name != "." && name != ".." { names.append(name) }
+            errno = 0
         }
+        guard errno == 0 else { throw LogError.fromErrno(errno, operation: "readdir", path: path) }
         return names
     }
 

@@ -85,8 +85,10 @@ let package = Package(
         // The fault simulator (an in-memory `Storage` with power cuts, torn writes, errors
         // and bit flips); only the test targets use it.
         .target(name: "StorageSimulator", dependencies: ["EventLog", "DataGenerator"]),
+        // Child processes with posix_spawn, not Foundation's Process (see SpawnedProcess.swift).
+        .target(name: "Spawn"),
         // Running `backorder` from the tests without pipes (see ChildProcess.swift).
-        .target(name: "TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Spawn"]),
         .executableTarget(
             name: "BackorderCLI",
             dependencies: [
@@ -100,6 +102,7 @@ let package = Package(
                 "Consumers",
                 "BackorderServer",
                 "DataGenerator",
+                "Spawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -4,6 +4,7 @@ import EventStore
 import Foundation
 import OutOfStock
 import RecordsView
+import Spawn
 
 /// `backorder consume`: a member of a consumer group (docs/CONSUMERS.md). Batches go to
 /// standard output (acknowledged once written) or to `--exec CMD` (acknowledged when CMD
@@ -105,28 +106,25 @@ struct ConsumeCommand: AsyncParsableCommand {
         let input = FileManager.default.temporaryDirectory.appendingPathComponent("backorder-batch-\(getpid())-\(UUID().uuidString.prefix(8)).ndjson")
         try Data(batch).write(to: input)
         defer { try? FileManager.default.removeItem(at: input) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        process.standardInput = try FileHandle(forReadingFrom: input)
         var environment = ProcessInfo.processInfo.environment
         environment["BACKORDER_GROUP"] = group
         environment["BACKORDER_LANE"] = String(delivery.lane)
         environment["BACKORDER_FIRST_OFFSET"] = String(delivery.range.lowerBound)
         environment["BACKORDER_ATTEMPT"] = String(delivery.attempt)
-        process.environment = environment
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        do { try process.run() } catch { return "cannot start /bin/sh: \(error)" }
-        if done.wait(timeout: .now() + .seconds(ackWait)) == .timedOut {
+        let process: SpawnedProcess
+        do {
+            process = try SpawnedProcess("/bin/sh", ["-c", command], environment: environment,
+                                         standardInput: input.path, inheritingOutput: true)
+        } catch { return "cannot start /bin/sh: \(error)" }
+        if !process.waitUntilExit(timeout: Double(ackWait)) {
             process.terminate()
-            if done.wait(timeout: .now() + .seconds(1)) == .timedOut {
+            if !process.waitUntilExit(timeout: 1) {
                 kill(process.processIdentifier, SIGKILL)
-                done.wait()
+                process.waitUntilExit()
             }
             return "still running after --ack-wait \(ackWait) s; stopped"
         }
-        if process.terminationReason == .uncaughtSignal { return "killed by signal \(process.terminationStatus)" }
+        if process.terminationReason == .uncaughtSignal { return "killed by signal \(process.terminationStatus - 128)" }
         return process.terminationStatus == 0 ? nil : "exit status \(process.terminationStatus)"
     }
 }

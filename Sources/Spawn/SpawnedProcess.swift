@@ -3,11 +3,12 @@ import Foundation
 import Glibc
 #endif
 
-/// A child process started with `posix_spawn`, for the tests. Not Foundation's `Process`:
-/// on Linux its `run()` crashes now and then (a 256-byte over-read of a `dirent` while it
-/// lists /proc/self/fd; swift-corelibs-foundation PR #5472, not in Swift 6.3.1), and CI saw
-/// it kill the whole test process. Standard input, output and error are files (or
-/// /dev/null); every other descriptor is closed in the child.
+/// A child process started with `posix_spawn` — by `consume --exec` and by the tests. Not
+/// Foundation's `Process`: on Linux its `run()` crashes now and then (a 256-byte over-read of
+/// a `dirent` while it lists /proc/self/fd; swift-corelibs-foundation PR #5472, not in Swift
+/// 6.3.1), and CI saw it kill a whole test process. Standard input is a file (or /dev/null),
+/// output and error are files, /dev/null or the parent's own; every other descriptor is
+/// closed in the child.
 package final class SpawnedProcess: @unchecked Sendable {
     package let processIdentifier: pid_t
     private let lock = NSLock()
@@ -15,15 +16,17 @@ package final class SpawnedProcess: @unchecked Sendable {
     private var status: Int32?
 
     /// Starts `executable`. `standardOutput` and `standardError` are appended to (created
-    /// when missing); nil is /dev/null.
+    /// when missing); nil is /dev/null, or the parent's own stream with `inheritingOutput`.
     package init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                 standardInput: String? = nil, standardOutput: String? = nil, standardError: String? = nil) throws {
+                 standardInput: String? = nil, standardOutput: String? = nil, standardError: String? = nil,
+                 inheritingOutput: Bool = false) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, standardInput ?? "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, standardOutput ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, standardError ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        for (fd, path) in [(Int32(1), standardOutput), (2, standardError)] where path != nil || !inheritingOutput {
+            posix_spawn_file_actions_addopen(&actions, fd, path ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        }
         if let closeFrom = Self.closeFrom {
             _ = closeFrom(&actions, 3)
         } else {
@@ -36,7 +39,7 @@ package final class SpawnedProcess: @unchecked Sendable {
         defer { for p in envp ?? [] { free(p) } }
         var pid: pid_t = 0
         let spawned: Int32 = if var envp { posix_spawn(&pid, executable, &actions, nil, argv, &envp) } else { posix_spawn(&pid, executable, &actions, nil, argv, environ) }
-        guard spawned == 0 else { throw ChildProcessError(message: "cannot run \(executable): \(String(cString: strerror(spawned)))") }
+        guard spawned == 0 else { throw SpawnError(message: "cannot run \(executable): \(String(cString: strerror(spawned)))") }
         processIdentifier = pid
     }
 
@@ -67,6 +70,19 @@ package final class SpawnedProcess: @unchecked Sendable {
         (reap(blocking: true) ?? 0) & 0x7f == 0 ? .exit : .uncaughtSignal
     }
 
+    /// Waits at most `seconds` for it to exit; whether it did. Polls (1 ms at first, then up
+    /// to 10 ms between looks): Linux has no wait with a timeout short of a pidfd.
+    package func waitUntilExit(timeout seconds: Double) -> Bool {
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9)
+        var pause: UInt32 = 1_000
+        while reap(blocking: false) == nil {
+            if DispatchTime.now().uptimeNanoseconds >= deadline { return false }
+            usleep(pause)
+            pause = min(pause * 2, 10_000)
+        }
+        return true
+    }
+
     /// Sends SIGTERM.
     package func terminate() { kill(processIdentifier, SIGTERM) }
 
@@ -82,4 +98,10 @@ package final class SpawnedProcess: @unchecked Sendable {
             if errno != EINTR { status = raw; return raw }
         }
     }
+}
+
+/// Why a child could not be started.
+package struct SpawnError: Error, CustomStringConvertible {
+    package let message: String
+    package var description: String { message }
 }

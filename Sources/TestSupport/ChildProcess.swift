@@ -1,4 +1,5 @@
 import Foundation
+@_exported import Spawn
 
 /// What a finished child process left: its exit status and everything it wrote.
 package struct ChildOutput: Sendable {

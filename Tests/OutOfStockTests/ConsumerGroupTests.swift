@@ -164,6 +164,29 @@ import TestSupport
         print("consumer kill test: \(kills) kills, \(ids.count) deliveries of \(expected.count) events")
     }
 
+    /// `consume --exec` with commands that fail: a non-zero exit is retried, then parked after
+    /// --max-deliver; a command killed by a signal or still running after --ack-wait is a
+    /// failed delivery too (stopped, not waited for) — each reason named on standard error.
+    @Test func failingCommandsAreRetriedParkedAndStopped() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let lines = try generatedInput(events: 2, seed: 15, ["--customers", "2", "--products", "2", "--end", "2026-12-01"])
+        #expect(try runBackorder(["append", "-", "--data", dir + "/s"], stdin: lines.joined(separator: "\n") + "\n").0 == 0)
+        for (group, command, reason) in [("fails", "cat > /dev/null; exit 3", "exit status 3"),
+                                         ("killed", "kill -9 $$", "killed by signal 9"),
+                                         ("hangs", "exec sleep 30", "still running after --ack-wait 1 s; stopped")] {
+            let began = Date()
+            let (status, _, err) = try runBackorder(["consume", "--data", dir + "/s", "--group", group, "--max-in-flight", "1",
+                                                     "--max-deliver", "2", "--ack-wait", "1", "--exec", command])
+            #expect(status == 0, "\(err)")
+            #expect(err.contains("delivery 1 of 2 failed (\(reason))"), "\(group): \(err)")
+            #expect(err.contains("after 2 failed deliveries (\(reason))"), "\(group): \(err)")
+            #expect(err.contains("consumed 0 events in 0 batches") && err.contains("2 parked"), "\(group): \(err)")
+            if group == "hangs" { #expect(Date().timeIntervalSince(began) < 25, "the hung command was stopped, not waited for") }
+        }
+    }
+
     /// Two `consume --follow` processes of one group share the lanes; when one is killed,
     /// the other takes its lanes and delivers what is appended next.
     @Test func twoMembersShareTheLanesAndOneTakesOverWhenTheOtherIsKilled() throws {

@@ -86,7 +86,7 @@ public final class KVStore: @unchecked Sendable {
                  lock: (any StorageLock)?, owner: OwnerState) {
         self.owner = owner
         // A reader's overlay is usually small: its hash index starts small and grows.
-        self.mutable = Memtable(expectedEntries: mode == .writable ? options.memtableBytes / 160 : 2_048)
+        self.mutable = Memtable(expectedEntries: mode == .writable ? options.memtableBytes / Self.smallestEntryBytes : 2_048)
         self.directory = directory
         self.mode = mode
         self.options = options
@@ -244,11 +244,17 @@ public final class KVStore: @unchecked Sendable {
     /// memtable's writes after a freeze; after a snapshot's seal it starts small and grows
     /// (a writer that takes snapshots often would otherwise allocate and zero a full-size
     /// index for each, and reach `needsFreeze` after a few).
+    /// The size a writable memtable's hash index is made for: entries of this many bytes
+    /// (arena and index) fill the budget. Views write many small rows (postings with empty
+    /// values, ~50–70 bytes); an index made for fewer grows, rehashing every key, while
+    /// the writer waits.
+    static let smallestEntryBytes = 64
+
     private func seal(forSnapshot: Bool = false) {
         guard !mutable.isEmpty else { return }
         mutable.freeze()
         sealed.insert(mutable, at: 0)
-        mutable = Memtable(expectedEntries: mode == .writable && !forSnapshot ? options.memtableBytes / 160 : 2_048)
+        mutable = Memtable(expectedEntries: mode == .writable && !forSnapshot ? options.memtableBytes / Self.smallestEntryBytes : 2_048)
     }
 
     /// Ends the current memtable: everything written so far becomes immutable, readable

@@ -17,11 +17,12 @@ struct TwoGenerationCache<Key: Hashable, Value> {
     }
 
     mutating func set(_ key: Key, _ value: Value) {
-        if current.count >= limit && current[key] == nil {
-            previous = current
-            current = [:]
-            current.reserveCapacity(limit)
-        }
+        // One hash of the key, unless this insertion starts a new generation (rarely).
+        guard current.updateValue(value, forKey: key) == nil, current.count > limit else { return }
+        current.removeValue(forKey: key)
+        previous = current
+        current = [:]
+        current.reserveCapacity(limit)
         current[key] = value
     }
 

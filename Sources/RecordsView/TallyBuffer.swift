@@ -37,36 +37,43 @@ final class TallyBuffer {
     var count: Int { totals.count + days.count + groups.count }
     var isFull: Bool { count > limit }
 
+    // Each update finds its entry once and changes it in place (`Dictionary.Values`'
+    // subscript): no second hash of the key, no copy of the entry and its strings.
+
     func updateTotals(_ tenant: String, _ store: KVStore, _ body: (inout TenantTotals) -> Void) throws {
-        var entry = try totals[tenant] ?? Entry(value: load(RowKeys.totals(tenant), store) { try TenantTotals(decoding: $0) } ?? TenantTotals(), dirty: false)
-        body(&entry.value)
-        if !entry.dirty { dirty += 1 }
-        entry.dirty = true
-        totals[tenant] = entry
+        let index = try totals.index(forKey: tenant) ?? insert(tenant, into: &totals) {
+            Entry(value: try load(RowKeys.totals(tenant), store) { try TenantTotals(decoding: $0) } ?? TenantTotals(), dirty: false)
+        }
+        update(&totals.values[index], body)
     }
 
     func updateDay(_ tenant: String, _ day: Int64, kind: UInt8 = ViewKey.day, _ store: KVStore, _ body: (inout Tally) -> Void) throws {
         let key = DayKey(tenant: tenant, day: day, kind: kind)
-        var entry = try days[key] ?? Entry(value: load(RowKeys.day(tenant, day, kind: kind), store) { try Tally(decoding: $0) } ?? Tally(), dirty: false)
-        body(&entry.value)
-        if !entry.dirty { dirty += 1 }
-        entry.dirty = true
-        days[key] = entry
+        let index = try days.index(forKey: key) ?? insert(key, into: &days) {
+            Entry(value: try load(RowKeys.day(tenant, day, kind: kind), store) { try Tally(decoding: $0) } ?? Tally(), dirty: false)
+        }
+        update(&days.values[index], body)
     }
 
     func updateGroup(_ tenant: String, _ isCustomer: Bool, _ id: String, _ store: KVStore, _ body: (inout GroupTally) -> Void) throws {
         let key = GroupKey(tenant: tenant, isCustomer: isCustomer, id: id)
-        var entry: Entry<GroupTally>
-        if let cached = groups[key] {
-            entry = cached
-        } else {
+        let index = try groups.index(forKey: key) ?? insert(key, into: &groups) {
             let stored = try load(Self.groupKey(key), store) { try GroupTally(decoding: $0) }
-            entry = Entry(value: stored ?? GroupTally(), dirty: false, stored: stored)
+            return Entry(value: stored ?? GroupTally(), dirty: false, stored: stored)
         }
+        update(&groups.values[index], body)
+    }
+
+    private func update<Value>(_ entry: inout Entry<Value>, _ body: (inout Value) -> Void) {
         body(&entry.value)
         if !entry.dirty { dirty += 1 }
         entry.dirty = true
-        groups[key] = entry
+    }
+
+    /// Adds a loaded entry; its index.
+    private func insert<Key: Hashable, Value>(_ key: Key, into table: inout [Key: Entry<Value>], _ loaded: () throws -> Entry<Value>) throws -> Dictionary<Key, Entry<Value>>.Index {
+        table[key] = try loaded()
+        return table.index(forKey: key)!
     }
 
     static func groupKey(_ key: GroupKey) -> [UInt8] {

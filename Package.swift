@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "BackorderServer",
             dependencies: [
-                "EventLog", "EventStore", "OutOfStock", "RecordsView", "Projections", "KVStore",
+                "EventLog", "EventStore", "OutOfStock", "RecordsView", "Projections", "KVStore", "Consumers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

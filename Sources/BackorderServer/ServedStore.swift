@@ -33,6 +33,9 @@ public struct ServeOptions: Sendable {
     public var durability: Durability = .fsync
     /// Partitions of a new store.
     public var partitions = 8
+    /// Seconds after which a consumer-group member not heard from is let go (its batch in
+    /// flight is delivered again).
+    public var memberIdleSeconds = 30.0
     /// How far ahead of this machine's clock a line's `at` may be (µs); nil: any.
     public var maxClockSkew: Int64? = 3_600_000_000
 
@@ -56,12 +59,21 @@ public final class ServedStore: Sendable {
     /// Tells this process's publications from an earlier one's in `ETag`s.
     let epoch = UInt32.random(in: 1...UInt32.max)
     let metrics: ServerMetrics
+    /// Consumer-group members held for HTTP clients.
+    let groups: GroupSessions
+    /// Lets idle members go, once a second.
+    private let expiry: Task<Void, Never>
 
     private init(store: EventStore, view: LiveView, options: ServeOptions, metrics: ServerMetrics) {
         self.store = store
         self.view = view
         self.options = options
         self.metrics = metrics
+        let groups = GroupSessions(dataDirectory: options.directory, source: store.reader, idleSeconds: options.memberIdleSeconds)
+        self.groups = groups
+        expiry = Task.detached {
+            while (try? await Task.sleep(for: .seconds(1))) != nil { groups.expireIdle() }
+        }
     }
 
     /// Opens the store (recovering it as `append` does) and starts the view's thread.
@@ -137,6 +149,8 @@ public final class ServedStore: Sendable {
 
     /// Applies and commits what the view has not, closes it and the log.
     public func close() async throws {
+        expiry.cancel()
+        groups.close()
         var failure: (any Error)?
         do { try view.close() } catch { failure = error }
         do { try await store.close() } catch { failure = failure ?? error }

@@ -35,6 +35,7 @@ public enum BackorderServer {
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: served.metrics.render())))
         }
         TenantRoutes(served: served).add(to: router)
+        GroupRoutes(served: served).add(to: router)
         WebRoutes.add(to: router)
         return router
     }

@@ -80,6 +80,9 @@ public final class GroupMember {
 
     deinit { close() }
 
+    /// The batch delivered and not yet acknowledged or failed, if any.
+    public var inFlight: Delivery? { pending }
+
     /// The lanes this member holds now.
     public var lanes: [Int] { held.keys.sorted() }
 

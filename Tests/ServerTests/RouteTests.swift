@@ -259,6 +259,8 @@ import Testing
                 (.get, "/v1/tenants/t002/dashboard"), (.get, "/v1/tenants/t002/records"), (.get, "/v1/tenants/t002/records/R-000001"),
                 (.get, "/v1/tenants/t002/records/R-000001/history"), (.get, "/v1/tenants/t002/customers/C-000001"),
                 (.get, "/v1/tenants/t002/products/P-000001"), (.get, "/v1/tenants/t002/insights"), (.get, "/v1/tenants/t002/live"),
+                (.post, "/v1/tenants/t002/groups/g/fetch"), (.post, "/v1/tenants/t002/groups/g/ack"), (.post, "/v1/tenants/t002/groups/g/nack"),
+                (.get, "/v1/tenants/t002/groups/g"), (.delete, "/v1/tenants/t002/groups/g/members/m"),
             ]
             for (method, uri) in routes {
                 // Another tenant's token: as if the tenant did not exist.

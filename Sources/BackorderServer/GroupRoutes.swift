@@ -1,0 +1,217 @@
+import Consumers
+import EventStore
+import Foundation
+import Hummingbird
+import OutOfStock
+
+/// Consumer groups over HTTP (docs/SERVER.md, "Consumer groups"): a tenant's services
+/// follow its events with checkpoints, as `backorder consume` does, through
+///
+/// - `POST …/groups/{g}/fetch` — the next batch of the member (joining first when no
+///   `member` is given), waiting up to `wait` seconds for one (a long poll);
+/// - `POST …/groups/{g}/ack` and `…/nack` — the batch is done, or failed (delivered again
+///   with backoff, parked after `maxDeliver`);
+/// - `DELETE …/groups/{g}/members/{m}` — leave; `GET …/groups/{g}` — the lanes' state.
+///
+/// Every route needs the `read` role on the tenant.
+struct GroupRoutes: Sendable {
+    let served: ServedStore
+
+    func add(to router: Router<ServerContext>) {
+        let groups = router.group("v1/tenants/:tenant/groups/:group")
+        groups.get("", use: status)
+        groups.post("fetch", use: fetch)
+        groups.post("ack", use: acknowledge)
+        groups.post("nack", use: fail)
+        groups.delete("members/:member", use: leave)
+    }
+
+    /// The longest long poll, in seconds.
+    static let maxWaitSeconds = 30.0
+
+    @Sendable func fetch(_ request: Request, context: ServerContext) async throws -> Response {
+        let (tenant, group) = try Self.names(context)
+        let query = request.uri.queryParameters
+        let wait = try Self.number(query["wait"].map(String.init), "wait", default: 0, 0...Self.maxWaitSeconds)
+        let sessions = served.groups
+        let session: GroupSessions.Session
+        if let id = query["member"] {
+            session = try sessions.take(String(id), tenant: tenant, group: group)
+        } else {
+            var options = GroupSessions.JoinOptions()
+            options.batchSize = Int(try Self.number(query["max"].map(String.init), "max", default: 100, 1...10_000))
+            options.maxDeliver = Int(try Self.number(query["maxDeliver"].map(String.init), "maxDeliver", default: 5, 1...1_000))
+            options.types = try Self.types(query["type"].map(String.init))
+            session = try sessions.join(tenant: tenant, group: group, options)
+        }
+        defer { sessions.release(session) }
+        let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1_000))
+        while true {
+            // Before reading the ends: an append after them rings past `seen`.
+            let seen = served.appended.rings
+            let ends = try served.store.reader.endOffsets()
+            let delivery: Delivery?
+            do { delivery = try session.member.next(ends: ends) } catch { throw Self.problem(error, context) }
+            if let delivery { return TenantRoutes.json(try Self.deliveryJSON(delivery, member: session.id)) }
+            let left = deadline - .now
+            guard left > .zero else { break }
+            // The next append, or a look every second (lanes freed by members that left).
+            _ = await served.appended.wait(after: seen, timeout: min(1, Double(left.components.seconds) + Double(left.components.attoseconds) * 1e-18))
+        }
+        var out: [UInt8] = Array(#"{"member":"#.utf8)
+        JSONText.appendString(session.id, to: &out)
+        out += Array(#","delivery":null,"lanes":"#.utf8)
+        out += Array("[\(session.member.lanes.map(String.init).joined(separator: ","))]".utf8)
+        out += Array(#","events":[]}"#.utf8)
+        out.append(10)
+        return TenantRoutes.json(out)
+    }
+
+    /// What a client sends to settle a batch.
+    private struct Settlement: Decodable {
+        var member: String
+        var delivery: String
+        var reason: String?
+    }
+
+    @Sendable func acknowledge(_ request: Request, context: ServerContext) async throws -> Response {
+        let (tenant, group) = try Self.names(context)
+        let body = try await Self.settlement(request, context)
+        let session = try served.groups.take(body.member, tenant: tenant, group: group)
+        defer { served.groups.release(session) }
+        let delivery = try Self.inFlight(session, body.delivery)
+        do { try session.member.acknowledge(delivery) } catch { throw Self.problem(error, context) }
+        var out: [UInt8] = Array(#"{"acknowledged":"#.utf8)
+        JSONText.appendInteger(Int64(delivery.events.count), to: &out)
+        out += Array(#","lane":"#.utf8)
+        JSONText.appendInteger(Int64(delivery.lane), to: &out)
+        out += Array(#","checkpoint":"#.utf8)
+        JSONText.appendInteger(delivery.range.upperBound, to: &out)
+        out += Array("}\n".utf8)
+        return TenantRoutes.json(out)
+    }
+
+    @Sendable func fail(_ request: Request, context: ServerContext) async throws -> Response {
+        let (tenant, group) = try Self.names(context)
+        let body = try await Self.settlement(request, context)
+        let session = try served.groups.take(body.member, tenant: tenant, group: group)
+        defer { served.groups.release(session) }
+        let delivery = try Self.inFlight(session, body.delivery)
+        let after: GroupMember.AfterFailure
+        do { after = try session.member.failed(delivery, reason: body.reason ?? "nack over HTTP") } catch { throw Self.problem(error, context) }
+        switch after {
+        case let .retry(milliseconds):
+            return TenantRoutes.json(Array(#"{"retryAfterMilliseconds":\#(milliseconds),"parked":[]}"#.utf8) + [10])
+        case let .parked(offsets):
+            return TenantRoutes.json(Array(#"{"retryAfterMilliseconds":null,"parked":[\#(offsets.map(String.init).joined(separator: ","))]}"#.utf8) + [10])
+        }
+    }
+
+    @Sendable func leave(_ request: Request, context: ServerContext) async throws -> Response {
+        let (tenant, group) = try Self.names(context)
+        let session = try served.groups.take(try context.parameters.require("member"), tenant: tenant, group: group)
+        served.groups.leave(session)
+        return Response(status: .noContent)
+    }
+
+    /// Each lane's checkpoint, end, lag and parked events.
+    @Sendable func status(_ request: Request, context: ServerContext) async throws -> Response {
+        let (tenant, group) = try Self.names(context)
+        guard served.groups.exists(tenant: tenant, name: group) else { throw Problem(.notFound, "no group \(group) in tenant \(tenant)") }
+        let lanes: [ConsumerGroup.LaneStatus]
+        do { lanes = try served.groups.group(tenant: tenant, name: group).status(ends: try served.store.reader.endOffsets()) } catch {
+            throw Self.problem(error, context)
+        }
+        var out: [UInt8] = Array(#"{"group":"#.utf8)
+        JSONText.appendString(group, to: &out)
+        out += Array(#","lanes":["#.utf8)
+        for (i, lane) in lanes.enumerated() {
+            if i > 0 { out.append(44) }
+            out += Array(#"{"lane":\#(lane.lane),"checkpoint":\#(lane.checkpoint),"end":\#(lane.end),"lag":\#(lane.lag),"held":\#(lane.held),"parked":["#.utf8)
+            for (k, parked) in lane.parked.enumerated() {
+                if k > 0 { out.append(44) }
+                out += Array(#"{"offset":\#(parked.offset),"deliveries":\#(parked.deliveries),"reason":"#.utf8)
+                JSONText.appendString(parked.reason, to: &out)
+                out.append(125)
+            }
+            out += Array("]}".utf8)
+        }
+        out += Array("]}\n".utf8)
+        return TenantRoutes.json(out)
+    }
+
+    // MARK: Helpers
+
+    private static func names(_ context: ServerContext) throws -> (tenant: String, group: String) {
+        let tenant = try context.tenant(.read)
+        let group = try context.parameters.require("group")
+        do { try ConsumerGroup.validate(name: group) } catch { throw Problem(.badRequest, "\(error)") }
+        return (tenant, group)
+    }
+
+    /// `{"member", "delivery", "lane", "first", "end", "attempt", "replay", "events"}`: the
+    /// events as `GET …/events` gives them; `delivery` names the batch in ack and nack.
+    static func deliveryJSON(_ delivery: Delivery, member: String) throws -> [UInt8] {
+        var out: [UInt8] = Array(#"{"member":"#.utf8)
+        JSONText.appendString(member, to: &out)
+        out += Array(#","delivery":"#.utf8)
+        JSONText.appendString(token(delivery), to: &out)
+        out += Array(#","lane":\#(delivery.lane),"first":\#(delivery.range.lowerBound),"end":\#(delivery.range.upperBound),"attempt":\#(delivery.attempt),"replay":\#(delivery.isReplay),"events":["#.utf8)
+        for (i, event) in delivery.events.enumerated() {
+            if i > 0 { out.append(44) }
+            try EventOutput.appendLine(event, to: &out)
+        }
+        out += Array("]}\n".utf8)
+        return out
+    }
+
+    /// A batch's name: lane, offsets and attempt, so that a late ack of an earlier attempt
+    /// (its member let go meanwhile, or the batch failed) is told from the current one.
+    static func token(_ delivery: Delivery) -> String {
+        "\(delivery.lane):\(delivery.range.lowerBound):\(delivery.range.upperBound):\(delivery.attempt)\(delivery.isReplay ? ":r" : "")"
+    }
+
+    private static func inFlight(_ session: GroupSessions.Session, _ name: String) throws -> Delivery {
+        guard let delivery = session.member.inFlight, token(delivery) == name else {
+            let current = session.member.inFlight.map { "; the batch in flight is \(token($0))" } ?? "; none is in flight"
+            throw Problem(.conflict, "delivery \(name) is not in flight for member \(session.id) (acknowledged, failed, or sent again since)\(current)")
+        }
+        return delivery
+    }
+
+    private static func settlement(_ request: Request, _ context: ServerContext) async throws -> Settlement {
+        var request = request
+        let body = try await request.collectBody(upTo: 64 << 10)
+        do { return try JSONDecoder().decode(Settlement.self, from: Data(body.readableBytesView)) } catch {
+            throw Problem(.badRequest, #"the body must be JSON {"member": "…", "delivery": "…"} (and "reason" for a nack), as fetch answered"#)
+        }
+    }
+
+    private static func number(_ text: String?, _ name: String, default value: Double, _ range: ClosedRange<Double>) throws -> Double {
+        guard let text else { return value }
+        guard let number = Double(text), range.contains(number) else {
+            throw Problem(.badRequest, "\(name)=\(text): give a number in \(range.lowerBound.formatted())…\(range.upperBound.formatted())")
+        }
+        return number
+    }
+
+    private static func types(_ text: String?) throws -> Set<String> {
+        guard let text else { return [] }
+        let names = Set(text.split(separator: ",").map(String.init))
+        for name in names where EventType.all[name] == nil {
+            throw Problem(.badRequest, "type=\(name): unknown event type (types: \(EventType.all.keys.sorted().joined(separator: ", ")))")
+        }
+        return names
+    }
+
+    /// A consumer error is the client's to see (a full park list, a damaged state file is
+    /// named to the server's log only).
+    private static func problem(_ error: any Error, _ context: ServerContext) -> Problem {
+        if let problem = error as? Problem { return problem }
+        if let error = error as? ConsumerError, error.description.contains("parked events") { return Problem(.conflict, error.description) }
+        context.logger.error("consumer group failed: \(error)")
+        var problem = Problem(.serviceUnavailable, "the consumer group could not be read or saved (the server's log says why)")
+        problem.headers[.retryAfter] = "5"
+        return problem
+    }
+}

@@ -1,0 +1,159 @@
+import Consumers
+import EventLog
+import EventStore
+import Foundation
+
+/// The consumer-group members a server holds for its HTTP clients (docs/SERVER.md,
+/// "Consumer groups"). A client joins by fetching without a member id; the server makes a
+/// `GroupMember` for it — which leases lanes like a `backorder consume` process, beside
+/// them — and answers with the member's id, which the client sends with every later
+/// fetch, ack and nack. A member not heard from for `idleSeconds` is let go: its leases
+/// are released and a batch it had in flight is delivered again, to whichever member
+/// takes the lane (at least once, as with a killed `consume`).
+///
+/// HTTP groups are per tenant: a tenant's group `g` lives in
+/// `<data>/tenant-consumers/<tenant as hex>/g/` and delivers that tenant's events only.
+final class GroupSessions: @unchecked Sendable {
+    // @unchecked: `sessions` is guarded by `lock`; a `GroupMember` (not thread-safe) is used
+    // by one request at a time, which `Session.busy` (under the lock) ensures.
+
+    /// What a client fixes when it joins.
+    struct JoinOptions {
+        var batchSize = 100
+        var maxDeliver = 5
+        var types: Set<String> = []
+    }
+
+    final class Session {
+        let id: String
+        let tenant: String
+        let group: String
+        let member: GroupMember
+        var busy = false
+        var lastUsed = ContinuousClock.now
+
+        init(tenant: String, group: String, member: GroupMember) {
+            self.id = member.memberID
+            self.tenant = tenant
+            self.group = group
+            self.member = member
+        }
+    }
+
+    /// Most members held at once, over all tenants (a join beyond it answers 503).
+    static let maxSessions = 1_000
+
+    private let root: String
+    private let source: any EventSource
+    private let storage: any Storage
+    let idleSeconds: Double
+    private let lock = NSLock()
+    private var sessions: [String: Session] = [:]
+    private var closed = false
+
+    init(dataDirectory: String, source: any EventSource, idleSeconds: Double, storage: any Storage = PosixStorage()) {
+        precondition(idleSeconds > 0, "members are let go after a positive idle time")
+        self.root = dataDirectory + "/tenant-consumers"
+        self.source = source
+        self.storage = storage
+        self.idleSeconds = idleSeconds
+    }
+
+    /// The directory of `tenant`'s groups: the tenant's name in hex, so that no tenant name
+    /// (`..`, `a/b`) can reach outside it.
+    func groupRoot(tenant: String) -> String {
+        root + "/" + tenant.utf8.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The group `name` of `tenant`, made on first use.
+    func group(tenant: String, name: String) throws -> ConsumerGroup {
+        try storage.createDirectory(groupRoot(tenant: tenant))
+        return try ConsumerGroup(root: groupRoot(tenant: tenant), name: name, laneCount: source.partitionCount, storage: storage)
+    }
+
+    /// Whether `tenant` has a group `name` (status reads do not make one).
+    func exists(tenant: String, name: String) -> Bool {
+        storage.exists(groupRoot(tenant: tenant) + "/" + name)
+    }
+
+    /// Joins `group` as a new member and takes the session for the calling request.
+    func join(tenant: String, group name: String, _ options: JoinOptions) throws -> Session {
+        let group = try group(tenant: tenant, name: name)
+        var memberOptions = MemberOptions()
+        memberOptions.maxInFlight = options.batchSize
+        memberOptions.maxDeliver = options.maxDeliver
+        let types = options.types
+        memberOptions.filter = { event in event.tenant == tenant && (types.isEmpty || types.contains(event.type)) }
+        let member = try GroupMember(group: group, source: source, options: memberOptions)
+        let session = Session(tenant: tenant, group: name, member: member)
+        session.busy = true
+        let refused: String? = lock.withLock {
+            if closed { return "the server is stopping" }
+            if sessions.count >= Self.maxSessions { return "the server holds \(Self.maxSessions) members, its limit; let some go (DELETE …/members/{id}) or wait \(Int(idleSeconds)) s for idle ones to expire" }
+            sessions[session.id] = session
+            return nil
+        }
+        if let refused {
+            member.close()
+            throw Problem(.serviceUnavailable, refused)
+        }
+        return session
+    }
+
+    /// Takes the member `id` of `tenant`'s `group` for the calling request; `release` gives
+    /// it back. A member in use by another request answers 409; an unknown one (never
+    /// made, let go, or idle too long) 404.
+    func take(_ id: String, tenant: String, group: String) throws -> Session {
+        try lock.withLock {
+            guard let session = sessions[id], session.tenant == tenant, session.group == group else {
+                throw Problem(.notFound, "no member \(id) in group \(group) (a member idle for \(Int(idleSeconds)) s is let go and its batch delivered again; fetch without member to join anew)")
+            }
+            guard !session.busy else { throw Problem(.conflict, "member \(id) is serving another request; a member takes one request at a time") }
+            session.busy = true
+            return session
+        }
+    }
+
+    func release(_ session: Session) {
+        let stopping = lock.withLock {
+            session.busy = false
+            session.lastUsed = .now
+            if closed { sessions.removeValue(forKey: session.id) }
+            return closed
+        }
+        if stopping { session.member.close() }
+    }
+
+    /// Lets the member go (its leases released; a batch in flight is delivered again).
+    func leave(_ session: Session) {
+        lock.withLock { _ = sessions.removeValue(forKey: session.id) }
+        session.member.close()
+    }
+
+    /// Lets go of members idle for longer than `idleSeconds`; how many.
+    @discardableResult
+    func expireIdle(now: ContinuousClock.Instant = .now) -> Int {
+        let idle: [Session] = lock.withLock {
+            let expired = sessions.values.filter { !$0.busy && now - $0.lastUsed > .seconds(idleSeconds) }
+            for session in expired { sessions.removeValue(forKey: session.id) }
+            return expired
+        }
+        for session in idle { session.member.close() }
+        return idle.count
+    }
+
+    /// Members held now.
+    var count: Int { lock.withLock { sessions.count } }
+
+    /// Lets every member go and refuses new ones (the server is stopping). A member serving
+    /// a request is let go when that request gives it back.
+    func close() {
+        let idle: [Session] = lock.withLock {
+            closed = true
+            let idle = sessions.values.filter { !$0.busy }
+            for session in idle { sessions.removeValue(forKey: session.id) }
+            return idle
+        }
+        for session in idle { session.member.close() }
+    }
+}

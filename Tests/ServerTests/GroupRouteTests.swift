@@ -1,0 +1,127 @@
+import BackorderServer
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Consumer groups over HTTP: a tenant's events delivered in batches with checkpoints,
+/// failures retried then parked, members let go when idle and their batch delivered again,
+/// long polls woken by appends.
+@Suite(.serialized) struct GroupRouteTests {
+    typealias Fixture = RouteTests.Fixture
+
+    func auth(_ token: String?) -> HTTPFields {
+        var fields: HTTPFields = [:]
+        if let token { fields[.authorization] = "Bearer " + token }
+        return fields
+    }
+
+    /// POSTs and returns the status and the JSON object answered (empty when none).
+    func call(_ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, token: String?, body: String = "") async throws -> (HTTPResponse.Status, [String: Any]) {
+        try await client.execute(uri: uri, method: method, headers: auth(token), body: ByteBuffer(string: body)) { response in
+            let object = (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any]
+            return (response.status, object ?? [:])
+        }
+    }
+
+    func settle(_ object: [String: Any], reason: String? = nil) throws -> String {
+        var body: [String: Any] = ["member": try #require(object["member"] as? String), "delivery": try #require(object["delivery"] as? String)]
+        if let reason { body["reason"] = reason }
+        return String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+    }
+
+    static func line(_ customer: String) -> String {
+        #"{"type":"CustomerRegistered","actor":"test","data":{"customerId":"\#(customer)","number":"\#(customer)","name":"Name \#(customer)"}}"# + "\n"
+    }
+
+    @Test func aTenantsEventsAreDeliveredOnceAcknowledgedAndFailuresParked() async throws {
+        let fixture = try await Fixture.make()
+        let input = RouteTests.input(events: 1_500)
+        try await fixture.app.test(.router) { client in
+            let t001 = fixture.token["t001"]!, reader = fixture.token["reader"]!
+            for tenant in ["t001", "t002"] {
+                #expect(try await call(client, .post, "/v1/tenants/\(tenant)/events", token: fixture.token[tenant], body: input[tenant]!).0 == .created)
+            }
+            let expected = input["t001"]!.split(separator: "\n").count
+            // Join, then fetch and acknowledge until nothing is left: every t001 event once,
+            // no t002 event, in offset order per lane.
+            var member: String?
+            var ids: [String] = [], lastOffset: [Int: Int64] = [:]
+            while true {
+                let query = member.map { "member=\($0)" } ?? "max=200"
+                let (status, batch) = try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?\(query)", token: reader)
+                #expect(status == .ok, "\(batch)")
+                member = try #require(batch["member"] as? String)
+                guard batch["delivery"] is String else { break }
+                let events = try #require(batch["events"] as? [[String: Any]])
+                #expect(events.count <= 200 && !events.isEmpty)
+                for event in events {
+                    #expect(event["tenant"] as? String == "t001")
+                    ids.append(try #require(event["id"] as? String))
+                }
+                let lane = try #require(batch["lane"] as? Int), first = try #require(batch["first"] as? Int64)
+                // A batch starts at its lane's checkpoint (past other tenants' events, settled
+                // without a delivery).
+                #expect(first >= (lastOffset[lane] ?? 0), "lane \(lane) goes on from its checkpoint")
+                let (acked, answer) = try await call(client, .post, "/v1/tenants/t001/groups/billing/ack", token: reader, body: try settle(batch))
+                #expect(acked == .ok && answer["acknowledged"] as? Int == events.count)
+                lastOffset[lane] = try #require(answer["checkpoint"] as? Int64)
+                // The same batch again: not in flight any more.
+                #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/ack", token: reader, body: try settle(batch)).0 == .conflict)
+            }
+            #expect(ids.count == expected && Set(ids).count == expected, "\(ids.count) delivered of \(expected)")
+
+            // A failing event: delivered again with backoff, then parked after maxDeliver,
+            // and the lane goes on. The first member leaves so that a new one (maxDeliver 2)
+            // takes the lanes.
+            #expect(try await call(client, .delete, "/v1/tenants/t001/groups/billing/members/\(member!)", token: reader).0 == .noContent)
+            #expect(try await call(client, .post, "/v1/tenants/t001/events", token: t001, body: Self.line("C-POISON")).0 == .created)
+            let (_, first) = try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?maxDeliver=2", token: reader)
+            #expect(first["attempt"] as? Int == 1 && (first["events"] as? [Any])?.count == 1, "\(first)")
+            let (_, retry) = try await call(client, .post, "/v1/tenants/t001/groups/billing/nack", token: reader, body: try settle(first, reason: "cannot bill"))
+            #expect(retry["retryAfterMilliseconds"] as? Int == 100)
+            let again = try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?member=\(first["member"]!)", token: reader).1
+            #expect(again["attempt"] as? Int == 2 && again["first"] as? Int64 == first["first"] as? Int64)
+            let (_, parked) = try await call(client, .post, "/v1/tenants/t001/groups/billing/nack", token: reader, body: try settle(again, reason: "cannot bill"))
+            #expect(parked["parked"] as? [Int64] == [try #require(first["first"] as? Int64)])
+            let (statusCode, status) = try await call(client, .get, "/v1/tenants/t001/groups/billing", token: reader)
+            #expect(statusCode == .ok)
+            let lanes = try #require(status["lanes"] as? [[String: Any]])
+            #expect(lanes.count == 4 && lanes.allSatisfy { $0["lag"] as? Int == 0 }, "\(lanes)")
+            #expect(lanes.flatMap { ($0["parked"] as? [[String: Any]]) ?? [] }.map { $0["reason"] as? String } == ["cannot bill"])
+
+            // Bad requests name what is wrong; another tenant's group is not this one's.
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/a%2Fb/fetch", token: reader).0 == .badRequest)
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?wait=99", token: reader).0 == .badRequest)
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?member=nobody", token: reader).0 == .notFound)
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/ack", token: reader, body: "{}").0 == .badRequest)
+            #expect(try await call(client, .get, "/v1/tenants/t002/groups/billing", token: fixture.token["t002"]).0 == .notFound)
+        }
+        try await fixture.close()
+    }
+
+    @Test func aLongPollIsWokenByAnAppendAndAnIdleMembersBatchGoesToAnother() async throws {
+        let fixture = try await Fixture.make { $0.memberIdleSeconds = 1 }
+        try await fixture.app.test(.router) { client in
+            let t001 = fixture.token["t001"]!
+            // Nothing yet: a long poll answers when the append comes, not at its end.
+            let began = ContinuousClock.now
+            async let polled = call(client, .post, "/v1/tenants/t001/groups/mail/fetch?wait=20", token: t001)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await call(client, .post, "/v1/tenants/t001/events", token: t001, body: Self.line("C-1")).0 == .created)
+            let (status, batch) = try await polled
+            #expect(status == .ok && (batch["events"] as? [Any])?.count == 1, "\(batch)")
+            #expect(ContinuousClock.now - began < .seconds(15), "woken by the append")
+            // That member goes silent with the batch in flight: after its idle time it is let
+            // go, and a second member gets the same batch.
+            let (_, second) = try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?wait=20", token: t001)
+            #expect(second["first"] as? Int64 == batch["first"] as? Int64 && second["lane"] as? Int == batch["lane"] as? Int, "\(second)")
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?member=\(batch["member"]!)", token: t001).0 == .notFound)
+            // With nothing to deliver, a poll ends at its wait with no batch.
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/mail/ack", token: t001, body: try settle(second)).0 == .ok)
+            let (_, empty) = try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?member=\(second["member"]!)&wait=0.2", token: t001)
+            #expect(empty["delivery"] is NSNull && (empty["events"] as? [Any])?.isEmpty == true, "\(empty)")
+        }
+        try await fixture.close()
+    }
+}

@@ -12,5 +12,6 @@ pid=$!
 for _ in $(seq 1 300); do grep -q "on http://" "$work/serve.err" && break; sleep 0.1; done
 url=$(grep -o "http://127.0.0.1:[0-9]*" "$work/serve.err")
 # The live stream never ends: it is checked by the test suite (ServeProcessTests), not here.
-schemathesis run docs/openapi.yaml --url "$url" --header "Authorization: Bearer $(cat "$work/token")" \
+# A group fetch may wait up to 30 s for a batch (a long poll): the timeout is above it.
+schemathesis run docs/openapi.yaml --url "$url" --header "Authorization: Bearer $(cat "$work/token")" --request-timeout 35 \
   --exclude-path /v1/tenants/{tenant}/live --max-examples "$examples" --checks not_a_server_error,status_code_conformance,content_type_conformance

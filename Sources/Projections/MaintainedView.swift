@@ -80,11 +80,12 @@ public final class MaintainedView<P: ViewProjector> {
                                          lock: any StorageLock, reason: String?) throws -> MaintainedView {
         do {
             let generation = try directory.newGeneration()
+            let old = directory.current()
+            precondition(old != generation, "view \(P.name): the new generation \(generation) is the current one")
             let store = try KVStore.open(at: directory.path(of: generation), mode: .writable, options: options, storage: storage)
             let checkpoint = empty(source)
             try store.freeze(metadata: checkpoint.encoded())
             try store.flush()
-            let old = directory.current()
             try directory.setCurrent(generation)
             if let old { try directory.remove(old) }
             return MaintainedView(directory: directory, generation: generation, store: store, source: source, isWriter: true,

@@ -53,10 +53,11 @@ public struct ViewDirectory: Sendable {
         return try storage.listDirectory(path).filter { Self.number(of: $0) != nil }.sorted()
     }
 
-    /// A new, unused generation name (one past the newest present).
+    /// A new, unused generation name: one past the newest present and past the current one
+    /// (so that it can never be the generation it is to replace).
     public func newGeneration() throws -> String {
         try storage.createDirectory(path)
-        let newest = try generations().compactMap(Self.number(of:)).max() ?? 0
+        let newest = try (generations() + [current()].compactMap { $0 }).compactMap(Self.number(of:)).max() ?? 0
         return Self.name(of: newest + 1)
     }
 

@@ -204,8 +204,12 @@ package final class SimulatedStorage: Storage, @unchecked Sendable {
 
     package func listDirectory(_ path: String) throws -> [String] {
         try maybeFail("opendir", path)
+        // Files and subdirectories, as readdir lists them (directories are kept apart from
+        // files here, and never lost: the simulator models lost names of files only).
         return locked { s in
-            s.names.keys.filter { ($0 as NSString).deletingLastPathComponent == path }.map { ($0 as NSString).lastPathComponent }
+            (s.names.keys.filter { ($0 as NSString).deletingLastPathComponent == path }
+                + s.directories.filter { ($0 as NSString).deletingLastPathComponent == path })
+                .map { ($0 as NSString).lastPathComponent }
         }
     }
 

@@ -135,6 +135,24 @@ final class Partition: Sendable {
         return ticket
     }
 
+    /// Blocks until every record published so far is durable: in `none` and `interval`
+    /// modes, the sync they otherwise wait for (in `fsync` mode there is nothing to do).
+    /// No-op on a read-only partition; throws the writer's failure.
+    func sync() throws {
+        guard writer != nil else { return }
+        let request = SyncRequest()
+        let answered: Result<Void, LogError>? = shared.withLock { state in
+            if let failure = state.writer.failure { return .failure(.writerFailed(partition: number, reason: failure.description)) }
+            // A stopped writer's final sync covered everything (or it failed, above).
+            if state.writer.stopped || !state.writer.running { return .success(()) }
+            state.writer.syncRequests.append(request)
+            return nil
+        }
+        if let answered { return try answered.get() }
+        shared.broadcast()
+        try request.wait()
+    }
+
     /// Flushes, syncs, saves the recovery point, stops the writer and releases the lock.
     /// Returns the writer's failure, if it had one or the final sync failed: then what was
     /// appended without an fsync of its own (`none`, `interval` modes) may not be durable.

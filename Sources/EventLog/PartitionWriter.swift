@@ -13,9 +13,25 @@ struct PendingAppend: Sendable {
     let expectedBaseOffset: Int64?
 }
 
+/// A caller waiting until what the writer has written is durable (`Partition.sync`).
+final class SyncRequest: Sendable {
+    private let result = ConditionLock<Result<Void, LogError>?>(nil)
+
+    func complete(_ outcome: Result<Void, LogError>) {
+        result.withLock { if $0 == nil { $0 = outcome } }
+        result.broadcast()
+    }
+
+    /// Blocks the calling thread until the writer has answered.
+    func wait() throws {
+        try result.wait(until: { $0 != nil }, timeoutNanoseconds: nil) { try $0!.get() }
+    }
+}
+
 /// The appenders' side of the writer, kept under the partition's lock.
 struct WriterQueue: Sendable {
     var pending: [PendingAppend] = []
+    var syncRequests: [SyncRequest] = []
     var pendingBytes = 0
     var spaceWaiters: [CheckedContinuation<Void, Never>] = []
     var closeWaiters: [CheckedContinuation<Void, Never>] = []
@@ -118,10 +134,10 @@ final class PartitionWriter: @unchecked Sendable {
             case let .interval(ms): UInt64(ms) * 1_000_000
             default: nil
             }
-            let (batches, closing) = partition.shared.wait(
-                until: { !$0.writer.pending.isEmpty || $0.writer.closing },
+            let (batches, syncRequests, closing) = partition.shared.wait(
+                until: { !$0.writer.pending.isEmpty || $0.writer.closing || !$0.writer.syncRequests.isEmpty },
                 timeoutNanoseconds: intervalNanoseconds.map { unsyncedBytes > 0 ? $0 : 1_000_000_000 }
-            ) { state -> ([PendingAppend], Bool) in
+            ) { state -> ([PendingAppend], [SyncRequest], Bool) in
                 var taken = 0, bytes = 0
                 while taken < state.writer.pending.count && (taken == 0 || bytes + state.writer.pending[taken].batch.bytes.count <= Limits.maxFlushBytes) {
                     bytes += state.writer.pending[taken].batch.bytes.count
@@ -130,12 +146,14 @@ final class PartitionWriter: @unchecked Sendable {
                 let batches = Array(state.writer.pending.prefix(taken))
                 state.writer.pending.removeFirst(taken)
                 state.writer.pendingBytes -= bytes
-                return (batches, state.writer.closing)
+                defer { state.writer.syncRequests = [] }
+                return (batches, state.writer.syncRequests, state.writer.closing)
             }
             if !batches.isEmpty {
                 PartitionWriter.wakeSpaceWaiters(partition)
                 flush(batches, partition)
             }
+            if !syncRequests.isEmpty { answer(syncRequests, partition) }
             if case let .interval(ms) = options.durability, unsyncedBytes > 0,
                MonotonicClock.nanoseconds - lastSync >= UInt64(ms) * 1_000_000 {
                 do { try syncAndCheckpoint() } catch { fail(LogError.wrap(error), partition, []) }
@@ -144,6 +162,24 @@ final class PartitionWriter: @unchecked Sendable {
             if closing && !more { break }
         }
         finish(partition)
+    }
+
+    /// Makes everything written so far durable for callers of `Partition.sync` (each asked
+    /// after the records it needs durable were published, so they are written by now).
+    private func answer(_ requests: [SyncRequest], _ partition: Partition) {
+        if let failure = partition.shared.withLock({ $0.writer.failure }) {
+            for request in requests { request.complete(.failure(.writerFailed(partition: partition.number, reason: failure.description))) }
+            return
+        }
+        do {
+            if unsyncedBytes > 0 { try syncAndCheckpoint() }
+        } catch {
+            let failure = LogError.wrap(error)
+            fail(failure, partition, [])
+            for request in requests { request.complete(.failure(failure)) }
+            return
+        }
+        for request in requests { request.complete(.success(())) }
     }
 
     /// Writes, syncs and acknowledges one group of batches.
@@ -338,15 +374,18 @@ final class PartitionWriter: @unchecked Sendable {
         }
         acknowledgedFile.close()
         lock.release()
-        let (leftover, waiters, closers) = partition.shared.withLock { state in
+        let (leftover, waiters, closers, syncs, failure) = partition.shared.withLock { state in
             state.writer.stopped = true
-            let result = (state.writer.pending, state.writer.spaceWaiters, state.writer.closeWaiters)
+            let result = (state.writer.pending, state.writer.spaceWaiters, state.writer.closeWaiters, state.writer.syncRequests, state.writer.failure)
             state.writer.pending = []
             state.writer.spaceWaiters = []
             state.writer.closeWaiters = []
+            state.writer.syncRequests = []
             return result
         }
         for pending in leftover { pending.ticket.complete(.failure(.closed)) }
+        // The final sync covered everything written, unless it failed.
+        for request in syncs { request.complete(failure.map { .failure($0) } ?? .success(())) }
         for waiter in waiters { waiter.resume() }
         for closer in closers { closer.resume() }
     }

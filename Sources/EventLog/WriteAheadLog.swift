@@ -147,6 +147,15 @@ public final class WriteAheadLog: Sendable {
         return grew
     }
 
+    /// Blocks until every record readers of this process can see is durable — in `none`
+    /// and `interval` modes, the sync they otherwise wait for; nothing to do in `fsync`
+    /// mode, or for a log opened read-only. A view calls it before committing positions,
+    /// so that a power cut never leaves the view ahead of the log.
+    public func sync() throws {
+        guard durability != .fsync else { return }
+        for partition in partitions { try partition.sync() }
+    }
+
     /// Per-partition offsets, segments and sizes.
     public func statistics() -> [PartitionStatistics] { partitions.map(\.statistics) }
 

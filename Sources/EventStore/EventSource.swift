@@ -28,11 +28,17 @@ public protocol EventSource: Sendable {
     /// end has none there): two histories with equal marks at an offset are the same up to
     /// it. Views compare it instead of reading the event before their position.
     func historyMark(lane: Int, at offset: Int64) throws -> [UInt8]?
+    /// Makes every event this source has shown durable, so that a view may commit
+    /// positions up to them: a power cut must never leave a view ahead of its log.
+    func makeDurable() throws
 }
 
 extension EventSource {
     /// No cheap mark: views read the event before their position instead.
     public func historyMark(lane: Int, at offset: Int64) throws -> [UInt8]? { nil }
+
+    /// Nothing to do: what the source shows is durable already.
+    public func makeDurable() throws {}
 }
 
 extension EventReader: EventSource {
@@ -46,6 +52,13 @@ extension EventReader: EventSource {
 
     /// The stream's partition.
     public func lane(tenant: String, stream: String) -> Int { partition(tenant: tenant, stream: stream) }
+
+    /// Syncs the log when this process writes it in `none` or `interval` mode (its readers
+    /// see records before they are durable); a read-only log shows what its writer
+    /// acknowledged.
+    public func makeDurable() throws {
+        do { try log.sync() } catch { throw EventStoreError.wrap(error) }
+    }
 
     /// Found with each partition's time index.
     public func offsets(recordedAfter moment: Int64) throws -> [Int64] {

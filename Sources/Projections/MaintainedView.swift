@@ -166,6 +166,8 @@ public final class MaintainedView<P: ViewProjector> {
     /// Makes everything applied so far one commit: the rows and the checkpoint together.
     /// (A reader's commit stays in memory.)
     public func commit() throws {
+        // The log first: a view's durable positions never pass the log's durable end.
+        if isWriter { try source.makeDurable() }
         if isWriter { checkpoint.markHistory(source) }
         try projector.prepareCommit()
         try store.freeze(metadata: checkpoint.encoded())

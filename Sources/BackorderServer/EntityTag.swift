@@ -19,6 +19,17 @@ enum EntityTag {
             return trimmed == tag || trimmed == "*" || trimmed == "W/" + tag
         }
     }
+
+    /// `304` with `tag` (and `headers`) when the request's `If-None-Match` names it; else
+    /// `answer()` with them added. Every conditional route answers through this.
+    static func conditional(_ request: Request, _ tag: String, headers: HTTPFields = [:], _ answer: () throws -> Response) rethrows -> Response {
+        var fields = headers
+        fields[.eTag] = tag
+        if matches(request, tag) { return Response(status: .notModified, headers: fields) }
+        var response = try answer()
+        response.headers.append(contentsOf: fields)
+        return response
+    }
 }
 
 /// A JSON answer and its entity tag, computed once (the dashboard cache keeps both).
@@ -33,10 +44,7 @@ struct TaggedJSON: Sendable {
 
     /// The answer with its `ETag`, or `304` when the request's `If-None-Match` names it.
     func response(to request: Request) -> Response {
-        if EntityTag.matches(request, etag) { return Response(status: .notModified, headers: [.eTag: etag]) }
-        var response = TenantRoutes.json(bytes)
-        response.headers[.eTag] = etag
-        return response
+        EntityTag.conditional(request, etag) { TenantRoutes.json(bytes) }
     }
 }
 

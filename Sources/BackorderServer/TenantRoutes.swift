@@ -165,10 +165,7 @@ struct TenantRoutes: Sendable {
         var tag = "\"\(served.epoch)-\(published.generation)"
         if range.from != nil || range.to != nil { tag += "-\(range.from ?? 0)-\(range.to ?? 0)" }
         tag += "\""
-        if EntityTag.matches(request, tag) { return Response(status: .notModified, headers: [.eTag: tag]) }
-        var response = try answer()
-        response.headers[.eTag] = tag
-        return response
+        return try EntityTag.conditional(request, tag, answer)
     }
 
     @Sendable func insights(_ request: Request, context: ServerContext) async throws -> Response {

@@ -37,17 +37,14 @@ enum WebRoutes {
     }
 
     static func serve(_ asset: Asset, _ request: Request) -> Response {
-        var headers: HTTPFields = [
-            .eTag: asset.etag,
+        let headers: HTTPFields = [
             .cacheControl: "no-cache",
             .contentSecurityPolicy: contentSecurityPolicy,
             .xContentTypeOptions: "nosniff",
             referrerPolicy: "no-referrer",
         ]
-        if EntityTag.matches(request, asset.etag) {
-            return Response(status: .notModified, headers: headers)
+        return EntityTag.conditional(request, asset.etag, headers: headers) {
+            Response(status: .ok, headers: [.contentType: asset.contentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: asset.bytes)))
         }
-        headers[.contentType] = asset.contentType
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: asset.bytes)))
     }
 }

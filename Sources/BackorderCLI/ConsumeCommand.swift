@@ -51,6 +51,9 @@ struct ConsumeCommand: AsyncParsableCommand {
             if tenant != nil || !types.isEmpty {
                 options.filter = { event in (tenant.map { event.tenant == $0 } ?? true) && (types.isEmpty || types.contains(event.type)) }
             }
+            // A command runs in a process group of its own (see `run`); Ctrl-C reaches it
+            // through this process.
+            if exec != nil { SignalForwarding.install() }
             let member = try GroupMember(group: consumerGroup, source: source, options: options)
             defer { member.close() }
             try member.rebalance()
@@ -113,17 +116,23 @@ struct ConsumeCommand: AsyncParsableCommand {
         environment["BACKORDER_ATTEMPT"] = String(delivery.attempt)
         let process: SpawnedProcess
         do {
+            // A process group of its own: a command stopped after --ack-wait is stopped with
+            // everything it started, which would go on with a batch delivered again.
             process = try SpawnedProcess("/bin/sh", ["-c", command], environment: environment,
-                                         standardInput: input.path, inheritingOutput: true)
+                                         standardInput: input.path, inheritingOutput: true, newProcessGroup: true)
         } catch { return "cannot start /bin/sh: \(error)" }
+        SignalForwarding.forward(to: process)
+        defer { SignalForwarding.forward(to: nil) }
         if !process.waitUntilExit(timeout: Double(ackWait)) {
-            process.terminate()
+            process.signalGroup(SIGTERM)
             if !process.waitUntilExit(timeout: 1) {
-                kill(process.processIdentifier, SIGKILL)
+                process.signalGroup(SIGKILL)
                 process.waitUntilExit()
             }
+            process.signalGroup(SIGKILL)  // what the command left behind
             return "still running after --ack-wait \(ackWait) s; stopped"
         }
+        if let unknown = process.waitFailure { return "its exit status is unknown (\(unknown))" }
         if process.terminationReason == .uncaughtSignal { return "killed by signal \(process.terminationStatus - 128)" }
         return process.terminationStatus == 0 ? nil : "exit status \(process.terminationStatus)"
     }

@@ -13,15 +13,27 @@ struct GroupsCommand: AsyncParsableCommand {
         abstract: "Show and manage consumer groups: lag, lanes held, parked events; reset, replay parked, delete.",
         subcommands: [List.self, Show.self, Reset.self, ReplayParked.self, Delete.self])
 
+    /// Which groups: the store-wide ones of `consume`, or a tenant's own.
+    struct Scope: ParsableArguments {
+        @Option(help: "A tenant's own groups (those `backorder serve` holds for HTTP clients) instead of the store-wide groups of `consume`.")
+        var tenant: String?
+
+        func root(_ data: DataOptions) -> String {
+            tenant.map { ConsumerGroup.tenantRoot(data: data.directory, tenant: $0) } ?? data.directory + "/consumers"
+        }
+
+        var name: String { tenant.map { "tenant \($0)'s groups" } ?? "the store-wide groups" }
+    }
+
     /// Opens the store's source and the group, checking that the group exists.
-    static func open(_ data: DataOptions, _ name: String) async throws -> (any EventSource, ConsumerGroup) {
+    static func open(_ data: DataOptions, _ scope: Scope, _ name: String) async throws -> (any EventSource, ConsumerGroup) {
         try data.requireEmbedded("groups")
         do { try ConsumerGroup.validate(name: name) } catch { throw ValidationError("\(error)") }
         let source = try await data.openSource()
-        let root = data.directory + "/consumers"
+        let root = scope.root(data)
         guard ConsumerGroup.names(root: root).contains(name) else {
             let known = ConsumerGroup.names(root: root)
-            throw QueryError(description: "no consumer group \(name) in \(data.directory)" + (known.isEmpty ? " (it has none)" : "; groups: \(known.joined(separator: ", "))"))
+            throw QueryError(description: "no consumer group \(name) among \(scope.name) in \(data.directory)" + (known.isEmpty ? " (there are none)" : "; groups: \(known.joined(separator: ", "))"))
         }
         return (source, try ConsumerGroup(root: root, name: name, laneCount: source.partitionCount))
     }
@@ -29,13 +41,14 @@ struct GroupsCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every group with its lag, lanes held and parked events.")
         @OptionGroup var data: DataOptions
+        @OptionGroup var scope: Scope
 
         func run() async throws {
             try data.requireEmbedded("groups")
             try await runQuery {
                 let source = try await data.openSource()
                 let ends = try source.endOffsets()
-                let root = data.directory + "/consumers"
+                let root = scope.root(data)
                 print("GROUP                 LAG        HELD   PARKED")
                 for name in ConsumerGroup.names(root: root) {
                     let lanes = try ConsumerGroup(root: root, name: name, laneCount: source.partitionCount).status(ends: ends)
@@ -52,11 +65,12 @@ struct GroupsCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One group, lane by lane: checkpoint, end, lag, held, parked events.")
         @OptionGroup var data: DataOptions
+        @OptionGroup var scope: Scope
         @Argument(help: "The group.") var group: String
 
         func run() async throws {
             try await runQuery {
-                let (source, consumerGroup) = try await GroupsCommand.open(data, group)
+                let (source, consumerGroup) = try await GroupsCommand.open(data, scope, group)
                 let lanes = try consumerGroup.status(ends: try source.endOffsets())
                 print("LANE  CHECKPOINT  END         LAG         HELD  PARKED")
                 for lane in lanes {
@@ -73,12 +87,13 @@ struct GroupsCommand: AsyncParsableCommand {
     struct Reset: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Move a group's checkpoints (no member may be running).")
         @OptionGroup var data: DataOptions
+        @OptionGroup var scope: Scope
         @Argument(help: "The group.") var group: String
         @Option(help: "earliest, latest, a time (events recorded at or after it are delivered again) or one offset per lane, comma-separated.") var to: String
 
         func run() async throws {
             try await runQuery {
-                let (source, consumerGroup) = try await GroupsCommand.open(data, group)
+                let (source, consumerGroup) = try await GroupsCommand.open(data, scope, group)
                 let ends = try source.endOffsets()
                 let positions: [Int64] = switch to {
                 case "earliest": Array(repeating: 0, count: ends.count)
@@ -94,11 +109,12 @@ struct GroupsCommand: AsyncParsableCommand {
     struct ReplayParked: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "replay-parked", abstract: "Deliver a group's parked events again, before its next events.")
         @OptionGroup var data: DataOptions
+        @OptionGroup var scope: Scope
         @Argument(help: "The group.") var group: String
 
         func run() async throws {
             try await runQuery {
-                let (_, consumerGroup) = try await GroupsCommand.open(data, group)
+                let (_, consumerGroup) = try await GroupsCommand.open(data, scope, group)
                 print("group \(group): \(try consumerGroup.replayParked()) parked events to deliver again")
             }
         }
@@ -107,11 +123,12 @@ struct GroupsCommand: AsyncParsableCommand {
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a group and its checkpoints (no member may be running).")
         @OptionGroup var data: DataOptions
+        @OptionGroup var scope: Scope
         @Argument(help: "The group.") var group: String
 
         func run() async throws {
             try await runQuery {
-                let (_, consumerGroup) = try await GroupsCommand.open(data, group)
+                let (_, consumerGroup) = try await GroupsCommand.open(data, scope, group)
                 try consumerGroup.delete()
                 print("group \(group) deleted")
             }

@@ -68,7 +68,7 @@ struct TokenCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a token; prints it as the last line (the only time it is shown).")
         @Option(help: "The tokens file.") var tokens: String
         @Option(help: "The tenant it reaches, or * for every tenant.") var tenant: String
-        @Option(help: "Comma-separated roles: append, read, audit, admin.") var roles: String
+        @Option(help: "Comma-separated roles: append, read, audit, consume, admin.") var roles: String
         @Option(help: "A note for people: who or what it is for.") var label: String?
 
         func run() throws {

@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import Hummingbird
 import OutOfStock
+import ServiceLifecycle
 
 /// Consumer groups over HTTP (docs/SERVER.md, "Consumer groups"): a tenant's services
 /// follow its events with checkpoints, as `backorder consume` does, through
@@ -13,7 +14,8 @@ import OutOfStock
 ///   with backoff, parked after `maxDeliver`);
 /// - `DELETE …/groups/{g}/members/{m}` — leave; `GET …/groups/{g}` — the lanes' state.
 ///
-/// Every route needs the `read` role on the tenant.
+/// Taking part (fetch, ack, nack, leave) needs the `consume` role on the tenant, since it
+/// moves the group's checkpoints; the status needs `read`.
 struct GroupRoutes: Sendable {
     let served: ServedStore
 
@@ -28,36 +30,38 @@ struct GroupRoutes: Sendable {
 
     /// The longest long poll, in seconds.
     static let maxWaitSeconds = 30.0
+    /// Parked events listed per lane by the status route (`parkedCount` says how many).
+    static let parkedShown = 100
 
     @Sendable func fetch(_ request: Request, context: ServerContext) async throws -> Response {
-        let (tenant, group) = try Self.names(context)
+        let (tenant, group) = try Self.names(context, .consume)
         let query = request.uri.queryParameters
-        let wait = try Self.number(query["wait"].map(String.init), "wait", default: 0, 0...Self.maxWaitSeconds)
+        let wait = try Self.seconds(query["wait"].map(String.init))
         let sessions = served.groups
         let session: GroupSessions.Session
         if let id = query["member"] {
+            for fixed in ["max", "maxDeliver", "type"] where query[fixed[...]] != nil {
+                throw Problem(.badRequest, "\(fixed) is fixed when a member joins (a fetch without member); member \(id) has its own")
+            }
             session = try sessions.take(String(id), tenant: tenant, group: group)
         } else {
             var options = GroupSessions.JoinOptions()
-            options.batchSize = Int(try Self.number(query["max"].map(String.init), "max", default: 100, 1...10_000))
-            options.maxDeliver = Int(try Self.number(query["maxDeliver"].map(String.init), "maxDeliver", default: 5, 1...1_000))
+            options.batchSize = try Self.integer(query["max"].map(String.init), "max", default: 100, 1...10_000)
+            options.maxDeliver = try Self.integer(query["maxDeliver"].map(String.init), "maxDeliver", default: 5, 1...1_000)
             options.types = try Self.types(query["type"].map(String.init))
-            session = try sessions.join(tenant: tenant, group: group, options)
+            do { session = try sessions.join(tenant: tenant, group: group, options) } catch { throw Self.problem(error, context) }
         }
         defer { sessions.release(session) }
         let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1_000))
-        while true {
-            // Before reading the ends: an append after them rings past `seen`.
-            let seen = served.appended.rings
-            let ends = try served.store.reader.endOffsets()
-            let delivery: Delivery?
-            do { delivery = try session.member.next(ends: ends) } catch { throw Self.problem(error, context) }
-            if let delivery { return TenantRoutes.json(try Self.deliveryJSON(delivery, member: session.id)) }
-            let left = deadline - .now
-            guard left > .zero else { break }
-            // The next append, or a look every second (lanes freed by members that left).
-            _ = await served.appended.wait(after: seen, timeout: min(1, Double(left.components.seconds) + Double(left.components.attoseconds) * 1e-18))
+        let stop = StopFlag()
+        // A server stopping ends the wait at once (it would hold the shutdown up to `wait`).
+        let delivery = try await withGracefulShutdownHandler {
+            try await next(session, until: deadline, stop: stop, context)
+        } onGracefulShutdown: {
+            stop.set()
+            served.appended.ring()
         }
+        if let delivery { return TenantRoutes.json(try Self.deliveryJSON(delivery, member: session.id)) }
         var out: [UInt8] = Array(#"{"member":"#.utf8)
         JSONText.appendString(session.id, to: &out)
         out += Array(#","delivery":null,"lanes":"#.utf8)
@@ -65,6 +69,40 @@ struct GroupRoutes: Sendable {
         out += Array(#","events":[]}"#.utf8)
         out.append(10)
         return TenantRoutes.json(out)
+    }
+
+    /// The member's next batch, waiting until `deadline` for one: woken by appends, and
+    /// looking again every second (lanes freed by members that left). A batch that failed
+    /// comes back once its backoff has passed.
+    private func next(_ session: GroupSessions.Session, until deadline: ContinuousClock.Instant, stop: StopFlag,
+                      _ context: ServerContext) async throws -> Delivery? {
+        while !stop.isSet {
+            // The ring count before the ends: an append after them rings past `seen`.
+            let seen = served.appended.rings
+            let ready = session.retryAt.map { ContinuousClock.now >= $0 } ?? true
+            if ready {
+                let delivery: Delivery?
+                do { delivery = try session.member.next(ends: try served.store.reader.endOffsets()) } catch { throw Self.problem(error, context) }
+                if let delivery {
+                    session.retryAt = nil
+                    return delivery
+                }
+            }
+            let left = deadline - .now
+            guard left > .zero else { return nil }
+            var pause = min(left, .seconds(1))
+            if let retryAt = session.retryAt, !ready { pause = min(pause, retryAt - .now) }
+            if ready {
+                _ = await served.appended.wait(after: seen, timeout: Self.seconds(pause))
+            } else {
+                try? await Task.sleep(for: pause)
+            }
+        }
+        return nil
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 
     /// What a client sends to settle a batch.
@@ -75,7 +113,7 @@ struct GroupRoutes: Sendable {
     }
 
     @Sendable func acknowledge(_ request: Request, context: ServerContext) async throws -> Response {
-        let (tenant, group) = try Self.names(context)
+        let (tenant, group) = try Self.names(context, .consume)
         let body = try await Self.settlement(request, context)
         let session = try served.groups.take(body.member, tenant: tenant, group: group)
         defer { served.groups.release(session) }
@@ -92,7 +130,7 @@ struct GroupRoutes: Sendable {
     }
 
     @Sendable func fail(_ request: Request, context: ServerContext) async throws -> Response {
-        let (tenant, group) = try Self.names(context)
+        let (tenant, group) = try Self.names(context, .consume)
         let body = try await Self.settlement(request, context)
         let session = try served.groups.take(body.member, tenant: tenant, group: group)
         defer { served.groups.release(session) }
@@ -101,6 +139,7 @@ struct GroupRoutes: Sendable {
         do { after = try session.member.failed(delivery, reason: body.reason ?? "nack over HTTP") } catch { throw Self.problem(error, context) }
         switch after {
         case let .retry(milliseconds):
+            session.retryAt = .now + .milliseconds(milliseconds)
             return TenantRoutes.json(Array(#"{"retryAfterMilliseconds":\#(milliseconds),"parked":[]}"#.utf8) + [10])
         case let .parked(offsets):
             return TenantRoutes.json(Array(#"{"retryAfterMilliseconds":null,"parked":[\#(offsets.map(String.init).joined(separator: ","))]}"#.utf8) + [10])
@@ -108,7 +147,7 @@ struct GroupRoutes: Sendable {
     }
 
     @Sendable func leave(_ request: Request, context: ServerContext) async throws -> Response {
-        let (tenant, group) = try Self.names(context)
+        let (tenant, group) = try Self.names(context, .consume)
         let session = try served.groups.take(try context.parameters.require("member"), tenant: tenant, group: group)
         served.groups.leave(session)
         return Response(status: .noContent)
@@ -116,7 +155,7 @@ struct GroupRoutes: Sendable {
 
     /// Each lane's checkpoint, end, lag and parked events.
     @Sendable func status(_ request: Request, context: ServerContext) async throws -> Response {
-        let (tenant, group) = try Self.names(context)
+        let (tenant, group) = try Self.names(context, .read)
         guard served.groups.exists(tenant: tenant, name: group) else { throw Problem(.notFound, "no group \(group) in tenant \(tenant)") }
         let lanes: [ConsumerGroup.LaneStatus]
         do { lanes = try served.groups.group(tenant: tenant, name: group).status(ends: try served.store.reader.endOffsets()) } catch {
@@ -127,8 +166,9 @@ struct GroupRoutes: Sendable {
         out += Array(#","lanes":["#.utf8)
         for (i, lane) in lanes.enumerated() {
             if i > 0 { out.append(44) }
-            out += Array(#"{"lane":\#(lane.lane),"checkpoint":\#(lane.checkpoint),"end":\#(lane.end),"lag":\#(lane.lag),"held":\#(lane.held),"parked":["#.utf8)
-            for (k, parked) in lane.parked.enumerated() {
+            out += Array(#"{"lane":\#(lane.lane),"checkpoint":\#(lane.checkpoint),"end":\#(lane.end),"lag":\#(lane.lag),"held":\#(lane.held),"parkedCount":\#(lane.parked.count),"parked":["#.utf8)
+            // The first ones only: a lane may park up to LaneState.maxParked.
+            for (k, parked) in lane.parked.prefix(Self.parkedShown).enumerated() {
                 if k > 0 { out.append(44) }
                 out += Array(#"{"offset":\#(parked.offset),"deliveries":\#(parked.deliveries),"reason":"#.utf8)
                 JSONText.appendString(parked.reason, to: &out)
@@ -142,8 +182,8 @@ struct GroupRoutes: Sendable {
 
     // MARK: Helpers
 
-    private static func names(_ context: ServerContext) throws -> (tenant: String, group: String) {
-        let tenant = try context.tenant(.read)
+    private static func names(_ context: ServerContext, _ role: Role) throws -> (tenant: String, group: String) {
+        let tenant = try context.tenant(role)
         let group = try context.parameters.require("group")
         do { try ConsumerGroup.validate(name: group) } catch { throw Problem(.badRequest, "\(error)") }
         return (tenant, group)
@@ -187,10 +227,18 @@ struct GroupRoutes: Sendable {
         }
     }
 
-    private static func number(_ text: String?, _ name: String, default value: Double, _ range: ClosedRange<Double>) throws -> Double {
+    private static func seconds(_ text: String?) throws -> Double {
+        guard let text else { return 0 }
+        guard let seconds = Double(text), (0...maxWaitSeconds).contains(seconds) else {
+            throw Problem(.badRequest, "wait=\(text): give seconds from 0 to \(Int(maxWaitSeconds))")
+        }
+        return seconds
+    }
+
+    private static func integer(_ text: String?, _ name: String, default value: Int, _ range: ClosedRange<Int>) throws -> Int {
         guard let text else { return value }
-        guard let number = Double(text), range.contains(number) else {
-            throw Problem(.badRequest, "\(name)=\(text): give a number in \(range.lowerBound.formatted())…\(range.upperBound.formatted())")
+        guard let number = Int(text), range.contains(number) else {
+            throw Problem(.badRequest, "\(name)=\(text): give a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return number
     }
@@ -206,7 +254,7 @@ struct GroupRoutes: Sendable {
 
     /// A consumer error is the client's to see (a full park list, a damaged state file is
     /// named to the server's log only).
-    private static func problem(_ error: any Error, _ context: ServerContext) -> Problem {
+    static func problem(_ error: any Error, _ context: ServerContext) -> Problem {
         if let problem = error as? Problem { return problem }
         if let error = error as? ConsumerError, error.description.contains("parked events") { return Problem(.conflict, error.description) }
         context.logger.error("consumer group failed: \(error)")

@@ -12,7 +12,11 @@ import Foundation
 /// takes the lane (at least once, as with a killed `consume`).
 ///
 /// HTTP groups are per tenant: a tenant's group `g` lives in
-/// `<data>/tenant-consumers/<tenant as hex>/g/` and delivers that tenant's events only.
+/// `ConsumerGroup.tenantRoot(data:tenant:)/g/` and delivers that tenant's events only.
+///
+/// Each member holds open files (its member lock and a lease per lane), so members are
+/// limited per tenant (`maxMembersPerTenant`) and in all (from the process's open-file
+/// limit), and a join beyond either answers 503.
 final class GroupSessions: @unchecked Sendable {
     // @unchecked: `sessions` is guarded by `lock`; a `GroupMember` (not thread-safe) is used
     // by one request at a time, which `Session.busy` (under the lock) ensures.
@@ -31,6 +35,8 @@ final class GroupSessions: @unchecked Sendable {
         let member: GroupMember
         var busy = false
         var lastUsed = ContinuousClock.now
+        /// A failed batch is not handed out again before this (the backoff of its nack).
+        var retryAt: ContinuousClock.Instant?
 
         init(tenant: String, group: String, member: GroupMember) {
             self.id = member.memberID
@@ -38,32 +44,38 @@ final class GroupSessions: @unchecked Sendable {
             self.group = group
             self.member = member
         }
+
+        /// Sessions are found by tenant, group and id together: ids are unique within a
+        /// group only.
+        var key: String { Self.key(tenant, group, id) }
+        static func key(_ tenant: String, _ group: String, _ id: String) -> String { tenant + "\u{0}" + group + "\u{0}" + id }
     }
 
-    /// Most members held at once, over all tenants (a join beyond it answers 503).
-    static let maxSessions = 1_000
+    /// Most members one tenant may hold at once.
+    static let maxMembersPerTenant = 64
 
-    private let root: String
+    private let dataDirectory: String
     private let source: any EventSource
     private let storage: any Storage
     let idleSeconds: Double
+    /// Most members held at once, over all tenants.
+    let maxSessions: Int
     private let lock = NSLock()
     private var sessions: [String: Session] = [:]
     private var closed = false
 
-    init(dataDirectory: String, source: any EventSource, idleSeconds: Double, storage: any Storage = PosixStorage()) {
+    /// `openFiles`: the process's open-file limit, of which members may use what the store
+    /// and the connections leave (each member: a lock file and one lease per lane).
+    init(dataDirectory: String, source: any EventSource, idleSeconds: Double, openFiles: Int, storage: any Storage = PosixStorage()) {
         precondition(idleSeconds > 0, "members are let go after a positive idle time")
-        self.root = dataDirectory + "/tenant-consumers"
+        self.dataDirectory = dataDirectory
         self.source = source
         self.storage = storage
         self.idleSeconds = idleSeconds
+        maxSessions = max(1, min(1_000, (openFiles / 2) / (source.partitionCount + 2)))
     }
 
-    /// The directory of `tenant`'s groups: the tenant's name in hex, so that no tenant name
-    /// (`..`, `a/b`) can reach outside it.
-    func groupRoot(tenant: String) -> String {
-        root + "/" + tenant.utf8.map { String(format: "%02x", $0) }.joined()
-    }
+    func groupRoot(tenant: String) -> String { ConsumerGroup.tenantRoot(data: dataDirectory, tenant: tenant) }
 
     /// The group `name` of `tenant`, made on first use.
     func group(tenant: String, name: String) throws -> ConsumerGroup {
@@ -89,8 +101,14 @@ final class GroupSessions: @unchecked Sendable {
         session.busy = true
         let refused: String? = lock.withLock {
             if closed { return "the server is stopping" }
-            if sessions.count >= Self.maxSessions { return "the server holds \(Self.maxSessions) members, its limit; let some go (DELETE …/members/{id}) or wait \(Int(idleSeconds)) s for idle ones to expire" }
-            sessions[session.id] = session
+            if sessions.values.count(where: { $0.tenant == tenant }) >= Self.maxMembersPerTenant {
+                return "tenant \(tenant) holds \(Self.maxMembersPerTenant) members, the limit of a tenant; let some go (DELETE …/members/{id}) or wait \(Int(idleSeconds)) s for idle ones to expire"
+            }
+            if sessions.count >= maxSessions {
+                return "the server holds \(maxSessions) members, its limit (set by its open-file limit); let some go (DELETE …/members/{id}) or wait \(Int(idleSeconds)) s for idle ones to expire"
+            }
+            precondition(sessions[session.key] == nil, "member \(session.id) of group \(name) registered twice")
+            sessions[session.key] = session
             return nil
         }
         if let refused {
@@ -105,7 +123,7 @@ final class GroupSessions: @unchecked Sendable {
     /// made, let go, or idle too long) 404.
     func take(_ id: String, tenant: String, group: String) throws -> Session {
         try lock.withLock {
-            guard let session = sessions[id], session.tenant == tenant, session.group == group else {
+            guard let session = sessions[Session.key(tenant, group, id)] else {
                 throw Problem(.notFound, "no member \(id) in group \(group) (a member idle for \(Int(idleSeconds)) s is let go and its batch delivered again; fetch without member to join anew)")
             }
             guard !session.busy else { throw Problem(.conflict, "member \(id) is serving another request; a member takes one request at a time") }
@@ -118,7 +136,7 @@ final class GroupSessions: @unchecked Sendable {
         let stopping = lock.withLock {
             session.busy = false
             session.lastUsed = .now
-            if closed { sessions.removeValue(forKey: session.id) }
+            if closed { sessions.removeValue(forKey: session.key) }
             return closed
         }
         if stopping { session.member.close() }
@@ -126,7 +144,7 @@ final class GroupSessions: @unchecked Sendable {
 
     /// Lets the member go (its leases released; a batch in flight is delivered again).
     func leave(_ session: Session) {
-        lock.withLock { _ = sessions.removeValue(forKey: session.id) }
+        lock.withLock { _ = sessions.removeValue(forKey: session.key) }
         session.member.close()
     }
 
@@ -135,7 +153,7 @@ final class GroupSessions: @unchecked Sendable {
     func expireIdle(now: ContinuousClock.Instant = .now) -> Int {
         let idle: [Session] = lock.withLock {
             let expired = sessions.values.filter { !$0.busy && now - $0.lastUsed > .seconds(idleSeconds) }
-            for session in expired { sessions.removeValue(forKey: session.id) }
+            for session in expired { sessions.removeValue(forKey: session.key) }
             return expired
         }
         for session in idle { session.member.close() }
@@ -151,7 +169,7 @@ final class GroupSessions: @unchecked Sendable {
         let idle: [Session] = lock.withLock {
             closed = true
             let idle = sessions.values.filter { !$0.busy }
-            for session in idle { sessions.removeValue(forKey: session.id) }
+            for session in idle { sessions.removeValue(forKey: session.key) }
             return idle
         }
         for session in idle { session.member.close() }

@@ -69,7 +69,8 @@ public final class ServedStore: Sendable {
         self.view = view
         self.options = options
         self.metrics = metrics
-        let groups = GroupSessions(dataDirectory: options.directory, source: store.reader, idleSeconds: options.memberIdleSeconds)
+        let groups = GroupSessions(dataDirectory: options.directory, source: store.reader, idleSeconds: options.memberIdleSeconds,
+                                   openFiles: Self.raiseOpenFileLimit())
         self.groups = groups
         expiry = Task.detached {
             while (try? await Task.sleep(for: .seconds(1))) != nil { groups.expireIdle() }
@@ -92,6 +93,20 @@ public final class ServedStore: Sendable {
             try? await store.close()
             throw error
         }
+    }
+
+    /// Raises this process's soft limit of open files to its hard limit (a server holds a
+    /// descriptor per connection, per live stream's reader and per group member); the
+    /// limit now.
+    static func raiseOpenFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1_024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(min(limit.rlim_cur, 1 << 20))
     }
 
     /// What the store says at open (recovery, index rebuilds), for the log.

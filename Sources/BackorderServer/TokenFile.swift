@@ -10,6 +10,9 @@ public enum Role: String, Sendable, CaseIterable, Codable {
     case read
     /// Read records' full histories.
     case audit
+    /// Take part in the tenant's consumer groups over HTTP (fetch, ack, nack, leave): moves
+    /// their checkpoints, so it is more than `read`.
+    case consume
     /// Everything, and the server's own routes (metrics).
     case admin
 }

@@ -38,6 +38,15 @@ public final class ConsumerGroup: @unchecked Sendable {
         do { try storage.createDirectory(directory) } catch { throw ConsumerError("cannot create \(directory): \(error)") }
     }
 
+    /// The root of `tenant`'s own groups — those `backorder serve` holds for HTTP clients,
+    /// which deliver that tenant's events only — in the data directory `data`:
+    /// `<data>/tenant-consumers/<tenant's UTF-8 in hex>`, so that no tenant name (`..`,
+    /// `a/b`) reaches outside it. The store-wide groups of `backorder consume` are in
+    /// `<data>/consumers`.
+    public static func tenantRoot(data: String, tenant: String) -> String {
+        data + "/tenant-consumers/" + tenant.utf8.map { String(format: "%02x", $0) }.joined()
+    }
+
     /// The groups under `root`.
     public static func names(root: String, storage: any Storage = PosixStorage()) -> [String] {
         ((try? storage.listDirectory(root)) ?? []).filter { (try? validate(name: $0)) != nil }.sorted()

@@ -56,6 +56,11 @@ public final class GroupMember {
         var bufferAt = 0
         /// Below this offset events go one per batch (a batch there failed `maxDeliver` times).
         var singlesUntil: Int64 = 0
+        /// The checkpoint moved past filtered-out events only, not saved yet: saved with the
+        /// next acknowledgement or failure, when the lane is let go, or at close. (Saving at
+        /// once cost two fsyncs each time another tenant appended; losing it costs a second
+        /// pass over events the filter drops again.)
+        var unsaved = false
     }
     private var held: [Int: Held] = [:]
     private var pending: Delivery?
@@ -90,7 +95,10 @@ public final class GroupMember {
     public func close() {
         guard !closed else { return }
         closed = true
-        for (_, lane) in held { lane.lease.release() }
+        for (_, lane) in held {
+            if lane.unsaved { try? group.save(lane.state) }
+            lane.lease.release()
+        }
         held = [:]
         try? group.storage.remove(group.directory + "/member-\(memberID).lock")
         memberLock.release()
@@ -104,7 +112,9 @@ public final class GroupMember {
         let live = max(1, group.liveMembers(own: memberID))
         let share = (group.laneCount + live - 1) / live
         for lane in held.keys.sorted(by: >) where held.count > share && pending?.lane != lane {
-            held.removeValue(forKey: lane)?.lease.release()
+            guard let released = held.removeValue(forKey: lane) else { continue }
+            if released.unsaved { try? group.save(released.state) }  // else the next holder passes over them again
+            released.lease.release()
         }
         var lane = 0
         while held.count < share && lane < group.laneCount {
@@ -151,6 +161,7 @@ public final class GroupMember {
             lane.state.checkpoint = delivery.range.upperBound
         }
         try group.save(lane.state)
+        lane.unsaved = false
         held[delivery.lane] = lane
         pending = nil
     }
@@ -187,6 +198,7 @@ public final class GroupMember {
             lane.state.checkpoint = delivery.range.upperBound
         }
         try group.save(lane.state)
+        lane.unsaved = false
         held[delivery.lane] = lane
         return .parked(offsets)
     }
@@ -221,9 +233,9 @@ public final class GroupMember {
         }
         guard scanned > start else { return nil }
         if events.isEmpty {
-            // Only passed-over events: settled at once, no delivery.
+            // Only passed-over events: settled without a delivery, saved later.
             lane.state.checkpoint = scanned
-            try group.save(lane.state)
+            lane.unsaved = true
             return nil
         }
         return Delivery(lane: number, events: events, range: start..<scanned, isReplay: false, attempt: 1)

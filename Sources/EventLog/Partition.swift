@@ -138,8 +138,12 @@ final class Partition: Sendable {
     /// Blocks until every record published so far is durable: in `none` and `interval`
     /// modes, the sync they otherwise wait for (in `fsync` mode there is nothing to do).
     /// No-op on a read-only partition; throws the writer's failure.
-    func sync() throws {
-        guard writer != nil else { return }
+    func sync() throws { try requestSync()?.wait() }
+
+    /// Asks the writer to sync what it has written; the request to wait for, or nil when
+    /// there is nothing to wait for (read-only, or the writer stopped after its final sync).
+    func requestSync() throws -> SyncRequest? {
+        guard writer != nil else { return nil }
         let request = SyncRequest()
         let answered: Result<Void, LogError>? = shared.withLock { state in
             if let failure = state.writer.failure { return .failure(.writerFailed(partition: number, reason: failure.description)) }
@@ -148,9 +152,12 @@ final class Partition: Sendable {
             state.writer.syncRequests.append(request)
             return nil
         }
-        if let answered { return try answered.get() }
+        if let answered {
+            try answered.get()
+            return nil
+        }
         shared.broadcast()
-        try request.wait()
+        return request
     }
 
     /// Flushes, syncs, saves the recovery point, stops the writer and releases the lock.

@@ -153,7 +153,9 @@ public final class WriteAheadLog: Sendable {
     /// so that a power cut never leaves the view ahead of the log.
     public func sync() throws {
         guard durability != .fsync else { return }
-        for partition in partitions { try partition.sync() }
+        // Every partition's writer syncs at once; then wait for all of them.
+        let requests = try partitions.compactMap { try $0.requestSync() }
+        for request in requests { try request.wait() }
     }
 
     /// Per-partition offsets, segments and sizes.

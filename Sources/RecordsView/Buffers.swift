@@ -17,12 +17,14 @@ struct TwoGenerationCache<Key: Hashable, Value> {
     }
 
     mutating func set(_ key: Key, _ value: Value) {
-        // One hash of the key, unless this insertion starts a new generation (rarely).
-        guard current.updateValue(value, forKey: key) == nil, current.count > limit else { return }
-        current.removeValue(forKey: key)
-        previous = current
-        current = [:]
-        current.reserveCapacity(limit)
+        // A full generation becomes the previous one before a new key is inserted (not
+        // after: inserting into a dictionary at its capacity would grow and rehash it all,
+        // just before it is dropped).
+        if current.count >= limit, current.index(forKey: key) == nil {
+            previous = current
+            current = [:]
+            current.reserveCapacity(limit)
+        }
         current[key] = value
     }
 

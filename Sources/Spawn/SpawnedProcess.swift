@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,12 +15,31 @@ package final class SpawnedProcess: @unchecked Sendable {
     private let lock = NSLock()
     /// The wait status once reaped.
     private var status: Int32?
+    /// Why `waitpid` failed, when it did (the child's status is then unknown).
+    private var waitErrno: Int32?
 
     /// Starts `executable`. `standardOutput` and `standardError` are appended to (created
     /// when missing); nil is /dev/null, or the parent's own stream with `inheritingOutput`.
+    /// The child starts with no signal blocked and every signal at its default action;
+    /// with `newProcessGroup` it leads a process group of its own, which `signalGroup`
+    /// reaches (its children too).
     package init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                  standardInput: String? = nil, standardOutput: String? = nil, standardError: String? = nil,
-                 inheritingOutput: Bool = false) throws {
+                 inheritingOutput: Bool = false, newProcessGroup: Bool = false) throws {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        if newProcessGroup {
+            flags |= Int32(POSIX_SPAWN_SETPGROUP)
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -27,8 +47,8 @@ package final class SpawnedProcess: @unchecked Sendable {
         for (fd, path) in [(Int32(1), standardOutput), (2, standardError)] where path != nil || !inheritingOutput {
             posix_spawn_file_actions_addopen(&actions, fd, path ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         }
-        if let closeFrom = Self.closeFrom {
-            _ = closeFrom(&actions, 3)
+        if let closeFrom = Self.closeFrom, closeFrom(&actions, 3) == 0 {
+            // every descriptor from 3 on is closed in the child
         } else {
             for fd in 3..<Int32(4096) where fcntl(fd, F_GETFD) != -1 { posix_spawn_file_actions_addclose(&actions, fd) }
         }
@@ -38,7 +58,9 @@ package final class SpawnedProcess: @unchecked Sendable {
         let envp = pairs.map { $0.map { strdup($0) } + [nil] }
         defer { for p in envp ?? [] { free(p) } }
         var pid: pid_t = 0
-        let spawned: Int32 = if var envp { posix_spawn(&pid, executable, &actions, nil, argv, &envp) } else { posix_spawn(&pid, executable, &actions, nil, argv, environ) }
+        let spawned: Int32 = if var envp { posix_spawn(&pid, executable, &actions, &attributes, argv, &envp) } else {
+            posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        }
         guard spawned == 0 else { throw SpawnError(message: "cannot run \(executable): \(String(cString: strerror(spawned)))") }
         processIdentifier = pid
     }
@@ -56,10 +78,19 @@ package final class SpawnedProcess: @unchecked Sendable {
     /// Waits for it to exit.
     package func waitUntilExit() { _ = reap(blocking: true) }
 
-    /// Its exit status, or 128 + the signal that ended it; waits for it first.
+    /// Its exit status, or 128 + the signal that ended it; waits for it first. 255 when its
+    /// status could not be known (`waitFailure` says why).
     package var terminationStatus: Int32 {
         let status = reap(blocking: true) ?? 0
+        if waitFailure != nil { return 255 }
         return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// Why its exit status is unknown (`waitpid` failed: e.g. SIGCHLD ignored), or nil.
+    package var waitFailure: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return waitErrno.map { "waitpid failed: \(String(cString: strerror($0))) (errno \($0))" }
     }
 
     /// How it ended.
@@ -86,6 +117,10 @@ package final class SpawnedProcess: @unchecked Sendable {
     /// Sends SIGTERM.
     package func terminate() { kill(processIdentifier, SIGTERM) }
 
+    /// Sends `signal` to its process group (started with `newProcessGroup`): the command
+    /// and whatever it started.
+    package func signalGroup(_ signal: Int32) { kill(-processIdentifier, signal) }
+
     private func reap(blocking: Bool) -> Int32? {
         lock.lock()
         defer { lock.unlock() }
@@ -95,7 +130,11 @@ package final class SpawnedProcess: @unchecked Sendable {
             let result = waitpid(processIdentifier, &raw, blocking ? 0 : WNOHANG)
             if result == processIdentifier { status = raw; return raw }
             if result == 0 { return nil }
-            if errno != EINTR { status = raw; return raw }
+            if errno != EINTR {
+                waitErrno = errno
+                status = 0
+                return 0
+            }
         }
     }
 }
@@ -104,4 +143,30 @@ package final class SpawnedProcess: @unchecked Sendable {
 package struct SpawnError: Error, CustomStringConvertible {
     package let message: String
     package var description: String { message }
+}
+
+/// Passes SIGINT, SIGTERM and SIGHUP on to the process group of the child being waited
+/// for, then lets the signal end this process as it would have: a command started in a
+/// process group of its own (`newProcessGroup`) does not outlive its parent's Ctrl-C.
+package enum SignalForwarding {
+    /// The process group signals go to (0: none).
+    private static let group = Atomic<Int32>(0)
+
+    /// Installs the handlers (once per process).
+    package static func install() {
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            Glibc.signal(signal) { received in
+                // Async-signal-safe only: an atomic load, kill, signal, raise.
+                let target = SignalForwarding.group.load(ordering: .relaxed)
+                if target > 0 { kill(-target, received) }
+                Glibc.signal(received, SIG_DFL)
+                raise(received)
+            }
+        }
+    }
+
+    /// Signals go to `process`'s group from now on (nil: to none).
+    package static func forward(to process: SpawnedProcess?) {
+        group.store(process?.processIdentifier ?? 0, ordering: .relaxed)
+    }
 }

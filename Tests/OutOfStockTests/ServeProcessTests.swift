@@ -162,12 +162,34 @@ import Glibc
         let replay = try resumed.read(until: "event: dashboard")
         #expect(!replay.contains("C-000001") && replay.contains("C-000002") && replay.contains("C-000003") && !replay.contains("C-000009"), "\(replay)")
         #expect(replay.range(of: "C-000002")!.lowerBound < replay.range(of: "C-000003")!.lowerBound)
-        // SIGTERM with live streams open: the server ends them, closes the store, exits 0.
+        // A consumer-group member waiting in a long poll (nothing new for it to deliver).
+        let poller = try Connection(port: server.port)
+        try poller.send("POST", "/v1/tenants/shop/groups/mail/fetch?wait=0")
+        var answer = try poller.response().1
+        let member = try #require(answer.firstMatch(of: /"member":"([0-9a-f]+)"/).map { String($0.1) })
+        // What the tenant holds already is delivered first: acknowledged until none is left.
+        while let delivery = answer.firstMatch(of: /"delivery":"([0-9:r]+)"/).map({ String($0.1) }) {
+            try poller.send("POST", "/v1/tenants/shop/groups/mail/ack", body: #"{"member":"\#(member)","delivery":"\#(delivery)"}"#)
+            #expect(try poller.response().0 == 200)
+            try poller.send("POST", "/v1/tenants/shop/groups/mail/fetch?member=\(member)&wait=0")
+            answer = try poller.response().1
+        }
+        try poller.send("POST", "/v1/tenants/shop/groups/mail/fetch?member=\(member)&wait=30")
+        // SIGTERM with live streams and a long poll open: the server ends them at once,
+        // closes the store, exits 0.
+        let stopping = ContinuousClock.now
         server.process.terminate()
         server.process.waitUntilExit()
+        #expect(ContinuousClock.now - stopping < .seconds(20), "the long poll did not hold the shutdown for its 30 s")
         #expect(server.process.terminationStatus == 0, "\((try? String(contentsOfFile: server.output + ".stderr", encoding: .utf8)) ?? "")")
         let (status, out, _) = try runBackorder(["read", "--data", dir + "/data", "--tenant", "shop"])
         #expect(status == 0 && out.split(separator: "\n").count == 3)
+        // The tenant's HTTP group, seen and reset from the command line (the member was let
+        // go at shutdown, its checkpoints saved).
+        let (shown, table, showErr) = try runBackorder(["groups", "show", "mail", "--tenant", "shop", "--data", dir + "/data"])
+        #expect(shown == 0 && table.split(separator: "\n").count == 1 + 8 && !table.contains("yes"), "\(table)\(showErr)")
+        #expect(try runBackorder(["groups", "reset", "mail", "--tenant", "shop", "--to", "earliest", "--data", dir + "/data"]).0 == 0)
+        #expect(try runBackorder(["groups", "show", "mail", "--data", dir + "/data"]).0 != 0, "not a store-wide group")
     }
 
     @Test func killNineDuringAppendsLosesNothingAcknowledged() throws {

@@ -38,7 +38,7 @@ import Testing
         let fixture = try await Fixture.make()
         let input = RouteTests.input(events: 1_500)
         try await fixture.app.test(.router) { client in
-            let t001 = fixture.token["t001"]!, reader = fixture.token["reader"]!
+            let t001 = fixture.token["t001"]!, reader = fixture.token["consumer"]!
             for tenant in ["t001", "t002"] {
                 #expect(try await call(client, .post, "/v1/tenants/\(tenant)/events", token: fixture.token[tenant], body: input[tenant]!).0 == .created)
             }
@@ -80,22 +80,35 @@ import Testing
             #expect(first["attempt"] as? Int == 1 && (first["events"] as? [Any])?.count == 1, "\(first)")
             let (_, retry) = try await call(client, .post, "/v1/tenants/t001/groups/billing/nack", token: reader, body: try settle(first, reason: "cannot bill"))
             #expect(retry["retryAfterMilliseconds"] as? Int == 100)
-            let again = try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?member=\(first["member"]!)", token: reader).1
+            let again = try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?member=\(first["member"]!)&wait=5", token: reader).1
             #expect(again["attempt"] as? Int == 2 && again["first"] as? Int64 == first["first"] as? Int64)
             let (_, parked) = try await call(client, .post, "/v1/tenants/t001/groups/billing/nack", token: reader, body: try settle(again, reason: "cannot bill"))
             #expect(parked["parked"] as? [Int64] == [try #require(first["first"] as? Int64)])
-            let (statusCode, status) = try await call(client, .get, "/v1/tenants/t001/groups/billing", token: reader)
+            let (statusCode, status) = try await call(client, .get, "/v1/tenants/t001/groups/billing", token: fixture.token["reader"])
             #expect(statusCode == .ok)
             let lanes = try #require(status["lanes"] as? [[String: Any]])
             #expect(lanes.count == 4 && lanes.allSatisfy { $0["lag"] as? Int == 0 }, "\(lanes)")
             #expect(lanes.flatMap { ($0["parked"] as? [[String: Any]]) ?? [] }.map { $0["reason"] as? String } == ["cannot bill"])
+            #expect(lanes.map { $0["parkedCount"] as? Int ?? -1 }.reduce(0, +) == 1)
 
             // Bad requests name what is wrong; another tenant's group is not this one's.
             #expect(try await call(client, .post, "/v1/tenants/t001/groups/a%2Fb/fetch", token: reader).0 == .badRequest)
             #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?wait=99", token: reader).0 == .badRequest)
             #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?member=nobody", token: reader).0 == .notFound)
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?max=1.5", token: reader).0 == .badRequest)
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch?member=\(first["member"]!)&max=5", token: reader).0 == .badRequest)
+            // Reading is not consuming: a read-only token sees the status, may not move checkpoints.
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/fetch", token: fixture.token["reader"]).0 == .forbidden)
             #expect(try await call(client, .post, "/v1/tenants/t001/groups/billing/ack", token: reader, body: "{}").0 == .badRequest)
             #expect(try await call(client, .get, "/v1/tenants/t002/groups/billing", token: fixture.token["t002"]).0 == .notFound)
+
+            // A tenant holds at most 64 members (each holds open files): with the one above
+            // still there, the 64th join of another group is refused.
+            for _ in 1..<64 { #expect(try await call(client, .post, "/v1/tenants/t001/groups/many/fetch", token: reader).0 == .ok) }
+            let (refused, problem) = try await call(client, .post, "/v1/tenants/t001/groups/many/fetch", token: reader)
+            #expect(refused == .serviceUnavailable && (problem["detail"] as? String ?? "").contains("64 members"), "\(problem)")
+            // Another tenant is not held back by this one's members.
+            #expect(try await call(client, .post, "/v1/tenants/t002/groups/many/fetch", token: fixture.token["admin"]).0 == .ok)
         }
         try await fixture.close()
     }
@@ -103,10 +116,10 @@ import Testing
     @Test func aLongPollIsWokenByAnAppendAndAnIdleMembersBatchGoesToAnother() async throws {
         let fixture = try await Fixture.make { $0.memberIdleSeconds = 1 }
         try await fixture.app.test(.router) { client in
-            let t001 = fixture.token["t001"]!
+            let t001 = fixture.token["t001"]!, consumer = fixture.token["consumer"]!
             // Nothing yet: a long poll answers when the append comes, not at its end.
             let began = ContinuousClock.now
-            async let polled = call(client, .post, "/v1/tenants/t001/groups/mail/fetch?wait=20", token: t001)
+            async let polled = call(client, .post, "/v1/tenants/t001/groups/mail/fetch?wait=20", token: consumer)
             try await Task.sleep(for: .milliseconds(300))
             #expect(try await call(client, .post, "/v1/tenants/t001/events", token: t001, body: Self.line("C-1")).0 == .created)
             let (status, batch) = try await polled
@@ -114,13 +127,28 @@ import Testing
             #expect(ContinuousClock.now - began < .seconds(15), "woken by the append")
             // That member goes silent with the batch in flight: after its idle time it is let
             // go, and a second member gets the same batch.
-            let (_, second) = try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?wait=20", token: t001)
+            let (_, second) = try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?wait=20", token: consumer)
             #expect(second["first"] as? Int64 == batch["first"] as? Int64 && second["lane"] as? Int == batch["lane"] as? Int, "\(second)")
-            #expect(try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?member=\(batch["member"]!)", token: t001).0 == .notFound)
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?member=\(batch["member"]!)", token: consumer).0 == .notFound)
+            // A member of t001 is not reachable through another tenant's route, even with a
+            // token that reaches both.
+            #expect(try await call(client, .post, "/v1/tenants/t002/groups/mail/fetch?member=\(second["member"]!)", token: fixture.token["admin"]).0 == .notFound)
+            // A nack's backoff holds: the batch comes back only after it.
+            let nacked = ContinuousClock.now
+            let (_, retry) = try await call(client, .post, "/v1/tenants/t001/groups/mail/nack", token: consumer, body: try settle(second))
+            #expect(retry["retryAfterMilliseconds"] as? Int == 100)
+            var (_, again) = try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?member=\(second["member"]!)", token: consumer)
+            if again["delivery"] is NSNull {
+                again = try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?member=\(second["member"]!)&wait=5", token: consumer).1
+            } else {
+                #expect(ContinuousClock.now - nacked >= .milliseconds(100), "handed out again before its backoff")
+            }
+            #expect(again["attempt"] as? Int == 2, "\(again)")
             // With nothing to deliver, a poll ends at its wait with no batch.
-            #expect(try await call(client, .post, "/v1/tenants/t001/groups/mail/ack", token: t001, body: try settle(second)).0 == .ok)
-            let (_, empty) = try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?member=\(second["member"]!)&wait=0.2", token: t001)
+            #expect(try await call(client, .post, "/v1/tenants/t001/groups/mail/ack", token: consumer, body: try settle(again)).0 == .ok)
+            let (_, empty) = try await call(client, .post, "/v1/tenants/t001/groups/mail/fetch?member=\(second["member"]!)&wait=0.2", token: consumer)
             #expect(empty["delivery"] is NSNull && (empty["events"] as? [Any])?.isEmpty == true, "\(empty)")
+
         }
         try await fixture.close()
     }

@@ -16,6 +16,7 @@ import Testing
         let served: ServedStore
         let tokens: TokenRegistry
         /// Tokens by name: `t001` (append, read, audit on t001), `reader` (read on t001),
+        /// `consumer` (read, consume on t001),
         /// `t002` (everything on t002), `admin` (admin on every tenant).
         let token: [String: String]
 
@@ -26,6 +27,7 @@ import Testing
             var token: [String: String] = [:]
             token["t001"] = try tokens.create(tenant: "t001", roles: [.append, .read, .audit], label: nil)
             token["reader"] = try tokens.create(tenant: "t001", roles: [.read], label: nil)
+            token["consumer"] = try tokens.create(tenant: "t001", roles: [.read, .consume], label: nil)
             token["t002"] = try tokens.create(tenant: "t002", roles: [.append, .read, .audit], label: nil)
             token["admin"] = try tokens.create(tenant: "*", roles: [.admin], label: "ops")
             var options = ServeOptions(directory: directory + "/data")

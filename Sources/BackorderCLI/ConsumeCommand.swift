@@ -115,12 +115,16 @@ struct ConsumeCommand: AsyncParsableCommand {
         environment["BACKORDER_FIRST_OFFSET"] = String(delivery.range.lowerBound)
         environment["BACKORDER_ATTEMPT"] = String(delivery.attempt)
         let process: SpawnedProcess
+        SignalForwarding.spawning()
         do {
             // A process group of its own: a command stopped after --ack-wait is stopped with
             // everything it started, which would go on with a batch delivered again.
             process = try SpawnedProcess("/bin/sh", ["-c", command], environment: environment,
                                          standardInput: input.path, inheritingOutput: true, newProcessGroup: true)
-        } catch { return "cannot start /bin/sh: \(error)" }
+        } catch {
+            SignalForwarding.forward(to: nil)
+            return "cannot start /bin/sh: \(error)"
+        }
         SignalForwarding.forward(to: process)
         defer { SignalForwarding.forward(to: nil) }
         if !process.waitUntilExit(timeout: Double(ackWait)) {

@@ -148,16 +148,26 @@ package struct SpawnError: Error, CustomStringConvertible {
 /// Passes SIGINT, SIGTERM and SIGHUP on to the process group of the child being waited
 /// for, then lets the signal end this process as it would have: a command started in a
 /// process group of its own (`newProcessGroup`) does not outlive its parent's Ctrl-C.
+///
+/// Use: `spawning()`, start the child, `forward(to:)` it, and `forward(to: nil)` once it
+/// has exited. A signal that comes while the child is being started is held until its
+/// process group is known, then passed on.
 package enum SignalForwarding {
-    /// The process group signals go to (0: none).
+    /// The process group signals go to: 0 none, -1 a child is being started, else its pid.
     private static let group = Atomic<Int32>(0)
+    /// A signal that came while a child was being started (0: none).
+    private static let held = Atomic<Int32>(0)
 
     /// Installs the handlers (once per process).
     package static func install() {
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             Glibc.signal(signal) { received in
-                // Async-signal-safe only: an atomic load, kill, signal, raise.
-                let target = SignalForwarding.group.load(ordering: .relaxed)
+                // Async-signal-safe only: atomics, kill, signal, raise.
+                let target = SignalForwarding.group.load(ordering: .sequentiallyConsistent)
+                if target == -1 {
+                    SignalForwarding.held.store(received, ordering: .sequentiallyConsistent)
+                    return
+                }
                 if target > 0 { kill(-target, received) }
                 Glibc.signal(received, SIG_DFL)
                 raise(received)
@@ -165,8 +175,18 @@ package enum SignalForwarding {
         }
     }
 
-    /// Signals go to `process`'s group from now on (nil: to none).
+    /// A child is about to be started: signals wait for `forward(to:)`.
+    package static func spawning() { group.store(-1, ordering: .sequentiallyConsistent) }
+
+    /// Signals go to `process`'s group from now on (nil: to none, and a held signal ends
+    /// this process now).
     package static func forward(to process: SpawnedProcess?) {
-        group.store(process?.processIdentifier ?? 0, ordering: .relaxed)
+        let target = process?.processIdentifier ?? 0
+        group.store(target, ordering: .sequentiallyConsistent)
+        let signal = held.exchange(0, ordering: .sequentiallyConsistent)
+        guard signal != 0 else { return }
+        if target > 0 { kill(-target, signal) }
+        Glibc.signal(signal, SIG_DFL)
+        raise(signal)
     }
 }

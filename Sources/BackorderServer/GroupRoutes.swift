@@ -112,37 +112,42 @@ struct GroupRoutes: Sendable {
         var reason: String?
     }
 
-    @Sendable func acknowledge(_ request: Request, context: ServerContext) async throws -> Response {
+    /// Reads the settlement, takes its member for the request and finds the batch in
+    /// flight it names; `body` settles it.
+    private func settling(_ request: Request, _ context: ServerContext,
+                          _ body: (GroupSessions.Session, Delivery, Settlement) throws -> Response) async throws -> Response {
         let (tenant, group) = try Self.names(context, .consume)
-        let body = try await Self.settlement(request, context)
-        let session = try served.groups.take(body.member, tenant: tenant, group: group)
+        let settlement = try await Self.settlement(request, context)
+        let session = try served.groups.take(settlement.member, tenant: tenant, group: group)
         defer { served.groups.release(session) }
-        let delivery = try Self.inFlight(session, body.delivery)
-        do { try session.member.acknowledge(delivery) } catch { throw Self.problem(error, context) }
-        var out: [UInt8] = Array(#"{"acknowledged":"#.utf8)
-        JSONText.appendInteger(Int64(delivery.events.count), to: &out)
-        out += Array(#","lane":"#.utf8)
-        JSONText.appendInteger(Int64(delivery.lane), to: &out)
-        out += Array(#","checkpoint":"#.utf8)
-        JSONText.appendInteger(delivery.range.upperBound, to: &out)
-        out += Array("}\n".utf8)
-        return TenantRoutes.json(out)
+        return try body(session, try Self.inFlight(session, settlement.delivery), settlement)
+    }
+
+    @Sendable func acknowledge(_ request: Request, context: ServerContext) async throws -> Response {
+        try await settling(request, context) { session, delivery, _ in
+            do { try session.member.acknowledge(delivery) } catch { throw Self.problem(error, context) }
+            var out: [UInt8] = Array(#"{"acknowledged":"#.utf8)
+            JSONText.appendInteger(Int64(delivery.events.count), to: &out)
+            out += Array(#","lane":"#.utf8)
+            JSONText.appendInteger(Int64(delivery.lane), to: &out)
+            out += Array(#","checkpoint":"#.utf8)
+            JSONText.appendInteger(delivery.range.upperBound, to: &out)
+            out += Array("}\n".utf8)
+            return TenantRoutes.json(out)
+        }
     }
 
     @Sendable func fail(_ request: Request, context: ServerContext) async throws -> Response {
-        let (tenant, group) = try Self.names(context, .consume)
-        let body = try await Self.settlement(request, context)
-        let session = try served.groups.take(body.member, tenant: tenant, group: group)
-        defer { served.groups.release(session) }
-        let delivery = try Self.inFlight(session, body.delivery)
-        let after: GroupMember.AfterFailure
-        do { after = try session.member.failed(delivery, reason: body.reason ?? "nack over HTTP") } catch { throw Self.problem(error, context) }
-        switch after {
-        case let .retry(milliseconds):
-            session.retryAt = .now + .milliseconds(milliseconds)
-            return TenantRoutes.json(Array(#"{"retryAfterMilliseconds":\#(milliseconds),"parked":[]}"#.utf8) + [10])
-        case let .parked(offsets):
-            return TenantRoutes.json(Array(#"{"retryAfterMilliseconds":null,"parked":[\#(offsets.map(String.init).joined(separator: ","))]}"#.utf8) + [10])
+        try await settling(request, context) { session, delivery, settlement in
+            let after: GroupMember.AfterFailure
+            do { after = try session.member.failed(delivery, reason: settlement.reason ?? "nack over HTTP") } catch { throw Self.problem(error, context) }
+            switch after {
+            case let .retry(milliseconds):
+                session.retryAt = .now + .milliseconds(milliseconds)
+                return TenantRoutes.json(Array(#"{"retryAfterMilliseconds":\#(milliseconds),"parked":[]}"#.utf8) + [10])
+            case let .parked(offsets):
+                return TenantRoutes.json(Array(#"{"retryAfterMilliseconds":null,"parked":[\#(offsets.map(String.init).joined(separator: ","))]}"#.utf8) + [10])
+            }
         }
     }
 

@@ -238,14 +238,7 @@ struct FaultWorkload {
         for _ in 0..<(ending == .powerCut ? 10_000 : appends) where storage.generation == generation && failed.count < partitions {
             let p = Int.random(in: 0..<partitions, using: &random)
             let base = Int64(durable[p].count + acknowledged[p].count)
-            var batch = RecordBatchBuilder()
-            var records: [Record] = []
-            for i in 0..<Int.random(in: 1...40, using: &random) {
-                let record = Record(offset: base + Int64(i), timestamp: Int64(next), key: Array("k\(next % 5)".utf8), value: sampleValue(next))
-                next += 1
-                try batch.append(key: record.key, value: record.value, timestamp: record.timestamp)
-                records.append(record)
-            }
+            let (batch, records) = try randomBatch(base: base, next: &next, maxRecords: 40, keys: 5, using: &random)
             // Offsets past a failed batch are unknown: later records of that partition may
             // land anywhere after it, so only their content is predicted.
             for record in records { submitted[p][record.offset] = record }

@@ -42,15 +42,8 @@ import StorageSimulator
             let generation = storage.generation
             while storage.generation == generation {
                 let p = Int.random(in: 0..<2, using: &random)
-                var batch = RecordBatchBuilder()
-                var records: [Record] = []
                 let base = try log.endOffset(partition: p) // one appender: offsets are predictable
-                for i in 0..<Int.random(in: 1...30, using: &random) {
-                    let r = Record(offset: base + Int64(i), timestamp: Int64(next), key: Array("k\(next % 7)".utf8), value: sampleValue(next))
-                    next += 1
-                    try batch.append(key: r.key, value: r.value, timestamp: r.timestamp)
-                    records.append(r)
-                }
+                let (batch, records) = try randomBatch(base: base, next: &next, maxRecords: 30, keys: 7, using: &random)
                 for r in records { submitted[p][r.offset] = r }
                 do {
                     let ack = try await log.append(batch, partition: p)
@@ -92,15 +85,7 @@ import StorageSimulator
             var appended = synced
             while storage.generation == generation {
                 let p = Int.random(in: 0..<2, using: &random)
-                var batch = RecordBatchBuilder()
-                let base = try log.endOffset(partition: p)
-                var records: [Record] = []
-                for i in 0..<Int.random(in: 1...20, using: &random) {
-                    let r = Record(offset: base + Int64(i), timestamp: Int64(next), key: Array("k\(next % 5)".utf8), value: sampleValue(next))
-                    next += 1
-                    try batch.append(key: r.key, value: r.value, timestamp: r.timestamp)
-                    records.append(r)
-                }
+                let (batch, records) = try randomBatch(base: try log.endOffset(partition: p), next: &next, maxRecords: 20, keys: 5, using: &random)
                 do {
                     _ = try await log.append(batch, partition: p)
                     appended[p] += records

@@ -46,6 +46,20 @@ func sampleRecord(_ i: Int) -> Record {
     Record(offset: Int64(i), timestamp: 1_700_000_000_000_000 + Int64(i) * 1_000, key: Array("key-\(i % 17)".utf8), value: sampleValue(i))
 }
 
+/// A seeded batch of 1…`maxRecords` records from offset `base`, numbered on from `next`
+/// (timestamps and values follow `next`; keys cycle through `keys` names).
+func randomBatch(base: Int64, next: inout Int, maxRecords: Int, keys: Int, using random: inout SplitMix64) throws -> (RecordBatchBuilder, [Record]) {
+    var batch = RecordBatchBuilder()
+    var records: [Record] = []
+    for i in 0..<Int.random(in: 1...maxRecords, using: &random) {
+        let record = Record(offset: base + Int64(i), timestamp: Int64(next), key: Array("k\(next % keys)".utf8), value: sampleValue(next))
+        next += 1
+        try batch.append(key: record.key, value: record.value, timestamp: record.timestamp)
+        records.append(record)
+    }
+    return (batch, records)
+}
+
 /// Appends records `range` (sampleRecord) to one partition in batches of `batchSize`.
 @discardableResult
 func appendSamples(_ log: WriteAheadLog, _ range: Range<Int>, batchSize: Int, partition: Int = 0) async throws -> [AppendAcknowledgement] {

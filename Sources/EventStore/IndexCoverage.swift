@@ -7,13 +7,18 @@ import EventLog
 /// history: rows built from another log, or from a history since cut and rewritten, do
 /// not match and are rebuilt.
 ///
-/// Encoding: text lines `backorder-index 3`, `covered O1 O2 …`, `log ID`, `last ID1 ID2 …`
+/// Encoding: text lines `backorder-index 4`, `covered O1 O2 …`, `log ID`, `last ID1 ID2 …`
 /// (the key-value store's manifest checksums it).
 struct IndexCoverage: Equatable {
-    static let formatLine = "backorder-index 3"
+    static let formatLine = "backorder-index 4"
 
-    /// Coverage of format 2, whose id rows were keyed by the bare event id.
-    static func isEarlierFormat(_ bytes: [UInt8]) -> Bool { bytes.starts(with: Array("backorder-index 2\n".utf8)) }
+    /// What set an earlier format's rows apart, when `bytes` is the coverage of one: they
+    /// are rebuilt, never read as this format's.
+    static func earlierFormat(_ bytes: [UInt8]) -> String? {
+        if bytes.starts(with: Array("backorder-index 2\n".utf8)) { return "event ids not scoped by tenant" }
+        if bytes.starts(with: Array("backorder-index 3\n".utf8)) { return "values of fixed 64-bit fields" }
+        return nil
+    }
 
     var covered: [Int64]
     var logID: String

@@ -2,7 +2,7 @@ import EventLog
 
 /// The event index's rows (docs/EVENTS.md, "Indexes"), written by `StoreIndex` and read
 /// by it and by readers beside a writer (`EventReader.readStream`): a 17-byte key — a tag,
-/// then two little-endian 64-bit words — and a value of little-endian 64-bit integers.
+/// then two little-endian 64-bit words — and a value of unsigned LEB128 varints.
 enum IndexRow {
     static let keyBytes = 17
     /// `s` + `StreamHash` → offset and version of the stream's last event.
@@ -24,21 +24,46 @@ enum IndexRow {
         return key
     }
 
-    /// Writes `fields` (2 or 3) into `value`; returns the row's length.
+    /// Bytes a value can take: three varints of at most 10 bytes.
+    static let maxValueBytes = 30
+
+    /// Writes `fields` (2 or 3) into `value` as unsigned LEB128 varints — partitions,
+    /// offsets and versions are small, so a value takes 4 to 6 bytes instead of 16 or 24 —
+    /// and returns the row's length. A negative field is a broken invariant.
     static func writeValue(_ f0: Int64, _ f1: Int64, _ f2: Int64?, into value: UnsafeMutableRawBufferPointer) -> Int {
-        precondition(value.count >= 24, "index value buffer of \(value.count) bytes")
-        value.storeBytes(of: f0.littleEndian, toByteOffset: 0, as: Int64.self)
-        value.storeBytes(of: f1.littleEndian, toByteOffset: 8, as: Int64.self)
-        guard let f2 else { return 16 }
-        value.storeBytes(of: f2.littleEndian, toByteOffset: 16, as: Int64.self)
-        return 24
+        precondition(value.count >= maxValueBytes, "index value buffer of \(value.count) bytes")
+        var length = 0
+        func put(_ field: Int64) {
+            precondition(field >= 0, "index field \(field) is negative")
+            var v = UInt64(field)
+            while v >= 0x80 {
+                value[length] = UInt8(truncatingIfNeeded: v) | 0x80
+                length += 1
+                v >>= 7
+            }
+            value[length] = UInt8(v)
+            length += 1
+        }
+        put(f0)
+        put(f1)
+        if let f2 { put(f2) }
+        return length
     }
 
-    /// A row's fields (a third of 0 for a two-field row); nil when the row is not
-    /// `count` fields long, which only damage makes.
+    /// A row's fields (a third of 0 for a two-field row); nil when the row is not exactly
+    /// `count` varints of non-negative 64-bit integers, which only damage makes.
     static func fields(_ row: UnsafeRawBufferPointer, count: Int) -> (Int64, Int64, Int64)? {
-        guard row.count == count * 8 else { return nil }
-        func field(_ n: Int) -> Int64 { n < count ? Int64(littleEndian: row.loadUnaligned(fromByteOffset: n * 8, as: Int64.self)) : 0 }
-        return (field(0), field(1), field(2))
+        guard let base = row.baseAddress, row.count >= count else { return nil }
+        var position = 0
+        var values: (Int64, Int64, Int64) = (0, 0, 0)
+        for n in 0..<count {
+            guard let v = ByteCoding.readVarint(base, &position, end: row.count), v <= UInt64(Int64.max) else { return nil }
+            switch n {
+            case 0: values.0 = Int64(v)
+            case 1: values.1 = Int64(v)
+            default: values.2 = Int64(v)
+            }
+        }
+        return position == row.count ? values : nil
     }
 }

@@ -55,7 +55,7 @@ final class StoreIndex: @unchecked Sendable {
     /// The log the rows index (its id and events are recorded in the coverage).
     private let reader: EventReader
     private var key = [UInt8](repeating: 0, count: IndexRow.keyBytes)
-    private var value = [UInt8](repeating: 0, count: 24)
+    private var value = [UInt8](repeating: 0, count: IndexRow.maxValueBytes)
 
     /// The key-value store's settings for the index: random keys (hashes and ids) do not
     /// compress; 16 MiB of unflushed rows is about 120,000 events.
@@ -116,7 +116,7 @@ final class StoreIndex: @unchecked Sendable {
                 try rows.withValue(k) { found -> (Int64, Int64, Int64)? in
                     guard let found else { return nil }
                     guard let row = IndexRow.fields(found, count: fields) else {
-                        throw EventStoreError.indexDamaged("index row of \(found.count) bytes where \(fields * 8) belong")
+                        throw EventStoreError.indexDamaged("an index row of \(found.count) bytes does not hold \(fields) varints")
                     }
                     return row
                 }
@@ -215,15 +215,7 @@ final class StoreIndex: @unchecked Sendable {
            coverage.lastIDs == lastIDs(before: coverage.covered) {
             covered = coverage.covered
         } else {
-            if rebuilt == nil {
-                let coverage = IndexCoverage(decoding: metadata)
-                rebuilt = metadata.isEmpty ? (ends.allSatisfy { $0 == 0 } ? nil : "the index is missing")
-                    : IndexCoverage.isEarlierFormat(metadata) ? "the index was in an earlier format (event ids not scoped by tenant)"
-                    : coverage == nil ? "the index's coverage is unreadable"
-                    : coverage!.covered.count != ends.count ? "the index is for another partition count"
-                    : coverage!.logID != logID ? "the index belongs to another log"
-                    : "the index does not match this log's history"
-            }
+            if rebuilt == nil { rebuilt = Self.whyNotUsable(metadata, logEnds: ends, logID: logID) }
             if !metadata.isEmpty || rows.diskBytes > 0 {
                 try rows.close()
                 try Self.removeFiles(in: directory, storage: storage)
@@ -251,6 +243,17 @@ final class StoreIndex: @unchecked Sendable {
         }
         try commit()
         return rebuilt
+    }
+
+    /// Why rows with committed `metadata` cannot be used on a log with these ends and id
+    /// (nil for a new store: no metadata and an empty log).
+    private static func whyNotUsable(_ metadata: [UInt8], logEnds ends: [Int64], logID: String) -> String? {
+        if metadata.isEmpty { return ends.allSatisfy { $0 == 0 } ? nil : "the index is missing" }
+        if let earlier = IndexCoverage.earlierFormat(metadata) { return "the index was in an earlier format (\(earlier))" }
+        guard let coverage = IndexCoverage(decoding: metadata) else { return "the index's coverage is unreadable" }
+        if coverage.covered.count != ends.count { return "the index is for another partition count" }
+        if coverage.logID != logID { return "the index belongs to another log" }
+        return "the index does not match this log's history"
     }
 
     /// The coverage of `positions` on this log.

@@ -140,8 +140,10 @@ public struct IngestOptions: Sendable {
     public var skipInvalid = false
     /// Validate only; append nothing.
     public var dryRun = false
-    /// Events per append (and so per log batch, per partition).
-    public var batchSize = 1_000
+    /// Events per append (and so per log batch, per partition). Larger batches compress
+    /// better: zstd has more of the same names and fields to refer back to (10,000 stores
+    /// 1,000,000 generated events in 55 B each, 1,000 in 63 B).
+    public var batchSize = 10_000
     /// For a single-stream input: the stream's version before the first event.
     public var expectVersion: Int64?
     /// Keep at most this many error details (all are counted).

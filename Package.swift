@@ -47,6 +47,7 @@ let package = Package(
             providers: [.apt(["libnats-dev"])]
         ),
         .target(name: "CCRC32C"),
+        .target(name: "CMallocTuning"),
         .target(
             name: "CSimdJSON",
             cxxSettings: [.define("SIMDJSON_THREADS_ENABLED", to: "1")],
@@ -92,6 +93,7 @@ let package = Package(
         .executableTarget(
             name: "BackorderCLI",
             dependencies: [
+                "CMallocTuning",
                 "EventLog",
                 "EventStore",
                 "Projections",
@@ -132,7 +134,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutOfStockTests",
-            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI", "JetStreamStore", "Consumers", "StorageSimulator", "TestSupport"]
+            dependencies: ["OutOfStock", "Projections", "EventStore", "EventLog", "DataGenerator", "BackorderCLI", "CMallocTuning", "JetStreamStore", "Consumers", "StorageSimulator", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6],

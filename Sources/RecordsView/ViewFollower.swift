@@ -29,7 +29,7 @@ public final class ViewFollower: @unchecked Sendable {
 
     /// Starts following: opens the view as its writer (waiting up to `lockTimeoutMilliseconds`
     /// for another process) on the follower's thread.
-    public init(root: String, source: any EventSource, options: KVOptions = RecordsViewAccess.options(), storage: any Storage = PosixStorage(),
+    public init(root: String, source: any EventSource, options: KVOptions = RecordsViewAccess.followerOptions(), storage: any Storage = PosixStorage(),
                 lockTimeoutMilliseconds: Int = 60_000) throws {
         self.source = source
         try startThread(name: "view-follower") { [self] in

@@ -1,0 +1,14 @@
+#include "malloc_tuning.h"
+
+#if defined(__linux__)
+#include <malloc.h>
+#endif
+
+int backorder_limit_malloc_arenas(int arenas) {
+#if defined(M_ARENA_MAX)
+    return mallopt(M_ARENA_MAX, arenas);
+#else
+    (void)arenas;
+    return 0;
+#endif
+}

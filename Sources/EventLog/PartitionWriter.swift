@@ -146,6 +146,8 @@ final class PartitionWriter: @unchecked Sendable {
                 let batches = Array(state.writer.pending.prefix(taken))
                 state.writer.pending.removeFirst(taken)
                 state.writer.pendingBytes -= bytes
+                precondition(state.writer.pendingBytes >= 0 && (state.writer.pendingBytes == 0) == state.writer.pending.isEmpty,
+                             "partition \(partition.number): \(state.writer.pendingBytes) bytes pending in \(state.writer.pending.count) batches")
                 defer { state.writer.syncRequests = [] }
                 return (batches, state.writer.syncRequests, state.writer.closing)
             }
@@ -184,6 +186,7 @@ final class PartitionWriter: @unchecked Sendable {
 
     /// Writes, syncs and acknowledges one group of batches.
     private func flush(_ batches: [PendingAppend], _ partition: Partition) {
+        precondition(!batches.isEmpty, "partition \(partition.number): a flush of no batches")
         var acknowledgements: [AppendAcknowledgement] = []
         acknowledgements.reserveCapacity(batches.count)
         var written: [(BatchHeader, Int64)] = []
@@ -197,6 +200,8 @@ final class PartitionWriter: @unchecked Sendable {
                     throw LogError.invalidArgument("batch expected base offset \(expected) but the partition is at \(nextOffset)")
                 }
                 let length = pending.batch.bytes.count
+                precondition(pending.batch.recordCount > 0 && length > BatchHeader.size,
+                             "partition \(partition.number): a batch of \(pending.batch.recordCount) records in \(length) bytes")
                 let segmentFull = position + Int64(buffer.count + length) > segmentBytes
                 // Relative offsets in the index are 32-bit: roll long before they could overflow.
                 let offsetsFull = nextOffset - segmentBase + Int64(pending.batch.recordCount) > Int64(UInt32.max) - 1
@@ -209,6 +214,10 @@ final class PartitionWriter: @unchecked Sendable {
                     acknowledgedCount = acknowledgements.count
                     try startNextSegment(partition)
                 }
+                // Partition.append refuses a batch larger than a segment, and a full segment
+                // was rolled above: the batch fits where it goes.
+                precondition(position + Int64(buffer.count + length) <= segmentBytes,
+                             "partition \(partition.number): a batch of \(length) bytes at \(position + Int64(buffer.count)) overruns a segment of \(segmentBytes)")
                 try ensureZeroed(through: position + Int64(buffer.count + length))
                 let at = position + Int64(buffer.count)
                 buffer.append(contentsOf: pending.batch.bytes)
@@ -220,13 +229,14 @@ final class PartitionWriter: @unchecked Sendable {
                         uncompressedLength: 0, compressedLength: length - BatchHeader.size,
                         firstTimestamp: pending.batch.firstTimestamp, maxTimestamp: pending.batch.maxTimestamp)
                 }
-                guard let header = stamped else { throw LogError.invalidArgument("empty write buffer") }
+                guard let header = stamped else { preconditionFailure("partition \(partition.number): no write buffer after appending \(length) bytes") }
                 written.append((header, at))
                 acknowledgements.append(AppendAcknowledgement(
                     partition: partition.number, baseOffset: nextOffset, recordCount: pending.batch.recordCount,
                     durability: options.durability))
                 nextOffset += Int64(pending.batch.recordCount)
                 maxTimestamp = max(maxTimestamp, pending.batch.maxTimestamp)
+                precondition(header.nextOffset == nextOffset, "partition \(partition.number): stamped up to \(header.nextOffset), next offset \(nextOffset)")
             }
             try writeBuffer()
             if options.durability == .fsync { try syncAndCheckpoint() }
@@ -241,6 +251,9 @@ final class PartitionWriter: @unchecked Sendable {
 
     private func writeBuffer() throws {
         guard !buffer.isEmpty else { return }
+        // Data goes only where zeros were written first (ensureZeroed): a reader beside the
+        // writer meets written bytes or zeros, never the end of the file inside a batch.
+        precondition(position + Int64(buffer.count) <= zeroedEnd, "writing \(buffer.count) bytes at \(position) with zeros up to \(zeroedEnd)")
         try buffer.withUnsafeBytes { (raw) throws in try file.write(raw, at: position) }
         position += Int64(buffer.count)
         unsyncedBytes += buffer.count
@@ -260,6 +273,7 @@ final class PartitionWriter: @unchecked Sendable {
             at += Int64(count)
         }
         zeroedEnd = target
+        precondition(zeroedEnd >= end, "zeros up to \(zeroedEnd), data up to \(end)")
     }
 
     private func syncAndCheckpoint() throws {

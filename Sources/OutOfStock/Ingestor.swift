@@ -144,6 +144,10 @@ public struct IngestOptions: Sendable {
     /// better: zstd has more of the same names and fields to refer back to (10,000 stores
     /// 1,000,000 generated events in 55 B each, 1,000 in 63 B).
     public var batchSize = 10_000
+    /// Store appends submitted and not yet acknowledged. Two of 10,000 events keep every
+    /// partition's writer busy; four measured no faster and held 10–45 MB more at peak on
+    /// 60 tenants' 1,000,000 events (bench/RESULTS.md).
+    public var appendsInFlight = 2
     /// For a single-stream input: the stream's version before the first event.
     public var expectVersion: Int64?
     /// Keep at most this many error details (all are counted).
@@ -433,10 +437,11 @@ public final class Ingestor {
             progress(report.appended)
             if let failure = settled.failure { throw failure }
         }
+        precondition(options.appendsInFlight >= 1 && options.batchSize >= 1, "IngestOptions: appendsInFlight \(options.appendsInFlight) and batchSize \(options.batchSize) must be at least 1")
         do {
             try await events.forEachChunk(of: options.batchSize) { chunk in
                 inFlight.append(try await store.submitEvents(chunk))
-                if inFlight.count >= 4 { try await settle(inFlight.removeFirst(), &report) }
+                if inFlight.count >= options.appendsInFlight { try await settle(inFlight.removeFirst(), &report) }
             }
             while !inFlight.isEmpty { try await settle(inFlight.removeFirst(), &report) }
         } catch {

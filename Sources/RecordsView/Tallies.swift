@@ -23,6 +23,12 @@ struct Tally: Equatable {
 
     /// Every request counted.
     var requests: Int64 { pending &+ completed &+ refunded &+ deleted }
+
+    /// Whether no count is below zero. A tally is a sum of requests' contributions, each
+    /// of 0 or 1 per count, so a negative count means the rows and the tallies disagree.
+    var countsAreNonNegative: Bool {
+        pending >= 0 && completed >= 0 && refunded >= 0 && deleted >= 0 && needsDelivery >= 0 && partial >= 0 && processingCount >= 0
+    }
     var notDeleted: Int64 { requests &- deleted }
 
     /// What one request adds.

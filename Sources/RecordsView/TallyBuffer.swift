@@ -95,11 +95,18 @@ final class TallyBuffer {
     /// a view kept up event by event holds exactly the rows of one rebuilt from the log.
     func write(to store: KVStore) throws {
         guard dirty > 0 || isFull else { return }
+        func check(_ tally: Tally, _ what: @autoclosure () -> String) throws {
+            guard tally.countsAreNonNegative else {
+                throw ViewDamage(view: RecordsProjector.name, "the tally of \(what()) counts below zero (\(tally)): its rows and tallies disagree")
+            }
+        }
         for (tenant, entry) in totals where entry.dirty {
+            try check(entry.value.tally, "tenant \(tenant)")
             try store.put(RowKeys.totals(tenant), entry.value.encoded())
             totals[tenant]?.dirty = false
         }
         for (key, entry) in days where entry.dirty {
+            try check(entry.value, "day \(key.day) of tenant \(key.tenant)")
             let k = RowKeys.day(key.tenant, key.day, kind: key.kind)
             if entry.value == Tally() {
                 try store.delete(k)
@@ -112,6 +119,7 @@ final class TallyBuffer {
         }
         for (key, entry) in groups where entry.dirty {
             let g = entry.value
+            try check(g.tally, "\(key.isCustomer ? "customer" : "product") \(key.id) of tenant \(key.tenant)")
             if g.tally == Tally() { try store.delete(Self.groupKey(key)) } else { try store.put(Self.groupKey(key), g.encoded()) }
             // The ranking by outstanding quantity (groups with pending requests only).
             let before = entry.stored.flatMap { $0.tally.pending > 0 ? $0.tally.outstandingQuantity : nil }

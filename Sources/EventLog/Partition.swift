@@ -140,6 +140,17 @@ final class Partition: Sendable {
     /// No-op on a read-only partition; throws the writer's failure.
     func sync() throws { try requestSync()?.wait() }
 
+    /// For a read-only instance: makes what it can read durable, whatever mode its writer
+    /// (another process) appends in. An fdatasync of the active segment through this
+    /// instance's own descriptor writes back the file's dirty pages whoever wrote them;
+    /// the writer synced every sealed segment before sealing it, and the directory entry of
+    /// each new segment when it created it.
+    func syncWhatWasRead() throws {
+        precondition(writer == nil, "partition \(number): the writable instance syncs through its writer")
+        guard let active = shared.withLock({ $0.segments.last }) else { return }
+        do { try active.file.sync() } catch { throw LogError.wrap(error) }
+    }
+
     /// Asks the writer to sync what it has written; the request to wait for, or nil when
     /// there is nothing to wait for (read-only, or the writer stopped after its final sync).
     func requestSync() throws -> SyncRequest? {

@@ -149,9 +149,15 @@ public final class WriteAheadLog: Sendable {
 
     /// Blocks until every record readers of this process can see is durable — in `none`
     /// and `interval` modes, the sync they otherwise wait for; nothing to do in `fsync`
-    /// mode, or for a log opened read-only. A view calls it before committing positions,
-    /// so that a power cut never leaves the view ahead of the log.
+    /// mode. A log opened read-only cannot know its writer's mode: it syncs each
+    /// partition's active segment itself (`Partition.syncWhatWasRead`), which costs
+    /// nothing when the writer synced already. A view calls it before committing
+    /// positions, so that a power cut never leaves the view ahead of the log.
     public func sync() throws {
+        if partitions.allSatisfy(\.isReadOnly) {
+            for partition in partitions { try partition.syncWhatWasRead() }
+            return
+        }
         guard durability != .fsync else { return }
         // Every partition's writer syncs at once; then wait for all of them.
         let requests = try partitions.compactMap { try $0.requestSync() }

@@ -53,9 +53,10 @@ extension EventReader: EventSource {
     /// The stream's partition.
     public func lane(tenant: String, stream: String) -> Int { partition(tenant: tenant, stream: stream) }
 
-    /// Syncs the log when this process writes it in `none` or `interval` mode (its readers
-    /// see records before they are durable); a read-only log shows what its writer
-    /// acknowledged.
+    /// Syncs the log up to what this reader sees: through the writer when this process
+    /// writes it in `none` or `interval` mode (its readers see records before they are
+    /// durable); a read-only log syncs the segments it reads, since another process's
+    /// writer may acknowledge before syncing.
     public func makeDurable() throws {
         do { try log.sync() } catch { throw EventStoreError.wrap(error) }
     }

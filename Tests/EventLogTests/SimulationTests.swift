@@ -102,4 +102,45 @@ import StorageSimulator
         }
         #expect(syncs > 0, "seed \(seed): never synced")
     }
+
+    /// A log opened read-only beside a `none`-mode writer of another process (a `query`
+    /// that keeps the view beside `append --durability none`): its `sync` makes what it
+    /// reads durable, so a view committing positions after it is never ahead of the log
+    /// after a power cut. (Before, it did nothing: the writer's records were acknowledged
+    /// unsynced, and lost.)
+    @Test(arguments: [UInt64(1), 2, 3, 4])
+    func aReadOnlySyncMakesWhatItReadsDurable(seed: UInt64) async throws {
+        let storage = SimulatedStorage()
+        var random = SplitMix64(seed: seed &+ 900)
+        var opts = options(partitions: 2, segmentBytes: 64 << 10, durability: .none)
+        opts.preallocationBytes = 32 << 10
+        let log = try await WriteAheadLog.open(at: "/sim", options: opts, storage: storage)
+        var next = 0
+        var appended: [[Record]] = [[], []]
+        func appendSome() async throws {
+            for _ in 0..<Int.random(in: 5...30, using: &random) {
+                let p = Int.random(in: 0..<2, using: &random)
+                let (batch, records) = try randomBatch(base: try log.endOffset(partition: p), next: &next, maxRecords: 20, keys: 5, using: &random)
+                _ = try await log.append(batch, partition: p)
+                appended[p] += records
+            }
+        }
+        try await appendSome()
+        let reader = try await WriteAheadLog.open(at: "/sim", options: options(partitions: 2, segmentBytes: 64 << 10, writable: false), storage: storage)
+        let seen = try (0..<2).map { try readAll(reader, partition: $0) }
+        let sawAll = seen == appended
+        #expect(sawAll, "seed \(seed): the reader sees every acknowledged record (\(seen.map(\.count)) of \(appended.map(\.count)))")
+        try reader.sync()
+        try await appendSome()  // acknowledged, never synced
+        storage.crashNow(seed: random.next())
+        try? await log.close()
+        try? await reader.close()
+        let after = try await WriteAheadLog.open(at: "/sim", options: opts, storage: storage)
+        for p in 0..<2 {
+            let records = try readAll(after, partition: p)
+            let kept = Array(records.prefix(seen[p].count)) == seen[p]
+            #expect(kept, "seed \(seed): partition \(p) lost records a read-only sync made durable (\(records.count) left of \(seen[p].count))")
+        }
+        try await after.close()
+    }
 }

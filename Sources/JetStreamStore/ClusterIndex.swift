@@ -54,6 +54,7 @@ final class ClusterIndex: Sendable {
     /// Adds one stored message (in stream order) while loading; a message already known
     /// (at or before the stream's known head) is skipped, so loading is idempotent.
     func load(key: StreamKey, id: EventID?, sequence: UInt64, partition: Int) {
+        precondition(partition >= 0, "a loaded message of partition \(partition)")
         state.withLock { state in
             if let head = state.heads[key], head.sequence >= sequence { return }
             let version = (state.heads[key]?.version ?? 0) + 1
@@ -100,6 +101,8 @@ final class ClusterIndex: Sendable {
 
     /// Records an acknowledged event of version `version` stored at `sequence`.
     func acknowledge(key: StreamKey, id: EventID, version: Int64, sequence: UInt64, partition: Int) {
+        // Versions are handed out from 1 by `plan`, and stored ones are checked when decoded.
+        precondition(version >= 1 && partition >= 0, "an acknowledgement of version \(version) in partition \(partition)")
         state.withLock { state in
             if (state.heads[key]?.version ?? 0) < version {
                 Self.keepHeadAtLoad(key, &state)

@@ -1,5 +1,5 @@
 // StoreBench: the event store's in-process append (issue 5) and the records view built
-// from the log (issue 15). Usage: StoreBench [--events N] [--dir DIR]
+// from the log (issue 15). Usage: StoreBench [--events N] [--dir DIR] [--codec lz4|zstd|none]
 import EventLog
 import EventStore
 import Foundation
@@ -62,6 +62,11 @@ let directory = base + "/storebench-\(getpid())"
 defer { try? FileManager.default.removeItem(atPath: directory) }
 var options = StoreOptions()
 options.log.partitionCount = 8
+if let i = arguments.firstIndex(of: "--codec"), i + 1 < arguments.count {
+    guard let codec = Codec(name: arguments[i + 1]) else { fatalError("--codec: lz4, zstd or none, not \(arguments[i + 1])") }
+    options.log.codec = codec
+}
+print("(log codec \(options.log.codec))")
 let store = try await EventStore.open(at: directory, options: options)
 let fresh = events(total, idBase: 1)
 print("| 1 | append, fresh ids, expected version any, fsync, 1,000 a call | \(Int(try await appendAll(store, fresh))) events/s |")

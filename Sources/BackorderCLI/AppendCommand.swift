@@ -22,7 +22,7 @@ struct AppendCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "For a single-stream input: the stream's version before the first event.") var expectVersion: Int64?
     @Option(help: "fsync (default), interval[:MS] or none.") var durability = "fsync"
-    @Option(help: "Events per store append (each partition's share is one compressed log batch).") var batchSize = 10_000
+    @Option(help: "Events per store append (each partition's share is compressed as one log batch, or several past 8 MiB).") var batchSize = 10_000
     @Flag(help: "Print the result as JSON.") var json = false
     @Flag(help: "Validate only; append nothing.") var dryRun = false
     @Flag(help: "Append the valid lines; write the rejected ones, with reasons, to --rejected.") var skipInvalid = false

@@ -14,10 +14,11 @@ enum ClusterSubject {
     /// The wildcard covering a group's subjects.
     static func wildcard(group: String) -> String { "bo.\(group).>" }
 
-    /// The partition, tenant and stream a subject names; nil when it is not one of ours.
+    /// The partition, tenant and stream a subject names; nil when it is not one of ours
+    /// (a partition must be a number from 0: the subject comes from the server).
     static func parse(_ subject: String, group: String) -> (partition: Int, tenant: String, stream: String)? {
         let parts = subject.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 5, parts[0] == "bo", parts[1] == group, let partition = Int(parts[2]),
+        guard parts.count == 5, parts[0] == "bo", parts[1] == group, let partition = Int(parts[2]), partition >= 0,
               let tenant = unescape(parts[3]), let stream = unescape(parts[4]) else { return nil }
         return (partition, tenant, stream)
     }

@@ -174,9 +174,9 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         while reader.nextSequence <= last, let message = try reader.next(waitMilliseconds: 0) {
             let place: (StreamKey, Int)
             if let known = cache[message.subject] { place = known } else {
-                guard let parsed = ClusterSubject.parse(message.subject, group: options.group) else {
+                guard let parsed = ClusterSubject.parse(message.subject, group: options.group), parsed.partition < partitionCount else {
                     throw EventStoreError.malformedEvent(Position(partition: 0, offset: Int64(message.sequence) - 1),
-                                                         "subject \(message.subject) is not one of Backorder's")
+                                                         "subject \(message.subject) is not one of Backorder's (partitions 0…\(partitionCount - 1))")
                 }
                 place = (StreamKey(tenant: parsed.tenant, stream: parsed.stream), parsed.partition)
                 cache[message.subject] = place

@@ -242,6 +242,9 @@ public final class Ingestor {
     /// Lines are parsed in chunks on another task while the previous chunk is decided, so
     /// parsing (independent per line) and deciding (in order) use both cores.
     public func ingest(_ reader: inout LineReader, progress: (Int, Int) -> Void = { _, _ in }) async throws -> IngestReport {
+        guard options.batchSize >= 1 && options.appendsInFlight >= 1 else {
+            throw EventStoreError.invalidArgument("IngestOptions: batchSize (\(options.batchSize)) and appendsInFlight (\(options.appendsInFlight)) must be at least 1")
+        }
         // What was decided is only true of this input once it is appended: forget it after.
         defer { memory.discard() }
         var report = IngestReport()
@@ -437,7 +440,6 @@ public final class Ingestor {
             progress(report.appended)
             if let failure = settled.failure { throw failure }
         }
-        precondition(options.appendsInFlight >= 1 && options.batchSize >= 1, "IngestOptions: appendsInFlight \(options.appendsInFlight) and batchSize \(options.batchSize) must be at least 1")
         do {
             try await events.forEachChunk(of: options.batchSize) { chunk in
                 inFlight.append(try await store.submitEvents(chunk))

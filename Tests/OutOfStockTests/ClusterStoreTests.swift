@@ -19,6 +19,7 @@ import Testing
         #expect(parsed?.partition == 5 && parsed?.tenant == "a.b" && parsed?.stream == "record/R 1")
         #expect(ClusterSubject.parse(subject, group: "1") == nil, "another group's subject")
         #expect(ClusterSubject.parse("bo.0.5.%ZZ.x", group: "0") == nil, "bad escape")
+        #expect(ClusterSubject.parse("bo.0.-1.acme.x", group: "0") == nil, "a negative partition (the subject comes from the server)")
         #expect(ClusterSubject.parse("bo.0.x.t.s", group: "0") == nil, "partition not a number")
     }
 

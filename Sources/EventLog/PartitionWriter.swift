@@ -236,7 +236,6 @@ final class PartitionWriter: @unchecked Sendable {
                     durability: options.durability))
                 nextOffset += Int64(pending.batch.recordCount)
                 maxTimestamp = max(maxTimestamp, pending.batch.maxTimestamp)
-                precondition(header.nextOffset == nextOffset, "partition \(partition.number): stamped up to \(header.nextOffset), next offset \(nextOffset)")
             }
             try writeBuffer()
             if options.durability == .fsync { try syncAndCheckpoint() }

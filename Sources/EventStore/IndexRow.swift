@@ -27,27 +27,18 @@ enum IndexRow {
     /// Bytes a value can take: three varints of at most 10 bytes.
     static let maxValueBytes = 30
 
-    /// Writes `fields` (2 or 3) into `value` as unsigned LEB128 varints — partitions,
-    /// offsets and versions are small, so a value takes 4 to 6 bytes instead of 16 or 24 —
-    /// and returns the row's length. A negative field is a broken invariant.
-    static func writeValue(_ f0: Int64, _ f1: Int64, _ f2: Int64?, into value: UnsafeMutableRawBufferPointer) -> Int {
-        precondition(value.count >= maxValueBytes, "index value buffer of \(value.count) bytes")
-        var length = 0
-        func put(_ field: Int64) {
+    /// Replaces `value` with `fields` (2 or 3) as unsigned LEB128 varints (the log's
+    /// `ByteCoding.appendVarint`) — partitions, offsets and versions are small, so a value
+    /// takes 4 to 6 bytes instead of 16 or 24. A negative field is a broken invariant.
+    static func encodeValue(_ f0: Int64, _ f1: Int64, _ f2: Int64?, into value: inout [UInt8]) {
+        func append(_ field: Int64) {
             precondition(field >= 0, "index field \(field) is negative")
-            var v = UInt64(field)
-            while v >= 0x80 {
-                value[length] = UInt8(truncatingIfNeeded: v) | 0x80
-                length += 1
-                v >>= 7
-            }
-            value[length] = UInt8(v)
-            length += 1
+            ByteCoding.appendVarint(UInt64(field), to: &value)
         }
-        put(f0)
-        put(f1)
-        if let f2 { put(f2) }
-        return length
+        value.removeAll(keepingCapacity: true)
+        append(f0)
+        append(f1)
+        if let f2 { append(f2) }
     }
 
     /// A row's fields (a third of 0 for a two-field row); nil when the row is not exactly

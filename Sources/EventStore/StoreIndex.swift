@@ -55,7 +55,7 @@ final class StoreIndex: @unchecked Sendable {
     /// The log the rows index (its id and events are recorded in the coverage).
     private let reader: EventReader
     private var key = [UInt8](repeating: 0, count: IndexRow.keyBytes)
-    private var value = [UInt8](repeating: 0, count: IndexRow.maxValueBytes)
+    private var value: [UInt8] = []  // reused: encodeValue keeps its capacity
 
     /// The key-value store's settings for the index: random keys (hashes and ids) do not
     /// compress; 16 MiB of unflushed rows is about 120,000 events.
@@ -128,10 +128,10 @@ final class StoreIndex: @unchecked Sendable {
 
     private func store(_ tag: UInt8, _ a: UInt64, _ b: UInt64, _ f0: Int64, _ f1: Int64, _ f2: Int64? = nil) throws {
         setKey(tag, a, b)
-        let length = value.withUnsafeMutableBytes { IndexRow.writeValue(f0, f1, f2, into: $0) }
+        IndexRow.encodeValue(f0, f1, f2, into: &value)
         do {
             try key.withUnsafeBytes { k in
-                try value.withUnsafeBytes { v in try rows.put(k, UnsafeRawBufferPointer(rebasing: v[0..<length])) }
+                try value.withUnsafeBytes { v in try rows.put(k, v) }
             }
         } catch {
             throw EventStoreError.wrap(error)

@@ -5,9 +5,9 @@ import Testing
 /// the expected number of varints is refused (damage), never read as other numbers.
 @Suite struct IndexRowTests {
     static func encode(_ f0: Int64, _ f1: Int64, _ f2: Int64?) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: IndexRow.maxValueBytes)
-        let length = buffer.withUnsafeMutableBytes { IndexRow.writeValue(f0, f1, f2, into: $0) }
-        return Array(buffer.prefix(length))
+        var value: [UInt8] = [9, 9, 9]  // replaced, not appended to
+        IndexRow.encodeValue(f0, f1, f2, into: &value)
+        return value
     }
 
     static func decode(_ row: [UInt8], count: Int) -> (Int64, Int64, Int64)? {

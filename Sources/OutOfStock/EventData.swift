@@ -1,3 +1,5 @@
+import EventLog
+
 /// One field's value.
 public enum FieldValue: Sendable, Hashable {
     /// Text and ids.
@@ -101,14 +103,10 @@ public struct EventData: Sendable, Equatable {
         var data = EventData()
         var i = 0
         func varint() throws -> UInt64 {
-            var result: UInt64 = 0, shift: UInt64 = 0
-            while i < bytes.count && shift < 64 {
-                let b = bytes[i]; i += 1
-                result |= UInt64(b & 0x7F) << shift
-                if b < 0x80 { return result }
-                shift += 7
-            }
-            throw InputError(line: 0, field: "data", message: "truncated varint in stored \(type)")
+            // The log's reader: a varint past 64 bits is refused, not wrapped.
+            let value = bytes.withUnsafeBytes { raw in raw.baseAddress.flatMap { ByteCoding.readVarint($0, &i, end: raw.count) } }
+            guard let value else { throw InputError(line: 0, field: "data", message: "truncated varint in stored \(type)") }
+            return value
         }
         func length() throws -> Int {
             let n = try varint()

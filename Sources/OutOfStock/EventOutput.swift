@@ -14,37 +14,36 @@ public enum EventOutput {
     /// Appends the event's line, without the newline. Throws `malformedEvent` when its data
     /// does not decode.
     public static func appendLine(_ event: StoredEvent, to out: inout [UInt8]) throws {
-        let data: EventData
-        do { data = try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion) } catch {
-            throw EventStoreError.malformedEvent(event.position, "its data does not decode as \(event.type) version \(event.schemaVersion): \(error)")
-        }
-        out.append(contentsOf: #"{"id":""#.utf8)
+        let lineStart = out.count
+        JSONText.appendLiteral(#"{"id":""#, to: &out)
         event.id.appendText(to: &out)
-        out.append(contentsOf: #"","type":"#.utf8)
+        JSONText.appendLiteral(#"","type":"#, to: &out)
         JSONText.appendString(event.type, to: &out)
-        out.append(contentsOf: #","tenant":"#.utf8)
+        JSONText.appendLiteral(#","tenant":"#, to: &out)
         JSONText.appendString(event.tenant, to: &out)
-        out.append(contentsOf: #","at":""#.utf8)
+        JSONText.appendLiteral(#","at":""#, to: &out)
         Timestamp.appendExact(event.businessTime, to: &out)
-        out.append(contentsOf: #"","actor":"#.utf8)
+        JSONText.appendLiteral(#"","actor":"#, to: &out)
         JSONText.appendString(event.actor, to: &out)
         if let correlation = event.correlationId {
-            out.append(contentsOf: #","correlationId":"#.utf8)
+            JSONText.appendLiteral(#","correlationId":"#, to: &out)
             JSONText.appendString(correlation, to: &out)
         }
-        out.append(contentsOf: #","data":"#.utf8)
-        appendObject(data, fields: Field.producerFields, to: &out)
-        if Field.derivedFields.contains(where: { data[$0] != nil }) {
-            out.append(contentsOf: #","derived":"#.utf8)
-            appendObject(data, fields: Field.derivedFields, to: &out)
+        do {
+            try event.data.withUnsafeBytes { try StoredDataJSON.append($0, type: event.type, schemaVersion: event.schemaVersion, to: &out) }
+        } catch {
+            out.removeSubrange(lineStart...)
+            throw EventStoreError.malformedEvent(event.position, "its data does not decode as \(event.type) version \(event.schemaVersion): \(error)")
         }
-        out.append(contentsOf: #","position":""#.utf8)
-        out.append(contentsOf: event.position.description.utf8)
-        out.append(contentsOf: #"","version":"#.utf8)
+        JSONText.appendLiteral(#","position":""#, to: &out)
+        JSONText.appendInteger(Int64(event.position.partition), to: &out)
+        out.append(UInt8(ascii: ":"))
+        JSONText.appendInteger(event.position.offset, to: &out)
+        JSONText.appendLiteral(#"","version":"#, to: &out)
         JSONText.appendInteger(event.streamVersion, to: &out)
-        out.append(contentsOf: #","recordedAt":""#.utf8)
+        JSONText.appendLiteral(#","recordedAt":""#, to: &out)
         Timestamp.appendExact(event.recordedTime, to: &out)
-        out.append(contentsOf: #""}"#.utf8)
+        JSONText.appendLiteral(#""}"#, to: &out)
     }
 
     /// Appends `fields` of `data` (those present, in the order given) as a JSON object.
@@ -84,20 +83,38 @@ public enum JSONText {
     /// everything else as its UTF-8.
     public static func appendString(_ text: String, to out: inout [UInt8]) {
         var text = text
-        out.append(UInt8(ascii: "\""))
-        text.withUTF8 { bytes in
-            // Runs of plain bytes are copied whole; only the bytes JSON escapes are handled one by one.
-            var start = 0
-            for i in 0..<bytes.count {
-                let byte = bytes[i]
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
-                appendEscape(byte, to: &out)
-                start = i + 1
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
+        text.withUTF8 { appendValidUTF8(UnsafeRawBufferPointer($0), to: &out) }
+    }
+
+    /// Appends stored UTF-8 bytes as a JSON string; invalid sequences (which validated
+    /// input never stores) become U+FFFD, as `String(decoding:as:)` makes them.
+    public static func appendString(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        if bytes.allSatisfy({ $0 < 0x80 }) {
+            appendValidUTF8(bytes, to: &out)
+        } else {
+            appendString(String(decoding: bytes, as: UTF8.self), to: &out)
         }
+    }
+
+    private static func appendValidUTF8(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Runs of plain bytes are copied whole; only the bytes JSON escapes are handled one by one.
+        var start = 0
+        for i in 0..<bytes.count {
+            let byte = bytes[i]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
+            appendEscape(byte, to: &out)
+            start = i + 1
+        }
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends a literal's bytes (a copy, not a walk of a `String`'s UTF-8 view).
+    @inline(__always)
+    public static func appendLiteral(_ text: StaticString, to out: inout [UInt8]) {
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
     }
 
     /// Appends an integer's decimal digits (no `String` made).

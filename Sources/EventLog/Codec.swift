@@ -1,5 +1,10 @@
 import CLZ4
 import CZstd
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How a batch's records are compressed. The raw value is stored in the batch header.
 public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
@@ -51,7 +56,7 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
             guard written > 0 else { throw LogError.invalidArgument("lz4 compression failed for \(input.count) bytes") }
             return Int(written)
         case .zstd:
-            let written = ZSTD_compress(dst, output.count, src, input.count, 1)
+            let written = ZSTD_compressCCtx(ZstdContexts.compression(), dst, output.count, src, input.count, 1)
             guard ZSTD_isError(written) == 0 else {
                 throw LogError.invalidArgument("zstd compression failed: \(String(cString: ZSTD_getErrorName(written)))")
             }
@@ -75,8 +80,39 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
                 Int32(input.count), Int32(output.count))
             return Int(n) == output.count
         case .zstd:
-            let n = ZSTD_decompress(dst, output.count, src, input.count)
+            let n = ZSTD_decompressDCtx(ZstdContexts.decompression(), dst, output.count, src, input.count)
             return ZSTD_isError(n) == 0 && n == output.count
         }
+    }
+}
+
+/// Zstandard's contexts, one of each kind per thread, made on first use and freed when the
+/// thread ends. `ZSTD_compress` and `ZSTD_decompress` make and free one per call, which costs
+/// more than the work on a small batch: 26 µs against 7 µs to compress a 300-byte batch,
+/// 14 µs against 3 µs to decompress it (the single-event appends of a server, a follower's
+/// reads). A context is used by one call at a time on its own thread; the output is the same.
+enum ZstdContexts {
+    private static let compressionKey = makeKey { ZSTD_freeCCtx(OpaquePointer($0)) }
+    private static let decompressionKey = makeKey { ZSTD_freeDCtx(OpaquePointer($0)) }
+
+    private static func makeKey(_ destructor: @convention(c) (UnsafeMutableRawPointer?) -> Void) -> pthread_key_t {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key, destructor)
+        precondition(status == 0, "pthread_key_create failed (\(status)): the process is out of thread-specific keys")
+        return key
+    }
+
+    static func compression() -> OpaquePointer {
+        if let context = pthread_getspecific(compressionKey) { return OpaquePointer(context) }
+        guard let context = ZSTD_createCCtx() else { preconditionFailure("ZSTD_createCCtx failed: out of memory") }
+        pthread_setspecific(compressionKey, UnsafeRawPointer(context))
+        return context
+    }
+
+    static func decompression() -> OpaquePointer {
+        if let context = pthread_getspecific(decompressionKey) { return OpaquePointer(context) }
+        guard let context = ZSTD_createDCtx() else { preconditionFailure("ZSTD_createDCtx failed: out of memory") }
+        pthread_setspecific(decompressionKey, UnsafeRawPointer(context))
+        return context
     }
 }

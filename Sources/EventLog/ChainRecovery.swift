@@ -11,7 +11,7 @@ extension PartitionOpener {
             let segment = segments[i]
             let index = try SegmentIndexLoader(storage: storage, writable: true, intervalBytes: options.indexIntervalBytes)
                 .load(segment: segment)
-            var scanner = SegmentScanner(file: segment.file, from: Int64(index.entries.last?.position ?? 0), limit: segment.size)
+            var scanner = SegmentScanner(file: try segment.file(), from: Int64(index.entries.last?.position ?? 0), limit: segment.size)
             var last: ChainHash?
             scanLoop: while true {
                 switch try scanner.next() {

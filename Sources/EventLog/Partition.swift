@@ -2,7 +2,8 @@
 struct SegmentState: Sendable {
     let baseOffset: Int64
     let path: String
-    let file: any StorageFile
+    /// Held open while the segment is active; through the log's open files once sealed.
+    var access: SegmentFileAccess
     /// Bytes of acknowledged batches.
     var size: Int64
     /// Offset after the last acknowledged record.
@@ -10,6 +11,21 @@ struct SegmentState: Sendable {
     /// Loaded lazily for sealed segments; always present for the active one.
     var index: SegmentIndex?
     var sealed: Bool
+
+    /// The segment's file (a sealed one's is opened if it is not open).
+    func file() throws -> any StorageFile {
+        switch access {
+        case let .held(file): file
+        case let .shared(files): try files.file(path)
+        }
+    }
+
+    /// Marks the segment sealed: from now on its file is one of the log's shared open files,
+    /// so that a process that runs for months does not hold one descriptor per segment.
+    mutating func seal(sharing files: OpenSegmentFiles) {
+        sealed = true
+        access = .shared(files)
+    }
 }
 
 /// Something the open of a partition found and repaired or reported.
@@ -58,18 +74,21 @@ final class Partition: Sendable {
     let storage: any Storage
     let options: LogOptions
     let manifest: Manifest
+    /// The log's open files of sealed segments (shared by its partitions).
+    let segmentFiles: OpenSegmentFiles
     let shared: ConditionLock<Shared>
     /// What the open found (torn tails truncated, damaged indexes rebuilt).
     let recoveryEvents: [RecoveryEvent]
     private let writer: PartitionWriter?
 
-    init(number: Int, directory: String, storage: any Storage, options: LogOptions, manifest: Manifest,
+    init(number: Int, directory: String, storage: any Storage, options: LogOptions, manifest: Manifest, segmentFiles: OpenSegmentFiles,
          segments: [SegmentState], recoveryEvents: [RecoveryEvent], writer: PartitionWriter?) {
         self.number = number
         self.directory = directory
         self.storage = storage
         self.options = options
         self.manifest = manifest
+        self.segmentFiles = segmentFiles
         self.shared = ConditionLock(Shared(segments: segments))
         self.recoveryEvents = recoveryEvents
         self.writer = writer
@@ -148,7 +167,7 @@ final class Partition: Sendable {
     func syncWhatWasRead() throws {
         precondition(writer == nil, "partition \(number): the writable instance syncs through its writer")
         guard let active = shared.withLock({ $0.segments.last }) else { return }
-        do { try active.file.sync() } catch { throw LogError.wrap(error) }
+        do { try active.file().sync() } catch { throw LogError.wrap(error) }
     }
 
     /// Asks the writer to sync what it has written; the request to wait for, or nil when
@@ -271,7 +290,7 @@ final class Partition: Sendable {
 
     /// The first record of `segment` at or after `position` whose timestamp is ≥ `timestamp`.
     private func firstOffset(in segment: SegmentState, from position: Int64, atOrAfter timestamp: Int64) throws -> Int64? {
-        var scanner = SegmentScanner(file: segment.file, from: position, limit: segment.size)
+        var scanner = SegmentScanner(file: try segment.file(), from: position, limit: segment.size)
         while true {
             switch try scanner.next() {
             case let .batch(header, _):
@@ -311,7 +330,7 @@ struct SegmentIndexLoader {
     /// Hops from header to header (no decompression) and indexes every batch.
     func rebuild(segment: SegmentState) throws -> SegmentIndex {
         var index = SegmentIndex(intervalBytes: intervalBytes)
-        var scanner = SegmentScanner(file: segment.file, from: 0, limit: segment.size)
+        var scanner = SegmentScanner(file: try segment.file(), from: 0, limit: segment.size)
         var expected = segment.baseOffset
         while true {
             switch try scanner.next() {

@@ -48,7 +48,7 @@ public struct PartitionCursor: Sendable {
                     }
                 } else if header.baseOffset > startOffset || header.baseOffset < segment.baseOffset {
                     // The index pointed at a batch that cannot hold the start: rebuild it.
-                    reopenWithoutIndex()
+                    try reopenWithoutIndex()
                     continue
                 }
                 expectedOffset = header.nextOffset
@@ -64,14 +64,14 @@ public struct PartitionCursor: Sendable {
                 let extent = partition.committedExtent(ofSegment: segmentNumber)
                 if extent.size > current.position {
                     // The active segment grew since this scanner was made.
-                    scanner = SegmentScanner(file: segment.file, from: current.position, limit: extent.size, bufferBytes: readAhead)
+                    scanner = SegmentScanner(file: try segment.file(), from: current.position, limit: extent.size, bufferBytes: readAhead)
                     continue
                 }
                 guard segmentNumber + 1 < extent.count else { return nil }
                 segmentNumber += 1
                 try openSegment(segmentNumber)
             case let .invalid(position, reason):
-                if expectedOffset == nil { reopenWithoutIndex(); continue }
+                if expectedOffset == nil { try reopenWithoutIndex(); continue }
                 throw LogError.corrupt(path: segment.path, offset: position, reason: reason)
             }
         }
@@ -85,7 +85,7 @@ public struct PartitionCursor: Sendable {
         // From the segment start the first batch is known; after an index seek it is checked.
         expectedOffset = position == 0 ? found.baseOffset : nil
         segment = found
-        scanner = SegmentScanner(file: found.file, from: position, limit: found.size, bufferBytes: readAhead)
+        scanner = SegmentScanner(file: try found.file(), from: position, limit: found.size, bufferBytes: readAhead)
         return true
     }
 
@@ -95,17 +95,17 @@ public struct PartitionCursor: Sendable {
             throw LogError.corrupt(path: found.path, offset: 0, reason: "segment starts at offset \(found.baseOffset), the previous one ends at \(expectedOffset)")
         }
         segment = found
-        scanner = SegmentScanner(file: found.file, from: 0, limit: found.size, bufferBytes: readAhead)
+        scanner = SegmentScanner(file: try found.file(), from: 0, limit: found.size, bufferBytes: readAhead)
         expectedOffset = found.baseOffset
     }
 
     /// Scans the segment from its start after an index entry proved wrong.
     /// Only called right after an index seek (`expectedOffset == nil`), so the scan from
     /// position 0 with a known first offset cannot loop back here.
-    private mutating func reopenWithoutIndex() {
+    private mutating func reopenWithoutIndex() throws {
         guard let found = segment else { return }
         partition.discardIndex(ofSegment: segmentNumber)
-        scanner = SegmentScanner(file: found.file, from: 0, limit: found.size)
+        scanner = SegmentScanner(file: try found.file(), from: 0, limit: found.size)
         expectedOffset = found.baseOffset
     }
 }

@@ -15,6 +15,7 @@ struct PartitionOpener {
     let storage: any Storage
     let options: LogOptions
     let manifest: Manifest
+    let segmentFiles: OpenSegmentFiles
 
     func open(lock: (any StorageLock)?) throws -> Partition {
         let writable = lock != nil
@@ -33,12 +34,14 @@ struct PartitionOpener {
 
         for (i, base) in bases.enumerated() {
             let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
-            let file = try storage.open(path, create: false, writable: writable)
-            let size = try file.size()
             if i + 1 < bases.count {
-                segments.append(SegmentState(baseOffset: base, path: path, file: file, size: size,
+                // Sealed: sized through the shared open files (at most their capacity held).
+                let size = try segmentFiles.file(path).size()
+                segments.append(SegmentState(baseOffset: base, path: path, access: .shared(segmentFiles), size: size,
                                              nextOffset: bases[i + 1], index: nil, sealed: true))
             } else {
+                let file = try storage.open(path, create: false, writable: writable)
+                let size = try file.size()
                 segments.append(try recoverActive(base: base, path: path, file: file, fileSize: size, point: point,
                                                   acknowledged: acknowledged, events: &events, lastChain: &lastChain))
             }
@@ -52,24 +55,24 @@ struct PartitionOpener {
         if segments.isEmpty {
             guard writable else {
                 return Partition(number: number, directory: directory, storage: storage, options: options, manifest: manifest,
-                                 segments: [], recoveryEvents: events, writer: nil)
+                                 segmentFiles: segmentFiles, segments: [], recoveryEvents: events, writer: nil)
             }
             let base = point?.nextOffset ?? 0
             let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
             let file = try storage.open(path, create: true, writable: true)
-            segments.append(SegmentState(baseOffset: base, path: path, file: file, size: 0, nextOffset: base,
+            segments.append(SegmentState(baseOffset: base, path: path, access: .held(file), size: 0, nextOffset: base,
                                          index: SegmentIndex(intervalBytes: options.indexIntervalBytes), sealed: false))
         }
 
         var writer: PartitionWriter?
         if let lock, let active = segments.last {
-            if try active.file.size() != active.size {
+            if try active.file().size() != active.size {
                 // Cut the torn tail or the zero-filled space; the writer zero-fills anew.
-                try active.file.truncate(to: active.size)
+                try active.file().truncate(to: active.size)
             }
             // Whatever a previous writer left unsynced (in none or interval mode) is made
             // durable now, before anyone builds on it.
-            try active.file.sync()
+            try active.file().sync()
             // Not only when this open created the active segment: an open or a writer that
             // failed before its directory sync (or was killed) may have left a file whose
             // name is not yet durable, and acknowledging appends to it would let a power cut
@@ -84,7 +87,7 @@ struct PartitionOpener {
                                          chainHead: head)
         }
         return Partition(number: number, directory: directory, storage: storage, options: options, manifest: manifest,
-                         segments: segments, recoveryEvents: events, writer: writer)
+                         segmentFiles: segmentFiles, segments: segments, recoveryEvents: events, writer: writer)
     }
 
     /// Recovers the last segment. A walk that ends in a tail to cut is repeated: the cut is
@@ -160,7 +163,7 @@ struct PartitionOpener {
                 if offsetOK && checksumOK {
                     // Written, but not yet acknowledged: not for a read-only reader.
                     if let acknowledged, header.nextOffset > acknowledged {
-                        return SegmentState(baseOffset: base, path: path, file: file, size: position, nextOffset: expected, index: index, sealed: false)
+                        return SegmentState(baseOffset: base, path: path, access: .held(file), size: position, nextOffset: expected, index: index, sealed: false)
                     }
                     index.add(batch: header, segmentBase: base, position: position)
                     expected = header.nextOffset
@@ -181,7 +184,7 @@ struct PartitionOpener {
                     return try tail(at: position, reason: "data after a zero-filled gap", base: base, path: path, file: file,
                                     fileSize: fileSize, index: index, next: expected, events: &events)
                 }
-                return SegmentState(baseOffset: base, path: path, file: file, size: position, nextOffset: expected, index: index, sealed: false)
+                return SegmentState(baseOffset: base, path: path, access: .held(file), size: position, nextOffset: expected, index: index, sealed: false)
             case let .invalid(position, reason):
                 if position < trusted { throw LogError.corrupt(path: path, offset: position, reason: reason + " before the recovery point") }
                 return try tail(at: position, reason: reason, base: base, path: path, file: file, fileSize: fileSize,
@@ -196,7 +199,7 @@ struct PartitionOpener {
         let dropped = try lastNonZeroByte(file, from: position, to: fileSize) - position
         events.append(RecoveryEvent(partition: number, path: path, offset: position, bytesDropped: max(dropped, 0),
                                     reason: reason + (options.writable ? "" : " (read-only open: left in place, not read)")))
-        return SegmentState(baseOffset: base, path: path, file: file, size: position, nextOffset: next, index: index, sealed: false)
+        return SegmentState(baseOffset: base, path: path, access: .held(file), size: position, nextOffset: next, index: index, sealed: false)
     }
 
     /// The position after the last non-zero byte in `[from, to)`: the extent of the torn

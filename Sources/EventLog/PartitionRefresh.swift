@@ -25,14 +25,14 @@ extension Partition {
             try walk(&active, upTo: acknowledged)
             // A rolled segment is complete: seal it once its data reach the next one's base.
             let sealed = newer.first.map { active.nextOffset == $0 } ?? false
-            if sealed { active.sealed = true }
+            if sealed { active.seal(sharing: segmentFiles) }
             if active.nextOffset != before || sealed { grew = grew || active.nextOffset != before; commit(active) }
             guard newer.isEmpty || sealed else { return grew }
         }
         for (i, base) in newer.enumerated() {
             let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
             let file = try storage.open(path, create: false, writable: false)
-            var segment = SegmentState(baseOffset: base, path: path, file: file, size: 0, nextOffset: base,
+            var segment = SegmentState(baseOffset: base, path: path, access: .held(file), size: 0, nextOffset: base,
                                        index: SegmentIndex(intervalBytes: options.indexIntervalBytes), sealed: false)
             try walk(&segment, upTo: acknowledged)
             let last = i + 1 == newer.count
@@ -41,7 +41,7 @@ extension Partition {
                     shared.withLock { $0.segments.append(segment) }
                     return true
                 }
-                segment.sealed = true
+                segment.seal(sharing: segmentFiles)
             }
             shared.withLock { $0.segments.append(segment) }
             grew = true
@@ -52,9 +52,9 @@ extension Partition {
     /// Moves the segment's end past the complete, checksummed batches that follow it, up to
     /// the acknowledged end (nil: no limit).
     private func walk(_ segment: inout SegmentState, upTo acknowledged: Int64?) throws {
-        let fileSize = try segment.file.size()
+        let fileSize = try segment.file().size()
         guard fileSize > segment.size else { return }
-        var scanner = SegmentScanner(file: segment.file, from: segment.size, limit: fileSize)
+        var scanner = SegmentScanner(file: try segment.file(), from: segment.size, limit: fileSize)
         while case let .batch(header, position) = try scanner.next() {
             guard header.baseOffset == segment.nextOffset, acknowledged.map({ header.nextOffset <= $0 }) ?? true,
                   try scanner.verifyCurrent() else { return }

@@ -81,14 +81,15 @@ final class PartitionWriter: @unchecked Sendable {
         self.options = options
         self.segmentBytes = Int64(segmentBytes)
         self.lock = lock
-        self.file = active.file
+        guard case let .held(file) = active.access else { preconditionFailure("the writer's segment is held open, never shared") }
+        self.file = file
         self.segmentBase = active.baseOffset
         self.position = active.size
         self.nextOffset = active.nextOffset
         self.maxTimestamp = maxTimestamp
         self.checkpointPosition = checkpointPosition
         self.chainHead = chainHead
-        self.zeroedEnd = try active.file.size()
+        self.zeroedEnd = try file.size()
         buffer.reserveCapacity(Limits.maxFlushBytes + Limits.maxBatchBytes)
         // What the open recovered is the acknowledged end now (an earlier writer's file may
         // be behind it, or absent).
@@ -336,7 +337,7 @@ final class PartitionWriter: @unchecked Sendable {
         try file.sync()
         try storage.syncDirectory(directory)
         try saveRecoveryPoint()
-        let segment = SegmentState(baseOffset: segmentBase, path: path, file: next, size: 0, nextOffset: nextOffset,
+        let segment = SegmentState(baseOffset: segmentBase, path: path, access: .held(next), size: 0, nextOffset: nextOffset,
                                    index: SegmentIndex(intervalBytes: options.indexIntervalBytes), sealed: false)
         partition.shared.withLock { $0.segments.append(segment) }
     }
@@ -353,7 +354,7 @@ final class PartitionWriter: @unchecked Sendable {
                 state.segments[last].size = final.1 + Int64(final.0.batchLength)
                 state.segments[last].nextOffset = final.0.nextOffset
             }
-            if sealed { state.segments[last].sealed = true }
+            if sealed { state.segments[last].seal(sharing: partition.segmentFiles) }
         }
     }
 

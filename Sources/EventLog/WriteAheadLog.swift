@@ -44,6 +44,10 @@ public final class WriteAheadLog: Sendable {
         if options.writable && manifest.version < Manifest.currentVersion {
             throw LogError.invalidArgument("\(path) is a log of format version \(manifest.version), whose batches carry no hash chain; this build reads it but appends only to logs of version \(Manifest.currentVersion) (docs/FORMAT.md, \"Versions\")")
         }
+        guard options.maxOpenSegmentFiles >= 1 else {
+            throw LogError.invalidArgument("maxOpenSegmentFiles \(options.maxOpenSegmentFiles) must be at least 1")
+        }
+        let segmentFiles = OpenSegmentFiles(storage: storage, capacity: options.maxOpenSegmentFiles)
         var partitions: [Partition] = []
         var locks: [any StorageLock] = []
         do {
@@ -64,7 +68,7 @@ public final class WriteAheadLog: Sendable {
                 } else if !storage.exists(directory) {
                     throw LogError.notALog(path: path, reason: "partition directory \(directory) is missing")
                 }
-                let opener = PartitionOpener(number: number, directory: directory, storage: storage, options: options, manifest: manifest)
+                let opener = PartitionOpener(number: number, directory: directory, storage: storage, options: options, manifest: manifest, segmentFiles: segmentFiles)
                 partitions.append(try opener.open(lock: lock))
             }
             for partition in partitions { try partition.startWriter() }
@@ -166,6 +170,9 @@ public final class WriteAheadLog: Sendable {
 
     /// Per-partition offsets, segments and sizes.
     public func statistics() -> [PartitionStatistics] { partitions.map(\.statistics) }
+
+    /// Sealed segments open now (at most `LogOptions.maxOpenSegmentFiles`).
+    public var openSegmentFiles: Int { partitions.first?.segmentFiles.count ?? 0 }
 
     /// Flushes and syncs what is queued, saves each partition's recovery point and
     /// releases the locks. Appends after this fail with `.closed`. Every partition is

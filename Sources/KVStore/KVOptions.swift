@@ -28,6 +28,10 @@ public struct KVOptions: Sendable {
     public var blockCacheBytes = 32 << 20
     /// Bloom filter bits per key (0: no filters; 10 gives about 1 % false positives).
     public var bloomBitsPerKey = 10
+    /// Table files open at once, each with its index block and filter in memory; the least
+    /// recently read is closed when another must open (LevelDB's table cache). Bounds the
+    /// store's file descriptors and that memory by configuration, not by the data's size.
+    public var maxOpenTables = 256
     /// How blocks are compressed (a block is stored raw when compression saves little).
     public var codec: Codec = .lz4
     /// Whether files and the manifest are fdatasynced before they are used (false only in
@@ -57,6 +61,7 @@ public struct KVOptions: Sendable {
         try require(level0CompactionTrigger >= 2 && level0StopTrigger > level0CompactionTrigger, "level-0 triggers must satisfy 2 ≤ compaction < stop")
         try require(level1Bytes >= 1 << 20 && levelMultiplier >= 2, "level1Bytes ≥ 1 MiB and levelMultiplier ≥ 2")
         try require((2...12).contains(levels), "levels must be 2…12")
+        try require(maxOpenTables >= 1, "maxOpenTables must be at least 1, not \(maxOpenTables)")
         try require(blockCacheBytes >= 0, "blockCacheBytes must be ≥ 0")
         try require((0...64).contains(bloomBitsPerKey), "bloomBitsPerKey must be 0…64")
     }

@@ -116,7 +116,7 @@ public final class KVStore: @unchecked Sendable {
                 try writeManifest(empty, storage: storage, directory: directory, sync: options.sync)
                 let version = Version(levels: Array(repeating: [], count: options.levels), metadata: [], generation: 0, nextFileNumber: 1)
                 let store = KVStore(directory: directory, mode: mode, options: options, storage: storage, cache: cache, version: version, lock: lock,
-                                    owner: OwnerState())
+                                    owner: OwnerState(maxOpenTables: options.maxOpenTables))
                 try store.removeOrphans()
                 try store.startWorker()
                 return store
@@ -124,7 +124,7 @@ public final class KVStore: @unchecked Sendable {
             var contents = try ManifestFile.decode(data, path: manifestPath)
             // A store written with fewer levels grows; more levels than configured are kept.
             while contents.levels.count < options.levels { contents.levels.append([]) }
-            let owner = OwnerState()
+            let owner = OwnerState(maxOpenTables: options.maxOpenTables)
             let levels = contents.levels.map { $0.map { TableHandle(info: $0, directory: directory, storage: storage, cache: cache, owner: owner) } }
             // A writer checks that every listed file is there (it repairs what is not); a
             // reader finds out when it opens one.
@@ -306,6 +306,9 @@ public final class KVStore: @unchecked Sendable {
 
     /// The metadata the files on disk were committed with (what survives a crash).
     public var committedMetadata: [UInt8] { shared.withLock { $0.version.metadata } }
+
+    /// Table files open now (at most `KVOptions.maxOpenTables`).
+    public var openTableCount: Int { owner.openTables.count }
 
     /// A consistent read view of the frozen writes and the files, usable from any thread.
     public func snapshot() -> KVSnapshot {

@@ -12,6 +12,8 @@ final class TableHandle: Sendable {
     private let owner: OwnerState
     private let opened = Mutex<TableReader?>(nil)
     private let obsolete = Atomic<Bool>(false)
+    /// When it was last read (`OpenTables`' clock), to close the least recently read first.
+    private let lastRead = Atomic<UInt64>(0)
 
     init(info: TableInfo, directory: String, storage: any Storage, cache: BlockCache, owner: OwnerState) {
         self.info = info
@@ -40,18 +42,31 @@ final class TableHandle: Sendable {
         return UInt64(name.dropLast(4))
     }
 
-    /// The open file.
+    /// The open file, opened if it is not (which may close the least recently read table
+    /// of the store: a reader already handed out stays usable until its user lets go).
     func reader() throws -> TableReader {
-        try opened.withLock { current in
+        lastRead.store(owner.openTables.tick(), ordering: .relaxed)
+        var madeNow = false
+        let reader = try opened.withLock { current in
             if let current { return current }
             let reader = try TableReader(storage: storage, path: path, number: info.number, cache: cache)
             guard reader.size == info.size else {
                 throw KVError.corrupt(path: path, offset: reader.size, reason: "file has \(reader.size) bytes; the manifest says \(info.size)")
             }
             current = reader
+            madeNow = true
             return reader
         }
+        // Outside this table's lock: closing another takes that one's.
+        if madeNow { owner.openTables.opened(self) }
+        return reader
     }
+
+    /// The clock reading of its last read.
+    var lastReadTick: UInt64 { lastRead.load(ordering: .relaxed) }
+
+    /// Lets the open file go (the next read opens it again).
+    func closeReader() { opened.withLock { $0 = nil } }
 
     /// Removes the file once the last reference is gone.
     func markObsolete() { obsolete.store(true, ordering: .releasing) }
@@ -65,6 +80,53 @@ final class TableHandle: Sendable {
 final class OwnerState: Sendable {
     /// Set when the background worker fails.
     let failed = Atomic<Bool>(false)
+    /// The store's tables with an open reader.
+    let openTables: OpenTables
+
+    init(maxOpenTables: Int) { openTables = OpenTables(capacity: maxOpenTables) }
+}
+
+/// The tables of a store that hold an open reader (file, index block, filter), at most
+/// `capacity`: when one more opens, the least recently read is closed (LevelDB's table
+/// cache). Reads stamp their table from a shared clock without a lock; the lock is taken
+/// only when a table opens. A table is held weakly: one retired by a compaction goes (and
+/// its file is removed) when its last reader lets go, open or not.
+final class OpenTables: Sendable {
+    let capacity: Int
+    private let clock = Atomic<UInt64>(0)
+    private let open = Mutex<[ObjectIdentifier: Weak]>([:])
+
+    private struct Weak: Sendable {
+        weak var table: TableHandle?
+    }
+
+    init(capacity: Int) {
+        precondition(capacity >= 1, "at least one open table (KVOptions are validated at open)")
+        self.capacity = capacity
+    }
+
+    /// The next clock reading.
+    func tick() -> UInt64 { clock.add(1, ordering: .relaxed).newValue }
+
+    /// Tables with an open reader now (those since released included until the next open).
+    var count: Int { open.withLock { $0.values.filter { $0.table != nil }.count } }
+
+    /// Records that `table` opened its reader; closes the least recently read beyond capacity.
+    func opened(_ table: TableHandle) {
+        let closing: [TableHandle] = open.withLock { open in
+            open[ObjectIdentifier(table)] = Weak(table: table)
+            open = open.filter { $0.value.table != nil }
+            var closing: [TableHandle] = []
+            while open.count > capacity {
+                guard let (key, oldest) = open.compactMap({ entry in entry.value.table.map { (entry.key, $0) } })
+                    .min(by: { $0.1.lastReadTick < $1.1.lastReadTick }) else { break }
+                open.removeValue(forKey: key)
+                closing.append(oldest)
+            }
+            return closing
+        }
+        for table in closing { table.closeReader() }
+    }
 }
 
 /// The files of a store at one moment, by level, and the owner's metadata committed with

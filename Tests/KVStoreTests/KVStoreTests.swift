@@ -288,6 +288,48 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
 
     /// A snapshot keeps reading the files it started with, even after compactions replaced
     /// and removed them from the current version.
+    /// A store of many tables holds at most `maxOpenTables` open, whatever is read and in
+    /// what order (the least recently read closes), and answers the same; descriptors are
+    /// counted in /proc/self/fd among those naming its directory.
+    @Test func openTablesAreBoundedByTheirLimit() throws {
+        let dir = temporaryDirectory("open-tables")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func held() -> Int {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+            return fds.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)) ?? "").hasSuffix(".sst") && ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)) ?? "").hasPrefix(dir) }.count
+        }
+        var options = tinyOptions()
+        options.maxOpenTables = 3
+        let store = try KVStore.open(at: dir, options: options)
+        var model = Model()
+        var random = SplitMix64(seed: 11)
+        for n in 0..<40_000 {
+            let value = Array("value \(n) \(Int.random(in: 0..<1_000_000, using: &random)) of a store of many tables".utf8)
+            try store.put(key(n), value)
+            model.entries[key(n)] = value
+            if n % 4_000 == 3_999 { try store.freeze(metadata: [UInt8(n / 4_000)]) }
+        }
+        try store.settle()
+        let tables = store.snapshot().version.fileCount
+        #expect(tables > 10, "\(tables) tables")
+        var most = 0
+        for _ in 0..<3_000 {
+            let n = Int.random(in: 0..<40_000, using: &random)
+            #expect(try store.get(key(n)) == model.entries[key(n)])
+            most = max(most, held())
+        }
+        // Scans open every table in turn.
+        #expect(try scan(store.snapshot()).map(\.0) == model.sortedKeys())
+        most = max(most, held())
+        // At most the limit, plus a table a reader still held when it was let go.
+        #expect(most <= 3 + 1, "\(most) table files open at once")
+        #expect(store.openTableCount <= 3)
+        try store.close()
+        var zero = KVOptions()
+        zero.maxOpenTables = 0
+        #expect(throws: KVError.self) { try KVStore.open(at: dir, options: zero) }
+    }
+
     @Test func snapshotsOutliveCompactions() throws {
         let dir = temporaryDirectory("snapshot")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -59,7 +59,7 @@ public struct LogOptions: Sendable {
     /// At most this many sealed segments are open at once (shared by the partitions; the
     /// active segments are open besides): the log's file descriptors are bounded by this,
     /// not by its number of segments. A reader that reaches a segment not open opens it,
-    /// letting the least recently used one go.
+    /// letting the least recently used ones go.
     public var maxOpenSegmentFiles = 256
 
     /// The defaults: 8 partitions, lz4, 64 MiB segments, fsync, writable.

@@ -35,8 +35,8 @@ final class OpenSegmentFiles: @unchecked Sendable {
     /// Files open now (for tests and statistics).
     var count: Int { lock.withLock { entries.count } }
 
-    /// The sealed segment's file, opened if it is not open; the least recently used one is
-    /// let go when `capacity` are open.
+    /// The sealed segment's file, opened if it is not open; when `capacity` are open, the
+    /// least recently used quarter of them is let go.
     func file(_ path: String) throws -> any StorageFile {
         if let file = lock.withLock({ touch(path) }) { return file }
         // Opened outside the lock: an open may wait on the disk, and readers of other
@@ -44,8 +44,11 @@ final class OpenSegmentFiles: @unchecked Sendable {
         let opened = try storage.open(path, create: false, writable: false)
         return lock.withLock {
             if let raced = touch(path) { return raced }  // another reader opened it meanwhile
-            if entries.count >= capacity, let oldest = entries.min(by: { $0.value.used < $1.value.used })?.key {
-                entries.removeValue(forKey: oldest)
+            if entries.count >= capacity {
+                // The least recently used quarter goes at once: one sort per capacity / 4
+                // opens, not a scan of every entry per open.
+                let oldest = entries.sorted { $0.value.used < $1.value.used }.prefix(max(1, capacity / 4))
+                for (path, _) in oldest { entries.removeValue(forKey: path) }
             }
             clock += 1
             entries[path] = (opened, clock)

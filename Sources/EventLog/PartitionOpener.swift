@@ -35,8 +35,11 @@ struct PartitionOpener {
         for (i, base) in bases.enumerated() {
             let path = directory + "/" + SegmentFile.name(baseOffset: base, extension: SegmentFile.logExtension)
             if i + 1 < bases.count {
-                // Sealed: sized through the shared open files (at most their capacity held).
-                let size = try segmentFiles.file(path).size()
+                // Sealed: sized and let go (readers open it through the shared open files).
+                let file = try storage.open(path, create: false, writable: false)
+                let size: Int64
+                do { size = try file.size() } catch { file.close(); throw error }
+                file.close()
                 segments.append(SegmentState(baseOffset: base, path: path, access: .shared(segmentFiles), size: size,
                                              nextOffset: bases[i + 1], index: nil, sealed: true))
             } else {

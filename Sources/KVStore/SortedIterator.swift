@@ -36,30 +36,28 @@ class SortedIterator {
 /// Walks a frozen memtable's sorted entries.
 final class MemtableIterator: SortedIterator {
     private let table: Memtable
-    /// The table's entries in key order (read once: `Memtable.sorted` takes a lock).
-    private let order: [UInt64]
     private var position: Int
 
     init(_ table: Memtable) {
+        precondition(table.isFrozen, "only a frozen memtable is iterated")
         self.table = table
-        order = table.sorted
-        position = order.count
+        position = table.sorted.count
     }
 
     private func publish() {
-        isValid = position >= 0 && position < order.count
+        isValid = position >= 0 && position < table.sorted.count
         guard isValid else { return }
-        let ref = order[position]
+        let ref = table.sorted[position]
         key = table.key(ref)
         value = table.value(ref)
         isDeletion = table.isDeletion(ref)
     }
 
     override func seekToFirst() { position = 0; publish() }
-    override func seekToLast() { position = order.count - 1; publish() }
-    override func seek(_ key: UnsafeRawBufferPointer) { position = table.lowerBound(key, in: order); publish() }
+    override func seekToLast() { position = table.sorted.count - 1; publish() }
+    override func seek(_ key: UnsafeRawBufferPointer) { position = table.lowerBound(key); publish() }
     override func next() { position += 1; publish() }
-    override func prev() { position = position <= 0 ? order.count : position - 1; publish() }
+    override func prev() { position = position <= 0 ? table.sorted.count : position - 1; publish() }
 }
 
 /// Walks a sorted level: files that do not overlap, in key order, each opened when reached.

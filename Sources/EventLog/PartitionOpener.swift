@@ -37,9 +37,8 @@ struct PartitionOpener {
             if i + 1 < bases.count {
                 // Sealed: sized and let go (readers open it through the shared open files).
                 let file = try storage.open(path, create: false, writable: false)
-                let size: Int64
-                do { size = try file.size() } catch { file.close(); throw error }
-                file.close()
+                defer { file.close() }
+                let size = try file.size()
                 segments.append(SegmentState(baseOffset: base, path: path, access: .shared(segmentFiles), size: size,
                                              nextOffset: bases[i + 1], index: nil, sealed: true))
             } else {

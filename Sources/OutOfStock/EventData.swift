@@ -96,10 +96,7 @@ public struct EventData: Sendable, Equatable {
     /// Decodes stored data of `type` at `schemaVersion`, upcasting older versions to the
     /// current shape. Unknown field numbers (from a newer writer) are skipped.
     public static func decode(_ bytes: [UInt8], type: String, schemaVersion: Int) throws -> EventData {
-        guard let eventType = EventType.all[type] else { throw InputError(line: 0, field: "type", message: "unknown stored event type \(type)") }
-        guard schemaVersion >= 1 && schemaVersion <= eventType.schemaVersion else {
-            throw InputError(line: 0, field: "schemaVersion", message: "\(type) schema version \(schemaVersion) is newer than this build reads (\(eventType.schemaVersion))")
-        }
+        _ = try Upcaster.storedType(type, schemaVersion: schemaVersion)
         var data = EventData()
         var i = 0
         func varint() throws -> UInt64 {
@@ -157,15 +154,30 @@ public struct EventData: Sendable, Equatable {
 
 /// Brings stored data of an older schema version to the current shape, on read; the log
 /// is never rewritten (schemas/README.md, "Evolution rules").
-enum Upcaster {
+public enum Upcaster {
     static func upcast(_ data: EventData, type: String, from version: Int) -> EventData {
         var data = data
-        if (type == "OutOfStockReported" || type == "OutOfStockAmended") && version < 2 {
-            // Version 1 did not keep the customer's and product's names; readers fall
-            // back to the ids ("name unknown when reported").
-            data[.customerName] = nil
-            data[.productName] = nil
+        if dropsDerivedNames(type: type, from: version) {
+            for field in Field.derivedFields { data[field] = nil }
         }
         return data
+    }
+
+    /// Whether stored data of `type` at `version` predates the derived names: version 1 of
+    /// a report or an amendment did not keep the customer's and product's names, so readers
+    /// ignore any and fall back to the ids ("name unknown when reported"). Readers that
+    /// walk stored data in place (`StoredDataJSON`, the records view) apply it too.
+    public static func dropsDerivedNames(type: String, from version: Int) -> Bool {
+        (type == "OutOfStockReported" || type == "OutOfStockAmended") && version < 2
+    }
+
+    /// The type of stored data, checked as every reader checks it: known to this build, and
+    /// at a schema version it reads.
+    static func storedType(_ type: String, schemaVersion: Int) throws -> EventType {
+        guard let eventType = EventType.all[type] else { throw InputError(line: 0, field: "type", message: "unknown stored event type \(type)") }
+        guard schemaVersion >= 1 && schemaVersion <= eventType.schemaVersion else {
+            throw InputError(line: 0, field: "schemaVersion", message: "\(type) schema version \(schemaVersion) is newer than this build reads (\(eventType.schemaVersion))")
+        }
+        return eventType
     }
 }

@@ -16,14 +16,11 @@ enum StoredDataJSON {
     /// Appends `,"data":{…}` and, when the store added fields, `,"derived":{…}`.
     /// Throws `InputError` naming what is wrong when the data does not decode.
     static func append(_ data: UnsafeRawBufferPointer, type: String, schemaVersion: Int, to out: inout [UInt8]) throws {
-        guard let eventType = EventType.all[type] else { throw InputError(line: 0, field: "type", message: "unknown stored event type \(type)") }
-        guard schemaVersion >= 1 && schemaVersion <= eventType.schemaVersion else {
-            throw InputError(line: 0, field: "schemaVersion", message: "\(type) schema version \(schemaVersion) is newer than this build reads (\(eventType.schemaVersion))")
-        }
+        _ = try Upcaster.storedType(type, schemaVersion: schemaVersion)
         try withUnsafeTemporaryAllocation(of: Int.self, capacity: fieldSlots) { tags in
             tags.initialize(repeating: -1)
             try locate(data, type: type, into: tags)
-            if (type == "OutOfStockReported" || type == "OutOfStockAmended") && schemaVersion < 2 {
+            if Upcaster.dropsDerivedNames(type: type, from: schemaVersion) {
                 for field in Field.derivedFields { tags[Int(field.rawValue)] = -1 }
             }
             JSONText.appendLiteral(#","data":"#, to: &out)

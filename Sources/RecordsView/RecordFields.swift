@@ -80,7 +80,7 @@ struct RecordFields {
                 throw fail("unknown wire type \(wire)")
             }
         }
-        if (type == "OutOfStockReported" || type == "OutOfStockAmended") && schemaVersion < 2 {
+        if Upcaster.dropsDerivedNames(type: type, from: schemaVersion) {
             customerName = nil
             productName = nil
         }

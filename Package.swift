@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "Projections", dependencies: ["EventStore", "EventLog", "KVStore"]),
         .target(name: "OutOfStock", dependencies: ["EventStore", "EventLog", "KVStore", "CSimdJSON"]),
         .target(name: "RecordsView", dependencies: ["OutOfStock", "Projections", "KVStore", "EventStore", "EventLog"]),
-        .target(name: "JetStreamStore", dependencies: ["EventStore", "EventLog", "CNats"]),
+        .target(name: "JetStreamStore", dependencies: ["EventStore", "EventLog", "Consumers", "CNats"]),
         .target(name: "Consumers", dependencies: ["EventStore", "EventLog"]),
         // `backorder serve`: the store over HTTP (docs/SERVER.md).
         .target(

@@ -40,10 +40,10 @@ struct ConsumeCommand: AsyncParsableCommand {
             throw ValidationError("--type: unknown event type \(name) (types: \(EventType.all.keys.sorted().joined(separator: ", ")))")
         }
         do { try ConsumerGroup.validate(name: group) } catch { throw ValidationError("--group: \(error)") }
-        try data.requireEmbedded("consume")
         try await runQuery {
-            let source = try await data.openSource()
-            let consumerGroup = try ConsumerGroup(root: data.directory + "/consumers", name: group, laneCount: source.partitionCount)
+            let place = try await GroupPlace.open(data, tenant: nil)
+            let source = place.source
+            let consumerGroup = try await place.group(group)
             var options = MemberOptions()
             options.maxInFlight = maxInFlight
             options.maxDeliver = maxDeliver

@@ -17,25 +17,17 @@ struct GroupsCommand: AsyncParsableCommand {
     struct Scope: ParsableArguments {
         @Option(help: "A tenant's own groups (those `backorder serve` holds for HTTP clients) instead of the store-wide groups of `consume`.")
         var tenant: String?
-
-        func root(_ data: DataOptions) -> String {
-            tenant.map { ConsumerGroup.tenantRoot(data: data.directory, tenant: $0) } ?? data.directory + "/consumers"
-        }
-
-        var name: String { tenant.map { "tenant \($0)'s groups" } ?? "the store-wide groups" }
     }
 
     /// Opens the store's source and the group, checking that the group exists.
-    static func open(_ data: DataOptions, _ scope: Scope, _ name: String) async throws -> (any EventSource, ConsumerGroup) {
-        try data.requireEmbedded("groups")
+    static func open(_ data: DataOptions, _ scope: Scope, _ name: String) async throws -> (any EventSource, any GroupCoordinator) {
         do { try ConsumerGroup.validate(name: name) } catch { throw ValidationError("\(error)") }
-        let source = try await data.openSource()
-        let root = scope.root(data)
-        guard ConsumerGroup.names(root: root).contains(name) else {
-            let known = ConsumerGroup.names(root: root)
-            throw QueryError(description: "no consumer group \(name) among \(scope.name) in \(data.directory)" + (known.isEmpty ? " (there are none)" : "; groups: \(known.joined(separator: ", "))"))
+        let place = try await GroupPlace.open(data, tenant: scope.tenant)
+        let known = try await place.names()
+        guard known.contains(name) else {
+            throw QueryError(description: "no consumer group \(name) among \(place.description)" + (known.isEmpty ? " (there are none)" : "; groups: \(known.joined(separator: ", "))"))
         }
-        return (source, try ConsumerGroup(root: root, name: name, laneCount: source.partitionCount))
+        return (place.source, try await place.group(name))
     }
 
     struct List: AsyncParsableCommand {
@@ -44,14 +36,12 @@ struct GroupsCommand: AsyncParsableCommand {
         @OptionGroup var scope: Scope
 
         func run() async throws {
-            try data.requireEmbedded("groups")
             try await runQuery {
-                let source = try await data.openSource()
-                let ends = try source.endOffsets()
-                let root = scope.root(data)
+                let place = try await GroupPlace.open(data, tenant: scope.tenant)
+                let ends = try place.source.endOffsets()
                 print("GROUP                 LAG        HELD   PARKED")
-                for name in ConsumerGroup.names(root: root) {
-                    let lanes = try ConsumerGroup(root: root, name: name, laneCount: source.partitionCount).status(ends: ends)
+                for name in try await place.names() {
+                    let lanes = try await place.group(name).status(ends: ends)
                     let lag = lanes.reduce(Int64(0)) { $0 + $1.lag }
                     let row = [name.padding(toLength: 21, withPad: " ", startingAt: 0), String(lag).padding(toLength: 10, withPad: " ", startingAt: 0),
                                "\(lanes.filter(\.held).count)/\(lanes.count)".padding(toLength: 6, withPad: " ", startingAt: 0),

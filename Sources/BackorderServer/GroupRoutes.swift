@@ -162,7 +162,7 @@ struct GroupRoutes: Sendable {
     @Sendable func status(_ request: Request, context: ServerContext) async throws -> Response {
         let (tenant, group) = try Self.names(context, .read)
         guard served.groups.exists(tenant: tenant, name: group) else { throw Problem(.notFound, "no group \(group) in tenant \(tenant)") }
-        let lanes: [ConsumerGroup.LaneStatus]
+        let lanes: [LaneStatus]
         do { lanes = try served.groups.group(tenant: tenant, name: group).status(ends: try served.store.reader.endOffsets()) } catch {
             throw Self.problem(error, context)
         }

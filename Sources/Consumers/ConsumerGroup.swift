@@ -8,12 +8,14 @@ public struct ConsumerError: Error, Equatable, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A named consumer group of a store (docs/CONSUMERS.md): a directory
+/// A named consumer group of a store on this machine (docs/CONSUMERS.md): a directory
 /// `consumers/<name>/` holding one state file per lane (`LaneState`), one lock file per
 /// lane — held by the member delivering that lane — and one lock file per live member.
 /// Locks are `flock`s: the kernel drops a dead member's, so another member takes its lanes
 /// over at its next look, without a coordinator and without stopping the others.
-public final class ConsumerGroup: @unchecked Sendable {
+/// (`save` needs no lease check here: a lane's lock is held until its holder lets go or
+/// dies, so no other process saves a leased lane.)
+public final class ConsumerGroup: GroupCoordinator, @unchecked Sendable {
     public let name: String
     public let directory: String
     public let laneCount: Int
@@ -113,22 +115,28 @@ public final class ConsumerGroup: @unchecked Sendable {
     // MARK: Members and leases
 
     /// Takes lane `lane` for this process, or nil when another member holds it.
-    func tryLease(lane: Int) throws -> (any StorageLock)? {
+    public func tryLease(lane: Int) throws -> (any StorageLock)? {
         do { return try storage.lock(lockPath(lane)) } catch LogError.locked { return nil } catch {
             throw ConsumerError("cannot lock \(lockPath(lane)): \(error)")
         }
     }
 
-    /// Registers a live member: a lock file held for its life.
-    func register() throws -> (id: String, lock: any StorageLock) {
-        let id = UUID().uuidString.prefix(8).lowercased()
+    /// Registers a live member: a lock file held for its life, removed when it leaves.
+    public func join() throws -> GroupMembership {
+        let id = String(UUID().uuidString.prefix(8).lowercased())
         let path = directory + "/member-\(id).lock"
-        do { return (String(id), try storage.lock(path)) } catch { throw ConsumerError("cannot register a member in \(directory): \(error)") }
+        let lock: any StorageLock
+        do { lock = try storage.lock(path) } catch { throw ConsumerError("cannot register a member in \(directory): \(error)") }
+        let storage = self.storage
+        return GroupMembership(id: id) {
+            try? storage.remove(path)
+            lock.release()
+        }
     }
 
     /// Members alive now (their lock is held); files of dead ones are removed. `own` is
     /// counted without being probed.
-    func liveMembers(own: String?) -> Int {
+    public func liveMembers(own: String?) -> Int {
         var live = 0
         for entry in (try? storage.listDirectory(directory)) ?? [] where entry.hasPrefix("member-") && entry.hasSuffix(".lock") {
             if let own, entry == "member-\(own).lock" { live += 1; continue }
@@ -144,73 +152,13 @@ public final class ConsumerGroup: @unchecked Sendable {
         return live
     }
 
-    // MARK: Status and administration
+    // MARK: Administration
 
-    /// One lane's figures.
-    public struct LaneStatus: Sendable {
-        public let lane: Int
-        public let checkpoint: Int64
-        public let end: Int64
-        /// Held by a live member now.
-        public let held: Bool
-        public let parked: [LaneState.Parked]
-        public let replay: Int
-        public var lag: Int64 { max(0, end - checkpoint) + Int64(replay) }
-    }
-
-    /// Every lane's checkpoint, lag against `ends`, holder and parked events.
-    public func status(ends: [Int64]) throws -> [LaneStatus] {
-        precondition(ends.count == laneCount, "\(ends.count) ends for \(laneCount) lanes")
-        return try (0..<laneCount).map { lane in
-            let state = try self.state(lane: lane)
-            let free = try tryLease(lane: lane)
-            free?.release()
-            return LaneStatus(lane: lane, checkpoint: state.checkpoint, end: ends[lane], held: free == nil, parked: state.parked, replay: state.replay.count)
-        }
-    }
-
-    /// Runs `body` with every lane leased: no member may deliver meanwhile.
-    public func withAllLanes<T>(_ body: () throws -> T) throws -> T {
-        var leases: [any StorageLock] = []
-        defer { for lease in leases { lease.release() } }
-        for lane in 0..<laneCount {
-            guard let lease = try tryLease(lane: lane) else {
-                throw ConsumerError("lane \(lane) of group \(name) is held by a running member; stop the group's consumers first")
-            }
-            leases.append(lease)
-        }
-        return try body()
-    }
-
-    /// Moves every lane's checkpoint to `positions` (parked events are kept).
-    public func reset(to positions: [Int64]) throws {
-        precondition(positions.count == laneCount, "\(positions.count) positions for \(laneCount) lanes")
-        try withAllLanes {
-            for lane in 0..<laneCount {
-                var state = try self.state(lane: lane)
-                state.checkpoint = positions[lane]
-                state.replay = []
-                try save(state)
-            }
-        }
-    }
-
-    /// Sends every parked event back for delivery, before the lanes' next events.
-    /// Returns how many.
-    @discardableResult
-    public func replayParked() throws -> Int {
-        try withAllLanes {
-            var count = 0
-            for lane in 0..<laneCount {
-                var state = try self.state(lane: lane)
-                guard !state.parked.isEmpty else { continue }
-                state.replay = (state.replay + state.parked.map(\.offset)).sorted()
-                count += state.parked.count
-                state.parked = []
-                try save(state)
-            }
-            return count
-        }
+    /// Whether a live member holds the lane: its lock cannot be taken.
+    public func isHeld(lane: Int) throws -> Bool {
+        guard let free = try tryLease(lane: lane) else { return true }
+        free.release()
+        return false
     }
 
     /// Removes the group (no member may be running).

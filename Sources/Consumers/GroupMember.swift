@@ -42,11 +42,11 @@ public final class GroupMember {
         case parked([Int64])
     }
 
-    public let group: ConsumerGroup
+    public let group: any GroupCoordinator
     public let memberID: String
     private let source: any EventSource
     private let options: MemberOptions
-    private let memberLock: any StorageLock
+    private let membership: GroupMembership
 
     private struct Held {
         let lease: any StorageLock
@@ -69,8 +69,8 @@ public final class GroupMember {
     private var closed = false
 
     /// Joins the group. Lanes are taken by `rebalance()` (and by `next`, at most every
-    /// 100 ms).
-    public init(group: ConsumerGroup, source: any EventSource, options: MemberOptions) throws {
+    /// `group.rebalanceMilliseconds`).
+    public init(group: any GroupCoordinator, source: any EventSource, options: MemberOptions) throws {
         precondition(options.maxInFlight >= 1 && options.maxDeliver >= 1, "a member needs maxInFlight and maxDeliver ≥ 1")
         guard source.partitionCount == group.laneCount else {
             throw ConsumerError("group \(group.name) has \(group.laneCount) lanes, the store \(source.partitionCount)")
@@ -78,9 +78,8 @@ public final class GroupMember {
         self.group = group
         self.source = source
         self.options = options
-        let (id, lock) = try group.register()
-        self.memberID = id
-        self.memberLock = lock
+        self.membership = try group.join()
+        self.memberID = membership.id
     }
 
     deinit { close() }
@@ -100,8 +99,7 @@ public final class GroupMember {
             lane.lease.release()
         }
         held = [:]
-        try? group.storage.remove(group.directory + "/member-\(memberID).lock")
-        memberLock.release()
+        membership.leave()
     }
 
     /// Takes free lanes up to this member's fair share (lanes ÷ live members, rounded up)
@@ -136,7 +134,7 @@ public final class GroupMember {
     public func next(ends: [Int64]) throws -> Delivery? {
         precondition(ends.count == group.laneCount, "\(ends.count) ends for \(group.laneCount) lanes")
         if let pending { return pending }
-        if lastRebalance.map({ ContinuousClock.now - $0 >= .milliseconds(100) }) ?? true { try rebalance() }
+        if lastRebalance.map({ ContinuousClock.now - $0 >= .milliseconds(group.rebalanceMilliseconds) }) ?? true { try rebalance() }
         let lanes = self.lanes
         guard !lanes.isEmpty else { return nil }
         for k in 0..<lanes.count {

@@ -2,10 +2,10 @@ import EventLog
 
 /// A consumer group's progress in one lane (docs/CONSUMERS.md, "Checkpoints"): the
 /// checkpoint — every event below it is acknowledged or parked — the parked events, and the
-/// parked events sent back for another delivery. One file per lane,
+/// parked events sent back for another delivery. On one machine, one file per lane,
 /// `consumers/<group>/lane-NNNN.state`, replaced whole and atomically (written to
 /// `.tmp`, fsynced, renamed, directory fsynced), so a kill -9 leaves the old state or the
-/// new one, never a mix.
+/// new one, never a mix; on a cluster, the value of the lane's key (`ClusterConsumerGroup`).
 ///
 /// Layout (integers little-endian; strings: varint length + UTF-8):
 ///
@@ -39,8 +39,8 @@ public struct LaneState: Equatable, Sendable {
     static let magic = Array("BOLANE01".utf8)
 
     /// Why a state file does not decode.
-    struct Damage: Error {
-        let reason: String
+    public struct Damage: Error {
+        public let reason: String
     }
     /// Parked events kept per lane; more is a broken consumer, and a clear error.
     public static let maxParked = 100_000
@@ -50,7 +50,7 @@ public struct LaneState: Equatable, Sendable {
         self.checkpoint = checkpoint
     }
 
-    func encoded() -> [UInt8] {
+    public func encoded() -> [UInt8] {
         var out = Self.magic
         append(UInt32(lane), &out)
         append(UInt64(bitPattern: checkpoint), &out)
@@ -67,7 +67,7 @@ public struct LaneState: Equatable, Sendable {
     }
 
     /// Decodes a state file; the error names what is wrong (the caller names the file).
-    static func decode(_ bytes: [UInt8]) -> Result<LaneState, Damage> {
+    public static func decode(_ bytes: [UInt8]) -> Result<LaneState, Damage> {
         guard bytes.count >= Self.magic.count + 4 + 8 + 2 + 4 else { return .failure(Damage(reason: "\(bytes.count) bytes, shorter than any state")) }
         guard bytes.starts(with: Self.magic) else { return .failure(Damage(reason: "no BOLANE01 magic at offset 0")) }
         let body = bytes[..<(bytes.count - 4)]

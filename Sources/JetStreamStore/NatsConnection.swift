@@ -106,7 +106,7 @@ struct StreamSpec {
 /// reads are short and made by command-line tools). nats.c connections are thread-safe.
 final class NatsConnection: @unchecked Sendable {
     private let connection: OpaquePointer
-    private let context: OpaquePointer
+    let context: OpaquePointer  // the JetStream context (NatsKeyValue opens buckets with it)
     let requestTimeoutMilliseconds: Int64
     /// How long reads are retried through leader elections and reconnects.
     let retrySeconds: Double

@@ -339,7 +339,7 @@ import Testing
         #expect(v == 1 && refusal.contains("not available on a JetStream store"))
 
         // `read`: the same events as from the embedded log (positions and recording times
-        // differ), each stream in version order; consumer groups are embedded-only.
+        // differ), each stream in version order.
         let (r, clusterRead, readErr) = try runBackorder(["read"] + clustered)
         let (_, logRead, _) = try runBackorder(["read"] + embedded)
         func content(_ text: String) -> [Substring] {
@@ -350,8 +350,23 @@ import Testing
         let streamOf = { (line: Substring) in line.firstMatch(of: /"(recordId|customerId|productId)":"([^"]+)"/).map { "\($0.1)=\($0.2)" } ?? "" }
         let (_, oneStream, _) = try runBackorder(["read", "--tenant", "default", "--stream", "record/R-000002"] + clustered)
         #expect(content(oneStream) == content(logRead).filter { $0.contains("\"type\":\"") && streamOf($0) == "recordId=R-000002" })
-        let (c, _, consumeRefusal) = try runBackorder(["consume", "--group", "g"] + clustered)
-        #expect(c == 1 && consumeRefusal.contains("not available on a JetStream store"), "\(consumeRefusal)")
+
+        // A consumer group on the cluster: everything once, then nothing new; a reset to the
+        // earliest delivers it all again; delete removes it.
+        let (c, consumed, consumeErr) = try runBackorder(["consume", "--group", "g"] + clustered)
+        #expect(c == 0 && content(consumed).sorted() == content(clusterRead).sorted(), "\(consumeErr.prefix(600))")
+        let (c2, none, none2) = try runBackorder(["consume", "--group", "g"] + clustered)
+        #expect(c2 == 0 && none.isEmpty && none2.contains("consumed 0 events"), "\(none2)")
+        let (g, shown, _) = try runBackorder(["groups", "show", "g"] + clustered)
+        #expect(g == 0 && shown.contains("3000        3000        0           no"), "\(shown)")
+        #expect(try runBackorder(["groups", "reset", "g", "--to", "earliest"] + clustered).0 == 0)
+        let (c3, again3, _) = try runBackorder(["consume", "--group", "g", "--max-in-flight", "700"] + clustered)
+        #expect(c3 == 0 && content(again3).count == 3_000)
+        let (t, _, tenantRefusal) = try runBackorder(["groups", "list", "--tenant", "default"] + clustered)
+        #expect(t != 0 && tenantRefusal.contains("a cluster store has store-wide groups only"), "\(tenantRefusal)")
+        #expect(try runBackorder(["groups", "delete", "g"] + clustered).0 == 0)
+        let (l, listed, _) = try runBackorder(["groups", "list"] + clustered)
+        #expect(l == 0 && !listed.contains("\ng "), "\(listed)")
     }
 }
 

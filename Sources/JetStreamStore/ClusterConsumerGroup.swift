@@ -1,0 +1,286 @@
+import Consumers
+import EventLog
+import Foundation
+
+/// A consumer group of a JetStream store (docs/CONSUMERS.md, "On a cluster"), for members
+/// on several machines. Its state is in the key-value bucket `BO_<group>_consumers`,
+/// replicated like the events:
+///
+/// | key | value |
+/// |---|---|
+/// | `g<name in hex>.lane.<n>` | the holder's member id (varint length + UTF-8; empty: free), then the lane's `LaneState` |
+/// | `g<name in hex>.member.<id>` | the member's id, rewritten as its heartbeat |
+///
+/// A lane's key is its lease: the holder rewrites it (compare-and-set on the key's
+/// revision) every quarter of `leaseMilliseconds`, and every checkpoint it saves is a
+/// compare-and-set too. A member that stops rewriting — dead, or cut off — loses the lane
+/// once another member has seen the key unchanged for a whole lease (measured on the
+/// taker's own monotonic clock, so no two machines' clocks are compared); from then on the
+/// old holder's writes fail and it stops delivering the lane. A process that sees a key for
+/// the first time judges it by the server's timestamp instead, allowing a second lease for
+/// clock skew (at worst a live lane is taken early: the compare-and-set still keeps one
+/// holder, and events are delivered again, never lost).
+public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
+    // @unchecked: `held`, `observed`, `member` and `stopped` are touched under `lock`;
+    // lane writes are serialized by `writes`.
+    public let name: String
+    public let laneCount: Int
+    public let leaseMilliseconds: Int
+    let bucket: NatsKeyValue
+    private let prefix: String
+    /// The id this process holds lanes under (its member id once it joins).
+    private let ownerID = String(UUID().uuidString.prefix(8).lowercased())
+    private let lock = NSLock()
+    private let writes = NSLock()
+    private var held: [Int: (revision: UInt64, state: LaneState)] = [:]
+    private var lost: Set<Int> = []
+    private var observed: [String: (revision: UInt64, since: ContinuousClock.Instant)] = [:]
+    private var member = false
+    private var heartbeat: Thread?
+    private var stopped = false
+
+    init(bucket: NatsKeyValue, name: String, laneCount: Int, leaseMilliseconds: Int) throws {
+        try ConsumerGroup.validate(name: name)
+        precondition(laneCount >= 1 && leaseMilliseconds >= 100, "a group over \(laneCount) lanes, leases of \(leaseMilliseconds) ms")
+        self.bucket = bucket
+        self.name = name
+        self.laneCount = laneCount
+        self.leaseMilliseconds = leaseMilliseconds
+        self.prefix = Self.prefix(name)
+    }
+
+    deinit { stopHeartbeat() }
+
+    static func prefix(_ name: String) -> String { "g" + name.utf8.map { String(format: "%02x", $0) }.joined() }
+
+    /// The groups with state in `bucket`.
+    static func names(in bucket: NatsKeyValue) throws -> [String] {
+        var names = Set<String>()
+        for key in try bucket.keys() {
+            let parts = key.split(separator: ".")
+            guard parts.count == 3, parts[1] == "lane", parts[0].hasPrefix("g"), parts[0].count % 2 == 1 else { continue }
+            var bytes: [UInt8] = []
+            var digits = parts[0].utf8.dropFirst().makeIterator()
+            while let high = digits.next().flatMap(ByteCoding.hexValue), let low = digits.next().flatMap(ByteCoding.hexValue) { bytes.append(high << 4 | low) }
+            if let name = String(validating: bytes, as: UTF8.self), (try? ConsumerGroup.validate(name: name)) != nil { names.insert(name) }
+        }
+        return names.sorted()
+    }
+
+    private func laneKey(_ lane: Int) -> String { "\(prefix).lane.\(lane)" }
+    private func memberKey(_ id: String) -> String { "\(prefix).member.\(id)" }
+
+    private func encode(holder: String, _ state: LaneState) -> [UInt8] {
+        var out: [UInt8] = []
+        ByteCoding.appendString(holder, to: &out)
+        out += state.encoded()
+        return out
+    }
+
+    private func decode(_ entry: NatsKeyValue.Entry, lane: Int) throws -> (holder: String, state: LaneState) {
+        let place = "key \(laneKey(lane)) of bucket \(bucket.bucket) (revision \(entry.revision))"
+        let decoded: (String, Int)? = entry.value.withUnsafeBytes { raw in
+            var reader = ByteReader(bytes: raw)
+            return reader.string().map { ($0, reader.position) }
+        }
+        guard let (holder, at) = decoded else { throw ConsumerError("\(place) is damaged: no holder") }
+        switch LaneState.decode(Array(entry.value[at...])) {
+        case let .success(state):
+            guard state.lane == lane else { throw ConsumerError("\(place) is damaged: it holds lane \(state.lane)") }
+            return (holder, state)
+        case let .failure(damage):
+            throw ConsumerError("\(place) is damaged: \(damage.reason); the group's checkpoint for lane \(lane) is unknown — `backorder groups reset \(name) --to …` sets it")
+        }
+    }
+
+    /// Whether the holder behind `entry` has stopped renewing it (see the type's comment).
+    private func lapsed(_ key: String, _ entry: NatsKeyValue.Entry) -> Bool {
+        let now = ContinuousClock.now
+        let lease = Duration.milliseconds(leaseMilliseconds)
+        let seen: ContinuousClock.Instant? = lock.withLock {
+            if let seen = observed[key], seen.revision == entry.revision { return seen.since }
+            observed[key] = (entry.revision, now)
+            return nil
+        }
+        if let seen { return now - seen >= lease }
+        let ageNanoseconds = Date().timeIntervalSince1970 * 1e9 - Double(entry.createdNanoseconds)
+        return ageNanoseconds >= 2 * Double(leaseMilliseconds) * 1e6
+    }
+
+    // MARK: GroupCoordinator
+
+    /// A look costs a scan of the bucket's keys: once per quarter lease, as often as
+    /// leases are renewed.
+    public var rebalanceMilliseconds: Int { leaseMilliseconds / 4 }
+
+    public func state(lane: Int) throws -> LaneState {
+        precondition((0..<laneCount).contains(lane), "lane \(lane) of \(laneCount)")
+        if let mine = lock.withLock({ held[lane] }) { return mine.state }
+        guard let entry = try bucket.get(laneKey(lane)) else { return LaneState(lane: lane, checkpoint: 0) }
+        return try decode(entry, lane: lane).state
+    }
+
+    public func save(_ state: LaneState) throws {
+        try writes.withLock {
+            guard let mine = lock.withLock({ lost.contains(state.lane) ? nil : held[state.lane] }) else {
+                throw ConsumerError("lane \(state.lane) of group \(name) was taken over by another member (this member's lease lapsed); the new holder delivers again from the last saved checkpoint")
+            }
+            guard let revision = try bucket.update(laneKey(state.lane), encode(holder: ownerID, state), last: mine.revision) else {
+                _ = lock.withLock { lost.insert(state.lane) }
+                throw ConsumerError("lane \(state.lane) of group \(name) was taken over by another member (its key changed under this member's lease)")
+            }
+            lock.withLock { held[state.lane] = (revision, state) }
+        }
+    }
+
+    public func tryLease(lane: Int) throws -> (any StorageLock)? {
+        precondition((0..<laneCount).contains(lane), "lane \(lane) of \(laneCount)")
+        let key = laneKey(lane)
+        let taken: Bool = try writes.withLock {
+            precondition(lock.withLock { held[lane] == nil }, "lane \(lane) leased twice by one process")
+            let entry = try bucket.get(key)
+            var state = LaneState(lane: lane, checkpoint: 0)
+            if let entry {
+                let current = try decode(entry, lane: lane)
+                if !current.holder.isEmpty && !lapsed(key, entry) { return false }
+                state = current.state
+            }
+            guard let revision = try bucket.update(key, encode(holder: ownerID, state), last: entry?.revision ?? 0) else { return false }
+            lock.withLock {
+                held[lane] = (revision, state)
+                lost.remove(lane)
+            }
+            return true
+        }
+        guard taken else { return nil }
+        startHeartbeat()
+        return ClusterLaneLease(group: self, lane: lane)
+    }
+
+    /// Lets the lane go: its key says it is free (unless it was taken over).
+    func release(lane: Int) {
+        writes.withLock {
+            guard let mine = lock.withLock({ held.removeValue(forKey: lane) }) else { return }
+            let wasLost = lock.withLock { lost.remove(lane) != nil }
+            if !wasLost { _ = try? bucket.update(laneKey(lane), encode(holder: "", mine.state), last: mine.revision) }
+        }
+    }
+
+    public func isHeld(lane: Int) throws -> Bool {
+        guard let entry = try bucket.get(laneKey(lane)) else { return false }
+        return try !decode(entry, lane: lane).holder.isEmpty && !lapsed(laneKey(lane), entry)
+    }
+
+    public func join() throws -> GroupMembership {
+        try bucket.put(memberKey(ownerID), Array(ownerID.utf8))
+        lock.withLock { member = true }
+        startHeartbeat()
+        return GroupMembership(id: ownerID) { [self] in
+            lock.withLock { member = false }
+            try? bucket.purge(memberKey(ownerID))
+        }
+    }
+
+    public func liveMembers(own: String?) -> Int {
+        let members = ((try? bucket.keys()) ?? []).filter { $0.hasPrefix(prefix + ".member.") }
+        var live = own == nil ? 0 : 1
+        for key in members where key != own.map(memberKey) {
+            guard let entry = try? bucket.get(key) else { continue }
+            if lapsed(key, entry) { try? bucket.purge(key) } else { live += 1 }
+        }
+        return live
+    }
+
+    public func delete() throws {
+        try withAllLanes {
+            for key in try bucket.keys() where key.hasPrefix(prefix + ".") { try bucket.purge(key) }
+            lock.withLock { held = [:] }  // nothing left to free
+        }
+    }
+
+    // MARK: Heartbeat
+
+    /// Rewrites every held lane's key and the member's key each quarter lease.
+    private func startHeartbeat() {
+        let start = lock.withLock { () -> Bool in
+            guard heartbeat == nil, !stopped else { return false }
+            heartbeat = Thread { [weak self] in
+                while let group = self, group.beat() {
+                    let pause = Double(group.leaseMilliseconds) / 4_000
+                    _ = consume group
+                    Thread.sleep(forTimeInterval: pause)
+                }
+            }
+            return true
+        }
+        if start { lock.withLock { heartbeat }?.start() }
+    }
+
+    private func stopHeartbeat() { lock.withLock { stopped = true } }
+
+    /// Stops renewing leases and the membership without letting anything go, as a
+    /// process that hangs or dies does (for tests).
+    func halt() { stopHeartbeat() }
+
+    /// One round of renewals; false once the group is let go.
+    private func beat() -> Bool {
+        let (lanes, isMember, stop) = lock.withLock { (held.keys.filter { !lost.contains($0) }, member, stopped) }
+        if stop { return false }
+        if isMember { try? bucket.put(memberKey(ownerID), Array(ownerID.utf8)) }
+        for lane in lanes {
+            writes.withLock {
+                guard let mine = lock.withLock({ lost.contains(lane) ? nil : held[lane] }) else { return }
+                switch Result(catching: { try bucket.update(laneKey(lane), encode(holder: ownerID, mine.state), last: mine.revision) }) {
+                case let .success(revision?): lock.withLock { held[lane] = (revision, mine.state) }
+                case .success(nil): _ = lock.withLock { lost.insert(lane) }
+                case .failure: break  // the cluster is unreachable now: try again next round
+                }
+            }
+        }
+        return true
+    }
+}
+
+/// A lane leased from a `ClusterConsumerGroup`; `release` frees it.
+final class ClusterLaneLease: StorageLock, @unchecked Sendable {
+    private let group: ClusterConsumerGroup
+    private let lane: Int
+    private let released = NSLock()
+    private var done = false
+
+    init(group: ClusterConsumerGroup, lane: Int) {
+        self.group = group
+        self.lane = lane
+    }
+
+    func release() {
+        guard released.withLock({ let first = !done; done = true; return first }) else { return }
+        group.release(lane: lane)
+    }
+}
+
+extension JetStreamStore {
+    /// The bucket of this store's consumer groups, `BO_<group>_consumers`, made on first
+    /// use with the store's replicas.
+    private func groupBucket() throws -> NatsKeyValue {
+        try NatsKeyValue(connection: connection, bucket: streamName + "_consumers", replicas: replicas,
+                         description: "backorder consumer groups of stream \(streamName)")
+    }
+
+    /// The consumer group `name` of this store (made on first use), one lane per
+    /// `source` lane; a member's lanes are taken over `leaseMilliseconds` after it stops.
+    public func consumerGroup(named name: String, leaseMilliseconds: Int = ClusterConsumerGroup.defaultLeaseMilliseconds) async throws -> ClusterConsumerGroup {
+        let lanes = source.partitionCount
+        return try await Self.onThread { try ClusterConsumerGroup(bucket: try self.groupBucket(), name: name, laneCount: lanes, leaseMilliseconds: leaseMilliseconds) }
+    }
+
+    /// The consumer groups with state in this store.
+    public func consumerGroupNames() async throws -> [String] {
+        try await Self.onThread { try ClusterConsumerGroup.names(in: try self.groupBucket()) }
+    }
+}
+
+extension ClusterConsumerGroup {
+    /// Five seconds: a dead member's lanes move within it (plus one look by the others).
+    public static let defaultLeaseMilliseconds = 5_000
+}

@@ -22,7 +22,7 @@ struct GroupPlace {
                 throw ValidationError("--tenant: a tenant's own groups are kept by `backorder serve` on the embedded store; a cluster store has store-wide groups only")
             }
             let store = try await JetStreamStore.open(options, readOnly: true)
-            return GroupPlace(source: store.source, cluster: store, root: "", description: "the groups of stream \(store.streamName)")
+            return GroupPlace(source: store.lanes, cluster: store, root: "", description: "the groups of stream \(store.streamName)")
         }
         let root = tenant.map { ConsumerGroup.tenantRoot(data: data.directory, tenant: $0) } ?? data.directory + "/consumers"
         return GroupPlace(source: try await data.openSource(), cluster: nil, root: root,

@@ -225,8 +225,8 @@ public final class GroupMember {
             let event = lane.buffer[lane.bufferAt]
             lane.bufferAt += 1
             guard event.position.offset >= scanned else { continue }
-            precondition(event.position.offset == scanned, "lane \(number): event at \(event.position.offset) where \(scanned) belongs")
-            scanned += 1
+            precondition(event.position.offset == scanned || !source.offsetsAreDense, "lane \(number): event at \(event.position.offset) where \(scanned) belongs")
+            scanned = event.position.offset + 1
             if options.filter?(event) ?? true { events.append(event) }
         }
         guard scanned > start else { return nil }

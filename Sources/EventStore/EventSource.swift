@@ -31,6 +31,10 @@ public protocol EventSource: Sendable {
     /// Makes every event this source has shown durable, so that a view may commit
     /// positions up to them: a power cut must never leave a view ahead of its log.
     func makeDurable() throws
+    /// Whether a lane's offsets follow one another with no gap (the embedded log's
+    /// partitions), so that a reader may assert it; false for a lane whose offsets are
+    /// positions in a larger sequence (a JetStream partition's stream sequences).
+    var offsetsAreDense: Bool { get }
 }
 
 extension EventSource {
@@ -39,6 +43,8 @@ extension EventSource {
 
     /// Nothing to do: what the source shows is durable already.
     public func makeDurable() throws {}
+
+    public var offsetsAreDense: Bool { true }
 }
 
 extension EventReader: EventSource {

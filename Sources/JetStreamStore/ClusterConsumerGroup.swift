@@ -268,9 +268,9 @@ extension JetStreamStore {
     }
 
     /// The consumer group `name` of this store (made on first use), one lane per
-    /// `source` lane; a member's lanes are taken over `leaseMilliseconds` after it stops.
+    /// partition (`lanes`); a member's lanes are taken over `leaseMilliseconds` after it stops.
     public func consumerGroup(named name: String, leaseMilliseconds: Int = ClusterConsumerGroup.defaultLeaseMilliseconds) async throws -> ClusterConsumerGroup {
-        let lanes = source.partitionCount
+        let lanes = partitionCount
         return try await Self.onThread { try ClusterConsumerGroup(bucket: try self.groupBucket(), name: name, laneCount: lanes, leaseMilliseconds: leaseMilliseconds) }
     }
 

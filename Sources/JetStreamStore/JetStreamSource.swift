@@ -79,9 +79,10 @@ final class ConsumerBatches: EventBatchSource, @unchecked Sendable {
     private let reader: StreamReader
     static let batchSize = 1_000
 
-    init(source: JetStreamSource, start: Int64, knownEnd: Int64) {
+    /// `filter`: the whole stream by default, or one partition's subjects.
+    init(source: JetStreamSource, filter: String? = nil, start: Int64, knownEnd: Int64) {
         self.source = source
-        self.reader = StreamReader(connection: source.connection, stream: source.stream, filter: ClusterSubject.wildcard(group: source.group),
+        self.reader = StreamReader(connection: source.connection, stream: source.stream, filter: filter ?? ClusterSubject.wildcard(group: source.group),
                                    from: UInt64(start) + 1, until: UInt64(max(0, knownEnd)), headersOnly: false,
                                    retrySeconds: source.connection.retrySeconds)
     }

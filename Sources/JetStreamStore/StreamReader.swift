@@ -1,8 +1,8 @@
 import EventStore
 import Foundation
 
-/// Reads a JetStream stream's messages in sequence order (the whole stream: its filter
-/// covers every message), through an ordered consumer — and survives the consumer's loss: when the stream stops answering
+/// Reads a JetStream stream's messages in sequence order (the whole stream, or one
+/// partition's subjects), through an ordered consumer — and survives the consumer's loss: when the stream stops answering
 /// (its leader was killed and a new one is being elected, the connection moved to another
 /// node), the consumer is created again from the next sequence, until `retrySeconds` pass.
 /// Messages are delivered once each, whatever the consumer repeats.
@@ -34,7 +34,13 @@ final class StreamReader: @unchecked Sendable {
         self.headersOnly = headersOnly
         self.retrySeconds = retrySeconds
         self.nextSequence = max(1, sequence)
+        self.subjectPrefix = filter.hasSuffix(">") ? String(filter.dropLast()) : filter
     }
+
+    /// What the subjects of the filter's messages start with (`bo.<group>.` for the whole
+    /// stream, `bo.<group>.<p>.` for one partition): read by sequence, the others are
+    /// passed over.
+    private let subjectPrefix: String
 
     /// Messages still to read one by one from the stream leader before trying a consumer
     /// again (see `next`).
@@ -43,8 +49,8 @@ final class StreamReader: @unchecked Sendable {
     /// The next message. Up to `until`, silence is a failure of the consumer — on
     /// nats-server 2.9 an ephemeral consumer can be placed on a replica that is behind
     /// (CLUSTER.md, finding 8) and then delivers nothing — so the reader fetches the next
-    /// 1,000 messages by sequence from the stream leader (`STREAM.MSG.GET`; every
-    /// sequence of a Backorder stream is on its wildcard filter, and sequences are dense)
+    /// 1,000 messages by sequence from the stream leader (`STREAM.MSG.GET`; sequences are
+    /// dense, and those of other partitions are passed over)
     /// and tries a new consumer after them. Transient failures are retried until the
     /// deadline. Past `until`, silence for `waitMilliseconds` returns nil.
     func next(waitMilliseconds: Int64) throws -> StreamMessage? {
@@ -57,6 +63,10 @@ final class StreamReader: @unchecked Sendable {
                     guard let message = try connection.message(stream: stream, sequence: nextSequence) else {
                         throw EventStoreError.malformedEvent(Position(partition: 0, offset: Int64(nextSequence) - 1),
                                                              "stream \(stream) has no message \(nextSequence), below its last sequence \(until)")
+                    }
+                    guard message.subject.hasPrefix(subjectPrefix) else {
+                        nextSequence = message.sequence + 1  // another partition's: not this reader's
+                        continue
                     }
                     return delivered(message)
                 }

@@ -11,63 +11,85 @@ import Testing
     /// Long enough that a loaded machine does not miss a renewal (one every 750 ms).
     static let lease = 3_000
 
-    @Test func aStoppedMembersLaneIsTakenOverFromItsCheckpointAndTheOldHolderIsFencedOff() async throws {
+    /// Calls `body` every 50 ms until it returns true or 30 s pass.
+    static func eventually(_ body: () throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if try body() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    @Test func membersShareThePartitionsAndAStoppedMembersLanesAreTakenOverFromTheirCheckpoints() async throws {
         try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
         defer { cluster.stop() }
         let store = try await ClusterStoreTests.open(cluster, group: "cg")
-        _ = try await store.submitEvents((0..<250).map { ClusterStoreTests.event("record/R-\($0 % 7)", $0) }).acknowledged()
-        let ends = try store.source.endOffsets()
-        #expect(ends == [250])
+        _ = try await store.submitEvents((0..<400).map { ClusterStoreTests.event("record/R-\($0 % 40)", $0) }).acknowledged()
+        let lanes = store.lanes
+        let ends = try lanes.endOffsets()
+        #expect(lanes.partitionCount == 8 && ends.max() == 400 && ends.allSatisfy { $0 > 0 }, "\(ends)")
 
         var options = MemberOptions()
-        options.maxInFlight = 100
+        options.maxInFlight = 20
         // Two "processes": each has its own view of the group, as on two machines.
         let groupA = try await store.consumerGroup(named: "billing.v2", leaseMilliseconds: Self.lease)
         let groupB = try await store.consumerGroup(named: "billing.v2", leaseMilliseconds: Self.lease)
-        let a = try GroupMember(group: groupA, source: store.source, options: options)
+        let a = try GroupMember(group: groupA, source: lanes, options: options)
         let first = try #require(try a.next(ends: ends))
-        #expect(first.range == 0..<100 && first.events.map(\.position.offset) == Array(0..<100))
+        #expect(a.lanes == Array(0..<8), "alone, a member takes every lane")
+        #expect(first.events.allSatisfy { lanes.lane(tenant: $0.tenant, stream: $0.stream) == first.lane })
+        #expect(first.events.map(\.position.offset) == first.events.map(\.position.offset).sorted())
         try a.acknowledge(first)
         let unacknowledged = try #require(try a.next(ends: ends))
-        #expect(unacknowledged.range == 100..<200)
 
-        // B joins while A renews its lease: A keeps the lane (no second holder).
-        let b = try GroupMember(group: groupB, source: store.source, options: options)
-        #expect(try b.next(ends: ends) == nil && b.lanes.isEmpty)
+        // B joins; A keeps the lane with a batch in flight and gives B its share.
+        let b = try GroupMember(group: groupB, source: lanes, options: options)
         #expect(groupB.liveMembers(own: b.memberID) == 2)
-        #expect(try groupB.isHeld(lane: 0))
-
-        // A stops renewing (a process that hangs or dies without letting go): B takes the
-        // lane once it has seen A's lease unchanged for a whole lease, from A's last
-        // checkpoint — the unacknowledged batch is delivered again, nothing is lost.
-        groupA.halt()
-        let deadline = ContinuousClock.now + .seconds(30)
-        var takenOver: Delivery?
-        while takenOver == nil && ContinuousClock.now < deadline {
-            takenOver = try b.next(ends: ends)
-            if takenOver == nil { try await Task.sleep(for: .milliseconds(50)) }
+        let shared = try await Self.eventually {
+            try a.rebalance()  // (`next` would return its batch in flight without a look)
+            _ = try b.next(ends: Array(repeating: 0, count: 8))  // looks, delivers nothing
+            return a.lanes.count == 4 && b.lanes.count == 4
         }
-        let again = try #require(takenOver, "B did not take the lane within 30 s")
-        #expect(again.range == 100..<200 && again.attempt == 1)
+        #expect(shared, "A holds \(a.lanes), B \(b.lanes)")
+        #expect(Set(a.lanes).isDisjoint(with: b.lanes) && a.lanes.contains(unacknowledged.lane))
+
+        // A stops renewing (a process that hangs or dies without letting go): B takes its
+        // lanes once it has seen them unchanged for a whole lease, from A's checkpoints.
+        groupA.halt()
+        var delivered: [Int64] = []
+        let drained = try await Self.eventually {
+            while let delivery = try b.next(ends: ends) {
+                delivered += delivery.events.map(\.position.offset)
+                try b.acknowledge(delivery)
+            }
+            return b.lanes.count == 8
+        }
+        #expect(drained, "B holds \(b.lanes)")
+        while let delivery = try b.next(ends: ends) {
+            delivered += delivery.events.map(\.position.offset)
+            try b.acknowledge(delivery)
+        }
+        // Every event once, except A's batch in flight: delivered again; A's acknowledged
+        // batch is not.
+        let acknowledgedByA = Set(first.events.map(\.position.offset))
+        #expect(Set(delivered).isDisjoint(with: acknowledgedByA))
+        #expect(Set(delivered).isSuperset(of: unacknowledged.events.map(\.position.offset)))
+        #expect(delivered.count == 400 - first.events.count && Set(delivered).union(acknowledgedByA) == Set(0..<400))
+        #expect(try (0..<8).map { try groupB.state(lane: $0).checkpoint } == ends)
 
         // A wakes up and acknowledges its old batch: refused, the checkpoint is B's.
         #expect(throws: ConsumerError.self) { try a.acknowledge(unacknowledged) }
-        try b.acknowledge(again)
-        let last = try #require(try b.next(ends: ends))
-        #expect(last.range == 200..<250)
-        try b.acknowledge(last)
-        #expect(try b.next(ends: ends) == nil)
-        #expect(try groupB.state(lane: 0).checkpoint == 250)
 
-        // The tools: nothing moves while a member holds the lane; after it leaves, a reset.
+        // The tools: nothing moves while a member holds the lanes; after it leaves, a reset.
         let tools = try await store.consumerGroup(named: "billing.v2", leaseMilliseconds: Self.lease)
-        #expect(throws: ConsumerError.self) { try tools.reset(to: [0]) }
+        #expect(throws: ConsumerError.self) { try tools.reset(to: Array(repeating: 0, count: 8)) }
         b.close()
         #expect(try !tools.isHeld(lane: 0))
-        #expect(try tools.status(ends: ends).map(\.lag) == [0])
-        try tools.reset(to: [40])
-        #expect(try tools.state(lane: 0).checkpoint == 40)
+        #expect(try tools.status(ends: ends).map(\.lag) == Array(repeating: 0, count: 8))
+        try tools.reset(to: Array(repeating: 40, count: 8))
+        #expect(try tools.state(lane: 3).checkpoint == 40)
         #expect(try await store.consumerGroupNames() == ["billing.v2"])
         try tools.delete()
         #expect(try await store.consumerGroupNames() == [])
@@ -80,11 +102,11 @@ import Testing
         defer { cluster.stop() }
         let store = try await ClusterStoreTests.open(cluster, group: "park")
         _ = try await store.submitEvents((0..<5).map { ClusterStoreTests.event("record/R-1", $0) }).acknowledged()
-        let ends = try store.source.endOffsets()
+        let ends = try store.lanes.endOffsets()
         var options = MemberOptions()
         options.maxDeliver = 2
         let group = try await store.consumerGroup(named: "mail", leaseMilliseconds: Self.lease)
-        let member = try GroupMember(group: group, source: store.source, options: options)
+        let member = try GroupMember(group: group, source: store.lanes, options: options)
         // Offset 3 always fails: the batch fails twice, then goes one event at a time, and
         // only offset 3 is parked.
         var delivered: [Int64] = [], parked: [Int64] = []
@@ -99,9 +121,10 @@ import Testing
         #expect(parked == [3] && delivered == [0, 1, 2, 4])
         member.close()
         let tools = try await store.consumerGroup(named: "mail", leaseMilliseconds: Self.lease)
-        #expect(try tools.state(lane: 0).parked.map(\.offset) == [3])
+        let lane = store.lanes.lane(tenant: "acme", stream: "record/R-1")
+        #expect(try tools.state(lane: lane).parked.map(\.offset) == [3])
         #expect(try tools.replayParked() == 1)
-        let again = try GroupMember(group: tools, source: store.source, options: options)
+        let again = try GroupMember(group: tools, source: store.lanes, options: options)
         let replay = try #require(try again.next(ends: ends))
         #expect(replay.isReplay && replay.events.map(\.position.offset) == [3])
         try again.acknowledge(replay)

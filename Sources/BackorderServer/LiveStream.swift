@@ -14,8 +14,10 @@ import ServiceLifecycle
 /// tenant's dashboard as it now is. A comment line every `heartbeatSeconds` keeps proxies
 /// from closing an idle stream.
 ///
-/// Each stream reads the log itself from where its client is: a slow client falls behind
-/// in the log, not in the server's memory (one batch per lane and one write buffer).
+/// Streams take the newest events' messages from the server's `LiveFeed`, made once for
+/// all of them; a stream behind the feed reads the log itself from where its client is, so
+/// a slow client falls behind in the log, not in the server's memory (the feed's bounded
+/// messages, one batch per lane and one write buffer).
 struct LiveStream: Sendable {
     let served: ServedStore
     /// Bytes gathered before a write to the client.
@@ -26,7 +28,9 @@ struct LiveStream: Sendable {
         let source = served.store.reader
         let ends = try source.endOffsets()
         let resume = request.headers[lastEventID] ?? request.uri.queryParameters["from"].map(String.init)
-        let start = try resume.map { try TenantRoutes.positions($0, lanes: ends.count) } ?? ends
+        // Without a resume point, from the feed's head: where a stream takes the feed's
+        // messages at once (it is at most the log's end).
+        let start = try resume.map { try TenantRoutes.positions($0, lanes: ends.count) } ?? served.feed.head ?? ends
         let served = self.served
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
@@ -45,28 +49,45 @@ struct LiveStream: Sendable {
 
     private static func stream(_ served: ServedStore, tenant: String, source: EventReader, from: [Int64], stop: StopFlag,
                                to writer: inout any ResponseBodyWriter) async throws {
-        // The ring count first: an append acknowledged between the two is then both inside
-        // the ends or past them with a ring still to come — never past them with its ring
-        // already counted (the stream would wait for the next append to see it).
-        var rings = served.appended.rings
-        var reader = try RecordedOrderReader(source: source, from: from, to: try source.endOffsets())
+        let feed = served.feed
+        var positions = from
         var out: [UInt8] = Array("retry: 1000\n\n".utf8)
         try await writer.write(ByteBuffer(bytes: out))
         while !stop.isSet {
+            // The ring counts first: a message added (or an append acknowledged) between
+            // them and the reads below is then both read now and rung again — never past
+            // the reads with its ring already counted (the stream would wait for the next).
+            let feedRings = feed.ring.rings, appendRings = served.appended.rings
             out.removeAll(keepingCapacity: true)
             var sent = 0
-            var scanned = 0
-            while let event = try reader.next() {
-                // Other tenants' events are read past; a long stretch of them yields the
-                // thread now and then instead of holding it.
-                scanned += 1
-                if scanned % 4_096 == 0 { await Task.yield() }
-                guard event.tenant == tenant else { continue }
-                out += Array("id: ".utf8)
-                out += Array(reader.positions.map(String.init).joined(separator: ",").utf8)
-                out += Array("\nevent: event\ndata: ".utf8)
-                try EventOutput.appendLine(event, to: &out)
-                out += [10, 10]
+            if feed.messages(after: positions) == nil {
+                // Not on the feed: the log itself, up to the feed's head (a boundary), or to
+                // the log's end once the feed has stopped.
+                var reader = try RecordedOrderReader(source: source, from: positions, to: try feed.head ?? source.endOffsets())
+                var scanned = 0
+                while let event = try reader.next() {
+                    // Other tenants' events are read past; a long stretch of them yields the
+                    // thread now and then instead of holding it.
+                    scanned += 1
+                    if scanned % 4_096 == 0 { await Task.yield() }
+                    guard event.tenant == tenant else { continue }
+                    out += Array("id: ".utf8)
+                    out += Array(reader.positions.map(String.init).joined(separator: ",").utf8)
+                    out += Array("\nevent: event\ndata: ".utf8)
+                    try EventOutput.appendLine(event, to: &out)
+                    out += [10, 10]
+                    sent += 1
+                    if out.count >= writeBytes {
+                        try await writer.write(ByteBuffer(bytes: out))
+                        out.removeAll(keepingCapacity: true)
+                    }
+                }
+                positions = reader.positions
+            }
+            for message in feed.messages(after: positions) ?? [] {
+                positions = message.after
+                guard message.tenant == tenant else { continue }
+                out += message.bytes
                 sent += 1
                 if out.count >= writeBytes {
                     try await writer.write(ByteBuffer(bytes: out))
@@ -77,21 +98,20 @@ struct LiveStream: Sendable {
                 // The dashboard as of these events (the view publishes them within its
                 // interval; a view that cannot is left out, not waited for).
                 // Subscribers of one tenant share one computation per publication.
-                if let published = try? await served.view.snapshot(covering: reader.positions, timeout: served.options.queryTimeout),
+                if let published = try? await served.view.snapshot(covering: positions, timeout: served.options.queryTimeout),
                    let dashboard = try? served.dashboardJSON(tenant: tenant, on: published, range: TimeRange(), now: EventStore.wallClockMicroseconds(), explicitNow: false) {
                     out += Array("event: dashboard\ndata: ".utf8)
                     out += dashboard.bytes.dropLast()
                     out += [10, 10]
                 }
-                try await writer.write(ByteBuffer(bytes: out))
             }
-            // Woken by an append or by the heartbeat's time; then, as at the start, the ring
-            // count before the log's ends.
-            if await served.appended.wait(after: rings, timeout: served.options.heartbeatSeconds) == rings && !stop.isSet {
-                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
-            }
-            rings = served.appended.rings
-            reader.extend(to: try source.endOffsets())
+            if !out.isEmpty { try await writer.write(ByteBuffer(bytes: out)) }
+            // Woken by the feed's next messages (or by an append once it has stopped), or by
+            // the heartbeat's time.
+            let rung = feed.head != nil
+                ? await feed.ring.wait(after: feedRings, timeout: served.options.heartbeatSeconds) != feedRings
+                : await served.appended.wait(after: appendRings, timeout: served.options.heartbeatSeconds) != appendRings
+            if !rung && !stop.isSet { try await writer.write(ByteBuffer(string: ": heartbeat\n\n")) }
         }
     }
 }

@@ -29,6 +29,9 @@ public struct ServeOptions: Sendable {
     public var publishInterval = 0.05
     /// Seconds between heartbeats on a live stream.
     public var heartbeatSeconds = 15.0
+    /// Bytes of the newest events' live messages kept for every live stream (`LiveFeed`);
+    /// a stream behind them reads the log itself.
+    public var liveFeedBytes = 8 << 20
     /// Syncing of the log; fsync: an acknowledged append is on disk.
     public var durability: Durability = .fsync
     /// Partitions of a new store.
@@ -63,8 +66,13 @@ public final class ServedStore: Sendable {
     let groups: GroupSessions
     /// Lets idle members go, once a second.
     private let expiry: Task<Void, Never>
+    /// The newest events' live messages, made once for every live stream.
+    let feed: LiveFeed
+    /// Follows the log for `feed`.
+    private let feeding: Task<Void, Never>
 
-    private init(store: EventStore, view: LiveView, options: ServeOptions, metrics: ServerMetrics) {
+    private init(store: EventStore, view: LiveView, options: ServeOptions, metrics: ServerMetrics, feedFrom ends: [Int64],
+                 onFeedFailure: @escaping @Sendable (any Error) -> Void) {
         self.store = store
         self.view = view
         self.options = options
@@ -75,20 +83,31 @@ public final class ServedStore: Sendable {
         expiry = Task.detached {
             while (try? await Task.sleep(for: .seconds(1))) != nil { groups.expireIdle() }
         }
+        let reader = store.reader, appended = self.appended, heartbeat = options.heartbeatSeconds
+        let feed = LiveFeed(at: ends, capacityBytes: options.liveFeedBytes)
+        self.feed = feed
+        feeding = Task.detached {
+            if let failure = await feed.run(source: reader, appended: appended, heartbeatSeconds: heartbeat) {
+                onFeedFailure(failure)
+            }
+        }
     }
 
     /// Opens the store (recovering it as `append` does) and starts the view's thread.
-    /// `onViewFailure` hears why the records view stopped, if it fails (for the server's log).
+    /// `onViewFailure` hears why the records view stopped, if it fails, and `onFeedFailure`
+    /// why the live streams' shared feed stopped (for the server's log).
     public static func open(_ options: ServeOptions, metrics: ServerMetrics = ServerMetrics(),
-                            onViewFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async throws -> ServedStore {
+                            onViewFailure: @escaping @Sendable (any Error) -> Void = { _ in },
+                            onFeedFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async throws -> ServedStore {
         precondition(options.maxEventsPerRequest <= StoreOptions().maxEventsPerBatch, "one request must be one atomic append")
         var storeOptions = StoreOptions()
         storeOptions.log.durability = options.durability
         storeOptions.log.partitionCount = options.partitions
         let store = try await EventStore.open(at: options.directory, options: storeOptions)
         do {
+            let ends = try store.reader.endOffsets()
             let view = try LiveView(root: options.directory, source: store.reader, publishInterval: options.publishInterval, onFailure: onViewFailure)
-            return ServedStore(store: store, view: view, options: options, metrics: metrics)
+            return ServedStore(store: store, view: view, options: options, metrics: metrics, feedFrom: ends, onFeedFailure: onFeedFailure)
         } catch {
             try? await store.close()
             throw error
@@ -165,6 +184,9 @@ public final class ServedStore: Sendable {
     /// Applies and commits what the view has not, closes it and the log.
     public func close() async throws {
         expiry.cancel()
+        feeding.cancel()
+        appended.ring()  // the feed waits on it
+        await feeding.value
         groups.close()
         var failure: (any Error)?
         do { try view.close() } catch { failure = error }

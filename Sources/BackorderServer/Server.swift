@@ -59,7 +59,8 @@ public enum BackorderServer {
             guard !registry.entries.isEmpty else { throw ServeError.refused("\(path) holds no tokens: `backorder token create --tokens \(path) …` makes one") }
             tokens = registry
         }
-        let served = try await ServedStore.open(options) { error in logger.critical("the records view stopped: \(error)") }
+        let served = try await ServedStore.open(options, onViewFailure: { error in logger.critical("the records view stopped: \(error)") },
+                                                onFeedFailure: { error in logger.error("the live feed stopped (live streams read the log themselves now): \(error)") })
         for note in served.openingNotes { logger.notice("\(note)") }
         // Say when the records view has caught up at start (a rebuild may take a while;
         // /readyz answers 503 until then).

@@ -1,0 +1,64 @@
+import EventStore
+import Foundation
+import Testing
+@testable import BackorderServer
+
+/// The live streams' shared feed: boundaries, its bound, and the claim a stream behind it
+/// relies on — reading the log up to the feed's head ends exactly on a boundary.
+@Suite(.serialized) struct LiveFeedTests {
+    static func message(_ after: [Int64], bytes: Int = 10) -> LiveFeed.Message {
+        LiveFeed.Message(tenant: "t", after: after, bytes: Array(repeating: 65, count: bytes))
+    }
+
+    @Test func aStreamOnABoundaryTakesTheMessagesAfterItAndTheOldestGoBeyondTheBound() {
+        let feed = LiveFeed(at: [0, 0])
+        feed.add([Self.message([1, 0]), Self.message([1, 1]), Self.message([2, 1])])
+        #expect(feed.head == [2, 1])
+        #expect(feed.messages(after: [0, 0])?.map(\.after) == [[1, 0], [1, 1], [2, 1]])
+        #expect(feed.messages(after: [1, 1])?.map(\.after) == [[2, 1]])
+        #expect(feed.messages(after: [2, 1])?.isEmpty == true, "at the head: nothing yet, but on the feed")
+        #expect(feed.messages(after: [0, 1]) == nil, "not a boundary: the stream reads the log")
+
+        // 1,000 bytes at most: 100 messages of 100 bytes keep the newest 7–10.
+        let bounded = LiveFeed(at: [0], capacityBytes: 1_000)
+        for n in 1...100 { bounded.add([Self.message([Int64(n)], bytes: 100)]) }
+        let kept = (0...100).filter { bounded.messages(after: [Int64($0)]) != nil }  // the boundaries left
+        #expect((8...11).contains(kept.count) && kept.last == 100, "boundaries kept: \(kept)")
+        #expect(bounded.messages(after: [0]) == nil && bounded.messages(after: [50]) == nil, "dropped")
+        let oldest = kept[0]
+        #expect(bounded.messages(after: [Int64(oldest)])?.count == 100 - oldest)
+    }
+
+    @Test func theFeedFollowsAppendsAndTheLogReadUpToItsHeadEndsOnABoundary() async throws {
+        for capacity in [8 << 20, 4_096] {
+            let fixture = try await RouteTests.Fixture.make { $0.liveFeedBytes = capacity }
+            do {
+                let served = fixture.served
+                let start = try served.store.reader.endOffsets()
+                let body = try #require(RouteTests.input(events: 2_000)["t001"])
+                let report = try await served.append(tenant: "t001", body: Array(body.utf8))
+                let ends = try served.store.reader.endOffsets()
+                #expect(report.appended > 500 && ends.reduce(0, +) == Int64(report.appended))
+                // The feed reads what was appended (woken by the append's ring).
+                var rings = served.feed.ring.rings
+                while served.feed.head != ends {
+                    rings = await served.feed.ring.wait(after: rings, timeout: 30)
+                }
+                if capacity > 1 << 20 {
+                    let messages = try #require(served.feed.messages(after: start))
+                    #expect(messages.count == report.appended && messages.last?.after == ends)
+                    #expect(messages.allSatisfy { $0.tenant == "t001" && String(decoding: $0.bytes, as: UTF8.self).hasPrefix("id: ") })
+                } else {
+                    #expect(served.feed.messages(after: start) == nil, "4 KiB keep only the newest")
+                }
+                // A stream from the start reads the log up to the head and lands on it.
+                var reader = try RecordedOrderReader(source: served.store.reader, from: start, to: ends)
+                var read = 0
+                while try reader.next() != nil { read += 1 }
+                #expect(read == report.appended && reader.positions == ends)
+                #expect(served.feed.messages(after: reader.positions)?.isEmpty == true)
+            }
+            try await fixture.close()
+        }
+    }
+}

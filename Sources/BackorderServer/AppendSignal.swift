@@ -2,24 +2,33 @@ import EventLog
 
 /// Wakes live readers when events are appended, without a thread per reader: each waits
 /// (asynchronously) for the ring after the one it last saw, or for its timeout (the
-/// heartbeat of a live stream).
+/// heartbeat of a live stream, a long poll's pause).
+///
+/// Timeouts are kept as deadlines and ended by one sweeping task, which runs every
+/// `sweepMilliseconds` while someone waits — not by a timer task per wait: with 1,000 live
+/// streams, each append made and cancelled 1,000 timer tasks. A timeout therefore ends up
+/// to `sweepMilliseconds` late.
 final class AppendSignal: Sendable {
-    /// A reader waiting, and the timer that ends its wait (cancelled when a ring does).
     private struct Waiter {
         let continuation: CheckedContinuation<UInt64, Never>
-        var timer: Task<Void, Never>?
+        let deadline: ContinuousClock.Instant
     }
 
     private struct State {
         var rings: UInt64 = 0
         var nextTicket: UInt64 = 0
         var waiting: [UInt64: Waiter] = [:]
+        var sweeping = false
     }
 
+    static let sweepMilliseconds = 50
     private let state = ConditionLock(State())
 
     /// How many times it has rung.
     var rings: UInt64 { state.withLock { $0.rings } }
+
+    /// Readers waiting now.
+    var waiters: Int { state.withLock { $0.waiting.count } }
 
     /// Events were appended: wake every waiter.
     func ring() {
@@ -28,39 +37,40 @@ final class AppendSignal: Sendable {
             defer { s.waiting = [:] }
             return (s.rings, Array(s.waiting.values))
         }
-        for waiter in woken {
-            waiter.timer?.cancel()
-            waiter.continuation.resume(returning: rings)
-        }
+        for waiter in woken { waiter.continuation.resume(returning: rings) }
     }
 
     /// Returns the ring count once it is past `seen`, or after `timeout` seconds whatever it
     /// is.
     func wait(after seen: UInt64, timeout: Double) async -> UInt64 {
-        let ticket = state.withLock { s -> UInt64 in
-            s.nextTicket += 1
-            return s.nextTicket
-        }
+        let deadline = ContinuousClock.now + .nanoseconds(Int64(max(0, timeout) * 1e9))
         return await withCheckedContinuation { continuation in
-            let now = state.withLock { s -> UInt64? in
-                guard s.rings <= seen else { return s.rings }
-                s.waiting[ticket] = Waiter(continuation: continuation)
-                return nil
+            let (now, startSweeper) = state.withLock { s -> (UInt64?, Bool) in
+                guard s.rings <= seen else { return (s.rings, false) }
+                s.nextTicket += 1
+                s.waiting[s.nextTicket] = Waiter(continuation: continuation, deadline: deadline)
+                defer { s.sweeping = true }
+                return (nil, !s.sweeping)
             }
             if let now { return continuation.resume(returning: now) }
-            let timer = Task { [self] in
-                guard (try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))) != nil else { return }
-                let expired = state.withLock { s in s.waiting.removeValue(forKey: ticket).map { ($0, s.rings) } }
-                if let (waiter, rings) = expired { waiter.continuation.resume(returning: rings) }
+            if startSweeper { Task.detached { [self] in await sweep() } }
+        }
+    }
+
+    /// Ends the waits whose deadline has passed, every `sweepMilliseconds`, until nobody
+    /// waits.
+    private func sweep() async {
+        while true {
+            try? await Task.sleep(for: .milliseconds(Self.sweepMilliseconds))
+            let now = ContinuousClock.now
+            let (rings, expired, more) = state.withLock { s -> (UInt64, [Waiter], Bool) in
+                let expired = s.waiting.filter { $0.value.deadline <= now }
+                for ticket in expired.keys { s.waiting.removeValue(forKey: ticket) }
+                if s.waiting.isEmpty { s.sweeping = false }
+                return (s.rings, Array(expired.values), !s.waiting.isEmpty)
             }
-            // Kept with the waiter so that a ring cancels it; if the ring came first, the
-            // waiter is gone and the timer is cancelled now.
-            let rung = state.withLock { s -> Bool in
-                guard s.waiting[ticket] != nil else { return true }
-                s.waiting[ticket]?.timer = timer
-                return false
-            }
-            if rung { timer.cancel() }
+            for waiter in expired { waiter.continuation.resume(returning: rings) }
+            if !more { return }
         }
     }
 }

@@ -18,6 +18,8 @@ final class AppendSignal: Sendable {
         var rings: UInt64 = 0
         var nextTicket: UInt64 = 0
         var waiting: [UInt64: Waiter] = [:]
+        /// No waiter's deadline is before it (a sweep before it scans nothing).
+        var earliest: ContinuousClock.Instant?
         var sweeping = false
     }
 
@@ -34,7 +36,10 @@ final class AppendSignal: Sendable {
     func ring() {
         let (rings, woken) = state.withLock { s -> (UInt64, [Waiter]) in
             s.rings += 1
-            defer { s.waiting = [:] }
+            defer {
+                s.waiting = [:]
+                s.earliest = nil
+            }
             return (s.rings, Array(s.waiting.values))
         }
         for waiter in woken { waiter.continuation.resume(returning: rings) }
@@ -49,6 +54,7 @@ final class AppendSignal: Sendable {
                 guard s.rings <= seen else { return (s.rings, false) }
                 s.nextTicket += 1
                 s.waiting[s.nextTicket] = Waiter(continuation: continuation, deadline: deadline)
+                s.earliest = min(s.earliest ?? deadline, deadline)
                 defer { s.sweeping = true }
                 return (nil, !s.sweeping)
             }
@@ -64,10 +70,21 @@ final class AppendSignal: Sendable {
             try? await Task.sleep(for: .milliseconds(Self.sweepMilliseconds))
             let now = ContinuousClock.now
             let (rings, expired, more) = state.withLock { s -> (UInt64, [Waiter], Bool) in
-                let expired = s.waiting.filter { $0.value.deadline <= now }
-                for ticket in expired.keys { s.waiting.removeValue(forKey: ticket) }
+                var expired: [Waiter] = []
+                if let earliest = s.earliest, earliest <= now {
+                    var next: ContinuousClock.Instant?
+                    for (ticket, waiter) in s.waiting {
+                        if waiter.deadline <= now {
+                            expired.append(waiter)
+                            s.waiting.removeValue(forKey: ticket)
+                        } else {
+                            next = min(next ?? waiter.deadline, waiter.deadline)
+                        }
+                    }
+                    s.earliest = next
+                }
                 if s.waiting.isEmpty { s.sweeping = false }
-                return (s.rings, Array(expired.values), !s.waiting.isEmpty)
+                return (s.rings, expired, !s.waiting.isEmpty)
             }
             for waiter in expired { waiter.continuation.resume(returning: rings) }
             if !more { return }

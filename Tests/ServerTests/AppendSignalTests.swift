@@ -24,5 +24,15 @@ import Testing
         let waited = ContinuousClock.now - started
         #expect(waited >= .milliseconds(200) && waited < .seconds(20), "\(waited)")
         #expect(signal.waiters == 0)
+
+        // A short wait's end leaves a long one waiting, until a ring.
+        async let long = signal.wait(after: 1, timeout: 3_600)
+        #expect(await signal.wait(after: 1, timeout: 0.1) == 1)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while signal.waiters < 1 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(3 * AppendSignal.sweepMilliseconds))
+        #expect(signal.waiters == 1, "the long wait is still waiting after sweeps")
+        signal.ring()
+        #expect(await long == 2)
     }
 }

@@ -88,8 +88,8 @@ final class NatsKeyValue: @unchecked Sendable {
         guard status == NATS_OK else { throw NatsError(status, doing: "removing \(key) of bucket \(bucket)") }
     }
 
-    /// Every key with a value (a scan of the bucket through an ephemeral consumer: for
-    /// administration and membership, not for each event).
+    /// Every key with a value, once each, sorted (a scan of the bucket through an ephemeral
+    /// consumer: for administration and membership, not for each event).
     func keys() throws -> [String] {
         try connection.retrying {
             var list = kvKeysList()
@@ -97,7 +97,8 @@ final class NatsKeyValue: @unchecked Sendable {
             if status == NATS_NOT_FOUND { return [] }
             guard status == NATS_OK else { throw NatsError(status, doing: "listing the keys of bucket \(bucket)") }
             defer { kvKeysList_Destroy(&list) }
-            return (0..<Int(list.Count)).compactMap { list.Keys?[$0].map { String(cString: $0) } }
+            // Once each: a key rewritten while the list is gathered can be listed twice.
+            return Array(Set((0..<Int(list.Count)).compactMap { list.Keys?[$0].map { String(cString: $0) } })).sorted()
         }
     }
 }

@@ -1,4 +1,5 @@
 import Consumers
+import Spawn
 import EventStore
 import Foundation
 import Testing
@@ -8,8 +9,8 @@ import Testing
 /// that lapse when a member stops, a takeover from the last saved checkpoint, and the old
 /// holder fenced off — against a real single-node nats-server.
 @Suite(.serialized) struct ClusterConsumerGroupTests {
-    /// Long enough that a loaded machine does not miss a renewal (one every 750 ms).
-    static let lease = 3_000
+    /// The default: long enough that a loaded machine does not miss a renewal (one every 1.25 s).
+    static let lease = ClusterConsumerGroup.defaultLeaseMilliseconds
 
     /// Calls `body` every 50 ms until it returns true or 30 s pass.
     static func eventually(_ body: () throws -> Bool) async throws -> Bool {
@@ -130,5 +131,60 @@ import Testing
         try again.acknowledge(replay)
         #expect(try again.next(ends: ends) == nil)
         again.close()
+    }
+
+    /// Two `consume --follow --cluster` processes of one group share the partitions; when
+    /// one is killed with SIGKILL, the other takes its lanes once their leases lapse (5 s)
+    /// and delivers everything, the dead member's batch in flight at most twice.
+    @Test func twoMemberProcessesShareTheLanesAndOneTakesOverWhenTheOtherIsKilled() throws {
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let flags = ["--data", dir + "/views", "--cluster", cluster.urls, "--replicas", "1"]
+        let lines = try generatedInput(events: 1_200, seed: 15, ["--customers", "30", "--products", "8", "--end", "2026-12-01"])
+        func append(_ range: Range<Int>) throws {
+            let (status, _, err) = try runBackorder(["append", "-"] + flags, stdin: lines[range].joined(separator: "\n") + "\n")
+            #expect(status == 0, "\(err)")
+        }
+        try append(0..<600)
+        func member(_ name: String) throws -> SpawnedProcess {
+            try startBackorder(["consume", "--group", "g", "--follow", "--poll-milliseconds", "20", "--max-in-flight", "20",
+                                "--exec", "cat >> \(dir)/\(name).ndjson"] + flags, output: dir + "/" + name)
+        }
+        func ids(_ name: String) -> [String] {
+            ((try? String(contentsOfFile: dir + "/" + name + ".ndjson", encoding: .utf8)) ?? "").split(separator: "\n")
+                .compactMap { $0.firstMatch(of: /"id":"([^"]+)"/).map { String($0.1) } }
+        }
+        func waitUntil(_ condition: () -> Bool) -> Bool {
+            let deadline = Date().addingTimeInterval(60)
+            while !condition() && Date() < deadline { usleep(10_000) }
+            return condition()
+        }
+        let a = try member("a")
+        defer { if a.isRunning { a.terminate() } }
+        #expect(waitUntil { ids("a").count > 0 }, "the first member delivers")
+        let b = try member("b")
+        defer { if b.isRunning { b.terminate() } }
+        // The first member gives lanes up at its next look (every quarter lease); events go
+        // in 40 at a time until the second has delivered some.
+        var sent = 600
+        while sent < 900 && ids("b").isEmpty {
+            #expect(waitUntil { Set(ids("a") + ids("b")).count >= sent }, "\(ids("a").count) + \(ids("b").count) of \(sent)")
+            try append(sent..<(sent + 40))
+            sent += 40
+            usleep(300_000)
+        }
+        #expect(waitUntil { Set(ids("a") + ids("b")).count >= sent && !ids("b").isEmpty }, "both members deliver: \(ids("a").count) + \(ids("b").count)")
+        kill(a.processIdentifier, SIGKILL)
+        a.waitUntilExit()
+        try append(sent..<1_200)
+        #expect(waitUntil { Set(ids("a") + ids("b")).count >= 1_200 }, "the survivor delivers the dead member's lanes: \(Set(ids("a") + ids("b")).count) of 1200")
+        let all = ids("a") + ids("b")
+        #expect(Set(all).count == 1_200 && all.count - 1_200 <= 20, "every event, at most one batch twice: \(all.count) deliveries")
+        b.terminate()
+        b.waitUntilExit()
     }
 }

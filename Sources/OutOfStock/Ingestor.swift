@@ -44,11 +44,10 @@ struct LineChunk: Sendable {
     /// Lines over `LineReader.maxLineBytes`, by index: their length (their bytes are not kept).
     private(set) var tooLong: [Int: Int] = [:]
 
-    init() {
-        bytes.reserveCapacity(Self.capacity * 256)
-        ends.reserveCapacity(Self.capacity)
-        lineNumbers.reserveCapacity(Self.capacity)
-    }
+    /// Grown as lines come: a chunk reserved whole (1 MiB of bytes) cost a request of one
+    /// line over HTTP an mmap and munmap of its own, twice (the empty chunk that ends the
+    /// input was reserved too).
+    init() {}
 
     var count: Int { ends.count }
 
@@ -251,13 +250,21 @@ public final class Ingestor {
         let accepted = AcceptedEvents(memoryLimit: options.memoryEvents, storage: options.storage, directory: options.temporaryDirectory)
         let now = EventStore.wallClockMicroseconds()
         var single = SingleStreamCheck(expectVersion: options.expectVersion)
-        let parsers = [parser, try InputParser()]
+        var parsers = [parser]
         var pending: Task<ParsedChunk, Never>?
         var chunkNumber = 0
         while true {
             var chunk = LineChunk()
             while chunk.count < LineChunk.capacity,
                   try reader.next({ bytes, line in chunk.add(bytes, line: line) }, tooLong: { line, length in chunk.addTooLong(bytes: length, line: line) }) {}
+            if chunk.count < LineChunk.capacity && pending == nil {
+                // The whole input in one chunk (a request of a few lines): parsed here,
+                // without a task and a second parser.
+                if chunk.count > 0 { try handle(parser.parse(chunk), now: now, single: &single, into: accepted, &report) }
+                progress(reader.bytesRead, 0)
+                break
+            }
+            if parsers.count < 2 { parsers.append(try InputParser()) }
             let parser = parsers[chunkNumber % 2]
             chunkNumber += 1
             let parsing: Task<ParsedChunk, Never>? = chunk.count == 0 ? nil : Task.detached { parser.parse(chunk) }

@@ -35,7 +35,8 @@ final class LiveFeed: Sendable {
         var stopped = false
     }
 
-    /// The most bytes of messages kept; the oldest go first.
+    /// The most bytes of messages kept, the oldest going first (their text: the positions
+    /// and the index of boundaries add about 150 bytes a message on 8 partitions).
     let capacityBytes: Int
     /// Rings when messages were added, or when the feed stopped.
     let ring = AppendSignal()
@@ -51,6 +52,11 @@ final class LiveFeed: Sendable {
     /// The positions after the newest message; nil once the feed has stopped (streams then
     /// read the log themselves).
     var head: [Int64]? { state.withLock { $0.stopped ? nil : $0.head } }
+
+    /// Whether a stream at `positions` can take its next events from the feed.
+    func isBoundary(_ positions: [Int64]) -> Bool {
+        state.withLock { !$0.stopped && $0.boundaries[positions] != nil }
+    }
 
     /// The messages after `positions`, oldest first (possibly none), or nil when
     /// `positions` is not a boundary of the messages kept, or the feed has stopped.
@@ -101,8 +107,11 @@ final class LiveFeed: Sendable {
         do {
             let start = state.withLock { $0.head }
             var reader = try RecordedOrderReader(source: source, from: start, to: start)
-            while !Task.isCancelled {
+            while true {
+                // The ring count before the cancellation check: `close` cancels, then rings,
+                // so a cancellation after this read ends the wait below at once.
                 let rings = appended.rings
+                if Task.isCancelled { break }
                 reader.extend(to: try source.endOffsets())
                 var new: [Message] = []
                 while let event = try reader.next() {

@@ -42,6 +42,7 @@ struct LiveStream: Sendable {
             } onGracefulShutdown: {
                 stop.set()
                 served.appended.ring()
+                served.feed.ring.ring()  // streams on the feed wait on it
             }
             try await writer.finish(nil)
         })
@@ -60,7 +61,7 @@ struct LiveStream: Sendable {
             let feedRings = feed.ring.rings, appendRings = served.appended.rings
             out.removeAll(keepingCapacity: true)
             var sent = 0
-            if feed.messages(after: positions) == nil {
+            if !feed.isBoundary(positions) {
                 // Not on the feed: the log itself, up to the feed's head (a boundary), or to
                 // the log's end once the feed has stopped.
                 var reader = try RecordedOrderReader(source: source, from: positions, to: try feed.head ?? source.endOffsets())

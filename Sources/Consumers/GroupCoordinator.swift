@@ -75,7 +75,7 @@ extension GroupCoordinator {
         defer { for lease in leases { lease.release() } }
         for lane in 0..<laneCount {
             guard let lease = try tryLease(lane: lane) else {
-                throw ConsumerError("lane \(lane) of group \(name) is held by a running member; stop the group's consumers first")
+                throw ConsumerError("lane \(lane) of group \(name) is held by a member (on a cluster, also one stopped less than a lease ago); stop the group's consumers first")
             }
             leases.append(lease)
         }

@@ -217,7 +217,13 @@ public final class GroupMember {
         while scanned < end && events.count < limit {
             if lane.bufferAt == lane.buffer.count {
                 if lane.cursor == nil { lane.cursor = try source.events(partition: number, from: scanned) }
-                guard let batch = try lane.cursor!.next(), !batch.isEmpty else { break }
+                guard let batch = try lane.cursor!.next(), !batch.isEmpty else {
+                    // Events up to `end` exist: a cursor that stops short of them (a JetStream
+                    // consumer read up to the end known when it was made) is made again at
+                    // the next look.
+                    lane.cursor = nil
+                    break
+                }
                 lane.buffer = batch
                 lane.bufferAt = 0
             }

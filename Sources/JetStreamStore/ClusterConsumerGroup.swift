@@ -13,13 +13,16 @@ import Foundation
 ///
 /// A lane's key is its lease: the holder rewrites it (compare-and-set on the key's
 /// revision) every quarter of `leaseMilliseconds`, and every checkpoint it saves is a
-/// compare-and-set too. A member that stops rewriting — dead, or cut off — loses the lane
-/// once another member has seen the key unchanged for a whole lease (measured on the
-/// taker's own monotonic clock, so no two machines' clocks are compared); from then on the
-/// old holder's writes fail and it stops delivering the lane. A process that sees a key for
-/// the first time judges it by the server's timestamp instead, allowing a second lease for
-/// clock skew (at worst a live lane is taken early: the compare-and-set still keeps one
-/// holder, and events are delivered again, never lost).
+/// compare-and-set too. A holder has stopped — died, hung, or been cut off — once its key
+/// is older than a lease and a second (the slack for the cluster nodes' clocks and a round
+/// trip), by the server's timestamps: each process reads the server's clock once (the
+/// timestamp of a key it writes) and judges ages on that clock, never on its own, so a
+/// machine whose clock is off takes nothing early. A key seen unchanged for a whole lease
+/// on this process's monotonic clock has stopped too. From then on the old holder's writes
+/// fail their compare-and-set and it stops delivering the lane; the new holder delivers
+/// again from the last saved checkpoint. A write whose answer was lost (a timeout, a
+/// leader election) is settled by reading the key back: holding the bytes written, it
+/// succeeded.
 public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
     // @unchecked: `held`, `observed`, `member` and `stopped` are touched under `lock`;
     // lane writes are serialized by `writes`.
@@ -38,6 +41,8 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
     private var member = false
     private var heartbeat: Thread?
     private var stopped = false
+    /// The server's clock minus this machine's, in nanoseconds (read once, when first needed).
+    private var clockOffset: Double?
 
     init(bucket: NatsKeyValue, name: String, laneCount: Int, leaseMilliseconds: Int) throws {
         try ConsumerGroup.validate(name: name)
@@ -94,17 +99,59 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
     }
 
     /// Whether the holder behind `entry` has stopped renewing it (see the type's comment).
-    private func lapsed(_ key: String, _ entry: NatsKeyValue.Entry) -> Bool {
+    private func lapsed(_ key: String, _ entry: NatsKeyValue.Entry) throws -> Bool {
         let now = ContinuousClock.now
-        let lease = Duration.milliseconds(leaseMilliseconds)
         let seen: ContinuousClock.Instant? = lock.withLock {
             if let seen = observed[key], seen.revision == entry.revision { return seen.since }
             observed[key] = (entry.revision, now)
             return nil
         }
-        if let seen { return now - seen >= lease }
-        let ageNanoseconds = Date().timeIntervalSince1970 * 1e9 - Double(entry.createdNanoseconds)
-        return ageNanoseconds >= 2 * Double(leaseMilliseconds) * 1e6
+        if let seen, now - seen >= .milliseconds(leaseMilliseconds) { return true }
+        let serverNow = Date().timeIntervalSince1970 * 1e9 + (try serverClockOffset())
+        return serverNow - Double(entry.createdNanoseconds) >= Double(leaseMilliseconds + Self.clockSlackMilliseconds) * 1e6
+    }
+
+    /// Allowed between the cluster nodes' clocks (a new stream leader stamps with its own)
+    /// and for a round trip.
+    static let clockSlackMilliseconds = 1_000
+
+    /// The server's clock minus this machine's: the timestamp of a key written now, against
+    /// the middle of the round trip. Read once per process.
+    private func serverClockOffset() throws -> Double {
+        if let known = lock.withLock({ clockOffset }) { return known }
+        let key = "clock.\(ownerID)"
+        let before = Date().timeIntervalSince1970 * 1e9
+        try bucket.put(key, [])
+        let after = Date().timeIntervalSince1970 * 1e9
+        guard let entry = try bucket.get(key) else { throw ConsumerError("key \(key) of bucket \(bucket.bucket) vanished as it was written") }
+        try? bucket.purge(key)
+        let offset = Double(entry.createdNanoseconds) - (before + after) / 2
+        lock.withLock { clockOffset = offset }
+        return offset
+    }
+
+    /// Writes `value` under `key` if its revision is still `last`; the new revision, or nil
+    /// when another process wrote the key meanwhile. A write whose answer was lost is
+    /// settled by reading the key: holding `value`, it is ours (or as good as ours).
+    private func compareAndSet(_ key: String, _ value: [UInt8], last: UInt64) throws -> UInt64? {
+        let deadline = Date().addingTimeInterval(bucket.connection.retrySeconds)
+        while true {
+            var failure: NatsError?
+            do {
+                if let revision = try bucket.update(key, value, last: last) { return revision }
+            } catch let error as NatsError where error.isTransient {
+                failure = error
+            }
+            let current = try bucket.get(key)
+            if let current, current.value == value { return current.revision }
+            if current?.revision ?? 0 != last { return nil }  // another process wrote it
+            // Unchanged: the write did not land. Again, until the deadline.
+            if Date() >= deadline {
+                if let failure { throw failure }
+                return nil
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
     }
 
     // MARK: GroupCoordinator
@@ -122,12 +169,14 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
 
     public func save(_ state: LaneState) throws {
         try writes.withLock {
-            guard let mine = lock.withLock({ lost.contains(state.lane) ? nil : held[state.lane] }) else {
-                throw ConsumerError("lane \(state.lane) of group \(name) was taken over by another member (this member's lease lapsed); the new holder delivers again from the last saved checkpoint")
+            let (mine, isLost) = lock.withLock { (held[state.lane], lost.contains(state.lane)) }
+            guard let mine, !isLost else {
+                precondition(isLost, "a save of lane \(state.lane), which this process does not hold")
+                throw ConsumerError("lane \(state.lane) of group \(name) was taken over by another member: this member did not renew its lease in time; the new holder delivers again from the last saved checkpoint")
             }
-            guard let revision = try bucket.update(laneKey(state.lane), encode(holder: ownerID, state), last: mine.revision) else {
+            guard let revision = try compareAndSet(laneKey(state.lane), encode(holder: ownerID, state), last: mine.revision) else {
                 _ = lock.withLock { lost.insert(state.lane) }
-                throw ConsumerError("lane \(state.lane) of group \(name) was taken over by another member (its key changed under this member's lease)")
+                throw ConsumerError("lane \(state.lane) of group \(name) was taken over by another member: its key changed under this member's lease; the new holder delivers again from the last saved checkpoint")
             }
             lock.withLock { held[state.lane] = (revision, state) }
         }
@@ -142,10 +191,10 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
             var state = LaneState(lane: lane, checkpoint: 0)
             if let entry {
                 let current = try decode(entry, lane: lane)
-                if !current.holder.isEmpty && !lapsed(key, entry) { return false }
+                if try !current.holder.isEmpty && !lapsed(key, entry) { return false }
                 state = current.state
             }
-            guard let revision = try bucket.update(key, encode(holder: ownerID, state), last: entry?.revision ?? 0) else { return false }
+            guard let revision = try compareAndSet(key, encode(holder: ownerID, state), last: entry?.revision ?? 0) else { return false }
             lock.withLock {
                 held[lane] = (revision, state)
                 lost.remove(lane)
@@ -162,7 +211,7 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
         writes.withLock {
             guard let mine = lock.withLock({ held.removeValue(forKey: lane) }) else { return }
             let wasLost = lock.withLock { lost.remove(lane) != nil }
-            if !wasLost { _ = try? bucket.update(laneKey(lane), encode(holder: "", mine.state), last: mine.revision) }
+            if !wasLost { _ = try? compareAndSet(laneKey(lane), encode(holder: "", mine.state), last: mine.revision) }
         }
     }
 
@@ -176,8 +225,11 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
         lock.withLock { member = true }
         startHeartbeat()
         return GroupMembership(id: ownerID) { [self] in
-            lock.withLock { member = false }
-            try? bucket.purge(memberKey(ownerID))
+            // Under `writes`, as the heartbeat's renewal: a renewal cannot land after the purge.
+            writes.withLock {
+                lock.withLock { member = false }
+                try? bucket.purge(memberKey(ownerID))
+            }
         }
     }
 
@@ -186,7 +238,7 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
         var live = own == nil ? 0 : 1
         for key in members where key != own.map(memberKey) {
             guard let entry = try? bucket.get(key) else { continue }
-            if lapsed(key, entry) { try? bucket.purge(key) } else { live += 1 }
+            if (try? lapsed(key, entry)) ?? false { try? bucket.purge(key) } else { live += 1 }
         }
         return live
     }
@@ -224,13 +276,15 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
 
     /// One round of renewals; false once the group is let go.
     private func beat() -> Bool {
-        let (lanes, isMember, stop) = lock.withLock { (held.keys.filter { !lost.contains($0) }, member, stopped) }
+        let (lanes, stop) = lock.withLock { (held.keys.filter { !lost.contains($0) }, stopped) }
         if stop { return false }
-        if isMember { try? bucket.put(memberKey(ownerID), Array(ownerID.utf8)) }
+        writes.withLock {
+            if lock.withLock({ member }) { try? bucket.put(memberKey(ownerID), Array(ownerID.utf8)) }
+        }
         for lane in lanes {
             writes.withLock {
                 guard let mine = lock.withLock({ lost.contains(lane) ? nil : held[lane] }) else { return }
-                switch Result(catching: { try bucket.update(laneKey(lane), encode(holder: ownerID, mine.state), last: mine.revision) }) {
+                switch Result(catching: { try compareAndSet(laneKey(lane), encode(holder: ownerID, mine.state), last: mine.revision) }) {
                 case let .success(revision?): lock.withLock { held[lane] = (revision, mine.state) }
                 case .success(nil): _ = lock.withLock { lost.insert(lane) }
                 case .failure: break  // the cluster is unreachable now: try again next round
@@ -262,21 +316,26 @@ final class ClusterLaneLease: StorageLock, @unchecked Sendable {
 extension JetStreamStore {
     /// The bucket of this store's consumer groups, `BO_<group>_consumers`, made on first
     /// use with the store's replicas.
-    private func groupBucket() throws -> NatsKeyValue {
+    private func groupBucket(create: Bool) throws -> NatsKeyValue {
         try NatsKeyValue(connection: connection, bucket: streamName + "_consumers", replicas: replicas,
-                         description: "backorder consumer groups of stream \(streamName)")
+                         description: "backorder consumer groups of stream \(streamName)", create: create)
     }
 
     /// The consumer group `name` of this store (made on first use), one lane per
     /// partition (`lanes`); a member's lanes are taken over `leaseMilliseconds` after it stops.
     public func consumerGroup(named name: String, leaseMilliseconds: Int = ClusterConsumerGroup.defaultLeaseMilliseconds) async throws -> ClusterConsumerGroup {
         let lanes = partitionCount
-        return try await Self.onThread { try ClusterConsumerGroup(bucket: try self.groupBucket(), name: name, laneCount: lanes, leaseMilliseconds: leaseMilliseconds) }
+        return try await Self.onThread { try ClusterConsumerGroup(bucket: try self.groupBucket(create: true), name: name, laneCount: lanes, leaseMilliseconds: leaseMilliseconds) }
     }
 
-    /// The consumer groups with state in this store.
+    /// The consumer groups with state in this store (none, without making the bucket, when
+    /// no group was ever used).
     public func consumerGroupNames() async throws -> [String] {
-        try await Self.onThread { try ClusterConsumerGroup.names(in: try self.groupBucket()) }
+        try await Self.onThread {
+            do { return try ClusterConsumerGroup.names(in: try self.groupBucket(create: false)) } catch let error as NatsError where error.status == "NATS_NOT_FOUND" {
+                return []
+            }
+        }
     }
 }
 

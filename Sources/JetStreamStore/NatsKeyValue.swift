@@ -19,13 +19,14 @@ final class NatsKeyValue: @unchecked Sendable {
         let createdNanoseconds: Int64
     }
 
-    /// Binds to `bucket`, creating it (history 1, file storage, `replicas`) if missing.
-    init(connection: NatsConnection, bucket: String, replicas: Int, description: String) throws {
+    /// Binds to `bucket`, creating it (history 1, file storage, `replicas`) if missing and
+    /// `create`; a missing bucket not created is a `NATS_NOT_FOUND` error.
+    init(connection: NatsConnection, bucket: String, replicas: Int, description: String, create: Bool) throws {
         self.connection = connection
         self.bucket = bucket
         var store: OpaquePointer?
         var status = js_KeyValue(&store, connection.context, bucket)
-        if status == NATS_NOT_FOUND {
+        if status == NATS_NOT_FOUND && create {
             var config = kvConfig()
             kvConfig_Init(&config)
             status = bucket.withCString { name in

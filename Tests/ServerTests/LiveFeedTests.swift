@@ -41,9 +41,12 @@ import Testing
                 #expect(report.appended > 500 && ends.reduce(0, +) == Int64(report.appended))
                 // The feed reads what was appended (woken by the append's ring).
                 var rings = served.feed.ring.rings
-                while served.feed.head != ends {
-                    rings = await served.feed.ring.wait(after: rings, timeout: 30)
+                let deadline = ContinuousClock.now + .seconds(60)
+                while served.feed.head != ends && ContinuousClock.now < deadline {
+                    try #require(served.feed.head != nil, "the feed stopped")
+                    rings = await served.feed.ring.wait(after: rings, timeout: 1)
                 }
+                #expect(served.feed.head == ends)
                 if capacity > 1 << 20 {
                     let messages = try #require(served.feed.messages(after: start))
                     #expect(messages.count == report.appended && messages.last?.after == ends)

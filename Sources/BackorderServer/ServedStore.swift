@@ -59,8 +59,6 @@ public final class ServedStore: Sendable {
     let appended = AppendSignal()
     /// Dashboards computed recently, per published view.
     let dashboards = DashboardCache()
-    /// Input parsers for append requests, reused (each request made one, with its buffers).
-    let parsers = ParserPool()
     /// Tells this process's publications from an earlier one's in `ETag`s.
     let epoch = UInt32.random(in: 1...UInt32.max)
     let metrics: ServerMetrics
@@ -151,10 +149,8 @@ public final class ServedStore: Sendable {
             attempt += 1
             var reader = LineReader(bytes: body, name: "the request body")
             let lookup = view.latest.map { ViewStateLookup(snapshot: $0.snapshot) }
-            let parser = try parsers.take()
-            defer { parsers.give(parser) }
             do {
-                let report = try await Ingestor(store: store, options: options, lookup: lookup, parser: parser).ingest(&reader)
+                let report = try await Ingestor(store: store, options: options, lookup: lookup).ingest(&reader)
                 if report.appended > 0 {
                     view.poke()
                     appended.ring()
@@ -196,22 +192,5 @@ public final class ServedStore: Sendable {
         do { try view.close() } catch { failure = error }
         do { try await store.close() } catch { failure = failure ?? error }
         if let failure { throw failure }
-    }
-}
-
-/// Input parsers lent to append requests one at a time, at most `capacity` kept.
-final class ParserPool: Sendable {
-    private let idle = ConditionLock<[InputParser]>([])
-    let capacity = 64
-
-    /// An idle parser, or a new one.
-    func take() throws -> InputParser {
-        if let parser = idle.withLock({ $0.popLast() }) { return parser }
-        return try InputParser()
-    }
-
-    /// Returns a parser no task uses any more.
-    func give(_ parser: InputParser) {
-        idle.withLock { if $0.count < capacity { $0.append(parser) } }
     }
 }

@@ -225,13 +225,12 @@ public final class Ingestor {
 
     /// An ingestor appending to `store`. `lookup` (a view of the streams' states, such as
     /// the records view) saves reading a stream from the log when it holds the stream at
-    /// the version the store's index has. `parser`: one to use instead of making one (a
-    /// server hands each request a parser of its pool); no other task may use it meanwhile.
-    public init(store: any EventAppender, options: IngestOptions, lookup: (any StreamStateLookup)? = nil, parser: InputParser? = nil) throws {
+    /// the version the store's index has.
+    public init(store: any EventAppender, options: IngestOptions, lookup: (any StreamStateLookup)? = nil) throws {
         self.store = store
         self.lookup = lookup
         self.options = options
-        self.parser = try parser ?? InputParser()
+        self.parser = try InputParser()
         self.memory = IngestMemory(streamLimit: options.memoryStreams, idLimit: options.memoryIDs, scratchParent: options.temporaryDirectory,
                                    storage: options.storage)
     }
@@ -254,32 +253,25 @@ public final class Ingestor {
         var parsers = [parser]
         var pending: Task<ParsedChunk, Never>?
         var chunkNumber = 0
-        do {
-            while true {
-                var chunk = LineChunk()
-                while chunk.count < LineChunk.capacity,
-                      try reader.next({ bytes, line in chunk.add(bytes, line: line) }, tooLong: { line, length in chunk.addTooLong(bytes: length, line: line) }) {}
-                if chunk.count < LineChunk.capacity && pending == nil {
-                    // The whole input in one chunk (a request of a few lines): parsed here,
-                    // without a task and a second parser.
-                    if chunk.count > 0 { try handle(parser.parse(chunk), now: now, single: &single, into: accepted, &report) }
-                    progress(reader.bytesRead, 0)
-                    break
-                }
-                if parsers.count < 2 { parsers.append(try InputParser()) }
-                let parser = parsers[chunkNumber % 2]
-                chunkNumber += 1
-                let parsing: Task<ParsedChunk, Never>? = chunk.count == 0 ? nil : Task.detached { parser.parse(chunk) }
-                let previous = pending
-                pending = parsing  // first: a failure below must find it running
-                if let previous { try handle(await previous.value, now: now, single: &single, into: accepted, &report) }
+        while true {
+            var chunk = LineChunk()
+            while chunk.count < LineChunk.capacity,
+                  try reader.next({ bytes, line in chunk.add(bytes, line: line) }, tooLong: { line, length in chunk.addTooLong(bytes: length, line: line) }) {}
+            if chunk.count < LineChunk.capacity && pending == nil {
+                // The whole input in one chunk (a request of a few lines): parsed here,
+                // without a task and a second parser.
+                if chunk.count > 0 { try handle(parser.parse(chunk), now: now, single: &single, into: accepted, &report) }
                 progress(reader.bytesRead, 0)
-                if parsing == nil { break }
+                break
             }
-        } catch {
-            // No parse may outlive the call: the parser may be lent (a server's pool).
-            _ = await pending?.value
-            throw error
+            if parsers.count < 2 { parsers.append(try InputParser()) }
+            let parser = parsers[chunkNumber % 2]
+            chunkNumber += 1
+            let parsing: Task<ParsedChunk, Never>? = chunk.count == 0 ? nil : Task.detached { parser.parse(chunk) }
+            if let pending { try handle(await pending.value, now: now, single: &single, into: accepted, &report) }
+            pending = parsing
+            progress(reader.bytesRead, 0)
+            if parsing == nil { break }
         }
         if options.dryRun || (report.rejected > 0 && !options.skipInvalid) { return report }
         try await append(accepted, &report, progress: { progress(reader.bytesRead, $0) })

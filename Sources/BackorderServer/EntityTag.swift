@@ -1,4 +1,5 @@
 import Crypto
+import EventLog
 import Foundation
 import Hummingbird
 
@@ -8,7 +9,7 @@ enum EntityTag {
     /// A quoted tag naming `bytes` (the first 12 bytes of their SHA-256, hex): equal
     /// answers get equal tags, in any process.
     static func of(_ bytes: [UInt8]) -> String {
-        "\"" + hex(SHA256.hash(data: bytes).prefix(12)) + "\""
+        "\"" + ByteCoding.hexString(SHA256.hash(data: bytes).prefix(12)) + "\""
     }
 
     /// Whether the request's `If-None-Match` names `tag` (or is `*`).
@@ -46,9 +47,4 @@ struct TaggedJSON: Sendable {
     func response(to request: Request) -> Response {
         EntityTag.conditional(request, etag) { TenantRoutes.json(bytes) }
     }
-}
-
-/// Bytes as lowercase hex digits, two per byte (tags, token hashes, token secrets).
-func hex(_ bytes: some Sequence<UInt8>) -> String {
-    bytes.map { String(format: "%02x", $0) }.joined()
 }

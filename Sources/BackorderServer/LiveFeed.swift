@@ -53,6 +53,17 @@ final class LiveFeed: Sendable {
     /// read the log themselves).
     var head: [Int64]? { state.withLock { $0.stopped ? nil : $0.head } }
 
+    /// Appends the live message of `event`, whose resume point is `positions`:
+    /// `id: …\nevent: event\ndata: <the event's line>\n\n` (streams reading the log write
+    /// the same).
+    static func appendMessage(_ event: StoredEvent, after positions: [Int64], to out: inout [UInt8]) throws {
+        out += Array("id: ".utf8)
+        out += Array(positions.map(String.init).joined(separator: ",").utf8)
+        out += Array("\nevent: event\ndata: ".utf8)
+        try EventOutput.appendLine(event, to: &out)
+        out += [10, 10]
+    }
+
     /// Whether a stream at `positions` can take its next events from the feed.
     func isBoundary(_ positions: [Int64]) -> Bool {
         state.withLock { !$0.stopped && $0.boundaries[positions] != nil }
@@ -115,11 +126,8 @@ final class LiveFeed: Sendable {
                 reader.extend(to: try source.endOffsets())
                 var new: [Message] = []
                 while let event = try reader.next() {
-                    var bytes = Array("id: ".utf8)
-                    bytes += Array(reader.positions.map(String.init).joined(separator: ",").utf8)
-                    bytes += Array("\nevent: event\ndata: ".utf8)
-                    try EventOutput.appendLine(event, to: &bytes)
-                    bytes += [10, 10]
+                    var bytes: [UInt8] = []
+                    try Self.appendMessage(event, after: reader.positions, to: &bytes)
                     new.append(Message(tenant: event.tenant, after: reader.positions, bytes: bytes))
                     if new.count == 4_096 {
                         add(new)

@@ -72,11 +72,7 @@ struct LiveStream: Sendable {
                     scanned += 1
                     if scanned % 4_096 == 0 { await Task.yield() }
                     guard event.tenant == tenant else { continue }
-                    out += Array("id: ".utf8)
-                    out += Array(reader.positions.map(String.init).joined(separator: ",").utf8)
-                    out += Array("\nevent: event\ndata: ".utf8)
-                    try EventOutput.appendLine(event, to: &out)
-                    out += [10, 10]
+                    try LiveFeed.appendMessage(event, after: reader.positions, to: &out)
                     sent += 1
                     if out.count >= writeBytes {
                         try await writer.write(ByteBuffer(bytes: out))

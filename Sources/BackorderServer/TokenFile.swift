@@ -73,7 +73,7 @@ public struct TokenFile: Sendable {
             throw TokenError.invalid("tenant \"\(tenant)\" must be * or 1–64 characters of A–Z a–z 0–9 _ . -, not only dots")
         }
         var random = SystemRandomNumberGenerator()
-        let secret = hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })
+        let secret = ByteCoding.hexString((0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })
         let token = "bo_" + secret
         let hash = Self.hash(token)
         entries.append(TokenEntry(id: String(hash.prefix(12)), sha256: hash, tenant: tenant, roles: roles,
@@ -98,7 +98,7 @@ public struct TokenFile: Sendable {
     }
 
     static func hash(_ token: String) -> String {
-        hex(SHA256.hash(data: Data(token.utf8)))
+        ByteCoding.hexString(SHA256.hash(data: Data(token.utf8)))
     }
 
     private static func isTenantByte(_ b: UInt8) -> Bool {

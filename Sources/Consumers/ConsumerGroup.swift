@@ -46,7 +46,7 @@ public final class ConsumerGroup: GroupCoordinator, @unchecked Sendable {
     /// `a/b`) reaches outside it. The store-wide groups of `backorder consume` are in
     /// `<data>/consumers`.
     public static func tenantRoot(data: String, tenant: String) -> String {
-        data + "/tenant-consumers/" + tenant.utf8.map { String(format: "%02x", $0) }.joined()
+        data + "/tenant-consumers/" + ByteCoding.hexString(tenant.utf8)
     }
 
     /// The groups under `root`.
@@ -123,7 +123,7 @@ public final class ConsumerGroup: GroupCoordinator, @unchecked Sendable {
 
     /// Registers a live member: a lock file held for its life, removed when it leaves.
     public func join() throws -> GroupMembership {
-        let id = String(UUID().uuidString.prefix(8).lowercased())
+        let id = GroupMembership.newID()
         let path = directory + "/member-\(id).lock"
         let lock: any StorageLock
         do { lock = try storage.lock(path) } catch { throw ConsumerError("cannot register a member in \(directory): \(error)") }

@@ -1,4 +1,5 @@
 import EventLog
+import Foundation
 
 /// Where a consumer group keeps each lane's state and who delivers it: files and `flock`s
 /// on one machine (`ConsumerGroup`), or a JetStream key-value bucket with leases that
@@ -42,6 +43,9 @@ public struct GroupMembership: Sendable {
         self.id = id
         self.leave = leave
     }
+
+    /// A new member id: 8 lowercase hex digits.
+    public static func newID() -> String { String(UUID().uuidString.prefix(8).lowercased()) }
 }
 
 /// One lane's figures.

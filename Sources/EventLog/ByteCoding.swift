@@ -31,6 +31,24 @@ public enum ByteCoding {
         bytes.append(contentsOf: text.utf8)
     }
 
+    /// Bytes as lowercase hex digits, two per byte.
+    public static func hexString(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The bytes of an even number of hex digits (either case); nil for anything else.
+    public static func bytes(hex: some StringProtocol) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = hexValue(digits[i]), let low = hexValue(digits[i + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
+    }
+
     /// The value of one hexadecimal digit (either case), or nil.
     public static func hexValue(_ c: UInt8) -> UInt8? {
         switch c {

@@ -30,13 +30,7 @@ public struct ChainHash: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses 64 hexadecimal digits (either case); nil for anything else.
     public init?(hex: some StringProtocol) {
-        let digits = Array(hex.utf8)
-        guard digits.count == 2 * Self.size else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Self.size)
-        for i in 0..<Self.size {
-            guard let high = ByteCoding.hexValue(digits[2 * i]), let low = ByteCoding.hexValue(digits[2 * i + 1]) else { return nil }
-            bytes[i] = high << 4 | low
-        }
+        guard let bytes = ByteCoding.bytes(hex: hex), bytes.count == Self.size else { return nil }
         guard let hash = bytes.withUnsafeBytes({ raw in raw.baseAddress.map { ChainHash(loadingFrom: $0) } }) else { return nil }
         self = hash
     }

@@ -32,7 +32,7 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
     let bucket: NatsKeyValue
     private let prefix: String
     /// The id this process holds lanes under (its member id once it joins).
-    private let ownerID = String(UUID().uuidString.prefix(8).lowercased())
+    private let ownerID = GroupMembership.newID()
     private let lock = NSLock()
     private let writes = NSLock()
     private var held: [Int: (revision: UInt64, state: LaneState)] = [:]
@@ -56,17 +56,14 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
 
     deinit { stopHeartbeat() }
 
-    static func prefix(_ name: String) -> String { "g" + name.utf8.map { String(format: "%02x", $0) }.joined() }
+    static func prefix(_ name: String) -> String { "g" + ByteCoding.hexString(name.utf8) }
 
     /// The groups with state in `bucket`.
     static func names(in bucket: NatsKeyValue) throws -> [String] {
         var names = Set<String>()
         for key in try bucket.keys() {
             let parts = key.split(separator: ".")
-            guard parts.count == 3, parts[1] == "lane", parts[0].hasPrefix("g"), parts[0].count % 2 == 1 else { continue }
-            var bytes: [UInt8] = []
-            var digits = parts[0].utf8.dropFirst().makeIterator()
-            while let high = digits.next().flatMap(ByteCoding.hexValue), let low = digits.next().flatMap(ByteCoding.hexValue) { bytes.append(high << 4 | low) }
+            guard parts.count == 3, parts[1] == "lane", parts[0].hasPrefix("g"), let bytes = ByteCoding.bytes(hex: parts[0].dropFirst()) else { continue }
             if let name = String(validating: bytes, as: UTF8.self), (try? ConsumerGroup.validate(name: name)) != nil { names.insert(name) }
         }
         return names.sorted()
@@ -174,12 +171,21 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
                 precondition(isLost, "a save of lane \(state.lane), which this process does not hold")
                 throw ConsumerError("lane \(state.lane) of group \(name) was taken over by another member: this member did not renew its lease in time; the new holder delivers again from the last saved checkpoint")
             }
-            guard let revision = try compareAndSet(laneKey(state.lane), encode(holder: ownerID, state), last: mine.revision) else {
-                _ = lock.withLock { lost.insert(state.lane) }
+            guard try rewrite(state, last: mine.revision) else {
                 throw ConsumerError("lane \(state.lane) of group \(name) was taken over by another member: its key changed under this member's lease; the new holder delivers again from the last saved checkpoint")
             }
-            lock.withLock { held[state.lane] = (revision, state) }
         }
+    }
+
+    /// Writes a held lane's key with `state` over revision `last` (under `writes`): true,
+    /// or false when another member wrote it meanwhile — the lane is then lost.
+    private func rewrite(_ state: LaneState, last: UInt64) throws -> Bool {
+        guard let revision = try compareAndSet(laneKey(state.lane), encode(holder: ownerID, state), last: last) else {
+            _ = lock.withLock { lost.insert(state.lane) }
+            return false
+        }
+        lock.withLock { held[state.lane] = (revision, state) }
+        return true
     }
 
     public func tryLease(lane: Int) throws -> (any StorageLock)? {
@@ -284,11 +290,7 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
         for lane in lanes {
             writes.withLock {
                 guard let mine = lock.withLock({ lost.contains(lane) ? nil : held[lane] }) else { return }
-                switch Result(catching: { try compareAndSet(laneKey(lane), encode(holder: ownerID, mine.state), last: mine.revision) }) {
-                case let .success(revision?): lock.withLock { held[lane] = (revision, mine.state) }
-                case .success(nil): _ = lock.withLock { lost.insert(lane) }
-                case .failure: break  // the cluster is unreachable now: try again next round
-                }
+                _ = try? rewrite(mine.state, last: mine.revision)  // unreachable now: again next round
             }
         }
         return true
@@ -340,6 +342,7 @@ extension JetStreamStore {
 }
 
 extension ClusterConsumerGroup {
-    /// Five seconds: a dead member's lanes move within it (plus one look by the others).
+    /// Five seconds: a dead member's lanes move once its keys are this and a second of
+    /// slack old (plus one look by the others): within about 6–8 s.
     public static let defaultLeaseMilliseconds = 5_000
 }

@@ -56,7 +56,7 @@ public final class JetStreamLanes: EventSource, @unchecked Sendable {
     }
 
     public func lane(tenant: String, stream: String) -> Int {
-        Partitioner.partition(forKey: EventEnvelope.key(tenant: tenant, stream: stream), partitionCount: partitionCount)
+        JetStreamStore.partition(tenant: tenant, stream: stream, partitionCount: partitionCount)
     }
 
     /// The stream's first sequence recorded after `moment`, for every lane.

@@ -205,6 +205,10 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
 
     /// The partition a stream's subject carries (the embedded log's partitioner).
     public func partition(tenant: String, stream: String) -> Int {
+        Self.partition(tenant: tenant, stream: stream, partitionCount: partitionCount)
+    }
+
+    static func partition(tenant: String, stream: String, partitionCount: Int) -> Int {
         Partitioner.partition(forKey: EventEnvelope.key(tenant: tenant, stream: stream), partitionCount: partitionCount)
     }
 

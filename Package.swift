@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "BackorderServer",
             dependencies: [
-                "EventLog", "EventStore", "OutOfStock", "RecordsView", "Projections", "KVStore", "Consumers",
+                "EventLog", "EventStore", "OutOfStock", "RecordsView", "Projections", "KVStore", "Consumers", "JetStreamStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -10,7 +10,8 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve the store over HTTP: appends, reads, queries, live updates, metrics (docs/SERVER.md).",
         discussion: """
-            Listens on 127.0.0.1:8080 by default. Requests carry a bearer token from --tokens (make one with \
+            Serves the embedded log in --data, or with --cluster a JetStream stream (the views then kept in \
+            --data). Listens on 127.0.0.1:8080 by default. Requests carry a bearer token from --tokens (make one with \
             `backorder token create`); --insecure-no-auth serves without tokens, on a loopback address only. \
             SIGTERM or SIGINT: stop accepting, finish the requests in flight, commit the views, close the store, exit 0.
             """)
@@ -20,19 +21,23 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The tokens file (backorder token create).") var tokens: String?
     @Flag(help: "Serve without tokens (refused unless --listen is a loopback address).") var insecureNoAuth = false
     @Option(help: "fsync (default), interval[:MS] or none.") var durability = "fsync"
-    @Option(help: "Partitions of a new store.") var partitions = 8
+    @Option(help: "Partitions of a new store (or a new cluster stream).") var partitions = 8
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 16 << 20
     @Option(help: "Requests per second per token (sustained; twice as many in a burst).") var rateLimit = 5_000.0
 
     func run() async throws {
-        try data.requireEmbedded("serve")
         guard let durability = Durability(parsing: durability) else { throw ValidationError("unknown durability \"\(self.durability)\": use fsync, interval[:MS] or none") }
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65_535).contains(port) else {
             throw ValidationError("--listen \(listen): give HOST:PORT, such as 127.0.0.1:8080")
         }
         guard rateLimit > 0 else { throw ValidationError("--rate-limit must be positive") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
-        var options = ServeOptions(directory: data.directory)
+        // On a cluster the directory keeps the views and the id cache (as for `query`).
+        var options = ServeOptions(directory: data.viewsDirectory)
+        options.cluster = data.clusterOptions(partitions: partitions)
+        if options.cluster != nil && self.durability != "fsync" {
+            throw ValidationError("--durability sets the embedded log's syncing; on a cluster an append is acknowledged as the stream's replication allows")
+        }
         options.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         options.port = port
         options.tokensPath = tokens
@@ -44,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.burst = rateLimit * 2
         var logger = Logger(label: "backorder.serve")
         logger.logLevel = .notice
-        let (host, directory) = (options.host, data.directory)
+        let (host, directory) = (options.host, options.cluster.map { "cluster \($0.urls) (views in \(data.viewsDirectory))" } ?? data.directory)
         do {
             try await BackorderServer.run(options, logger: logger) { port in
                 printError("serving \(directory) on http://\(host):\(port)" + (insecureNoAuth ? " without tokens (--insecure-no-auth)" : ""))

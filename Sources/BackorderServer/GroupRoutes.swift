@@ -82,7 +82,7 @@ struct GroupRoutes: Sendable {
             let ready = session.retryAt.map { ContinuousClock.now >= $0 } ?? true
             if ready {
                 let delivery: Delivery?
-                do { delivery = try session.member.next(ends: try served.store.reader.endOffsets()) } catch { throw Self.problem(error, context) }
+                do { delivery = try session.member.next(ends: try served.groups.source.endOffsets()) } catch { throw Self.problem(error, context) }
                 if let delivery {
                     session.retryAt = nil
                     return delivery
@@ -161,9 +161,9 @@ struct GroupRoutes: Sendable {
     /// Each lane's checkpoint, end, lag and parked events.
     @Sendable func status(_ request: Request, context: ServerContext) async throws -> Response {
         let (tenant, group) = try Self.names(context, .read)
-        guard served.groups.exists(tenant: tenant, name: group) else { throw Problem(.notFound, "no group \(group) in tenant \(tenant)") }
+        guard try served.groups.exists(tenant: tenant, name: group) else { throw Problem(.notFound, "no group \(group) in tenant \(tenant)") }
         let lanes: [LaneStatus]
-        do { lanes = try served.groups.group(tenant: tenant, name: group).status(ends: try served.store.reader.endOffsets()) } catch {
+        do { lanes = try served.groups.group(tenant: tenant, name: group).status(ends: try served.groups.source.endOffsets()) } catch {
             throw Self.problem(error, context)
         }
         var out: [UInt8] = Array(#"{"group":"#.utf8)

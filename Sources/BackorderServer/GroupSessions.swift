@@ -2,6 +2,7 @@ import Consumers
 import EventLog
 import EventStore
 import Foundation
+import JetStreamStore
 
 /// The consumer-group members a server holds for its HTTP clients (docs/SERVER.md,
 /// "Consumer groups"). A client joins by fetching without a member id; the server makes a
@@ -12,7 +13,8 @@ import Foundation
 /// takes the lane (at least once, as with a killed `consume`).
 ///
 /// HTTP groups are per tenant: a tenant's group `g` lives in
-/// `ConsumerGroup.tenantRoot(data:tenant:)/g/` and delivers that tenant's events only.
+/// `ConsumerGroup.tenantRoot(data:tenant:)/g/` (on a cluster, under the tenant's keys of the
+/// store's group bucket, `ClusterConsumerGroup`) and delivers that tenant's events only.
 ///
 /// Each member holds open files (its member lock and a lease per lane), so members are
 /// limited per tenant (`maxMembersPerTenant`) and in all (from the process's open-file
@@ -54,8 +56,17 @@ final class GroupSessions: @unchecked Sendable {
     /// Most members one tenant may hold at once.
     static let maxMembersPerTenant = 64
 
-    private let dataDirectory: String
-    private let source: any EventSource
+    /// Where the groups' state is kept.
+    enum Home {
+        /// Files under the data directory (the embedded log).
+        case files(dataDirectory: String)
+        /// The cluster store's group bucket.
+        case cluster(JetStreamStore)
+    }
+
+    private let home: Home
+    /// The events members read, one lane per partition.
+    let source: any EventSource
     private let storage: any Storage
     let idleSeconds: Double
     /// Most members held at once, over all tenants.
@@ -66,26 +77,33 @@ final class GroupSessions: @unchecked Sendable {
 
     /// `openFiles`: the process's open-file limit, of which members may use what the store
     /// and the connections leave (each member: a lock file and one lease per lane).
-    init(dataDirectory: String, source: any EventSource, idleSeconds: Double, openFiles: Int, storage: any Storage = PosixStorage()) {
+    init(home: Home, source: any EventSource, idleSeconds: Double, openFiles: Int, storage: any Storage = PosixStorage()) {
         precondition(idleSeconds > 0, "members are let go after a positive idle time")
-        self.dataDirectory = dataDirectory
+        self.home = home
         self.source = source
         self.storage = storage
         self.idleSeconds = idleSeconds
         maxSessions = max(1, min(1_000, (openFiles / 2) / (source.partitionCount + 2)))
     }
 
-    func groupRoot(tenant: String) -> String { ConsumerGroup.tenantRoot(data: dataDirectory, tenant: tenant) }
-
     /// The group `name` of `tenant`, made on first use.
-    func group(tenant: String, name: String) throws -> ConsumerGroup {
-        try storage.createDirectory(groupRoot(tenant: tenant))
-        return try ConsumerGroup(root: groupRoot(tenant: tenant), name: name, laneCount: source.partitionCount, storage: storage)
+    func group(tenant: String, name: String) throws -> any GroupCoordinator {
+        switch home {
+        case let .files(data):
+            let root = ConsumerGroup.tenantRoot(data: data, tenant: tenant)
+            try storage.createDirectory(root)
+            return try ConsumerGroup(root: root, name: name, laneCount: source.partitionCount, storage: storage)
+        case let .cluster(store):
+            return try store.consumerGroup(named: name, tenant: tenant)
+        }
     }
 
     /// Whether `tenant` has a group `name` (status reads do not make one).
-    func exists(tenant: String, name: String) -> Bool {
-        storage.exists(groupRoot(tenant: tenant) + "/" + name)
+    func exists(tenant: String, name: String) throws -> Bool {
+        switch home {
+        case let .files(data): storage.exists(ConsumerGroup.tenantRoot(data: data, tenant: tenant) + "/" + name)
+        case let .cluster(store): try store.consumerGroupExists(named: name, tenant: tenant)
+        }
     }
 
     /// Joins `group` as a new member and takes the session for the calling request.

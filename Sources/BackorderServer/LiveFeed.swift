@@ -110,7 +110,7 @@ final class LiveFeed: Sendable {
     /// Follows the log until the task is cancelled: woken by `appended`, reads what was
     /// appended, in recorded order, and adds its messages. A failure stops the feed (the
     /// streams read the log themselves from then on) and is returned.
-    func run(source: EventReader, appended: AppendSignal, heartbeatSeconds: Double) async -> (any Error)? {
+    func run(source: any EventSource, appended: AppendSignal, heartbeatSeconds: Double) async -> (any Error)? {
         defer {
             state.withLock { $0.stopped = true }
             ring.ring()

@@ -25,7 +25,7 @@ struct LiveStream: Sendable {
 
     @Sendable func respond(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
-        let source = served.store.reader
+        let source = served.source
         let ends = try source.endOffsets()
         let resume = request.headers[lastEventID] ?? request.uri.queryParameters["from"].map(String.init)
         // Without a resume point, from the feed's head: where a stream takes the feed's
@@ -48,7 +48,7 @@ struct LiveStream: Sendable {
         })
     }
 
-    private static func stream(_ served: ServedStore, tenant: String, source: EventReader, from: [Int64], stop: StopFlag,
+    private static func stream(_ served: ServedStore, tenant: String, source: any EventSource, from: [Int64], stop: StopFlag,
                                to writer: inout any ResponseBodyWriter) async throws {
         let feed = served.feed
         var positions = from

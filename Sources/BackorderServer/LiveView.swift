@@ -193,6 +193,9 @@ public final class LiveView: @unchecked Sendable {
     /// view to apply and publish them. Throws `LiveViewError` when it cannot.
     public func snapshot(covering ends: [Int64], timeout: Double) async throws -> Published {
         if let published = latest, published.covers(ends) { return published }
+        // The view may not know of these events yet (another process appended them to a
+        // cluster store): look now rather than at the next poke.
+        poke()
         let ticket = state.withLock { s -> UInt64 in
             s.nextTicket += 1
             return s.nextTicket

@@ -1,13 +1,19 @@
 import EventLog
 import EventStore
 import Foundation
+import JetStreamStore
 import OutOfStock
 import RecordsView
 
 /// What `backorder serve` is told.
 public struct ServeOptions: Sendable {
-    /// The data directory (the log and the views).
+    /// The data directory (the log and the views; on a cluster, the views and the id cache).
     public var directory: String
+    /// The cluster store to serve instead of the embedded log in `directory`.
+    public var cluster: ClusterOptions?
+    /// How often a server on a cluster asks for the stream's end, to find events other
+    /// processes appended (the embedded log has no other writer).
+    public var clusterPollInterval = 0.05
     /// Where to listen; loopback unless told otherwise.
     public var host = "127.0.0.1"
     public var port = 8080
@@ -48,11 +54,13 @@ public struct ServeOptions: Sendable {
     public var listensOnLoopbackOnly: Bool { ["127.0.0.1", "::1", "localhost"].contains(host) }
 }
 
-/// The one open store a server shares among its requests: the log (as its only writer),
-/// the records view kept current beside it (`LiveView`), and the signal that wakes live
-/// readers when events are appended.
+/// The one open store a server shares among its requests: the log (as its only writer) or
+/// a cluster's stream, the records view kept current beside it (`LiveView`), and the
+/// signal that wakes live readers when events are appended.
 public final class ServedStore: Sendable {
-    public let store: EventStore
+    public let backend: ServedBackend
+    /// The events, as the view and the live streams read them.
+    public let source: any EventSource
     public let view: LiveView
     public let options: ServeOptions
     /// Rings after every acknowledged append.
@@ -70,20 +78,28 @@ public final class ServedStore: Sendable {
     let feed: LiveFeed
     /// Follows the log for `feed`.
     private let feeding: Task<Void, Never>
+    /// Finds other processes' appends to a cluster store.
+    private let watch: EndWatch?
 
-    private init(store: EventStore, view: LiveView, options: ServeOptions, metrics: ServerMetrics, feedFrom ends: [Int64],
-                 onFeedFailure: @escaping @Sendable (any Error) -> Void) {
-        self.store = store
+    private init(backend: ServedBackend, view: LiveView, options: ServeOptions, metrics: ServerMetrics, feedFrom ends: [Int64],
+                 onFeedFailure: @escaping @Sendable (any Error) -> Void) throws {
+        self.backend = backend
+        self.source = backend.source
         self.view = view
         self.options = options
         self.metrics = metrics
-        let groups = GroupSessions(dataDirectory: options.directory, source: store.reader, idleSeconds: options.memberIdleSeconds,
+        let home: GroupSessions.Home
+        switch backend {
+        case .embedded: home = .files(dataDirectory: options.directory)
+        case let .cluster(store): home = .cluster(store)
+        }
+        let groups = GroupSessions(home: home, source: backend.groupSource, idleSeconds: options.memberIdleSeconds,
                                    openFiles: Self.raiseOpenFileLimit())
         self.groups = groups
         expiry = Task.detached {
             while (try? await Task.sleep(for: .seconds(1))) != nil { groups.expireIdle() }
         }
-        let reader = store.reader, appended = self.appended, heartbeat = options.heartbeatSeconds
+        let reader = backend.source, appended = self.appended, heartbeat = options.heartbeatSeconds
         let feed = LiveFeed(at: ends, capacityBytes: options.liveFeedBytes)
         self.feed = feed
         feeding = Task.detached {
@@ -91,6 +107,10 @@ public final class ServedStore: Sendable {
                 onFeedFailure(failure)
             }
         }
+        watch = backend.hasOtherWriters ? try EndWatch(source: backend.source, interval: options.clusterPollInterval) { [appended] in
+            view.poke()
+            appended.ring()
+        } : nil
     }
 
     /// Opens the store (recovering it as `append` does) and starts the view's thread.
@@ -100,16 +120,15 @@ public final class ServedStore: Sendable {
                             onViewFailure: @escaping @Sendable (any Error) -> Void = { _ in },
                             onFeedFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async throws -> ServedStore {
         precondition(options.maxEventsPerRequest <= StoreOptions().maxEventsPerBatch, "one request must be one atomic append")
-        var storeOptions = StoreOptions()
-        storeOptions.log.durability = options.durability
-        storeOptions.log.partitionCount = options.partitions
-        let store = try await EventStore.open(at: options.directory, options: storeOptions)
+        let backend = try await ServedBackend.open(options)
+        var view: LiveView?
         do {
-            let ends = try store.reader.endOffsets()
-            let view = try LiveView(root: options.directory, source: store.reader, publishInterval: options.publishInterval, onFailure: onViewFailure)
-            return ServedStore(store: store, view: view, options: options, metrics: metrics, feedFrom: ends, onFeedFailure: onFeedFailure)
+            let ends = try backend.source.endOffsets()
+            view = try LiveView(root: options.directory, source: backend.source, publishInterval: options.publishInterval, onFailure: onViewFailure)
+            return try ServedStore(backend: backend, view: view!, options: options, metrics: metrics, feedFrom: ends, onFeedFailure: onFeedFailure)
         } catch {
-            try? await store.close()
+            try? view?.close()
+            try? await backend.close()
             throw error
         }
     }
@@ -129,9 +148,7 @@ public final class ServedStore: Sendable {
     }
 
     /// What the store says at open (recovery, index rebuilds), for the log.
-    public var openingNotes: [String] {
-        store.log.recoveryEvents.map { "recovered: \($0)" } + (store.indexRebuildReason.map { ["indexes rebuilt from the log (\($0))"] } ?? [])
-    }
+    public var openingNotes: [String] { backend.openingNotes }
 
     /// Appends an NDJSON body for `tenant`: the input contract and the domain's rules, all
     /// or nothing. A conflict with another request appending to the same stream at the
@@ -150,7 +167,7 @@ public final class ServedStore: Sendable {
             var reader = LineReader(bytes: body, name: "the request body")
             let lookup = view.latest.map { ViewStateLookup(snapshot: $0.snapshot) }
             do {
-                let report = try await Ingestor(store: store, options: options, lookup: lookup).ingest(&reader)
+                let report = try await Ingestor(store: backend.appender, options: options, lookup: lookup).ingest(&reader)
                 if report.appended > 0 {
                     view.poke()
                     appended.ring()
@@ -167,7 +184,7 @@ public final class ServedStore: Sendable {
     /// with `staleOK`, as last published).
     func published(staleOK: Bool) async throws -> LiveView.Published {
         if staleOK, let latest = view.latest { return latest }
-        return try await view.snapshot(covering: try store.reader.endOffsets(), timeout: options.queryTimeout)
+        return try await view.snapshot(covering: try source.endOffsets(), timeout: options.queryTimeout)
     }
 
     /// `tenant`'s dashboard as JSON (the CLI's `--json`), from `DashboardCache` when the
@@ -183,6 +200,7 @@ public final class ServedStore: Sendable {
 
     /// Applies and commits what the view has not, closes it and the log.
     public func close() async throws {
+        watch?.stop()
         expiry.cancel()
         feeding.cancel()
         appended.ring()  // the feed waits on it
@@ -190,7 +208,7 @@ public final class ServedStore: Sendable {
         groups.close()
         var failure: (any Error)?
         do { try view.close() } catch { failure = error }
-        do { try await store.close() } catch { failure = failure ?? error }
+        do { try await backend.close() } catch { failure = failure ?? error }
         if let failure { throw failure }
     }
 }

@@ -28,7 +28,7 @@ public enum BackorderServer {
                 guard let token = context.token else { throw Problem(.unauthorized, "this route needs a bearer token with the admin role") }
                 guard token.allows(.admin) else { throw Problem(.forbidden, "token \(token.id) lacks the admin role") }
             }
-            if let published = served.view.latest, let ends = try? served.store.reader.endOffsets() {
+            if let published = served.view.latest, let ends = try? served.source.endOffsets() {
                 served.metrics.viewLagEvents.set(Double(zip(ends, published.positions).reduce(Int64(0)) { $0 + max(0, $1.0 - $1.1) }))
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -66,7 +66,7 @@ public enum BackorderServer {
         // /readyz answers 503 until then).
         Task {
             let started = ContinuousClock.now
-            guard (try? await served.view.snapshot(covering: Array(repeating: 0, count: served.store.partitionCount), timeout: 86_400 * 365)) != nil else { return }
+            guard (try? await served.view.snapshot(covering: Array(repeating: 0, count: served.source.partitionCount), timeout: 86_400 * 365)) != nil else { return }
             let (applied, _, reason) = served.view.progress
             let rebuilt = reason.map { " (rebuilt: \($0))" } ?? ""
             logger.notice("records view ready: \(applied) events applied in \(ContinuousClock.now - started)\(rebuilt)")

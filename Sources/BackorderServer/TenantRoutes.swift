@@ -31,7 +31,7 @@ struct TenantRoutes: Sendable {
     /// `from` is the previous page's `next` (one offset per lane).
     @Sendable func readEvents(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
-        let source = served.store.reader
+        let source = served.source
         let ends = try source.endOffsets()
         let from = try request.uri.queryParameters["from"].map { try Self.positions(String($0), lanes: ends.count) } ?? Array(repeating: 0, count: ends.count)
         let limit = try Self.integer(request, "limit", default: 100, 1...1_000)
@@ -58,7 +58,7 @@ struct TenantRoutes: Sendable {
     @Sendable func readStream(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let stream = try Self.stream(context)
-        let events = try served.store.readStream(tenant: tenant, stream: stream)
+        let events = try served.backend.readStream(tenant: tenant, stream: stream)
         guard !events.isEmpty else { throw Problem(.notFound, "no stream \(stream) in tenant \(tenant)") }
         var out: [UInt8] = Array(#"{"stream":"#.utf8)
         JSONText.appendString(stream, to: &out)
@@ -79,7 +79,7 @@ struct TenantRoutes: Sendable {
     @Sendable func history(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.audit)
         let id = try context.parameters.require("id")
-        let events = try served.store.readStream(tenant: tenant, stream: StreamName.record(id))
+        let events = try served.backend.readStream(tenant: tenant, stream: StreamName.record(id))
         guard !events.isEmpty else { throw Problem(.notFound, "no record \(id) in tenant \(tenant)") }
         return try Self.json(AuditEntry.history(of: events, stream: StreamName.record(id)))
     }
@@ -129,7 +129,7 @@ struct TenantRoutes: Sendable {
         let (queries, published) = try await queries(request, tenant)
         return try conditional(request, published) {
             guard let row = try queries.record(id) else { throw Problem(.notFound, "no record \(id) in tenant \(tenant)") }
-            return try Self.json(RecordDetails(row, tenant: tenant, source: served.store.reader))
+            return try Self.json(RecordDetails(row, tenant: tenant, source: served.source))
         }
     }
 

@@ -11,6 +11,9 @@ import Foundation
 /// | `g<name in hex>.lane.<n>` | the holder's member id (varint length + UTF-8; empty: free), then the lane's `LaneState` |
 /// | `g<name in hex>.member.<id>` | the member's id, rewritten as its heartbeat |
 ///
+/// A tenant's own group (a server's, over HTTP) has the same keys under `t<tenant in
+/// hex>.`, apart from the store-wide groups that `backorder groups` lists.
+///
 /// A lane's key is its lease: the holder rewrites it (compare-and-set on the key's
 /// revision) every quarter of `leaseMilliseconds`, and every checkpoint it saves is a
 /// compare-and-set too. A holder has stopped — died, hung, or been cut off — once its key
@@ -44,19 +47,21 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
     /// The server's clock minus this machine's, in nanoseconds (read once, when first needed).
     private var clockOffset: Double?
 
-    init(bucket: NatsKeyValue, name: String, laneCount: Int, leaseMilliseconds: Int) throws {
+    init(bucket: NatsKeyValue, name: String, tenant: String? = nil, laneCount: Int, leaseMilliseconds: Int) throws {
         try ConsumerGroup.validate(name: name)
         precondition(laneCount >= 1 && leaseMilliseconds >= 100, "a group over \(laneCount) lanes, leases of \(leaseMilliseconds) ms")
         self.bucket = bucket
         self.name = name
         self.laneCount = laneCount
         self.leaseMilliseconds = leaseMilliseconds
-        self.prefix = Self.prefix(name)
+        self.prefix = Self.prefix(name, tenant: tenant)
     }
 
     deinit { stopHeartbeat() }
 
-    static func prefix(_ name: String) -> String { "g" + ByteCoding.hexString(name.utf8) }
+    static func prefix(_ name: String, tenant: String? = nil) -> String {
+        (tenant.map { "t" + ByteCoding.hexString($0.utf8) + "." } ?? "") + "g" + ByteCoding.hexString(name.utf8)
+    }
 
     /// The groups with state in `bucket`.
     static func names(in bucket: NatsKeyValue) throws -> [String] {
@@ -326,8 +331,21 @@ extension JetStreamStore {
     /// The consumer group `name` of this store (made on first use), one lane per
     /// partition (`lanes`); a member's lanes are taken over `leaseMilliseconds` after it stops.
     public func consumerGroup(named name: String, leaseMilliseconds: Int = ClusterConsumerGroup.defaultLeaseMilliseconds) async throws -> ClusterConsumerGroup {
-        let lanes = partitionCount
-        return try await Self.onThread { try ClusterConsumerGroup(bucket: try self.groupBucket(create: true), name: name, laneCount: lanes, leaseMilliseconds: leaseMilliseconds) }
+        try await Self.onThread { try self.consumerGroup(named: name, tenant: nil, leaseMilliseconds: leaseMilliseconds) }
+    }
+
+    /// The consumer group `name` — `tenant`'s own, when given (a server's groups over
+    /// HTTP) — made on first use. Blocks for a request when the bucket is new.
+    public func consumerGroup(named name: String, tenant: String?, leaseMilliseconds: Int = ClusterConsumerGroup.defaultLeaseMilliseconds) throws -> ClusterConsumerGroup {
+        try ClusterConsumerGroup(bucket: try groupBucket(create: true), name: name, tenant: tenant, laneCount: partitionCount, leaseMilliseconds: leaseMilliseconds)
+    }
+
+    /// Whether `tenant`'s group `name` has state (without making the bucket or the group).
+    public func consumerGroupExists(named name: String, tenant: String?) throws -> Bool {
+        let prefix = ClusterConsumerGroup.prefix(name, tenant: tenant) + "."
+        do { return try groupBucket(create: false).keys().contains { $0.hasPrefix(prefix) } } catch let error as NatsError where error.status == "NATS_NOT_FOUND" {
+            return false
+        }
     }
 
     /// The consumer groups with state in this store (none, without making the bucket, when

@@ -238,6 +238,13 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         // a stream it does not know is new, without a request (if another writer has just
         // created it, the server refuses the append built on this empty state).
         guard readOnly || index.head(StreamKey(tenant: tenant, stream: stream)) != nil else { return [] }
+        return try readCurrentStream(tenant: tenant, stream: stream)
+    }
+
+    /// Every event of a stream as the server holds it now — asked even for a stream this
+    /// process has never seen (another writer may have made it since the open): what a
+    /// reader beside other writers, such as a server's `GET`, must answer.
+    public func readCurrentStream(tenant: String, stream: String) throws -> [StoredEvent] {
         let subject = ClusterSubject.subject(group: options.group, partition: partition(tenant: tenant, stream: stream), tenant: tenant, stream: stream)
         guard let last = try connection.lastMessage(stream: streamName, subject: subject) else { return [] }
         let events = try ClusterLinks(connection: connection, stream: streamName, group: options.group).walk(from: last) { _ in true }
@@ -289,10 +296,19 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
 
     /// Sets the stream's head from its last message on the server.
     private func refreshHead(tenant: String, stream: String) throws {
+        _ = try currentVersion(tenant: tenant, stream: stream)
+    }
+
+    /// A stream's version as the server holds it now (0: no stream), from its subject's
+    /// last message (one request); a writer's index learns it too.
+    public func currentVersion(tenant: String, stream: String) throws -> Int64 {
         let subject = ClusterSubject.subject(group: options.group, partition: partition(tenant: tenant, stream: stream), tenant: tenant, stream: stream)
-        guard let last = try connection.lastMessage(stream: streamName, subject: subject) else { return }
+        guard let last = try connection.lastMessage(stream: streamName, subject: subject) else { return 0 }
         let event = try ClusterDecoding.event(last, group: options.group)
-        index.refresh(StreamKey(tenant: tenant, stream: stream), to: .init(version: event.streamVersion, sequence: last.sequence))
+        if !readOnly {
+            index.refresh(StreamKey(tenant: tenant, stream: stream), to: .init(version: event.streamVersion, sequence: last.sequence))
+        }
+        return event.streamVersion
     }
 
     private func plan(_ events: [NewEvent]) throws -> any PendingAppend {

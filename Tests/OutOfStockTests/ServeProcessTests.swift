@@ -15,8 +15,10 @@ import Glibc
         let port: Int
         let output: String
 
-        static func start(data: String, output: String, listen: String = "127.0.0.1:0", access: [String] = ["--insecure-no-auth"]) throws -> Server {
-            let process = try startBackorder(["serve", "--data", data, "--listen", listen] + access, output: output)
+        /// `store`: more options naming the store (`--cluster URLS`).
+        static func start(data: String, output: String, listen: String = "127.0.0.1:0", access: [String] = ["--insecure-no-auth"],
+                          store: [String] = []) throws -> Server {
+            let process = try startBackorder(["serve", "--data", data, "--listen", listen] + access + store, output: output)
             // Wait for the line saying where it listens (an event of the process, bounded).
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {

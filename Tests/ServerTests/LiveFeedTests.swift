@@ -34,10 +34,10 @@ import Testing
             let fixture = try await RouteTests.Fixture.make { $0.liveFeedBytes = capacity }
             do {
                 let served = fixture.served
-                let start = try served.store.reader.endOffsets()
+                let start = try served.source.endOffsets()
                 let body = try #require(RouteTests.input(events: 2_000)["t001"])
                 let report = try await served.append(tenant: "t001", body: Array(body.utf8))
-                let ends = try served.store.reader.endOffsets()
+                let ends = try served.source.endOffsets()
                 #expect(report.appended > 500 && ends.reduce(0, +) == Int64(report.appended))
                 // The feed reads what was appended (woken by the append's ring).
                 var rings = served.feed.ring.rings
@@ -55,7 +55,7 @@ import Testing
                     #expect(served.feed.messages(after: start) == nil, "4 KiB keep only the newest")
                 }
                 // A stream from the start reads the log up to the head and lands on it.
-                var reader = try RecordedOrderReader(source: served.store.reader, from: start, to: ends)
+                var reader = try RecordedOrderReader(source: served.source, from: start, to: ends)
                 var read = 0
                 while try reader.next() != nil { read += 1 }
                 #expect(read == report.appended && reader.positions == ends)

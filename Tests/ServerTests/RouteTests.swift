@@ -169,7 +169,7 @@ import Testing
             }
             let t001 = auth(fixture.token["reader"])
             // The answers of a reader opened on the same directory, as the CLI opens it.
-            let access = try RecordsViewAccess.open(root: fixture.served.options.directory, source: fixture.served.store.reader)
+            let access = try RecordsViewAccess.open(root: fixture.served.options.directory, source: fixture.served.source)
             let queries = access.queries(tenant: "t001")
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

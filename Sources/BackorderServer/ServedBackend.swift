@@ -1,0 +1,117 @@
+import Consumers
+import EventLog
+import EventStore
+import Foundation
+import JetStreamStore
+
+/// The store a server appends to and reads from (docs/SERVER.md, "On a cluster").
+public enum ServedBackend: Sendable {
+    /// The embedded log, of which the server is the only writer.
+    case embedded(EventStore)
+    /// A JetStream stream, to which other processes may append while the server runs.
+    case cluster(JetStreamStore)
+
+    /// Opens the store `options` name (recovering the embedded log as `append` does).
+    static func open(_ options: ServeOptions) async throws -> ServedBackend {
+        if let cluster = options.cluster { return .cluster(try await JetStreamStore.open(cluster)) }
+        var storeOptions = StoreOptions()
+        storeOptions.log.durability = options.durability
+        storeOptions.log.partitionCount = options.partitions
+        return .embedded(try await EventStore.open(at: options.directory, options: storeOptions))
+    }
+
+    /// Where appends go.
+    var appender: any EventAppender {
+        switch self {
+        case let .embedded(store): store
+        case let .cluster(store): store
+        }
+    }
+
+    /// The events in the order the views and live streams read them (one lane per log
+    /// partition, or the stream's one lane of sequences).
+    var source: any EventSource {
+        switch self {
+        case let .embedded(store): store.reader
+        case let .cluster(store): store.source
+        }
+    }
+
+    /// The events in one lane per partition, for consumer groups.
+    var groupSource: any EventSource {
+        switch self {
+        case let .embedded(store): store.reader
+        case let .cluster(store): store.lanes
+        }
+    }
+
+    /// Whether other processes may append (the server must look for their events).
+    var hasOtherWriters: Bool {
+        if case .cluster = self { return true }
+        return false
+    }
+
+    /// A stream's acknowledged version (0: none): from the embedded store's index, or asked
+    /// of the cluster (one request), which other writers may have moved.
+    func version(tenant: String, stream: String) throws -> Int64 {
+        switch self {
+        case let .embedded(store): try store.version(tenant: tenant, stream: stream)
+        case let .cluster(store): try store.currentVersion(tenant: tenant, stream: stream)
+        }
+    }
+
+    /// Every acknowledged event of a stream, in version order, as the store holds it now.
+    func readStream(tenant: String, stream: String) throws -> [StoredEvent] {
+        switch self {
+        case let .embedded(store): try store.readStream(tenant: tenant, stream: stream)
+        case let .cluster(store): try store.readCurrentStream(tenant: tenant, stream: stream)
+        }
+    }
+
+    /// What the store said at open (recovery, index rebuilds; the stream and its replicas).
+    var openingNotes: [String] {
+        switch self {
+        case let .embedded(store):
+            store.log.recoveryEvents.map { "recovered: \($0)" } + (store.indexRebuildReason.map { ["indexes rebuilt from the log (\($0))"] } ?? [])
+        case let .cluster(store):
+            ["cluster stream \(store.streamName) (R\(store.replicas), \(store.partitionCount) partitions) on \(store.options.urls): \(store.durabilityStatement)"]
+                + (store.idLoad.cacheSkipped.map { ["id cache not used: \($0); read the whole stream"] } ?? [])
+        }
+    }
+
+    /// Closes the embedded store; saves a cluster writer's id cache (its next open reads
+    /// only the messages after it).
+    func close() async throws {
+        switch self {
+        case let .embedded(store): try await store.close()
+        case let .cluster(store): try store.saveIDCache()
+        }
+    }
+}
+
+/// Looks for events that other processes append to a cluster store: asks for the stream's
+/// end every `interval` seconds and, when it moved, calls `moved` (which wakes the view
+/// and the live streams). A request that fails is tried again at the next interval; the
+/// view and the live streams report the cluster's failures themselves when they read.
+final class EndWatch: Sendable {
+    private let state = ConditionLock(false)
+
+    init(source: any EventSource, interval: Double, moved: @escaping @Sendable () -> Void) throws {
+        precondition(interval > 0, "EndWatch: a positive interval")
+        let state = self.state
+        try startThread(name: "end-watch") {
+            var last = try? source.endOffsets()
+            while !state.wait(until: { $0 }, timeoutNanoseconds: UInt64(interval * 1e9), { $0 }) {
+                guard let ends = try? source.endOffsets(), ends != last else { continue }
+                last = ends
+                moved()
+            }
+        }
+    }
+
+    /// Stops asking (the thread ends within a request's time).
+    func stop() {
+        state.withLock { $0 = true }
+        state.broadcast()
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `backorder serve --cluster` as a process against a real nats-server: the routes work on
+/// the JetStream store, and what another writer appends to the stream meanwhile reaches
+/// the live stream, the queries, the version checks and the consumer groups.
+@Suite(.serialized) struct ServeClusterTests {
+    typealias Connection = ServeProcessTests.Connection
+
+    static func event(_ n: Int, _ type: String, _ data: String) -> String {
+        #"{"id":"00000000-0000-4000-8000-\#(String(format: "%012d", n))","type":"\#(type)","tenant":"acme","actor":"ann","data":{\#(data)}}"#
+    }
+
+    static let idStem = "00000000-0000-4000-8000-"
+
+    @Test func aServerOnAClusterSeesWhatOtherWritersAppend() throws {
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let clusterOptions = ["--cluster", cluster.urls, "--replicas", "1"]
+        let server = try ServeProcessTests.Server.start(data: dir + "/served", output: dir + "/serve", store: clusterOptions)
+        defer { server.stop() }
+        let live = try Connection(port: server.port)
+        try live.send("GET", "/v1/tenants/acme/live")
+        _ = try live.read(until: "retry: 1000\n\n")
+
+        // Appended through the server.
+        let producer = try Connection(port: server.port)
+        let first = [Self.event(1, "CustomerRegistered", #""customerId":"C-1","number":"1","name":"Berg""#),
+                     Self.event(2, "ProductRegistered", #""productId":"P-1","sku":"S1","name":"Parka","sizes":["M","L"]"#),
+                     Self.event(3, "OutOfStockReported", #""recordId":"R-1","customerId":"C-1","productId":"P-1","size":"M","quantity":5"#)]
+        try producer.send("POST", "/v1/tenants/acme/events", body: first.joined(separator: "\n") + "\n")
+        let appended = try producer.response()
+        #expect(appended.status == 201, "\(appended.body)")
+        #expect(try live.read(until: "event: dashboard").contains("R-1"))
+
+        // Appended by another process, straight to the stream.
+        let theirs = [Self.event(4, "OutOfStockReported", #""recordId":"R-2","customerId":"C-1","productId":"P-1","size":"L","quantity":2"#),
+                      Self.event(5, "OutOfStockAmended", #""recordId":"R-2","quantity":3"#)]
+        let (status, _, err) = try runBackorder(["append", "-", "--data", dir + "/cli"] + clusterOptions, stdin: theirs.joined(separator: "\n") + "\n")
+        #expect(status == 0, "\(err)")
+        // The live stream delivers them: the server looks for other writers' events every
+        // 50 ms (without looking, the stream's heartbeat, 15 s, would be the first to find them).
+        let appendedByThem = ContinuousClock.now
+        let delivered = try live.read(until: Self.idStem + "000000000005")
+        #expect(delivered.contains(Self.idStem + "000000000004"), "\(delivered)")
+        #expect(ContinuousClock.now - appendedByThem < .seconds(10), "found by looking, not by the heartbeat")
+        // A query made after that append answers with it.
+        try producer.send("GET", "/v1/tenants/acme/dashboard")
+        let dashboard = try producer.response()
+        #expect(dashboard.status == 200 && dashboard.body.contains(#""requests":2"#), "\(dashboard.body)")
+        try producer.send("GET", "/v1/tenants/acme/records/R-2")
+        let record = try producer.response()
+        #expect(record.status == 200 && record.body.contains(#""quantity":3"#), "\(record.body)")
+        // The stream the other writer made: read, and its version checked, from the stream.
+        try producer.send("GET", "/v1/tenants/acme/streams/record/R-2")
+        let stream = try producer.response()
+        #expect(stream.status == 200 && stream.body.contains(Self.idStem + "000000000005"), "\(stream.body)")
+        let delivery = Self.event(6, "DeliveryRecorded", #""recordId":"R-2","quantity":1"#)
+        try producer.send("POST", "/v1/tenants/acme/streams/record/R-2", body: delivery + "\n", headers: ["If-Match": "\"1\""])
+        let stale = try producer.response()
+        #expect(stale.status == 412, "\(stale.body)")
+        try producer.send("POST", "/v1/tenants/acme/streams/record/R-2", body: delivery + "\n", headers: ["If-Match": "\"2\""])
+        let current = try producer.response()
+        #expect(current.status == 201, "\(current.body)")
+
+        // A tenant's consumer group over HTTP, kept in the cluster's group bucket: every
+        // event of the tenant, whoever appended it, delivered once.
+        var seen = Set<String>()
+        try producer.send("POST", "/v1/tenants/acme/groups/mail/fetch?wait=0")
+        var answer = try producer.response().body
+        let member = try #require(answer.firstMatch(of: /"member":"([0-9a-f]+)"/).map { String($0.1) }, "\(answer)")
+        while let batch = answer.firstMatch(of: /"delivery":"([0-9:r]+)"/).map({ String($0.1) }) {
+            for match in answer.matches(of: /00000000-0000-4000-8000-([0-9]{12})/) { #expect(seen.insert(String(match.1)).inserted, "delivered twice: \(match.1)") }
+            try producer.send("POST", "/v1/tenants/acme/groups/mail/ack", body: #"{"member":"\#(member)","delivery":"\#(batch)"}"#)
+            #expect(try producer.response().status == 200)
+            try producer.send("POST", "/v1/tenants/acme/groups/mail/fetch?member=\(member)&wait=0")
+            answer = try producer.response().body
+        }
+        #expect(seen.count == 6, "\(seen.sorted())")
+        try producer.send("GET", "/v1/tenants/acme/groups/mail")
+        let group = try producer.response()
+        #expect(group.status == 200 && group.body.matches(of: /"lane":/).count == 8, "\(group.body)")
+
+        server.process.terminate()
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0, "\((try? String(contentsOfFile: server.output + ".stderr", encoding: .utf8)) ?? "")")
+        // A tenant's group is not one of the store-wide groups the command line lists.
+        let (listed, names, listErr) = try runBackorder(["groups", "list", "--data", dir + "/cli"] + clusterOptions)
+        #expect(listed == 0 && !names.contains("mail"), "\(names)\(listErr)")
+    }
+}

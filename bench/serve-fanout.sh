@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Live-update fan-out against a fresh `backorder serve` (bench/RESULTS.md): SUBSCRIBERS
-# Server-Sent Events streams on one tenant, 50 single-event appends 20 ms apart
-# (bench/sse-fanout.py), then the server's CPU (user + system from /proc/PID/stat) for it.
+# Server-Sent Events streams on one tenant, 50 single-event appends 20 ms apart, each
+# delivery timed at the subscriber's socket (bench/sse-fanout.py), then the server's CPU
+# (user + system from /proc/PID/stat) for it.
 #
 #   bash bench/serve-fanout.sh [BINARY] [PORT] [SUBSCRIBERS]
 set -euo pipefail

@@ -70,7 +70,7 @@ public final class LiveView: @unchecked Sendable {
     /// `onFailure` is called (on the view's thread) if the view stops with an error: the
     /// server logs it; queries then answer that the view stopped, without its details.
     public init(root: String, source: any EventSource, publishInterval: Double = 0.1,
-                options: KVOptions = RecordsViewAccess.options(), storage: any Storage = PosixStorage(),
+                options: KVOptions = RecordsViewAccess.followerOptions(), storage: any Storage = PosixStorage(),
                 lockTimeoutMilliseconds: Int = 10_000, onFailure: @escaping @Sendable (any Error) -> Void = { _ in }) throws {
         precondition(publishInterval >= 0, "LiveView: publishInterval must not be negative")
         self.source = source

@@ -37,9 +37,10 @@ public final class RecordsViewAccess {
     }
 
     /// The options of a view kept beside an ingest in one process (`ViewFollower` during
-    /// `append`): half the memtable and block cache and one frozen memtable instead of two,
-    /// so that the two together stay under 300 MB (bench/RESULTS.md) — the view commits
-    /// twice as often, which measured within the noise of the append's time.
+    /// `append`, `LiveView` in a server): half the memtable and block cache and one frozen
+    /// memtable instead of two, so that the two together stay under 300 MB
+    /// (bench/RESULTS.md) — the view commits twice as often, which measured within the
+    /// noise of the append's time.
     public static func followerOptions() -> KVOptions {
         var base = KVOptions()
         base.memtableBytes = 16 << 20

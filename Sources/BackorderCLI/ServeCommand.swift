@@ -20,13 +20,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address and port to listen on.") var listen = "127.0.0.1:8080"
     @Option(help: "The tokens file (backorder token create).") var tokens: String?
     @Flag(help: "Serve without tokens (refused unless --listen is a loopback address).") var insecureNoAuth = false
-    @Option(help: "fsync (default), interval[:MS] or none.") var durability = "fsync"
+    @Option(help: "fsync (default), interval[:MS] or none (the embedded log only).") var durability: String?
     @Option(help: "Partitions of a new store (or a new cluster stream).") var partitions = 8
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 16 << 20
     @Option(help: "Requests per second per token (sustained; twice as many in a burst).") var rateLimit = 5_000.0
 
     func run() async throws {
-        guard let durability = Durability(parsing: durability) else { throw ValidationError("unknown durability \"\(self.durability)\": use fsync, interval[:MS] or none") }
+        guard let durability = Durability(parsing: durability ?? "fsync") else {
+            throw ValidationError("unknown durability \"\(self.durability ?? "")\": use fsync, interval[:MS] or none")
+        }
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65_535).contains(port) else {
             throw ValidationError("--listen \(listen): give HOST:PORT, such as 127.0.0.1:8080")
         }
@@ -35,7 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
         // On a cluster the directory keeps the views and the id cache (as for `query`).
         var options = ServeOptions(directory: data.viewsDirectory)
         options.cluster = data.clusterOptions(partitions: partitions)
-        if options.cluster != nil && self.durability != "fsync" {
+        if options.cluster != nil && self.durability != nil {
             throw ValidationError("--durability sets the embedded log's syncing; on a cluster an append is acknowledged as the stream's replication allows")
         }
         options.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))

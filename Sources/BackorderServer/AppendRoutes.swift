@@ -38,21 +38,23 @@ extension TenantRoutes {
             }
             expected = 0
         }
-        if let expected, case let current = try served.backend.version(tenant: tenant, stream: stream), current != expected {
-            throw Self.preconditionFailed(stream, current: current, expected: expected)
+        if let expected {
+            let current = try await served.backend.version(tenant: tenant, stream: stream)
+            if current != expected { throw Self.preconditionFailed(stream, current: current, expected: expected) }
         }
         let bytes = try await body(request)
         let report = try await ingest(tenant: tenant, bytes, stream: stream, expectVersion: expected, context)
         if report.rejected > 0 {
             // Another request moved the stream between the check above and the append.
             if let expected, report.errors.allSatisfy({ $0.field == "expectedVersion" }) {
-                throw Self.preconditionFailed(stream, current: try served.backend.version(tenant: tenant, stream: stream), expected: expected)
+                throw Self.preconditionFailed(stream, current: try await served.backend.version(tenant: tenant, stream: stream), expected: expected)
             }
             throw Self.rejected(report)
         }
         record(report, since: start)
         var response = Self.json(Self.appendResult(report), status: report.appended > 0 ? .created : .ok)
-        let version = try expected.map { $0 + Int64(report.appended) } ?? served.backend.version(tenant: tenant, stream: stream)
+        let version: Int64
+        if let expected { version = expected + Int64(report.appended) } else { version = try await served.backend.version(tenant: tenant, stream: stream) }
         response.headers[.eTag] = "\"\(version)\""
         return response
     }

@@ -45,27 +45,29 @@ public enum ServedBackend: Sendable {
         }
     }
 
-    /// Whether other processes may append (the server must look for their events).
-    var hasOtherWriters: Bool {
-        if case .cluster = self { return true }
-        return false
-    }
-
     /// A stream's acknowledged version (0: none): from the embedded store's index, or asked
-    /// of the cluster (one request), which other writers may have moved.
-    func version(tenant: String, stream: String) throws -> Int64 {
+    /// of the cluster (one request, off the cooperative pool), which other writers may
+    /// have moved.
+    func version(tenant: String, stream: String) async throws -> Int64 {
         switch self {
         case let .embedded(store): try store.version(tenant: tenant, stream: stream)
-        case let .cluster(store): try store.currentVersion(tenant: tenant, stream: stream)
+        case let .cluster(store): try await JetStreamStore.onThread { try store.currentVersion(tenant: tenant, stream: stream) }
         }
     }
 
     /// Every acknowledged event of a stream, in version order, as the store holds it now.
-    func readStream(tenant: String, stream: String) throws -> [StoredEvent] {
+    func readStream(tenant: String, stream: String) async throws -> [StoredEvent] {
         switch self {
         case let .embedded(store): try store.readStream(tenant: tenant, stream: stream)
-        case let .cluster(store): try store.readCurrentStream(tenant: tenant, stream: stream)
+        case let .cluster(store): try await JetStreamStore.onThread { try store.readCurrentStream(tenant: tenant, stream: stream) }
         }
+    }
+
+    /// Why the store takes no more appends, if it stopped (a cluster writer whose publish
+    /// failed must be reopened: the server is then not ready).
+    var appendFailure: String? {
+        if case let .cluster(store) = self { return store.appendFailure }
+        return nil
     }
 
     /// What the store said at open (recovery, index rebuilds; the stream and its replicas).
@@ -90,28 +92,49 @@ public enum ServedBackend: Sendable {
 }
 
 /// Looks for events that other processes append to a cluster store: asks for the stream's
-/// end every `interval` seconds and, when it moved, calls `moved` (which wakes the view
-/// and the live streams). A request that fails is tried again at the next interval; the
-/// view and the live streams report the cluster's failures themselves when they read.
+/// end every `interval` seconds and, when it moved past `ends` (where the server's view
+/// and feed started), teaches the writer's index the new messages (their streams and ids)
+/// and calls `moved`, which wakes the view and the live streams. A request that fails is
+/// tried again at the next interval; the view and the live streams report the cluster's
+/// failures themselves when they read.
 final class EndWatch: Sendable {
-    private let state = ConditionLock(false)
+    private struct State {
+        var stopping = false
+        var stopped = false
+    }
 
-    init(source: any EventSource, interval: Double, moved: @escaping @Sendable () -> Void) throws {
+    private let state = ConditionLock(State())
+
+    init(store: JetStreamStore, from ends: [Int64], interval: Double, onFailure: @escaping @Sendable (any Error) -> Void,
+         moved: @escaping @Sendable () -> Void) throws {
         precondition(interval > 0, "EndWatch: a positive interval")
         let state = self.state
         try startThread(name: "end-watch") {
-            var last = try? source.endOffsets()
-            while !state.wait(until: { $0 }, timeoutNanoseconds: UInt64(interval * 1e9), { $0 }) {
-                guard let ends = try? source.endOffsets(), ends != last else { continue }
-                last = ends
-                moved()
+            var last = ends
+            var failing = false
+            while !state.wait(until: { $0.stopping }, timeoutNanoseconds: UInt64(interval * 1e9), { $0.stopping }) {
+                do {
+                    let now = try store.source.endOffsets()
+                    if now != last {
+                        try store.learnAppends(through: UInt64(max(0, now[0])))
+                        last = now
+                        moved()
+                    }
+                    failing = false
+                } catch {
+                    if !failing { onFailure(error) }
+                    failing = true
+                }
             }
+            state.withLock { $0.stopped = true }
+            state.broadcast()
         }
     }
 
-    /// Stops asking (the thread ends within a request's time).
+    /// Stops asking, and waits until the thread has (at most a request's time).
     func stop() {
-        state.withLock { $0 = true }
+        state.withLock { $0.stopping = true }
         state.broadcast()
+        state.wait(until: { $0.stopped }, timeoutNanoseconds: nil) { _ in }
     }
 }

@@ -82,7 +82,16 @@ public final class ServedStore: Sendable {
     private let watch: EndWatch?
 
     private init(backend: ServedBackend, view: LiveView, options: ServeOptions, metrics: ServerMetrics, feedFrom ends: [Int64],
-                 onFeedFailure: @escaping @Sendable (any Error) -> Void) throws {
+                 onFeedFailure: @escaping @Sendable (any Error) -> Void, onWatchFailure: @escaping @Sendable (any Error) -> Void) throws {
+        let appended = self.appended
+        if case let .cluster(store) = backend {
+            watch = try EndWatch(store: store, from: ends, interval: options.clusterPollInterval, onFailure: onWatchFailure) {
+                view.poke()
+                appended.ring()
+            }
+        } else {
+            watch = nil
+        }
         self.backend = backend
         self.source = backend.source
         self.view = view
@@ -99,7 +108,7 @@ public final class ServedStore: Sendable {
         expiry = Task.detached {
             while (try? await Task.sleep(for: .seconds(1))) != nil { groups.expireIdle() }
         }
-        let reader = backend.source, appended = self.appended, heartbeat = options.heartbeatSeconds
+        let reader = backend.source, heartbeat = options.heartbeatSeconds
         let feed = LiveFeed(at: ends, capacityBytes: options.liveFeedBytes)
         self.feed = feed
         feeding = Task.detached {
@@ -107,25 +116,25 @@ public final class ServedStore: Sendable {
                 onFeedFailure(failure)
             }
         }
-        watch = backend.hasOtherWriters ? try EndWatch(source: backend.source, interval: options.clusterPollInterval) { [appended] in
-            view.poke()
-            appended.ring()
-        } : nil
     }
 
     /// Opens the store (recovering it as `append` does) and starts the view's thread.
-    /// `onViewFailure` hears why the records view stopped, if it fails, and `onFeedFailure`
-    /// why the live streams' shared feed stopped (for the server's log).
+    /// `onViewFailure` hears why the records view stopped, if it fails, `onFeedFailure`
+    /// why the live streams' shared feed stopped, and `onWatchFailure` why looking for a
+    /// cluster's new events failed (once per run of failures; it is tried again) — for
+    /// the server's log.
     public static func open(_ options: ServeOptions, metrics: ServerMetrics = ServerMetrics(),
                             onViewFailure: @escaping @Sendable (any Error) -> Void = { _ in },
-                            onFeedFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async throws -> ServedStore {
+                            onFeedFailure: @escaping @Sendable (any Error) -> Void = { _ in },
+                            onWatchFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async throws -> ServedStore {
         precondition(options.maxEventsPerRequest <= StoreOptions().maxEventsPerBatch, "one request must be one atomic append")
         let backend = try await ServedBackend.open(options)
         var view: LiveView?
         do {
             let ends = try backend.source.endOffsets()
             view = try LiveView(root: options.directory, source: backend.source, publishInterval: options.publishInterval, onFailure: onViewFailure)
-            return try ServedStore(backend: backend, view: view!, options: options, metrics: metrics, feedFrom: ends, onFeedFailure: onFeedFailure)
+            return try ServedStore(backend: backend, view: view!, options: options, metrics: metrics, feedFrom: ends, onFeedFailure: onFeedFailure,
+                                   onWatchFailure: onWatchFailure)
         } catch {
             try? view?.close()
             try? await backend.close()

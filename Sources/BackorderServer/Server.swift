@@ -14,6 +14,11 @@ public enum BackorderServer {
                                                 metrics: served.metrics, bodyLimit: served.options.maxBodyBytes))
         router.get("healthz") { _, _ in TenantRoutes.json(Array("{\"status\":\"ok\"}\n".utf8)) }
         router.get("readyz") { _, _ in
+            if let failure = served.backend.appendFailure {
+                var problem = Problem(.serviceUnavailable, "appends stopped after a failed publish (\(failure)); restart the server")
+                problem.headers[.retryAfter] = "60"
+                throw problem
+            }
             if served.view.failure != nil || served.view.latest == nil {
                 let (applied, backlog, reason) = served.view.progress
                 let error = served.view.failure != nil ? LiveViewError.stopped : .notCaughtUp(applied: applied, backlog: backlog, rebuilding: reason != nil)
@@ -60,7 +65,8 @@ public enum BackorderServer {
             tokens = registry
         }
         let served = try await ServedStore.open(options, onViewFailure: { error in logger.critical("the records view stopped: \(error)") },
-                                                onFeedFailure: { error in logger.error("the live feed stopped (live streams read the log themselves now): \(error)") })
+                                                onFeedFailure: { error in logger.error("the live feed stopped (live streams read the log themselves now): \(error)") },
+                                                onWatchFailure: { error in logger.error("looking for other writers' events on the cluster failed (tried again every \(options.clusterPollInterval) s): \(error)") })
         for note in served.openingNotes { logger.notice("\(note)") }
         // Say when the records view has caught up at start (a rebuild may take a while;
         // /readyz answers 503 until then).

@@ -58,7 +58,7 @@ struct TenantRoutes: Sendable {
     @Sendable func readStream(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
         let stream = try Self.stream(context)
-        let events = try served.backend.readStream(tenant: tenant, stream: stream)
+        let events = try await served.backend.readStream(tenant: tenant, stream: stream)
         guard !events.isEmpty else { throw Problem(.notFound, "no stream \(stream) in tenant \(tenant)") }
         var out: [UInt8] = Array(#"{"stream":"#.utf8)
         JSONText.appendString(stream, to: &out)
@@ -79,7 +79,7 @@ struct TenantRoutes: Sendable {
     @Sendable func history(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.audit)
         let id = try context.parameters.require("id")
-        let events = try served.backend.readStream(tenant: tenant, stream: StreamName.record(id))
+        let events = try await served.backend.readStream(tenant: tenant, stream: StreamName.record(id))
         guard !events.isEmpty else { throw Problem(.notFound, "no record \(id) in tenant \(tenant)") }
         return try Self.json(AuditEntry.history(of: events, stream: StreamName.record(id)))
     }

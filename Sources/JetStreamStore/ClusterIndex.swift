@@ -63,6 +63,19 @@ final class ClusterIndex: Sendable {
         }
     }
 
+    /// Adds one message read after the load (another writer's, or this process's own,
+    /// in stream order): as `load`, keeping the head as of the load for the id cache.
+    func learn(key: StreamKey, id: EventID?, sequence: UInt64, partition: Int) {
+        precondition(partition >= 0, "a learned message of partition \(partition)")
+        state.withLock { state in
+            if let head = state.heads[key], head.sequence >= sequence { return }
+            Self.keepHeadAtLoad(key, &state)
+            let version = (state.heads[key]?.version ?? 0) + 1
+            state.heads[key] = Head(version: version, sequence: sequence)
+            if let id { state.ids[ScopedID(tenant: key.tenant, id: id)] = Entry(sequence: sequence, version: version, partition: partition) }
+        }
+    }
+
     func head(_ key: StreamKey) -> Head? { state.withLock { $0.heads[key] } }
 
     func entry(_ id: ScopedID) -> Entry? { state.withLock { $0.ids[id] } }

@@ -76,6 +76,9 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
     private var loadedThrough: UInt64 = 0
     /// The event id of message `loadedThrough` (the next cache's `lastEventID`).
     private var loadedThroughID: EventID?
+    /// Reads the messages after the load for `learnAppends` (one caller at a time).
+    private let learning = NSLock()
+    private var learner: StreamReader?
 
     /// How an open loaded the ids and stream heads.
     public struct IDLoad: Sendable {
@@ -188,6 +191,35 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         loadedThrough = last
         index.markLoaded(through: last)
     }
+
+    /// Reads the headers of the messages after those read so far, through `last` (a
+    /// sequence known to exist, such as the stream's end), into the index: the ids and
+    /// stream heads other writers made since the open become known, so that a
+    /// long-running writer (a server) decides on them — a stream they created is found,
+    /// an id they stored is a duplicate. The cost follows the new messages (this
+    /// process's own among them); one ordered consumer is kept between calls.
+    public func learnAppends(through last: UInt64) throws {
+        precondition(!readOnly, "a read-only store has no index to teach")
+        try learning.withLock {
+            let reader: StreamReader
+            if let learner { reader = learner } else {
+                reader = StreamReader(connection: connection, stream: streamName, filter: ClusterSubject.wildcard(group: options.group),
+                                      from: loadedThrough + 1, until: last, headersOnly: true, retrySeconds: options.retrySeconds)
+                learner = reader
+            }
+            reader.extend(until: last)
+            while reader.nextSequence <= last, let message = try reader.next(waitMilliseconds: 0) {
+                guard let parsed = ClusterSubject.parse(message.subject, group: options.group), parsed.partition < partitionCount else {
+                    throw EventStoreError.malformedEvent(Position(partition: 0, offset: Int64(message.sequence) - 1),
+                                                         "subject \(message.subject) is not one of Backorder's (partitions 0…\(partitionCount - 1))")
+                }
+                index.learn(key: StreamKey(tenant: parsed.tenant, stream: parsed.stream), id: message.eventID, sequence: message.sequence, partition: parsed.partition)
+            }
+        }
+    }
+
+    /// Why appends stopped (a publish failed; the store must be reopened), if they did.
+    public var appendFailure: String? { index.failure }
 
     private var cachePath: String? { options.cacheDirectory.map { $0 + "/" + ClusterIndexFile.fileName } }
 
@@ -386,7 +418,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
     public var knownCounts: (events: Int, streams: Int) { (index.eventCount, index.streamCount) }
 
     /// Runs a blocking client call on a thread of its own, not the cooperative pool.
-    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    public static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
         }

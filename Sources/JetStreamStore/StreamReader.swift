@@ -24,7 +24,7 @@ final class StreamReader: @unchecked Sendable {
     /// The sequence of the next message to deliver.
     private(set) var nextSequence: UInt64
     /// The last sequence known to hold a message for the filter (0: none known).
-    let until: UInt64
+    private(set) var until: UInt64
 
     init(connection: NatsConnection, stream: String, filter: String, from sequence: UInt64, until: UInt64, headersOnly: Bool, retrySeconds: Double) {
         self.until = until
@@ -35,6 +35,11 @@ final class StreamReader: @unchecked Sendable {
         self.retrySeconds = retrySeconds
         self.nextSequence = max(1, sequence)
         self.subjectPrefix = filter.hasSuffix(">") ? String(filter.dropLast()) : filter
+    }
+
+    /// Raises `until` to a sequence since known to exist (a reader that follows the stream).
+    func extend(until sequence: UInt64) {
+        until = max(until, sequence)
     }
 
     /// What the subjects of the filter's messages start with (`bo.<group>.` for the whole

@@ -16,9 +16,10 @@ import JetStreamStore
 /// `ConsumerGroup.tenantRoot(data:tenant:)/g/` (on a cluster, under the tenant's keys of the
 /// store's group bucket, `ClusterConsumerGroup`) and delivers that tenant's events only.
 ///
-/// Each member holds open files (its member lock and a lease per lane), so members are
-/// limited per tenant (`maxMembersPerTenant`) and in all (from the process's open-file
-/// limit), and a join beyond either answers 503.
+/// Each member holds open files (its member lock and a lease per lane) — on a cluster, a
+/// thread renewing its leases — so members are limited per tenant (`maxMembersPerTenant`)
+/// and in all (from the process's open-file limit; `maxClusterSessions`), and a join
+/// beyond either answers 503.
 final class GroupSessions: @unchecked Sendable {
     // @unchecked: `sessions` is guarded by `lock`; a `GroupMember` (not thread-safe) is used
     // by one request at a time, which `Session.busy` (under the lock) ensures.
@@ -55,6 +56,8 @@ final class GroupSessions: @unchecked Sendable {
 
     /// Most members one tenant may hold at once.
     static let maxMembersPerTenant = 64
+    /// Most members held at once on a cluster store (each renews its leases on a thread).
+    static let maxClusterSessions = 256
 
     /// Where the groups' state is kept.
     enum Home {
@@ -69,8 +72,9 @@ final class GroupSessions: @unchecked Sendable {
     let source: any EventSource
     private let storage: any Storage
     let idleSeconds: Double
-    /// Most members held at once, over all tenants.
+    /// Most members held at once, over all tenants, and what sets it (for the 503's message).
     let maxSessions: Int
+    private let sessionLimit: String
     private let lock = NSLock()
     private var sessions: [String: Session] = [:]
     private var closed = false
@@ -83,7 +87,15 @@ final class GroupSessions: @unchecked Sendable {
         self.source = source
         self.storage = storage
         self.idleSeconds = idleSeconds
-        maxSessions = max(1, min(1_000, (openFiles / 2) / (source.partitionCount + 2)))
+        switch home {
+        case .files:
+            maxSessions = max(1, min(1_000, (openFiles / 2) / (source.partitionCount + 2)))
+            sessionLimit = "its limit (set by its open-file limit)"
+        case .cluster:
+            // A cluster member holds no files but a renewal thread and a key-value handle.
+            maxSessions = Self.maxClusterSessions
+            sessionLimit = "its limit on a cluster store"
+        }
     }
 
     /// The group `name` of `tenant`, made on first use.
@@ -123,7 +135,7 @@ final class GroupSessions: @unchecked Sendable {
                 return "tenant \(tenant) holds \(Self.maxMembersPerTenant) members, the limit of a tenant; let some go (DELETE …/members/{id}) or wait \(Int(idleSeconds)) s for idle ones to expire"
             }
             if sessions.count >= maxSessions {
-                return "the server holds \(maxSessions) members, its limit (set by its open-file limit); let some go (DELETE …/members/{id}) or wait \(Int(idleSeconds)) s for idle ones to expire"
+                return "the server holds \(maxSessions) members, \(sessionLimit); let some go (DELETE …/members/{id}) or wait \(Int(idleSeconds)) s for idle ones to expire"
             }
             precondition(sessions[session.key] == nil, "member \(session.id) of group \(name) registered twice")
             sessions[session.key] = session

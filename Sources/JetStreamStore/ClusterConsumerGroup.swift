@@ -63,11 +63,16 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
         (tenant.map { "t" + ByteCoding.hexString($0.utf8) + "." } ?? "") + "g" + ByteCoding.hexString(name.utf8)
     }
 
-    /// The groups with state in `bucket`.
-    static func names(in bucket: NatsKeyValue) throws -> [String] {
+    /// The groups with state in `bucket`: the store-wide ones, or `tenant`'s own.
+    static func names(in bucket: NatsKeyValue, tenant: String? = nil) throws -> [String] {
+        let scope = tenant.map { "t" + ByteCoding.hexString($0.utf8) }
         var names = Set<String>()
         for key in try bucket.keys() {
-            let parts = key.split(separator: ".")
+            var parts = key.split(separator: ".")
+            if let scope {
+                guard parts.count == 4, parts[0] == scope else { continue }
+                parts.removeFirst()
+            }
             guard parts.count == 3, parts[1] == "lane", parts[0].hasPrefix("g"), let bytes = ByteCoding.bytes(hex: parts[0].dropFirst()) else { continue }
             if let name = String(validating: bytes, as: UTF8.self), (try? ConsumerGroup.validate(name: name)) != nil { names.insert(name) }
         }
@@ -348,11 +353,11 @@ extension JetStreamStore {
         }
     }
 
-    /// The consumer groups with state in this store (none, without making the bucket, when
-    /// no group was ever used).
-    public func consumerGroupNames() async throws -> [String] {
+    /// The consumer groups with state in this store — the store-wide ones, or `tenant`'s
+    /// own (none, without making the bucket, when no group was ever used).
+    public func consumerGroupNames(tenant: String? = nil) async throws -> [String] {
         try await Self.onThread {
-            do { return try ClusterConsumerGroup.names(in: try self.groupBucket(create: false)) } catch let error as NatsError where error.status == "NATS_NOT_FOUND" {
+            do { return try ClusterConsumerGroup.names(in: try self.groupBucket(create: false), tenant: tenant) } catch let error as NatsError where error.status == "NATS_NOT_FOUND" {
                 return []
             }
         }

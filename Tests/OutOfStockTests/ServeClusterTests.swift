@@ -100,8 +100,16 @@ import TestSupport
         server.process.terminate()
         server.process.waitUntilExit()
         #expect(server.process.terminationStatus == 0, "\((try? String(contentsOfFile: server.output + ".stderr", encoding: .utf8)) ?? "")")
-        // A tenant's group is not one of the store-wide groups the command line lists.
+        // A tenant's group is not one of the store-wide groups the command line lists; it is
+        // one of the tenant's, shown with its checkpoints saved and its lanes let go.
         let (listed, names, listErr) = try runBackorder(["groups", "list", "--data", dir + "/cli"] + clusterOptions)
         #expect(listed == 0 && !names.contains("mail"), "\(names)\(listErr)")
+        let (tenantListed, tenantNames, _) = try runBackorder(["groups", "list", "--tenant", "acme", "--data", dir + "/cli"] + clusterOptions)
+        #expect(tenantListed == 0 && tenantNames.contains("mail"), "\(tenantNames)")
+        let (shown, table, showErr) = try runBackorder(["groups", "show", "mail", "--tenant", "acme", "--data", dir + "/cli"] + clusterOptions)
+        #expect(shown == 0 && table.split(separator: "\n").count == 1 + 8 && !table.contains("yes"), "\(table)\(showErr)")
+        #expect(table.split(separator: "\n").dropFirst().allSatisfy { $0.split(separator: " ", omittingEmptySubsequences: true)[3] == "0" },
+                "every lane acknowledged to its end: \(table)")
+        #expect(try runBackorder(["groups", "show", "mail", "--tenant", "other", "--data", dir + "/cli"] + clusterOptions).0 != 0, "another tenant has no such group")
     }
 }

@@ -60,7 +60,7 @@ let package = Package(
         .target(name: "KVStore", dependencies: ["EventLog"]),
         .target(name: "EventStore", dependencies: ["EventLog", "KVStore"]),
         .target(name: "Projections", dependencies: ["EventStore", "EventLog", "KVStore"]),
-        .target(name: "OutOfStock", dependencies: ["EventStore", "EventLog", "KVStore", "CSimdJSON"]),
+        .target(name: "OutOfStock", dependencies: ["EventStore", "EventLog", "KVStore", "CSimdJSON", "CMallocTuning"]),
         .target(name: "RecordsView", dependencies: ["OutOfStock", "Projections", "KVStore", "EventStore", "EventLog"]),
         .target(name: "JetStreamStore", dependencies: ["EventStore", "EventLog", "Consumers", "CNats"]),
         .target(name: "Consumers", dependencies: ["EventStore", "EventLog"]),

@@ -12,3 +12,11 @@ int backorder_limit_malloc_arenas(int arenas) {
     return 0;
 #endif
 }
+
+int backorder_trim_malloc(void) {
+#if defined(__linux__)
+    return malloc_trim(0);
+#else
+    return 0;
+#endif
+}

@@ -33,14 +33,20 @@ final class IngestMemory {
     deinit { discard() }
 
     /// Forgets everything, and removes the scratch store if one was made.
-    func discard() {
+    /// Returns about how many entries it held: those in memory and those moved to the
+    /// scratch store (one moved and set again counts twice).
+    @discardableResult
+    func discard() -> Int {
+        let held = states.count + ids.count + spilled
+        spilled = 0
         states.removeAll()
         ids.removeAll()
-        guard let (store, path) = scratch else { return }
+        guard let (store, path) = scratch else { return held }
         try? store.close()
         for name in (try? storage.listDirectory(path)) ?? [] { try? storage.remove(path + "/" + name) }
         try? storage.removeDirectory(path)
         scratch = nil
+        return held
     }
 
     // MARK: Streams

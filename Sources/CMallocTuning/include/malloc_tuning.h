@@ -5,4 +5,8 @@
 /// refused, and 0 on a C library without the setting.
 int backorder_limit_malloc_arenas(int arenas);
 
+/// Returns the heap's free pages to the operating system (glibc's malloc_trim); 1 if any
+/// were returned. A no-op elsewhere.
+int backorder_trim_malloc(void);
+
 #endif

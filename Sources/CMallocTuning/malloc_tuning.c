@@ -14,7 +14,7 @@ int backorder_limit_malloc_arenas(int arenas) {
 }
 
 int backorder_trim_malloc(void) {
-#if defined(__linux__)
+#if defined(__GLIBC__)
     return malloc_trim(0);
 #else
     return 0;

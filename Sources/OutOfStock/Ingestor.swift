@@ -281,8 +281,9 @@ public final class Ingestor {
         // so their memory (and the scratch store's) goes to the store's index and the view
         // that follow the append instead. Freed in the middle of glibc's heap, it is only
         // reused — not returned — unless trimmed: a large input's is (one call, a few ms;
-        // 1,000,000 events of 60 tenants then peak at 239–245 MB instead of 320–359 MB,
-        // bench/RESULTS.md), a request of a few lines' is not.
+        // 1,000,000 events of 60 tenants then peak at 239–313 MB instead of 320–359 MB,
+        // bench/RESULTS.md), a request of a few lines' is not (the server's requests, at
+        // most 10,000 lines, stay below the threshold).
         parsers.removeAll()
         if memory.discard() >= Self.trimAfterEntries { _ = backorder_trim_malloc() }
         try await append(accepted, &report, progress: { progress(reader.bytesRead, $0) })

@@ -6,7 +6,7 @@
 int backorder_limit_malloc_arenas(int arenas);
 
 /// Returns the heap's free pages to the operating system (glibc's malloc_trim); 1 if any
-/// were returned. A no-op elsewhere.
+/// were returned. A no-op on other C libraries (musl has no malloc_trim).
 int backorder_trim_malloc(void);
 
 #endif

@@ -60,7 +60,7 @@ public struct ServeOptions: Sendable {
 public final class ServedStore: Sendable {
     public let backend: ServedBackend
     /// The events, as the view and the live streams read them.
-    public let source: any EventSource
+    public var source: any EventSource { backend.source }
     public let view: LiveView
     public let options: ServeOptions
     /// Rings after every acknowledged append.
@@ -93,7 +93,6 @@ public final class ServedStore: Sendable {
             watch = nil
         }
         self.backend = backend
-        self.source = backend.source
         self.view = view
         self.options = options
         self.metrics = metrics
@@ -129,14 +128,19 @@ public final class ServedStore: Sendable {
                             onWatchFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async throws -> ServedStore {
         precondition(options.maxEventsPerRequest <= StoreOptions().maxEventsPerBatch, "one request must be one atomic append")
         let backend = try await ServedBackend.open(options)
-        var view: LiveView?
+        let ends: [Int64], view: LiveView
         do {
-            let ends = try backend.source.endOffsets()
+            ends = try backend.source.endOffsets()
             view = try LiveView(root: options.directory, source: backend.source, publishInterval: options.publishInterval, onFailure: onViewFailure)
-            return try ServedStore(backend: backend, view: view!, options: options, metrics: metrics, feedFrom: ends, onFeedFailure: onFeedFailure,
+        } catch {
+            try? await backend.close()
+            throw error
+        }
+        do {
+            return try ServedStore(backend: backend, view: view, options: options, metrics: metrics, feedFrom: ends, onFeedFailure: onFeedFailure,
                                    onWatchFailure: onWatchFailure)
         } catch {
-            try? view?.close()
+            try? view.close()
             try? await backend.close()
             throw error
         }

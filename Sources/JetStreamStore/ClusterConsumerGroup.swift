@@ -60,12 +60,15 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
     deinit { stopHeartbeat() }
 
     static func prefix(_ name: String, tenant: String? = nil) -> String {
-        (tenant.map { "t" + ByteCoding.hexString($0.utf8) + "." } ?? "") + "g" + ByteCoding.hexString(name.utf8)
+        (tenant.map { scope($0) + "." } ?? "") + "g" + ByteCoding.hexString(name.utf8)
     }
+
+    /// The first part of a tenant's own groups' keys.
+    private static func scope(_ tenant: String) -> String { "t" + ByteCoding.hexString(tenant.utf8) }
 
     /// The groups with state in `bucket`: the store-wide ones, or `tenant`'s own.
     static func names(in bucket: NatsKeyValue, tenant: String? = nil) throws -> [String] {
-        let scope = tenant.map { "t" + ByteCoding.hexString($0.utf8) }
+        let scope = tenant.map(Self.scope)
         var names = Set<String>()
         for key in try bucket.keys() {
             var parts = key.split(separator: ".")

@@ -177,11 +177,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         while reader.nextSequence <= last, let message = try reader.next(waitMilliseconds: 0) {
             let place: (StreamKey, Int)
             if let known = cache[message.subject] { place = known } else {
-                guard let parsed = ClusterSubject.parse(message.subject, group: options.group), parsed.partition < partitionCount else {
-                    throw EventStoreError.malformedEvent(Position(partition: 0, offset: Int64(message.sequence) - 1),
-                                                         "subject \(message.subject) is not one of Backorder's (partitions 0…\(partitionCount - 1))")
-                }
-                place = (StreamKey(tenant: parsed.tenant, stream: parsed.stream), parsed.partition)
+                place = try self.place(of: message)
                 cache[message.subject] = place
             }
             index.load(key: place.0, id: message.eventID, sequence: message.sequence, partition: place.1)
@@ -209,13 +205,20 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
             }
             reader.extend(until: last)
             while reader.nextSequence <= last, let message = try reader.next(waitMilliseconds: 0) {
-                guard let parsed = ClusterSubject.parse(message.subject, group: options.group), parsed.partition < partitionCount else {
-                    throw EventStoreError.malformedEvent(Position(partition: 0, offset: Int64(message.sequence) - 1),
-                                                         "subject \(message.subject) is not one of Backorder's (partitions 0…\(partitionCount - 1))")
-                }
-                index.learn(key: StreamKey(tenant: parsed.tenant, stream: parsed.stream), id: message.eventID, sequence: message.sequence, partition: parsed.partition)
+                let (key, partition) = try place(of: message)
+                index.learn(key: key, id: message.eventID, sequence: message.sequence, partition: partition)
             }
         }
+    }
+
+    /// The Backorder stream and partition a message's subject names; an error naming the
+    /// message when it is not one of this store's subjects.
+    private func place(of message: StreamMessage) throws -> (StreamKey, Int) {
+        guard let parsed = ClusterSubject.parse(message.subject, group: options.group), parsed.partition < partitionCount else {
+            throw EventStoreError.malformedEvent(Position(partition: 0, offset: Int64(message.sequence) - 1),
+                                                 "subject \(message.subject) is not one of Backorder's (partitions 0…\(partitionCount - 1))")
+        }
+        return (StreamKey(tenant: parsed.tenant, stream: parsed.stream), parsed.partition)
     }
 
     /// Why appends stopped (a publish failed; the store must be reopened), if they did.
@@ -301,7 +304,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         do {
             return try plan(events)
         } catch let EventStoreError.wrongExpectedVersion(tenant, stream, expected, actual) where Self.mayBeStale(expected, actual) {
-            try await Self.onThread { [self] in try refreshHead(tenant: tenant, stream: stream) }
+            _ = try await Self.onThread { [self] in try currentVersion(tenant: tenant, stream: stream) }  // refreshes the head
             return try plan(events)
         }
     }
@@ -324,11 +327,6 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         case .exists: actual == 0
         case .any, .noStream: false
         }
-    }
-
-    /// Sets the stream's head from its last message on the server.
-    private func refreshHead(tenant: String, stream: String) throws {
-        _ = try currentVersion(tenant: tenant, stream: stream)
     }
 
     /// A stream's version as the server holds it now (0: no stream), from its subject's

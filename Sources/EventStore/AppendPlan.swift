@@ -65,10 +65,10 @@ struct AppendPlan {
         var outcomes = [AppendOutcome?](repeating: nil, count: events.count)
         var duplicateOf = [Int?](repeating: nil, count: events.count)
         var versions = [Int64](repeating: 0, count: events.count)
-        var versionInCall: [StreamHash: Int64] = [:]
+        var versionInCall = WordPairTable<StreamHash, Int64>(capacity: events.count)
         // Each stream's last offset before this call, looked up once (pass 2 links to it).
-        var headOffset: [StreamHash: Int64] = [:]
-        var firstWithID: [ScopedID: Int] = [:]
+        var headOffset = WordPairTable<StreamHash, Int64>(capacity: events.count)
+        var firstWithID = WordPairTable<ScopedID, Int>(capacity: events.count)
         for (i, event) in events.enumerated() {
             let id = scopedIDs[i]
             func conflict(_ original: String) -> EventStoreError { .idConflict(tenant: event.tenant, id: event.id, original: original) }
@@ -117,7 +117,7 @@ struct AppendPlan {
         for i in events.indices where outcomes[i] == nil && duplicateOf[i] == nil { members[partitionOfEvent[i]].append(i) }
         for partition in partitionNumbers {
             let members = members[partition]
-            var previousInCall: [StreamHash: Int64] = [:]
+            var previousInCall = WordPairTable<StreamHash, Int64>(capacity: members.count)
             var start = 0
             while start < members.count {
                 // Up to maxEventsPerBatch events and maxBatchBytes (well under the log's limits).

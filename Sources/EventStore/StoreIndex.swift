@@ -41,8 +41,8 @@ final class StoreIndex: @unchecked Sendable {
     let directory: String
     /// The offset the next submitted record of each partition gets (one writer: us).
     var nextOffset: [Int64]
-    var inFlightStreams: [[StreamHash: IndexedPosition]]
-    var inFlightIDs: [ScopedID: InFlightEvent] = [:]
+    var inFlightStreams: [WordPairTable<StreamHash, IndexedPosition>]
+    var inFlightIDs = WordPairTable<ScopedID, InFlightEvent>()
     var failure: [EventStoreError?]
     /// The recorded time of the newest event submitted (µs since the epoch): every event
     /// gets a later one than all before it, store-wide (AppendPlan.recordedTimes).
@@ -73,7 +73,7 @@ final class StoreIndex: @unchecked Sendable {
         self.reader = EventReader(log: log)
         self.directory = directory
         self.nextOffset = logEnds
-        self.inFlightStreams = Array(repeating: [:], count: logEnds.count)
+        self.inFlightStreams = Array(repeating: WordPairTable(), count: logEnds.count)
         self.failure = Array(repeating: nil, count: logEnds.count)
         self.storage = storage
         self.kvOptions = Self.keyValueOptions(memoryBytes: memoryBytes)

@@ -19,10 +19,17 @@ public final class KVSnapshot: Sendable {
 
     /// Calls `body` with the value of `key`, or nil when it has none.
     public func withValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
-        for table in frozen {
-            if let ref = table.lookup(key) { return try body(table.isDeletion(ref) ? nil : table.value(ref)) }
-        }
         let hash = KeyHash.of(key)
+        for table in frozen {
+            if let ref = table.lookup(key, hash: hash) { return try body(table.isDeletion(ref) ? nil : table.value(ref)) }
+        }
+        return try Self.withValue(in: version, key, hash: hash, body)
+    }
+
+    /// Calls `body` with the value of `key` (whose `KeyHash` is `hash`) in the files of
+    /// `version`, or nil when they hold none. The caller keeps `version` alive meanwhile.
+    static func withValue<R>(in version: Version, _ key: UnsafeRawBufferPointer, hash: UInt64,
+                             _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
         var result: R?
         func search(_ file: TableHandle) throws -> Bool {
             try file.reader().find(key, hash: hash) { result = try body($0) }

@@ -209,11 +209,22 @@ public final class KVStore: @unchecked Sendable {
     public func withValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
         enterWriter()
         defer { leaveWriter() }
-        if let ref = mutable.lookup(key) { return try body(mutable.isDeletion(ref) ? nil : mutable.value(ref)) }
+        // The writer's point lookup is the hot path of an append's checks: the key is hashed
+        // once for every memtable and filter, and no snapshot is allocated for it.
+        let hash = KeyHash.of(key)
+        func found(_ table: Memtable, _ ref: UInt64) throws -> R { try body(table.isDeletion(ref) ? nil : table.value(ref)) }
+        if let ref = mutable.lookup(key, hash: hash) { return try found(mutable, ref) }
         for table in sealed {
-            if let ref = table.lookup(key) { return try body(table.isDeletion(ref) ? nil : table.value(ref)) }
+            if let ref = table.lookup(key, hash: hash) { return try found(table, ref) }
         }
-        return try snapshot().withValue(key, body)
+        // Held until the search ends, so that its files stay on disk whatever compactions do.
+        let (version, frozen) = shared.withLock { ($0.version, $0.frozen) }
+        for group in frozen {
+            for table in group.memtables {
+                if let ref = table.lookup(key, hash: hash) { return try found(table, ref) }
+            }
+        }
+        return try KVSnapshot.withValue(in: version, key, hash: hash, body)
     }
 
     /// The newest value of `key` as the writer sees it, or nil.

@@ -214,8 +214,11 @@ final class Memtable: @unchecked Sendable {
     // MARK: Reading
 
     /// The newest entry of `key`: nil when the memtable has none.
-    func lookup(_ key: UnsafeRawBufferPointer) -> UInt64? {
-        let hash = KeyHash.of(key)
+    func lookup(_ key: UnsafeRawBufferPointer) -> UInt64? { lookup(key, hash: KeyHash.of(key)) }
+
+    /// The newest entry of `key`, whose `KeyHash` is `hash` (a lookup through several
+    /// memtables and files hashes the key once).
+    func lookup(_ key: UnsafeRawBufferPointer, hash: UInt64) -> UInt64? {
         let fragment = UInt32(truncatingIfNeeded: hash >> 32) | 1
         let mask = capacity - 1
         var slot = Int(truncatingIfNeeded: hash) & mask

@@ -50,7 +50,10 @@ public final class LiveView: @unchecked Sendable {
         var nextTicket: UInt64 = 0
         var stopping = false
         var stopped = false
+        /// The view's last failure, while it is being reopened (nil once it caught up again).
         var failure: (any Error)?
+        /// Failures in a row.
+        var failures = 0
         var published: Published?
         /// Events applied since the view opened (a rebuild counts here too).
         var applied: Int64 = 0
@@ -67,30 +70,53 @@ public final class LiveView: @unchecked Sendable {
     /// Opens the view as its writer on a thread of its own and starts catching it up with
     /// `source` (a rebuild, if the view must be rebuilt, runs there too: `progress` says how
     /// far it is).
-    /// `onFailure` is called (on the view's thread) if the view stops with an error: the
-    /// server logs it; queries then answer that the view stopped, without its details.
+    ///
+    /// A failure — a read of the log or a write of the view that throws — does not stop
+    /// the view: its thread closes it (what was applied and not committed is dropped),
+    /// waits (0.1 s, doubling up to `maxRetryDelay`) and opens it again from its last
+    /// commit, until it catches up or the view is closed. Meanwhile queries answer from
+    /// the last publication when it covers them, else fail as not caught up, and `failure`
+    /// holds the error. `onFailure` hears each failure (on the view's thread), for the
+    /// server's log; queries are told only that the view is failing, without its details.
     public init(root: String, source: any EventSource, publishInterval: Double = 0.1,
                 options: KVOptions = RecordsViewAccess.followerOptions(), storage: any Storage = PosixStorage(),
-                lockTimeoutMilliseconds: Int = 10_000, onFailure: @escaping @Sendable (any Error) -> Void = { _ in }) throws {
+                lockTimeoutMilliseconds: Int = 10_000, maxRetryDelay: Double = 5,
+                onFailure: @escaping @Sendable (_ error: any Error, _ retryIn: Double) -> Void = { _, _ in }) throws {
         precondition(publishInterval >= 0, "LiveView: publishInterval must not be negative")
+        precondition(maxRetryDelay > 0, "LiveView: maxRetryDelay must be positive")
         self.source = source
         self.publishInterval = publishInterval
         try startThread(name: "live-view") { [self] in
-            do {
-                let view = try MaintainedView<RecordsProjector>.openWriter(root: root, source: source, options: options, storage: storage,
-                                                                           lockTimeoutMilliseconds: lockTimeoutMilliseconds)
-                self.view = view
-                let backlog = try view.eventsBehind()
-                state.withLock {
-                    $0.resetReason = view.resetReason
-                    $0.backlog = backlog
+            var failures = 0
+            while true {
+                do {
+                    let view = try MaintainedView<RecordsProjector>.openWriter(root: root, source: source, options: options, storage: storage,
+                                                                               lockTimeoutMilliseconds: lockTimeoutMilliseconds)
+                    self.view = view
+                    let backlog = try view.eventsBehind()
+                    state.withLock {
+                        $0.resetReason = view.resetReason
+                        $0.backlog = backlog
+                        $0.applied = 0
+                    }
+                    try run(view)
+                    break
+                } catch {
+                    // Closed without a commit: the next open starts from the last one.
+                    try? view?.close()
+                    view = nil
+                    failures += 1
+                    let delay = min(maxRetryDelay, 0.1 * Double(1 << min(failures - 1, 20)))
+                    state.withLock {
+                        $0.failure = error
+                        $0.failures = failures
+                    }
+                    onFailure(error, delay)
+                    let stopping = state.wait(until: { $0.stopping }, timeoutNanoseconds: UInt64(delay * 1e9)) { $0.stopping }
+                    if stopping { break }
                 }
-                try run(view)
-            } catch {
-                state.withLock { $0.failure = error }
-                onFailure(error)
             }
-            try? view?.close()
+            do { try view?.close() } catch { state.withLock { $0.failure = $0.failure ?? error } }
             let waiting = state.withLock { s in
                 s.stopped = true
                 defer { s.waiting = [:] }
@@ -111,8 +137,13 @@ public final class LiveView: @unchecked Sendable {
 
     private func run(_ view: MaintainedView<RecordsProjector>) throws {
         // The first catch-up (the backlog, or a rebuild) commits as it goes and at its end.
-        let first = try view.catchUp { applied in self.state.withLock { $0.applied = applied } }
-        publish(view.snapshot(), view, applied: first)
+        try view.catchUp { applied in self.state.withLock { $0.applied = applied } }
+        publish(view.snapshot(), view)
+        // Caught up: a failure before this one is over.
+        state.withLock {
+            $0.failure = nil
+            $0.failures = 0
+        }
         var lastPublish = ContinuousClock.now, lastCommit = ContinuousClock.now
         var unpublished = false
         var uncommitted = 0
@@ -138,13 +169,13 @@ public final class LiveView: @unchecked Sendable {
             let commitDue = uncommitted >= Self.maxUncommittedPublications || (uncommitted > 0 && secondsSince(lastCommit) >= Self.commitInterval)
             if unpublished && (waiters > 0 || secondsSince(lastPublish) >= publishInterval) && !commitDue {
                 // Published in memory: no table file per publication.
-                publish(try view.uncommittedSnapshot(), view, applied: 0)
+                publish(try view.uncommittedSnapshot(), view)
                 lastPublish = ContinuousClock.now
                 unpublished = false
                 uncommitted += 1
             } else if commitDue || (unpublished && secondsSince(lastCommit) >= Self.commitInterval) {
                 try view.commit()
-                publish(view.snapshot(), view, applied: 0)
+                publish(view.snapshot(), view)
                 lastPublish = ContinuousClock.now
                 lastCommit = lastPublish
                 unpublished = false
@@ -153,7 +184,7 @@ public final class LiveView: @unchecked Sendable {
         }
     }
 
-    private func publish(_ snapshot: KVSnapshot, _ view: MaintainedView<RecordsProjector>, applied: Int64) {
+    private func publish(_ snapshot: KVSnapshot, _ view: MaintainedView<RecordsProjector>) {
         let positions = view.checkpoint.positions
         let published = state.withLock { s in
             s.published = Published(snapshot: snapshot, positions: positions, generation: (s.published?.generation ?? 0) + 1)
@@ -185,8 +216,11 @@ public final class LiveView: @unchecked Sendable {
         state.withLock { ($0.applied, $0.backlog, $0.resetReason) }
     }
 
-    /// Why the view stopped, if it failed.
+    /// Why the view failed, while it is being reopened (nil when it is current or catching up).
     public var failure: (any Error)? { state.withLock { $0.failure } }
+
+    /// Failures in a row (0 when the view is well).
+    public var failures: Int { state.withLock { $0.failures } }
 
     /// A snapshot reflecting every event before `ends` (the log's acknowledged ends when a
     /// request started), waiting (without blocking a thread) up to `timeout` seconds for the
@@ -228,7 +262,9 @@ public final class LiveView: @unchecked Sendable {
     private func expire(_ ticket: UInt64) {
         guard let waiter = state.withLock({ $0.waiting.removeValue(forKey: ticket) }) else { return }
         let (applied, backlog, reason) = progress
-        waiter.continuation.resume(throwing: LiveViewError.notCaughtUp(applied: applied, backlog: backlog, rebuilding: reason != nil))
+        let failures = self.failures
+        waiter.continuation.resume(throwing: failures > 0 ? LiveViewError.failing(failures: failures)
+            : LiveViewError.notCaughtUp(applied: applied, backlog: backlog, rebuilding: reason != nil))
     }
 
     /// Applies what is acknowledged, commits, closes the view and releases its lock.
@@ -248,7 +284,9 @@ public enum LiveViewError: Error, Sendable, CustomStringConvertible {
     /// The view has not applied the events the query must see within its time (at start,
     /// while a backlog or a rebuild runs).
     case notCaughtUp(applied: Int64, backlog: Int64, rebuilding: Bool)
-    /// The view's thread stopped (the server is stopping, or the view failed).
+    /// The view failed (a read of the log or a write of its rows) and is being opened again.
+    case failing(failures: Int)
+    /// The view's thread stopped (the server is stopping).
     case stopped
 
     public var description: String {
@@ -256,8 +294,10 @@ public enum LiveViewError: Error, Sendable, CustomStringConvertible {
         case let .notCaughtUp(applied, backlog, rebuilding):
             return (rebuilding ? "the records view is being rebuilt from the log" : "the records view is catching up with the log")
                 + ": \(applied) of \(backlog) events applied; try again shortly"
+        case let .failing(failures):
+            return "the records view failed (\(failures) time\(failures == 1 ? "" : "s") in a row; the server's log says why) and is being opened again from its last commit; try again shortly"
         case .stopped:
-            return "the records view has stopped: the server is stopping, or the view failed (the server's log says which)"
+            return "the records view has stopped: the server is stopping"
         }
     }
 }

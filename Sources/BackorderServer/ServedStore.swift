@@ -118,12 +118,13 @@ public final class ServedStore: Sendable {
     }
 
     /// Opens the store (recovering it as `append` does) and starts the view's thread.
-    /// `onViewFailure` hears why the records view stopped, if it fails, `onFeedFailure`
+    /// `onViewFailure` hears each failure of the records view and when it is tried again
+    /// (seconds), `onFeedFailure`
     /// why the live streams' shared feed stopped, and `onWatchFailure` why looking for a
     /// cluster's new events failed (once per run of failures; it is tried again) — for
     /// the server's log.
     public static func open(_ options: ServeOptions, metrics: ServerMetrics = ServerMetrics(),
-                            onViewFailure: @escaping @Sendable (any Error) -> Void = { _ in },
+                            onViewFailure: @escaping @Sendable (_ error: any Error, _ retryIn: Double) -> Void = { _, _ in },
                             onFeedFailure: @escaping @Sendable (any Error) -> Void = { _ in },
                             onWatchFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async throws -> ServedStore {
         precondition(options.maxEventsPerRequest <= StoreOptions().maxEventsPerBatch, "one request must be one atomic append")

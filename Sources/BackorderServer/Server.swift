@@ -19,9 +19,10 @@ public enum BackorderServer {
                 problem.headers[.retryAfter] = "60"
                 throw problem
             }
-            if served.view.failure != nil || served.view.latest == nil {
+            let failures = served.view.failures
+            if failures > 0 || served.view.latest == nil {
                 let (applied, backlog, reason) = served.view.progress
-                let error = served.view.failure != nil ? LiveViewError.stopped : .notCaughtUp(applied: applied, backlog: backlog, rebuilding: reason != nil)
+                let error = failures > 0 ? LiveViewError.failing(failures: failures) : .notCaughtUp(applied: applied, backlog: backlog, rebuilding: reason != nil)
                 var problem = Problem(.serviceUnavailable, "\(error)")
                 problem.headers[.retryAfter] = "1"
                 throw problem
@@ -64,7 +65,9 @@ public enum BackorderServer {
             guard !registry.entries.isEmpty else { throw ServeError.refused("\(path) holds no tokens: `backorder token create --tokens \(path) …` makes one") }
             tokens = registry
         }
-        let served = try await ServedStore.open(options, onViewFailure: { error in logger.critical("the records view stopped: \(error)") },
+        let served = try await ServedStore.open(options, onViewFailure: { error, delay in
+            logger.error("the records view failed: \(error); it is opened again from its last commit in \(delay) s")
+        },
                                                 onFeedFailure: { error in logger.error("the live feed stopped (live streams read the log themselves now): \(error)") },
                                                 onWatchFailure: { error in logger.error("looking for other writers' events on the cluster failed (tried again every \(options.clusterPollInterval) s): \(error)") })
         for note in served.openingNotes { logger.notice("\(note)") }

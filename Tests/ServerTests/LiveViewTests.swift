@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import OutOfStock
 import RecordsView
 import Testing
 
@@ -35,5 +36,83 @@ import Testing
         #expect(customer.name == "Customer 40")
         try access.close()
         try? FileManager.default.removeItem(atPath: fixture.directory)
+    }
+}
+
+/// A failing read of the log does not stop the server's view: it reopens from its last
+/// commit and catches up once the log reads again; meanwhile it says it is failing.
+@Suite struct LiveViewRetryTests {
+    /// The store's reader, whose lane reads throw while `broken` is set.
+    final class FlakySource: EventSource, @unchecked Sendable {
+        let base: EventReader
+        let lock = NSLock()
+        var broken = false
+
+        init(_ base: EventReader) { self.base = base }
+
+        struct ReadFailed: Error {}
+
+        var partitionCount: Int { base.partitionCount }
+        var sourceID: String? { base.sourceID }
+        var offsetsAreDense: Bool { base.offsetsAreDense }
+        func endOffsets() throws -> [Int64] { try base.endOffsets() }
+        func events(partition: Int, from offset: Int64) throws -> EventCursor {
+            if lock.withLock({ broken }) { throw ReadFailed() }
+            return try base.events(partition: partition, from: offset)
+        }
+        func readEvent(at position: Position) throws -> StoredEvent { try base.readEvent(at: position) }
+        func lane(tenant: String, stream: String) -> Int { base.lane(tenant: tenant, stream: stream) }
+        func offsets(recordedAfter moment: Int64) throws -> [Int64] { try base.offsets(recordedAfter: moment) }
+        func historyMark(lane: Int, at offset: Int64) throws -> [UInt8]? { try base.historyMark(lane: lane, at: offset) }
+        func makeDurable() throws { try base.makeDurable() }
+    }
+
+    static func reports(_ range: Range<Int>) -> [NewEvent] {
+        range.map { i in
+            var data = EventData()
+            data[.recordId] = .string("R-\(i)")
+            data[.customerId] = .string("C-1")
+            data[.productId] = .string("P-1")
+            data[.size] = .string("M")
+            data[.quantity] = .integer(1)
+            return NewEvent(id: EventID(high: 7, low: UInt64(i)), type: "OutOfStockReported", schemaVersion: 2, tenant: "t001",
+                            stream: "record/R-\(i)", businessTime: 1_767_225_600_000_000 + Int64(i), actor: "u1", data: data.encoded())
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aFailingReadIsRetriedAndTheViewCatchesUp() async throws {
+        let directory = NSTemporaryDirectory() + "backorder-liveview-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = StoreOptions()
+        options.log.partitionCount = 2
+        let store = try await EventStore.open(at: directory, options: options)
+        _ = try await store.append(Self.reports(0..<10))
+        let source = FlakySource(store.reader)
+        let (failures, failed) = AsyncStream<Double>.makeStream()
+        let view = try LiveView(root: directory, source: source, publishInterval: 0, maxRetryDelay: 0.05,
+                                onFailure: { _, retryIn in failed.yield(retryIn) })
+        let first = try await view.snapshot(covering: try source.endOffsets(), timeout: 30)
+        #expect(first.positions.reduce(0, +) == 10)
+
+        // Reads fail: the view says so, and goes on trying.
+        source.lock.withLock { source.broken = true }
+        _ = try await store.append(Self.reports(10..<25))
+        let ends = try source.endOffsets()
+        view.poke()
+        var retries = failures.makeAsyncIterator()
+        let firstDelay = await retries.next()
+        let secondDelay = await retries.next()
+        #expect(firstDelay == 0.05 && secondDelay == 0.05, "0.1 s doubling, capped at maxRetryDelay")
+        #expect(view.failures >= 2)
+        await #expect(throws: LiveViewError.self) { _ = try await view.snapshot(covering: ends, timeout: 0.2) }
+        #expect(view.latest?.positions == first.positions, "the last publication still answers what it covers")
+
+        // Reads work again: the view catches up from its last commit, and is well.
+        source.lock.withLock { source.broken = false }
+        let caughtUp = try await view.snapshot(covering: ends, timeout: 30)
+        #expect(caughtUp.positions.reduce(0, +) == 25)
+        #expect(view.failures == 0 && view.failure == nil)
+        try view.close()
+        try await store.close()
     }
 }

@@ -13,6 +13,8 @@ struct AccessMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: ServerContext, next: (Request, ServerContext) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
+        metrics.requestsInFlight.increment()
+        defer { metrics.requestsInFlight.decrement() }
         var context = context
         context.bodyLimit = bodyLimit
         let response: Response

@@ -21,6 +21,7 @@ struct GroupRoutes: Sendable {
 
     func add(to router: Router<ServerContext>) {
         let groups = router.group("v1/tenants/:tenant/groups/:group")
+        if let pool = served.blockingCallPool { groups.add(middleware: BlockingCallsMiddleware(pool: pool)) }
         groups.get("", use: status)
         groups.post("fetch", use: fetch)
         groups.post("ack", use: acknowledge)

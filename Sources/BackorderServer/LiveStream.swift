@@ -38,7 +38,11 @@ struct LiveStream: Sendable {
             defer { served.metrics.liveSubscribers.decrement() }
             let stop = StopFlag()
             try await withGracefulShutdownHandler {
-                try await Self.stream(served, tenant: tenant, source: source, from: zip(start, ends).map { min($0, $1) }, stop: stop, to: &writer)
+                // The response body is written after the route's middleware returned: its
+                // reads of a cluster store go to the blocking-call pool here.
+                try await withTaskExecutorPreference(served.blockingCallPool) {
+                    try await Self.stream(served, tenant: tenant, source: source, from: zip(start, ends).map { min($0, $1) }, stop: stop, to: &writer)
+                }
             } onGracefulShutdown: {
                 stop.set()
                 served.appended.ring()

@@ -101,14 +101,20 @@ final class EndWatch: Sendable {
     private struct State {
         var stopping = false
         var stopped = false
+        var ends: [Int64]
     }
 
-    private let state = ConditionLock(State())
+    private let state: ConditionLock<State>
+
+    /// The stream's end as last seen (no request: for `/metrics`, which must answer while
+    /// the cluster does not).
+    var lastEnds: [Int64] { state.withLock { $0.ends } }
 
     init(store: JetStreamStore, from ends: [Int64], interval: Double, onFailure: @escaping @Sendable (any Error) -> Void,
          moved: @escaping @Sendable () -> Void) throws {
         precondition(interval > 0, "EndWatch: a positive interval")
-        let state = self.state
+        let state = ConditionLock(State(ends: ends))
+        self.state = state
         try startThread(name: "end-watch") {
             var last = ends
             var failing = false
@@ -118,6 +124,7 @@ final class EndWatch: Sendable {
                     if now != last {
                         try store.learnAppends(through: UInt64(max(0, now[0])))
                         last = now
+                        state.withLock { $0.ends = now }
                         moved()
                     }
                     failing = false

@@ -110,7 +110,9 @@ public final class ServedStore: Sendable {
         let reader = backend.source, heartbeat = options.heartbeatSeconds
         let feed = LiveFeed(at: ends, capacityBytes: options.liveFeedBytes)
         self.feed = feed
-        feeding = Task.detached {
+        // On a cluster the feed's reads wait for the network: off the cooperative pool.
+        let pool: BlockingCallPool? = if case .cluster = backend { .shared } else { nil }
+        feeding = Task.detached(executorPreference: pool) {
             if let failure = await feed.run(source: reader, appended: appended, heartbeatSeconds: heartbeat) {
                 onFeedFailure(failure)
             }
@@ -159,6 +161,20 @@ public final class ServedStore: Sendable {
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
         return Int(min(limit.rlim_cur, 1 << 20))
+    }
+
+    /// Where the routes that use a cluster store run (`BlockingCallPool`): nil for the
+    /// embedded log, whose calls never wait for a network.
+    var blockingCallPool: BlockingCallPool? {
+        if case .cluster = backend { return .shared }
+        return nil
+    }
+
+    /// The log's ends without waiting for a network: the embedded log's, or a cluster
+    /// stream's as the end watch last saw it (nil if the embedded log cannot say).
+    func endsWithoutWaiting() -> [Int64]? {
+        if let watch { return watch.lastEnds }
+        return try? source.endOffsets()
     }
 
     /// What the store says at open (recovery, index rebuilds), for the log.

@@ -34,7 +34,7 @@ public enum BackorderServer {
                 guard let token = context.token else { throw Problem(.unauthorized, "this route needs a bearer token with the admin role") }
                 guard token.allows(.admin) else { throw Problem(.forbidden, "token \(token.id) lacks the admin role") }
             }
-            if let published = served.view.latest, let ends = try? served.source.endOffsets() {
+            if let published = served.view.latest, let ends = served.endsWithoutWaiting() {
                 served.metrics.viewLagEvents.set(Double(zip(ends, published.positions).reduce(Int64(0)) { $0 + max(0, $1.0 - $1.1) }))
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],

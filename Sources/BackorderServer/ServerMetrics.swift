@@ -11,6 +11,7 @@ public final class ServerMetrics: Sendable {
     let appendEvents: ValueHistogram
     let viewLagEvents: Gauge
     let liveSubscribers: Gauge
+    let requestsInFlight: Gauge
     private let requestBuckets: [Duration] = [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
                                                .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
                                                .milliseconds(500), .seconds(1), .seconds(5)]
@@ -32,6 +33,8 @@ public final class ServerMetrics: Sendable {
                                                    buckets: [1, 2, 5, 10, 100, 1_000, 10_000])
         viewLagEvents = registry.makeGauge(descriptor: Self.name("view_lag", "events", "Events acknowledged but not yet in the published records view."))
         liveSubscribers = registry.makeGauge(descriptor: Self.name("live", "subscribers", "Open live (Server-Sent Events) streams."))
+        requestsInFlight = registry.makeGauge(descriptor: Self.name("http_requests_in_flight", "requests",
+                                                                    "Requests whose route is running (or queued for the blocking-call pool)."))
     }
 
     /// The request-duration histogram of one route and status class.

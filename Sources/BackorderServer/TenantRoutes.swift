@@ -11,6 +11,7 @@ struct TenantRoutes: Sendable {
 
     func add(to router: Router<ServerContext>) {
         let tenant = router.group("v1/tenants/:tenant")
+        if let pool = served.blockingCallPool { tenant.add(middleware: BlockingCallsMiddleware(pool: pool)) }
         tenant.post("events", use: append)
         tenant.get("events", use: readEvents)
         tenant.get("streams/:kind/:id", use: readStream)

@@ -58,6 +58,9 @@ package final class ConditionLock<State>: @unchecked Sendable {
 
     /// Wakes every waiter (call after changing the state under the lock).
     package func broadcast() { pthread_cond_broadcast(condition) }
+
+    /// Wakes one waiter (when any one of them can take the change: a queued job).
+    package func signal() { pthread_cond_signal(condition) }
 }
 
 /// Starts a detached OS thread running `body`, named `name` (at most 15 bytes are kept)

@@ -57,6 +57,16 @@ final class NatsTestCluster: @unchecked Sendable {
         guard status == 0 else { throw CLIError(message: "kill-node \(n): \(output)") }
     }
 
+    /// Sends `signal` to node `n`'s process (SIGSTOP: a node that stops answering without
+    /// closing its connections, as one stalled by the machine; SIGCONT resumes it).
+    func signal(node n: Int, _ signal: Int32) throws {
+        let pidFile = directory + "/n\(n)/pid"
+        guard let pid = Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)),
+              Foundation.kill(pid, signal) == 0 else {
+            throw CLIError(message: "cannot signal node \(n) (pid file \(pidFile))")
+        }
+    }
+
     /// Starts node `n` again with its data.
     func start(node n: Int) throws {
         let (status, output) = Self.tool(["start-node", String(n), "--dir", directory])

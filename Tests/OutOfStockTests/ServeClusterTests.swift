@@ -112,4 +112,56 @@ import TestSupport
                 "every lane acknowledged to its end: \(table)")
         #expect(try runBackorder(["groups", "show", "mail", "--tenant", "other", "--data", dir + "/cli"] + clusterOptions).0 != 0, "another tenant has no such group")
     }
+
+    /// A cluster that stops answering (its node SIGSTOPped: connections open, no replies)
+    /// holds up the routes that need it, not the others: their handlers wait on the
+    /// server's blocking-call pool, not on Swift's cooperative threads (two on this
+    /// machine), so `/metrics` and `/healthz` still answer; when the node resumes, the
+    /// waiting requests are answered too.
+    @Test func aStalledClusterHoldsUpOnlyTheRoutesThatNeedIt() throws {
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let server = try ServeProcessTests.Server.start(data: dir + "/served", output: dir + "/serve", store: ["--cluster", cluster.urls, "--replicas", "1"])
+        defer { server.stop() }
+        let producer = try Connection(port: server.port)
+        try producer.send("POST", "/v1/tenants/acme/events", body: Self.event(1, "CustomerRegistered", #""customerId":"C-1","number":"1","name":"Berg""#) + "\n")
+        #expect(try producer.response().status == 201)
+
+        try cluster.signal(node: 1, SIGSTOP)
+        var resumed = false
+        defer { if !resumed { try? cluster.signal(node: 1, SIGCONT) } }
+        // Six new members of a consumer group: each joins through the cluster's group bucket.
+        let stalled = 6
+        let waiting = try (0..<stalled).map { _ in
+            let connection = try Connection(port: server.port, timeoutSeconds: 120)
+            try connection.send("POST", "/v1/tenants/acme/groups/mail/fetch?wait=0")
+            return connection
+        }
+        // The server's own count says when all six are in their routes (plus this request).
+        let monitor = try Connection(port: server.port, timeoutSeconds: 10)
+        let deadline = ContinuousClock.now + .seconds(20)
+        var inFlight = 0
+        while inFlight < stalled + 1 && ContinuousClock.now < deadline {
+            try monitor.send("GET", "/metrics")
+            let metrics = try monitor.response()
+            try #require(metrics.status == 200, "\(metrics.body)")
+            inFlight = metrics.body.firstMatch(of: /backorder_http_requests_in_flight_requests ([0-9.]+)/).flatMap { Double($0.1) }.map { Int($0) } ?? 0
+        }
+        #expect(inFlight >= stalled + 1, "the six fetches never reached their route")
+        let asked = ContinuousClock.now
+        try monitor.send("GET", "/healthz")
+        #expect(try monitor.response().status == 200)
+        #expect(ContinuousClock.now - asked < .seconds(2), "healthz answered while the cluster is stalled")
+
+        try cluster.signal(node: 1, SIGCONT)
+        resumed = true
+        for connection in waiting {
+            let answer = try connection.response()
+            #expect(answer.status == 200, "a fetch held up by the stalled cluster is answered once it resumes: \(answer.body)")
+        }
+    }
 }

@@ -8,8 +8,9 @@ import Hummingbird
 /// included. A task that prefers this executor (`withTaskExecutorPreference`) runs its
 /// non-isolated code here, child tasks too, and leaves the cooperative pool free.
 ///
-/// Bounded: `threadCount` threads, started at first use and kept for the process's life;
-/// when all of them wait for the cluster, further jobs queue here, not on the pool.
+/// Bounded: `threadCount` threads (16 for `shared`), started at first use and kept for the
+/// process's life; when all of them wait for the cluster, further jobs queue here, not on
+/// the cooperative pool.
 final class BlockingCallPool: TaskExecutor, @unchecked Sendable {
     // @unchecked: `jobs` is only touched under `queue`'s lock.
     /// The server's pool, shared by every served cluster store of the process.
@@ -21,11 +22,9 @@ final class BlockingCallPool: TaskExecutor, @unchecked Sendable {
     }
 
     private let queue = ConditionLock(Queue())
-    let threadCount: Int
 
     init(threadCount: Int) {
         precondition(threadCount >= 1, "BlockingCallPool: \(threadCount) threads")
-        self.threadCount = threadCount
         for n in 0..<threadCount {
             do {
                 try startThread(name: "blocking-\(n)") { [self] in work() }

@@ -75,8 +75,8 @@ public final class LiveView: @unchecked Sendable {
     /// the view: its thread closes it (what was applied and not committed is dropped),
     /// waits (0.1 s, doubling up to `maxRetryDelay`) and opens it again from its last
     /// commit, until it catches up or the view is closed. Meanwhile queries answer from
-    /// the last publication when it covers them, else fail as not caught up, and `failure`
-    /// holds the error. `onFailure` hears each failure (on the view's thread), for the
+    /// the last publication when it covers them, else wait and then fail with
+    /// `LiveViewError.failing`, and `failure` holds the error. `onFailure` hears each failure (on the view's thread), for the
     /// server's log; queries are told only that the view is failing, without its details.
     public init(root: String, source: any EventSource, publishInterval: Double = 0.1,
                 options: KVOptions = RecordsViewAccess.followerOptions(), storage: any Storage = PosixStorage(),

@@ -37,6 +37,13 @@ public enum ServedBackend: Sendable {
         }
     }
 
+    /// Where the routes and tasks that use a cluster store run (`BlockingCallPool`): nil
+    /// for the embedded log, whose calls never wait for a network.
+    var blockingCallPool: BlockingCallPool? {
+        if case .cluster = self { return .shared }
+        return nil
+    }
+
     /// The events in one lane per partition, for consumer groups.
     var groupSource: any EventSource {
         switch self {
@@ -116,14 +123,12 @@ final class EndWatch: Sendable {
         let state = ConditionLock(State(ends: ends))
         self.state = state
         try startThread(name: "end-watch") {
-            var last = ends
             var failing = false
             while !state.wait(until: { $0.stopping }, timeoutNanoseconds: UInt64(interval * 1e9), { $0.stopping }) {
                 do {
                     let now = try store.source.endOffsets()
-                    if now != last {
+                    if now != state.withLock({ $0.ends }) {
                         try store.learnAppends(through: UInt64(max(0, now[0])))
-                        last = now
                         state.withLock { $0.ends = now }
                         moved()
                     }

@@ -111,8 +111,7 @@ public final class ServedStore: Sendable {
         let feed = LiveFeed(at: ends, capacityBytes: options.liveFeedBytes)
         self.feed = feed
         // On a cluster the feed's reads wait for the network: off the cooperative pool.
-        let pool: BlockingCallPool? = if case .cluster = backend { .shared } else { nil }
-        feeding = Task.detached(executorPreference: pool) {
+        feeding = Task.detached(executorPreference: backend.blockingCallPool) {
             if let failure = await feed.run(source: reader, appended: appended, heartbeatSeconds: heartbeat) {
                 onFeedFailure(failure)
             }
@@ -163,12 +162,8 @@ public final class ServedStore: Sendable {
         return Int(min(limit.rlim_cur, 1 << 20))
     }
 
-    /// Where the routes that use a cluster store run (`BlockingCallPool`): nil for the
-    /// embedded log, whose calls never wait for a network.
-    var blockingCallPool: BlockingCallPool? {
-        if case .cluster = backend { return .shared }
-        return nil
-    }
+    /// Where the routes that use a cluster store run (`ServedBackend.blockingCallPool`).
+    var blockingCallPool: BlockingCallPool? { backend.blockingCallPool }
 
     /// The log's ends without waiting for a network: the embedded log's, or a cluster
     /// stream's as the end watch last saw it (nil if the embedded log cannot say).

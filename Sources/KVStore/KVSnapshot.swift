@@ -21,7 +21,7 @@ public final class KVSnapshot: Sendable {
     public func withValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
         let hash = KeyHash.of(key)
         for table in frozen {
-            if let ref = table.lookup(key, hash: hash) { return try body(table.isDeletion(ref) ? nil : table.value(ref)) }
+            if let ref = table.lookup(key, hash: hash) { return try body(table.valueOrDeletion(ref)) }
         }
         return try Self.withValue(in: version, key, hash: hash, body)
     }

@@ -212,16 +212,15 @@ public final class KVStore: @unchecked Sendable {
         // The writer's point lookup is the hot path of an append's checks: the key is hashed
         // once for every memtable and filter, and no snapshot is allocated for it.
         let hash = KeyHash.of(key)
-        func found(_ table: Memtable, _ ref: UInt64) throws -> R { try body(table.isDeletion(ref) ? nil : table.value(ref)) }
-        if let ref = mutable.lookup(key, hash: hash) { return try found(mutable, ref) }
+        if let ref = mutable.lookup(key, hash: hash) { return try body(mutable.valueOrDeletion(ref)) }
         for table in sealed {
-            if let ref = table.lookup(key, hash: hash) { return try found(table, ref) }
+            if let ref = table.lookup(key, hash: hash) { return try body(table.valueOrDeletion(ref)) }
         }
         // Held until the search ends, so that its files stay on disk whatever compactions do.
         let (version, frozen) = shared.withLock { ($0.version, $0.frozen) }
         for group in frozen {
             for table in group.memtables {
-                if let ref = table.lookup(key, hash: hash) { return try found(table, ref) }
+                if let ref = table.lookup(key, hash: hash) { return try body(table.valueOrDeletion(ref)) }
             }
         }
         return try KVSnapshot.withValue(in: version, key, hash: hash, body)

@@ -251,6 +251,10 @@ final class Memtable: @unchecked Sendable {
         return UnsafeRawBufferPointer(start: base + 8 + keyCount, count: valueCount)
     }
 
+    /// The value of an entry, or nil for a deletion (what a point lookup answers).
+    @inline(__always)
+    func valueOrDeletion(_ ref: UInt64) -> UnsafeRawBufferPointer? { isDeletion(ref) ? nil : value(ref) }
+
     /// Whether an entry is a deletion.
     @inline(__always)
     func isDeletion(_ ref: UInt64) -> Bool {

@@ -1,3 +1,4 @@
+import DataGenerator
 import Testing
 @testable import EventStore
 
@@ -5,23 +6,11 @@ import Testing
 /// removals — including keys that crowd into one probe run, where backward-shift deletion
 /// must keep every later entry reachable.
 @Suite struct WordPairTableTests {
-    /// SplitMix64, so that a failure repeats.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Keys drawn from a small pool, so that updates and removals hit present keys; with
     /// `sequential`, the pool's ids differ only in their low word, as a client's counter would.
     @Test(arguments: [false, true])
     func agreesWithADictionary(sequential: Bool) {
-        var random = Random(state: sequential ? 7 : 11)
+        var random = SplitMix64(seed: sequential ? 7 : 11)  // seeded: a failure repeats
         let pool = (0..<512).map { i in sequential ? ScopedID(high: 42, low: UInt64(i)) : ScopedID(high: random.next(), low: random.next()) }
         var table = WordPairTable<ScopedID, Int>()
         var model: [ScopedID: Int] = [:]

@@ -125,6 +125,10 @@ struct ConsumeCommand: AsyncParsableCommand {
             SignalForwarding.forward(to: nil)
             return "cannot start /bin/sh: \(error)"
         }
+        // The command has the batch open as its standard input (posix_spawn returns after the
+        // child's file actions): the name can go now, so a consumer killed while the command
+        // runs leaves no file behind.
+        try? FileManager.default.removeItem(at: input)
         SignalForwarding.forward(to: process)
         defer { SignalForwarding.forward(to: nil) }
         if !process.waitUntilExit(timeout: Double(ackWait)) {

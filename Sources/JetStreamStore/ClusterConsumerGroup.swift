@@ -264,8 +264,14 @@ public final class ClusterConsumerGroup: GroupCoordinator, @unchecked Sendable {
 
     public func delete() throws {
         try withAllLanes {
-            for key in try bucket.keys() where key.hasPrefix(prefix + ".") { try bucket.purge(key) }
-            lock.withLock { held = [:] }  // nothing left to free
+            // Under `writes` and with nothing held any more, so the heartbeat rewrites no lane
+            // meanwhile. The lanes' keys are named, not listed: a listing can miss a key that
+            // is rewritten while it is gathered (it left one lane behind, held, in a test).
+            try writes.withLock {
+                lock.withLock { held = [:] }  // nothing left to free
+                for lane in 0..<laneCount { try bucket.purge(laneKey(lane)) }
+                for key in try bucket.keys() where key.hasPrefix(prefix + ".") { try bucket.purge(key) }
+            }
         }
     }
 

@@ -141,6 +141,7 @@ import TestSupport
             ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n")
         }
         var kills = 0
+        var killed: [Int32] = []
         for round in 0..<3 {
             let consumer = try startBackorder(["consume", "--data", dir + "/s", "--group", "g", "--max-in-flight", "40", "--exec", command], output: dir + "/consume")
             let target = (round + 1) * 400
@@ -149,8 +150,14 @@ import TestSupport
             guard consumer.isRunning else { break }
             kill(consumer.processIdentifier, SIGKILL)
             consumer.waitUntilExit()
+            killed.append(consumer.processIdentifier)
             kills += 1
         }
+        // A batch's file is gone once its command has it open: a kill leaves none behind.
+        let temporary = FileManager.default.temporaryDirectory.path
+        let leftOver = ((try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [])
+            .filter { name in killed.contains { name.hasPrefix("backorder-batch-\($0)-") } }
+        #expect(leftOver.isEmpty, "batch files left by killed consumers: \(leftOver)")
         usleep(100_000)  // a command the killed consumer started finishes writing its batch
         let (status, _, err) = try runBackorder(["consume", "--data", dir + "/s", "--group", "g", "--max-in-flight", "40", "--exec", command])
         #expect(status == 0, "\(err)")

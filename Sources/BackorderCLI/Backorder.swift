@@ -49,6 +49,14 @@ struct DataOptions: ParsableArguments {
     var clusterGroup = "0"
     @Option(name: .long, help: "Replicas of a new cluster stream.")
     var replicas = 3
+    @Option(name: .long, help: ArgumentHelp("Seconds a call to the cluster is retried (no stream leader, a timeout, a reconnect) before it fails. A publish that fails stops appends until the cluster answers again (a server then goes on by itself).", valueName: "seconds"))
+    var clusterRetry = 30.0
+
+    func validate() throws {
+        guard clusterRetry > 0 && clusterRetry <= 3_600 else {
+            throw ValidationError("--cluster-retry must be more than 0 and at most 3600 seconds, not \(clusterRetry)")
+        }
+    }
 
     /// The cluster URLs, if the cluster store is selected.
     var clusterURLs: String? {
@@ -71,6 +79,7 @@ struct DataOptions: ParsableArguments {
         options.replicas = replicas
         options.partitionCount = partitions
         options.cacheDirectory = viewsDirectory
+        options.retrySeconds = clusterRetry
         return options
     }
 

@@ -157,6 +157,13 @@ extension TenantRoutes {
             return Problem(.conflict, "\(error); \(storedNote)")
         case .invalidArgument?:
             return Problem(.unprocessableContent, "\(error); \(storedNote)")
+        case .unavailable?:
+            // The cluster did not answer, or appends are stopped until it does: not the
+            // request's fault, and over soon. The cause (it names the cluster) goes to the log.
+            context.logger.error("append failed: \(error)")
+            var problem = Problem(.serviceUnavailable, "the store cannot append for now (the server's log says why); try again shortly; \(storedNote)")
+            problem.headers[.retryAfter] = "1"
+            return problem
         default:
             context.logger.error("append failed: \(error)")
             var problem = Problem(.serviceUnavailable, "the store could not append (the server's log says why); \(storedNote)")

@@ -117,8 +117,12 @@ final class EndWatch: Sendable {
     /// the cluster does not).
     var lastEnds: [Int64] { state.withLock { $0.ends } }
 
+    /// Asks for the stream's end every `interval` seconds; when it moved, teaches the
+    /// writer the new messages and calls `moved`. After a failed publish it also lets
+    /// appends go on again (`JetStreamStore.resumeAppends`) as soon as the cluster answers,
+    /// and calls `resumed`.
     init(store: JetStreamStore, from ends: [Int64], interval: Double, onFailure: @escaping @Sendable (any Error) -> Void,
-         moved: @escaping @Sendable () -> Void) throws {
+         resumed: @escaping @Sendable () -> Void, moved: @escaping @Sendable () -> Void) throws {
         precondition(interval > 0, "EndWatch: a positive interval")
         let state = ConditionLock(State(ends: ends))
         self.state = state
@@ -132,6 +136,7 @@ final class EndWatch: Sendable {
                         state.withLock { $0.ends = now }
                         moved()
                     }
+                    if store.appendFailure != nil, try store.resumeAppends() { resumed() }
                     failing = false
                 } catch {
                     if !failing { onFailure(error) }

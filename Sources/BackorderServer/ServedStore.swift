@@ -82,10 +82,11 @@ public final class ServedStore: Sendable {
     private let watch: EndWatch?
 
     private init(backend: ServedBackend, view: LiveView, options: ServeOptions, metrics: ServerMetrics, feedFrom ends: [Int64],
-                 onFeedFailure: @escaping @Sendable (any Error) -> Void, onWatchFailure: @escaping @Sendable (any Error) -> Void) throws {
+                 onFeedFailure: @escaping @Sendable (any Error) -> Void, onWatchFailure: @escaping @Sendable (any Error) -> Void,
+                 onAppendsResumed: @escaping @Sendable () -> Void) throws {
         let appended = self.appended
         if case let .cluster(store) = backend {
-            watch = try EndWatch(store: store, from: ends, interval: options.clusterPollInterval, onFailure: onWatchFailure) {
+            watch = try EndWatch(store: store, from: ends, interval: options.clusterPollInterval, onFailure: onWatchFailure, resumed: onAppendsResumed) {
                 view.poke()
                 appended.ring()
             }
@@ -121,13 +122,15 @@ public final class ServedStore: Sendable {
     /// Opens the store (recovering it as `append` does) and starts the view's thread.
     /// `onViewFailure` hears each failure of the records view and when it is tried again
     /// (seconds), `onFeedFailure`
-    /// why the live streams' shared feed stopped, and `onWatchFailure` why looking for a
-    /// cluster's new events failed (once per run of failures; it is tried again) — for
-    /// the server's log.
+    /// why the live streams' shared feed stopped, `onWatchFailure` why looking for a
+    /// cluster's new events failed (once per run of failures; it is tried again), and
+    /// `onAppendsResumed` that a cluster writer's appends, stopped by a failed publish, go
+    /// on again — for the server's log.
     public static func open(_ options: ServeOptions, metrics: ServerMetrics = ServerMetrics(),
                             onViewFailure: @escaping @Sendable (_ error: any Error, _ retryIn: Double) -> Void = { _, _ in },
                             onFeedFailure: @escaping @Sendable (any Error) -> Void = { _ in },
-                            onWatchFailure: @escaping @Sendable (any Error) -> Void = { _ in }) async throws -> ServedStore {
+                            onWatchFailure: @escaping @Sendable (any Error) -> Void = { _ in },
+                            onAppendsResumed: @escaping @Sendable () -> Void = {}) async throws -> ServedStore {
         precondition(options.maxEventsPerRequest <= StoreOptions().maxEventsPerBatch, "one request must be one atomic append")
         let backend = try await ServedBackend.open(options)
         let ends: [Int64], view: LiveView
@@ -140,7 +143,7 @@ public final class ServedStore: Sendable {
         }
         do {
             return try ServedStore(backend: backend, view: view, options: options, metrics: metrics, feedFrom: ends, onFeedFailure: onFeedFailure,
-                                   onWatchFailure: onWatchFailure)
+                                   onWatchFailure: onWatchFailure, onAppendsResumed: onAppendsResumed)
         } catch {
             try? view.close()
             try? await backend.close()

@@ -14,9 +14,9 @@ public enum BackorderServer {
                                                 metrics: served.metrics, bodyLimit: served.options.maxBodyBytes))
         router.get("healthz") { _, _ in TenantRoutes.json(Array("{\"status\":\"ok\"}\n".utf8)) }
         router.get("readyz") { _, _ in
-            if let failure = served.backend.appendFailure {
-                var problem = Problem(.serviceUnavailable, "appends stopped after a failed publish (\(failure)); restart the server")
-                problem.headers[.retryAfter] = "60"
+            if served.backend.appendFailure != nil {
+                var problem = Problem(.serviceUnavailable, "appends stopped after a publish to the cluster failed (the server's log says why); they resume by themselves once the cluster answers again")
+                problem.headers[.retryAfter] = "1"
                 throw problem
             }
             let failures = served.view.failures
@@ -69,7 +69,8 @@ public enum BackorderServer {
             logger.error("the records view failed: \(error); it is opened again from its last commit in \(delay) s")
         },
                                                 onFeedFailure: { error in logger.error("the live feed stopped (live streams read the log themselves now): \(error)") },
-                                                onWatchFailure: { error in logger.error("looking for other writers' events on the cluster failed (tried again every \(options.clusterPollInterval) s): \(error)") })
+                                                onWatchFailure: { error in logger.error("looking for other writers' events on the cluster failed (tried again every \(options.clusterPollInterval) s): \(error)") },
+                                                onAppendsResumed: { logger.notice("appends resumed: the cluster answers again, and the stream's messages through its end are read") })
         for note in served.openingNotes { logger.notice("\(note)") }
         // Say when the records view has caught up at start (a rebuild may take a while;
         // /readyz answers 503 until then).

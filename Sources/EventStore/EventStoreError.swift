@@ -18,6 +18,10 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
     case invalidArgument(String)
     /// An earlier failure stopped appends to this partition; reopen the store.
     case partitionFailed(Int, String)
+    /// The store cannot take appends for now, through no fault of the caller's events: a
+    /// cluster did not answer, or appends stopped after a publish whose outcome is not
+    /// known. The message says what happened and when appends come back.
+    case unavailable(String)
     /// The index's rows failed their checksum or framing (or could not be read). The
     /// store stops rather than guess; the log is intact and the index is rebuilt from it.
     case indexDamaged(String)
@@ -38,6 +42,8 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
         case let .io(operation, code):
             return "\(operation) failed: \(String(cString: strerror(code))) (errno \(code))"
         case let .invalidArgument(message):
+            return message
+        case let .unavailable(message):
             return message
         case let .partitionFailed(partition, reason):
             return "appends to partition \(partition) stopped after an earlier failure (\(reason)); reopen the store"

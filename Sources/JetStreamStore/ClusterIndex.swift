@@ -38,7 +38,7 @@ final class ClusterIndex: Sendable {
         var ids: [ScopedID: Entry] = [:]
         /// Ids of events submitted and not yet settled (acknowledged, refused or failed).
         var inFlight: Set<ScopedID> = []
-        /// Set by the first failed publish; appends stop until the store is reopened.
+        /// Set by the first failed publish; appends stop until `resume()` (or a reopen).
         var failure: String?
         /// Every message up to this sequence was read in order at open (nil: not yet).
         var loadedThrough: UInt64?
@@ -84,6 +84,23 @@ final class ClusterIndex: Sendable {
 
     func fail(_ reason: String) { state.withLock { if $0.failure == nil { $0.failure = reason } } }
 
+    /// What an append is told while appends are stopped.
+    static func stopped(_ failure: String) -> String {
+        "appends stopped after a publish failed (\(failure)); they resume once the cluster answers and this writer has read what the stream holds (a server does that by itself; a command: run it again, stored ids come back as duplicates)"
+    }
+
+    /// Whether no submitted event waits for its publish to end.
+    var isIdle: Bool { state.withLock { $0.inFlight.isEmpty } }
+
+    /// Lets appends go on after a failure. Only once nothing is in flight and the stream's
+    /// messages through its end have been learnt (`JetStreamStore.resumeAppends`).
+    func resume() {
+        state.withLock { state in
+            precondition(state.inFlight.isEmpty, "appends resumed with \(state.inFlight.count) events in flight")
+            state.failure = nil
+        }
+    }
+
     /// Runs `body` with each stream's planned version (acknowledged or in flight) and
     /// epoch and the known ids, then reserves the versions it returns and runs `commit`
     /// with its result — all under one lock, so an append checks, reserves and queues its
@@ -95,7 +112,7 @@ final class ClusterIndex: Sendable {
                           _ inFlight: (ScopedID) -> Bool) throws -> (T, reserved: [StreamKey: Int64], sending: [ScopedID]),
                  commit: (T) -> Void) throws {
         try state.withLock { state in
-            if let failure = state.failure { throw EventStoreError.invalidArgument("appends stopped after an earlier failure (\(failure)); reopen the store") }
+            if let failure = state.failure { throw EventStoreError.unavailable(Self.stopped(failure)) }
             let (result, reserved, sending) = try body({ max(state.planned[$0] ?? 0, state.heads[$0]?.version ?? 0) }, { state.epochs[$0] ?? 0 },
                                                        { state.ids[$0] }, { state.inFlight.contains($0) })
             for (key, version) in reserved { state.planned[key] = version }

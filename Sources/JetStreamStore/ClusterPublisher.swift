@@ -73,7 +73,11 @@ final class ClusterPublisher: Sendable {
 
     /// Publishes one event (blocking this lane's thread) and records it in the index.
     private func publishOne(_ out: OutgoingEvent) throws -> AppendOutcome {
-        if let failure = index.failure { throw EventStoreError.invalidArgument("not sent: an earlier publish failed (\(failure))") }
+        if let failure = index.failure {
+            // Not sent: later events of its stream, planned on top of it, must not be either.
+            index.abandon(out.key)
+            throw EventStoreError.unavailable("not sent: " + ClusterIndex.stopped(failure))
+        }
         // The plan must still hold: if an event planned before this one in the stream was
         // refused or failed, this one assumed it (its version, and the domain state the
         // ingestor checked it against) and is refused too.
@@ -109,7 +113,7 @@ final class ClusterPublisher: Sendable {
                 // A duplicate of a message still being proposed: ask again shortly.
                 guard Date() < deadline else {
                     index.abandon(out.key)
-                    throw EventStoreError.invalidArgument("publishing to \(out.subject): the server kept answering \"duplicate of a message in flight\" for \(retrySeconds) s")
+                    throw EventStoreError.unavailable("publishing to \(out.subject): the server kept answering \"duplicate of a message in flight\" for \(retrySeconds) s")
                 }
                 Thread.sleep(forTimeInterval: 0.05)
                 continue

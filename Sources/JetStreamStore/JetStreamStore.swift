@@ -114,6 +114,9 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
             throw EventStoreError.invalidArgument("cluster group \"\(options.group)\" must be letters, digits, _ or -")
         }
         guard (1...5).contains(options.replicas) else { throw EventStoreError.invalidArgument("replicas must be 1...5, not \(options.replicas)") }
+        guard options.retrySeconds > 0 && options.retrySeconds <= 3_600 else {
+            throw EventStoreError.invalidArgument("retrySeconds must be more than 0 and at most 3600, not \(options.retrySeconds)")
+        }
         guard (1...Limits.maxPartitions).contains(options.partitionCount) else {
             throw EventStoreError.invalidArgument("partitions must be 1...\(Limits.maxPartitions)")
         }
@@ -221,8 +224,30 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         return (StreamKey(tenant: parsed.tenant, stream: parsed.stream), parsed.partition)
     }
 
-    /// Why appends stopped (a publish failed; the store must be reopened), if they did.
+    /// Why appends stopped (a publish failed: `resumeAppends`, or a reopen), if they did.
     public var appendFailure: String? { index.failure }
+
+    /// After a failed publish (`appendFailure`), lets appends go on once the cluster answers
+    /// again, without a reopen: true when they may (or never stopped), false while a
+    /// publish is still in flight; throws while the cluster does not answer.
+    ///
+    /// The failed event's outcome is unknown: it may have been stored after all. So the
+    /// messages through the stream's end are learnt first, and an event stored by the
+    /// failed publish is known (a resend of it is a duplicate) before anything new is
+    /// planned. Its stream was abandoned when the publish failed, so nothing planned on top
+    /// of it is sent. A failed message that lands even later (a proposal the cluster commits
+    /// after a leader change) carries `Nats-Msg-Id` `<subject>#<version>` and the expected
+    /// subject sequence it was sent with: the duplicate window, then the sequence check,
+    /// refuse it if a new append took that version meanwhile — as for two racing writers.
+    public func resumeAppends() throws -> Bool {
+        precondition(!readOnly, "a read-only store does not append")
+        guard index.failure != nil else { return true }
+        guard index.isIdle else { return false }
+        let end = try source.endOffsets()
+        try learnAppends(through: UInt64(max(0, end[0])))
+        index.resume()
+        return true
+    }
 
     private var cachePath: String? { options.cacheDirectory.map { $0 + "/" + ClusterIndexFile.fileName } }
 

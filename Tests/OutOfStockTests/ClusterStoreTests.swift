@@ -291,6 +291,41 @@ import Testing
         print("racing writers on one stream: \(appended.count) appends, \(refused) refused and retried")
     }
 
+    /// A publish the cluster does not answer within `retrySeconds` stops appends (its outcome
+    /// is unknown); once the cluster answers again, `resumeAppends` reads what the stream
+    /// holds — here the stalled publish itself, stored when the node went on — and appends go
+    /// on in the same process: the failed event's resend is a duplicate, nothing is stored
+    /// twice, and an append refused meanwhile stored nothing.
+    @Test func appendsStoppedByAFailedPublishResumeOnceTheClusterAnswers() async throws {
+        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
+        let cluster = try NatsTestCluster(nodes: 1)
+        defer { cluster.stop() }
+        let store = try await Self.open(cluster, group: "resume") { $0.retrySeconds = 1 }
+        let first = Self.event("record/R-1", 1), stalled = Self.event("record/R-1", 2), other = Self.event("record/R-2", 3)
+        _ = try await store.submitEvents([first]).acknowledged()
+
+        try cluster.signal(node: 1, SIGSTOP)
+        var stopped = true
+        defer { if stopped { try? cluster.signal(node: 1, SIGCONT) } }
+        // The publish sits in the stopped node's socket: no answer within the retry time.
+        await #expect(throws: (any Error).self) { _ = try await store.submitEvents([stalled]).acknowledged() }
+        #expect(store.appendFailure != nil)
+        await #expect(throws: EventStoreError.self) { _ = try await store.submitEvents([other]).acknowledged() }
+        #expect(throws: (any Error).self) { _ = try store.resumeAppends() }  // the cluster still does not answer
+
+        try cluster.signal(node: 1, SIGCONT)
+        stopped = false
+        #expect(try store.resumeAppends())
+        #expect(store.appendFailure == nil)
+        let again = try await store.submitEvents([stalled, other]).acknowledged()
+        guard case .duplicate(_, version: 2) = again[0], case .appended(_, version: 1) = again[1] else {
+            Issue.record("the stalled event was stored when the node went on: its resend is a duplicate of version 2; got \(again)")
+            return
+        }
+        #expect(try store.source.endOffsets() == [3], "three events, each once")
+        #expect(try store.readStream(tenant: "acme", stream: "record/R-1").map(\.id) == [first.id, stalled.id])
+    }
+
     /// `backorder` with `--cluster`: the same answers as the embedded store from the same
     /// input, duplicates on a second append, the durability said, log-file tools refused.
     @Test func theCommandLineWorksOnTheClusterStore() async throws {

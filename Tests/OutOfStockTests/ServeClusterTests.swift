@@ -15,13 +15,25 @@ import TestSupport
 
     static let idStem = "00000000-0000-4000-8000-"
 
-    @Test func aServerOnAClusterSeesWhatOtherWritersAppend() throws {
+    /// A one-node cluster and a new directory for the server's files (both the caller's to
+    /// remove); a missing nats-server fails the test.
+    static func clusterAndDirectory() throws -> (NatsTestCluster, String) {
         try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
         let cluster = try NatsTestCluster(nodes: 1)
-        defer { cluster.stop() }
         let dir = freshDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            cluster.stop()
+            throw error
+        }
+        return (cluster, dir)
+    }
+
+    @Test func aServerOnAClusterSeesWhatOtherWritersAppend() throws {
+        let (cluster, dir) = try Self.clusterAndDirectory()
+        defer {
+            cluster.stop()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
         let clusterOptions = ["--cluster", cluster.urls, "--replicas", "1"]
         let server = try ServeProcessTests.Server.start(data: dir + "/served", output: dir + "/serve", store: clusterOptions)
         defer { server.stop() }
@@ -113,18 +125,66 @@ import TestSupport
         #expect(try runBackorder(["groups", "show", "mail", "--tenant", "other", "--data", dir + "/cli"] + clusterOptions).0 != 0, "another tenant has no such group")
     }
 
+    /// A publish the cluster does not answer within `--cluster-retry` stops the server's
+    /// appends (`503`, `/readyz` says why); once the node answers again the server goes on
+    /// by itself — no restart: it reads what the stream holds (the stalled publish, stored
+    /// when the node went on), so resending that event is a duplicate, and new appends work.
+    @Test func aServerResumesAppendsOnceTheClusterAnswersAgain() throws {
+        let (cluster, dir) = try Self.clusterAndDirectory()
+        defer {
+            cluster.stop()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let server = try ServeProcessTests.Server.start(data: dir + "/served", output: dir + "/serve",
+                                                        store: ["--cluster", cluster.urls, "--replicas", "1", "--cluster-retry", "1"])
+        defer { server.stop() }
+        let producer = try Connection(port: server.port, timeoutSeconds: 60)
+        let customer = Self.event(1, "CustomerRegistered", #""customerId":"C-1","number":"1","name":"Berg""#) + "\n"
+        let product = Self.event(2, "ProductRegistered", #""productId":"P-1","sku":"S-1","name":"Boot","sizes":["42"]"#) + "\n"
+        try producer.send("POST", "/v1/tenants/acme/events", body: customer)
+        #expect(try producer.response().status == 201)
+
+        try cluster.signal(node: 1, SIGSTOP)
+        var stopped = true
+        defer { if stopped { try? cluster.signal(node: 1, SIGCONT) } }
+        try producer.send("POST", "/v1/tenants/acme/events", body: product)
+        let refused = try producer.response()
+        #expect(refused.status == 503 && !refused.body.contains("nats://"), "\(refused.status) \(refused.body)")
+        let probe = try Connection(port: server.port, timeoutSeconds: 10)
+        try probe.send("GET", "/readyz")
+        let notReady = try probe.response()
+        #expect(notReady.status == 503 && notReady.body.contains("appends stopped"), "\(notReady.body)")
+
+        try cluster.signal(node: 1, SIGCONT)
+        stopped = false
+        // The server's own answer says when it goes on (bounded: a poll of its state, no sleep).
+        let deadline = ContinuousClock.now + .seconds(30)
+        var ready = 0
+        while ready != 200 && ContinuousClock.now < deadline {
+            try probe.send("GET", "/readyz")
+            ready = try probe.response().status
+        }
+        #expect(ready == 200, "appends resumed without a restart")
+        try producer.send("POST", "/v1/tenants/acme/events", body: product)
+        let resent = try producer.response()
+        #expect(resent.status == 200 && resent.body.contains("\"duplicates\":1"), "the stalled event was stored when the node went on: \(resent.body)")
+        try producer.send("POST", "/v1/tenants/acme/events", body: Self.event(3, "CustomerRegistered", #""customerId":"C-2","number":"2","name":"Lund""#) + "\n")
+        #expect(try producer.response().status == 201)
+        let log = (try? String(contentsOfFile: dir + "/serve.stderr", encoding: .utf8)) ?? ""
+        #expect(log.contains("appends resumed"), "the server's log says so")
+    }
+
     /// A cluster that stops answering (its node SIGSTOPped: connections open, no replies)
     /// holds up the routes that need it, not the others: their handlers wait on the
     /// server's blocking-call pool, not on Swift's cooperative threads (two on this
     /// machine), so `/metrics` and `/healthz` still answer; when the node resumes, the
     /// waiting requests are answered too.
     @Test func aStalledClusterHoldsUpOnlyTheRoutesThatNeedIt() throws {
-        try #require(NatsTestCluster.serverAvailable, "nats-server is not installed: the cluster tests need it (make deps installs it)")
-        let cluster = try NatsTestCluster(nodes: 1)
-        defer { cluster.stop() }
-        let dir = freshDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let (cluster, dir) = try Self.clusterAndDirectory()
+        defer {
+            cluster.stop()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
         let server = try ServeProcessTests.Server.start(data: dir + "/served", output: dir + "/serve", store: ["--cluster", cluster.urls, "--replicas", "1"])
         defer { server.stop() }
         let producer = try Connection(port: server.port)

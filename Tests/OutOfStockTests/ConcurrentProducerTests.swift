@@ -121,7 +121,7 @@ import TestSupport
         let (text, _) = Self.input(producer: 1)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try text.write(toFile: dir + "/in.ndjson", atomically: true, encoding: .utf8)
-        try await Task.sleep(for: .milliseconds(1_500)) // the holder has opened the store
+        try holder.waitUntilItHoldsTheStore()
         // Not a task: the blocking wait below may hold every thread of the task pool.
         DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { holder.finish() }
         let (status, out, err) = try runBackorder(["append", dir + "/in.ndjson", "--data", dir + "/store", "--json", "--partitions", "4"])
@@ -136,7 +136,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let holder = try HeldAppend(data: dir + "/store")
         defer { holder.finish(); _ = holder.wait() }
-        try await Task.sleep(for: .milliseconds(1_500))
+        try holder.waitUntilItHoldsTheStore()
         let (status, out, err) = try runBackorder(["append", "-", "--data", dir + "/store"], stdin: Self.input(producer: 2).text)
         #expect(status == 1)
         #expect(err.contains("locked by another writer"), "\(err)")
@@ -164,9 +164,11 @@ func startBackorder(_ arguments: [String], output: String) throws -> SpawnedProc
 /// the writing end, or the holder would never see the end of its input.
 final class HeldAppend: @unchecked Sendable {
     let process: SpawnedProcess
+    private let data: String
     private var writer: Int32 = -1
 
     init(data: String) throws {
+        self.data = data
         _ = try runBackorder(["--help"]) // fails clearly when the binary is missing
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var directory = bundle.deletingLastPathComponent()
@@ -184,6 +186,24 @@ final class HeldAppend: @unchecked Sendable {
 
     func finish() {
         if writer >= 0 { close(writer); writer = -1 }
+    }
+
+    /// Returns once the append holds the store's writer lock (`LOCK`, an `flock`): probed
+    /// with a non-blocking lock of the test's own, let go at once when it is granted (the
+    /// append then finds it taken for an instant, and retries, as it does for any writer).
+    func waitUntilItHoldsTheStore(timeoutSeconds: Double = 60) throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            guard process.isRunning else { throw CLIError(message: "the holding append exited (\(process.terminationStatus))") }
+            let fd = open(data + "/LOCK", O_RDONLY | O_CLOEXEC)
+            if fd >= 0 {
+                defer { close(fd) }
+                if flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK { return }
+                flock(fd, LOCK_UN)
+            }
+            usleep(2_000)
+        }
+        throw CLIError(message: "the holding append did not lock \(data) within \(timeoutSeconds) s")
     }
 
     func wait() -> Int32 {

@@ -158,7 +158,9 @@ import TestSupport
         let leftOver = ((try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [])
             .filter { name in killed.contains { name.hasPrefix("backorder-batch-\($0)-") } }
         #expect(leftOver.isEmpty, "batch files left by killed consumers: \(leftOver)")
-        usleep(100_000)  // a command the killed consumer started finishes writing its batch
+        // Commands the killed consumers started (their shells name `out`) finish writing first.
+        let commands = Self.processes(mentioning: out)
+        #expect(Self.allEnd(commands), "commands of killed consumers still running: \(commands.filter(Self.isAlive))")
         let (status, _, err) = try runBackorder(["consume", "--data", dir + "/s", "--group", "g", "--max-in-flight", "40", "--exec", command])
         #expect(status == 0, "\(err)")
         let delivered = deliveredLines()
@@ -203,13 +205,26 @@ import TestSupport
         let consumer = try startBackorder(["consume", "--data", dir + "/s", "--group", "interrupted", "--exec", "echo $$ >> \(dir)/children; exec sleep 30"],
                                           output: dir + "/interrupted")
         let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: dir + "/children") && Date() < deadline { usleep(5_000) }
-        usleep(50_000)  // the pid is written: the sleep runs
+        // The command's shell wrote its pid, then became `sleep` (exec): the command runs.
+        func commandRuns() -> Bool {
+            guard let pid = ((try? String(contentsOfFile: dir + "/children", encoding: .utf8)) ?? "").split(separator: "\n").first.flatMap({ pid_t($0) }) else { return false }
+            return ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "") == "sleep\n"
+        }
+        while !commandRuns() && Date() < deadline { usleep(5_000) }
+        #expect(commandRuns(), "the consumer's command started within 30 s")
         kill(consumer.processIdentifier, SIGINT)
         consumer.waitUntilExit()
         #expect(consumer.terminationReason == .uncaughtSignal, "the consumer ends as Ctrl-C ends it")
         let started = try String(contentsOfFile: dir + "/children", encoding: .utf8).split(separator: "\n").compactMap { pid_t($0) }
         #expect(started.count == 1 && Self.allEnd(started), "the command outlived its consumer: \(started)")
+    }
+
+    /// Processes whose command line mentions `text` (a path of the test's own directory).
+    static func processes(mentioning text: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.filter { pid in
+            FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self).contains(text) } ?? false
+        }
     }
 
     /// Whether every process ends within 20 s (a signal is delivered when the process next

@@ -123,8 +123,16 @@ import Testing
             let t001 = fixture.token["t001"]!, consumer = fixture.token["consumer"]!
             // Nothing yet: a long poll answers when the append comes, not at its end.
             let began = ContinuousClock.now
+            let idleWaiters = fixture.served.appended.waiters  // the live feed's
             async let polled = call(client, .post, "/v1/tenants/t001/groups/mail/fetch?wait=20", token: consumer)
-            try await Task.sleep(for: .milliseconds(300))
+            // The append comes once the poll waits for one (the server's own count says so).
+            let deadline = ContinuousClock.now + .seconds(20)
+            var waiting = false
+            while !waiting && ContinuousClock.now < deadline {
+                waiting = fixture.served.appended.waiters > idleWaiters
+                if !waiting { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            #expect(waiting, "the long poll waits for an append")
             #expect(try await call(client, .post, "/v1/tenants/t001/events", token: t001, body: Self.line("C-1")).0 == .created)
             let (status, batch) = try await polled
             #expect(status == .ok && (batch["events"] as? [Any])?.count == 1, "\(batch)")

@@ -14,8 +14,15 @@ import EventStore
 ///   writer whose view is older than the duplicate window is refused too.
 enum ClusterHeaders {
     static let eventID = "Backorder-Event-Id"
+    static let messageID = "Nats-Msg-Id"
 
     static func publish(event: EventID, subject: String, version: Int64, after sequence: UInt64) -> [(String, String)] {
-        [(eventID, event.description), ("Nats-Msg-Id", "\(subject)#\(version)"), ("Nats-Expected-Last-Subject-Sequence", String(sequence))]
+        [(eventID, event.description), (messageID, "\(subject)#\(version)"), ("Nats-Expected-Last-Subject-Sequence", String(sequence))]
+    }
+
+    /// The version a `Nats-Msg-Id` names (what follows its last `#`), if it is one.
+    static func version(messageID: String) -> Int64? {
+        guard let mark = messageID.lastIndex(of: "#"), let version = Int64(messageID[messageID.index(after: mark)...]), version >= 1 else { return nil }
+        return version
     }
 }

@@ -38,8 +38,10 @@ final class ClusterIndex: Sendable {
         var ids: [ScopedID: Entry] = [:]
         /// Ids of events submitted and not yet settled (acknowledged, refused or failed).
         var inFlight: Set<ScopedID> = []
-        /// Set by the first failed publish; appends stop until `resume()` (or a reopen).
+        /// Set by the first failed publish; appends stop until `resume(after:)` (or a reopen).
         var failure: String?
+        /// Failures so far: a resume clears only the failure it learnt after.
+        var failures: UInt64 = 0
         /// Every message up to this sequence was read in order at open (nil: not yet).
         var loadedThrough: UInt64?
         /// A stream's head as it was at `loadedThrough`, kept when it first moves past it
@@ -65,10 +67,18 @@ final class ClusterIndex: Sendable {
 
     /// Adds one message read after the load (another writer's, or this process's own,
     /// in stream order): as `load`, keeping the head as of the load for the id cache.
-    func learn(key: StreamKey, id: EventID?, sequence: UInt64, partition: Int) {
+    /// A message behind the stream's known head (a refresh from the stream's last message
+    /// moved it past) still has its id recorded, with the version its `Nats-Msg-Id` names:
+    /// a refresh learns no ids, and an id never learnt would be appended again.
+    func learn(key: StreamKey, id: EventID?, version messageVersion: Int64?, sequence: UInt64, partition: Int) {
         precondition(partition >= 0, "a learned message of partition \(partition)")
         state.withLock { state in
-            if let head = state.heads[key], head.sequence >= sequence { return }
+            if let head = state.heads[key], head.sequence >= sequence {
+                if let id, let messageVersion, messageVersion <= head.version, state.ids[ScopedID(tenant: key.tenant, id: id)] == nil {
+                    state.ids[ScopedID(tenant: key.tenant, id: id)] = Entry(sequence: sequence, version: messageVersion, partition: partition)
+                }
+                return
+            }
             Self.keepHeadAtLoad(key, &state)
             let version = (state.heads[key]?.version ?? 0) + 1
             state.heads[key] = Head(version: version, sequence: sequence)
@@ -82,22 +92,36 @@ final class ClusterIndex: Sendable {
 
     var failure: String? { state.withLock { $0.failure } }
 
-    func fail(_ reason: String) { state.withLock { if $0.failure == nil { $0.failure = reason } } }
+    func fail(_ reason: String) {
+        state.withLock { state in
+            guard state.failure == nil else { return }
+            state.failure = reason
+            state.failures += 1
+        }
+    }
+
+    /// The failure that stopped appends and its number, if they are stopped; and whether
+    /// no submitted event waits for its publish to end.
+    var stop: (failure: String, number: UInt64, idle: Bool)? {
+        state.withLock { state in state.failure.map { ($0, state.failures, state.inFlight.isEmpty) } }
+    }
 
     /// What an append is told while appends are stopped.
     static func stopped(_ failure: String) -> String {
         "appends stopped after a publish failed (\(failure)); they resume once the cluster answers and this writer has read what the stream holds (a server does that by itself; a command: run it again, stored ids come back as duplicates)"
     }
 
-    /// Whether no submitted event waits for its publish to end.
-    var isIdle: Bool { state.withLock { $0.inFlight.isEmpty } }
-
-    /// Lets appends go on after a failure. Only once nothing is in flight and the stream's
-    /// messages through its end have been learnt (`JetStreamStore.resumeAppends`).
-    func resume() {
+    /// Lets appends go on after failure `number`, once the stream's messages through its
+    /// end were learnt after it with nothing in flight (`JetStreamStore.resumeAppends`).
+    /// False when appends were already resumed, or stopped again by a later failure: that
+    /// one needs its own learning.
+    func resume(after number: UInt64) -> Bool {
         state.withLock { state in
-            precondition(state.inFlight.isEmpty, "appends resumed with \(state.inFlight.count) events in flight")
+            guard state.failure != nil, state.failures == number else { return false }
+            // Nothing is planned while appends are stopped: no publish started since.
+            precondition(state.inFlight.isEmpty, "appends stopped by failure \(number) with \(state.inFlight.count) events in flight")
             state.failure = nil
+            return true
         }
     }
 

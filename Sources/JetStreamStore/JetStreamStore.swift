@@ -209,7 +209,7 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
             reader.extend(until: last)
             while reader.nextSequence <= last, let message = try reader.next(waitMilliseconds: 0) {
                 let (key, partition) = try place(of: message)
-                index.learn(key: key, id: message.eventID, sequence: message.sequence, partition: partition)
+                index.learn(key: key, id: message.eventID, version: message.version, sequence: message.sequence, partition: partition)
             }
         }
     }
@@ -241,12 +241,13 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
     /// refuse it if a new append took that version meanwhile — as for two racing writers.
     public func resumeAppends() throws -> Bool {
         precondition(!readOnly, "a read-only store does not append")
-        guard index.failure != nil else { return true }
-        guard index.isIdle else { return false }
+        guard let stop = index.stop else { return true }
+        guard stop.idle else { return false }
         let end = try source.endOffsets()
         try learnAppends(through: UInt64(max(0, end[0])))
-        index.resume()
-        return true
+        // Another caller may have resumed meanwhile (and appends failed again since): then
+        // this learning does not vouch for the newer failure, and the next call learns again.
+        return index.resume(after: stop.number) || index.failure == nil
     }
 
     private var cachePath: String? { options.cacheDirectory.map { $0 + "/" + ClusterIndexFile.fileName } }
@@ -394,7 +395,9 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
                     continue
                 }
                 guard !inFlight(id) else {
-                    throw EventStoreError.invalidArgument("event \(i + 1) (id \(event.id)) is being appended by an earlier call that is not acknowledged yet; await it first")
+                    // Not the caller's mistake, and over once that publish settles (within
+                    // the retry time): a server answers 503, to be tried again.
+                    throw EventStoreError.unavailable("event \(i + 1) (id \(event.id)) is being appended by an earlier call that is not acknowledged yet; await it first")
                 }
                 let key = StreamKey(tenant: event.tenant, stream: event.stream)
                 let current = versionInCall[key] ?? plannedVersion(key)

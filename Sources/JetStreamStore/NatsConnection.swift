@@ -65,6 +65,8 @@ struct StreamMessage: Sendable {
     var payload: [UInt8]
     /// The Backorder event id it carries (header `Backorder-Event-Id`), if any.
     var eventID: EventID?
+    /// Its stream version, from its `Nats-Msg-Id` (`<subject>#<version>`), if it has one.
+    var version: Int64? = nil
     /// Its stream sequence (1, 2, 3 …).
     var sequence: UInt64
     /// When the stream stored it, ns since the Unix epoch.
@@ -298,7 +300,10 @@ final class NatsConnection: @unchecked Sendable {
         }
         var id: UnsafePointer<CChar>?
         let eventID = natsMsgHeader_Get(message, ClusterHeaders.eventID, &id) == NATS_OK ? id.flatMap { EventID(String(cString: $0)) } : nil
-        return StreamMessage(subject: String(cString: natsMsg_GetSubject(message)), payload: payload, eventID: eventID,
+        var messageID: UnsafePointer<CChar>?
+        let version = natsMsgHeader_Get(message, ClusterHeaders.messageID, &messageID) == NATS_OK
+            ? messageID.flatMap { ClusterHeaders.version(messageID: String(cString: $0)) } : nil
+        return StreamMessage(subject: String(cString: natsMsg_GetSubject(message)), payload: payload, eventID: eventID, version: version,
                              sequence: sequence, timestampNanoseconds: time)
     }
 

@@ -167,6 +167,17 @@ final class ClusterIndex: Sendable {
         }
     }
 
+    /// Records where events of `key` read from the server are stored, unless known: a refresh
+    /// of the head from the same read then leaves no id of that stream unknown.
+    func note(_ events: [StoredEvent], of key: StreamKey) {
+        state.withLock { state in
+            for event in events where state.ids[ScopedID(tenant: key.tenant, id: event.id)] == nil {
+                state.ids[ScopedID(tenant: key.tenant, id: event.id)] = Entry(sequence: UInt64(event.position.offset + 1), version: event.streamVersion,
+                                                                               partition: event.position.partition)
+            }
+        }
+    }
+
     /// Sets a stream's head to what the server holds, when that is newer (another writer
     /// appended).
     func refresh(_ key: StreamKey, to head: Head) {

@@ -174,6 +174,7 @@ final class ClusterPublisher: Sendable {
         var actual: Int64 = 0
         if let last, let newest = newer.first ?? (try? ClusterDecoding.event(last, group: group)) {
             actual = newest.streamVersion
+            index.note(newer, of: out.key)
             index.refresh(out.key, to: ClusterIndex.Head(version: actual, sequence: last.sequence))
         }
         index.abandon(out.key)

@@ -314,7 +314,9 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
                                                  "stream \(tenant)/\(stream) does not start at version 1")
         }
         if !readOnly, let newest = events.first {
-            index.refresh(StreamKey(tenant: tenant, stream: stream), to: .init(version: newest.streamVersion, sequence: last.sequence))
+            let key = StreamKey(tenant: tenant, stream: stream)
+            index.note(events, of: key)
+            index.refresh(key, to: .init(version: newest.streamVersion, sequence: last.sequence))
         }
         return events.reversed()
     }
@@ -362,7 +364,9 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
         guard let last = try connection.lastMessage(stream: streamName, subject: subject) else { return 0 }
         let event = try ClusterDecoding.event(last, group: options.group)
         if !readOnly {
-            index.refresh(StreamKey(tenant: tenant, stream: stream), to: .init(version: event.streamVersion, sequence: last.sequence))
+            let key = StreamKey(tenant: tenant, stream: stream)
+            index.note([event], of: key)
+            index.refresh(key, to: .init(version: event.streamVersion, sequence: last.sequence))
         }
         return event.streamVersion
     }

@@ -37,7 +37,7 @@ final class IngestMemory {
     /// `filterBytes`: the size of the filter of keys written to the scratch store.
     init(streamLimit: Int, idLimit: Int, filterBytes: Int = IngestMemory.defaultFilterBytes, scratchParent: String = NSTemporaryDirectory(),
          storage: any Storage = PosixStorage()) {
-        precondition(streamLimit >= 1 && idLimit >= 1 && filterBytes >= 64, "ingest memory limits must be positive")
+        precondition(streamLimit >= 1 && idLimit >= 1 && filterBytes >= 64, "ingest memory limits must be positive, the filter at least 64 bytes")
         self.streamLimit = streamLimit
         self.idLimit = idLimit
         self.filterBytes = filterBytes

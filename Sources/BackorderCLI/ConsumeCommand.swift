@@ -98,6 +98,33 @@ struct ConsumeCommand: AsyncParsableCommand {
         }
     }
 
+    /// A file in the temporary directory that has no name (`O_TMPFILE`), holding `bytes`,
+    /// read from its start: a consumer killed at any moment leaves nothing behind. Where the
+    /// file system has no unnamed files, a named one is removed right after it is opened.
+    static func anonymousFile(holding bytes: [UInt8]) throws -> Int32 {
+        let directory = FileManager.default.temporaryDirectory.path
+        // O_TMPFILE (`__O_TMPFILE | O_DIRECTORY`): a macro Swift does not import.
+        var fd = open(directory, 0o2000_0000 | O_DIRECTORY | O_RDWR | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            let path = directory + "/backorder-batch-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+            fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw QueryError(description: "cannot make a file for the batch in \(directory): \(String(cString: strerror(errno)))") }
+            unlink(path)
+        }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            guard n > 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                throw QueryError(description: "cannot write the batch's \(bytes.count) bytes to a file in \(directory): \(reason)")
+            }
+            written += n
+        }
+        lseek(fd, 0, SEEK_SET)
+        return fd
+    }
+
     /// Runs the command with the batch on its standard input; nil when it exits 0, else why
     /// not. A command still running after --ack-wait is stopped (TERM, then KILL).
     private func run(_ command: String, _ delivery: Delivery) throws -> String? {
@@ -106,9 +133,8 @@ struct ConsumeCommand: AsyncParsableCommand {
             try EventOutput.appendLine(event, to: &batch)
             batch.append(10)
         }
-        let input = FileManager.default.temporaryDirectory.appendingPathComponent("backorder-batch-\(getpid())-\(UUID().uuidString.prefix(8)).ndjson")
-        try Data(batch).write(to: input)
-        defer { try? FileManager.default.removeItem(at: input) }
+        let input = try Self.anonymousFile(holding: batch)
+        defer { close(input) }
         var environment = ProcessInfo.processInfo.environment
         environment["BACKORDER_GROUP"] = group
         environment["BACKORDER_LANE"] = String(delivery.lane)
@@ -120,15 +146,11 @@ struct ConsumeCommand: AsyncParsableCommand {
             // A process group of its own: a command stopped after --ack-wait is stopped with
             // everything it started, which would go on with a batch delivered again.
             process = try SpawnedProcess("/bin/sh", ["-c", command], environment: environment,
-                                         standardInput: input.path, inheritingOutput: true, newProcessGroup: true)
+                                         standardInputDescriptor: input, inheritingOutput: true, newProcessGroup: true)
         } catch {
             SignalForwarding.forward(to: nil)
             return "cannot start /bin/sh: \(error)"
         }
-        // The command has the batch open as its standard input (posix_spawn returns after the
-        // child's file actions): the name can go now, so a consumer killed while the command
-        // runs leaves no file behind.
-        try? FileManager.default.removeItem(at: input)
         SignalForwarding.forward(to: process)
         defer { SignalForwarding.forward(to: nil) }
         if !process.waitUntilExit(timeout: Double(ackWait)) {

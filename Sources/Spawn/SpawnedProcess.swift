@@ -20,12 +20,15 @@ package final class SpawnedProcess: @unchecked Sendable {
 
     /// Starts `executable`. `standardOutput` and `standardError` are appended to (created
     /// when missing); nil is /dev/null, or the parent's own stream with `inheritingOutput`.
+    /// `standardInputDescriptor`, an open descriptor of the caller's, is the child's
+    /// standard input instead of `standardInput`'s file (the caller still closes it).
     /// The child starts with no signal blocked and every signal at its default action;
     /// with `newProcessGroup` it leads a process group of its own, which `signalGroup`
     /// reaches (its children too).
     package init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                 standardInput: String? = nil, standardOutput: String? = nil, standardError: String? = nil,
+                 standardInput: String? = nil, standardInputDescriptor: Int32? = nil, standardOutput: String? = nil, standardError: String? = nil,
                  inheritingOutput: Bool = false, newProcessGroup: Bool = false) throws {
+        precondition(standardInput == nil || standardInputDescriptor == nil, "one standard input")
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -43,7 +46,11 @@ package final class SpawnedProcess: @unchecked Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, standardInput ?? "/dev/null", O_RDONLY, 0)
+        if let standardInputDescriptor {
+            posix_spawn_file_actions_adddup2(&actions, standardInputDescriptor, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, standardInput ?? "/dev/null", O_RDONLY, 0)
+        }
         for (fd, path) in [(Int32(1), standardOutput), (2, standardError)] where path != nil || !inheritingOutput {
             posix_spawn_file_actions_addopen(&actions, fd, path ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         }

@@ -153,7 +153,7 @@ import TestSupport
             killed.append(consumer.processIdentifier)
             kills += 1
         }
-        // A batch's file is gone once its command has it open: a kill leaves none behind.
+        // A batch's file has no name (O_TMPFILE): a kill at any moment leaves none behind.
         let temporary = FileManager.default.temporaryDirectory.path
         let leftOver = ((try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [])
             .filter { name in killed.contains { name.hasPrefix("backorder-batch-\($0)-") } }

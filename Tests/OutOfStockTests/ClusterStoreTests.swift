@@ -320,6 +320,12 @@ import Testing
 
         try cluster.signal(node: 1, SIGCONT)
         stopped = false
+        // The node stores the stalled publish from its socket (the stream's end says when):
+        // a message that lands only after the resume read the end is the other case, which
+        // the duplicate window and the expected-sequence check cover (docs/CLUSTER.md).
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try store.source.endOffsets() != [2] && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try store.source.endOffsets() == [2], "the stalled publish was stored when the node went on")
         #expect(try store.storedPosition(of: stalled.id, tenant: "acme") == nil, "not learnt yet")
         #expect(try store.resumeAppends())
         #expect(store.appendFailure == nil)

@@ -59,12 +59,27 @@ final class NatsTestCluster: @unchecked Sendable {
 
     /// Sends `signal` to node `n`'s process (SIGSTOP: a node that stops answering without
     /// closing its connections, as one stalled by the machine; SIGCONT resumes it).
+    /// Sends `signal` to node `n`. After SIGSTOP it returns once the node is stopped (its
+    /// state in /proc is `T`, every thread): a signal takes effect when the process is next
+    /// scheduled, and a node still running on the other core answered a publish sent just
+    /// after the `kill`.
     func signal(node n: Int, _ signal: Int32) throws {
         let pidFile = directory + "/n\(n)/pid"
         guard let pid = Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)),
               Foundation.kill(pid, signal) == 0 else {
             throw CLIError(message: "cannot signal node \(n) (pid file \(pidFile))")
         }
+        guard signal == SIGSTOP else { return }
+        func stopped() -> Bool {
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            return !threads.isEmpty && threads.allSatisfy { thread in
+                let stat = (try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/stat", encoding: .utf8)) ?? ""
+                return stat.split(separator: ")").last?.split(separator: " ").first == "T"
+            }
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while !stopped() && Date() < deadline { usleep(1_000) }
+        guard stopped() else { throw CLIError(message: "node \(n) (pid \(pid)) is not stopped 10 s after SIGSTOP") }
     }
 
     /// Starts node `n` again with its data.

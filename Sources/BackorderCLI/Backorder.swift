@@ -53,8 +53,9 @@ struct DataOptions: ParsableArguments {
     var clusterRetry = 30.0
 
     func validate() throws {
-        guard clusterRetry > 0 && clusterRetry <= 3_600 else {
-            throw ValidationError("--cluster-retry must be more than 0 and at most 3600 seconds, not \(clusterRetry)")
+        // The store checks it too; here the message names the option.
+        guard clusterRetry > 0 && clusterRetry <= ClusterOptions.maxRetrySeconds else {
+            throw ValidationError("--cluster-retry must be more than 0 and at most \(Int(ClusterOptions.maxRetrySeconds)) seconds, not \(clusterRetry)")
         }
     }
 

@@ -114,6 +114,7 @@ struct ConsumeCommand: AsyncParsableCommand {
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
                 let reason = String(cString: strerror(errno))
                 close(fd)

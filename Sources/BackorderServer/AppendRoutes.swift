@@ -159,16 +159,19 @@ extension TenantRoutes {
             return Problem(.unprocessableContent, "\(error); \(storedNote)")
         case .unavailable?:
             // The cluster did not answer, or appends are stopped until it does: not the
-            // request's fault, and over soon. The cause (it names the cluster) goes to the log.
-            context.logger.error("append failed: \(error)")
-            var problem = Problem(.serviceUnavailable, "the store cannot append for now (the server's log says why); try again shortly; \(storedNote)")
-            problem.headers[.retryAfter] = "1"
-            return problem
+            // request's fault, and over soon.
+            return unavailable(error, "the store cannot append for now (the server's log says why); try again shortly; \(storedNote)", retryAfter: 1, context)
         default:
-            context.logger.error("append failed: \(error)")
-            var problem = Problem(.serviceUnavailable, "the store could not append (the server's log says why); \(storedNote)")
-            problem.headers[.retryAfter] = "5"
-            return problem
+            return unavailable(error, "the store could not append (the server's log says why); \(storedNote)", retryAfter: 5, context)
         }
+    }
+
+    /// A `503` saying `message`; the error itself (it may name files or the cluster) goes
+    /// to the server's log.
+    private static func unavailable(_ error: any Error, _ message: String, retryAfter seconds: Int, _ context: ServerContext) -> Problem {
+        context.logger.error("append failed: \(error)")
+        var problem = Problem(.serviceUnavailable, message)
+        problem.headers[.retryAfter] = String(seconds)
+        return problem
     }
 }

@@ -68,14 +68,14 @@ final class ClusterIndex: Sendable {
     /// Adds one message read after the load (another writer's, or this process's own,
     /// in stream order): as `load`, keeping the head as of the load for the id cache.
     /// A message behind the stream's known head (a refresh from the stream's last message
-    /// moved it past) still has its id recorded, with the version its `Nats-Msg-Id` names:
-    /// a refresh learns no ids, and an id never learnt would be appended again.
+    /// moved it past, recording only that message's id) still has its id recorded, with the
+    /// version its `Nats-Msg-Id` names: an id never learnt would be appended again.
     func learn(key: StreamKey, id: EventID?, version messageVersion: Int64?, sequence: UInt64, partition: Int) {
         precondition(partition >= 0, "a learned message of partition \(partition)")
         state.withLock { state in
             if let head = state.heads[key], head.sequence >= sequence {
-                if let id, let messageVersion, messageVersion <= head.version, state.ids[ScopedID(tenant: key.tenant, id: id)] == nil {
-                    state.ids[ScopedID(tenant: key.tenant, id: id)] = Entry(sequence: sequence, version: messageVersion, partition: partition)
+                if let id, let messageVersion, messageVersion <= head.version {
+                    Self.record(ScopedID(tenant: key.tenant, id: id), Entry(sequence: sequence, version: messageVersion, partition: partition), &state)
                 }
                 return
             }
@@ -171,11 +171,16 @@ final class ClusterIndex: Sendable {
     /// of the head from the same read then leaves no id of that stream unknown.
     func note(_ events: [StoredEvent], of key: StreamKey) {
         state.withLock { state in
-            for event in events where state.ids[ScopedID(tenant: key.tenant, id: event.id)] == nil {
-                state.ids[ScopedID(tenant: key.tenant, id: event.id)] = Entry(sequence: UInt64(event.position.offset + 1), version: event.streamVersion,
-                                                                               partition: event.position.partition)
+            for event in events {
+                Self.record(ScopedID(tenant: key.tenant, id: event.id),
+                            Entry(sequence: UInt64(event.position.offset + 1), version: event.streamVersion, partition: event.position.partition), &state)
             }
         }
+    }
+
+    /// Records where an id read behind or beside the heads is stored, unless it is known.
+    private static func record(_ id: ScopedID, _ entry: Entry, _ state: inout State) {
+        if state.ids[id] == nil { state.ids[id] = entry }
     }
 
     /// Sets a stream's head to what the server holds, when that is newer (another writer

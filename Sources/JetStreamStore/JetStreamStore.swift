@@ -15,8 +15,10 @@ public struct ClusterOptions: Sendable {
     public var partitionCount = 8
     /// Publishing lanes: streams published concurrently (each stream one event at a time).
     public var lanes = 128
-    /// How long a publish is retried through leader elections and reconnects.
+    /// How long a publish is retried through leader elections and reconnects (more than
+    /// 0, at most `maxRetrySeconds`).
     public var retrySeconds = 30.0
+    public static let maxRetrySeconds = 3_600.0
     /// How long one request may wait for the server.
     public var requestTimeoutMilliseconds: Int64 = 5_000
     /// Create the stream when it does not exist.
@@ -114,8 +116,8 @@ public final class JetStreamStore: EventAppender, @unchecked Sendable {
             throw EventStoreError.invalidArgument("cluster group \"\(options.group)\" must be letters, digits, _ or -")
         }
         guard (1...5).contains(options.replicas) else { throw EventStoreError.invalidArgument("replicas must be 1...5, not \(options.replicas)") }
-        guard options.retrySeconds > 0 && options.retrySeconds <= 3_600 else {
-            throw EventStoreError.invalidArgument("retrySeconds must be more than 0 and at most 3600, not \(options.retrySeconds)")
+        guard options.retrySeconds > 0 && options.retrySeconds <= ClusterOptions.maxRetrySeconds else {
+            throw EventStoreError.invalidArgument("retrySeconds must be more than 0 and at most \(Int(ClusterOptions.maxRetrySeconds)), not \(options.retrySeconds)")
         }
         guard (1...Limits.maxPartitions).contains(options.partitionCount) else {
             throw EventStoreError.invalidArgument("partitions must be 1...\(Limits.maxPartitions)")

@@ -19,19 +19,36 @@ enum BloomFilter {
         let probes = max(1, min(12, Int(Double(bitsPerKey) * 0.6)))
         let lines = max(1, (hashes.count * bitsPerKey + 511) / 512)
         var filter = [UInt8](repeating: 0, count: lines * lineBytes + 1)
-        filter.withUnsafeMutableBufferPointer { out in
-            for hash in hashes {
-                let line = Int(((hash >> 32) &* UInt64(lines)) >> 32) * lineBytes
-                var h = UInt32(truncatingIfNeeded: hash)
-                for _ in 0..<probes {
-                    let bit = Int(h >> 23) // 9 bits: 0..<512
-                    out[line + bit >> 3] |= 1 << UInt8(bit & 7)
-                    h = h &* 0x9E37_79B9
-                }
-            }
+        filter.withUnsafeMutableBytes { out in
+            for hash in hashes { set(hash, probes: probes, in: out, lines: lines) }
         }
         filter[lines * lineBytes] = blockedFlag | UInt8(probes)
         return filter
+    }
+
+    /// Sets the bits of the key with `hash` in the first `lines` lines of `bits`.
+    @inline(__always)
+    static func set(_ hash: UInt64, probes: Int, in bits: UnsafeMutableRawBufferPointer, lines: Int) {
+        let line = Int(((hash >> 32) &* UInt64(lines)) >> 32) * lineBytes
+        var h = UInt32(truncatingIfNeeded: hash)
+        for _ in 0..<probes {
+            let bit = Int(h >> 23) // 9 bits: 0..<512
+            bits[line + bit >> 3] |= 1 << UInt8(bit & 7)
+            h = h &* 0x9E37_79B9
+        }
+    }
+
+    /// Whether every bit of the key with `hash` is set in the first `lines` lines of `bits`.
+    @inline(__always)
+    static func test(_ hash: UInt64, probes: Int, in bits: UnsafeRawBufferPointer, lines: Int) -> Bool {
+        let line = Int(((hash >> 32) &* UInt64(lines)) >> 32) * lineBytes
+        var h = UInt32(truncatingIfNeeded: hash)
+        for _ in 0..<probes {
+            let bit = Int(h >> 23)
+            if bits[line + bit >> 3] & (1 << UInt8(bit & 7)) == 0 { return false }
+            h = h &* 0x9E37_79B9
+        }
+        return true
     }
 
     /// Whether the key with this hash may be in the set (false: certainly not).
@@ -42,13 +59,38 @@ enum BloomFilter {
         let probes = Int(last & ~blockedFlag)
         let lines = (filter.count - 1) / lineBytes
         guard probes >= 1 && probes <= 30, lines >= 1, (filter.count - 1) % lineBytes == 0 else { return true }
-        let line = Int(((hash >> 32) &* UInt64(lines)) >> 32) * lineBytes
-        var h = UInt32(truncatingIfNeeded: hash)
-        for _ in 0..<probes {
-            let bit = Int(h >> 23)
-            if filter[line + bit >> 3] & (1 << UInt8(bit & 7)) == 0 { return false }
-            h = h &* 0x9E37_79B9
-        }
-        return true
+        return test(hash, probes: probes, in: filter, lines: lines)
+    }
+}
+
+/// A filter of keys of a size set up front, filled as keys come — the table filter's
+/// layout and probes (`BloomFilter`), over `KeyHash`, without its trailing byte: for a
+/// caller that must know which keys it wrote somewhere (the ingestor's scratch store)
+/// without looking there. A set that outgrows the size only raises the false-positive
+/// rate; a key inserted is never reported absent.
+public struct KeyFilter: Sendable {
+    private var bits: [UInt8]
+    private let lines: Int
+    private let probes: Int
+
+    /// A filter of `bytes` (whole 64-byte lines, at least one) with `probes` bits per key
+    /// (`BloomFilter` takes 0.6 × the bits per key: 6 for 10).
+    public init(bytes: Int, probes: Int = 6) {
+        precondition(bytes >= 0 && (1...12).contains(probes), "a key filter of \(bytes) bytes and \(probes) probes")
+        lines = max(1, bytes / BloomFilter.lineBytes)
+        self.probes = probes
+        bits = [UInt8](repeating: 0, count: lines * BloomFilter.lineBytes)
+    }
+
+    /// Notes `key`.
+    public mutating func insert(_ key: UnsafeRawBufferPointer) {
+        let (hash, probes, lines) = (KeyHash.of(key), probes, lines)
+        bits.withUnsafeMutableBytes { BloomFilter.set(hash, probes: probes, in: $0, lines: lines) }
+    }
+
+    /// False when `key` was certainly never inserted.
+    public func mayContain(_ key: UnsafeRawBufferPointer) -> Bool {
+        let hash = KeyHash.of(key)
+        return bits.withUnsafeBytes { BloomFilter.test(hash, probes: probes, in: $0, lines: lines) }
     }
 }

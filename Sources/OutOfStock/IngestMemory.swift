@@ -31,7 +31,7 @@ final class IngestMemory {
     private let storage: any Storage
     /// The keys written to the scratch store (made with it): most lookups that would miss
     /// there are answered without it.
-    private var written: ScratchKeyFilter?
+    private var written: KeyFilter?
     private let filterBytes: Int
 
     /// `filterBytes`: the size of the filter of keys written to the scratch store.
@@ -88,7 +88,7 @@ final class IngestMemory {
 
     func setState(_ value: CachedStream, for stream: StreamKey) throws {
         states[stream] = value
-        if states.count >= max(1, streamLimit / 2) { try spillStates() }
+        if states.count >= generationLimit { try spillStates() }
     }
 
     // MARK: Ids
@@ -131,7 +131,7 @@ final class IngestMemory {
         options.sync = false // scratch: never read after a crash
         let store = try KVStore.open(at: path, options: options, storage: storage)
         scratch = (store, path)
-        written = ScratchKeyFilter(bytes: filterBytes)
+        written = KeyFilter(bytes: filterBytes)
         return store
     }
 
@@ -143,32 +143,36 @@ final class IngestMemory {
             let store = try store()
             for (stream, value) in olderStates where states[stream] == nil {
                 setStreamKey(stream)
-                let encoded = Self.encode(value)
-                try key.withUnsafeBytes { k in
-                    written?.insert(k)
-                    try encoded.withUnsafeBytes { try store.put(k, $0) }
-                }
-                if store.needsFreeze { try store.freeze(metadata: []) }
+                try Self.encode(value).withUnsafeBytes { try put($0, into: store) }
                 spilled += 1
             }
         }
         olderStates = states
         states = [:]
-        states.reserveCapacity(max(1, streamLimit / 2))
+        states.reserveCapacity(generationLimit)
     }
+
+    /// States in each generation.
+    private var generationLimit: Int { max(1, streamLimit / 2) }
 
     private func spillIDs() throws {
         let store = try store()
         for (id, fingerprint) in ids {
             setIDKey(id)
-            try key.withUnsafeBytes { k in
-                written?.insert(k)
-                try withUnsafeBytes(of: Int64(fingerprint).littleEndian) { try store.put(k, $0) }
-            }
-            if store.needsFreeze { try store.freeze(metadata: []) }
+            try withUnsafeBytes(of: Int64(fingerprint).littleEndian) { try put($0, into: store) }
         }
         spilled += ids.count
         ids.removeAll()
+    }
+
+    /// Writes `value` under `key` (set just before) to the scratch store, noting the key in
+    /// `written`.
+    private func put(_ value: UnsafeRawBufferPointer, into store: KVStore) throws {
+        try key.withUnsafeBytes { k in
+            written?.insert(k)
+            try store.put(k, value)
+        }
+        if store.needsFreeze { try store.freeze(metadata: []) }
     }
 
     private func setStreamKey(_ stream: StreamKey) {

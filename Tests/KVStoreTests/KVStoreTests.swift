@@ -203,6 +203,21 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         try store.close()
     }
 
+    /// A key filter (the ingestor's record of what it wrote to its scratch store) never
+    /// loses a key, and at 10 bits per key lets through about 1 % of keys never inserted;
+    /// over its size it still loses none.
+    @Test func aKeyFilterHasNoFalseNegativesAndFewFalsePositives() {
+        var filter = KeyFilter(bytes: 10_000 * 10 / 8)
+        func key(_ n: Int) -> [UInt8] { Array("i-\(n)".utf8) }
+        for n in 0..<10_000 { key(n).withUnsafeBytes { filter.insert($0) } }
+        #expect((0..<10_000).allSatisfy { n in key(n).withUnsafeBytes { filter.mayContain($0) } })
+        let falsePositives = (10_000..<110_000).filter { n in key(n).withUnsafeBytes { filter.mayContain($0) } }.count
+        #expect(falsePositives < 2_500, "\(falsePositives) of 100,000 keys never written pass")
+        var tiny = KeyFilter(bytes: 64)
+        for n in 0..<5_000 { key(n).withUnsafeBytes { tiny.insert($0) } }
+        #expect((0..<5_000).allSatisfy { n in key(n).withUnsafeBytes { tiny.mayContain($0) } })
+    }
+
     /// The filter never hides a key it holds, and with 10 bits per key lets through about
     /// 1 % of keys it does not hold (both layouts are read).
     @Test func bloomFilterHasNoFalseNegativesAndFewFalsePositives() {

@@ -39,20 +39,6 @@ import Testing
         #expect(memory.discard() == 0)
     }
 
-    /// The filter of keys written to the scratch store never loses one, and at 10 bits per
-    /// key lets through about 1 % of keys never written; over its size it still loses none.
-    @Test func theScratchFilterHasNoFalseNegativesAndFewFalsePositives() {
-        var filter = ScratchKeyFilter(bytes: 10_000 * 10 / 8)
-        func key(_ n: Int) -> [UInt8] { Array("i-\(n)".utf8) }
-        for n in 0..<10_000 { key(n).withUnsafeBytes { filter.insert($0) } }
-        #expect((0..<10_000).allSatisfy { n in key(n).withUnsafeBytes { filter.mayContain($0) } })
-        let falsePositives = (10_000..<110_000).filter { n in key(n).withUnsafeBytes { filter.mayContain($0) } }.count
-        #expect(falsePositives < 2_500, "\(falsePositives) of 100,000 keys never written pass")
-        var tiny = ScratchKeyFilter(bytes: 64)
-        for n in 0..<5_000 { key(n).withUnsafeBytes { tiny.insert($0) } }
-        #expect((0..<5_000).allSatisfy { n in key(n).withUnsafeBytes { tiny.mayContain($0) } })
-    }
-
     /// A stream the input keeps using stays in memory across spills, and every other stream
     /// is written to the scratch store once (all states at every spill was 125 writes here).
     @Test func aStreamInUseStaysInMemoryAndOthersAreWrittenOnce() throws {

@@ -84,11 +84,8 @@ final class Browser {
 
     /// SIGKILLs every process whose command line names `profile`.
     private static func killProcesses(using profile: String) {
-        let needle = Array("--user-data-dir=\(profile)".utf8)
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry), let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-            if cmdline.split(separator: 0).contains(where: { Array($0) == needle }) { kill(pid, SIGKILL) }
-        }
+        let needle = "--user-data-dir=\(profile)"
+        for pid in ProcessTable.processes(withAnArgument: { $0 == needle }) { kill(pid, SIGKILL) }
     }
 
     /// A command of this session; its `value`.

@@ -159,7 +159,7 @@ import TestSupport
             .filter { name in killed.contains { name.hasPrefix("backorder-batch-\($0)-") } }
         #expect(leftOver.isEmpty, "batch files left by killed consumers: \(leftOver)")
         // Commands the killed consumers started (their shells name `out`) finish writing first.
-        let commands = Self.processes(mentioning: out)
+        let commands = ProcessTable.processes(withAnArgument: { $0.contains(out) })
         #expect(Self.allEnd(commands), "commands of killed consumers still running: \(commands.filter(Self.isAlive))")
         let (status, _, err) = try runBackorder(["consume", "--data", dir + "/s", "--group", "g", "--max-in-flight", "40", "--exec", command])
         #expect(status == 0, "\(err)")
@@ -219,14 +219,6 @@ import TestSupport
         #expect(started.count == 1 && Self.allEnd(started), "the command outlived its consumer: \(started)")
     }
 
-    /// Processes whose command line mentions `text` (a path of the test's own directory).
-    static func processes(mentioning text: String) -> [pid_t] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { pid_t($0) }.filter { pid in
-            FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self).contains(text) } ?? false
-        }
-    }
-
     /// Whether every process ends within 20 s (a signal is delivered when the process next
     /// runs, which takes a while on a loaded machine).
     static func allEnd(_ pids: [pid_t]) -> Bool {
@@ -237,9 +229,7 @@ import TestSupport
 
     /// Whether a process runs (a zombie waiting for its reaper does not).
     static func isAlive(_ pid: pid_t) -> Bool {
-        guard kill(pid, 0) == 0 else { return false }
-        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-        return stat.split(separator: ")").last?.split(separator: " ").first != "Z"
+        kill(pid, 0) == 0 && ProcessTable.state(pid) != "Z"
     }
 
     /// Two `consume --follow` processes of one group share the lanes; when one is killed,

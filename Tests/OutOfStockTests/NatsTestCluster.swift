@@ -70,16 +70,9 @@ final class NatsTestCluster: @unchecked Sendable {
             throw CLIError(message: "cannot signal node \(n) (pid file \(pidFile))")
         }
         guard signal == SIGSTOP else { return }
-        func stopped() -> Bool {
-            let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-            return !threads.isEmpty && threads.allSatisfy { thread in
-                let stat = (try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/stat", encoding: .utf8)) ?? ""
-                return stat.split(separator: ")").last?.split(separator: " ").first == "T"
-            }
-        }
         let deadline = Date().addingTimeInterval(10)
-        while !stopped() && Date() < deadline { usleep(1_000) }
-        guard stopped() else { throw CLIError(message: "node \(n) (pid \(pid)) is not stopped 10 s after SIGSTOP") }
+        while !ProcessTable.isStopped(pid) && Date() < deadline { usleep(1_000) }
+        guard ProcessTable.isStopped(pid) else { throw CLIError(message: "node \(n) (pid \(pid)) is not stopped 10 s after SIGSTOP") }
     }
 
     /// Starts node `n` again with its data.

@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "BackorderServer", "EventStore", "EventLog", "OutOfStock", "RecordsView", "DataGenerator",
+                "BackorderServer", "EventStore", "EventLog", "OutOfStock", "RecordsView", "DataGenerator", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

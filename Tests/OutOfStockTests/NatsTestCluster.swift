@@ -126,18 +126,3 @@ final class NatsTestCluster: @unchecked Sendable {
         return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
     }
 }
-
-/// Runs tasks on a dispatch queue of their own instead of the cooperative pool: the
-/// cluster store's reads block their thread on the network (for seconds during a leader
-/// election), and on a 2-core machine two such tasks would stall every other test.
-final class QueueExecutor: TaskExecutor, @unchecked Sendable {
-    private let queue: DispatchQueue
-
-    init(_ label: String) { queue = DispatchQueue(label: label) }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        let executor = asUnownedTaskExecutor()
-        queue.async { job.runSynchronously(on: executor) }
-    }
-}

@@ -170,15 +170,14 @@ final class Memtable: @unchecked Sendable {
     }
 
     /// Sorts entries by key, 8 bytes at a time: each round loads the next 8 key bytes of
-    /// every entry of a group into the array (big-endian, so integer order is byte order)
-    /// and sorts on them, then sorts each run of equal chunks on the following 8 bytes.
-    /// Keys that share long prefixes (a tenant, an index kind) cost one round per 8 shared
-    /// bytes instead of a full comparison per step of a comparison sort.
-    private func sortByKey(_ group: UnsafeMutableBufferPointer<SortPair>, depth: Int) {
-        var pairs = group
+    /// every entry of a group (big-endian, so integer order is byte order) and sorts on
+    /// them, then sorts each run of equal chunks on the following 8 bytes. Keys that share
+    /// long prefixes (a tenant, an index kind) cost one cheap round per 8 shared bytes
+    /// instead of a full comparison per step of a comparison sort.
+    private func sortByKey(_ pairs: UnsafeMutableBufferPointer<SortPair>, depth: Int) {
         guard pairs.count > 1 else { return }
         for i in pairs.indices { pairs[i].chunk = chunk8(pairs[i].ref, depth) }
-        pairs.sort { $0.chunk < $1.chunk }
+        Self.sortByChunk(pairs)
         var start = 0
         while start < pairs.count {
             var end = start + 1
@@ -198,6 +197,68 @@ final class Memtable: @unchecked Sendable {
             }
             start = end
         }
+    }
+
+    /// Groups smaller than this are sorted by comparison; larger ones by radix.
+    static let radixSortThreshold = 128
+
+    /// Sorts `pairs` by `chunk`, in place: large groups by a most-significant-byte-first
+    /// radix sort (American flag sort: count each byte's values, then swap every pair into
+    /// its value's range), which steps over the bytes all chunks of a range share — the
+    /// keys of one memtable share most of their leading bytes. A comparison sort of a
+    /// 16 MiB memtable's ~200,000 entries cost a rebuild of the records view 8 % of its
+    /// projector thread. Not stable: equal chunks are ordered by the caller's next round.
+    static func sortByChunk(_ pairs: UnsafeMutableBufferPointer<SortPair>) {
+        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: 2 * 256)
+        defer { counts.deallocate() }
+        sortByChunk(pairs, shift: 56, counts: counts)
+    }
+
+    private static func sortByChunk(_ pairs: UnsafeMutableBufferPointer<SortPair>, shift: UInt64, counts: UnsafeMutableBufferPointer<Int>) {
+        var pairs = pairs
+        guard pairs.count >= radixSortThreshold else {
+            pairs.sort { $0.chunk < $1.chunk }
+            return
+        }
+        @inline(__always) func digit(_ pair: SortPair) -> Int { Int(truncatingIfNeeded: (pair.chunk >> shift) & 0xFF) }
+        // counts[0..<256]: where each value's range ends; counts[256...]: the next free
+        // place in it.
+        let ends = UnsafeMutableBufferPointer(rebasing: counts[0..<256]), next = UnsafeMutableBufferPointer(rebasing: counts[256..<512])
+        ends.update(repeating: 0)
+        for pair in pairs { ends[digit(pair)] += 1 }
+        if ends[digit(pairs[0])] == pairs.count {
+            // One value for every pair: nothing to move at this byte.
+            if shift > 0 { sortByChunk(pairs, shift: shift - 8, counts: counts) }
+            return
+        }
+        var start = 0
+        for value in 0..<256 {
+            next[value] = start
+            start += ends[value]
+            ends[value] = start
+        }
+        for value in 0..<256 {
+            while next[value] < ends[value] {
+                var pair = pairs[next[value]]
+                var d = digit(pair)
+                while d != value {
+                    swap(&pair, &pairs[next[d]])
+                    next[d] += 1
+                    d = digit(pair)
+                }
+                pairs[next[value]] = pair
+                next[value] += 1
+            }
+        }
+        guard shift > 0 else { return }
+        // `counts` is reused by the recursion: take the ranges first.
+        var ranges: [Range<Int>] = []
+        start = 0
+        for value in 0..<256 {
+            if ends[value] - start > 1 { ranges.append(start..<ends[value]) }
+            start = ends[value]
+        }
+        for range in ranges { sortByChunk(UnsafeMutableBufferPointer(rebasing: pairs[range]), shift: shift - 8, counts: counts) }
     }
 
     /// Key bytes `depth..<depth+8` as a big-endian integer, zero-padded.

@@ -1,0 +1,44 @@
+import DataGenerator
+import Testing
+@testable import KVStore
+
+@Suite struct MemtableTests {
+    /// Keys with shared prefixes of every length, zero bytes, keys that end inside an
+    /// 8-byte chunk and keys that are prefixes of others: `freeze` orders them as bytes
+    /// compare, in groups sorted by comparison and in groups large enough for the radix sort.
+    @Test(arguments: [100, 5_000, 60_000])
+    func freezeSortsKeysAsBytesCompare(count: Int) {
+        var random = SplitMix64(seed: UInt64(count))
+        let prefixes: [[UInt8]] = [[], Array("tenant-a\u{0}".utf8), Array("tenant-b\u{0}T".utf8), [0, 0, 0, 0, 0, 0, 0, 0, 0], [0xFF, 0xFF]]
+        var keys = Set<[UInt8]>()
+        while keys.count < count {
+            var key = prefixes[Int.random(in: 0..<prefixes.count, using: &random)]
+            let length = Int.random(in: 0...24, using: &random)
+            // A small alphabet makes long equal runs, as a view's keys have.
+            for _ in 0..<length { key.append([0, 1, 0x61, 0x62, 0xFF][Int.random(in: 0..<5, using: &random)]) }
+            keys.insert(key)
+        }
+        let table = Memtable(expectedEntries: 16)
+        for key in keys {
+            key.withUnsafeBytes { k in [UInt8(1)].withUnsafeBytes { table.put(k, $0) } }
+        }
+        table.freeze()
+        let frozen = table.sorted.map { Array(table.key($0)) }
+        #expect(frozen == keys.sorted { $0.lexicographicallyPrecedes($1) })
+    }
+
+    /// The radix sort on chunks orders them as a comparison sort does and keeps every pair,
+    /// for chunks that share some of their bytes and not others.
+    @Test func radixSortOfChunksMatchesAComparisonSort() {
+        var random = SplitMix64(seed: 7)
+        let n = Memtable.radixSortThreshold * 400
+        var pairs = (0..<n).map { i in
+            let shared: UInt64 = 0x6465_6661_0000_0000
+            return Memtable.SortPair(chunk: shared | UInt64.random(in: 0...0xFF_FFFF, using: &random) << 4, ref: UInt64(i))
+        }
+        let expected = pairs.sorted { ($0.chunk, $0.ref) < ($1.chunk, $1.ref) }
+        pairs.withUnsafeMutableBufferPointer { Memtable.sortByChunk($0) }
+        #expect(pairs.map(\.chunk) == expected.map(\.chunk))
+        #expect(pairs.sorted { ($0.chunk, $0.ref) < ($1.chunk, $1.ref) }.map(\.ref) == expected.map(\.ref))
+    }
+}

@@ -115,9 +115,13 @@ final class IngestMemory {
 
     // MARK: Spilling
 
+    /// Scratch stores are named `backorder-ingest-state-<pid>-<random>` in `scratchParent`.
+    static let scratchPrefix = "backorder-ingest-state-"
+
     private func store() throws -> KVStore {
         if let store = scratch?.store { return store }
-        let path = scratchParent + "/backorder-ingest-state-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        Self.removeOrphanedScratchStores(in: scratchParent, storage: storage)
+        let path = scratchParent + "/" + Self.scratchPrefix + "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         var options = KVOptions()
         // Written once per key, in no key order (ids are random), and read mostly through
         // `written`: fewer, larger level-0 files and fewer compactions of them. On 10,000,000
@@ -134,6 +138,26 @@ final class IngestMemory {
         written = KeyFilter(bytes: filterBytes)
         return store
     }
+
+    /// Removes the scratch stores of ingests that were killed (a `kill -9` leaves one
+    /// behind: hundreds of megabytes on a large input): those whose process is gone and whose
+    /// `LOCK` nobody holds. One whose process still runs — or whose pid was reused — is left;
+    /// so is one without a `LOCK` (not opened yet). Best effort: a failure leaves it.
+    static func removeOrphanedScratchStores(in parent: String, storage: any Storage) {
+        for name in (try? storage.listDirectory(parent)) ?? [] where name.hasPrefix(scratchPrefix) {
+            let fields = name.dropFirst(scratchPrefix.count).split(separator: "-")
+            guard fields.count == 2, let pid = Int32(fields[0]), pid > 0, pid != getpid(), !processExists(pid) else { continue }
+            let path = parent + "/" + name
+            guard let files = try? storage.listDirectory(path), files.contains("LOCK"),
+                  let lock = try? storage.lock(path + "/LOCK") else { continue }
+            for file in files where file != "LOCK" { try? storage.remove(path + "/" + file) }
+            lock.release()
+            try? storage.remove(path + "/LOCK")
+            try? storage.removeDirectory(path)
+        }
+    }
+
+    private static func processExists(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
 
     /// The older generation goes to the scratch store; the newer becomes the older. (A
     /// stream in both has its newer state in the newer generation: the older one's is not

@@ -39,6 +39,35 @@ import Testing
         #expect(memory.discard() == 0)
     }
 
+    /// A killed ingest's scratch store is removed by the next one that spills; a running
+    /// process's, and one not opened yet (no LOCK), are left alone.
+    @Test func theScratchStoreOfAKilledIngestIsRemoved() throws {
+        let parent = NSTemporaryDirectory() + "ingest-orphans-\(UInt64.random(in: 0...UInt64.max))"
+        let files = FileManager.default
+        try files.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        defer { try? files.removeItem(atPath: parent) }
+        // A process that ran and ended: its pid names no process now.
+        let ended = Process()
+        ended.executableURL = URL(fileURLWithPath: "/bin/true")
+        try ended.run()
+        ended.waitUntilExit()
+        let orphan = parent + "/" + IngestMemory.scratchPrefix + "\(ended.processIdentifier)-1"
+        let unopened = parent + "/" + IngestMemory.scratchPrefix + "\(ended.processIdentifier)-2"
+        let running = parent + "/" + IngestMemory.scratchPrefix + "1-3"  // init runs as long as the machine does
+        for dir in [orphan, unopened, running] { try files.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        for dir in [orphan, running] {
+            for file in ["LOCK", "MANIFEST", "000004.sst"] { #expect(files.createFile(atPath: dir + "/" + file, contents: Data([1, 2, 3]))) }
+        }
+        let memory = IngestMemory(streamLimit: 1, idLimit: 1, scratchParent: parent)
+        for n in 1...4 { try memory.insert(ScopedID(tenant: "t1", id: EventID(high: UInt64(n), low: 0)), fingerprint: n) }
+        #expect(memory.spilled > 0)
+        #expect(!files.fileExists(atPath: orphan), "the killed ingest's store is removed")
+        #expect(files.fileExists(atPath: unopened) && files.fileExists(atPath: running + "/000004.sst"))
+        memory.discard()
+        let left = try files.contentsOfDirectory(atPath: parent).sorted()
+        #expect(left == [unopened, running].map { ($0 as NSString).lastPathComponent }.sorted(), "discard removes this ingest's own store")
+    }
+
     /// A stream the input keeps using stays in memory across spills, and every other stream
     /// is written to the scratch store once (all states at every spill was 125 writes here).
     @Test func aStreamInUseStaysInMemoryAndOthersAreWrittenOnce() throws {

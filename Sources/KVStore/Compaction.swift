@@ -29,8 +29,9 @@ struct Compaction {
     /// The level that needs compacting most (score ≥ 1), without any I/O: called under the
     /// store's lock.
     static func neededLevel(_ version: Version, options: KVOptions) -> Int? {
+        if options.compactionStyle == .tiered { return tieredMerge(version, options: options) == nil ? nil : 0 }
         var best: (score: Double, level: Int)?
-        let level0Score = Double(version.level0Runs.count) / Double(options.level0CompactionTrigger)
+        let level0Score = Double(version.level0RunRanges.count) / Double(options.level0CompactionTrigger)
         if level0Score >= 1 { best = (level0Score, 0) }
         for level in 1..<(version.levels.count - 1) {
             let score = Double(version.bytes(level: level)) / Double(options.targetBytes(level: level))
@@ -42,6 +43,14 @@ struct Compaction {
     /// The compaction the version needs most, or nil. `pointers` holds, per level, the
     /// largest key of the last file compacted from it, so that a level's files take turns.
     static func pick(_ version: Version, options: KVOptions, pointers: [[UInt8]]) -> Compaction? {
+        if options.compactionStyle == .tiered {
+            guard let count = tieredMerge(version, options: options) else { return nil }
+            let ranges = version.level0RunRanges
+            let inputs = Array(version.levels[0][0..<ranges[count - 1].upperBound])
+            // Deletions go once nothing older remains beneath the merged runs.
+            let bottom = count == ranges.count && version.levels.dropFirst().allSatisfy(\.isEmpty)
+            return Compaction(level: 0, outputLevel: 0, inputs: inputs, overlapping: [], isBottom: bottom)
+        }
         guard let level = neededLevel(version, options: options) else { return nil }
         let levels = version.levels
         if level == 0 {
@@ -73,6 +82,28 @@ struct Compaction {
         let (smallest, largest) = range(of: [chosen] + overlapping)
         return Compaction(level: level, outputLevel: level + 1, inputs: [chosen], overlapping: overlapping,
                           isBottom: isBottom(version, below: level + 1, smallest, largest))
+    }
+
+    /// How many of the newest level-0 runs a tiered store merges now, or nil: the longest
+    /// run of newest runs in which each is no larger than the newer ones together, when it
+    /// holds at least `level0CompactionTrigger` runs — so runs grow like a binary counter and
+    /// a key is rewritten about log2(data / memtable) times. When level 0 nears its stop
+    /// trigger without such a run (a small run left by a close in front of large ones),
+    /// the newest `level0CompactionTrigger` runs are merged whatever their sizes.
+    static func tieredMerge(_ version: Version, options: KVOptions) -> Int? {
+        let ranges = version.level0RunRanges
+        guard ranges.count >= 2 else { return nil }
+        func size(_ run: Range<Int>) -> Int64 { version.levels[0][run].reduce(0) { $0 + $1.info.size } }
+        var newer = size(ranges[0]), count = 1
+        while count < ranges.count {
+            let next = size(ranges[count])
+            guard next <= newer else { break }
+            newer += next
+            count += 1
+        }
+        if count >= options.level0CompactionTrigger { return count }
+        if ranges.count >= options.level0StopTrigger - 1 { return min(ranges.count, options.level0CompactionTrigger) }
+        return nil
     }
 
     /// Splits `overlapping` into the files some input block reaches (merged) and the rest

@@ -14,9 +14,11 @@ public struct KVOptions: Sendable {
     public var restartInterval = 16
     /// Bytes of a table file written by a compaction before it is cut.
     public var targetFileBytes = 16 << 20
-    /// Level-0 files that trigger a compaction.
+    /// How files are merged (docs/KVSTORE.md, "Compaction").
+    public var compactionStyle = CompactionStyle.leveled
+    /// Level-0 runs that trigger a compaction (tiered: the fewest runs merged at once).
     public var level0CompactionTrigger = 4
-    /// Level-0 files at which `freeze` waits for compaction to catch up.
+    /// Level-0 runs at which `freeze` waits for compaction to catch up.
     public var level0StopTrigger = 12
     /// Target bytes of level 1; each deeper level is `levelMultiplier` times larger.
     public var level1Bytes: Int64 = 128 << 20
@@ -49,6 +51,23 @@ public struct KVOptions: Sendable {
 
     /// The defaults.
     public init() {}
+
+    /// How a store merges its files.
+    public enum CompactionStyle: Sendable, Equatable {
+        /// LevelDB's: level 0's runs are merged into sorted levels 1, 2, …, each
+        /// `levelMultiplier` times larger than the one before. A read touches one file per
+        /// level; keys that arrive in order are moved down without rewriting. For stores
+        /// that are scanned by range.
+        case leveled
+        /// Size-tiered: every flush stays a sorted run of level 0, and the newest runs are
+        /// merged into one when at least `level0CompactionTrigger` of them, each no larger
+        /// than the newer ones together, can be (so runs double in size, like a binary
+        /// counter). Random keys are rewritten about log2(data / memtable) times instead of
+        /// about `levelMultiplier` times per level; a lookup checks one filter per run. For
+        /// stores read by key only, whose keys are hashes (the event index, an ingest's
+        /// scratch store).
+        case tiered
+    }
 
     /// Checks every bound; the message names the option.
     func validate() throws {

@@ -34,8 +34,10 @@ public final class KVSnapshot: Sendable {
         func search(_ file: TableHandle) throws -> Bool {
             try file.reader().find(key, hash: hash) { result = try body($0) }
         }
-        for file in version.levels[0] where file.contains(key) {
-            if try search(file) { return result! }
+        // Each level-0 run, newest first, by binary search (a tiered store keeps everything
+        // in level 0: tens of runs of many files).
+        for run in version.level0RunRanges.indices {
+            if let file = version.file(level0Run: run, containing: key), try search(file) { return result! }
         }
         for level in 1..<version.levels.count {
             if let file = version.file(level: level, containing: key), try search(file) { return result! }

@@ -281,7 +281,7 @@ public final class KVStore: @unchecked Sendable {
         sealed = []
         try shared.wait(until: { s in
             s.failure != nil || self.mode == .readOnly
-                || (s.frozen.count < self.options.maxFrozenMemtables && s.version.level0Runs.count < self.options.level0StopTrigger)
+                || (s.frozen.count < self.options.maxFrozenMemtables && s.version.level0RunRanges.count < self.options.level0StopTrigger)
         }, timeoutNanoseconds: nil) { s in
             if let failure = s.failure { throw failure }
             s.frozen.insert(Frozen(memtables: tables, metadata: metadata), at: 0)
@@ -383,9 +383,7 @@ public final class KVStore: @unchecked Sendable {
                     // deeper level's debt, which the next long-lived writer (or `settle`) pays.
                     // The same test as `writeCompactionOutput`'s: a compaction started here
                     // and then abandoned would be picked again, forever.
-                    let l0Bytes = s.version.bytes(level: 0)
-                    guard s.version.level0Runs.count >= self.options.level0CompactionTrigger, self.mayFinishAtClose(compaction),
-                          l0Bytes * 8 < self.options.level1Bytes else { return .stop }
+                    guard s.version.level0RunRanges.count >= self.options.level0CompactionTrigger, self.mayFinishAtClose(compaction) else { return .stop }
                 }
                 return .compact(compaction)
             }
@@ -513,9 +511,10 @@ public final class KVStore: @unchecked Sendable {
     private struct CompactionAbandoned: Error {}
 
     /// Whether a compaction may keep a closing store waiting: only a merge of small level-0
-    /// runs (see `runWorker`).
+    /// runs (see `runWorker`) — a tiered store's merge of large runs is left for later.
     private func mayFinishAtClose(_ compaction: Compaction) -> Bool {
         compaction.level == 0 && compaction.outputLevel == 0
+            && compaction.inputs.reduce(Int64(0)) { $0 + $1.info.size } * 8 < options.level1Bytes
     }
 
     /// Merges the compaction's inputs into new files cut at `targetFileBytes`, and before

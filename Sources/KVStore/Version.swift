@@ -143,36 +143,51 @@ final class Version: Sendable {
     /// The number the next new file gets.
     let nextFileNumber: UInt64
 
+    /// Level 0's sorted runs, newest first: each a range of `levels[0]` (level 0 lists the
+    /// files of a run together, in key order, newest run first).
+    let level0RunRanges: [Range<Int>]
+
     init(levels: [[TableHandle]], metadata: [UInt8], generation: UInt64, nextFileNumber: UInt64) {
         self.levels = levels
         self.metadata = metadata
         self.generation = generation
         self.nextFileNumber = nextFileNumber
+        var ranges: [Range<Int>] = []
+        for (index, file) in levels[0].enumerated() {
+            if let last = ranges.last, levels[0][last.lowerBound].info.run == file.info.run {
+                ranges[ranges.count - 1] = last.lowerBound..<(index + 1)
+            } else {
+                ranges.append(index..<(index + 1))
+            }
+        }
+        level0RunRanges = ranges
     }
 
     func bytes(level: Int) -> Int64 { levels[level].reduce(0) { $0 + $1.info.size } }
 
-    /// Level 0's sorted runs, newest first, each in key order (level 0 lists the files of
-    /// a run together, newest run first).
-    var level0Runs: [[TableHandle]] {
-        var runs: [[TableHandle]] = []
-        for file in levels[0] {
-            if let last = runs.last?.last, last.info.run == file.info.run { runs[runs.count - 1].append(file) } else { runs.append([file]) }
-        }
-        return runs
+    /// Level 0's sorted runs, newest first, each in key order.
+    var level0Runs: [[TableHandle]] { level0RunRanges.map { Array(levels[0][$0]) } }
+
+    /// The file of level-0 run `run` (an index of `level0RunRanges`) that may hold `key`.
+    func file(level0Run run: Int, containing key: UnsafeRawBufferPointer) -> TableHandle? {
+        Self.file(in: levels[0][level0RunRanges[run]], containing: key)
     }
     var totalBytes: Int64 { levels.indices.reduce(0) { $0 + bytes(level: $1) } }
     var fileCount: Int { levels.reduce(0) { $0 + $1.count } }
 
-    /// The files of a sorted level that may hold `key`.
+    /// The file of a sorted level that may hold `key`.
     func file(level: Int, containing key: UnsafeRawBufferPointer) -> TableHandle? {
-        let files = levels[level]
-        var low = 0, high = files.count
+        Self.file(in: levels[level][...], containing: key)
+    }
+
+    /// The file of `files` (sorted, not overlapping) whose range holds `key`, by binary search.
+    private static func file(in files: ArraySlice<TableHandle>, containing key: UnsafeRawBufferPointer) -> TableHandle? {
+        var low = files.startIndex, high = files.endIndex
         while low < high {
             let mid = (low + high) / 2
             if files[mid].info.largest.withUnsafeBytes({ KeyOrder.compare($0, key) }) < 0 { low = mid + 1 } else { high = mid }
         }
-        guard low < files.count, files[low].info.smallest.withUnsafeBytes({ KeyOrder.compare($0, key) }) <= 0 else { return nil }
+        guard low < files.endIndex, files[low].info.smallest.withUnsafeBytes({ KeyOrder.compare($0, key) }) <= 0 else { return nil }
         return files[low]
     }
 

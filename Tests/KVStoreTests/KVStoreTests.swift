@@ -20,6 +20,14 @@ func tinyOptions() -> KVOptions {
     return o
 }
 
+/// `tinyOptions` with size-tiered compaction.
+func tinyTieredOptions() -> KVOptions {
+    var o = tinyOptions()
+    o.compactionStyle = .tiered
+    o.level0StopTrigger = 16
+    return o
+}
+
 func temporaryDirectory(_ name: String) -> String {
     let path = NSTemporaryDirectory() + "kv-\(name)-\(UInt64.random(in: 0...UInt64.max))"
     try? FileManager.default.removeItem(atPath: path)
@@ -101,11 +109,26 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
     /// every freeze (gets, full scans both ways, bounded scans) and across reopens.
     @Test(arguments: [1, 2, 3] as [UInt64])
     func matchesAModel(seed: UInt64) throws {
+        let shape = try checkAgainstAModel(seed: seed, options: tinyOptions())
+        #expect(shape.files.dropFirst().contains { $0 > 0 }, "data should reach sorted levels: \(shape)")
+    }
+
+    /// The same with size-tiered compaction: everything stays in level 0, in runs that are
+    /// merged as they double, and reads see exactly the model.
+    @Test(arguments: [4, 5] as [UInt64])
+    func aTieredStoreMatchesAModel(seed: UInt64) throws {
+        let shape = try checkAgainstAModel(seed: seed, options: tinyTieredOptions())
+        #expect(shape.files.dropFirst().allSatisfy { $0 == 0 } && shape.files[0] > 0, "a tiered store keeps every file in level 0: \(shape)")
+    }
+
+    /// Random puts and deletes, flushed and compacted, checked against a model after every
+    /// freeze and across reopens; the store's final shape.
+    private func checkAgainstAModel(seed: UInt64, options: KVOptions) throws -> (files: [Int], bytes: [Int64], stats: KVStore.Statistics) {
         let dir = temporaryDirectory("model-\(seed)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var random = SplitMix64(seed: seed)
         var model = Model()
-        var store = try KVStore.open(at: dir, options: tinyOptions())
+        var store = try KVStore.open(at: dir, options: options)
         for round in 0..<40 {
             for _ in 0..<Int.random(in: 50...600, using: &random) {
                 let k = key(Int.random(in: 0..<3_000, using: &random))
@@ -133,7 +156,7 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
             if round % 7 == 6 {
                 try store.flush()
                 try store.close()
-                store = try KVStore.open(at: dir, options: tinyOptions())
+                store = try KVStore.open(at: dir, options: options)
                 #expect(store.metadata == Array("round \(round)".utf8))
             }
             let snapshot = store.snapshot()
@@ -158,8 +181,8 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         try store.flush()
         let shape = store.shape
         #expect(shape.stats.compactions > 0, "the test should exercise compactions: \(shape)")
-        #expect(shape.files.dropFirst().contains { $0 > 0 }, "data should reach sorted levels: \(shape)")
         try store.close()
+        return shape
     }
 
     /// Keys that arrive in order (times, sequences) with updates only to recent keys: old
@@ -414,7 +437,7 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
 }
 
 /// Power cuts at random moments: after a restart the store holds exactly what it held at
-/// the freeze whose metadata it reports — never a mix, never damage.
+/// the freeze whose metadata it reports — never a mix, never damage (leveled and tiered).
 @Suite struct KVStoreCrashTests {
     @Test(arguments: Array(UInt64(1)...UInt64(ProcessInfo.processInfo.environment["BACKORDER_KV_CRASH_SEEDS"].flatMap { UInt64($0) } ?? 12)))
     func powerCutsKeepACommittedState(seed: UInt64) throws {
@@ -427,7 +450,8 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         for cut in 0..<4 {
             storage.crash(afterOperations: Int.random(in: 20...400, using: &random), seed: seed &+ UInt64(cut))
             let store: KVStore
-            do { store = try KVStore.open(at: dir, options: tinyOptions(), storage: storage) } catch { continue }
+            // Odd seeds leveled, even seeds tiered.
+            do { store = try KVStore.open(at: dir, options: seed % 2 == 1 ? tinyOptions() : tinyTieredOptions(), storage: storage) } catch { continue }
             // What survived must be exactly one committed state.
             let metadata = store.metadata
             guard let expected = committed[metadata] else {

@@ -64,8 +64,8 @@ public struct KVOptions: Sendable {
         /// than the newer ones together, can be (so runs double in size, like a binary
         /// counter). Random keys are rewritten about log2(data / memtable) times instead of
         /// about `levelMultiplier` times per level; a lookup checks one filter per run. For
-        /// stores read by key only, whose keys are hashes (the event index, an ingest's
-        /// scratch store).
+        /// stores read by key only, whose keys are hashes and whose lookups rarely reach
+        /// the files (an ingest's scratch store, behind its filter in memory).
         case tiered
     }
 

@@ -1,4 +1,5 @@
 import DataGenerator
+import EventLog
 import EventStore
 import Foundation
 import StorageSimulator
@@ -39,8 +40,9 @@ import Testing
         #expect(memory.discard() == 0)
     }
 
-    /// A killed ingest's scratch store is removed by the next one that spills; a running
-    /// process's, and one not opened yet (no LOCK), are left alone.
+    /// A killed ingest's scratch store is removed by the next one that spills, with or
+    /// without its LOCK (killed before it opened the store); a running process's, and one
+    /// whose LOCK is held, are left alone.
     @Test func theScratchStoreOfAKilledIngestIsRemoved() throws {
         let parent = NSTemporaryDirectory() + "ingest-orphans-\(UInt64.random(in: 0...UInt64.max))"
         let files = FileManager.default
@@ -53,19 +55,23 @@ import Testing
         ended.waitUntilExit()
         let orphan = parent + "/" + IngestMemory.scratchPrefix + "\(ended.processIdentifier)-1"
         let unopened = parent + "/" + IngestMemory.scratchPrefix + "\(ended.processIdentifier)-2"
-        let running = parent + "/" + IngestMemory.scratchPrefix + "1-3"  // init runs as long as the machine does
-        for dir in [orphan, unopened, running] { try files.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        for dir in [orphan, running] {
+        let held = parent + "/" + IngestMemory.scratchPrefix + "\(ended.processIdentifier)-3"
+        let running = parent + "/" + IngestMemory.scratchPrefix + "1-4"  // init runs as long as the machine does
+        for dir in [orphan, unopened, held, running] { try files.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        for dir in [orphan, held, running] {
             for file in ["LOCK", "MANIFEST", "000004.sst"] { #expect(files.createFile(atPath: dir + "/" + file, contents: Data([1, 2, 3]))) }
         }
+        let lock = try PosixStorage().lock(held + "/LOCK")
+        defer { lock.release() }
         let memory = IngestMemory(streamLimit: 1, idLimit: 1, scratchParent: parent)
         for n in 1...4 { try memory.insert(ScopedID(tenant: "t1", id: EventID(high: UInt64(n), low: 0)), fingerprint: n) }
         #expect(memory.spilled > 0)
-        #expect(!files.fileExists(atPath: orphan), "the killed ingest's store is removed")
-        #expect(files.fileExists(atPath: unopened) && files.fileExists(atPath: running + "/000004.sst"))
+        #expect(!files.fileExists(atPath: orphan) && !files.fileExists(atPath: unopened), "the killed ingests' stores are removed")
+        #expect(files.fileExists(atPath: held + "/000004.sst"), "a store whose LOCK is held is left")
+        #expect(files.fileExists(atPath: running + "/000004.sst"), "a running process's store is left")
         memory.discard()
         let left = try files.contentsOfDirectory(atPath: parent).sorted()
-        #expect(left == [unopened, running].map { ($0 as NSString).lastPathComponent }.sorted(), "discard removes this ingest's own store")
+        #expect(left == [held, running].map { ($0 as NSString).lastPathComponent }.sorted(), "discard removes this ingest's own store")
     }
 
     /// A stream the input keeps using stays in memory across spills, and every other stream

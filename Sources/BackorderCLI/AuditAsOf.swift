@@ -66,9 +66,12 @@ struct AuditAsOf: AsyncParsableCommand {
 }
 
 /// A throwaway view replayed from the log up to `positions`, in a scratch directory beside
-/// the views (its memory bounded like any view's; its files removed by `discardScratch`).
+/// the views (its memory bounded like any view's; its files removed by `discardScratch`,
+/// and those of a killed `audit as-of` or `replay --to` by the next one).
 func scratchView(_ data: DataOptions, _ source: any EventSource, upTo positions: [Int64]) throws -> MaintainedView<RecordsProjector> {
-    let root = data.viewsDirectory + "/views/scratch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let parent = data.viewsDirectory + "/views"
+    ProcessDirectory.removeOrphans(in: parent, prefix: "scratch-", storage: PosixStorage())
+    let root = parent + "/" + ProcessDirectory.name("scratch-")
     let progress = ProgressLine(enabled: isatty(2) != 0)
     defer { progress.finish() }
     return try MaintainedView<RecordsProjector>.scratch(at: root, source: source, upTo: positions, options: RecordsViewAccess.options()) { done, total in

@@ -64,7 +64,7 @@ final class IngestMemory {
         written = nil
         guard let (store, path) = scratch else { return held }
         try? store.close()
-        Self.removeScratchStore(path, storage: storage)
+        ProcessDirectory.removeTree(path, storage: storage)
         scratch = nil
         return held
     }
@@ -119,8 +119,9 @@ final class IngestMemory {
 
     private func store() throws -> KVStore {
         if let store = scratch?.store { return store }
-        Self.removeOrphanedScratchStores(in: scratchParent, storage: storage)
-        let path = scratchParent + "/" + Self.scratchPrefix + "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        // A killed ingest's store (hundreds of megabytes on a large input) goes first.
+        ProcessDirectory.removeOrphans(in: scratchParent, prefix: Self.scratchPrefix, storage: storage)
+        let path = scratchParent + "/" + ProcessDirectory.name(Self.scratchPrefix)
         var options = KVOptions()
         // Written once per key, in no key order (ids are random), never scanned, and read
         // mostly through `written`: size-tiered, each key rewritten about log2(store /
@@ -138,37 +139,6 @@ final class IngestMemory {
         written = KeyFilter(bytes: filterBytes)
         return store
     }
-
-    /// Removes the scratch stores of ingests that were killed (a `kill -9` leaves one
-    /// behind: hundreds of megabytes on a large input): those whose process is gone and whose
-    /// `LOCK`, if it has one, nobody holds. One whose process still runs — or whose pid was
-    /// reused — is left. (Processes of another pid namespace sharing this directory are not
-    /// told apart; a store one of them is opening has no `LOCK` held for a moment.) Best
-    /// effort: a failure leaves it.
-    static func removeOrphanedScratchStores(in parent: String, storage: any Storage) {
-        for name in (try? storage.listDirectory(parent)) ?? [] where name.hasPrefix(scratchPrefix) {
-            let fields = name.dropFirst(scratchPrefix.count).split(separator: "-")
-            guard fields.count == 2, let pid = Int32(fields[0]), pid > 0, pid != getpid(), !processExists(pid) else { continue }
-            let path = parent + "/" + name
-            guard let files = try? storage.listDirectory(path) else { continue }
-            if files.contains("LOCK") {
-                guard let lock = try? storage.lock(path + "/LOCK") else { continue }
-                lock.release()
-            }
-            removeScratchStore(path, storage: storage)
-        }
-    }
-
-    /// Removes a scratch store's files, `LOCK` last (a kill part way leaves a store the next
-    /// ingest still recognizes), then its directory.
-    private static func removeScratchStore(_ path: String, storage: any Storage) {
-        let files = (try? storage.listDirectory(path)) ?? []
-        for file in files where file != "LOCK" { try? storage.remove(path + "/" + file) }
-        if files.contains("LOCK") { try? storage.remove(path + "/LOCK") }
-        try? storage.removeDirectory(path)
-    }
-
-    private static func processExists(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
 
     /// The older generation goes to the scratch store; the newer becomes the older. (A
     /// stream in both has its newer state in the newer generation: the older one's is not

@@ -81,11 +81,14 @@ extension MaintainedView {
         }
     }
 
-    /// Closes a scratch view and removes its files.
+    /// Closes a scratch view and removes its files, and the directories `scratch(at:)` made
+    /// for it (`<path>/views/<name>`, `<path>/views`, `<path>`).
     public func discardScratch() throws {
         try? store.close()
         try directory.remove(generation)
+        let views = (directory.path as NSString).deletingLastPathComponent
         try? directory.storage.removeDirectory(directory.path)
-        try? directory.storage.removeDirectory((directory.path as NSString).deletingLastPathComponent)
+        try? directory.storage.removeDirectory(views)
+        try? directory.storage.removeDirectory((views as NSString).deletingLastPathComponent)
     }
 }

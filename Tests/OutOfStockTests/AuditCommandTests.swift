@@ -176,6 +176,8 @@ import OutOfStock
 
         let (early, _, earlyErr) = try runBackorder(["audit", "as-of", "2000-01-01", "query", "dashboard", "--tenant", "acme", "--data", dir])
         #expect(early == 1 && earlyErr.contains("is before the first event"), "\(earlyErr)")
+        // Each replay's scratch view is removed whole (an empty directory per run was left).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/views") == ["records"])
     }
 
     @Test func replayToPrintsTheViewAtThatPointWithoutSavingIt() throws {
@@ -188,6 +190,7 @@ import OutOfStock
         #expect(status == 0 && out.hasPrefix("{\"tenant\":\"acme\",\"dashboard\":") && out.contains("\"requests\":1"), "\(out) \(err)")
         #expect(err.contains("6 events") && err.contains("not saved"))
         #expect(views() == before, "replay --to saves nothing")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/views") == ["records"], "nor leaves its scratch view")
         let (zero, zeroOut, _) = try runBackorder(["replay", "--to", Array(repeating: "0", count: 8).joined(separator: ","), "--data", dir])
         #expect(zero == 0 && zeroOut.isEmpty)
         let (bad, _, badErr) = try runBackorder(["replay", "--to", "1,2", "--data", dir])

@@ -50,3 +50,11 @@ package struct ChildProcessError: Error, CustomStringConvertible {
     package let message: String
     package var description: String { message }
 }
+
+/// The pid of a process that ran and ended: it names no process now (until the kernel hands
+/// it out again, which takes a full turn of the pid space).
+package func endedProcessID() throws -> Int32 {
+    let process = try SpawnedProcess("/bin/true", [])
+    process.waitUntilExit()
+    return process.processIdentifier
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import EventLog
+import TestSupport
 
 /// Directories named for the process that made them: a killed process's are removed by the
 /// next process that makes one, however deep they go; a running process's and a locked one
@@ -11,12 +12,7 @@ import Testing
         let parent = NSTemporaryDirectory() + "process-directories-\(UInt64.random(in: 0...UInt64.max))"
         try files.createDirectory(atPath: parent, withIntermediateDirectories: true)
         defer { try? files.removeItem(atPath: parent) }
-        // A process that ran and ended: its pid names no process now.
-        let ended = Process()
-        ended.executableURL = URL(fileURLWithPath: "/bin/true")
-        try ended.run()
-        ended.waitUntilExit()
-        let dead = ended.processIdentifier
+        let dead = try endedProcessID()
         func make(_ name: String, _ deep: String) throws -> String {
             let path = parent + "/" + name
             try files.createDirectory(atPath: path + "/" + deep, withIntermediateDirectories: true)

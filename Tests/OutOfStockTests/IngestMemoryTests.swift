@@ -3,6 +3,7 @@ import EventLog
 import EventStore
 import Foundation
 import StorageSimulator
+import TestSupport
 import Testing
 @testable import OutOfStock
 
@@ -48,14 +49,10 @@ import Testing
         let files = FileManager.default
         try files.createDirectory(atPath: parent, withIntermediateDirectories: true)
         defer { try? files.removeItem(atPath: parent) }
-        // A process that ran and ended: its pid names no process now.
-        let ended = Process()
-        ended.executableURL = URL(fileURLWithPath: "/bin/true")
-        try ended.run()
-        ended.waitUntilExit()
-        let orphan = parent + "/" + IngestMemory.scratchPrefix + "\(ended.processIdentifier)-1"
-        let unopened = parent + "/" + IngestMemory.scratchPrefix + "\(ended.processIdentifier)-2"
-        let held = parent + "/" + IngestMemory.scratchPrefix + "\(ended.processIdentifier)-3"
+        let dead = try endedProcessID()
+        let orphan = parent + "/" + IngestMemory.scratchPrefix + "\(dead)-1"
+        let unopened = parent + "/" + IngestMemory.scratchPrefix + "\(dead)-2"
+        let held = parent + "/" + IngestMemory.scratchPrefix + "\(dead)-3"
         let running = parent + "/" + IngestMemory.scratchPrefix + "1-4"  // init runs as long as the machine does
         for dir in [orphan, unopened, held, running] { try files.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         for dir in [orphan, held, running] {

@@ -48,15 +48,15 @@ public enum ProcessDirectory {
         try? storage.removeDirectory(path)
     }
 
-    /// Whether a `LOCK` file at or below `path` is held by a process now.
+    /// Whether a `LOCK` file at or below `path` is held by a process now (a file that is
+    /// not a directory lists nothing).
     private static func holdsLock(_ path: String, storage: any Storage) -> Bool {
-        let entries = (try? storage.listDirectory(path)) ?? []
-        for entry in entries {
+        for entry in (try? storage.listDirectory(path)) ?? [] {
             let child = path + "/" + entry
             if entry == "LOCK" {
                 guard let lock = try? storage.lock(child) else { return true }
                 lock.release()
-            } else if (try? storage.listDirectory(child)) != nil, holdsLock(child, storage: storage) {
+            } else if holdsLock(child, storage: storage) {
                 return true
             }
         }

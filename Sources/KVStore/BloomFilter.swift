@@ -26,10 +26,17 @@ enum BloomFilter {
         return filter
     }
 
+    /// Where the line of the key with `hash` starts, of `lines` lines: chosen by the hash's
+    /// high half (its low half picks the probes).
+    @inline(__always)
+    private static func lineOffset(_ hash: UInt64, lines: Int) -> Int {
+        Int(((hash >> 32) &* UInt64(lines)) >> 32) * lineBytes
+    }
+
     /// Sets the bits of the key with `hash` in the first `lines` lines of `bits`.
     @inline(__always)
     static func set(_ hash: UInt64, probes: Int, in bits: UnsafeMutableRawBufferPointer, lines: Int) {
-        let line = Int(((hash >> 32) &* UInt64(lines)) >> 32) * lineBytes
+        let line = lineOffset(hash, lines: lines)
         var h = UInt32(truncatingIfNeeded: hash)
         for _ in 0..<probes {
             let bit = Int(h >> 23) // 9 bits: 0..<512
@@ -41,7 +48,7 @@ enum BloomFilter {
     /// Whether every bit of the key with `hash` is set in the first `lines` lines of `bits`.
     @inline(__always)
     static func test(_ hash: UInt64, probes: Int, in bits: UnsafeRawBufferPointer, lines: Int) -> Bool {
-        let line = Int(((hash >> 32) &* UInt64(lines)) >> 32) * lineBytes
+        let line = lineOffset(hash, lines: lines)
         var h = UInt32(truncatingIfNeeded: hash)
         for _ in 0..<probes {
             let bit = Int(h >> 23)

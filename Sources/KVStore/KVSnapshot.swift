@@ -18,31 +18,38 @@ public final class KVSnapshot: Sendable {
     public var generation: UInt64 { version.generation }
 
     /// Calls `body` with the value of `key`, or nil when it has none.
+    @inlinable
     public func withValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
+        var result: R?
+        try visitValue(key) { result = try body($0) }
+        return result!
+    }
+
+    /// `withValue` without a generic result: specialised at each caller through the
+    /// inlinable wrapper, so that no lookup instantiates generic metadata at run time.
+    @usableFromInline
+    func visitValue(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> Void) throws {
         let hash = KeyHash.of(key)
         for table in frozen {
             if let ref = table.lookup(key, hash: hash) { return try body(table.valueOrDeletion(ref)) }
         }
-        return try Self.withValue(in: version, key, hash: hash, body)
+        try Self.visitValue(in: version, key, hash: hash, body)
     }
 
     /// Calls `body` with the value of `key` (whose `KeyHash` is `hash`) in the files of
     /// `version`, or nil when they hold none. The caller keeps `version` alive meanwhile.
-    static func withValue<R>(in version: Version, _ key: UnsafeRawBufferPointer, hash: UInt64,
-                             _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
-        var result: R?
-        func search(_ file: TableHandle) throws -> Bool {
-            try file.reader().find(key, hash: hash) { result = try body($0) }
-        }
+    static func visitValue(in version: Version, _ key: UnsafeRawBufferPointer, hash: UInt64,
+                           _ body: (UnsafeRawBufferPointer?) throws -> Void) throws {
+        func search(_ file: TableHandle) throws -> Bool { try file.reader().find(key, hash: hash, body) }
         // Each level-0 run, newest first, by binary search (a tiered store keeps everything
         // in level 0: tens of runs of many files).
         for run in version.level0RunRanges.indices {
-            if let file = version.file(level0Run: run, containing: key), try search(file) { return result! }
+            if let file = version.file(level0Run: run, containing: key), try search(file) { return }
         }
         for level in 1..<version.levels.count {
-            if let file = version.file(level: level, containing: key), try search(file) { return result! }
+            if let file = version.file(level: level, containing: key), try search(file) { return }
         }
-        return try body(nil)
+        try body(nil)
     }
 
     /// The value of `key`, or nil.

@@ -206,7 +206,16 @@ public final class KVStore: @unchecked Sendable {
 
     /// Calls `body` with the newest value of `key` as the writer sees it (its own writes
     /// included), or nil when there is none.
+    @inlinable
     public func withValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
+        var result: R?
+        try visitValue(key) { result = try body($0) }
+        return result!
+    }
+
+    /// `withValue` without a generic result (see `KVSnapshot.visitValue`).
+    @usableFromInline
+    func visitValue(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> Void) throws {
         enterWriter()
         defer { leaveWriter() }
         // The writer's point lookup is the hot path of an append's checks: the key is hashed
@@ -223,7 +232,7 @@ public final class KVStore: @unchecked Sendable {
                 if let ref = table.lookup(key, hash: hash) { return try body(table.valueOrDeletion(ref)) }
             }
         }
-        return try KVSnapshot.withValue(in: version, key, hash: hash, body)
+        try KVSnapshot.visitValue(in: version, key, hash: hash, body)
     }
 
     /// The newest value of `key` as the writer sees it, or nil.

@@ -525,3 +525,24 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         #expect(verified > 0, "seed \(seed): no restart found data to check")
     }
 }
+
+@Suite struct RunBoundsTests {
+    /// The flat bounds a point lookup searches find the file whose range holds a key —
+    /// at its ends, inside it, between files (none), before the first and after the last
+    /// (none) — as a search of the ranges one by one does.
+    @Test func findTheFileWhoseRangeHoldsAKey() {
+        let ranges: [(smallest: [UInt8], largest: [UInt8])] = [
+            ([2], [4]), ([4, 1], [7]), ([9], [9]), ([10, 0], [12, 255, 255]), ([13], [200, 0]),
+        ]
+        let bounds = RunBounds(ranges)
+        func linear(_ key: [UInt8]) -> Int? {
+            ranges.firstIndex { !key.lexicographicallyPrecedes($0.smallest) && !$0.largest.lexicographicallyPrecedes(key) }
+        }
+        var keys: [[UInt8]] = [[], [0], [255, 255]]
+        for a in UInt8(0)...201 { keys.append([a]); keys.append([a, 0]); keys.append([a, 1]); keys.append([a, 255, 255]) }
+        for key in keys {
+            #expect(key.withUnsafeBytes { bounds.file(containing: $0) } == linear(key), "key \(key)")
+        }
+        #expect([UInt8(3)].withUnsafeBytes { RunBounds([]).file(containing: $0) } == nil)
+    }
+}

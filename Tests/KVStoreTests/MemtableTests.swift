@@ -41,4 +41,40 @@ import Testing
         #expect(pairs.map(\.chunk) == expected.map(\.chunk))
         #expect(pairs.sorted { ($0.chunk, $0.ref) < ($1.chunk, $1.ref) }.map(\.ref) == expected.map(\.ref))
     }
+
+    /// Entries whose index slots are set a batch at a time read as if set one by one: a
+    /// lookup between writes sees every earlier write (the batch's too), a key written
+    /// several times in one batch holds its last value (a deletion included), the index
+    /// grows under a batch, and `freeze` keeps what a batch had not indexed yet.
+    @Test func writesIndexedInBatchesReadAsWrittenOneByOne() {
+        var random = SplitMix64(seed: 3)
+        let table = Memtable(expectedEntries: 16)
+        var model: [[UInt8]: [UInt8]?] = [:]
+        for step in 0..<(Memtable.pendingLimit * 300 + 7) {
+            let key = Array("k\(Int.random(in: 0..<2_000, using: &random))".utf8)
+            if Int.random(in: 0..<5, using: &random) == 0 {
+                key.withUnsafeBytes { table.delete($0) }
+                model[key] = .some(nil)
+            } else {
+                let value = Array("v\(step)".utf8)
+                key.withUnsafeBytes { k in value.withUnsafeBytes { table.put(k, $0) } }
+                model[key] = .some(value)
+            }
+            if step % 37 == 0 {
+                let probe = Array("k\(Int.random(in: 0..<2_000, using: &random))".utf8)
+                let found = probe.withUnsafeBytes { table.lookup($0) }.map { table.isDeletion($0) ? nil : Array(table.value($0)) }
+                #expect(found == model[probe], "key \(String(decoding: probe, as: UTF8.self)) at step \(step)")
+            }
+        }
+        #expect(!table.isEmpty)
+        table.freeze()
+        #expect(table.sorted.count == model.count)
+        for ref in table.sorted {
+            let key = Array(table.key(ref))
+            #expect((table.isDeletion(ref) ? nil : Array(table.value(ref))) == model[key] ?? [], "key \(String(decoding: key, as: UTF8.self))")
+        }
+        let fresh = Memtable()
+        [UInt8(1)].withUnsafeBytes { fresh.put($0, $0) }
+        #expect(!fresh.isEmpty, "a memtable with one write not yet indexed is not empty")
+    }
 }

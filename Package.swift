@@ -48,6 +48,7 @@ let package = Package(
         ),
         .target(name: "CCRC32C"),
         .target(name: "CMallocTuning"),
+        .target(name: "CPrefetch"),
         .target(
             name: "CSimdJSON",
             cxxSettings: [.define("SIMDJSON_THREADS_ENABLED", to: "1")],
@@ -57,7 +58,7 @@ let package = Package(
             name: "EventLog",
             dependencies: ["CLZ4", "CZstd", "CCRC32C", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .target(name: "KVStore", dependencies: ["EventLog"]),
+        .target(name: "KVStore", dependencies: ["EventLog", "CPrefetch"]),
         .target(name: "EventStore", dependencies: ["EventLog", "KVStore"]),
         .target(name: "Projections", dependencies: ["EventStore", "EventLog", "KVStore"]),
         .target(name: "OutOfStock", dependencies: ["EventStore", "EventLog", "KVStore", "CSimdJSON", "CMallocTuning"]),

@@ -69,6 +69,9 @@ struct AppendPlan {
         // Each stream's last offset before this call, looked up once (pass 2 links to it).
         var headOffset = WordPairTable<StreamHash, Int64>(capacity: events.count)
         var firstWithID = WordPairTable<ScopedID, Int>(capacity: events.count)
+        // The stored rows of every id and stream, looked up together (a few of them — an
+        // id in flight, a stream seen earlier in this call — are not needed).
+        let stored = try index.storedRows(ids: scopedIDs, streams: hashes, partitions: partitionOfEvent)
         for (i, event) in events.enumerated() {
             let id = scopedIDs[i]
             func conflict(_ original: String) -> EventStoreError { .idConflict(tenant: event.tenant, id: event.id, original: original) }
@@ -86,7 +89,7 @@ struct AppendPlan {
                 outcomes[i] = .duplicate(Position(partition: position.partition, offset: position.offset), version: position.version)
                 continue
             }
-            if let stored = try index.stored(id) {
+            if let stored = stored.ids[i] {
                 let position = Position(partition: stored.partition, offset: stored.offset)
                 guard event.isResend(of: try store.readEvent(at: position)) else { throw conflict("the event stored at \(position)") }
                 outcomes[i] = .duplicate(position, version: stored.version)
@@ -96,7 +99,7 @@ struct AppendPlan {
             if let inCall = versionInCall[hashes[i]] {
                 current = inCall
             } else {
-                let head = try index.head(of: hashes[i], partition: partitionOfEvent[i])
+                let head = index.inFlightStreams[partitionOfEvent[i]][hashes[i]] ?? stored.heads[i]
                 current = head?.version ?? 0
                 if let head { headOffset[hashes[i]] = head.offset }
             }

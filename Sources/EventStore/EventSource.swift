@@ -97,11 +97,19 @@ public protocol EventAppender: AnyObject, Sendable {
     /// A stream's acknowledged version from the store's stream index (0: no stream), or nil
     /// when the back end cannot say without reading the stream.
     func streamVersion(tenant: String, stream: String) throws -> Int64?
+    /// `storedPosition` of each id and `streamVersion` of each stream, in one call (a back
+    /// end may answer many faster together).
+    func lookUp(ids: [(tenant: String, id: EventID)], streams: [(tenant: String, stream: String)]) throws -> (positions: [StoredID?], versions: [Int64?])
 }
 
 extension EventAppender {
     /// Unknown without reading the stream.
     public func streamVersion(tenant: String, stream: String) throws -> Int64? { nil }
+
+    /// One lookup at a time.
+    public func lookUp(ids: [(tenant: String, id: EventID)], streams: [(tenant: String, stream: String)]) throws -> (positions: [StoredID?], versions: [Int64?]) {
+        (try ids.map { try storedPosition(of: $0.id, tenant: $0.tenant) }, try streams.map { try streamVersion(tenant: $0.tenant, stream: $0.stream) })
+    }
 }
 
 /// An append on its way to the store.

@@ -170,6 +170,24 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// `storedPosition` of each id and `version` of each stream, looked up together: far
+    /// fewer cache misses than one at a time (`StoreIndex.storedRows`).
+    public func lookUp(ids: [(tenant: String, id: EventID)], streams: [(tenant: String, stream: String)]) throws -> (positions: [StoredID?], versions: [Int64?]) {
+        let scoped = ids.map { ScopedID(tenant: $0.tenant, id: $0.id) }
+        let hashes = streams.map { StreamHash(tenant: $0.tenant, stream: $0.stream) }
+        let partitions = streams.map { partition(tenant: $0.tenant, stream: $0.stream) }
+        return try index.lock.withLock {
+            let stored = try index.storedRows(ids: scoped, streams: hashes, partitions: partitions)
+            let positions = scoped.indices.map { i in
+                (index.inFlightIDs[scoped[i]]?.position ?? stored.ids[i]).map {
+                    StoredID(position: Position(partition: $0.partition, offset: $0.offset), version: $0.version)
+                }
+            }
+            let versions: [Int64?] = hashes.indices.map { j in (index.inFlightStreams[partitions[j]][hashes[j]] ?? stored.heads[j])?.version ?? 0 }
+            return (positions, versions)
+        }
+    }
+
     /// The current version of a stream (0 when it does not exist).
     public func version(tenant: String, stream: String) throws -> Int64 {
         let partition = self.partition(tenant: tenant, stream: stream)

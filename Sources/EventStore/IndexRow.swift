@@ -17,6 +17,13 @@ enum IndexRow {
         key.storeBytes(of: b.littleEndian, toByteOffset: 9, as: UInt64.self)
     }
 
+    /// Appends a key to `keys` (keys back to back, for `KVStore.withValues`).
+    static func appendKey(_ tag: UInt8, _ a: UInt64, _ b: UInt64, to keys: inout [UInt8]) {
+        keys.append(tag)
+        withUnsafeBytes(of: a.littleEndian) { keys.append(contentsOf: $0) }
+        withUnsafeBytes(of: b.littleEndian) { keys.append(contentsOf: $0) }
+    }
+
     /// The key of a stream's head row.
     static func streamKey(_ stream: StreamHash) -> [UInt8] {
         var key = [UInt8](repeating: 0, count: keyBytes)

@@ -168,6 +168,39 @@ final class StoreIndex: @unchecked Sendable {
         return IndexedPosition(partition: Int(row.0), offset: row.1, version: row.2)
     }
 
+    /// Where each id is stored and each stream's stored head (acknowledged events only, as
+    /// `stored` and `storedHead` answer), looked up together:
+    /// many lookups of keys the index does not hold cost far less together
+    /// (`KVStore.withValues`).
+    func storedRows(ids: [ScopedID], streams: [StreamHash], partitions: [Int]) throws -> (ids: [IndexedPosition?], heads: [IndexedPosition?]) {
+        precondition(streams.count == partitions.count, "one partition per stream")
+        var keys: [UInt8] = []
+        keys.reserveCapacity(2 * ids.count * IndexRow.keyBytes)
+        for id in ids { IndexRow.appendKey(IndexRow.idTag, id.high, id.low, to: &keys) }
+        for stream in streams { IndexRow.appendKey(IndexRow.streamTag, stream.k0, stream.k1, to: &keys) }
+        var storedIDs = [IndexedPosition?](repeating: nil, count: ids.count), heads = [IndexedPosition?](repeating: nil, count: streams.count)
+        do {
+            try keys.withUnsafeBytes { packed in
+                try rows.withValues(packedKeys: packed, keyLength: IndexRow.keyBytes) { i, found in
+                    guard let found else { return }
+                    let isID = i < ids.count
+                    let fields = isID ? IndexRow.idFields : IndexRow.streamFields
+                    guard let row = IndexRow.fields(found, count: fields) else {
+                        throw EventStoreError.indexDamaged("an index row of \(found.count) bytes does not hold \(fields) varints")
+                    }
+                    if isID {
+                        storedIDs[i] = IndexedPosition(partition: Int(row.0), offset: row.1, version: row.2)
+                    } else {
+                        heads[i - ids.count] = IndexedPosition(partition: partitions[i - ids.count], offset: row.0, version: row.1)
+                    }
+                }
+            }
+        } catch {
+            throw EventStoreError.wrap(error)
+        }
+        return (storedIDs, heads)
+    }
+
     // MARK: Updates (caller holds the lock)
 
     func markInFlight(_ events: [IndexedEvent], contents: [NewEvent], partition: Int) {

@@ -58,15 +58,29 @@ enum BloomFilter {
         return true
     }
 
-    /// Whether the key with this hash may be in the set (false: certainly not).
-    static func mayContain(_ filter: UnsafeRawBufferPointer, hash: UInt64) -> Bool {
-        guard filter.count >= 2 else { return true }
+    /// A stored filter's probes and lines; nil when it is not of this layout (read as "may
+    /// contain").
+    @inline(__always)
+    private static func layout(_ filter: UnsafeRawBufferPointer) -> (probes: Int, lines: Int)? {
+        guard filter.count >= 2 else { return nil }
         let last = filter[filter.count - 1]
-        guard last & blockedFlag != 0 else { return true }
+        guard last & blockedFlag != 0 else { return nil }
         let probes = Int(last & ~blockedFlag)
         let lines = (filter.count - 1) / lineBytes
-        guard probes >= 1 && probes <= 30, lines >= 1, (filter.count - 1) % lineBytes == 0 else { return true }
+        guard probes >= 1 && probes <= 30, lines >= 1, (filter.count - 1) % lineBytes == 0 else { return nil }
+        return (probes, lines)
+    }
+
+    /// Whether the key with this hash may be in the set (false: certainly not).
+    static func mayContain(_ filter: UnsafeRawBufferPointer, hash: UInt64) -> Bool {
+        guard let (probes, lines) = layout(filter) else { return true }
         return test(hash, probes: probes, in: filter, lines: lines)
+    }
+
+    /// Where the line `mayContain` reads for `hash` starts in a stored filter; nil for a
+    /// filter of another layout.
+    static func lineStart(in filter: UnsafeRawBufferPointer, hash: UInt64) -> Int? {
+        layout(filter).map { lineOffset(hash, lines: $0.lines) }
     }
 }
 

@@ -40,14 +40,10 @@ public final class KVSnapshot: Sendable {
     /// `version`, or nil when they hold none. The caller keeps `version` alive meanwhile.
     static func visitValue(in version: Version, _ key: UnsafeRawBufferPointer, hash: UInt64,
                            _ body: (UnsafeRawBufferPointer?) throws -> Void) throws {
-        func search(_ file: TableHandle) throws -> Bool { try file.reader().find(key, hash: hash, body) }
-        // Each level-0 run, newest first, by binary search (a tiered store keeps everything
-        // in level 0: tens of runs of many files).
-        for run in version.level0RunRanges.indices {
-            if let file = version.file(level0Run: run, containing: key), try search(file) { return }
-        }
-        for level in 1..<version.levels.count {
-            if let file = version.file(level: level, containing: key), try search(file) { return }
+        // Each level-0 run, newest first, then each sorted level, by binary search (a tiered
+        // store keeps everything in level 0: tens of runs of many files).
+        for run in version.searchRuns {
+            if let file = run.file(containing: key), try file.reader().find(key, hash: hash, body) { return }
         }
         try body(nil)
     }

@@ -1,3 +1,4 @@
+import CPrefetch
 import EventLog
 import Synchronization
 
@@ -233,6 +234,74 @@ public final class KVStore: @unchecked Sendable {
             }
         }
         try KVSnapshot.visitValue(in: version, key, hash: hash, body)
+    }
+
+    /// Keys a batched lookup works on at a time: the cache lines it asks for stay cached
+    /// until it reads them.
+    static let batchLookupKeys = 256
+
+    /// Point lookups of many keys, as the writer sees them: calls `body(i, value)` once for
+    /// each key `i` (value nil when it has none), in no particular order — the answers of
+    /// one `withValue` per key. Faster for many keys: a key that is nowhere costs a cache
+    /// miss in every memtable and in every file's filter it might be in, and one at a time
+    /// those misses follow one another; here each step asks for the lines of all its keys
+    /// before it reads any, so their misses overlap (RocksDB's MultiGet does the same).
+    /// `keys` holds keys of `keyLength` bytes back to back.
+    public func withValues(packedKeys keys: UnsafeRawBufferPointer, keyLength: Int,
+                           _ body: (Int, UnsafeRawBufferPointer?) throws -> Void) throws {
+        precondition(keyLength > 0 && keys.count % keyLength == 0, "withValues: \(keys.count) bytes are not keys of \(keyLength)")
+        enterWriter()
+        defer { leaveWriter() }
+        let (version, frozen) = shared.withLock { ($0.version, $0.frozen) }
+        let memtables = [mutable] + sealed + frozen.flatMap(\.memtables)
+        let count = keys.count / keyLength
+        var start = 0
+        while start < count {
+            let end = min(count, start + Self.batchLookupKeys)
+            try lookUp(start..<end, of: keys, keyLength: keyLength, memtables: memtables, version: version, body)
+            start = end
+        }
+    }
+
+    private func lookUp(_ range: Range<Int>, of keys: UnsafeRawBufferPointer, keyLength: Int, memtables: [Memtable], version: Version,
+                        _ body: (Int, UnsafeRawBufferPointer?) throws -> Void) throws {
+        func key(_ i: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: keys[i * keyLength..<(i + 1) * keyLength]) }
+        var hashes = [UInt64](repeating: 0, count: range.count)
+        for i in range { hashes[i - range.lowerBound] = KeyHash.of(key(i)) }
+        func hash(_ i: Int) -> UInt64 { hashes[i - range.lowerBound] }
+        var unanswered = Array(range)
+        for table in memtables where !unanswered.isEmpty {
+            for i in unanswered { table.prefetchSlot(hash: hash(i)) }
+            unanswered = try unanswered.filter { i in
+                guard let ref = table.lookup(key(i), hash: hash(i)) else { return true }
+                try body(i, table.valueOrDeletion(ref))
+                return false
+            }
+        }
+        for run in version.searchRuns where !unanswered.isEmpty {
+            // Each file's reader and filter taken once (under their locks), then each key's
+            // filter line asked for, then each key looked up.
+            var readers = [TableReader?](repeating: nil, count: run.files.count), filters = [Block?](repeating: nil, count: run.files.count)
+            var candidates: [(key: Int, file: Int)] = []
+            for i in unanswered {
+                guard let f = run.bounds.file(containing: key(i)) else { continue }
+                candidates.append((i, f))
+                if readers[f] == nil {
+                    readers[f] = try run.files[run.files.startIndex + f].reader()
+                    filters[f] = readers[f]!.loadedFilter
+                }
+                if let filter = filters[f], let base = filter.bytes.baseAddress, let line = BloomFilter.lineStart(in: filter.bytes, hash: hash(i)) {
+                    backorder_prefetch(base + line)
+                }
+            }
+            var answered: [Int] = []
+            for (i, f) in candidates where try readers[f]!.find(key(i), hash: hash(i), { try body(i, $0) }) { answered.append(i) }
+            if !answered.isEmpty {
+                let done = Set(answered)
+                unanswered.removeAll { done.contains($0) }
+            }
+        }
+        for i in unanswered { try body(i, nil) }
     }
 
     /// The newest value of `key` as the writer sees it, or nil.

@@ -338,6 +338,15 @@ final class Memtable: @unchecked Sendable {
     /// The newest entry of `key`: nil when the memtable has none.
     func lookup(_ key: UnsafeRawBufferPointer) -> UInt64? { lookup(key, hash: KeyHash.of(key)) }
 
+    /// Asks for the cache lines a lookup of `hash` reads first, without waiting for them
+    /// (`KVStore.withValues`).
+    func prefetchSlot(hash: UInt64) {
+        if pendingCount > 0 { indexPending() }
+        let slot = Int(truncatingIfNeeded: hash) & (capacity - 1)
+        backorder_prefetch(slotRefs + slot)
+        backorder_prefetch(slotHashes + slot)
+    }
+
     /// The newest entry of `key`, whose `KeyHash` is `hash` (a lookup through several
     /// memtables and files hashes the key once).
     func lookup(_ key: UnsafeRawBufferPointer, hash: UInt64) -> UInt64? {

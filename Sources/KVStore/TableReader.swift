@@ -64,6 +64,9 @@ final class TableReader: Sendable {
         return try Block(taking: decoded, path: path, fileOffset: handle.offset, raw: raw)
     }
 
+    /// The filter, if a lookup has read it.
+    var loadedFilter: Block? { filter.withLock { $0 } }
+
     /// Whether the key with `hash` may be in this file (always true without a filter).
     func mayContain(hash: UInt64) throws -> Bool {
         guard let handle = footer.filter else { return true }

@@ -68,7 +68,7 @@ final class TableHandle: Sendable {
     /// Lets the open file go (the next read opens it again).
     func closeReader() { opened.withLock { $0 = nil } }
 
-    /// The reader, if the file is open (a prefetch does not open files).
+    /// The reader, if the file is open (a prefetch opens no file).
     var openReader: TableReader? { opened.withLock { $0 } }
 
     /// Removes the file once the last reference is gone.
@@ -149,10 +149,9 @@ final class Version: Sendable {
     /// Level 0's sorted runs, newest first: each a range of `levels[0]` (level 0 lists the
     /// files of a run together, in key order, newest run first).
     let level0RunRanges: [Range<Int>]
-    /// The key ranges of each level-0 run's files, and of each sorted level's (level 0's
-    /// entry empty): what a point lookup searches.
-    private let level0RunBounds: [RunBounds]
-    private let levelBounds: [RunBounds]
+    /// What a point lookup searches, newest first: each level-0 run, then each sorted level
+    /// that holds files.
+    let searchRuns: [SearchRun]
 
     init(levels: [[TableHandle]], metadata: [UInt8], generation: UInt64, nextFileNumber: UInt64) {
         self.levels = levels
@@ -168,9 +167,7 @@ final class Version: Sendable {
             }
         }
         level0RunRanges = ranges
-        func bounds(_ files: ArraySlice<TableHandle>) -> RunBounds { RunBounds(files.map { (smallest: $0.info.smallest, largest: $0.info.largest) }) }
-        level0RunBounds = ranges.map { bounds(levels[0][$0]) }
-        levelBounds = levels.indices.map { $0 == 0 ? RunBounds([]) : bounds(levels[$0][...]) }
+        searchRuns = ranges.map { SearchRun(files: levels[0][$0]) } + levels.dropFirst().filter { !$0.isEmpty }.map { SearchRun(files: $0[...]) }
     }
 
     func bytes(level: Int) -> Int64 { levels[level].reduce(0) { $0 + $1.info.size } }
@@ -178,18 +175,10 @@ final class Version: Sendable {
     /// Level 0's sorted runs, newest first, each in key order.
     var level0Runs: [[TableHandle]] { level0RunRanges.map { Array(levels[0][$0]) } }
 
-    /// The file of level-0 run `run` (an index of `level0RunRanges`) that may hold `key`.
-    func file(level0Run run: Int, containing key: UnsafeRawBufferPointer) -> TableHandle? {
-        level0RunBounds[run].file(containing: key).map { levels[0][level0RunRanges[run].lowerBound + $0] }
-    }
+
     var totalBytes: Int64 { levels.indices.reduce(0) { $0 + bytes(level: $1) } }
     var fileCount: Int { levels.reduce(0) { $0 + $1.count } }
 
-    /// The file of a sorted level that may hold `key`.
-    func file(level: Int, containing key: UnsafeRawBufferPointer) -> TableHandle? {
-        precondition(level >= 1, "level 0 is searched run by run")
-        return levelBounds[level].file(containing: key).map { levels[level][$0] }
-    }
 
     /// Iterators over every file, newest first: each level-0 file, then one per sorted level.
     func iterators() -> [SortedIterator] {
@@ -309,6 +298,23 @@ enum ManifestFile {
             guard reader.position == reader.bytes.count else { throw corrupt(reader.position, "bytes after the last level") }
             return Contents(generation: generation, nextFileNumber: next, metadata: metadata, levels: levels)
         }
+    }
+}
+
+/// Files that do not overlap, in key order (a level-0 run or a sorted level), with their
+/// key ranges held flat for a point lookup's binary search.
+struct SearchRun: Sendable {
+    let files: ArraySlice<TableHandle>
+    let bounds: RunBounds
+
+    init(files: ArraySlice<TableHandle>) {
+        self.files = files
+        bounds = RunBounds(files.map { (smallest: $0.info.smallest, largest: $0.info.largest) })
+    }
+
+    /// The file whose range holds `key`, or nil.
+    func file(containing key: UnsafeRawBufferPointer) -> TableHandle? {
+        bounds.file(containing: key).map { files[files.startIndex + $0] }
     }
 }
 

@@ -290,9 +290,50 @@ public final class Ingestor {
         return report
     }
 
+    /// Lines whose ids and streams are looked up in the store together (`StoreAnswers`).
+    static let lookupWindow = 256
+
+    /// What the store answered, before the lines were decided, for the ids and streams of a
+    /// window of lines: one call for all of them is much cheaper than one per line (a key
+    /// the store's index does not hold costs a cache miss in every file it might be in;
+    /// together those misses overlap). The answers are as current as one-at-a-time
+    /// lookups would be for the ingest's own purpose: the store checks every event again
+    /// when it is appended.
+    private struct StoreAnswers {
+        /// By index in the chunk's results: nil when not looked up, `.some(nil)` when absent.
+        var positions: [Int: StoredID?] = [:]
+        var versions: [Int: Int64?] = [:]
+
+        init() {}
+
+        /// Looks up the ids and streams of these lines (`tenant`: the one this run sets).
+        init(_ results: ArraySlice<Result<InputEvent, InputError>>, tenant: String?, store: any EventAppender) throws {
+            var ids: [(tenant: String, id: EventID)] = [], idLines: [Int] = []
+            var streams: [(tenant: String, stream: String)] = [], streamLines: [Int] = []
+            for (k, result) in zip(results.indices, results) {
+                guard case let .success(input) = result else { continue }
+                // The tenant the line is decided for (a line whose tenant is refused is never looked up).
+                let owner = input.tenantGiven ? input.tenant : tenant ?? input.tenant
+                if let id = input.id {
+                    ids.append((owner, id))
+                    idLines.append(k)
+                }
+                streams.append((owner, input.type.streamName(input.stream)))
+                streamLines.append(k)
+            }
+            let found = try store.lookUp(ids: ids, streams: streams)
+            for (n, k) in idLines.enumerated() { positions[k] = found.positions[n] }
+            for (n, k) in streamLines.enumerated() { versions[k] = found.versions[n] }
+        }
+    }
+
     /// Decides a parsed chunk's lines in order.
     private func handle(_ parsed: ParsedChunk, now: Int64, single: inout SingleStreamCheck, into accepted: AcceptedEvents, _ report: inout IngestReport) throws {
+        var answers = StoreAnswers()
         for (k, result) in parsed.results.enumerated() {
+            if k % Self.lookupWindow == 0 {
+                answers = try StoreAnswers(parsed.results[k..<min(k + Self.lookupWindow, parsed.results.count)], tenant: options.tenant, store: store)
+            }
             let line = parsed.chunk.lineNumbers[k]
             report.lines += 1
             var rejection: InputError?
@@ -315,7 +356,7 @@ public final class Ingestor {
                 }
                 // A resend is acknowledged before any check (and does not use up
                 // --expect-version); a reused id with other content is refused.
-                switch try input.id.map({ try resend(input, id: $0, line: line) }) ?? .new {
+                switch try input.id.map({ try resend(input, id: $0, line: line, stored: answers.positions[k]) }) ?? .new {
                 case .duplicate:
                     report.duplicates += 1
                     continue
@@ -324,7 +365,7 @@ public final class Ingestor {
                 case .new:
                     switch single.check(input, line: line) {
                     case let .failure(error): rejection = error
-                    case let .success(event): rejection = try decide(event, line: line, now: now, into: accepted, &report)
+                    case let .success(event): rejection = try decide(event, line: line, now: now, storedVersion: answers.versions[k], into: accepted, &report)
                     }
                 }
             }
@@ -341,7 +382,8 @@ public final class Ingestor {
 
     /// Whether a line's id was used before: by a line accepted earlier in this run, or by a
     /// stored event of its tenant — and if so, whether the line is that event again.
-    private func resend(_ input: InputEvent, id: EventID, line: Int) throws -> Resend {
+    /// `stored`: the store's answer for the id, when looked up already.
+    private func resend(_ input: InputEvent, id: EventID, line: Int, stored known: StoredID??) throws -> Resend {
         let scoped = ScopedID(tenant: input.tenant, id: id)
         func conflict(_ original: String) -> Resend {
             .conflict(InputError(line: line, field: "id", message: "event id \(id) of tenant \(input.tenant) is already used by \(original) with other content; a resent event must be the same event, a new event needs a new id"))
@@ -349,7 +391,7 @@ public final class Ingestor {
         if let fingerprint = try memory.fingerprint(of: scoped) {
             return fingerprint == input.resendFingerprint ? .duplicate : conflict("an earlier line of this input")
         }
-        guard let stored = try store.storedPosition(of: id, tenant: input.tenant) else { return .new }
+        guard let stored = try known ?? store.storedPosition(of: id, tenant: input.tenant) else { return .new }
         let original = try store.readEvent(at: stored.position)
         return input.isResend(of: original) ? .duplicate : conflict("the event stored at \(stored.position) (\(original.type) of \(original.stream))")
     }
@@ -372,7 +414,9 @@ public final class Ingestor {
     }
 
     /// Checks one event against its stream's state; on success records it and its effect.
-    private func decide(_ input: InputEvent, line: Int, now: Int64, into accepted: AcceptedEvents, _ report: inout IngestReport) throws -> InputError? {
+    /// `storedVersion`: the store's answer for the line's stream, when looked up already.
+    private func decide(_ input: InputEvent, line: Int, now: Int64, storedVersion: Int64?? = nil, into accepted: AcceptedEvents,
+                        _ report: inout IngestReport) throws -> InputError? {
         var input = input
         if input.id == nil {
             let id = EventID.random(using: &random)
@@ -385,7 +429,7 @@ public final class Ingestor {
         let stream = input.type.streamName(input.stream)
         let key = StreamKey(tenant: input.tenant, stream: stream)
         do {
-            let current = try state(key)
+            let current = try state(key, storedVersion: storedVersion)
             if let expected = input.expectedVersion, expected != current.version {
                 throw InputError(line: line, field: "expectedVersion", message: "stream \(stream) of tenant \(input.tenant) is at version \(current.version), not \(expected)")
             }
@@ -412,9 +456,9 @@ public final class Ingestor {
     /// The cached state of a stream, loaded on first use: a stream the store's index does
     /// not know is new; one the lookup holds at the index's version is taken from it (no
     /// log read); any other is read from the log and folded.
-    private func state(_ key: StreamKey) throws -> CachedStream {
+    private func state(_ key: StreamKey, storedVersion known: Int64?? = nil) throws -> CachedStream {
         if let cached = try memory.state(key) { return cached }
-        if let version = try store.streamVersion(tenant: key.tenant, stream: key.stream) {
+        if let version = try known ?? store.streamVersion(tenant: key.tenant, stream: key.stream) {
             if version == 0 {
                 let new = CachedStream(version: 0, state: .none)
                 try memory.setState(new, for: key)

@@ -256,6 +256,42 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         try store.close()
     }
 
+    /// A batched lookup answers each key as a lookup of its own does — keys in the mutable
+    /// memtable (set pending or indexed), in frozen ones, in level-0 runs and sorted
+    /// levels, deleted keys, keys never written, repeated keys, more keys than one batch
+    /// step — with every file's filter read or not yet read, on leveled and tiered stores.
+    @Test(arguments: [false, true])
+    func batchedLookupsAnswerAsSingleOnes(tiered: Bool) throws {
+        let dir = temporaryDirectory("batched")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try KVStore.open(at: dir, options: tiered ? tinyTieredOptions() : tinyOptions())
+        var random = SplitMix64(seed: tiered ? 12 : 11)
+        let keyLength = 9
+        func key(_ n: Int) -> [UInt8] { withUnsafeBytes(of: UInt64(n).bigEndian) { [UInt8(ascii: "k")] + Array($0) } }
+        for round in 0..<40 {
+            for _ in 0..<300 {
+                let n = Int.random(in: 0..<20_000, using: &random)
+                if Int.random(in: 0..<6, using: &random) == 0 { try store.delete(key(n)) } else { try store.put(key(n), [UInt8(round), UInt8(n & 0xFF)]) }
+            }
+            if round % 3 != 2 { try store.freeze(metadata: []) }
+            guard round % 8 == 7 else { continue }
+            // Half the time some filters have been read by single lookups first.
+            if Bool.random(using: &random) { for _ in 0..<50 { _ = try store.get(key(Int.random(in: 0..<20_000, using: &random))) } }
+            let asked = (0..<(KVStore.batchLookupKeys * 2 + 17)).map { _ in key(Int.random(in: 0..<22_000, using: &random)) }
+            var answers = [[UInt8]??](repeating: nil, count: asked.count)
+            try asked.flatMap { $0 }.withUnsafeBytes { packed in
+                try store.withValues(packedKeys: packed, keyLength: keyLength) { i, value in
+                    #expect(answers[i] == nil, "key \(i) answered twice")
+                    answers[i] = .some(value.map { Array($0) })
+                }
+            }
+            for (i, k) in asked.enumerated() {
+                #expect(answers[i] == .some(try store.get(k)), "round \(round), key \(k)")
+            }
+        }
+        try store.close()
+    }
+
     /// A key filter (the ingestor's record of what it wrote to its scratch store) never
     /// loses a key, and at 10 bits per key lets through about 1 % of keys never inserted;
     /// over its size it still loses none.

@@ -174,8 +174,14 @@ public final class EventStore: Sendable {
     /// fewer cache misses than one at a time (`StoreIndex.storedRows`).
     public func lookUp(ids: [(tenant: String, id: EventID)], streams: [(tenant: String, stream: String)]) throws -> (positions: [StoredID?], versions: [Int64?]) {
         let scoped = ids.map { ScopedID(tenant: $0.tenant, id: $0.id) }
-        let hashes = streams.map { StreamHash(tenant: $0.tenant, stream: $0.stream) }
-        let partitions = streams.map { partition(tenant: $0.tenant, stream: $0.stream) }
+        var hashes: [StreamHash] = [], partitions: [Int] = []
+        hashes.reserveCapacity(streams.count)
+        partitions.reserveCapacity(streams.count)
+        for stream in streams {
+            let key = EnvelopeCodec.key(tenant: stream.tenant, stream: stream.stream)
+            hashes.append(StreamHash(key: key))
+            partitions.append(log.partition(forKey: key))
+        }
         return try index.lock.withLock {
             let stored = try index.storedRows(ids: scoped, streams: hashes, partitions: partitions)
             let positions = scoped.indices.map { i in

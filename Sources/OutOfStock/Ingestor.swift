@@ -300,14 +300,19 @@ public final class Ingestor {
     /// lookups would be for the ingest's own purpose: the store checks every event again
     /// when it is appended.
     private struct StoreAnswers {
-        /// By index in the chunk's results: nil when not looked up, `.some(nil)` when absent.
-        var positions: [Int: StoredID?] = [:]
-        var versions: [Int: Int64?] = [:]
+        /// The results' index of the window's first line.
+        private var start = 0
+        /// Per line of the window: nil when not looked up, `.some(nil)` when absent.
+        private var positions: [StoredID??] = []
+        private var versions: [Int64??] = []
 
         init() {}
 
         /// Looks up the ids and streams of these lines (`tenant`: the one this run sets).
         init(_ results: ArraySlice<Result<InputEvent, InputError>>, tenant: String?, store: any EventAppender) throws {
+            start = results.startIndex
+            positions = Array(repeating: nil, count: results.count)
+            versions = Array(repeating: nil, count: results.count)
             var ids: [(tenant: String, id: EventID)] = [], idLines: [Int] = []
             var streams: [(tenant: String, stream: String)] = [], streamLines: [Int] = []
             for (k, result) in zip(results.indices, results) {
@@ -316,15 +321,21 @@ public final class Ingestor {
                 let owner = input.tenantGiven ? input.tenant : tenant ?? input.tenant
                 if let id = input.id {
                     ids.append((owner, id))
-                    idLines.append(k)
+                    idLines.append(k - start)
                 }
                 streams.append((owner, input.type.streamName(input.stream)))
-                streamLines.append(k)
+                streamLines.append(k - start)
             }
             let found = try store.lookUp(ids: ids, streams: streams)
-            for (n, k) in idLines.enumerated() { positions[k] = found.positions[n] }
-            for (n, k) in streamLines.enumerated() { versions[k] = found.versions[n] }
+            precondition(found.positions.count == ids.count && found.versions.count == streams.count, "the store answered another number of lookups")
+            for (n, line) in idLines.enumerated() { positions[line] = .some(found.positions[n]) }
+            for (n, line) in streamLines.enumerated() { versions[line] = .some(found.versions[n]) }
         }
+
+        /// The store's answer for line `k`'s id (nil: not looked up).
+        func position(_ k: Int) -> StoredID?? { positions.indices.contains(k - start) ? positions[k - start] : nil }
+        /// The store's answer for line `k`'s stream (nil: not looked up).
+        func version(_ k: Int) -> Int64?? { versions.indices.contains(k - start) ? versions[k - start] : nil }
     }
 
     /// Decides a parsed chunk's lines in order.
@@ -356,7 +367,7 @@ public final class Ingestor {
                 }
                 // A resend is acknowledged before any check (and does not use up
                 // --expect-version); a reused id with other content is refused.
-                switch try input.id.map({ try resend(input, id: $0, line: line, stored: answers.positions[k]) }) ?? .new {
+                switch try input.id.map({ try resend(input, id: $0, line: line, stored: answers.position(k)) }) ?? .new {
                 case .duplicate:
                     report.duplicates += 1
                     continue
@@ -365,7 +376,7 @@ public final class Ingestor {
                 case .new:
                     switch single.check(input, line: line) {
                     case let .failure(error): rejection = error
-                    case let .success(event): rejection = try decide(event, line: line, now: now, storedVersion: answers.versions[k], into: accepted, &report)
+                    case let .success(event): rejection = try decide(event, line: line, now: now, storedVersion: answers.version(k), into: accepted, &report)
                     }
                 }
             }

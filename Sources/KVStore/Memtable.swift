@@ -229,13 +229,7 @@ final class Memtable: @unchecked Sendable {
     /// instead of a full comparison per step of a comparison sort.
     private func sortByKey(_ pairs: UnsafeMutableBufferPointer<SortPair>, depth: Int) {
         guard pairs.count > 1 else { return }
-        // Entries sit in the arena in the order they were written, not in this order: the
-        // entry some steps ahead is asked for early, so that its miss overlaps the work on
-        // the ones before it (this loop does little per entry: it looks further ahead).
-        for i in pairs.indices {
-            if i + Self.sortPrefetchDistance < pairs.count { prefetch(pairs[i + Self.sortPrefetchDistance].ref) }
-            pairs[i].chunk = chunk8(pairs[i].ref, depth)
-        }
+        for i in pairs.indices { pairs[i].chunk = chunk8(pairs[i].ref, depth) }
         Self.sortByChunk(pairs)
         var start = 0
         while start < pairs.count {
@@ -246,9 +240,7 @@ final class Memtable: @unchecked Sendable {
                 // Equal 8 bytes: keys that end within them are ordered by length (shorter
                 // first); the rest go on to the next 8 bytes.
                 var shortEnd = 0
-                for i in run.indices {
-                    if i + Self.sortPrefetchDistance < run.count { prefetch(run[i + Self.sortPrefetchDistance].ref) }
-                    guard key(run[i].ref).count <= depth + 8 else { continue }
+                for i in run.indices where key(run[i].ref).count <= depth + 8 {
                     run.swapAt(i, shortEnd)
                     shortEnd += 1
                 }
@@ -364,9 +356,8 @@ final class Memtable: @unchecked Sendable {
     }
 
     /// How far ahead of a walk in key order entries are asked for (`prefetch`): a flush
-    /// does ~100 instructions an entry, the sort's loops a few.
+    /// does ~100 instructions an entry, time enough for the line to arrive.
     static let prefetchDistance = 12
-    static let sortPrefetchDistance = 48
 
     /// Asks for an entry's first cache line without waiting for it: a walk in key order
     /// asks for the entry a few steps ahead, so that its miss overlaps the work on the

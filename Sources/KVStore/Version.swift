@@ -68,9 +68,6 @@ final class TableHandle: Sendable {
     /// Lets the open file go (the next read opens it again).
     func closeReader() { opened.withLock { $0 = nil } }
 
-    /// The reader, if the file is open (a prefetch opens no file).
-    var openReader: TableReader? { opened.withLock { $0 } }
-
     /// Removes the file once the last reference is gone.
     func markObsolete() { obsolete.store(true, ordering: .releasing) }
 
@@ -175,10 +172,8 @@ final class Version: Sendable {
     /// Level 0's sorted runs, newest first, each in key order.
     var level0Runs: [[TableHandle]] { level0RunRanges.map { Array(levels[0][$0]) } }
 
-
     var totalBytes: Int64 { levels.indices.reduce(0) { $0 + bytes(level: $1) } }
     var fileCount: Int { levels.reduce(0) { $0 + $1.count } }
-
 
     /// Iterators over every file, newest first: each level-0 file, then one per sorted level.
     func iterators() -> [SortedIterator] {

@@ -69,9 +69,10 @@ struct AppendPlan {
         // Each stream's last offset before this call, looked up once (pass 2 links to it).
         var headOffset = WordPairTable<StreamHash, Int64>(capacity: events.count)
         var firstWithID = WordPairTable<ScopedID, Int>(capacity: events.count)
-        // The stored rows of every id and stream, looked up together (a few of them — an
-        // id in flight, a stream seen earlier in this call — are not needed).
-        let stored = try index.storedRows(ids: scopedIDs, streams: hashes, partitions: partitionOfEvent)
+        // Where every id is and every stream's head, looked up together (a few of them — a
+        // stream seen earlier in this call — are not needed). Nothing changes them before
+        // pass 2: the index lock is held.
+        let found = try index.current(ids: scopedIDs, streams: hashes, partitions: partitionOfEvent)
         for (i, event) in events.enumerated() {
             let id = scopedIDs[i]
             func conflict(_ original: String) -> EventStoreError { .idConflict(tenant: event.tenant, id: event.id, original: original) }
@@ -89,7 +90,7 @@ struct AppendPlan {
                 outcomes[i] = .duplicate(Position(partition: position.partition, offset: position.offset), version: position.version)
                 continue
             }
-            if let stored = stored.ids[i] {
+            if let stored = found.ids[i] {
                 let position = Position(partition: stored.partition, offset: stored.offset)
                 guard event.isResend(of: try store.readEvent(at: position)) else { throw conflict("the event stored at \(position)") }
                 outcomes[i] = .duplicate(position, version: stored.version)
@@ -99,7 +100,7 @@ struct AppendPlan {
             if let inCall = versionInCall[hashes[i]] {
                 current = inCall
             } else {
-                let head = index.inFlightStreams[partitionOfEvent[i]][hashes[i]] ?? stored.heads[i]
+                let head = found.heads[i]
                 current = head?.version ?? 0
                 if let head { headOffset[hashes[i]] = head.offset }
             }

@@ -166,12 +166,12 @@ public final class EventStore: Sendable {
     public func storedPosition(of id: EventID, tenant: String) throws -> StoredID? {
         let scoped = ScopedID(tenant: tenant, id: id)
         return try index.lock.withLock {
-            try index.existing(scoped).map { StoredID(position: Position(partition: $0.partition, offset: $0.offset), version: $0.version) }
+            try index.existing(scoped).map(StoredID.init)
         }
     }
 
     /// `storedPosition` of each id and `version` of each stream, looked up together: far
-    /// fewer cache misses than one at a time (`StoreIndex.storedRows`).
+    /// fewer cache misses than one at a time (`StoreIndex.current`).
     public func lookUp(ids: [(tenant: String, id: EventID)], streams: [(tenant: String, stream: String)]) throws -> (positions: [StoredID?], versions: [Int64?]) {
         let scoped = ids.map { ScopedID(tenant: $0.tenant, id: $0.id) }
         var hashes: [StreamHash] = [], partitions: [Int] = []
@@ -182,16 +182,8 @@ public final class EventStore: Sendable {
             hashes.append(StreamHash(key: key))
             partitions.append(log.partition(forKey: key))
         }
-        return try index.lock.withLock {
-            let stored = try index.storedRows(ids: scoped, streams: hashes, partitions: partitions)
-            let positions = scoped.indices.map { i in
-                (index.inFlightIDs[scoped[i]]?.position ?? stored.ids[i]).map {
-                    StoredID(position: Position(partition: $0.partition, offset: $0.offset), version: $0.version)
-                }
-            }
-            let versions: [Int64?] = hashes.indices.map { j in (index.inFlightStreams[partitions[j]][hashes[j]] ?? stored.heads[j])?.version ?? 0 }
-            return (positions, versions)
-        }
+        let found = try index.lock.withLock { try index.current(ids: scoped, streams: hashes, partitions: partitions) }
+        return (found.ids.map { $0.map(StoredID.init) }, found.heads.map { $0?.version ?? 0 })
     }
 
     /// The current version of a stream (0 when it does not exist).
@@ -261,6 +253,11 @@ public struct StoredID: Sendable, Equatable {
     public init(position: Position, version: Int64) {
         self.position = position
         self.version = version
+    }
+
+    /// Where the index says an event is.
+    init(_ indexed: IndexedPosition) {
+        self.init(position: Position(partition: indexed.partition, offset: indexed.offset), version: indexed.version)
     }
 }
 

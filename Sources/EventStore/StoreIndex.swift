@@ -116,17 +116,29 @@ final class StoreIndex: @unchecked Sendable {
         setKey(tag, a, b)
         do {
             return try key.withUnsafeBytes { k in
-                try rows.withValue(k) { found -> (Int64, Int64, Int64)? in
-                    guard let found else { return nil }
-                    guard let row = IndexRow.fields(found, count: fields) else {
-                        throw EventStoreError.indexDamaged("an index row of \(found.count) bytes does not hold \(fields) varints")
-                    }
-                    return row
-                }
+                try rows.withValue(k) { found -> (Int64, Int64, Int64)? in try found.map { try Self.fields(of: $0, count: fields) } }
             }
         } catch {
             throw EventStoreError.wrap(error)
         }
+    }
+
+    /// A stored row's fields; a row that does not decode is damage.
+    private static func fields(of row: UnsafeRawBufferPointer, count: Int) throws -> (Int64, Int64, Int64) {
+        guard let fields = IndexRow.fields(row, count: count) else {
+            throw EventStoreError.indexDamaged("an index row of \(row.count) bytes does not hold \(count) varints")
+        }
+        return fields
+    }
+
+    /// Where an id row says its event is.
+    private static func idPosition(_ row: (Int64, Int64, Int64)) -> IndexedPosition {
+        IndexedPosition(partition: Int(row.0), offset: row.1, version: row.2)
+    }
+
+    /// The head a stream row of `partition` holds.
+    private static func headPosition(_ row: (Int64, Int64, Int64), partition: Int) -> IndexedPosition {
+        IndexedPosition(partition: partition, offset: row.0, version: row.1)
     }
 
     private func store(_ tag: UInt8, _ a: UInt64, _ b: UInt64, _ f0: Int64, _ f1: Int64, _ f2: Int64? = nil) throws {
@@ -152,8 +164,7 @@ final class StoreIndex: @unchecked Sendable {
 
     /// The head of a stream among acknowledged events only.
     func storedHead(of stream: StreamHash, partition: Int) throws -> IndexedPosition? {
-        guard let row = try lookup(IndexRow.streamTag, stream.k0, stream.k1, fields: IndexRow.streamFields) else { return nil }
-        return IndexedPosition(partition: partition, offset: row.0, version: row.1)
+        try lookup(IndexRow.streamTag, stream.k0, stream.k1, fields: IndexRow.streamFields).map { Self.headPosition($0, partition: partition) }
     }
 
     /// Where an event id is stored or in flight.
@@ -164,41 +175,36 @@ final class StoreIndex: @unchecked Sendable {
 
     /// Where an event id is stored (acknowledged events only).
     func stored(_ id: ScopedID) throws -> IndexedPosition? {
-        guard let row = try lookup(IndexRow.idTag, id.high, id.low, fields: IndexRow.idFields) else { return nil }
-        return IndexedPosition(partition: Int(row.0), offset: row.1, version: row.2)
+        try lookup(IndexRow.idTag, id.high, id.low, fields: IndexRow.idFields).map(Self.idPosition)
     }
 
-    /// Where each id is stored and each stream's stored head (acknowledged events only, as
-    /// `stored` and `storedHead` answer), looked up together:
-    /// many lookups of keys the index does not hold cost far less together
-    /// (`KVStore.withValues`).
-    func storedRows(ids: [ScopedID], streams: [StreamHash], partitions: [Int]) throws -> (ids: [IndexedPosition?], heads: [IndexedPosition?]) {
+    /// What `existing(_:)` answers for each id and `head(of:partition:)` for each stream
+    /// (`partitions[j]` is stream j's), with their rows looked up together: many lookups of
+    /// keys the index does not hold cost far less together (`KVStore.withValues`).
+    func current(ids: [ScopedID], streams: [StreamHash], partitions: [Int]) throws -> (ids: [IndexedPosition?], heads: [IndexedPosition?]) {
         precondition(streams.count == partitions.count, "one partition per stream")
         var keys: [UInt8] = []
-        keys.reserveCapacity(2 * ids.count * IndexRow.keyBytes)
+        keys.reserveCapacity((ids.count + streams.count) * IndexRow.keyBytes)
         for id in ids { IndexRow.appendKey(IndexRow.idTag, id.high, id.low, to: &keys) }
         for stream in streams { IndexRow.appendKey(IndexRow.streamTag, stream.k0, stream.k1, to: &keys) }
-        var storedIDs = [IndexedPosition?](repeating: nil, count: ids.count), heads = [IndexedPosition?](repeating: nil, count: streams.count)
+        var positions = ids.map { inFlightIDs[$0]?.position }
+        var heads = streams.indices.map { inFlightStreams[partitions[$0]][streams[$0]] }
         do {
             try keys.withUnsafeBytes { packed in
                 try rows.withValues(packedKeys: packed, keyLength: IndexRow.keyBytes) { i, found in
                     guard let found else { return }
-                    let isID = i < ids.count
-                    let fields = isID ? IndexRow.idFields : IndexRow.streamFields
-                    guard let row = IndexRow.fields(found, count: fields) else {
-                        throw EventStoreError.indexDamaged("an index row of \(found.count) bytes does not hold \(fields) varints")
-                    }
-                    if isID {
-                        storedIDs[i] = IndexedPosition(partition: Int(row.0), offset: row.1, version: row.2)
-                    } else {
-                        heads[i - ids.count] = IndexedPosition(partition: partitions[i - ids.count], offset: row.0, version: row.1)
+                    if i < ids.count {
+                        if positions[i] == nil { positions[i] = Self.idPosition(try Self.fields(of: found, count: IndexRow.idFields)) }
+                    } else if heads[i - ids.count] == nil {
+                        let j = i - ids.count
+                        heads[j] = Self.headPosition(try Self.fields(of: found, count: IndexRow.streamFields), partition: partitions[j])
                     }
                 }
             }
         } catch {
             throw EventStoreError.wrap(error)
         }
-        return (storedIDs, heads)
+        return (positions, heads)
     }
 
     // MARK: Updates (caller holds the lock)

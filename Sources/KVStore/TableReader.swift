@@ -71,7 +71,7 @@ final class TableReader: Sendable {
     func mayContain(hash: UInt64) throws -> Bool {
         guard let handle = footer.filter else { return true }
         let bits: Block
-        if let held = filter.withLock({ $0 }) {
+        if let held = loadedFilter {
             bits = held
         } else {
             bits = try Self.read(handle, raw: true, file: file, path: path)

@@ -1,4 +1,5 @@
 import CPrefetch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,7 +11,7 @@ import Darwin
 ///
 /// Written by one thread (the store's writer) until `freeze()`; from then on it never
 /// changes and any thread may read it, by key (the hash index) or in key order (the
-/// entries sorted once by `freeze`). Old versions of a key stay in the arena but are not
+/// entries sorted once, by the first reader that walks them in order). Old versions of a key stay in the arena but are not
 /// reachable: the index points at the newest.
 ///
 /// Entry layout in the arena: u32 key length, u32 value length with bit 31 set for a
@@ -52,8 +53,11 @@ final class Memtable: @unchecked Sendable {
     static let pendingLimit = 32
     /// What the last batch's loads read, kept so that the compiler keeps the loads.
     private var prefetched: UInt64 = 0
-    /// References of the entries in key order; set by `freeze()`.
-    private(set) var sorted: [UInt64] = []
+    /// References of the entries in key order: sorted when first asked for (`sorted`), not
+    /// by `freeze` — the store's background worker usually asks first (its flush), so the
+    /// sort runs beside the writer instead of holding it up (it was 8 % of a records view
+    /// rebuild's projector thread, the thread that sets the pace).
+    private let order = Mutex<[UInt64]?>(nil)
     private(set) var isFrozen = false
 
     /// A memtable whose hash index starts with room for about `expectedEntries` keys.
@@ -203,24 +207,44 @@ final class Memtable: @unchecked Sendable {
         memoryBytes += oldCapacity * 12
     }
 
-    /// Ends writing: sorts the newest entries by key. After this the memtable is immutable.
+    /// Ends writing: after this the memtable is immutable. Its entries are sorted by key
+    /// later, by the first walk in order (`sorted`); the memory the order takes is counted
+    /// now, so that the store's accounting does not depend on who walks first.
     func freeze() {
         guard !isFrozen else { return }
         indexPending()
-        var pairs = [SortPair]()
-        pairs.reserveCapacity(count)
-        for i in 0..<capacity where slotRefs[i] != 0 { pairs.append(SortPair(chunk: 0, ref: slotRefs[i])) }
-        pairs.withUnsafeMutableBufferPointer { sortByKey($0, depth: 0) }
-        sorted = pairs.map(\.ref)
-        memoryBytes += sorted.count * 8
+        memoryBytes += count * 8
         isFrozen = true
     }
 
-    /// An entry reference with 8 bytes of its key, for sorting.
+    /// References of the newest entries in key order (frozen memtables only): sorted by the
+    /// first caller, on its thread; later callers (any thread) share that array.
+    var sorted: [UInt64] {
+        precondition(isFrozen, "only a frozen memtable is read in order")
+        return order.withLock { order in
+            if let order { return order }
+            var pairs = [SortPair]()
+            pairs.reserveCapacity(count)
+            for i in 0..<capacity where slotRefs[i] != 0 { pairs.append(SortPair(chunk: 0, ref: slotRefs[i])) }
+            pairs.withUnsafeMutableBufferPointer { sortByKey($0, depth: 0) }
+            let refs = pairs.map(\.ref)
+            precondition(refs.count == count, "the index holds every key once")
+            order = refs
+            return refs
+        }
+    }
+
+    /// An entry reference with 8 bytes of its key, for sorting, and its key's length (read
+    /// once, in the first round: later rounds need it and would miss the cache again).
     struct SortPair {
         var chunk: UInt64
         var ref: UInt64
+        var keyLength = 0
     }
+
+    /// How far ahead a round of the sort asks for the key bytes it will load (the entries of
+    /// a group sit anywhere in the arena: each load is a miss).
+    static let sortPrefetchDistance = 16
 
     /// Sorts entries by key, 8 bytes at a time: each round loads the next 8 key bytes of
     /// every entry of a group (big-endian, so integer order is byte order) and sorts on
@@ -229,7 +253,12 @@ final class Memtable: @unchecked Sendable {
     /// instead of a full comparison per step of a comparison sort.
     private func sortByKey(_ pairs: UnsafeMutableBufferPointer<SortPair>, depth: Int) {
         guard pairs.count > 1 else { return }
-        for i in pairs.indices { pairs[i].chunk = chunk8(pairs[i].ref, depth) }
+        let ahead = Self.sortPrefetchDistance
+        for i in pairs.indices {
+            if i + ahead < pairs.count { backorder_prefetch(entryBase(pairs[i + ahead].ref) + 8 + depth) }
+            if depth == 0 { pairs[i].keyLength = key(pairs[i].ref).count }
+            pairs[i].chunk = chunk8(pairs[i].ref, depth, keyLength: pairs[i].keyLength)
+        }
         Self.sortByChunk(pairs)
         var start = 0
         while start < pairs.count {
@@ -240,12 +269,12 @@ final class Memtable: @unchecked Sendable {
                 // Equal 8 bytes: keys that end within them are ordered by length (shorter
                 // first); the rest go on to the next 8 bytes.
                 var shortEnd = 0
-                for i in run.indices where key(run[i].ref).count <= depth + 8 {
+                for i in run.indices where run[i].keyLength <= depth + 8 {
                     run.swapAt(i, shortEnd)
                     shortEnd += 1
                 }
                 var short = UnsafeMutableBufferPointer(rebasing: run[0..<shortEnd])
-                short.sort { key($0.ref).count < key($1.ref).count }
+                short.sort { $0.keyLength < $1.keyLength }
                 sortByKey(UnsafeMutableBufferPointer(rebasing: run[shortEnd...]), depth: depth + 8)
             }
             start = end
@@ -316,12 +345,11 @@ final class Memtable: @unchecked Sendable {
 
     /// Key bytes `depth..<depth+8` as a big-endian integer, zero-padded.
     @inline(__always)
-    private func chunk8(_ ref: UInt64, _ depth: Int) -> UInt64 {
-        let k = key(ref)
-        guard let base = k.baseAddress else { return 0 }
-        if depth + 8 <= k.count { return UInt64(bigEndian: base.loadUnaligned(fromByteOffset: depth, as: UInt64.self)) }
+    private func chunk8(_ ref: UInt64, _ depth: Int, keyLength: Int) -> UInt64 {
+        let base = entryBase(ref) + 8
+        if depth + 8 <= keyLength { return UInt64(bigEndian: base.loadUnaligned(fromByteOffset: depth, as: UInt64.self)) }
         var value: UInt64 = 0
-        for i in 0..<8 { value = value << 8 | UInt64(depth + i < k.count ? base.load(fromByteOffset: depth + i, as: UInt8.self) : 0) }
+        for i in 0..<8 { value = value << 8 | UInt64(depth + i < keyLength ? base.load(fromByteOffset: depth + i, as: UInt8.self) : 0) }
         return value
     }
 
@@ -396,9 +424,8 @@ final class Memtable: @unchecked Sendable {
         entryBase(ref).load(fromByteOffset: 4, as: UInt32.self) & Self.deletedFlag != 0
     }
 
-    /// The position in `sorted` of the first key ≥ `key` (frozen memtables only).
-    func lowerBound(_ key: UnsafeRawBufferPointer) -> Int {
-        precondition(isFrozen, "only a frozen memtable is read in order")
+    /// The position in `sorted` (the array given) of the first key ≥ `key`.
+    func lowerBound(_ key: UnsafeRawBufferPointer, in sorted: [UInt64]) -> Int {
         var low = 0, high = sorted.count
         while low < high {
             let mid = (low + high) / 2

@@ -36,18 +36,21 @@ class SortedIterator {
 /// Walks a frozen memtable's sorted entries.
 final class MemtableIterator: SortedIterator {
     private let table: Memtable
+    /// The table's entries in key order (taken once: the first walk sorts them).
+    private let sorted: [UInt64]
     private var position: Int
 
     init(_ table: Memtable) {
         precondition(table.isFrozen, "only a frozen memtable is iterated")
         self.table = table
-        position = table.sorted.count
+        sorted = table.sorted
+        position = sorted.count
     }
 
     private func publish() {
-        isValid = position >= 0 && position < table.sorted.count
+        isValid = position >= 0 && position < sorted.count
         guard isValid else { return }
-        let ref = table.sorted[position]
+        let ref = sorted[position]
         key = table.key(ref)
         value = table.value(ref)
         isDeletion = table.isDeletion(ref)
@@ -59,14 +62,14 @@ final class MemtableIterator: SortedIterator {
     @inline(__always)
     private func prefetch(_ step: Int) {
         let ahead = position + step * Memtable.prefetchDistance
-        if ahead >= 0 && ahead < table.sorted.count { table.prefetch(table.sorted[ahead]) }
+        if ahead >= 0 && ahead < sorted.count { table.prefetch(sorted[ahead]) }
     }
 
     override func seekToFirst() { position = 0; publish() }
-    override func seekToLast() { position = table.sorted.count - 1; publish() }
-    override func seek(_ key: UnsafeRawBufferPointer) { position = table.lowerBound(key); publish() }
+    override func seekToLast() { position = sorted.count - 1; publish() }
+    override func seek(_ key: UnsafeRawBufferPointer) { position = table.lowerBound(key, in: sorted); publish() }
     override func next() { position += 1; prefetch(1); publish() }
-    override func prev() { position = position <= 0 ? table.sorted.count : position - 1; prefetch(-1); publish() }
+    override func prev() { position = position <= 0 ? sorted.count : position - 1; prefetch(-1); publish() }
 }
 
 /// Walks a sorted level: files that do not overlap, in key order, each opened when reached.

@@ -27,6 +27,37 @@ import Testing
         #expect(frozen == keys.sorted { $0.lexicographicallyPrecedes($1) })
     }
 
+    /// `freeze` leaves the sort to the first walk in order, on whatever thread walks first:
+    /// walks that start together on several threads all get the one sorted order.
+    @Test func theFirstWalkSortsAndConcurrentWalksShareTheOrder() async {
+        let table = Memtable(expectedEntries: 16)
+        var keys: [[UInt8]] = []
+        for i in 0..<20_000 {
+            let key = Array("k\((i &* 7919) % 20_000)".utf8)
+            keys.append(key)
+            key.withUnsafeBytes { k in [UInt8(1)].withUnsafeBytes { table.put(k, $0) } }
+        }
+        table.freeze()
+        let expected = keys.sorted { $0.lexicographicallyPrecedes($1) }
+        let orders = await withTaskGroup(of: [[UInt8]].self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    let walk = MemtableIterator(table)
+                    var seen: [[UInt8]] = []
+                    walk.seekToFirst()
+                    while walk.isValid {
+                        seen.append(Array(walk.key))
+                        walk.next()
+                    }
+                    return seen
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(orders.count == 4)
+        for order in orders { #expect(order == expected) }
+    }
+
     /// The radix sort on chunks orders them as a comparison sort does and keeps every pair,
     /// for chunks that share some of their bytes and not others.
     @Test func radixSortOfChunksMatchesAComparisonSort() {

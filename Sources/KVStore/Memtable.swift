@@ -11,8 +11,8 @@ import Darwin
 ///
 /// Written by one thread (the store's writer) until `freeze()`; from then on it never
 /// changes and any thread may read it, by key (the hash index) or in key order (the
-/// entries sorted once, by the first reader that walks them in order). Old versions of a key stay in the arena but are not
-/// reachable: the index points at the newest.
+/// entries sorted once, by the first reader that walks them in order). Old versions of a
+/// key stay in the arena but are not reachable: the index points at the newest.
 ///
 /// Entry layout in the arena: u32 key length, u32 value length with bit 31 set for a
 /// deletion, the key's bytes, the value's bytes. An entry's reference is

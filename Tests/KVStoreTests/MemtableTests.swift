@@ -28,7 +28,8 @@ import Testing
     }
 
     /// `freeze` leaves the sort to the first walk in order, on whatever thread walks first:
-    /// walks that start together on several threads all get the one sorted order.
+    /// walks that start together on several threads all get the one sorted order, and the
+    /// memory it takes was counted by the freeze.
     @Test func theFirstWalkSortsAndConcurrentWalksShareTheOrder() async {
         let table = Memtable(expectedEntries: 16)
         var keys: [[UInt8]] = []
@@ -38,6 +39,8 @@ import Testing
             key.withUnsafeBytes { k in [UInt8(1)].withUnsafeBytes { table.put(k, $0) } }
         }
         table.freeze()
+        // The order's memory is counted at the freeze, whoever sorts later.
+        let counted = table.memoryBytes
         let expected = keys.sorted { $0.lexicographicallyPrecedes($1) }
         let orders = await withTaskGroup(of: [[UInt8]].self) { group in
             for _ in 0..<4 {
@@ -56,6 +59,7 @@ import Testing
         }
         #expect(orders.count == 4)
         for order in orders { #expect(order == expected) }
+        #expect(table.memoryBytes == counted)
     }
 
     /// The radix sort on chunks orders them as a comparison sort does and keeps every pair,

@@ -7,7 +7,6 @@ struct BlockBuilder {
     private(set) var buffer: [UInt8] = []
     private var restarts: [UInt32] = [0]
     private var sinceRestart = 0
-    private var lastKey: [UInt8] = []
     private let restartInterval: Int
     /// Entries added.
     private(set) var count = 0
@@ -22,28 +21,23 @@ struct BlockBuilder {
     /// Bytes the finished block will have.
     var estimatedBytes: Int { buffer.count + restarts.count * 4 + 4 }
 
-    /// The key added last.
-    var lastAddedKey: [UInt8] { lastKey }
-
-    /// Adds an entry; keys must come in strictly increasing order.
-    mutating func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, deleted: Bool) {
-        var shared = 0
+    /// Adds an entry; keys must come in strictly increasing order. `sharedWithPrevious` is
+    /// the length of the prefix the key shares with the key added before it (the caller
+    /// knows it: it checks the order with it); a restart point and a block's first entry
+    /// store the whole key.
+    mutating func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, deleted: Bool, sharedWithPrevious: Int) {
+        precondition(sharedWithPrevious >= 0 && sharedWithPrevious <= key.count, "a shared prefix within the key")
+        var shared = count == 0 ? 0 : sharedWithPrevious
         if sinceRestart == restartInterval {
             restarts.append(UInt32(buffer.count))
             sinceRestart = 0
-        } else {
-            let limit = min(lastKey.count, key.count)
-            lastKey.withUnsafeBytes { last in
-                while shared < limit && last[shared] == key[shared] { shared += 1 }
-            }
+            shared = 0
         }
         ByteCoding.appendVarint(UInt64(shared), to: &buffer)
         ByteCoding.appendVarint(UInt64(key.count - shared), to: &buffer)
         ByteCoding.appendVarint(UInt64(value.count) << 1 | (deleted ? 1 : 0), to: &buffer)
         buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: key[shared...]))
         buffer.append(contentsOf: value)
-        lastKey.removeAll(keepingCapacity: true)
-        lastKey.append(contentsOf: key)
         sinceRestart += 1
         count += 1
     }
@@ -56,7 +50,6 @@ struct BlockBuilder {
         buffer.removeAll(keepingCapacity: true)
         restarts = [0]
         sinceRestart = 0
-        lastKey.removeAll(keepingCapacity: true)
         count = 0
         return out
     }

@@ -48,6 +48,29 @@ enum KeyOrder {
         }
         return a.count - b.count
     }
+
+    /// The length of the prefix `a` and `b` share, compared 8 bytes at a time (a table's
+    /// writer asks it of every key it adds: its shared prefix with the key before it is
+    /// both what the block stores and the check that keys come in order).
+    @inline(__always)
+    static func sharedPrefix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = min(a.count, b.count)
+        guard n > 0, let pa = a.baseAddress, let pb = b.baseAddress else { return 0 }
+        var i = 0
+        while i + 8 <= n {
+            let x = UInt64(littleEndian: pa.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ pb.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            if x != 0 { return i + x.trailingZeroBitCount / 8 }
+            i += 8
+        }
+        while i < n && pa.load(fromByteOffset: i, as: UInt8.self) == pb.load(fromByteOffset: i, as: UInt8.self) { i += 1 }
+        return i
+    }
+
+    /// Whether `key` sorts after `previous`, given the length of the prefix they share.
+    @inline(__always)
+    static func follows(_ key: UnsafeRawBufferPointer, _ previous: UnsafeRawBufferPointer, sharing shared: Int) -> Bool {
+        shared < key.count && (shared == previous.count || key[shared] > previous[shared])
+    }
 }
 
 #if canImport(Glibc)

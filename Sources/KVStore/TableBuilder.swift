@@ -57,11 +57,12 @@ final class TableBuilder {
 
     /// Adds an entry; its key must be greater than the previous one.
     func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, deleted: Bool) throws {
-        precondition(entries == 0 || KeyOrder.compare(lastKey.bytes, key) < 0, "table keys must be added in strictly increasing order")
+        let shared = entries == 0 ? 0 : KeyOrder.sharedPrefix(lastKey.bytes, key)
+        precondition(entries == 0 || KeyOrder.follows(key, lastKey.bytes, sharing: shared), "table keys must be added in strictly increasing order")
         if smallest == nil { smallest = Array(key) }
         if options.bloomBitsPerKey > 0 { hashes.append(KeyHash.of(key)) }
         if block.isEmpty { blockFirstKey.set(key) }
-        block.add(key, value, deleted: deleted)
+        block.add(key, value, deleted: deleted, sharedWithPrevious: shared)
         lastKey.set(key)
         entries += 1
         if block.estimatedBytes >= options.blockBytes { try finishDataBlock() }
@@ -76,7 +77,7 @@ final class TableBuilder {
         var value: [UInt8] = []
         handle.encode(into: &value)
         value.append(contentsOf: blockFirstKey.bytes)
-        value.withUnsafeBytes { v in index.add(lastKey.bytes, v, deleted: false) }
+        value.withUnsafeBytes { v in index.add(lastKey.bytes, v, deleted: false, sharedWithPrevious: 0) }
         if pending.count >= 1 << 20 { try writePending() }
     }
 

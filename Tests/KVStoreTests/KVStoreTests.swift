@@ -582,3 +582,29 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         #expect([UInt8(3)].withUnsafeBytes { RunBounds([]).file(containing: $0) } == nil)
     }
 }
+
+@Suite struct KeyOrderTests {
+    /// The shared prefix, found 8 bytes at a time, and the order check made from it agree
+    /// with a byte-by-byte walk and `compare`: keys of every length up to 40 bytes from a
+    /// small alphabet (long equal runs, differences in every byte of a word, prefixes).
+    @Test func sharedPrefixAndFollowsMatchAByteWalk() {
+        var random = SplitMix64(seed: 17)
+        func key() -> [UInt8] {
+            (0..<Int.random(in: 0...40, using: &random)).map { _ in [0, 1, 0x7F, 0x80, 0xFF][Int.random(in: 0..<5, using: &random)] }
+        }
+        for _ in 0..<20_000 {
+            let a = key()
+            var b = Bool.random(using: &random) ? a : key()
+            if !b.isEmpty && Bool.random(using: &random) { b[Int.random(in: 0..<b.count, using: &random)] ^= 0x80 }
+            var naive = 0
+            while naive < min(a.count, b.count) && a[naive] == b[naive] { naive += 1 }
+            a.withUnsafeBytes { ka in
+                b.withUnsafeBytes { kb in
+                    let shared = KeyOrder.sharedPrefix(ka, kb)
+                    #expect(shared == naive)
+                    #expect(KeyOrder.follows(kb, ka, sharing: shared) == (KeyOrder.compare(kb, ka) > 0))
+                }
+            }
+        }
+    }
+}

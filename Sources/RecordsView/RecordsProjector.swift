@@ -205,15 +205,18 @@ public final class RecordsProjector: ViewProjector {
         try put({ RowKeys.posting(&$0, tenant, ViewKey.customerPosting, month, r.columns.customerId, at, id) })
         try put({ RowKeys.posting(&$0, tenant, ViewKey.productPosting, month, r.columns.productId, at, id) },
                 value: { RowKeys.productPostingValue(&$0, customer: r.columns.customerId, deleted: r.columns.status == .deleted) })
-        for name in names(r) {
-            try registerName(tenant, name)
-            try put({ RowKeys.namePosting(&$0, tenant, month, name, at, id) })
-        }
         if let notes = r.details.notes {
             for word in Set(SearchText.words(notes)) { try put({ RowKeys.notesWord(&$0, tenant, month, word, at, id) }) }
         }
         if r.columns.status == .completed, let done = r.columns.completedAt { try put({ RowKeys.completion(&$0, tenant, done, at, id) }) }
-        try count(tenant, old: nil, new: Contribution(r))
+        let known = try count(tenant, old: nil, new: Contribution(r))
+        for name in names(r) {
+            // A name its customer's (or product's) newest request was recorded with is
+            // registered already: only a new or renamed party's name is looked up.
+            let registered = (known.customer && name == r.details.customerName) || (known.product && name == r.details.productName)
+            if !registered { try registerName(tenant, name) }
+            try put({ RowKeys.namePosting(&$0, tenant, month, name, at, id) })
+        }
         records.set(RequestRef(tenant: tenant, id: id), r)
     }
 
@@ -364,8 +367,12 @@ public final class RecordsProjector: ViewProjector {
     }
 
     /// Moves a request's contribution from its old state to its new one (nil: none) in every
-    /// tally it counts in; keys that stay the same get the difference in one update.
-    private func count(_ tenant: String, old: Contribution?, new: Contribution?) throws {
+    /// tally it counts in; keys that stay the same get the difference in one update. Returns
+    /// whether the new state's customer (product) had its name as the name of its newest
+    /// request before: such a name is registered (`registerName`), since every name a
+    /// group's newest request can have came with a request that registered it.
+    @discardableResult
+    private func count(_ tenant: String, old: Contribution?, new: Contribution?) throws -> (customer: Bool, product: Bool) {
         var delta = new?.tally ?? Tally()
         if let oldTally = old?.tally { delta.add(oldTally, sign: -1) }
         let at = new?.requestedAt ?? old?.requestedAt ?? 0
@@ -385,23 +392,25 @@ public final class RecordsProjector: ViewProjector {
             if let done = oldDone { try tallies.updateDay(tenant, ViewKey.day(of: done), kind: ViewKey.completionDay, store) { $0.completed &-= 1 } }
             if let done = newDone { try tallies.updateDay(tenant, ViewKey.day(of: done), kind: ViewKey.completionDay, store) { $0.completed &+= 1 } }
         }
-        try countInGroups(tenant, old, new, delta, customer: true)
-        try countInGroups(tenant, old, new, delta, customer: false)
+        return (try countInGroups(tenant, old, new, delta, customer: true), try countInGroups(tenant, old, new, delta, customer: false))
     }
 
     /// `count` for the request's customer (or product): the difference when the group stays,
     /// else out of the old group and into the new one; its newest request is noted, or
-    /// marked to be found again when this request stops being it.
-    private func countInGroups(_ tenant: String, _ old: Contribution?, _ new: Contribution?, _ delta: Tally, customer: Bool) throws {
+    /// marked to be found again when this request stops being it. Returns whether the new
+    /// state's group had its name as its newest request's before (see `count`).
+    private func countInGroups(_ tenant: String, _ old: Contribution?, _ new: Contribution?, _ delta: Tally, customer: Bool) throws -> Bool {
+        var nameWasNewest = false
         let oldGroup = old?.group(customer: customer), newGroup = new?.group(customer: customer)
         if let old, let new, oldGroup == newGroup {
             let keepsLast = old.counted == new.counted && old.name(customer: customer) == new.name(customer: customer)
             try tallies.updateGroup(tenant, customer, new.group(customer: customer), store) { g in
                 g.tally.add(delta, sign: 1)
+                nameWasNewest = g.isNewestName(new.name(customer: customer))
                 if !keepsLast && old.counted && old.requestedAt == g.lastAt { markLast(tenant, customer, old.group(customer: customer)) }
                 if new.counted { g.noteRequest(at: new.requestedAt, name: new.name(customer: customer)) }
             }
-            return
+            return nameWasNewest
         }
         if let old, let oldGroup {
             try tallies.updateGroup(tenant, customer, oldGroup, store) { g in
@@ -411,10 +420,12 @@ public final class RecordsProjector: ViewProjector {
         }
         if let new, let newGroup {
             try tallies.updateGroup(tenant, customer, newGroup, store) { g in
+                nameWasNewest = g.isNewestName(new.name(customer: customer))
                 g.tally.add(new.tally, sign: 1)
                 if new.counted { g.noteRequest(at: new.requestedAt, name: new.name(customer: customer)) }
             }
         }
+        return nameWasNewest
     }
 
     private func markLast(_ tenant: String, _ isCustomer: Bool, _ id: String) {

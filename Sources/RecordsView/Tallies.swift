@@ -120,6 +120,9 @@ struct GroupTally: Equatable {
     var lastAt = Int64.min
     var lastName = ""
 
+    /// Whether `name` is the name of the group's newest request (there is one).
+    func isNewestName(_ name: String) -> Bool { lastAt != .min && lastName == name }
+
     /// Counts a request not deleted made at `at` and recorded as `name`.
     mutating func noteRequest(at: Int64, name: String) {
         if at > lastAt {

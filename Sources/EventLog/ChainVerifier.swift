@@ -212,6 +212,14 @@ private struct PartitionCheck {
         while true {
             switch try scanner.next() {
             case let .batch(header, position):
+                // Past the recovery point of the active segment a writer may be copying this
+                // very batch into the page cache: a checksum that fails there is read again
+                // (`appendedSince`) before it is called damage.
+                if last && position >= durable, !(try scanner.withBatchBytes { header.verifyChecksum($0) }),
+                   let fresh = try appendedSince(file, at: position, size: &size) {
+                    scanner = fresh
+                    continue
+                }
                 try checkBatch(header, at: position, scanner: scanner, path: path)
             case let .end(position):
                 if last, position < size, let fresh = try appendedSince(file, at: position, size: &size) {
@@ -253,7 +261,7 @@ private struct PartitionCheck {
     /// A scanner from `position` when a fresh read finds a whole batch there with a good
     /// checksum, else nil. The scanner's buffer was read earlier: a writer appending beside
     /// this check fills the pre-zeroed space after it, and a batch half copied into the
-    /// page cache reads as torn for a moment. Read again (three times, 20 ms apart) before
+    /// page cache reads as torn (or with a checksum that fails) for a moment. Read again (three times, 20 ms apart) before
     /// calling the end of the active segment damage. `size` follows the file down: a
     /// closing writer cuts the pre-zeroed space.
     private func appendedSince(_ file: any StorageFile, at position: Int64, size: inout Int64) throws -> SegmentScanner? {

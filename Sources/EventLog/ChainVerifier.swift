@@ -212,15 +212,15 @@ private struct PartitionCheck {
         while true {
             switch try scanner.next() {
             case let .batch(header, position):
+                let crcOK = try scanner.withBatchBytes { header.verifyChecksum($0) }
                 // Past the recovery point of the active segment a writer may be copying this
                 // very batch into the page cache: a checksum that fails there is read again
                 // (`appendedSince`) before it is called damage.
-                if last && position >= durable, !(try scanner.withBatchBytes { header.verifyChecksum($0) }),
-                   let fresh = try appendedSince(file, at: position, size: &size) {
+                if !crcOK, last && position >= durable, let fresh = try appendedSince(file, at: position, size: &size) {
                     scanner = fresh
                     continue
                 }
-                try checkBatch(header, at: position, scanner: scanner, path: path)
+                try checkBatch(header, at: position, crcOK: crcOK, scanner: scanner, path: path)
             case let .end(position):
                 if last, position < size, let fresh = try appendedSince(file, at: position, size: &size) {
                     scanner = fresh
@@ -261,8 +261,8 @@ private struct PartitionCheck {
     /// A scanner from `position` when a fresh read finds a whole batch there with a good
     /// checksum, else nil. The scanner's buffer was read earlier: a writer appending beside
     /// this check fills the pre-zeroed space after it, and a batch half copied into the
-    /// page cache reads as torn (or with a checksum that fails) for a moment. Read again (three times, 20 ms apart) before
-    /// calling the end of the active segment damage. `size` follows the file down: a
+    /// page cache reads as torn (or with a checksum that fails) for a moment. Read again
+    /// (three times, 20 ms apart) before calling the end of the active segment damage. `size` follows the file down: a
     /// closing writer cuts the pre-zeroed space.
     private func appendedSince(_ file: any StorageFile, at position: Int64, size: inout Int64) throws -> SegmentScanner? {
         for attempt in 0..<3 {
@@ -276,13 +276,12 @@ private struct PartitionCheck {
         return nil
     }
 
-    private mutating func checkBatch(_ header: BatchHeader, at position: Int64, scanner: SegmentScanner, path: String) throws {
+    /// Checks a batch whose checksum the caller verified (`crcOK`).
+    private mutating func checkBatch(_ header: BatchHeader, at position: Int64, crcOK: Bool, scanner: SegmentScanner, path: String) throws {
         var problems: [String] = []
         let previous = self.previous
         let chained = self.chained
-        let (crcOK, linkOK) = try scanner.withBatchBytes { base in
-            (header.verifyChecksum(base), !chained || header.version < 2 || header.linksTo(previous, batch: base))
-        }
+        let linkOK = try scanner.withBatchBytes { base in !chained || header.version < 2 || header.linksTo(previous, batch: base) }
         if !crcOK { problems.append("batch CRC32C mismatch (its bytes were changed)") }
         if chained && header.version < 2 { problems.append("batch of format version \(header.version) (without a chain hash) in a log of version \(manifest.version)") }
         if header.baseOffset != nextOffset {

@@ -367,10 +367,11 @@ public final class RecordsProjector: ViewProjector {
     }
 
     /// Moves a request's contribution from its old state to its new one (nil: none) in every
-    /// tally it counts in; keys that stay the same get the difference in one update. Returns
-    /// whether the new state's customer (product) had its name as the name of its newest
-    /// request before: such a name is registered (`registerName`), since every name a
-    /// group's newest request can have came with a request that registered it.
+    /// tally it counts in; keys that stay the same get the difference in one update. Returns,
+    /// for a request new to its customer (product) — a report —, whether that group's newest
+    /// request had the same name before: such a name is registered (`registerName`), since
+    /// every name a group's newest request can have came with a request that registered it
+    /// (false for a request that stays in its group: no caller asks).
     @discardableResult
     private func count(_ tenant: String, old: Contribution?, new: Contribution?) throws -> (customer: Bool, product: Bool) {
         var delta = new?.tally ?? Tally()
@@ -397,8 +398,8 @@ public final class RecordsProjector: ViewProjector {
 
     /// `count` for the request's customer (or product): the difference when the group stays,
     /// else out of the old group and into the new one; its newest request is noted, or
-    /// marked to be found again when this request stops being it. Returns whether the new
-    /// state's group had its name as its newest request's before (see `count`).
+    /// marked to be found again when this request stops being it. Returns whether a request
+    /// new to the group found its name as the group's newest request's (see `count`).
     private func countInGroups(_ tenant: String, _ old: Contribution?, _ new: Contribution?, _ delta: Tally, customer: Bool) throws -> Bool {
         var nameWasNewest = false
         let oldGroup = old?.group(customer: customer), newGroup = new?.group(customer: customer)
@@ -406,11 +407,10 @@ public final class RecordsProjector: ViewProjector {
             let keepsLast = old.counted == new.counted && old.name(customer: customer) == new.name(customer: customer)
             try tallies.updateGroup(tenant, customer, new.group(customer: customer), store) { g in
                 g.tally.add(delta, sign: 1)
-                nameWasNewest = g.isNewestName(new.name(customer: customer))
                 if !keepsLast && old.counted && old.requestedAt == g.lastAt { markLast(tenant, customer, old.group(customer: customer)) }
                 if new.counted { g.noteRequest(at: new.requestedAt, name: new.name(customer: customer)) }
             }
-            return nameWasNewest
+            return false
         }
         if let old, let oldGroup {
             try tallies.updateGroup(tenant, customer, oldGroup, store) { g in

@@ -55,8 +55,9 @@ final class Memtable: @unchecked Sendable {
     private var prefetched: UInt64 = 0
     /// References of the entries in key order: sorted when first asked for (`sorted`), not
     /// by `freeze` — the store's background worker usually asks first (its flush), so the
-    /// sort runs beside the writer instead of holding it up (it was 8 % of a records view
-    /// rebuild's projector thread, the thread that sets the pace).
+    /// sort runs beside the writer instead of holding it up (the event index's sort left
+    /// the ingest's deciding thread so; a writer that walks its own sealed writes, as the
+    /// records view's commit does, still sorts them itself).
     private let order = Mutex<[UInt64]?>(nil)
     private(set) var isFrozen = false
 

@@ -70,16 +70,25 @@ struct LineChunk: Sendable {
     func line(_ k: Int) -> ArraySlice<UInt8> { bytes[(k == 0 ? 0 : ends[k - 1])..<ends[k]] }
 }
 
-/// A chunk and what parsing made of each of its lines.
-struct ParsedChunk: Sendable {
+/// A chunk, what parsing made of each of its lines, and what can be known of each line
+/// before the lines above it are decided: its fingerprint, and the store's answers for its
+/// id and stream. Prepared on another task while the previous chunk is decided, so that
+/// the deciding task — the one that must go line by line — does only what needs order.
+struct PreparedChunk: Sendable {
     let chunk: LineChunk
     let results: [Result<InputEvent, InputError>]
+    /// Per line: `InputEvent.resendFingerprint` of a parsed line (0 for a rejected one).
+    let fingerprints: [Int]
+    let answers: StoreAnswers
 }
 
 extension InputParser {
-    func parse(_ chunk: LineChunk) -> ParsedChunk {
+    /// Parses `chunk`; a line without a tenant gets `tenant` (when this run sets one), as
+    /// the ingest decides it; then the store is asked about the lines' ids and streams.
+    func prepare(_ chunk: LineChunk, tenant: String?, store: any EventAppender) throws -> PreparedChunk {
         var results: [Result<InputEvent, InputError>] = []
         results.reserveCapacity(chunk.count)
+        var fingerprints = [Int](repeating: 0, count: chunk.count)
         chunk.bytes.withUnsafeBytes { all in
             for k in 0..<chunk.count {
                 if let length = chunk.tooLong[k] {
@@ -87,11 +96,64 @@ extension InputParser {
                     continue
                 }
                 let start = k == 0 ? 0 : chunk.ends[k - 1]
-                results.append(parse(UnsafeRawBufferPointer(rebasing: all[start..<chunk.ends[k]]), line: chunk.lineNumbers[k]))
+                var result = parse(UnsafeRawBufferPointer(rebasing: all[start..<chunk.ends[k]]), line: chunk.lineNumbers[k])
+                if case var .success(input) = result {
+                    if let tenant, !input.tenantGiven { input.tenant = tenant }
+                    fingerprints[k] = input.resendFingerprint
+                    result = .success(input)
+                }
+                results.append(result)
             }
         }
-        return ParsedChunk(chunk: chunk, results: results)
+        return PreparedChunk(chunk: chunk, results: results, fingerprints: fingerprints, answers: try StoreAnswers(results, store: store))
     }
+}
+
+/// What the store answered, before the lines were decided, for the ids and streams of a
+/// chunk's lines: looked up `window` lines per call, which is much cheaper than one call per
+/// line (a key the store's index does not hold costs a cache miss in every file it might
+/// be in; together those misses overlap). The answers are as current as one-at-a-time
+/// lookups would be for the ingest's own purpose: the store checks every event again
+/// when it is appended.
+struct StoreAnswers: Sendable {
+    /// Lines whose ids and streams are looked up in one call.
+    static let window = 256
+
+    /// Per line: nil when not looked up, `.some(nil)` when absent.
+    private var positions: [StoredID??]
+    private var versions: [Int64??]
+
+    /// Looks up the ids and streams of these lines (whose tenants are the ones they are
+    /// decided for: a line whose tenant will be refused is looked up, and never asked about).
+    init(_ results: [Result<InputEvent, InputError>], store: any EventAppender) throws {
+        positions = Array(repeating: nil, count: results.count)
+        versions = Array(repeating: nil, count: results.count)
+        var windowStart = 0
+        while windowStart < results.count {
+            let window = windowStart..<min(windowStart + Self.window, results.count)
+            var ids: [(tenant: String, id: EventID)] = [], idLines: [Int] = []
+            var streams: [(tenant: String, stream: String)] = [], streamLines: [Int] = []
+            for k in window {
+                guard case let .success(input) = results[k] else { continue }
+                if let id = input.id {
+                    ids.append((input.tenant, id))
+                    idLines.append(k)
+                }
+                streams.append((input.tenant, input.type.streamName(input.stream)))
+                streamLines.append(k)
+            }
+            let found = try store.lookUp(ids: ids, streams: streams)
+            precondition(found.positions.count == ids.count && found.versions.count == streams.count, "the store answered another number of lookups")
+            for (n, line) in idLines.enumerated() { positions[line] = .some(found.positions[n]) }
+            for (n, line) in streamLines.enumerated() { versions[line] = .some(found.versions[n]) }
+            windowStart = window.upperBound
+        }
+    }
+
+    /// The store's answer for line `k`'s id (nil: not looked up).
+    func position(_ k: Int) -> StoredID?? { positions[k] }
+    /// The store's answer for line `k`'s stream (nil: not looked up).
+    func version(_ k: Int) -> Int64?? { versions[k] }
 }
 
 /// An expected version for the whole input (`--expect-version`, a server's `If-Match`): the
@@ -254,27 +316,36 @@ public final class Ingestor {
         let now = EventStore.wallClockMicroseconds()
         var single = SingleStreamCheck(expectVersion: options.expectVersion)
         var parsers = [parser]
-        var pending: Task<ParsedChunk, Never>?
+        var pending: Task<PreparedChunk, any Error>?
         var chunkNumber = 0
-        while true {
-            var chunk = LineChunk()
-            while chunk.count < LineChunk.capacity,
-                  try reader.next({ bytes, line in chunk.add(bytes, line: line) }, tooLong: { line, length in chunk.addTooLong(bytes: length, line: line) }) {}
-            if chunk.count < LineChunk.capacity && pending == nil {
-                // The whole input in one chunk (a request of a few lines): parsed here,
-                // without a task and a second parser.
-                if chunk.count > 0 { try handle(parser.parse(chunk), now: now, single: &single, into: accepted, &report) }
+        let store = self.store, tenant = options.tenant
+        do {
+            while true {
+                var chunk = LineChunk()
+                while chunk.count < LineChunk.capacity,
+                      try reader.next({ bytes, line in chunk.add(bytes, line: line) }, tooLong: { line, length in chunk.addTooLong(bytes: length, line: line) }) {}
+                if chunk.count < LineChunk.capacity && pending == nil {
+                    // The whole input in one chunk (a request of a few lines): prepared
+                    // here, without a task and a second parser.
+                    if chunk.count > 0 { try handle(parser.prepare(chunk, tenant: tenant, store: store), now: now, single: &single, into: accepted, &report) }
+                    progress(reader.bytesRead, 0)
+                    break
+                }
+                if parsers.count < 2 { parsers.append(try InputParser()) }
+                let parser = parsers[chunkNumber % 2]
+                chunkNumber += 1
+                let preparing: Task<PreparedChunk, any Error>? = chunk.count == 0 ? nil : Task.detached { try parser.prepare(chunk, tenant: tenant, store: store) }
+                let prepared = pending
+                pending = preparing
+                if let prepared { try handle(try await prepared.value, now: now, single: &single, into: accepted, &report) }
                 progress(reader.bytesRead, 0)
-                break
+                if preparing == nil { break }
             }
-            if parsers.count < 2 { parsers.append(try InputParser()) }
-            let parser = parsers[chunkNumber % 2]
-            chunkNumber += 1
-            let parsing: Task<ParsedChunk, Never>? = chunk.count == 0 ? nil : Task.detached { parser.parse(chunk) }
-            if let pending { try handle(await pending.value, now: now, single: &single, into: accepted, &report) }
-            pending = parsing
-            progress(reader.bytesRead, 0)
-            if parsing == nil { break }
+        } catch {
+            // The chunk being prepared still reads the store: the caller may close it as
+            // soon as this throws.
+            _ = await pending?.result
+            throw error
         }
         if options.dryRun || (report.rejected > 0 && !options.skipInvalid) { return report }
         // The streams' states and the ids decided this input; appending it needs neither,
@@ -290,72 +361,20 @@ public final class Ingestor {
         return report
     }
 
-    /// Lines whose ids and streams are looked up in the store together (`StoreAnswers`).
-    static let lookupWindow = 256
-
-    /// What the store answered, before the lines were decided, for the ids and streams of a
-    /// window of lines: one call for all of them is much cheaper than one per line (a key
-    /// the store's index does not hold costs a cache miss in every file it might be in;
-    /// together those misses overlap). The answers are as current as one-at-a-time
-    /// lookups would be for the ingest's own purpose: the store checks every event again
-    /// when it is appended.
-    private struct StoreAnswers {
-        /// The results' index of the window's first line.
-        private var start = 0
-        /// Per line of the window: nil when not looked up, `.some(nil)` when absent.
-        private var positions: [StoredID??] = []
-        private var versions: [Int64??] = []
-
-        init() {}
-
-        /// Looks up the ids and streams of these lines (`tenant`: the one this run sets).
-        init(_ results: ArraySlice<Result<InputEvent, InputError>>, tenant: String?, store: any EventAppender) throws {
-            start = results.startIndex
-            positions = Array(repeating: nil, count: results.count)
-            versions = Array(repeating: nil, count: results.count)
-            var ids: [(tenant: String, id: EventID)] = [], idLines: [Int] = []
-            var streams: [(tenant: String, stream: String)] = [], streamLines: [Int] = []
-            for (k, result) in zip(results.indices, results) {
-                guard case let .success(input) = result else { continue }
-                // The tenant the line is decided for (a line whose tenant is refused is never looked up).
-                let owner = input.tenantGiven ? input.tenant : tenant ?? input.tenant
-                if let id = input.id {
-                    ids.append((owner, id))
-                    idLines.append(k - start)
-                }
-                streams.append((owner, input.type.streamName(input.stream)))
-                streamLines.append(k - start)
-            }
-            let found = try store.lookUp(ids: ids, streams: streams)
-            precondition(found.positions.count == ids.count && found.versions.count == streams.count, "the store answered another number of lookups")
-            for (n, line) in idLines.enumerated() { positions[line] = .some(found.positions[n]) }
-            for (n, line) in streamLines.enumerated() { versions[line] = .some(found.versions[n]) }
-        }
-
-        /// The store's answer for line `k`'s id (nil: not looked up).
-        func position(_ k: Int) -> StoredID?? { positions.indices.contains(k - start) ? positions[k - start] : nil }
-        /// The store's answer for line `k`'s stream (nil: not looked up).
-        func version(_ k: Int) -> Int64?? { versions.indices.contains(k - start) ? versions[k - start] : nil }
-    }
-
     /// Decides a parsed chunk's lines in order.
-    private func handle(_ parsed: ParsedChunk, now: Int64, single: inout SingleStreamCheck, into accepted: AcceptedEvents, _ report: inout IngestReport) throws {
-        var answers = StoreAnswers()
+    private func handle(_ parsed: PreparedChunk, now: Int64, single: inout SingleStreamCheck, into accepted: AcceptedEvents, _ report: inout IngestReport) throws {
+        let answers = parsed.answers
         for (k, result) in parsed.results.enumerated() {
-            if k % Self.lookupWindow == 0 {
-                answers = try StoreAnswers(parsed.results[k..<min(k + Self.lookupWindow, parsed.results.count)], tenant: options.tenant, store: store)
-            }
             let line = parsed.chunk.lineNumbers[k]
             report.lines += 1
             var rejection: InputError?
             switch result {
             case let .failure(error):
                 rejection = error
-            case var .success(input):
+            case let .success(input):
                 if let tenant = options.tenant {
-                    if !input.tenantGiven {
-                        input.tenant = tenant
-                    } else if input.tenant != tenant {
+                    // A line without a tenant has this one already (`prepare`).
+                    if input.tenant != tenant {
                         rejection = InputError(line: line, field: "tenant", message: "\(input.tenant) is not this request's tenant \(tenant); leave it out, or send the line to its own tenant")
                         break
                     }
@@ -367,7 +386,8 @@ public final class Ingestor {
                 }
                 // A resend is acknowledged before any check (and does not use up
                 // --expect-version); a reused id with other content is refused.
-                switch try input.id.map({ try resend(input, id: $0, line: line, stored: answers.position(k)) }) ?? .new {
+                let fingerprint = parsed.fingerprints[k]
+                switch try input.id.map({ try resend(input, id: $0, fingerprint: fingerprint, line: line, stored: answers.position(k)) }) ?? .new {
                 case .duplicate:
                     report.duplicates += 1
                     continue
@@ -376,7 +396,8 @@ public final class Ingestor {
                 case .new:
                     switch single.check(input, line: line) {
                     case let .failure(error): rejection = error
-                    case let .success(event): rejection = try decide(event, line: line, now: now, storedVersion: answers.version(k), into: accepted, &report)
+                    case let .success(event):
+                        rejection = try decide(event, fingerprint: fingerprint, line: line, now: now, storedVersion: answers.version(k), into: accepted, &report)
                     }
                 }
             }
@@ -394,15 +415,15 @@ public final class Ingestor {
     /// Whether a line's id was used before: by a line accepted earlier in this run, or by a
     /// stored event of its tenant — and if so, whether the line is that event again.
     /// `stored`: the store's answer for the id, when looked up already.
-    private func resend(_ input: InputEvent, id: EventID, line: Int, stored known: StoredID??) throws -> Resend {
+    private func resend(_ input: InputEvent, id: EventID, fingerprint: Int, line: Int, stored storedAnswer: StoredID??) throws -> Resend {
         let scoped = ScopedID(tenant: input.tenant, id: id)
         func conflict(_ original: String) -> Resend {
             .conflict(InputError(line: line, field: "id", message: "event id \(id) of tenant \(input.tenant) is already used by \(original) with other content; a resent event must be the same event, a new event needs a new id"))
         }
-        if let fingerprint = try memory.fingerprint(of: scoped) {
-            return fingerprint == input.resendFingerprint ? .duplicate : conflict("an earlier line of this input")
+        if let known = try memory.fingerprint(of: scoped) {
+            return known == fingerprint ? .duplicate : conflict("an earlier line of this input")
         }
-        guard let stored = try known ?? store.storedPosition(of: id, tenant: input.tenant) else { return .new }
+        guard let stored = try storedAnswer ?? store.storedPosition(of: id, tenant: input.tenant) else { return .new }
         let original = try store.readEvent(at: stored.position)
         return input.isResend(of: original) ? .duplicate : conflict("the event stored at \(stored.position) (\(original.type) of \(original.stream))")
     }
@@ -426,7 +447,7 @@ public final class Ingestor {
 
     /// Checks one event against its stream's state; on success records it and its effect.
     /// `storedVersion`: the store's answer for the line's stream, when looked up already.
-    private func decide(_ input: InputEvent, line: Int, now: Int64, storedVersion: Int64?? = nil, into accepted: AcceptedEvents,
+    private func decide(_ input: InputEvent, fingerprint: Int, line: Int, now: Int64, storedVersion: Int64?? = nil, into accepted: AcceptedEvents,
                         _ report: inout IngestReport) throws -> InputError? {
         var input = input
         if input.id == nil {
@@ -448,7 +469,7 @@ public final class Ingestor {
                 try self.state(StreamKey(tenant: input.tenant, stream: name)).state
             }))
             let id = input.id ?? EventID.random(using: &random)
-            try memory.insert(ScopedID(tenant: input.tenant, id: id), fingerprint: input.resendFingerprint)
+            try memory.insert(ScopedID(tenant: input.tenant, id: id), fingerprint: fingerprint)
             try accepted.append(NewEvent(
                 id: id, type: input.type.name, schemaVersion: input.type.schemaVersion, tenant: input.tenant, stream: stream,
                 businessTime: input.at ?? now, actor: input.actor, correlationId: input.correlationId, data: data.encoded(),

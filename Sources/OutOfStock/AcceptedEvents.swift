@@ -85,10 +85,13 @@ final class AcceptedEvents {
         pending.removeAll(keepingCapacity: true)
     }
 
-    // MARK: Encoding: varint length, then the fields.
+    // MARK: Encoding: a 32-bit length, then the fields (the spill file is read back only by
+    // this process, so its format is free to change).
 
     static func encode(_ e: NewEvent, into out: inout [UInt8]) {
-        var w = BinaryWriter()
+        // Written in place: no array per event.
+        var w = BinaryWriter(appendingTo: &out)
+        let lengthAt = w.placeholder32()
         w.int(Int64(bitPattern: e.id.high)); w.int(Int64(bitPattern: e.id.low))
         w.string(e.type); w.int(Int64(e.schemaVersion)); w.string(e.tenant); w.string(e.stream)
         w.int(e.businessTime); w.string(e.actor); w.optionalString(e.correlationId)
@@ -99,12 +102,9 @@ final class AcceptedEvents {
         case let .exact(n): w.int(n)
         }
         w.int(Int64(e.data.count))
-        var body = w.bytes
-        body.append(contentsOf: e.data)
-        var length = BinaryWriter()
-        length.int(Int64(body.count))
-        out.append(contentsOf: length.bytes)
-        out.append(contentsOf: body)
+        w.append(e.data)
+        w.patch32(at: lengthAt, UInt32(w.bytes.count - lengthAt - 4))
+        w.finish(into: &out)
     }
 
     /// Reads events back from the spill file through a large buffer.
@@ -122,12 +122,13 @@ final class AcceptedEvents {
 
         mutating func next() throws -> NewEvent? {
             if at >= buffer.count && fileOffset >= end { return nil }
-            try ensure(10)
-            var header = BinaryReader(bytes: Array(buffer[at..<min(at + 10, buffer.count)]))
-            let length = Int(try header.int())
-            at += header.at
+            try ensure(4)
+            var header = BinaryReader(bytes: buffer, at: at, end: min(at + 4, buffer.count))
+            let length = Int(try header.fixed32())
+            at += 4
             try ensure(length)
-            var r = BinaryReader(bytes: Array(buffer[at..<(at + length)]))
+            guard at + length <= buffer.count else { throw InputError(line: 0, field: "", message: "the validated input's temporary file ends inside an event at \(fileOffset - buffer.count + at)") }
+            var r = BinaryReader(bytes: buffer, at: at, end: at + length)
             at += length
             let id = EventID(high: UInt64(bitPattern: try r.int()), low: UInt64(bitPattern: try r.int()))
             let type = try r.string(), schemaVersion = Int(try r.int()), tenant = try r.string(), stream = try r.string()

@@ -2,6 +2,29 @@
 struct BinaryWriter {
     private(set) var bytes: [UInt8] = []
 
+    /// An empty writer.
+    init() {}
+
+    /// A writer that appends to `bytes`, which it takes over (`bytes` is left empty) —
+    /// without copying them; hand them back with `finish(into:)`.
+    init(appendingTo bytes: inout [UInt8]) { swap(&self.bytes, &bytes) }
+
+    /// Hands the bytes written back to `bytes` (the writer is left empty).
+    mutating func finish(into bytes: inout [UInt8]) { swap(&self.bytes, &bytes) }
+
+    /// A 32-bit little-endian placeholder, for a length known only later (`patch32`).
+    mutating func placeholder32() -> Int {
+        bytes.append(contentsOf: [0, 0, 0, 0])
+        return bytes.count - 4
+    }
+
+    /// Writes `value` over the placeholder at `offset`.
+    mutating func patch32(at offset: Int, _ value: UInt32) {
+        for k in 0..<4 { bytes[offset + k] = UInt8(truncatingIfNeeded: value >> (8 * k)) }
+    }
+
+    mutating func append(_ raw: [UInt8]) { bytes.append(contentsOf: raw) }
+
     mutating func int(_ v: Int64) {
         var z = UInt64(bitPattern: (v << 1) ^ (v >> 63))
         while z >= 0x80 { bytes.append(UInt8(truncatingIfNeeded: z) | 0x80); z >>= 7 }
@@ -28,12 +51,28 @@ struct BinaryWriter {
 struct BinaryReader {
     let bytes: [UInt8]
     var at = 0
+    /// Where the bytes to read end (the array may go on).
+    let end: Int
+
+    /// Reads `bytes` whole.
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+        self.end = bytes.count
+    }
+
+    /// Reads `bytes[at..<end]` (without copying them).
+    init(bytes: [UInt8], at: Int, end: Int) {
+        precondition(0 <= at && at <= end && end <= bytes.count, "BinaryReader: range \(at)..<\(end) outside \(bytes.count) bytes")
+        self.bytes = bytes
+        self.at = at
+        self.end = end
+    }
 
     struct Truncated: Error {}
 
     mutating func int() throws -> Int64 {
         var result: UInt64 = 0, shift: UInt64 = 0
-        while at < bytes.count && shift < 64 {
+        while at < end && shift < 64 {
             let b = bytes[at]
             at += 1
             result |= UInt64(b & 0x7F) << shift
@@ -45,7 +84,7 @@ struct BinaryReader {
 
     mutating func count() throws -> Int {
         let n = try int()
-        guard n >= 0 && n <= Int64(bytes.count - at) else { throw Truncated() }
+        guard n >= 0 && n <= Int64(end - at) else { throw Truncated() }
         return Int(n)
     }
 
@@ -57,13 +96,20 @@ struct BinaryReader {
 
     mutating func optionalString() throws -> String? { try bool() ? try string() : nil }
 
+    /// A 32-bit little-endian value.
+    mutating func fixed32() throws -> UInt32 {
+        guard end - at >= 4 else { throw Truncated() }
+        defer { at += 4 }
+        return (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * $1) }
+    }
+
     mutating func strings() throws -> [String] {
         let n = try count()
         return try (0..<n).map { _ in try string() }
     }
 
     mutating func bool() throws -> Bool {
-        guard at < bytes.count else { throw Truncated() }
+        guard at < end else { throw Truncated() }
         defer { at += 1 }
         return bytes[at] != 0
     }

@@ -19,9 +19,24 @@ struct IndexedPosition: Sendable, Equatable {
 
 /// An event submitted to the log and not yet acknowledged: where it goes, and what it is
 /// (a resend of its id is compared with it).
+///
+/// The event is kept as its place in the submitted batch, which every event of the batch
+/// shares: the in-flight table moves its entries as it grows and as acknowledged ones
+/// leave it, and a `NewEvent` held by value (six counted references) made each move six
+/// retains and releases — 20 % of an append's submitting thread in a profile.
 struct InFlightEvent: Sendable {
     let position: IndexedPosition
-    let event: NewEvent
+    let submitted: SubmittedEvents
+    let index: Int
+
+    var event: NewEvent { submitted.events[index] }
+}
+
+/// The events of one submitted batch, shared by their in-flight entries.
+final class SubmittedEvents: Sendable {
+    let events: [NewEvent]
+
+    init(_ events: [NewEvent]) { self.events = events }
 }
 
 /// The store's indexes and append state, under one lock (docs/EVENTS.md, "Indexes").
@@ -211,9 +226,10 @@ final class StoreIndex: @unchecked Sendable {
 
     func markInFlight(_ events: [IndexedEvent], contents: [NewEvent], partition: Int) {
         precondition(events.count == contents.count, "\(events.count) indexed events for \(contents.count) submitted")
-        for (event, content) in zip(events, contents) {
+        let submitted = SubmittedEvents(contents)
+        for (k, event) in events.enumerated() {
             let position = IndexedPosition(partition: partition, offset: event.offset, version: event.version)
-            inFlightIDs[event.id] = InFlightEvent(position: position, event: content)
+            inFlightIDs[event.id] = InFlightEvent(position: position, submitted: submitted, index: k)
             inFlightStreams[partition][event.stream] = position
         }
     }

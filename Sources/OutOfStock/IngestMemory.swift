@@ -86,6 +86,7 @@ final class IngestMemory {
     }
 
     func setState(_ value: CachedStream, for stream: StreamKey) throws {
+        if states.count == Self.smallTable { states.reserveCapacity(generationLimit) }
         states[stream] = value
         if states.count >= generationLimit { try spillStates() }
     }
@@ -108,9 +109,15 @@ final class IngestMemory {
     }
 
     func insert(_ id: ScopedID, fingerprint: Int) throws {
+        // An input that fills a small table goes on to fill the whole limit (and the table
+        // is kept across spills): sized once then, not doubled and rehashed five more times.
+        if ids.count == Self.smallTable { ids.reserveCapacity(idLimit + 1) }
         ids[id] = fingerprint
         if ids.count > idLimit { try spillIDs() }
     }
+
+    /// Entries a request of a few lines may hold before a table is sized for its limit.
+    static let smallTable = 4_096
 
     // MARK: Spilling
 
@@ -152,8 +159,9 @@ final class IngestMemory {
                 spilled += 1
             }
         }
-        olderStates = states
-        states = [:]
+        // The older generation's table, emptied, takes the newer states (no new table).
+        olderStates.removeAll(keepingCapacity: true)
+        swap(&olderStates, &states)
         states.reserveCapacity(generationLimit)
     }
 
@@ -167,7 +175,7 @@ final class IngestMemory {
             try withUnsafeBytes(of: Int64(fingerprint).littleEndian) { try put($0, into: store) }
         }
         spilled += ids.count
-        ids.removeAll()
+        ids.removeAll(keepingCapacity: true)
     }
 
     /// Writes `value` under `key` (set just before) to the scratch store, noting the key in

@@ -48,17 +48,30 @@ final class AcceptedEvents {
             return
         }
         try flush()
-        var reader = SpillReader(file: file, end: fileBytes)
-        var chunk: [NewEvent] = []
-        chunk.reserveCapacity(size)
-        while let event = try reader.next() {
-            chunk.append(event)
-            if chunk.count == size {
-                try await body(chunk)
-                chunk.removeAll(keepingCapacity: true)
+        // The next chunk is read back and decoded on another task while `body` appends
+        // this one: the append's checks hold one core, and the other was mostly idle.
+        func readAhead(_ reader: SpillReader) -> Task<(SpillReader, [NewEvent]), any Error> {
+            Task.detached {
+                var reader = reader
+                var chunk: [NewEvent] = []
+                chunk.reserveCapacity(size)
+                while chunk.count < size, let event = try reader.next() { chunk.append(event) }
+                return (reader, chunk)
             }
         }
-        if !chunk.isEmpty { try await body(chunk) }
+        var next = readAhead(SpillReader(file: file, end: fileBytes))
+        do {
+            while true {
+                let (reader, chunk) = try await next.value
+                if chunk.isEmpty { return }
+                next = readAhead(reader)
+                try await body(chunk)
+            }
+        } catch {
+            // The file is closed with this object: no read may be left running on it.
+            _ = await next.result
+            throw error
+        }
     }
 
     private func spill() throws {
@@ -108,7 +121,7 @@ final class AcceptedEvents {
     }
 
     /// Reads events back from the spill file through a large buffer.
-    struct SpillReader {
+    struct SpillReader: Sendable {
         let file: any StorageFile
         let end: Int
         var buffer: [UInt8] = []

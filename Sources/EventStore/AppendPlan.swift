@@ -81,7 +81,8 @@ struct AppendPlan {
                 duplicateOf[i] = earlier
                 continue
             }
-            if let inFlight = index.inFlightIDs[id] {
+            // `found` holds in-flight ids too: an id it does not know is in neither table.
+            if found.ids[i] != nil, let inFlight = index.inFlightIDs[id] {
                 let position = inFlight.position
                 // A duplicate of an event still in flight in a failed partition may never
                 // have reached the disk: do not vouch for it.

@@ -165,21 +165,21 @@ struct SingleStreamCheck {
 
     init(expectVersion: Int64?) { self.expectVersion = expectVersion }
 
-    mutating func check(_ input: InputEvent, line: Int) -> Result<InputEvent, InputError> {
-        guard let expected = expectVersion else { return .success(input) }
+    /// Checks `input` (the first line gets the input's expected version); the error, if any.
+    mutating func check(_ input: inout InputEvent, line: Int) -> InputError? {
+        guard let expected = expectVersion else { return nil }
         let key = StreamKey(tenant: input.tenant, stream: input.type.streamName(input.stream))
         if let stream, stream != key {
-            return .failure(InputError(line: line, field: "data.\(input.type.streamField.name)", message: "the input's expected version applies to a single-stream input, but this line is for another stream"))
+            return InputError(line: line, field: "data.\(input.type.streamField.name)", message: "the input's expected version applies to a single-stream input, but this line is for another stream")
         }
         stream = key
-        guard first else { return .success(input) }
+        guard first else { return nil }
         first = false
-        var event = input
-        if let own = event.expectedVersion, own != expected {
-            return .failure(InputError(line: line, field: "expectedVersion", message: "is \(own), but the input's expected version is \(expected)"))
+        if let own = input.expectedVersion, own != expected {
+            return InputError(line: line, field: "expectedVersion", message: "is \(own), but the input's expected version is \(expected)")
         }
-        event.expectedVersion = expected
-        return .success(event)
+        input.expectedVersion = expected
+        return nil
     }
 }
 
@@ -371,7 +371,7 @@ public final class Ingestor {
             switch result {
             case let .failure(error):
                 rejection = error
-            case let .success(input):
+            case .success(var input):
                 if let tenant = options.tenant {
                     // A line without a tenant has this one already (`prepare`).
                     if input.tenant != tenant {
@@ -394,11 +394,8 @@ public final class Ingestor {
                 case let .conflict(error):
                     rejection = error
                 case .new:
-                    switch single.check(input, line: line) {
-                    case let .failure(error): rejection = error
-                    case let .success(event):
-                        rejection = try decide(event, fingerprint: fingerprint, line: line, now: now, storedVersion: answers.version(k), into: accepted, &report)
-                    }
+                    rejection = try single.check(&input, line: line)
+                        ?? decide(input, fingerprint: fingerprint, line: line, now: now, storedVersion: answers.version(k), into: accepted, &report)
                 }
             }
             if let rejection {
@@ -449,10 +446,12 @@ public final class Ingestor {
     /// `storedVersion`: the store's answer for the line's stream, when looked up already.
     private func decide(_ input: InputEvent, fingerprint: Int, line: Int, now: Int64, storedVersion: Int64?? = nil, into accepted: AcceptedEvents,
                         _ report: inout IngestReport) throws -> InputError? {
-        var input = input
-        if input.id == nil {
-            let id = EventID.random(using: &random)
-            input.id = id
+        // The line's own id, or a new one (the line itself is not copied to hold it).
+        let id: EventID
+        if let given = input.id {
+            id = given
+        } else {
+            id = EventID.random(using: &random)
             if report.assignedIDs.count < 1_000 { report.assignedIDs.append((line, id)) }
         }
         if let at = input.at, let skew = options.maxClockSkew, at > now + skew {
@@ -465,10 +464,10 @@ public final class Ingestor {
             if let expected = input.expectedVersion, expected != current.version {
                 throw InputError(line: line, field: "expectedVersion", message: "stream \(stream) of tenant \(input.tenant) is at version \(current.version), not \(expected)")
             }
+            let tenant = input.tenant
             let data = try Decider.decide(input, Decider.Context(stream: current.state, lookup: { [unowned self] name in
-                try self.state(StreamKey(tenant: input.tenant, stream: name)).state
+                try self.state(StreamKey(tenant: tenant, stream: name)).state
             }))
-            let id = input.id ?? EventID.random(using: &random)
             try memory.insert(ScopedID(tenant: input.tenant, id: id), fingerprint: fingerprint)
             try accepted.append(NewEvent(
                 id: id, type: input.type.name, schemaVersion: input.type.schemaVersion, tenant: input.tenant, stream: stream,

@@ -23,7 +23,7 @@ struct IndexedPosition: Sendable, Equatable {
 /// The event is kept as its place in the submitted batch, which every event of the batch
 /// shares: the in-flight table moves its entries as it grows and as acknowledged ones
 /// leave it, and a `NewEvent` held by value (six counted references) made each move six
-/// retains and releases — 20 % of an append's submitting thread in a profile.
+/// retains and releases — about a sixth of an append's submitting thread in a profile.
 struct InFlightEvent: Sendable {
     let position: IndexedPosition
     let submitted: SubmittedEvents

@@ -14,7 +14,7 @@ struct BinaryWriter {
 
     /// A 32-bit little-endian placeholder, for a length known only later (`patch32`).
     mutating func placeholder32() -> Int {
-        bytes.append(contentsOf: [0, 0, 0, 0])
+        for _ in 0..<4 { bytes.append(0) }
         return bytes.count - 4
     }
 

@@ -361,7 +361,7 @@ public final class Ingestor {
         return report
     }
 
-    /// Decides a parsed chunk's lines in order.
+    /// Decides a prepared chunk's lines in order.
     private func handle(_ parsed: PreparedChunk, now: Int64, single: inout SingleStreamCheck, into accepted: AcceptedEvents, _ report: inout IngestReport) throws {
         let answers = parsed.answers
         for (k, result) in parsed.results.enumerated() {

@@ -262,8 +262,8 @@ private struct PartitionCheck {
     /// checksum, else nil. The scanner's buffer was read earlier: a writer appending beside
     /// this check fills the pre-zeroed space after it, and a batch half copied into the
     /// page cache reads as torn (or with a checksum that fails) for a moment. Read again
-    /// (three times, 20 ms apart) before calling the end of the active segment damage. `size` follows the file down: a
-    /// closing writer cuts the pre-zeroed space.
+    /// (three times, 20 ms apart) before calling the end of the active segment damage.
+    /// `size` follows the file down: a closing writer cuts the pre-zeroed space.
     private func appendedSince(_ file: any StorageFile, at position: Int64, size: inout Int64) throws -> SegmentScanner? {
         for attempt in 0..<3 {
             size = min(size, try file.size())

@@ -77,6 +77,7 @@ final class TableBuilder {
         var value: [UInt8] = []
         handle.encode(into: &value)
         value.append(contentsOf: blockFirstKey.bytes)
+        // Every index entry is a restart point (interval 1): it stores its whole key.
         value.withUnsafeBytes { v in index.add(lastKey.bytes, v, deleted: false, sharedWithPrevious: 0) }
         if pending.count >= 1 << 20 { try writePending() }
     }

@@ -1,4 +1,7 @@
-/// A small little-endian writer and bounds-checked reader for view snapshots.
+import EventLog
+
+/// A small writer and bounds-checked reader (zigzag varints, strings, little-endian 32-bit
+/// lengths) for what the ingest keeps aside: its scratch store's states and its spill file.
 struct BinaryWriter {
     private(set) var bytes: [UInt8] = []
 
@@ -20,7 +23,11 @@ struct BinaryWriter {
 
     /// Writes `value` over the placeholder at `offset`.
     mutating func patch32(at offset: Int, _ value: UInt32) {
-        for k in 0..<4 { bytes[offset + k] = UInt8(truncatingIfNeeded: value >> (8 * k)) }
+        precondition(offset >= 0 && offset + 4 <= bytes.count, "a 32-bit patch at \(offset) of \(bytes.count) bytes")
+        bytes.withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress else { preconditionFailure("no bytes under a 32-bit patch") }
+            ByteCoding.store(value, to: base, at: offset)
+        }
     }
 
     mutating func append(_ raw: [UInt8]) { bytes.append(contentsOf: raw) }
@@ -100,7 +107,10 @@ struct BinaryReader {
     mutating func fixed32() throws -> UInt32 {
         guard end - at >= 4 else { throw Truncated() }
         defer { at += 4 }
-        return (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * $1) }
+        return bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { preconditionFailure("no bytes under a 32-bit read") }
+            return ByteCoding.load(UInt32.self, from: base, at: at)
+        }
     }
 
     mutating func strings() throws -> [String] {

@@ -12,7 +12,8 @@ import Dispatch
 /// bad header it looks for the next batch whose header and CRC are intact. Each chain
 /// link is checked against the previous batch's *stored* hash, so one altered batch is
 /// reported once, not together with everything after it. Partitions are checked in
-/// parallel, one per core. Nothing is written.
+/// parallel, one per core. Nothing is written. Beside a writer it checks what readers
+/// read: the active segment up to the partition's acknowledged end.
 public struct ChainVerifier: Sendable {
     /// One thing found wrong.
     public struct Damage: Sendable, Equatable, CustomStringConvertible {
@@ -214,17 +215,30 @@ private struct PartitionCheck {
             case let .batch(header, position):
                 let crcOK = try scanner.withBatchBytes { header.verifyChecksum($0) }
                 // Past the recovery point of the active segment a writer may be copying this
-                // very batch into the page cache: a checksum that fails there is read again
-                // (`appendedSince`) before it is called damage.
-                if !crcOK, last && position >= durable, let fresh = try appendedSince(file, at: position, size: &size) {
-                    scanner = fresh
-                    continue
+                // very batch into the page cache: a checksum that fails there is the writer's
+                // work in progress (`beingWritten`) or read again (`appendedSince`) before it
+                // is called damage.
+                if !crcOK, last && position >= durable {
+                    if beingWritten() {
+                        report.bytes += size - position
+                        return
+                    }
+                    if let fresh = try appendedSince(file, at: position, size: &size) {
+                        scanner = fresh
+                        continue
+                    }
                 }
                 try checkBatch(header, at: position, crcOK: crcOK, scanner: scanner, path: path)
             case let .end(position):
-                if last, position < size, let fresh = try appendedSince(file, at: position, size: &size) {
-                    scanner = fresh
-                    continue
+                if last, position < size {
+                    if beingWritten() {
+                        report.bytes += size - position
+                        return
+                    }
+                    if let fresh = try appendedSince(file, at: position, size: &size) {
+                        scanner = fresh
+                        continue
+                    }
                 }
                 report.bytes += size - position
                 if last && position < min(durable, size) {
@@ -242,9 +256,15 @@ private struct PartitionCheck {
                 report.bytes -= size - resume.position
                 scanner = SegmentScanner(file: file, from: resume.position, limit: size)
             case let .invalid(position, reason):
-                if last, let fresh = try appendedSince(file, at: position, size: &size) {
-                    scanner = fresh
-                    continue
+                if last {
+                    if beingWritten() {
+                        report.bytes += size - position
+                        return
+                    }
+                    if let fresh = try appendedSince(file, at: position, size: &size) {
+                        scanner = fresh
+                        continue
+                    }
                 }
                 let torn = last && position >= durable
                     ? " (after the recovery point: a crash while appending leaves this; a writable open cuts it)" : ""
@@ -256,6 +276,19 @@ private struct PartitionCheck {
                 scanner = SegmentScanner(file: file, from: resume.position, limit: size)
             }
         }
+    }
+
+    /// Whether a writer holds the partition now and has acknowledged nothing at or past the
+    /// next offset (docs/FORMAT.md, "Acknowledged end"): then what the active segment holds
+    /// there is the writer's work in progress — zeros, a batch half copied into the page
+    /// cache, or whole batches not yet acknowledged — and the check ends, as every reader
+    /// does. Asked where the scan meets something other than a whole batch, so a writer that
+    /// opened during the check counts too. Every batch below the acknowledged end was written
+    /// whole before the end was published: one there that reads torn is damage (or a stale
+    /// buffer, which `appendedSince` reads again).
+    private func beingWritten() -> Bool {
+        guard case let .end(end) = AcknowledgedEnd.limit(directory: directory, storage: verifier.storage) else { return false }
+        return nextOffset >= end
     }
 
     /// A scanner from `position` when a fresh read finds a whole batch there with a good

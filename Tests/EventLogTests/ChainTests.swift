@@ -264,6 +264,36 @@ import Testing
         #expect(report.partitions[0].events == 2_000 - Int64(list[1].header.recordCount))
     }
 
+    /// A batch half copied into the page cache past the acknowledged end is the writer at
+    /// work while it holds the partition — one CI run's verify beside an append called it
+    /// damage when the writer was descheduled longer than the re-reads waited — and a torn
+    /// tail when nobody does.
+    @Test func bytesPastTheAcknowledgedEndAreWorkInProgressWhileAWriterHoldsThePartition() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try await WriteAheadLog.open(at: dir.path, options: options(segmentBytes: 1 << 20))
+        try await appendSamples(log, 0..<200, batchSize: 20)
+        // The first 100 bytes of a batch (its header: magic, length, CRC) where the next one goes.
+        let segment = try #require(segmentFiles(dir.path).last)
+        let last = try #require(try batches(segment).last)
+        let handle = try #require(FileHandle(forWritingAtPath: segment))
+        try handle.seek(toOffset: UInt64(last.position) + UInt64(last.header.batchLength))
+        try handle.write(contentsOf: readFile(segment)[0..<100])
+        try handle.close()
+        let beside = try verify(dir.path)
+        #expect(beside.damage.isEmpty, "\(beside.damage)")
+        #expect(beside.partitions[0].endOffset == 200)
+        // The same files with no writer holding them: a torn tail, reported where it starts.
+        let copy = TemporaryDirectory()
+        defer { copy.remove() }
+        try FileManager.default.removeItem(atPath: copy.path)
+        try FileManager.default.copyItem(atPath: dir.path, toPath: copy.path)
+        let alone = try verify(copy.path)
+        let torn = try #require(alone.damage.first)
+        #expect(torn.byteOffset == last.position + Int64(last.header.batchLength), "\(alone.damage)")
+        try await log.close()
+    }
+
     @Test func theChainContinuesAcrossAReopenWhoseActiveSegmentIsEmpty() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

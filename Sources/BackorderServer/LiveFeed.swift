@@ -35,6 +35,9 @@ final class LiveFeed: Sendable {
         var stopped = false
     }
 
+    /// How long the feed lets appends gather after it read some (5 ms: well inside the
+    /// 50 ms a live stream's subscriber may wait for an event, docs/SERVER.md).
+    static let gatherNanoseconds: UInt64 = 5_000_000
     /// The most bytes of messages kept, the oldest going first (their text: the positions
     /// and the index of boundaries add about 150 bytes a message on 8 partitions).
     let capacityBytes: Int
@@ -135,7 +138,12 @@ final class LiveFeed: Sendable {
                         await Task.yield()
                     }
                 }
+                let read = !new.isEmpty
                 add(new)
+                // After a read, let appends gather for a moment: one read and one ring of
+                // every live stream per append cost a wake-up each at a server's pace of
+                // single-event appends, with no live stream listening or a thousand.
+                if read { try? await Task.sleep(nanoseconds: Self.gatherNanoseconds) }
                 _ = await appended.wait(after: rings, timeout: heartbeatSeconds)
             }
             return nil

@@ -45,6 +45,9 @@ public final class LiveView: @unchecked Sendable {
 
     private struct State {
         var pokes = 0
+        /// Whether the view's thread waits for pokes (not while it lets appends gather:
+        /// `catchUpGap`), so that a poke wakes it only when it would act on it.
+        var listening = true
         /// Queries waiting for events to be published, by ticket.
         var waiting: [UInt64: Waiter] = [:]
         var nextTicket: UInt64 = 0
@@ -65,6 +68,11 @@ public final class LiveView: @unchecked Sendable {
     private let state = ConditionLock(State())
     private let source: any EventSource
     private let publishInterval: Double
+    /// After a catch-up that applied events, the longest the thread lets further appends
+    /// gather before it reads the log again — unless a query waits. At a server's pace of
+    /// single-event appends, a catch-up per append cost a wake-up, a read of the log and an
+    /// apply per event. Never longer than `publishInterval`.
+    private let catchUpGap: Double
     private var view: MaintainedView<RecordsProjector>?
 
     /// Opens the view as its writer on a thread of its own and starts catching it up with
@@ -76,16 +84,18 @@ public final class LiveView: @unchecked Sendable {
     /// waits (0.1 s, doubling up to `maxRetryDelay`) and opens it again from its last
     /// commit, until it catches up or the view is closed. Meanwhile queries answer from
     /// the last publication when it covers them, else wait and then fail with
-    /// `LiveViewError.failing`, and `failure` holds the error. `onFailure` hears each failure (on the view's thread), for the
+    /// `LiveViewError.failing`, and `failure` holds the error. `catchUpGap`: see the property. `onFailure` hears each failure (on the view's thread), for the
     /// server's log; queries are told only that the view is failing, without its details.
-    public init(root: String, source: any EventSource, publishInterval: Double = 0.1,
+    public init(root: String, source: any EventSource, publishInterval: Double = 0.1, catchUpGap: Double = 0.005,
                 options: KVOptions = RecordsViewAccess.followerOptions(), storage: any Storage = PosixStorage(),
                 lockTimeoutMilliseconds: Int = 10_000, maxRetryDelay: Double = 5,
                 onFailure: @escaping @Sendable (_ error: any Error, _ retryIn: Double) -> Void = { _, _ in }) throws {
         precondition(publishInterval >= 0, "LiveView: publishInterval must not be negative")
         precondition(maxRetryDelay > 0, "LiveView: maxRetryDelay must be positive")
+        precondition(catchUpGap >= 0, "LiveView: catchUpGap must not be negative")
         self.source = source
         self.publishInterval = publishInterval
+        self.catchUpGap = min(catchUpGap, publishInterval)
         try startThread(name: "live-view") { [self] in
             var failures = 0
             while true {
@@ -181,6 +191,11 @@ public final class LiveView: @unchecked Sendable {
                 unpublished = false
                 uncommitted = 0
             }
+            if applied > 0 && catchUpGap > 0 {
+                // Let appends gather (a query that waits, or stopping, ends this at once).
+                state.withLock { $0.listening = false }
+                state.wait(until: { $0.stopping || !$0.waiting.isEmpty }, timeoutNanoseconds: UInt64(catchUpGap * 1e9)) { $0.listening = true }
+            }
         }
     }
 
@@ -203,8 +218,11 @@ public final class LiveView: @unchecked Sendable {
 
     /// The store acknowledged more events: apply them soon.
     public func poke() {
-        state.withLock { $0.pokes += 1 }
-        state.broadcast()
+        let listening = state.withLock { s -> Bool in
+            s.pokes += 1
+            return s.listening
+        }
+        if listening { state.broadcast() }
     }
 
     /// The newest published snapshot, if there is one yet.
@@ -291,9 +309,11 @@ public enum LiveViewError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .notCaughtUp(applied, backlog, rebuilding):
+        case let .notCaughtUp(applied, backlog, rebuilding) where applied < backlog:
             return (rebuilding ? "the records view is being rebuilt from the log" : "the records view is catching up with the log")
                 + ": \(applied) of \(backlog) events applied; try again shortly"
+        case let .notCaughtUp(applied, _, _):
+            return "the records view has not applied the events acknowledged before this query in time (\(applied) applied since the server started); try again shortly"
         case let .failing(failures):
             return "the records view failed (\(failures) time\(failures == 1 ? "" : "s") in a row; the server's log says why) and is being opened again from its last commit; try again shortly"
         case .stopped:

@@ -47,6 +47,8 @@ public struct ServeOptions: Sendable {
     public var memberIdleSeconds = 30.0
     /// How far ahead of this machine's clock a line's `at` may be (µs); nil: any.
     public var maxClockSkew: Int64? = 3_600_000_000
+    /// Streams' states kept for the next requests (`StreamStateCache`; about 200 bytes each).
+    public var streamStateCacheEntries = 20_000
 
     public init(directory: String) { self.directory = directory }
 
@@ -65,6 +67,8 @@ public final class ServedStore: Sendable {
     public let options: ServeOptions
     /// Rings after every acknowledged append.
     let appended = AppendSignal()
+    /// Streams' states as the last appends left them, for the next requests' validation.
+    let streamStates: StreamStateCache
     /// Dashboards computed recently, per published view.
     let dashboards = DashboardCache()
     /// Tells this process's publications from an earlier one's in `ETag`s.
@@ -96,6 +100,7 @@ public final class ServedStore: Sendable {
         self.backend = backend
         self.view = view
         self.options = options
+        streamStates = StreamStateCache(capacity: options.streamStateCacheEntries)
         self.metrics = metrics
         let home: GroupSessions.Home
         switch backend {
@@ -187,6 +192,7 @@ public final class ServedStore: Sendable {
         options.stream = stream
         options.expectVersion = expectVersion
         options.batchSize = self.options.maxEventsPerRequest
+        options.sharedStates = streamStates
         options.maxClockSkew = self.options.maxClockSkew
         options.maxReportedErrors = 100
         var attempt = 0

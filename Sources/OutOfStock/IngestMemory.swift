@@ -85,6 +85,15 @@ final class IngestMemory {
         }
     }
 
+    /// The states held in memory (not those moved to the scratch store).
+    func statesInMemory() -> [(StreamKey, CachedStream)] {
+        var all: [(StreamKey, CachedStream)] = []
+        all.reserveCapacity(states.count + olderStates.count)
+        for (stream, state) in olderStates { all.append((stream, state)) }
+        for (stream, state) in states { all.append((stream, state)) }
+        return all
+    }
+
     func setState(_ value: CachedStream, for stream: StreamKey) throws {
         if states.count == Self.smallTable { states.reserveCapacity(generationLimit) }
         states[stream] = value

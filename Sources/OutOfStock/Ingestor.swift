@@ -244,6 +244,10 @@ public struct IngestOptions: Sendable {
     /// The one stream of this input (a server's request for one stream), or nil: a line for
     /// another stream is rejected.
     public var stream: String?
+    /// Streams' states shared with the process's other ingests (a server's requests): read
+    /// before the records view and the log, and given the states of an append acknowledged
+    /// whole. Nil: each ingest loads the streams it touches itself.
+    public var sharedStates: StreamStateCache?
 
     /// The defaults.
     public init() {}
@@ -359,8 +363,15 @@ public final class Ingestor {
         // bench/RESULTS.md), a request of a few lines' is not (the server's requests, at
         // most 10,000 lines, stay below the threshold).
         parsers.removeAll()
+        let decided = options.sharedStates == nil ? [] : memory.statesInMemory()
         if memory.discard() >= Self.trimAfterEntries { _ = backorder_trim_malloc() }
+        let duplicatesDecided = report.duplicates
         try await append(accepted, &report, progress: { progress(reader.bytesRead, $0) })
+        // Every event is in the store at the version it was decided at (a failure threw
+        // above), so the states decided, and those read, hold at the versions they name —
+        // unless the store found one of the ids stored meanwhile (by another request): then
+        // the stored event, not this line, is at that version, and nothing is kept.
+        if report.duplicates == duplicatesDecided { options.sharedStates?.keep(decided) }
         return report
     }
 
@@ -488,8 +499,8 @@ public final class Ingestor {
     }
 
     /// The cached state of a stream, loaded on first use: a stream the store's index does
-    /// not know is new; one the lookup holds at the index's version is taken from it (no
-    /// log read); any other is read from the log and folded.
+    /// not know is new; one the shared states or the lookup hold at the index's version is
+    /// taken from them (no log read); any other is read from the log and folded.
     private func state(_ key: StreamKey, storedVersion known: Int64?? = nil) throws -> CachedStream {
         if let cached = try memory.state(key) { return cached }
         if let version = try known ?? store.streamVersion(tenant: key.tenant, stream: key.stream) {
@@ -497,6 +508,11 @@ public final class Ingestor {
                 let new = CachedStream(version: 0, state: .none)
                 try memory.setState(new, for: key)
                 return new
+            }
+            if let state = options.sharedStates?.state(key, version: version) {
+                let shared = CachedStream(version: version, state: state)
+                try memory.setState(shared, for: key)
+                return shared
             }
             // A lookup that fails (a view file gone under a compaction) only costs a log read.
             if let found = try? lookup?.state(tenant: key.tenant, stream: key.stream), found.version == version {

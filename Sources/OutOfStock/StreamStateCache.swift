@@ -1,0 +1,68 @@
+import EventLog
+
+/// Streams' states as acknowledged appends left them, shared by the ingests of one process
+/// (a server's requests): each request is a new `Ingestor` whose memory starts empty, and
+/// without this it loaded every customer, product and record it touched again — from the
+/// records view when its last publication held the stream at the store's version, else by
+/// reading the stream's events from the log, which decompressed a whole batch per event
+/// (a quarter of a server's CPU under batched appends, bench/RESULTS.md).
+///
+/// An entry is a stream's version and the state its first `version` events fold to. Since
+/// the log is never rewritten, that state is the same for as long as the store says the
+/// stream is at that version; the ingest asks the store for the version first and takes an
+/// entry only when it matches (`state(_:version:)`), so an entry another process or request
+/// has moved past is never used. Entries go in only after an append was acknowledged whole
+/// (`keep`), so no entry names a version the store did not take.
+///
+/// Bounded: two generations of `capacity / 2` entries; when the newer fills, the older is
+/// dropped and the newer becomes the older. An entry read from the older generation comes
+/// back into the newer, so the streams requests keep touching (customers and products)
+/// stay while records done with go.
+public final class StreamStateCache: Sendable {
+    private struct Generations {
+        var newer: [StreamKey: CachedStream] = [:]
+        var older: [StreamKey: CachedStream] = [:]
+    }
+
+    /// Entries kept at most.
+    public let capacity: Int
+    private let generations = ConditionLock(Generations())
+
+    /// A cache of at most `capacity` states (about 200 bytes each).
+    public init(capacity: Int) {
+        precondition(capacity >= 2, "StreamStateCache: a capacity of \(capacity) holds no generation")
+        self.capacity = capacity
+    }
+
+    /// Entries held now.
+    public var count: Int { generations.withLock { $0.newer.count + $0.older.count } }
+
+    /// The state of `stream` at `version`, when this cache holds it at that version.
+    func state(_ stream: StreamKey, version: Int64) -> StreamState? {
+        generations.withLock { g in
+            if let entry = g.newer[stream] { return entry.version == version ? entry.state : nil }
+            guard let entry = g.older.removeValue(forKey: stream), entry.version == version else { return nil }
+            insert(entry, for: stream, into: &g)
+            return entry.state
+        }
+    }
+
+    /// Keeps the states an acknowledged append left (and the ones it read on the way).
+    func keep(_ states: [(StreamKey, CachedStream)]) {
+        generations.withLock { g in
+            for (stream, entry) in states {
+                g.older[stream] = nil
+                insert(entry, for: stream, into: &g)
+            }
+        }
+    }
+
+    private func insert(_ entry: CachedStream, for stream: StreamKey, into g: inout Generations) {
+        g.newer[stream] = entry
+        guard g.newer.count >= capacity / 2 else { return }
+        g.older = g.newer
+        g.newer = [:]
+        g.newer.reserveCapacity(capacity / 2)
+        assert(g.newer.count + g.older.count <= capacity, "StreamStateCache: over its capacity")
+    }
+}

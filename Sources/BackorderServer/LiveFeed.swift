@@ -33,6 +33,8 @@ final class LiveFeed: Sendable {
         var boundaries: [[Int64]: Int]
         var head: [Int64]
         var stopped = false
+        /// Live streams reading the feed now (`listen`).
+        var listeners = 0
     }
 
     /// How long the feed lets appends gather after it read some (5 ms: well inside the
@@ -65,6 +67,33 @@ final class LiveFeed: Sendable {
         out += Array("\nevent: event\ndata: ".utf8)
         try EventOutput.appendLine(event, to: &out)
         out += [10, 10]
+    }
+
+    /// A live stream starts reading the feed; call `stopListening` when it ends. While no
+    /// stream listens the feed writes no messages: it moves its head to the log's end
+    /// (`skip`), and a stream that comes later reads the log itself up to the head, as any
+    /// stream off the feed's boundaries does.
+    func listen() { state.withLock { $0.listeners += 1 } }
+
+    func stopListening() {
+        state.withLock { s in
+            precondition(s.listeners > 0, "LiveFeed: a stream stopped listening that never listened")
+            s.listeners -= 1
+        }
+    }
+
+    /// Drops the messages and stands at `positions` (after events nobody was listening
+    /// for) when no stream listens; whether it did.
+    private func skip(to positions: [Int64]) -> Bool {
+        state.withLock { s in
+            guard s.listeners == 0 else { return false }
+            s.first += s.messages.count
+            s.messages = []
+            s.bytes = 0
+            s.boundaries = [positions: s.first]
+            s.head = positions
+            return true
+        }
     }
 
     /// Whether a stream at `positions` can take its next events from the feed.
@@ -126,7 +155,15 @@ final class LiveFeed: Sendable {
                 // so a cancellation after this read ends the wait below at once.
                 let rings = appended.rings
                 if Task.isCancelled { break }
-                reader.extend(to: try source.endOffsets())
+                let ends = try source.endOffsets()
+                if ends != reader.positions, skip(to: ends) {
+                    // Nobody listens: no message is written for these events.
+                    reader = try RecordedOrderReader(source: source, from: ends, to: ends)
+                    try? await Task.sleep(nanoseconds: Self.gatherNanoseconds)
+                    _ = await appended.wait(after: rings, timeout: heartbeatSeconds)
+                    continue
+                }
+                reader.extend(to: ends)
                 var new: [Message] = []
                 while let event = try reader.next() {
                     var bytes: [UInt8] = []

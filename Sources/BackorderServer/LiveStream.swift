@@ -35,7 +35,11 @@ struct LiveStream: Sendable {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             served.metrics.liveSubscribers.increment()
-            defer { served.metrics.liveSubscribers.decrement() }
+            served.feed.listen()
+            defer {
+                served.feed.stopListening()
+                served.metrics.liveSubscribers.decrement()
+            }
             let stop = StopFlag()
             try await withGracefulShutdownHandler {
                 // The response body is written after the route's middleware returned: its

@@ -29,11 +29,16 @@ import Testing
         #expect(bounded.messages(after: [Int64(oldest)])?.count == 100 - oldest)
     }
 
-    @Test func theFeedFollowsAppendsAndTheLogReadUpToItsHeadEndsOnABoundary() async throws {
+    /// `listening`: whether a live stream reads the feed (else it writes no messages and
+    /// only moves its head).
+    @Test(arguments: [true, false])
+    func theFeedFollowsAppendsAndTheLogReadUpToItsHeadEndsOnABoundary(listening: Bool) async throws {
         for capacity in [8 << 20, 4_096] {
             let fixture = try await RouteTests.Fixture.make { $0.liveFeedBytes = capacity }
             do {
                 let served = fixture.served
+                if listening { served.feed.listen() }
+                defer { if listening { served.feed.stopListening() } }
                 let start = try served.source.endOffsets()
                 let body = try #require(RouteTests.input(events: 2_000)["t001"])
                 let report = try await served.append(tenant: "t001", body: Array(body.utf8))
@@ -47,7 +52,9 @@ import Testing
                     rings = await served.feed.ring.wait(after: rings, timeout: 1)
                 }
                 #expect(served.feed.head == ends)
-                if capacity > 1 << 20 {
+                if !listening {
+                    #expect(served.feed.messages(after: start) == nil, "no messages nobody reads")
+                } else if capacity > 1 << 20 {
                     let messages = try #require(served.feed.messages(after: start))
                     #expect(messages.count == report.appended && messages.last?.after == ends)
                     #expect(messages.allSatisfy { $0.tenant == "t001" && String(decoding: $0.bytes, as: UTF8.self).hasPrefix("id: ") })

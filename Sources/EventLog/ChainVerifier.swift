@@ -219,25 +219,23 @@ private struct PartitionCheck {
                 // work in progress (`beingWritten`) or read again (`appendedSince`) before it
                 // is called damage.
                 if !crcOK, last && position >= durable {
-                    if beingWritten() {
-                        report.bytes += size - position
-                        return
-                    }
-                    if let fresh = try appendedSince(file, at: position, size: &size) {
+                    switch try recheck(file, at: position, size: &size) {
+                    case .writerAtWork: return
+                    case let .readAgain(fresh):
                         scanner = fresh
                         continue
+                    case .damaged: break
                     }
                 }
                 try checkBatch(header, at: position, crcOK: crcOK, scanner: scanner, path: path)
             case let .end(position):
                 if last, position < size {
-                    if beingWritten() {
-                        report.bytes += size - position
-                        return
-                    }
-                    if let fresh = try appendedSince(file, at: position, size: &size) {
+                    switch try recheck(file, at: position, size: &size) {
+                    case .writerAtWork: return
+                    case let .readAgain(fresh):
                         scanner = fresh
                         continue
+                    case .damaged: break
                     }
                 }
                 report.bytes += size - position
@@ -257,13 +255,12 @@ private struct PartitionCheck {
                 scanner = SegmentScanner(file: file, from: resume.position, limit: size)
             case let .invalid(position, reason):
                 if last {
-                    if beingWritten() {
-                        report.bytes += size - position
-                        return
-                    }
-                    if let fresh = try appendedSince(file, at: position, size: &size) {
+                    switch try recheck(file, at: position, size: &size) {
+                    case .writerAtWork: return
+                    case let .readAgain(fresh):
                         scanner = fresh
                         continue
+                    case .damaged: break
                     }
                 }
                 let torn = last && position >= durable
@@ -276,6 +273,26 @@ private struct PartitionCheck {
                 scanner = SegmentScanner(file: file, from: resume.position, limit: size)
             }
         }
+    }
+
+    /// What the check of the active segment does where its scan meets, at `position`,
+    /// something other than a whole batch.
+    private enum Recheck {
+        /// A writer is at work there (`beingWritten`): the check of the partition ends.
+        case writerAtWork
+        /// A fresh read finds a whole batch there (`appendedSince`): go on from it.
+        case readAgain(SegmentScanner)
+        /// Neither: what the scan met is reported.
+        case damaged
+    }
+
+    private mutating func recheck(_ file: any StorageFile, at position: Int64, size: inout Int64) throws -> Recheck {
+        if beingWritten() {
+            report.bytes += size - position
+            return .writerAtWork
+        }
+        if let fresh = try appendedSince(file, at: position, size: &size) { return .readAgain(fresh) }
+        return .damaged
     }
 
     /// Whether a writer holds the partition now and has acknowledged nothing at or past the

@@ -67,7 +67,9 @@ struct AuditVerify: AsyncParsableCommand {
             let bytes = report.partitions.reduce(Int64(0)) { $0 + $1.bytes }
             let rate = String(format: "%.2f GB/s", Double(bytes) / max(seconds, 1e-9) / 1e9)
             let kind = report.chained ? "hash-chained" : "format \(report.manifest.version): no hash chain, CRCs and offsets only"
+            let besideWriter = report.partitions.compactMap { p in p.endedBesideWriter.map { "partition \(p.partition) to offset \($0)" } }
             let summary = "\(report.partitions.count) partitions (\(kind)), \(segments) segments, \(events) events in \(batches) batches, \(bytes) bytes in \(String(format: "%.3f", seconds)) s (\(rate))"
+                + (besideWriter.isEmpty ? "" : "; beside a writer, checked \(besideWriter.joined(separator: ", ")) (its acknowledged end: what follows was being written)")
             let damage = report.damage
             if !damage.isEmpty {
                 for item in damage { print("DAMAGED \(item)") }

@@ -85,7 +85,7 @@ final class LiveFeed: Sendable {
     /// Drops the messages and stands at `positions` (after events nobody was listening
     /// for) when no stream listens; whether it did.
     private func skip(to positions: [Int64]) -> Bool {
-        state.withLock { s in
+        let skipped = state.withLock { s -> Bool in
             guard s.listeners == 0 else { return false }
             s.first += s.messages.count
             s.messages = []
@@ -94,6 +94,9 @@ final class LiveFeed: Sendable {
             s.head = positions
             return true
         }
+        // The head moved: whoever waits for it (a stream about to listen) looks again.
+        if skipped { ring.ring() }
+        return skipped
     }
 
     /// Whether a stream at `positions` can take its next events from the feed.

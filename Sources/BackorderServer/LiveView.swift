@@ -313,7 +313,7 @@ public enum LiveViewError: Error, Sendable, CustomStringConvertible {
             return (rebuilding ? "the records view is being rebuilt from the log" : "the records view is catching up with the log")
                 + ": \(applied) of \(backlog) events applied; try again shortly"
         case let .notCaughtUp(applied, _, _):
-            return "the records view has not applied the events acknowledged before this query in time (\(applied) applied since the server started); try again shortly"
+            return "the records view has not applied the events acknowledged before this query in time (\(applied) applied since the view last opened); try again shortly"
         case let .failing(failures):
             return "the records view failed (\(failures) time\(failures == 1 ? "" : "s") in a row; the server's log says why) and is being opened again from its last commit; try again shortly"
         case .stopped:

@@ -47,7 +47,8 @@ public struct ServeOptions: Sendable {
     public var memberIdleSeconds = 30.0
     /// How far ahead of this machine's clock a line's `at` may be (µs); nil: any.
     public var maxClockSkew: Int64? = 3_600_000_000
-    /// Streams' states kept for the next requests (`StreamStateCache`; about 200 bytes each).
+    /// Streams' states kept for the next requests on the embedded log (`StreamStateCache`;
+    /// about 200 bytes each, at most about 3 KB: a product of 20 sizes and long names).
     public var streamStateCacheEntries = 20_000
 
     public init(directory: String) { self.directory = directory }
@@ -192,7 +193,9 @@ public final class ServedStore: Sendable {
         options.stream = stream
         options.expectVersion = expectVersion
         options.batchSize = self.options.maxEventsPerRequest
-        options.sharedStates = streamStates
+        // A cluster store cannot say a stream's version without reading it: no entry could
+        // be checked, so none is kept.
+        if case .embedded = backend { options.sharedStates = streamStates }
         options.maxClockSkew = self.options.maxClockSkew
         options.maxReportedErrors = 100
         var attempt = 0

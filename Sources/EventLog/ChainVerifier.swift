@@ -53,6 +53,9 @@ public struct ChainVerifier: Sendable {
         public var head: ChainHash
         /// Everything wrong, in file order.
         public var damage: [Damage] = []
+        /// Where the check ended because a writer holding the partition was at work past
+        /// its acknowledged end (nil: it read the partition to its end).
+        public var endedBesideWriter: Int64?
     }
 
     /// The outcome of a verification.
@@ -219,7 +222,7 @@ private struct PartitionCheck {
                 // work in progress (`beingWritten`) or read again (`appendedSince`) before it
                 // is called damage.
                 if !crcOK, last && position >= durable {
-                    switch try recheck(file, at: position, size: &size) {
+                    switch try recheck(file, at: position, durable: durable, size: &size) {
                     case .writerAtWork: return
                     case let .readAgain(fresh):
                         scanner = fresh
@@ -230,7 +233,7 @@ private struct PartitionCheck {
                 try checkBatch(header, at: position, crcOK: crcOK, scanner: scanner, path: path)
             case let .end(position):
                 if last, position < size {
-                    switch try recheck(file, at: position, size: &size) {
+                    switch try recheck(file, at: position, durable: durable, size: &size) {
                     case .writerAtWork: return
                     case let .readAgain(fresh):
                         scanner = fresh
@@ -255,7 +258,7 @@ private struct PartitionCheck {
                 scanner = SegmentScanner(file: file, from: resume.position, limit: size)
             case let .invalid(position, reason):
                 if last {
-                    switch try recheck(file, at: position, size: &size) {
+                    switch try recheck(file, at: position, durable: durable, size: &size) {
                     case .writerAtWork: return
                     case let .readAgain(fresh):
                         scanner = fresh
@@ -286,9 +289,10 @@ private struct PartitionCheck {
         case damaged
     }
 
-    private mutating func recheck(_ file: any StorageFile, at position: Int64, size: inout Int64) throws -> Recheck {
-        if beingWritten() {
+    private mutating func recheck(_ file: any StorageFile, at position: Int64, durable: Int64, size: inout Int64) throws -> Recheck {
+        if position >= durable, beingWritten() {
             report.bytes += size - position
+            report.endedBesideWriter = nextOffset
             return .writerAtWork
         }
         if let fresh = try appendedSince(file, at: position, size: &size) { return .readAgain(fresh) }
@@ -302,9 +306,11 @@ private struct PartitionCheck {
     /// does. Asked where the scan meets something other than a whole batch, so a writer that
     /// opened during the check counts too. Every batch below the acknowledged end was written
     /// whole before the end was published: one there that reads torn is damage (or a stale
-    /// buffer, which `appendedSince` reads again).
+    /// buffer, which `appendedSince` reads again). Only past the recovery point (`recheck`),
+    /// and only while nothing in the partition was damaged: a batch reported damaged may
+    /// carry any offsets, and the next offset it set is no measure of what was acknowledged.
     private func beingWritten() -> Bool {
-        guard case let .end(end) = AcknowledgedEnd.limit(directory: directory, storage: verifier.storage) else { return false }
+        guard report.damage.isEmpty, case let .end(end) = AcknowledgedEnd.limit(directory: directory, storage: verifier.storage) else { return false }
         return nextOffset >= end
     }
 

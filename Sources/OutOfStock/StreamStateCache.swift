@@ -28,7 +28,8 @@ public final class StreamStateCache: Sendable {
     public let capacity: Int
     private let generations = ConditionLock(Generations())
 
-    /// A cache of at most `capacity` states (about 200 bytes each).
+    /// A cache of at most `capacity` states (about 200 bytes each; at most about 3 KB, a
+    /// product of 20 sizes with long names).
     public init(capacity: Int) {
         precondition(capacity >= 2, "StreamStateCache: a capacity of \(capacity) holds no generation")
         self.capacity = capacity
@@ -47,10 +48,12 @@ public final class StreamStateCache: Sendable {
         }
     }
 
-    /// Keeps the states an acknowledged append left (and the ones it read on the way).
+    /// Keeps the states an acknowledged append left (and the ones it read on the way); an
+    /// entry at a later version (a request that finished first) stays.
     func keep(_ states: [(StreamKey, CachedStream)]) {
         generations.withLock { g in
             for (stream, entry) in states {
+                if let held = g.newer[stream] ?? g.older[stream], held.version > entry.version { continue }
                 g.older[stream] = nil
                 insert(entry, for: stream, into: &g)
             }

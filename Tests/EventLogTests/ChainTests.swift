@@ -282,7 +282,7 @@ import Testing
         try handle.close()
         let beside = try verify(dir.path)
         #expect(beside.damage.isEmpty, "\(beside.damage)")
-        #expect(beside.partitions[0].endOffset == 200)
+        #expect(beside.partitions[0].endOffset == 200 && beside.partitions[0].endedBesideWriter == 200)
         // The same files with no writer holding them: a torn tail, reported where it starts.
         let copy = TemporaryDirectory()
         defer { copy.remove() }
@@ -291,6 +291,33 @@ import Testing
         let alone = try verify(copy.path)
         let torn = try #require(alone.damage.first)
         #expect(torn.byteOffset == last.position + Int64(last.header.batchLength), "\(alone.damage)")
+        try await log.close()
+    }
+
+    /// Beside a holding writer, damage below the acknowledged end is reported as ever — and
+    /// once anything is, a torn tail past the end is no longer taken for the writer's work
+    /// (the damaged batch's offsets are no measure of what was acknowledged).
+    @Test func damageBelowTheAcknowledgedEndIsReportedWhileAWriterHoldsThePartition() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try await WriteAheadLog.open(at: dir.path, options: options(segmentBytes: 1 << 20))
+        try await appendSamples(log, 0..<200, batchSize: 20)
+        let segment = try #require(segmentFiles(dir.path).last)
+        let list = try batches(segment)
+        let handle = try #require(FileHandle(forUpdatingAtPath: segment))
+        // A byte of the third batch's payload, then half a batch where the next one goes.
+        try handle.seek(toOffset: UInt64(list[2].position) + UInt64(BatchHeader.size) + 5)
+        let byte = try #require(try handle.read(upToCount: 1)?.first)
+        try handle.seek(toOffset: UInt64(list[2].position) + UInt64(BatchHeader.size) + 5)
+        try handle.write(contentsOf: [byte ^ 0x40])
+        let end = list[list.count - 1].position + Int64(list[list.count - 1].header.batchLength)
+        try handle.seek(toOffset: UInt64(end))
+        try handle.write(contentsOf: readFile(segment)[0..<100])
+        try handle.close()
+        let report = try verify(dir.path)
+        #expect(report.damage.first?.byteOffset == list[2].position && report.damage.first?.reason.contains("CRC32C mismatch") == true, "\(report.damage)")
+        #expect(report.damage.contains { $0.byteOffset == end }, "the torn tail is reported too: \(report.damage)")
+        #expect(report.partitions[0].endedBesideWriter == nil)
         try await log.close()
     }
 

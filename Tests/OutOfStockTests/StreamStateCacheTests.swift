@@ -70,6 +70,16 @@ import Testing
         try await store.close()
     }
 
+    /// A request that read a stream at version 3 and finished after one that left it at 4
+    /// does not put the older state back.
+    @Test func anOlderStateDoesNotReplaceANewerOne() {
+        let cache = StreamStateCache(capacity: 10)
+        let key = StreamKey(tenant: "t", stream: "customer/C-1")
+        cache.keep([(key, CachedStream(version: 4, state: .none))])
+        cache.keep([(key, CachedStream(version: 3, state: .none))])
+        #expect(cache.state(key, version: 4) != nil && cache.state(key, version: 3) == nil)
+    }
+
     @Test func aRejectedInputKeepsNothingAndTheOldestGenerationGoes() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

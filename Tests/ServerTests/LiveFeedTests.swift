@@ -67,6 +67,20 @@ import Testing
                 while try reader.next() != nil { read += 1 }
                 #expect(read == report.appended && reader.positions == ends)
                 #expect(served.feed.messages(after: reader.positions)?.isEmpty == true)
+                if !listening {
+                    // A stream that comes now stands on the head, and takes the next append's
+                    // messages from the feed.
+                    served.feed.listen()
+                    defer { served.feed.stopListening() }
+                    let more = (1...3).map { #"{"type":"CustomerRegistered","actor":"u1","data":{"customerId":"C-late-\#($0)","number":"\#($0)","name":"Late \#($0)"}}"# + "\n" }.joined()
+                    let next = try await served.append(tenant: "t001", body: Array(more.utf8))
+                    let newEnds = try served.source.endOffsets()
+                    var rings = served.feed.ring.rings
+                    while served.feed.head != newEnds && ContinuousClock.now < deadline {
+                        rings = await served.feed.ring.wait(after: rings, timeout: 1)
+                    }
+                    #expect(next.appended == 3 && served.feed.messages(after: ends)?.count == 3)
+                }
             }
             try await fixture.close()
         }

@@ -84,8 +84,9 @@ public final class LiveView: @unchecked Sendable {
     /// waits (0.1 s, doubling up to `maxRetryDelay`) and opens it again from its last
     /// commit, until it catches up or the view is closed. Meanwhile queries answer from
     /// the last publication when it covers them, else wait and then fail with
-    /// `LiveViewError.failing`, and `failure` holds the error. `catchUpGap`: see the property. `onFailure` hears each failure (on the view's thread), for the
-    /// server's log; queries are told only that the view is failing, without its details.
+    /// `LiveViewError.failing`, and `failure` holds the error. `onFailure` hears each
+    /// failure (on the view's thread), for the server's log; queries are told only that the
+    /// view is failing, without its details. `catchUpGap`: see the property.
     public init(root: String, source: any EventSource, publishInterval: Double = 0.1, catchUpGap: Double = 0.005,
                 options: KVOptions = RecordsViewAccess.followerOptions(), storage: any Storage = PosixStorage(),
                 lockTimeoutMilliseconds: Int = 10_000, maxRetryDelay: Double = 5,

@@ -12,8 +12,9 @@ import Dispatch
 /// bad header it looks for the next batch whose header and CRC are intact. Each chain
 /// link is checked against the previous batch's *stored* hash, so one altered batch is
 /// reported once, not together with everything after it. Partitions are checked in
-/// parallel, one per core. Nothing is written. Beside a writer it checks what readers
-/// read: the active segment up to the partition's acknowledged end.
+/// parallel, one per core. Nothing is written. Beside a writer, what it meets past a
+/// partition's acknowledged end other than whole batches is the writer's work in progress,
+/// as for every reader, not damage (`beingWritten`).
 public struct ChainVerifier: Sendable {
     /// One thing found wrong.
     public struct Damage: Sendable, Equatable, CustomStringConvertible {

@@ -76,7 +76,8 @@ import Testing
                     let next = try await served.append(tenant: "t001", body: Array(more.utf8))
                     let newEnds = try served.source.endOffsets()
                     var rings = served.feed.ring.rings
-                    while served.feed.head != newEnds && ContinuousClock.now < deadline {
+                    let caughtUpBy = ContinuousClock.now + .seconds(60)
+                    while served.feed.head != newEnds && ContinuousClock.now < caughtUpBy {
                         rings = await served.feed.ring.wait(after: rings, timeout: 1)
                     }
                     #expect(next.appended == 3 && served.feed.messages(after: ends)?.count == 3)

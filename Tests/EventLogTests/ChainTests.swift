@@ -264,6 +264,22 @@ import Testing
         #expect(report.partitions[0].events == 2_000 - Int64(list[1].header.recordCount))
     }
 
+    /// A log of 200 records in batches of 20, left open: its writer holds the partition.
+    private func heldLog(_ path: String) async throws -> WriteAheadLog {
+        let log = try await WriteAheadLog.open(at: path, options: options(segmentBytes: 1 << 20))
+        try await appendSamples(log, 0..<200, batchSize: 20)
+        return log
+    }
+
+    /// Writes the first 100 bytes of the segment's first batch (its header: magic, length,
+    /// CRC) after `last`, where the next batch goes: a batch half copied into the page cache.
+    private func writeHalfABatch(_ segment: String, after last: (position: Int64, header: BatchHeader)) throws {
+        let handle = try #require(FileHandle(forWritingAtPath: segment))
+        try handle.seek(toOffset: UInt64(last.position) + UInt64(last.header.batchLength))
+        try handle.write(contentsOf: readFile(segment)[0..<100])
+        try handle.close()
+    }
+
     /// A batch half copied into the page cache past the acknowledged end is the writer at
     /// work while it holds the partition — one CI run's verify beside an append called it
     /// damage when the writer was descheduled longer than the re-reads waited — and a torn
@@ -271,15 +287,10 @@ import Testing
     @Test func bytesPastTheAcknowledgedEndAreWorkInProgressWhileAWriterHoldsThePartition() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let log = try await WriteAheadLog.open(at: dir.path, options: options(segmentBytes: 1 << 20))
-        try await appendSamples(log, 0..<200, batchSize: 20)
-        // The first 100 bytes of a batch (its header: magic, length, CRC) where the next one goes.
+        let log = try await heldLog(dir.path)
         let segment = try #require(segmentFiles(dir.path).last)
         let last = try #require(try batches(segment).last)
-        let handle = try #require(FileHandle(forWritingAtPath: segment))
-        try handle.seek(toOffset: UInt64(last.position) + UInt64(last.header.batchLength))
-        try handle.write(contentsOf: readFile(segment)[0..<100])
-        try handle.close()
+        try writeHalfABatch(segment, after: last)
         let beside = try verify(dir.path)
         #expect(beside.damage.isEmpty, "\(beside.damage)")
         #expect(beside.partitions[0].endOffset == 200 && beside.partitions[0].endedBesideWriter == 200)
@@ -300,20 +311,19 @@ import Testing
     @Test func damageBelowTheAcknowledgedEndIsReportedWhileAWriterHoldsThePartition() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let log = try await WriteAheadLog.open(at: dir.path, options: options(segmentBytes: 1 << 20))
-        try await appendSamples(log, 0..<200, batchSize: 20)
+        let log = try await heldLog(dir.path)
         let segment = try #require(segmentFiles(dir.path).last)
         let list = try batches(segment)
-        let handle = try #require(FileHandle(forUpdatingAtPath: segment))
         // A byte of the third batch's payload, then half a batch where the next one goes.
+        let handle = try #require(FileHandle(forUpdatingAtPath: segment))
         try handle.seek(toOffset: UInt64(list[2].position) + UInt64(BatchHeader.size) + 5)
         let byte = try #require(try handle.read(upToCount: 1)?.first)
         try handle.seek(toOffset: UInt64(list[2].position) + UInt64(BatchHeader.size) + 5)
         try handle.write(contentsOf: [byte ^ 0x40])
-        let end = list[list.count - 1].position + Int64(list[list.count - 1].header.batchLength)
-        try handle.seek(toOffset: UInt64(end))
-        try handle.write(contentsOf: readFile(segment)[0..<100])
         try handle.close()
+        let last = list[list.count - 1]
+        try writeHalfABatch(segment, after: last)
+        let end = last.position + Int64(last.header.batchLength)
         let report = try verify(dir.path)
         #expect(report.damage.first?.byteOffset == list[2].position && report.damage.first?.reason.contains("CRC32C mismatch") == true, "\(report.damage)")
         #expect(report.damage.contains { $0.byteOffset == end }, "the torn tail is reported too: \(report.damage)")

@@ -80,15 +80,21 @@ import Testing
         }
     }
 
+    /// A store of two partitions holding `reports(0..<10)`.
+    static func storeOfTenReports(at directory: String) async throws -> EventStore {
+        var options = StoreOptions()
+        options.log.partitionCount = 2
+        let store = try await EventStore.open(at: directory, options: options)
+        _ = try await store.append(reports(0..<10))
+        return store
+    }
+
     // Alone it takes 0.4 s; beside the suite's heavy tests on 2 cores its tasks wait for the
     // cooperative pool (13 s beside three of them here, over 60 s once in a full CI run).
     @Test(.timeLimit(.minutes(3))) func aFailingReadIsRetriedAndTheViewCatchesUp() async throws {
         let directory = NSTemporaryDirectory() + "backorder-liveview-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StoreOptions()
-        options.log.partitionCount = 2
-        let store = try await EventStore.open(at: directory, options: options)
-        _ = try await store.append(Self.reports(0..<10))
+        let store = try await Self.storeOfTenReports(at: directory)
         let source = FlakySource(store.reader)
         let (failures, failed) = AsyncStream<Double>.makeStream()
         let view = try LiveView(root: directory, source: source, publishInterval: 0, maxRetryDelay: 0.05,
@@ -126,10 +132,7 @@ import Testing
     @Test(.timeLimit(.minutes(10))) func aWaitingQueryAndCloseEndTheGatherAtOnce() async throws {
         let directory = NSTemporaryDirectory() + "backorder-liveview-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = StoreOptions()
-        options.log.partitionCount = 2
-        let store = try await EventStore.open(at: directory, options: options)
-        _ = try await store.append(Self.reports(0..<10))
+        let store = try await Self.storeOfTenReports(at: directory)
         let view = try LiveView(root: directory, source: store.reader, publishInterval: 1_200, catchUpGap: 600)
         _ = try await view.snapshot(covering: try store.reader.endOffsets(), timeout: 120)
         // Applied after a poke, then gathering; the next append's poke does not wake it.

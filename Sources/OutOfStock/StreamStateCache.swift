@@ -63,9 +63,10 @@ public final class StreamStateCache: Sendable {
     private func insert(_ entry: CachedStream, for stream: StreamKey, into g: inout Generations) {
         g.newer[stream] = entry
         guard g.newer.count >= capacity / 2 else { return }
-        g.older = g.newer
-        g.newer = [:]
-        g.newer.reserveCapacity(capacity / 2)
+        // As `IngestMemory` turns its generations: the older table, emptied, takes the
+        // next entries (no new table per turn).
+        g.older.removeAll(keepingCapacity: true)
+        swap(&g.older, &g.newer)
         assert(g.newer.count + g.older.count <= capacity, "StreamStateCache: over its capacity")
     }
 }

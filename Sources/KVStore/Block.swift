@@ -2,9 +2,11 @@ import EventLog
 
 /// Builds one block of sorted entries (docs/KVSTORE.md, "Blocks"): keys share their prefix
 /// with the previous key, except at restart points every `restartInterval` entries, which
-/// a reader binary-searches.
-struct BlockBuilder {
-    private(set) var buffer: [UInt8] = []
+/// a reader binary-searches. Written straight into a buffer of its own (a flush or a
+/// compaction adds every entry of a table here: no array bounds or uniqueness checks per
+/// byte). A class: it owns that buffer.
+final class BlockBuilder {
+    private let buffer = ByteBuffer(capacity: 8 << 10)
     private var restarts: [UInt32] = [0]
     private var sinceRestart = 0
     private let restartInterval: Int
@@ -13,7 +15,6 @@ struct BlockBuilder {
 
     init(restartInterval: Int) {
         self.restartInterval = restartInterval
-        buffer.reserveCapacity(8 << 10)
     }
 
     var isEmpty: Bool { count == 0 }
@@ -25,7 +26,7 @@ struct BlockBuilder {
     /// the length of the prefix the key shares with the key added before it (the caller
     /// knows it: it checks the order with it); a restart point and a block's first entry
     /// store the whole key.
-    mutating func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, deleted: Bool, sharedWithPrevious: Int) {
+    func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, deleted: Bool, sharedWithPrevious: Int) {
         precondition(sharedWithPrevious >= 0 && sharedWithPrevious <= key.count, "a shared prefix within the key")
         var shared = count == 0 ? 0 : sharedWithPrevious
         if sinceRestart == restartInterval {
@@ -33,25 +34,51 @@ struct BlockBuilder {
             sinceRestart = 0
             shared = 0
         }
-        ByteCoding.appendVarint(UInt64(shared), to: &buffer)
-        ByteCoding.appendVarint(UInt64(key.count - shared), to: &buffer)
-        ByteCoding.appendVarint(UInt64(value.count) << 1 | (deleted ? 1 : 0), to: &buffer)
-        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: key[shared...]))
-        buffer.append(contentsOf: value)
+        let unshared = key.count - shared
+        // Three varints of at most 10 bytes each, then the key's rest and the value.
+        let p = buffer.extend(by: 30 + unshared + value.count)
+        var n = Self.storeVarint(UInt64(shared), at: p)
+        n += Self.storeVarint(UInt64(unshared), at: p + n)
+        n += Self.storeVarint(UInt64(value.count) << 1 | (deleted ? 1 : 0), at: p + n)
+        if unshared > 0, let k = key.baseAddress { (p + n).copyMemory(from: k + shared, byteCount: unshared) }
+        n += unshared
+        if value.count > 0, let v = value.baseAddress { (p + n).copyMemory(from: v, byteCount: value.count) }
+        n += value.count
+        buffer.shrink(by: 30 + unshared + value.count - n)
         sinceRestart += 1
         count += 1
     }
 
-    /// The block's bytes (entries, restart offsets, restart count); resets the builder.
-    mutating func finish() -> [UInt8] {
-        var out = buffer
-        for r in restarts { withUnsafeBytes(of: r.littleEndian) { out.append(contentsOf: $0) } }
-        withUnsafeBytes(of: UInt32(restarts.count).littleEndian) { out.append(contentsOf: $0) }
-        buffer.removeAll(keepingCapacity: true)
-        restarts = [0]
-        sinceRestart = 0
-        count = 0
-        return out
+    @inline(__always)
+    private static func storeVarint(_ value: UInt64, at p: UnsafeMutableRawPointer) -> Int {
+        if value < 0x80 {
+            p.storeBytes(of: UInt8(value), as: UInt8.self)
+            return 1
+        }
+        var v = value
+        var n = 0
+        while v >= 0x80 {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: n, as: UInt8.self)
+            v >>= 7
+            n += 1
+        }
+        p.storeBytes(of: UInt8(v), toByteOffset: n, as: UInt8.self)
+        return n + 1
+    }
+
+    /// Appends the restart array and calls `body` with the block's bytes (entries, restart
+    /// offsets, restart count); then resets the builder.
+    func finish<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        for r in restarts { withUnsafeBytes(of: r.littleEndian) { buffer.append($0) } }
+        withUnsafeBytes(of: UInt32(restarts.count).littleEndian) { buffer.append($0) }
+        defer {
+            buffer.truncate(to: 0)
+            restarts.removeAll(keepingCapacity: true)
+            restarts.append(0)
+            sinceRestart = 0
+            count = 0
+        }
+        return try body(buffer.bytes)
     }
 }
 

@@ -27,6 +27,22 @@ final class ByteBuffer {
         count += bytes.count
     }
 
+    /// Grows the contents by `n` bytes, left for the caller to write: their start.
+    @inline(__always)
+    func extend(by n: Int) -> UnsafeMutableRawPointer {
+        reserve(count + n)
+        let start = base + count
+        count += n
+        return start
+    }
+
+    /// Drops the last `n` bytes.
+    @inline(__always)
+    func shrink(by n: Int) {
+        precondition(n >= 0 && n <= count, "shrink beyond the buffer")
+        count -= n
+    }
+
     /// Replaces the contents.
     func set(_ bytes: UnsafeRawBufferPointer) {
         count = 0

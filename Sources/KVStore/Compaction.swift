@@ -147,7 +147,8 @@ struct Compaction {
         return true
     }
 
-    /// An iterator over the inputs, newest first, that keeps deletions.
+    /// An iterator over the inputs, newest first, that keeps deletions (each run read
+    /// forward once by a `RunScanner`, outside the block cache).
     func makeInput() -> MergingIterator {
         var children: [SortedIterator] = []
         if level == 0 {
@@ -156,11 +157,11 @@ struct Compaction {
             for file in inputs {
                 if let last = runs.last?.last, last.info.run == file.info.run { runs[runs.count - 1].append(file) } else { runs.append([file]) }
             }
-            for run in runs { children.append(LevelIterator(files: run)) }
+            for run in runs { children.append(RunScanner(files: run)) }
         } else {
-            children.append(LevelIterator(files: inputs))
+            children.append(RunScanner(files: inputs))
         }
-        if !overlapping.isEmpty { children.append(LevelIterator(files: overlapping)) }
+        if !overlapping.isEmpty { children.append(RunScanner(files: overlapping)) }
         return MergingIterator(children)
     }
 }

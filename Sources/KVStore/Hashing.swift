@@ -43,8 +43,21 @@ enum KeyOrder {
     static func compare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
         let n = min(a.count, b.count)
         if n > 0, let pa = a.baseAddress, let pb = b.baseAddress {
-            let c = memcmp(pa, pb, n)
-            if c != 0 { return Int(c) }
+            // Eight bytes at a time, read big-endian so that integer order is byte order:
+            // keys are short (tens of bytes), and a call to memcmp cost more than the
+            // comparison (a merge compares keys at every step).
+            var i = 0
+            while i + 8 <= n {
+                let x = UInt64(bigEndian: pa.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                let y = UInt64(bigEndian: pb.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                if x != y { return x < y ? -1 : 1 }
+                i += 8
+            }
+            while i < n {
+                let x = pa.load(fromByteOffset: i, as: UInt8.self), y = pb.load(fromByteOffset: i, as: UInt8.self)
+                if x != y { return Int(x) - Int(y) }
+                i += 1
+            }
         }
         return a.count - b.count
     }
@@ -73,8 +86,3 @@ enum KeyOrder {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

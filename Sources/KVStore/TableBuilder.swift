@@ -24,8 +24,8 @@ final class TableBuilder {
     let number: UInt64
     private let file: any StorageFile
     private let options: KVOptions
-    private var block: BlockBuilder
-    private var index: BlockBuilder
+    private let block: BlockBuilder
+    private let index: BlockBuilder
     private var pending: [UInt8] = []
     private var scratch: [UInt8] = []
     private var written: Int64 = 0
@@ -70,8 +70,8 @@ final class TableBuilder {
 
     private func finishDataBlock() throws {
         guard !block.isEmpty else { return }
-        let raw = block.finish()
-        let handle = try TableFormat.appendBlock(raw, codec: options.codec, offset: written + Int64(pending.count), scratch: &scratch, to: &pending)
+        let offset = written + Int64(pending.count)
+        let handle = try block.finish { try TableFormat.appendBlock($0, codec: options.codec, offset: offset, scratch: &scratch, to: &pending) }
         // Index entry: the block's last key → its handle and its first key (compactions use
         // the first keys to see which key ranges a file really covers).
         var value: [UInt8] = []
@@ -97,10 +97,11 @@ final class TableBuilder {
         var filter: TableFormat.Handle?
         if options.bloomBitsPerKey > 0 {
             let bits = BloomFilter.build(hashes: hashes, bitsPerKey: options.bloomBitsPerKey)
-            filter = try TableFormat.appendBlock(bits, codec: .none, offset: written + Int64(pending.count), scratch: &scratch, to: &pending)
+            let offset = written + Int64(pending.count)
+            filter = try bits.withUnsafeBytes { try TableFormat.appendBlock($0, codec: .none, offset: offset, scratch: &scratch, to: &pending) }
         }
-        let indexHandle = try TableFormat.appendBlock(index.finish(), codec: options.codec, offset: written + Int64(pending.count),
-                                                      scratch: &scratch, to: &pending)
+        let indexOffset = written + Int64(pending.count)
+        let indexHandle = try index.finish { try TableFormat.appendBlock($0, codec: options.codec, offset: indexOffset, scratch: &scratch, to: &pending) }
         pending.append(contentsOf: TableFormat.Footer(index: indexHandle, filter: filter).encoded())
         try writePending()
         if options.sync { do { try file.sync() } catch { throw KVError.wrap(error) } }

@@ -80,38 +80,63 @@ enum TableFormat {
     }
 
     /// Appends a block (compressed when that pays) and its trailer to `out`; returns its handle.
-    static func appendBlock(_ raw: [UInt8], codec: Codec, offset: Int64, scratch: inout [UInt8], to out: inout [UInt8]) throws -> Handle {
-        var payload: [UInt8]
-        var kind = rawBlock
+    static func appendBlock(_ raw: UnsafeRawBufferPointer, codec: Codec, offset: Int64, scratch: inout [UInt8], to out: inout [UInt8]) throws -> Handle {
         if codec == .lz4 && raw.count >= 64 {
             let bound = codec.compressBound(raw.count) + 4
             if scratch.count < bound { scratch = [UInt8](repeating: 0, count: bound) }
-            let written = try raw.withUnsafeBytes { input in
-                try scratch.withUnsafeMutableBytes { output in
-                    output.storeBytes(of: UInt32(raw.count).littleEndian, toByteOffset: 0, as: UInt32.self)
-                    return try codec.compress(input, into: UnsafeMutableRawBufferPointer(rebasing: output[4...])) + 4
-                }
+            let written = try scratch.withUnsafeMutableBytes { output in
+                output.storeBytes(of: UInt32(raw.count).littleEndian, toByteOffset: 0, as: UInt32.self)
+                return try codec.compress(raw, into: UnsafeMutableRawBufferPointer(rebasing: output[4...])) + 4
             }
             if written < raw.count - raw.count / 8 {
-                payload = Array(scratch[0..<written])
-                kind = lz4Block
-            } else {
-                payload = raw
+                return scratch.withUnsafeBytes { append(UnsafeRawBufferPointer(rebasing: $0[0..<written]), kind: lz4Block, offset: offset, to: &out) }
             }
-        } else {
-            payload = raw
         }
-        let handle = Handle(offset: offset, size: payload.count)
+        return append(raw, kind: rawBlock, offset: offset, to: &out)
+    }
+
+    /// Appends a block's payload and its trailer (kind, CRC32C of payload and kind).
+    private static func append(_ payload: UnsafeRawBufferPointer, kind: UInt8, offset: Int64, to out: inout [UInt8]) -> Handle {
         out.append(contentsOf: payload)
         out.append(kind)
-        let crc = payload.withUnsafeBytes { p in CRC32C.checksum(CollectionOfOne(kind), continuing: CRC32C.checksum(p)) }
+        let crc = CRC32C.checksum(CollectionOfOne(kind), continuing: CRC32C.checksum(payload))
         withUnsafeBytes(of: crc.littleEndian) { out.append(contentsOf: $0) }
-        return handle
+        return Handle(offset: offset, size: payload.count)
     }
 
     /// Checks a block read from disk (payload and trailer) and returns its decoded bytes in
     /// a new allocation the caller owns.
     static func decodeBlock(_ stored: UnsafeRawBufferPointer, handle: Handle, path: String) throws -> UnsafeMutableRawBufferPointer {
+        try checkBlock(stored, handle: handle, path: path)
+        let payload = UnsafeRawBufferPointer(rebasing: stored[0..<handle.size])
+        let size = stored[handle.size] == rawBlock ? payload.count : try decompressedSize(payload, handle: handle, path: path)
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, size), alignment: 8)
+        let target = UnsafeMutableRawBufferPointer(start: out.baseAddress, count: size)
+        do { try decode(payload, kind: stored[handle.size], into: target, handle: handle, path: path) } catch {
+            out.deallocate()
+            throw error
+        }
+        return target
+    }
+
+    /// Checks a block read from disk and decodes it into `buffer` (grown when too small;
+    /// the caller owns it): the decoded bytes, valid until `buffer` is next used.
+    static func decodeBlock(_ stored: UnsafeRawBufferPointer, handle: Handle, path: String,
+                            into buffer: inout UnsafeMutableRawBufferPointer) throws -> UnsafeRawBufferPointer {
+        try checkBlock(stored, handle: handle, path: path)
+        let payload = UnsafeRawBufferPointer(rebasing: stored[0..<handle.size])
+        let size = stored[handle.size] == rawBlock ? payload.count : try decompressedSize(payload, handle: handle, path: path)
+        if buffer.count < size {
+            buffer.deallocate()
+            buffer = .allocate(byteCount: size, alignment: 16)
+        }
+        let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size])
+        try decode(payload, kind: stored[handle.size], into: target, handle: handle, path: path)
+        return UnsafeRawBufferPointer(target)
+    }
+
+    /// Checks a stored block's length, checksum and codec (payload and trailer).
+    static func checkBlock(_ stored: UnsafeRawBufferPointer, handle: Handle, path: String) throws {
         func corrupt(_ reason: String) -> KVError { .corrupt(path: path, offset: handle.offset, reason: reason) }
         guard stored.count == handle.size + trailerBytes else { throw corrupt("block of \(handle.size) bytes is cut short") }
         let payload = UnsafeRawBufferPointer(rebasing: stored[0..<handle.size])
@@ -120,24 +145,25 @@ enum TableFormat {
         guard CRC32C.checksum(CollectionOfOne(kind), continuing: CRC32C.checksum(payload)) == expected else {
             throw corrupt("block checksum mismatch")
         }
-        switch kind {
-        case rawBlock:
-            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, payload.count), alignment: 8)
-            if payload.count > 0 { out.copyMemory(from: payload) }
-            return UnsafeMutableRawBufferPointer(start: out.baseAddress, count: payload.count)
-        case lz4Block:
-            guard payload.count >= 4 else { throw corrupt("compressed block without its size") }
-            let size = Int(UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
-            guard size <= 64 << 20 else { throw corrupt("compressed block claims \(size) bytes") }
-            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, size), alignment: 8)
-            let target = UnsafeMutableRawBufferPointer(start: out.baseAddress, count: size)
-            guard Codec.lz4.decompress(UnsafeRawBufferPointer(rebasing: payload[4...]), into: target) else {
-                out.deallocate()
-                throw corrupt("block does not decompress to its \(size) bytes")
-            }
-            return target
-        default:
-            throw corrupt("unknown block codec \(kind)")
+        guard kind == rawBlock || kind == lz4Block else { throw corrupt("unknown block codec \(kind)") }
+    }
+
+    /// The size an lz4 block's payload says it decompresses to.
+    private static func decompressedSize(_ payload: UnsafeRawBufferPointer, handle: Handle, path: String) throws -> Int {
+        guard payload.count >= 4 else { throw KVError.corrupt(path: path, offset: handle.offset, reason: "compressed block without its size") }
+        let size = Int(UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
+        guard size <= 64 << 20 else { throw KVError.corrupt(path: path, offset: handle.offset, reason: "compressed block claims \(size) bytes") }
+        return size
+    }
+
+    /// Copies or decompresses a checked payload into `target`, which has its decoded size.
+    private static func decode(_ payload: UnsafeRawBufferPointer, kind: UInt8, into target: UnsafeMutableRawBufferPointer, handle: Handle, path: String) throws {
+        if kind == rawBlock {
+            if payload.count > 0 { target.copyMemory(from: payload) }
+            return
+        }
+        guard Codec.lz4.decompress(UnsafeRawBufferPointer(rebasing: payload[4...]), into: target) else {
+            throw KVError.corrupt(path: path, offset: handle.offset, reason: "block does not decompress to its \(target.count) bytes")
         }
     }
 }

@@ -97,6 +97,30 @@ final class TableReader: Sendable {
         return true
     }
 
+    /// The handles of the data blocks, in file order (from the index block).
+    func dataBlockHandles() throws -> [TableFormat.Handle] {
+        let index = BlockIterator(self.index)
+        var handles: [TableFormat.Handle] = []
+        try index.seekToFirst()
+        while index.isValid {
+            guard let handle = TableFormat.Handle.decode(index.value) else {
+                throw KVError.corrupt(path: path, offset: footer.index.offset, reason: "index entry does not hold a block handle")
+            }
+            if let last = handles.last, handle.offset < last.offset + Int64(last.size + TableFormat.trailerBytes) {
+                throw KVError.corrupt(path: path, offset: footer.index.offset, reason: "data block at \(handle.offset) overlaps the one at \(last.offset)")
+            }
+            handles.append(handle)
+            try index.next()
+        }
+        return handles
+    }
+
+    /// Reads the file's bytes at `offset` (for a reader that does its own buffering); returns
+    /// how many were read (fewer at the end of the file).
+    func readRaw(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        do { return try file.read(into: buffer, at: offset) } catch { throw KVError.wrap(error) }
+    }
+
     /// An iterator over the index block (one entry per data block: its last key).
     func indexIterator() throws -> BlockIterator { BlockIterator(index) }
 

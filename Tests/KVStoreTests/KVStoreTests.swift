@@ -354,6 +354,77 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         try next.close()
     }
 
+    /// A compaction reads its inputs forward through a window (`RunScanner`): runs of
+    /// files larger than the window, blocks that straddle its end and a value larger than
+    /// the whole window come out exact, lz4 and raw.
+    @Test(arguments: [Codec.lz4, Codec.none])
+    func compactionsReadInputsLargerThanTheirWindow(codec: Codec) throws {
+        let dir = temporaryDirectory("window-\(codec)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = KVOptions()
+        options.codec = codec
+        options.memtableBytes = 2 << 20
+        options.targetFileBytes = 1 << 20
+        options.level1Bytes = 2 << 20
+        options.level0CompactionTrigger = 2
+        let store = try KVStore.open(at: dir, options: options)
+        var model = Model()
+        var random = SplitMix64(seed: 23)
+        for round in 0..<6 {
+            for _ in 0..<12_000 {
+                let k = key(Int.random(in: 0..<40_000, using: &random))
+                let value = (0..<Int.random(in: 0..<200, using: &random)).map { _ in UInt8.random(in: 0...3, using: &random) }
+                try store.put(k, value)
+                model.entries[k] = value
+            }
+            if round == 2 {
+                let huge = (0..<(RunScanner.windowBytes + 12_345)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+                try store.put(key(20_000), huge)
+                model.entries[key(20_000)] = huge
+            }
+            try store.freeze(metadata: [UInt8(round)])
+        }
+        try store.settle()
+        let shape = store.shape
+        #expect(shape.stats.compactions >= 2 && shape.stats.bytesCompactedIn > Int64(4 * RunScanner.windowBytes), "\(shape)")
+        let found = try scan(store.snapshot())
+        #expect(found.map(\.0) == model.sortedKeys())
+        #expect(found.allSatisfy { model.entries[$0.0] == $0.1 })
+        try store.close()
+    }
+
+    /// A damaged block in a compaction's input stops the compaction, and the store says
+    /// which file and where; nothing of the damaged file is passed on as if it were whole.
+    @Test func damageInACompactionsInputIsReportedWithItsPlace() throws {
+        let dir = temporaryDirectory("compaction-damage")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = tinyOptions()
+        options.memtableBytes = 4 << 20
+        options.level0StopTrigger = 32
+        let store = try KVStore.open(at: dir, options: options)
+        for n in 0..<2_000 { try store.put(key(n), Array(repeating: UInt8(n & 0x7F), count: 20)) }
+        try store.freeze(metadata: [])
+        try store.close()
+        let table = try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".sst") }!
+        let path = dir + "/" + table
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        bytes[100] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        let reopened = try KVStore.open(at: dir, options: options)
+        #expect {
+            for run in 1...options.level0CompactionTrigger {
+                for n in 0..<2_000 { try reopened.put(key(n * 3 + run), [UInt8(run)]) }
+                try reopened.freeze(metadata: [UInt8(run)])
+            }
+            try reopened.settle()
+        } throws: { error in
+            guard case let .workerFailed(reason) = error as? KVError else { return false }
+            return reason.contains(path) && reason.contains("checksum")
+        }
+        try? reopened.close()
+    }
+
     /// A direction change in the middle of a scan lands on the neighbouring key, also when
     /// the key's newest version lives in another level than its neighbours.
     @Test func directionChangesAcrossLevels() throws {
@@ -603,6 +674,8 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
                     let shared = KeyOrder.sharedPrefix(ka, kb)
                     #expect(shared == naive)
                     #expect(KeyOrder.follows(kb, ka, sharing: shared) == (KeyOrder.compare(kb, ka) > 0))
+                    let byteOrder = a == b ? 0 : (a.lexicographicallyPrecedes(b) ? -1 : 1)
+                    #expect(KeyOrder.compare(ka, kb).signum() == byteOrder)
                 }
             }
         }

@@ -602,47 +602,58 @@ public final class KVStore: @unchecked Sendable {
     private func writeCompactionOutput(_ compaction: Compaction) throws -> [TableInfo] {
         let input = compaction.makeInput()
         let abandonable = !mayFinishAtClose(compaction)
+        let dropsDeletions = compaction.isBottom
+        let cutBytes = Int64(options.targetFileBytes), partitionCutBytes = Int64(options.targetFileBytes / 16)
         var steps = 0
         let kept = compaction.kept
         var nextKept = 0
         var outputs: [TableInfo] = []
-        var builder: TableBuilder?
+        var unfinished: TableBuilder?
+        /// Moves the input on (and gives up when the store is closing, if it may).
+        func step() throws {
+            try input.next()
+            steps += 1
+            if abandonable && steps & 4095 == 0 && closed.load(ordering: .relaxed) { throw CompactionAbandoned() }
+        }
         do {
             try input.seekToFirst()
-            while input.isValid {
-                if !(input.isDeletion && compaction.isBottom) {
-                    // Passing a kept file: the current output must end before it.
-                    var crossed = false
-                    while nextKept < kept.count, kept[nextKept].info.largest.withUnsafeBytes({ KeyOrder.compare($0, input.key) }) < 0 {
-                        crossed = true
-                        nextKept += 1
+            // One output file per turn, started at an entry that is written (a file is never
+            // empty): entries go in until the file reaches its size, a kept file of the output
+            // level must not be overlapped, or (past a sixteenth of the size) a partition ends.
+            files: while true {
+                while input.isValid && input.isDeletion && dropsDeletions { try step() }
+                guard input.isValid else { break files }
+                let number = newFileNumber()
+                let builder = try TableBuilder(storage: storage, path: directory + "/" + TableHandle.fileName(number), number: number, options: options)
+                unfinished = builder
+                entries: while input.isValid {
+                    if input.isDeletion && dropsDeletions {
+                        try step()
+                        continue entries
                     }
-                    if let current = builder, current.entries > 0,
-                       crossed || (current.estimatedBytes >= Int64(options.targetFileBytes / 16)
-                                   && startsPartition(input.key, after: current.lastKeyBytes)) {
-                        outputs.append(try current.finish())
-                        builder = nil
+                    if nextKept < kept.count {
+                        // Passing a kept file: the current output must end before it.
+                        var crossed = false
+                        while nextKept < kept.count, kept[nextKept].info.largest.withUnsafeBytes({ KeyOrder.compare($0, input.key) }) < 0 {
+                            crossed = true
+                            nextKept += 1
+                        }
+                        if crossed && builder.entries > 0 { break entries }
+                        precondition(nextKept >= kept.count || !kept[nextKept].contains(input.key),
+                                     "compaction: a key falls inside a file that was kept (refine is not conservative)")
                     }
-                    precondition(nextKept >= kept.count || !kept[nextKept].contains(input.key),
-                                 "compaction: a key falls inside a file that was kept (refine is not conservative)")
-                    if builder == nil {
-                        let number = newFileNumber()
-                        builder = try TableBuilder(storage: storage, path: directory + "/" + TableHandle.fileName(number), number: number, options: options)
+                    if builder.entries > 0 && builder.estimatedBytes >= partitionCutBytes && startsPartition(input.key, after: builder.lastKeyBytes) {
+                        break entries
                     }
-                    try builder?.add(input.key, input.value, deleted: input.isDeletion)
-                    if let current = builder, current.estimatedBytes >= Int64(options.targetFileBytes) {
-                        outputs.append(try current.finish())
-                        builder = nil
-                    }
+                    try builder.add(input.key, input.value, deleted: input.isDeletion)
+                    try step()
+                    if builder.estimatedBytes >= cutBytes { break entries }
                 }
-                try input.next()
-                steps += 1
-                if abandonable && steps & 4095 == 0 && closed.load(ordering: .relaxed) { throw CompactionAbandoned() }
+                outputs.append(try builder.finish())
+                unfinished = nil
             }
-            if let current = builder, current.entries > 0 { outputs.append(try current.finish()) }
-            builder = nil
         } catch {
-            removeUnfinished(outputs, builder)
+            removeUnfinished(outputs, unfinished)
             throw error
         }
         return outputs

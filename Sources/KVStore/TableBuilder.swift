@@ -31,8 +31,8 @@ final class TableBuilder {
     private var written: Int64 = 0
     private var hashes: [UInt64] = []
     private var smallest: [UInt8]?
-    private var lastKey = ByteBuffer()
-    private var blockFirstKey = ByteBuffer()
+    private let lastKey = ByteBuffer()
+    private let blockFirstKey = ByteBuffer()
     private(set) var entries: Int64 = 0
 
     init(storage: any Storage, path: String, number: UInt64, options: KVOptions) throws {

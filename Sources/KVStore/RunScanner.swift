@@ -17,6 +17,10 @@ final class RunScanner: SortedIterator {
     private var reader: TableReader?
     private var blocks: [TableFormat.Handle] = []
     private var blockIndex = 0
+    /// Entries decoded from the current file: at its end, they must be as many as the
+    /// manifest says it holds (an index block that lost entries would otherwise lose
+    /// them from the compaction's output without a word).
+    private var entriesRead: Int64 = 0
 
     /// File bytes at `windowOffset` in the current file.
     private var window: UnsafeMutableRawBufferPointer
@@ -49,6 +53,7 @@ final class RunScanner: SortedIterator {
     override func seekToFirst() throws {
         fileIndex = -1
         reader = nil
+        entriesRead = 0
         blocks = []
         blockIndex = 0
         base = nil
@@ -97,6 +102,7 @@ final class RunScanner: SortedIterator {
         keyBuffer.truncate(to: Int(shared))
         keyBuffer.append(UnsafeRawBufferPointer(start: base + p, count: Int(unshared)))
         p += Int(unshared)
+        entriesRead += 1
         isValid = true
         key = keyBuffer.bytes
         value = UnsafeRawBufferPointer(start: base + p, count: Int(valueLength))
@@ -107,6 +113,11 @@ final class RunScanner: SortedIterator {
     /// Loads the next data block (of this file or the next); false when the run is done.
     private func nextBlock() throws -> Bool {
         while blockIndex >= blocks.count {
+            if let reader, entriesRead != files[fileIndex].info.entries {
+                throw KVError.corrupt(path: reader.path, offset: 0,
+                                      reason: "the file's blocks hold \(entriesRead) entries, the manifest says \(files[fileIndex].info.entries)")
+            }
+            entriesRead = 0
             fileIndex += 1
             guard fileIndex < files.count else {
                 reader = nil

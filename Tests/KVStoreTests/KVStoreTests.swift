@@ -681,3 +681,60 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         }
     }
 }
+
+/// `RunScanner`, the compactions' reader, on table files written by `TableBuilder`.
+@Suite struct RunScannerTests {
+    private func writeTable(_ dir: String, number: UInt64, keys: Range<Int>, options: KVOptions) throws -> TableInfo {
+        let builder = try TableBuilder(storage: PosixStorage(), path: dir + "/" + TableHandle.fileName(number), number: number, options: options)
+        for n in keys {
+            let value = Array(repeating: UInt8(n & 0xFF), count: n % 300)
+            try key(n).withUnsafeBytes { k in try value.withUnsafeBytes { try builder.add(k, $0, deleted: n % 7 == 0) } }
+        }
+        return try builder.finish()
+    }
+
+    private func handle(_ info: TableInfo, _ dir: String) -> TableHandle {
+        TableHandle(info: info, directory: dir, storage: PosixStorage(), cache: BlockCache(capacityBytes: 1 << 20), owner: OwnerState(maxOpenTables: 8))
+    }
+
+    /// Every entry of a run of two files, in order, with its value and deletion flag —
+    /// files larger than the window, so that blocks straddle the window's end.
+    @Test func scansARunWholeAndInOrder() throws {
+        let dir = temporaryDirectory("run-scanner")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var options = KVOptions()
+        options.codec = .none
+        let first = try writeTable(dir, number: 1, keys: 0..<4_000, options: options)
+        let second = try writeTable(dir, number: 2, keys: 4_000..<6_000, options: options)
+        #expect(first.size > Int64(RunScanner.windowBytes), "the first file should be larger than the window: \(first.size) bytes")
+        let scanner = RunScanner(files: [handle(first, dir), handle(second, dir)])
+        try scanner.seekToFirst()
+        var n = 0
+        while scanner.isValid {
+            #expect(Array(scanner.key) == key(n))
+            #expect(Array(scanner.value) == Array(repeating: UInt8(n & 0xFF), count: n % 300))
+            #expect(scanner.isDeletion == (n % 7 == 0))
+            try scanner.next()
+            n += 1
+        }
+        #expect(n == 6_000)
+    }
+
+    /// A file holding fewer entries than its manifest entry says is damage, named with the file.
+    @Test func aFileShortOfItsEntriesIsDamage() throws {
+        let dir = temporaryDirectory("run-scanner-short")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var info = try writeTable(dir, number: 1, keys: 0..<500, options: KVOptions())
+        info.entries += 1
+        let scanner = RunScanner(files: [handle(info, dir)])
+        #expect {
+            try scanner.seekToFirst()
+            while scanner.isValid { try scanner.next() }
+        } throws: { error in
+            guard case let .corrupt(path, _, reason) = error as? KVError else { return false }
+            return path.hasSuffix("000001.sst") && reason.contains("500 entries") && reason.contains("501")
+        }
+    }
+}

@@ -9,8 +9,9 @@ import EventLog
 /// pushed out the blocks that point lookups were using (LevelDB reads compaction inputs
 /// with `fill_cache = false` for the same reason).
 ///
-/// Memory: the window (`windowBytes`, or one block when a block is larger) and one
-/// decompressed block. Only `seekToFirst` and `next` are supported.
+/// Memory: the window (`windowBytes`, or one block while a block is larger) and one
+/// decompressed block (as large as the largest so far). Only `seekToFirst` and `next` are
+/// supported.
 final class RunScanner: SortedIterator {
     private let files: [TableHandle]
     private var fileIndex = -1
@@ -114,8 +115,8 @@ final class RunScanner: SortedIterator {
     private func nextBlock() throws -> Bool {
         while blockIndex >= blocks.count {
             if let reader, entriesRead != files[fileIndex].info.entries {
-                throw KVError.corrupt(path: reader.path, offset: 0,
-                                      reason: "the file's blocks hold \(entriesRead) entries, the manifest says \(files[fileIndex].info.entries)")
+                throw KVError.corrupt(path: reader.path, offset: reader.indexOffset,
+                                      reason: "the blocks the index lists hold \(entriesRead) entries, the MANIFEST says the file holds \(files[fileIndex].info.entries)")
             }
             entriesRead = 0
             fileIndex += 1
@@ -158,9 +159,12 @@ final class RunScanner: SortedIterator {
     private func storedBytes(_ handle: TableFormat.Handle, of table: TableReader) throws -> UnsafeRawBufferPointer {
         let needed = handle.size + TableFormat.trailerBytes
         if handle.offset < windowOffset || handle.offset + Int64(needed) > windowOffset + Int64(windowCount) {
-            if needed > window.count {
+            // A block larger than the window gets a window of its size, kept only while
+            // blocks need it (one large value must not hold megabytes for the whole run).
+            let size = max(needed, Self.windowBytes)
+            if size != window.count {
                 window.deallocate()
-                window = .allocate(byteCount: needed, alignment: 16)
+                window = .allocate(byteCount: size, alignment: 16)
             }
             let wanted = Int(min(Int64(window.count), max(Int64(needed), table.size - handle.offset)))
             let n = try table.readRaw(into: UnsafeMutableRawBufferPointer(rebasing: window[0..<wanted]), at: handle.offset)

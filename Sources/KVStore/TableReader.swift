@@ -97,23 +97,31 @@ final class TableReader: Sendable {
         return true
     }
 
-    /// The handles of the data blocks, in file order (from the index block).
+    /// The handles of the data blocks, in file order (from the index block), each checked
+    /// to lie after the one before it and before the filter and index blocks.
     func dataBlockHandles() throws -> [TableFormat.Handle] {
         let index = BlockIterator(self.index)
+        let dataEnd = min(footer.index.offset, footer.filter?.offset ?? .max)
         var handles: [TableFormat.Handle] = []
+        var end: Int64 = 0
         try index.seekToFirst()
         while index.isValid {
             guard let handle = TableFormat.Handle.decode(index.value) else {
                 throw KVError.corrupt(path: path, offset: footer.index.offset, reason: "index entry does not hold a block handle")
             }
-            if let last = handles.last, handle.offset < last.offset + Int64(last.size + TableFormat.trailerBytes) {
-                throw KVError.corrupt(path: path, offset: footer.index.offset, reason: "data block at \(handle.offset) overlaps the one at \(last.offset)")
+            guard handle.offset >= end, Int64(handle.size + TableFormat.trailerBytes) <= dataEnd - handle.offset else {
+                throw KVError.corrupt(path: path, offset: footer.index.offset,
+                                      reason: "the index puts a data block at \(handle.offset)+\(handle.size), outside \(end)..<\(dataEnd)")
             }
+            end = handle.offset + Int64(handle.size + TableFormat.trailerBytes)
             handles.append(handle)
             try index.next()
         }
         return handles
     }
+
+    /// Where the index block starts (what a damaged index is reported at).
+    var indexOffset: Int64 { footer.index.offset }
 
     /// Reads the file's bytes at `offset` (for a reader that does its own buffering); returns
     /// how many were read (fewer at the end of the file).

@@ -5,6 +5,21 @@ import StorageSimulator
 import Testing
 @testable import KVStore
 
+/// A closed store in `dir` of one table file of 2,000 keys, with byte 100 of that file
+/// flipped: the file's path and its damaged bytes.
+func storeWithADamagedTable(_ dir: String, options: KVOptions) throws -> (path: String, bytes: [UInt8]) {
+    let store = try KVStore.open(at: dir, options: options)
+    for n in 0..<2_000 { try store.put(key(n), Array(repeating: UInt8(n & 0x7F), count: 20)) }
+    try store.freeze(metadata: [])
+    try store.close()
+    let table = try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".sst") }!
+    let path = dir + "/" + table
+    var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+    bytes[100] ^= 0x10
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return (path, bytes)
+}
+
 /// Options small enough that a few thousand writes flush, compact and fill several levels.
 func tinyOptions() -> KVOptions {
     var o = KVOptions()
@@ -408,15 +423,7 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         var options = tinyOptions()
         options.memtableBytes = 4 << 20
         options.level0StopTrigger = 32
-        let store = try KVStore.open(at: dir, options: options)
-        for n in 0..<2_000 { try store.put(key(n), Array(repeating: UInt8(n & 0x7F), count: 20)) }
-        try store.freeze(metadata: [])
-        try store.close()
-        let table = try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".sst") }!
-        let path = dir + "/" + table
-        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
-        bytes[100] ^= 0x10
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let (path, bytes) = try storeWithADamagedTable(dir, options: options)
 
         let reopened = try KVStore.open(at: dir, options: options)
         #expect {
@@ -563,15 +570,7 @@ func key(_ n: Int, prefix: String = "k") -> [UInt8] { Array("\(prefix)\(String(f
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var options = tinyOptions()
         options.memtableBytes = 4 << 20
-        let store = try KVStore.open(at: dir, options: options)
-        for n in 0..<2_000 { try store.put(key(n), Array(repeating: UInt8(n & 0x7F), count: 20)) }
-        try store.freeze(metadata: [])
-        try store.close()
-        let table = try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".sst") }!
-        let path = dir + "/" + table
-        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
-        bytes[100] ^= 0x10
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let (path, _) = try storeWithADamagedTable(dir, options: options)
         let reopened = try KVStore.open(at: dir, options: options)
         #expect {
             _ = try scan(reopened.snapshot())

@@ -215,33 +215,27 @@ private struct PartitionCheck {
         var size = opened
         var scanner = SegmentScanner(file: file, from: 0, limit: size)
         while true {
-            switch try scanner.next() {
-            case let .batch(header, position):
-                let crcOK = try scanner.withBatchBytes { header.verifyChecksum($0) }
-                // Past the recovery point of the active segment a writer may be copying this
-                // very batch into the page cache: a checksum that fails there is the writer's
-                // work in progress (`beingWritten`) or read again (`appendedSince`) before it
-                // is called damage.
-                if !crcOK, last && position >= durable {
-                    switch try recheck(file, at: position, durable: durable, size: &size) {
-                    case .writerAtWork: return
-                    case let .readAgain(fresh):
-                        scanner = fresh
-                        continue
-                    case .damaged: break
-                    }
+            let item = try scanner.next()
+            var crcOK = true
+            if case let .batch(header, _) = item { crcOK = try scanner.withBatchBytes { header.verifyChecksum($0) } }
+            // In the active segment, what is not a whole batch — a checksum that fails past the
+            // recovery point (a writer may be copying this very batch into the page cache),
+            // zeros before the file's end, bytes that are no batch — is the writer's work in
+            // progress (`beingWritten`) or read again (`appendedSince`) before it is called
+            // damage.
+            if last, let position = Self.notWholeBatch(item, crcOK: crcOK, durable: durable, size: size) {
+                switch try recheck(file, at: position, durable: durable, size: &size) {
+                case .writerAtWork: return
+                case let .readAgain(fresh):
+                    scanner = fresh
+                    continue
+                case .damaged: break
                 }
+            }
+            switch item {
+            case let .batch(header, position):
                 try checkBatch(header, at: position, crcOK: crcOK, scanner: scanner, path: path)
             case let .end(position):
-                if last, position < size {
-                    switch try recheck(file, at: position, durable: durable, size: &size) {
-                    case .writerAtWork: return
-                    case let .readAgain(fresh):
-                        scanner = fresh
-                        continue
-                    case .damaged: break
-                    }
-                }
                 report.bytes += size - position
                 if last && position < min(durable, size) {
                     damage(path, position, nextOffset, "zero bytes before the recovery point at byte \(durable): acknowledged data was erased")
@@ -258,15 +252,6 @@ private struct PartitionCheck {
                 report.bytes -= size - resume.position
                 scanner = SegmentScanner(file: file, from: resume.position, limit: size)
             case let .invalid(position, reason):
-                if last {
-                    switch try recheck(file, at: position, durable: durable, size: &size) {
-                    case .writerAtWork: return
-                    case let .readAgain(fresh):
-                        scanner = fresh
-                        continue
-                    case .damaged: break
-                    }
-                }
                 let torn = last && position >= durable
                     ? " (after the recovery point: a crash while appending leaves this; a writable open cuts it)" : ""
                 let resume = try nextBatch(file, after: position, size: size, nonZero: false)
@@ -276,6 +261,17 @@ private struct PartitionCheck {
                 guard let resume else { return }
                 scanner = SegmentScanner(file: file, from: resume.position, limit: size)
             }
+        }
+    }
+
+    /// Where the scan met something other than a whole batch, or nil: a batch whose
+    /// checksum fails past the recovery point, zeros before the file's end, bytes that are
+    /// no batch.
+    private static func notWholeBatch(_ item: SegmentScanner.Item, crcOK: Bool, durable: Int64, size: Int64) -> Int64? {
+        switch item {
+        case let .batch(_, position): !crcOK && position >= durable ? position : nil
+        case let .end(position): position < size ? position : nil
+        case let .invalid(position, _): position
         }
     }
 

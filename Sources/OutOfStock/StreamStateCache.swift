@@ -14,36 +14,28 @@ import EventLog
 /// has moved past is never used. Entries go in only after an append was acknowledged whole
 /// (`keep`), so no entry names a version the store did not take.
 ///
-/// Bounded: two generations of `capacity / 2` entries; when the newer fills, the older is
-/// dropped and the newer becomes the older. An entry read from the older generation comes
-/// back into the newer, so the streams requests keep touching (customers and products)
-/// stay while records done with go.
+/// Bounded: a `TwoGenerationCache` of `capacity` entries — the streams requests keep
+/// touching (customers and products) stay while records done with go.
 public final class StreamStateCache: Sendable {
-    private struct Generations {
-        var newer: [StreamKey: CachedStream] = [:]
-        var older: [StreamKey: CachedStream] = [:]
-    }
-
     /// Entries kept at most.
     public let capacity: Int
-    private let generations = ConditionLock(Generations())
+    private let entries: ConditionLock<TwoGenerationCache<StreamKey, CachedStream>>
 
     /// A cache of at most `capacity` states (about 200 bytes each; at most about 3 KB, a
     /// product of 20 sizes with long names).
     public init(capacity: Int) {
         precondition(capacity >= 2, "StreamStateCache: a capacity of \(capacity) holds no generation")
         self.capacity = capacity
+        entries = ConditionLock(TwoGenerationCache(limit: capacity))
     }
 
     /// Entries held now.
-    public var count: Int { generations.withLock { $0.newer.count + $0.older.count } }
+    public var count: Int { entries.withLock { $0.count } }
 
     /// The state of `stream` at `version`, when this cache holds it at that version.
     func state(_ stream: StreamKey, version: Int64) -> StreamState? {
-        generations.withLock { g in
-            if let entry = g.newer[stream] { return entry.version == version ? entry.state : nil }
-            guard let entry = g.older.removeValue(forKey: stream), entry.version == version else { return nil }
-            insert(entry, for: stream, into: &g)
+        entries.withLock { cache in
+            guard let entry = cache.get(stream), entry.version == version else { return nil }
             return entry.state
         }
     }
@@ -51,22 +43,11 @@ public final class StreamStateCache: Sendable {
     /// Keeps the states an acknowledged append left (and the ones it read on the way); an
     /// entry at a later version (a request that finished first) stays.
     func keep(_ states: [(StreamKey, CachedStream)]) {
-        generations.withLock { g in
+        entries.withLock { cache in
             for (stream, entry) in states {
-                if let held = g.newer[stream] ?? g.older[stream], held.version > entry.version { continue }
-                g.older[stream] = nil
-                insert(entry, for: stream, into: &g)
+                if let held = cache.get(stream), held.version > entry.version { continue }
+                cache.set(stream, entry)
             }
         }
-    }
-
-    private func insert(_ entry: CachedStream, for stream: StreamKey, into g: inout Generations) {
-        g.newer[stream] = entry
-        guard g.newer.count >= capacity / 2 else { return }
-        // As `IngestMemory` turns its generations: the older table, emptied, takes the
-        // next entries (no new table per turn).
-        g.older.removeAll(keepingCapacity: true)
-        swap(&g.older, &g.newer)
-        assert(g.newer.count + g.older.count <= capacity, "StreamStateCache: over its capacity")
     }
 }

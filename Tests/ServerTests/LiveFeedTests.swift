@@ -29,6 +29,16 @@ import Testing
         #expect(bounded.messages(after: [Int64(oldest)])?.count == 100 - oldest)
     }
 
+    /// Waits (up to 60 s) until the feed's head is at `ends`, woken by its ring.
+    private func waitForHead(of feed: LiveFeed, at ends: [Int64]) async throws {
+        var rings = feed.ring.rings
+        let deadline = ContinuousClock.now + .seconds(60)
+        while feed.head != ends && ContinuousClock.now < deadline {
+            try #require(feed.head != nil, "the feed stopped")
+            rings = await feed.ring.wait(after: rings, timeout: 1)
+        }
+    }
+
     /// `listening`: whether a live stream reads the feed (else it writes no messages and
     /// only moves its head).
     @Test(arguments: [true, false])
@@ -45,12 +55,7 @@ import Testing
                 let ends = try served.source.endOffsets()
                 #expect(report.appended > 500 && ends.reduce(0, +) == Int64(report.appended))
                 // The feed reads what was appended (woken by the append's ring).
-                var rings = served.feed.ring.rings
-                let deadline = ContinuousClock.now + .seconds(60)
-                while served.feed.head != ends && ContinuousClock.now < deadline {
-                    try #require(served.feed.head != nil, "the feed stopped")
-                    rings = await served.feed.ring.wait(after: rings, timeout: 1)
-                }
+                try await waitForHead(of: served.feed, at: ends)
                 #expect(served.feed.head == ends)
                 if !listening {
                     #expect(served.feed.messages(after: start) == nil, "no messages nobody reads")
@@ -74,12 +79,7 @@ import Testing
                     defer { served.feed.stopListening() }
                     let more = (1...3).map { #"{"type":"CustomerRegistered","actor":"u1","data":{"customerId":"C-late-\#($0)","number":"\#($0)","name":"Late \#($0)"}}"# + "\n" }.joined()
                     let next = try await served.append(tenant: "t001", body: Array(more.utf8))
-                    let newEnds = try served.source.endOffsets()
-                    var rings = served.feed.ring.rings
-                    let caughtUpBy = ContinuousClock.now + .seconds(60)
-                    while served.feed.head != newEnds && ContinuousClock.now < caughtUpBy {
-                        rings = await served.feed.ring.wait(after: rings, timeout: 1)
-                    }
+                    try await waitForHead(of: served.feed, at: try served.source.endOffsets())
                     #expect(next.appended == 3 && served.feed.messages(after: ends)?.count == 3)
                 }
             }

@@ -146,7 +146,8 @@ struct AppendPlan {
                     EnvelopeCodec.encode(event, streamVersion: versions[i], previousOffset: previous, into: &value)
                     try batch.append(key: EnvelopeCodec.key(tenant: event.tenant, stream: event.stream), value: value, timestamp: recordedTime[i])
                     previousInCall[hashes[i]] = offset
-                    indexed.append(IndexedEvent(id: scopedIDs[i], stream: hashes[i], version: versions[i], offset: offset))
+                    indexed.append(IndexedEvent(id: scopedIDs[i], stream: hashes[i], version: versions[i], offset: offset,
+                                                shortKeyWasFree: found.shortKeyFree[i]))
                     outcomes[i] = .appended(Position(partition: partition, offset: offset), version: versions[i])
                 }
                 let ticket: AppendTicket

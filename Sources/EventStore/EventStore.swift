@@ -56,12 +56,13 @@ public final class EventStore: Sendable {
     /// indexes are checkpointed at close: the log's own locks are released before that,
     /// and the next writer must not open the index files while this one still writes them.
     private let writerLock: any StorageLock
-    /// Batches kept for reads of single events (`readEvent`).
-    private let recentBatches = RecentBatches()
+    /// Batches kept for reads of single events (`readEvent`, and the index confirming ids).
+    private let recentBatches: RecentBatches
 
     private init(log: WriteAheadLog, directory: String, index: StoreIndex, options: StoreOptions, writerLock: any StorageLock,
-                 indexRebuildReason: String?) {
+                 recentBatches: RecentBatches, indexRebuildReason: String?) {
         self.indexRebuildReason = indexRebuildReason
+        self.recentBatches = recentBatches
         self.log = log
         self.directory = directory
         self.index = index
@@ -103,7 +104,9 @@ public final class EventStore: Sendable {
         }
         do {
             let ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) }
-            let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, memoryBytes: options.indexMemoryBytes, storage: storage)
+            let recentBatches = RecentBatches()
+            let index = try StoreIndex(directory: directory + "/index", log: log, logEnds: ends, memoryBytes: options.indexMemoryBytes, storage: storage,
+                                       recentBatches: recentBatches)
             let rebuilt = try index.lock.withLock { try index.recover(from: log) }
             // The recorded-time clock goes on from the newest event (AppendPlan).
             let reader = EventReader(log: log)
@@ -112,7 +115,7 @@ public final class EventStore: Sendable {
                 index.lastRecordedTime = max(index.lastRecordedTime, newest)
             }
             return EventStore(log: log, directory: directory, index: index, options: options, writerLock: writerLock,
-                              indexRebuildReason: rebuilt)
+                              recentBatches: recentBatches, indexRebuildReason: rebuilt)
         } catch {
             try? await log.close()  // the open failed: its error is the one to report
             writerLock.release()

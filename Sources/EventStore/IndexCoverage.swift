@@ -7,16 +7,17 @@ import EventLog
 /// history: rows built from another log, or from a history since cut and rewritten, do
 /// not match and are rebuilt.
 ///
-/// Encoding: text lines `backorder-index 4`, `covered O1 O2 …`, `log ID`, `last ID1 ID2 …`
+/// Encoding: text lines `backorder-index 5`, `covered O1 O2 …`, `log ID`, `last ID1 ID2 …`
 /// (the key-value store's manifest checksums it).
 struct IndexCoverage: Equatable {
-    static let formatLine = "backorder-index 4"
+    static let formatLine = "backorder-index 5"
 
     /// What set an earlier format's rows apart, when `bytes` is the coverage of one: they
     /// are rebuilt, never read as this format's.
     static func earlierFormat(_ bytes: [UInt8]) -> String? {
         if bytes.starts(with: Array("backorder-index 2\n".utf8)) { return "event ids not scoped by tenant" }
         if bytes.starts(with: Array("backorder-index 3\n".utf8)) { return "values of fixed 64-bit fields" }
+        if bytes.starts(with: Array("backorder-index 4\n".utf8)) { return "ids filed under 128 bits" }
         return nil
     }
 

@@ -1,14 +1,25 @@
 import EventLog
 
 /// The event index's rows (docs/EVENTS.md, "Indexes"), written by `StoreIndex` and read
-/// by it and by readers beside a writer (`EventReader.readStream`): a 17-byte key — a tag,
-/// then two little-endian 64-bit words — and a value of unsigned LEB128 varints.
+/// by it and by readers beside a writer (`EventReader.readStream`). Keys: a tag byte, then
+/// little-endian 64-bit words — two for a stream head and for an id under its whole scoped
+/// id, one for an id under its short key (`ScopedID.shortKey`). Values: unsigned LEB128
+/// varints.
 enum IndexRow {
+    /// A key of a tag and two words.
     static let keyBytes = 17
+    /// A key of a tag and one word.
+    static let shortKeyBytes = 9
     /// `s` + `StreamHash` → offset and version of the stream's last event.
     static let streamTag = UInt8(ascii: "s"), streamFields = 2
-    /// `i` + event id → partition, offset and stream version.
+    /// `i` + `ScopedID.shortKey` → partition, offset and stream version of the first event
+    /// stored with that short key. 64 bits tell ids apart nearly always, and the event
+    /// itself tells for sure: a lookup reads the id at that position.
     static let idTag = UInt8(ascii: "i"), idFields = 3
+    /// `I` + the whole `ScopedID` → the same fields, for an id whose short key an earlier
+    /// stored id already holds (among a million random ids, some pair shares a short key
+    /// with probability ~3 × 10⁻⁸; a client can also make such ids on purpose).
+    static let fullIDTag = UInt8(ascii: "I")
 
     static func writeKey(_ tag: UInt8, _ a: UInt64, _ b: UInt64, into key: UnsafeMutableRawBufferPointer) {
         precondition(key.count == keyBytes, "index key buffer of \(key.count) bytes")
@@ -17,11 +28,23 @@ enum IndexRow {
         key.storeBytes(of: b.littleEndian, toByteOffset: 9, as: UInt64.self)
     }
 
+    static func writeShortKey(_ tag: UInt8, _ a: UInt64, into key: UnsafeMutableRawBufferPointer) {
+        precondition(key.count == shortKeyBytes, "short index key buffer of \(key.count) bytes")
+        key[0] = tag
+        key.storeBytes(of: a.littleEndian, toByteOffset: 1, as: UInt64.self)
+    }
+
     /// Appends a key to `keys` (keys back to back, for `KVStore.withValues`).
     static func appendKey(_ tag: UInt8, _ a: UInt64, _ b: UInt64, to keys: inout [UInt8]) {
         keys.append(tag)
         withUnsafeBytes(of: a.littleEndian) { keys.append(contentsOf: $0) }
         withUnsafeBytes(of: b.littleEndian) { keys.append(contentsOf: $0) }
+    }
+
+    /// Appends a short key to `keys`.
+    static func appendShortKey(_ tag: UInt8, _ a: UInt64, to keys: inout [UInt8]) {
+        keys.append(tag)
+        withUnsafeBytes(of: a.littleEndian) { keys.append(contentsOf: $0) }
     }
 
     /// The key of a stream's head row.

@@ -27,4 +27,9 @@ public struct ScopedID: Hashable, Sendable {
         high = id.high ^ hash.k0
         low = id.low ^ hash.k1
     }
+
+    /// The 64 bits the index files an id under (docs/EVENTS.md, "Indexes"): the high half
+    /// mixed, XOR the low half, so that ids differing in either half get different keys.
+    /// Two ids can share one; the index tells them apart by the stored event.
+    var shortKey: UInt64 { StreamHash.mix(high) ^ low }
 }

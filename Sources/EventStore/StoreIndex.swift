@@ -8,6 +8,24 @@ struct IndexedEvent: Sendable {
     let stream: StreamHash
     let version: Int64
     let offset: Int64
+    /// No stored row held the id's short key when the append was checked (false: not
+    /// known). Unless another id with that short key was in flight meanwhile, the row can
+    /// then be written under the short key without looking (`StoreIndex.apply`).
+    var shortKeyWasFree = false
+}
+
+/// An id's short key as a table key.
+struct ShortIDKey: WordPairKey {
+    let value: UInt64
+    var words: (UInt64, UInt64) { (value, 0) }
+}
+
+/// How many events in flight have one short id key, and whether two ever overlapped.
+struct ShortKeyUse {
+    var count: Int
+    /// Two events with this short key were in flight at once: whichever is applied first
+    /// may take it, so each must look before it writes.
+    var contested: Bool
 }
 
 /// Where an event (stored or in flight) is: partition, offset, stream version.
@@ -42,8 +60,9 @@ final class SubmittedEvents: Sendable {
 /// The store's indexes and append state, under one lock (docs/EVENTS.md, "Indexes").
 ///
 /// - Rows, in one key-value store (`index/`, a `KVStore`): `s` + stream hash → offset and
-///   version of the stream's last event; `i` + event id scoped by its tenant (`ScopedID`) →
-///   partition, offset and version.
+///   version of the stream's last event; `i` + the short key of an event id scoped by its
+///   tenant (`ScopedID.shortKey`) → partition, offset and version, confirmed by the stored
+///   event's id; `I` + the whole scoped id for an id whose short key was taken (`IndexRow`).
 ///   Memory is the store's configuration (memtable, block cache), whatever the log's size;
 ///   a commit writes only the rows changed since the previous one.
 /// - In flight: events submitted to the log but not yet acknowledged; they count for
@@ -58,6 +77,7 @@ final class StoreIndex: @unchecked Sendable {
     var nextOffset: [Int64]
     var inFlightStreams: [WordPairTable<StreamHash, IndexedPosition>]
     var inFlightIDs = WordPairTable<ScopedID, InFlightEvent>()
+    var inFlightShortKeys = WordPairTable<ShortIDKey, ShortKeyUse>()
     var failure: [EventStoreError?]
     /// The recorded time of the newest event submitted (µs since the epoch): every event
     /// gets a later one than all before it, store-wide (AppendPlan.recordedTimes).
@@ -69,7 +89,11 @@ final class StoreIndex: @unchecked Sendable {
     private var openFailure: String?
     /// The log the rows index (its id and events are recorded in the coverage).
     private let reader: EventReader
+    /// Events read to confirm an id row (shared with the store's `readEvent`: a resend's
+    /// original is read here first, then by the append that compares it).
+    private let recentBatches: RecentBatches
     private var key = [UInt8](repeating: 0, count: IndexRow.keyBytes)
+    private var shortKey = [UInt8](repeating: 0, count: IndexRow.shortKeyBytes)
     private var value: [UInt8] = []  // reused: encodeValue keeps its capacity
 
     /// The key-value store's settings for the index: random keys (hashes and ids) do not
@@ -87,8 +111,10 @@ final class StoreIndex: @unchecked Sendable {
         return options
     }
 
-    init(directory: String, log: WriteAheadLog, logEnds: [Int64], memoryBytes: Int = 16 << 20, storage: any Storage = PosixStorage()) throws {
+    init(directory: String, log: WriteAheadLog, logEnds: [Int64], memoryBytes: Int = 16 << 20, storage: any Storage = PosixStorage(),
+         recentBatches: RecentBatches = RecentBatches()) throws {
         self.reader = EventReader(log: log)
+        self.recentBatches = recentBatches
         self.directory = directory
         self.nextOffset = logEnds
         self.inFlightStreams = Array(repeating: WordPairTable(), count: logEnds.count)
@@ -126,9 +152,18 @@ final class StoreIndex: @unchecked Sendable {
         key.withUnsafeMutableBytes { IndexRow.writeKey(tag, a, b, into: $0) }
     }
 
-    /// The stored row of a stream or id (`IndexRow`).
+    private func setShortKey(_ tag: UInt8, _ a: UInt64) {
+        shortKey.withUnsafeMutableBytes { IndexRow.writeShortKey(tag, a, into: $0) }
+    }
+
+    /// The stored row of a stream or whole id (`IndexRow`).
     private func lookup(_ tag: UInt8, _ a: UInt64, _ b: UInt64, fields: Int) throws -> (Int64, Int64, Int64)? {
         setKey(tag, a, b)
+        return try lookup(key, fields: fields)
+    }
+
+    /// The stored row under `key`.
+    private func lookup(_ key: [UInt8], fields: Int) throws -> (Int64, Int64, Int64)? {
         do {
             return try key.withUnsafeBytes { k in
                 try rows.withValue(k) { found -> (Int64, Int64, Int64)? in try found.map { try Self.fields(of: $0, count: fields) } }
@@ -158,6 +193,10 @@ final class StoreIndex: @unchecked Sendable {
 
     private func store(_ tag: UInt8, _ a: UInt64, _ b: UInt64, _ f0: Int64, _ f1: Int64, _ f2: Int64? = nil) throws {
         setKey(tag, a, b)
+        try store(key, f0, f1, f2)
+    }
+
+    private func store(_ key: [UInt8], _ f0: Int64, _ f1: Int64, _ f2: Int64?) throws {
         IndexRow.encodeValue(f0, f1, f2, into: &value)
         do {
             try key.withUnsafeBytes { k in
@@ -190,36 +229,64 @@ final class StoreIndex: @unchecked Sendable {
 
     /// Where an event id is stored (acknowledged events only).
     func stored(_ id: ScopedID) throws -> IndexedPosition? {
-        try lookup(IndexRow.idTag, id.high, id.low, fields: IndexRow.idFields).map(Self.idPosition)
+        setShortKey(IndexRow.idTag, id.shortKey)
+        guard let row = try lookup(shortKey, fields: IndexRow.idFields) else { return nil }
+        return try confirmed(id, underShortKey: Self.idPosition(row))
+    }
+
+    /// Where `id` is stored, given the row under its short key: that row when its event
+    /// has this id, else the row under the whole id (an earlier id took the short key).
+    /// No row under the short key means no row under the whole id either: rows are never
+    /// removed, and an `I` row is written only while its `i` row exists.
+    private func confirmed(_ id: ScopedID, underShortKey row: IndexedPosition) throws -> IndexedPosition? {
+        let position = Position(partition: row.partition, offset: row.offset)
+        let event = try recentBatches.event(at: position, read: reader.batch(holding:))
+        if ScopedID(tenant: event.tenant, id: event.id) == id {
+            guard event.streamVersion == row.version else {
+                throw EventStoreError.indexDamaged("the id row of event \(event.id) says stream version \(row.version); the event at \(position) has \(event.streamVersion)")
+            }
+            return row
+        }
+        return try lookup(IndexRow.fullIDTag, id.high, id.low, fields: IndexRow.idFields).map(Self.idPosition)
     }
 
     /// What `existing(_:)` answers for each id and `head(of:partition:)` for each stream
     /// (`partitions[j]` is stream j's), with their rows looked up together: many lookups of
     /// keys the index does not hold cost far less together (`KVStore.withValues`).
-    func current(ids: [ScopedID], streams: [StreamHash], partitions: [Int]) throws -> (ids: [IndexedPosition?], heads: [IndexedPosition?]) {
+    /// `shortKeyFree[k]`: no stored row holds id k's short key.
+    func current(ids: [ScopedID], streams: [StreamHash], partitions: [Int]) throws
+        -> (ids: [IndexedPosition?], heads: [IndexedPosition?], shortKeyFree: [Bool]) {
         precondition(streams.count == partitions.count, "one partition per stream")
-        var keys: [UInt8] = []
-        keys.reserveCapacity((ids.count + streams.count) * IndexRow.keyBytes)
-        for id in ids { IndexRow.appendKey(IndexRow.idTag, id.high, id.low, to: &keys) }
-        for stream in streams { IndexRow.appendKey(IndexRow.streamTag, stream.k0, stream.k1, to: &keys) }
+        var idKeys: [UInt8] = [], streamKeys: [UInt8] = []
+        idKeys.reserveCapacity(ids.count * IndexRow.shortKeyBytes)
+        streamKeys.reserveCapacity(streams.count * IndexRow.keyBytes)
+        for id in ids { IndexRow.appendShortKey(IndexRow.idTag, id.shortKey, to: &idKeys) }
+        for stream in streams { IndexRow.appendKey(IndexRow.streamTag, stream.k0, stream.k1, to: &streamKeys) }
         var positions = ids.map { inFlightIDs[$0]?.position }
         var heads = streams.indices.map { inFlightStreams[partitions[$0]][streams[$0]] }
+        // Rows under the short keys of ids not in flight, confirmed once the lookups are done.
+        var underShortKey: [(Int, IndexedPosition)] = []
+        var shortKeyFree = [Bool](repeating: true, count: ids.count)
         do {
-            try keys.withUnsafeBytes { packed in
-                try rows.withValues(packedKeys: packed, keyLength: IndexRow.keyBytes) { i, found in
+            try idKeys.withUnsafeBytes { packed in
+                try rows.withValues(packedKeys: packed, keyLength: IndexRow.shortKeyBytes) { i, found in
                     guard let found else { return }
-                    if i < ids.count {
-                        if positions[i] == nil { positions[i] = Self.idPosition(try Self.fields(of: found, count: IndexRow.idFields)) }
-                    } else if heads[i - ids.count] == nil {
-                        let j = i - ids.count
-                        heads[j] = Self.headPosition(try Self.fields(of: found, count: IndexRow.streamFields), partition: partitions[j])
-                    }
+                    shortKeyFree[i] = false
+                    guard positions[i] == nil else { return }
+                    underShortKey.append((i, Self.idPosition(try Self.fields(of: found, count: IndexRow.idFields))))
                 }
             }
+            try streamKeys.withUnsafeBytes { packed in
+                try rows.withValues(packedKeys: packed, keyLength: IndexRow.keyBytes) { j, found in
+                    guard let found, heads[j] == nil else { return }
+                    heads[j] = Self.headPosition(try Self.fields(of: found, count: IndexRow.streamFields), partition: partitions[j])
+                }
+            }
+            for (i, row) in underShortKey { positions[i] = try confirmed(ids[i], underShortKey: row) }
         } catch {
             throw EventStoreError.wrap(error)
         }
-        return (positions, heads)
+        return (positions, heads, shortKeyFree)
     }
 
     // MARK: Updates (caller holds the lock)
@@ -230,6 +297,14 @@ final class StoreIndex: @unchecked Sendable {
         for (k, event) in events.enumerated() {
             let position = IndexedPosition(partition: partition, offset: event.offset, version: event.version)
             inFlightIDs[event.id] = InFlightEvent(position: position, submitted: submitted, index: k)
+            let short = ShortIDKey(value: event.id.shortKey)
+            if var use = inFlightShortKeys[short] {
+                use.count += 1
+                use.contested = true
+                inFlightShortKeys[short] = use
+            } else {
+                inFlightShortKeys[short] = ShortKeyUse(count: 1, contested: false)
+            }
             inFlightStreams[partition][event.stream] = position
         }
     }
@@ -238,7 +313,13 @@ final class StoreIndex: @unchecked Sendable {
     /// rows when the unflushed ones reach the configured memory.
     func apply(_ events: [IndexedEvent], partition: Int) throws {
         for event in events {
-            try insert(event, partition: partition)
+            let short = ShortIDKey(value: event.id.shortKey)
+            guard var use = inFlightShortKeys[short] else { preconditionFailure("partition \(partition): offset \(event.offset) applied but not in flight") }
+            // Free when checked, and no other id with this short key in flight since: no
+            // row can have taken it (every row written since came from an event in flight).
+            try insert(event, partition: partition, shortKeyFree: event.shortKeyWasFree && !use.contested)
+            use.count -= 1
+            inFlightShortKeys[short] = use.count == 0 ? nil : use
             if inFlightIDs[event.id]?.position.offset == event.offset { inFlightIDs[event.id] = nil }
             if inFlightStreams[partition][event.stream]?.offset == event.offset { inFlightStreams[partition][event.stream] = nil }
         }
@@ -247,13 +328,48 @@ final class StoreIndex: @unchecked Sendable {
 
     /// Rows for one event. Events of a partition arrive in offset order, and a stream
     /// lives in one partition, so the last row written for a stream is its head.
-    private func insert(_ event: IndexedEvent, partition: Int) throws {
+    /// `shortKeyFree`: no row holds the id's short key (else the rows are asked).
+    private func insert(_ event: IndexedEvent, partition: Int, shortKeyFree: Bool) throws {
         precondition(event.offset < nextOffset[partition], "partition \(partition): indexing offset \(event.offset) at or past the next offset \(nextOffset[partition])")
         guard event.version >= 1 else {
             throw EventStoreError.malformedEvent(Position(partition: partition, offset: event.offset), "stream version \(event.version) out of range")
         }
-        try store(IndexRow.idTag, event.id.high, event.id.low, Int64(partition), event.offset, event.version)
+        // The short key, unless an earlier stored id holds it.
+        setShortKey(IndexRow.idTag, event.id.shortKey)
+        var taken = false
+        if !shortKeyFree {
+            do { taken = try shortKey.withUnsafeBytes { k in try rows.withValue(k) { $0 != nil } } } catch { throw EventStoreError.wrap(error) }
+        }
+        if taken {
+            try store(IndexRow.fullIDTag, event.id.high, event.id.low, Int64(partition), event.offset, event.version)
+        } else {
+            try store(shortKey, Int64(partition), event.offset, event.version)
+        }
         try store(IndexRow.streamTag, event.stream.k0, event.stream.k1, event.offset, event.version)
+    }
+
+    /// Rows for events read back from the log (a rebuild, or the catch-up after a crash),
+    /// in offset order. Their short keys are looked up together — one at a time cost a
+    /// rebuild of 10,000,000 events 12 CPU s more —, and one that a stored row or an
+    /// earlier event of the group holds makes `insert` look again.
+    private func insertRecovered(_ events: [IndexedEvent], partition: Int) throws {
+        var keys: [UInt8] = []
+        keys.reserveCapacity(events.count * IndexRow.shortKeyBytes)
+        for event in events { IndexRow.appendShortKey(IndexRow.idTag, event.id.shortKey, to: &keys) }
+        var taken = [Bool](repeating: false, count: events.count)
+        do {
+            try keys.withUnsafeBytes { packed in
+                try rows.withValues(packedKeys: packed, keyLength: IndexRow.shortKeyBytes) { k, found in taken[k] = found != nil }
+            }
+        } catch {
+            throw EventStoreError.wrap(error)
+        }
+        var inGroup = WordPairTable<ShortIDKey, Bool>(capacity: events.count)
+        for (k, event) in events.enumerated() {
+            let short = ShortIDKey(value: event.id.shortKey)
+            try insert(event, partition: partition, shortKeyFree: !taken[k] && inGroup[short] == nil)
+            inGroup[short] = true
+        }
     }
 
     // MARK: Coverage and recovery
@@ -284,17 +400,17 @@ final class StoreIndex: @unchecked Sendable {
             var cursor = try log.cursor(partition: partition, from: covered[partition])
             while let batch = try cursor.next() {
                 var malformed: Int64?
-                var failure: (any Error)?
+                var events: [IndexedEvent] = []
                 batch.forEach { record in
-                    guard record.offset >= covered[partition], failure == nil else { return }
+                    guard record.offset >= covered[partition], malformed == nil else { return }
                     guard let fields = EnvelopeCodec.indexFields(record) else {
-                        if malformed == nil { malformed = record.offset }
+                        malformed = record.offset
                         return
                     }
-                    do { try insert(IndexedEvent(id: fields.id, stream: fields.stream, version: fields.version, offset: record.offset), partition: partition) } catch { failure = error }
+                    events.append(IndexedEvent(id: fields.id, stream: fields.stream, version: fields.version, offset: record.offset))
                 }
-                if let failure { throw failure }
                 if let malformed { throw EventStoreError.malformedEvent(Position(partition: partition, offset: malformed), "unreadable envelope") }
+                try insertRecovered(events, partition: partition)
                 covered[partition] = max(covered[partition], batch.nextOffset)
                 if rows.needsFreeze { try rows.freeze(metadata: coverage(covered).encoded) }
             }

@@ -9,13 +9,7 @@ private func temporaryDirectory(_ name: String = #function) -> String {
     return path
 }
 
-private func storeOptions(partitions: Int = 4) -> StoreOptions {
-    var options = StoreOptions()
-    options.log.partitionCount = partitions
-    options.log.lockTimeoutMilliseconds = 0
-    options.log.preallocationBytes = 256 << 10
-    return options
-}
+private func storeOptions(partitions: Int = 4) -> StoreOptions { .forTests(partitions: partitions) }
 
 private func event(_ stream: String, _ n: Int, tenant: String = "acme", expected: ExpectedVersion = .any, id: EventID? = nil) -> NewEvent {
     NewEvent(id: id ?? EventID(high: UInt64(n) &* 31 &+ UInt64(stream.hashValue & 0xFFFF), low: UInt64(n)), type: "Test", tenant: tenant, stream: stream,

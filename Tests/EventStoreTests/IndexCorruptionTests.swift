@@ -12,13 +12,7 @@ import KVStore
     static let streams = 10
     static let perStream = 20
 
-    static func options() -> StoreOptions {
-        var options = StoreOptions()
-        options.log.partitionCount = 2
-        options.log.lockTimeoutMilliseconds = 0
-        options.log.preallocationBytes = 64 << 10
-        return options
-    }
+    static func options() -> StoreOptions { .forTests(partitions: 2, preallocationBytes: 64 << 10) }
 
     static func event(_ stream: Int, _ n: Int, expected: ExpectedVersion = .any) -> NewEvent {
         NewEvent(id: EventID(high: 0xABCD_0000 + UInt64(stream), low: UInt64(n) + 1), type: "Test", tenant: "acme", stream: "S-\(stream)",
@@ -57,7 +51,16 @@ import KVStore
 
     enum Damage: String, CaseIterable {
         case manifestDeleted, manifestTruncated, manifestFlipped, tableDeleted, tableTruncated, tableFooterFlipped, tableEmptied
-        case indexOfAnotherLog, earlierFormat, fixedWidthValues
+        case indexOfAnotherLog, earlierFormat, fixedWidthValues, wholeIDKeys
+
+        /// What an open must say of rows in an earlier format of the key-value store.
+        var earlierFormatReason: String? {
+            switch self {
+            case .fixedWidthValues: "values of fixed 64-bit fields"
+            case .wholeIDKeys: "ids filed under 128 bits"
+            default: nil
+            }
+        }
     }
 
     @Test(arguments: Damage.allCases)
@@ -96,20 +99,21 @@ import KVStore
             // The hash-table files of earlier builds beside (or instead of) the rows.
             writeBytes(dir + "/index/streams-0000.table", Array(repeating: 0xAB, count: 4096))
             writeBytes(dir + "/index/COVERAGE", Array("backorder-index 1\n".utf8))
-        case .fixedWidthValues:
-            // Format 3 of the rows: the same keys, values of fixed 64-bit fields. Its
-            // coverage line is enough to tell it apart; its rows must never be read as varints.
+        case .fixedWidthValues, .wholeIDKeys:
+            // Format 3 of the rows (values of fixed 64-bit fields) or 4 (every id under a
+            // 17-byte key). The coverage line is enough to tell them apart; their rows must
+            // never be read as this format's.
             let rows = try KVStore.open(at: dir + "/index", options: StoreIndex.keyValueOptions(memoryBytes: 1 << 20))
             var metadata = rows.committedMetadata
             let line = Array(IndexCoverage.formatLine.utf8)
             #expect(metadata.starts(with: line))
-            metadata.replaceSubrange(0..<line.count, with: Array("backorder-index 3".utf8))
-            try rows.put(Array(repeating: 0x69, count: IndexRow.keyBytes), Array(repeating: 0, count: 24))
+            metadata.replaceSubrange(0..<line.count, with: Array((damage == .fixedWidthValues ? "backorder-index 3" : "backorder-index 4").utf8))
+            try rows.put(Array(repeating: 0x69, count: IndexRow.keyBytes), Array(repeating: 0, count: damage == .fixedWidthValues ? 24 : 3))
             try rows.freeze(metadata: metadata)
             try rows.close()
         }
-        try await Self.checkBehavesIntact(dir, damage.rawValue, reason: damage == .fixedWidthValues ? "values of fixed 64-bit fields" : nil)
-        if damage == .fixedWidthValues {
+        try await Self.checkBehavesIntact(dir, damage.rawValue, reason: damage.earlierFormatReason)
+        if damage.earlierFormatReason != nil {
             let store = try await EventStore.open(at: dir, options: Self.options())
             #expect(store.indexRebuildReason == nil, "rebuilt once, then trusted")
             try await store.close()

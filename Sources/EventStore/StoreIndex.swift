@@ -65,8 +65,9 @@ final class SubmittedEvents: Sendable {
 ///   event's id; `I` + the whole scoped id for an id whose short key was taken (`IndexRow`).
 ///   Memory is the store's configuration (memtable, block cache), whatever the log's size;
 ///   a commit writes only the rows changed since the previous one.
-/// - In flight: events submitted to the log but not yet acknowledged; they count for
-///   checks (a duplicate or a version) but become rows only once acknowledged.
+/// - In flight: events submitted to the log but not yet in the rows; they count for checks
+///   (a duplicate or a version) and become rows once acknowledged, in offset order per
+///   partition (`apply`).
 /// - Coverage (`IndexCoverage`): committed with the rows, atomically, so that after a
 ///   crash at any moment the rows hold exactly what it says; the next open catches up
 ///   from there by reading the log. Rows that do not match the log are rebuilt.
@@ -78,6 +79,12 @@ final class StoreIndex: @unchecked Sendable {
     var inFlightStreams: [WordPairTable<StreamHash, IndexedPosition>]
     var inFlightIDs = WordPairTable<ScopedID, InFlightEvent>()
     var inFlightShortKeys = WordPairTable<ShortIDKey, ShortKeyUse>()
+    /// Per partition, the offset below which every event is in the rows, and the batches
+    /// submitted above it, in offset order. Appends settle in any order (a server settles
+    /// each on its own task), but rows are written in offset order: a stream's head row is
+    /// the last one written, and a commit's coverage must hold exactly its rows.
+    private var appliedEnd: [Int64]
+    private var unapplied: [[[IndexedEvent]]]
     var failure: [EventStoreError?]
     /// The recorded time of the newest event submitted (µs since the epoch): every event
     /// gets a later one than all before it, store-wide (AppendPlan.recordedTimes).
@@ -117,6 +124,8 @@ final class StoreIndex: @unchecked Sendable {
         self.recentBatches = recentBatches
         self.directory = directory
         self.nextOffset = logEnds
+        self.appliedEnd = logEnds
+        self.unapplied = Array(repeating: [], count: logEnds.count)
         self.inFlightStreams = Array(repeating: WordPairTable(), count: logEnds.count)
         self.failure = Array(repeating: nil, count: logEnds.count)
         self.storage = storage
@@ -294,6 +303,9 @@ final class StoreIndex: @unchecked Sendable {
     func markInFlight(_ events: [IndexedEvent], contents: [NewEvent], partition: Int) {
         precondition(events.count == contents.count, "\(events.count) indexed events for \(contents.count) submitted")
         let submitted = SubmittedEvents(contents)
+        precondition(events.first?.offset == unapplied[partition].last.map { $0[$0.count - 1].offset + 1 } ?? appliedEnd[partition],
+                     "partition \(partition): a batch submitted out of offset order")
+        unapplied[partition].append(events)
         for (k, event) in events.enumerated() {
             let position = IndexedPosition(partition: partition, offset: event.offset, version: event.version)
             inFlightIDs[event.id] = InFlightEvent(position: position, submitted: submitted, index: k)
@@ -309,9 +321,28 @@ final class StoreIndex: @unchecked Sendable {
         }
     }
 
-    /// Moves acknowledged events of `partition` from in flight into the rows; commits the
-    /// rows when the unflushed ones reach the configured memory.
+    /// Moves an acknowledged batch of `partition` from in flight into the rows, after
+    /// every earlier batch of the partition: the log acknowledges a partition's batches in
+    /// order and fails every batch after a failed one, so those are acknowledged too, and
+    /// their own settling finds them applied (as does a batch settled twice). Written in
+    /// the order appends settled, a stream's head row went back to an older event.
+    /// Commits the rows when the unflushed ones reach the configured memory.
     func apply(_ events: [IndexedEvent], partition: Int) throws {
+        guard let last = events.last, last.offset >= appliedEnd[partition] else { return }
+        while appliedEnd[partition] <= last.offset {
+            guard let next = unapplied[partition].first, let end = next.last else {
+                preconditionFailure("partition \(partition): offset \(last.offset) acknowledged but not submitted")
+            }
+            precondition(next[0].offset == appliedEnd[partition], "partition \(partition): the next batch to apply starts at \(next[0].offset), not \(appliedEnd[partition])")
+            try applyInOrder(next, partition: partition)
+            unapplied[partition].removeFirst()
+            appliedEnd[partition] = end.offset + 1
+        }
+        if rows.needsFreeze { try commit() }
+    }
+
+    /// `apply` for the next batch of `partition`.
+    private func applyInOrder(_ events: [IndexedEvent], partition: Int) throws {
         for event in events {
             let short = ShortIDKey(value: event.id.shortKey)
             guard var use = inFlightShortKeys[short] else { preconditionFailure("partition \(partition): offset \(event.offset) applied but not in flight") }
@@ -323,7 +354,6 @@ final class StoreIndex: @unchecked Sendable {
             if inFlightIDs[event.id]?.position.offset == event.offset { inFlightIDs[event.id] = nil }
             if inFlightStreams[partition][event.stream]?.offset == event.offset { inFlightStreams[partition][event.stream] = nil }
         }
-        if rows.needsFreeze { try commit() }
     }
 
     /// Rows for one event. Events of a partition arrive in offset order, and a stream

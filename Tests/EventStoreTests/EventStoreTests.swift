@@ -53,6 +53,30 @@ private func event(_ stream: String, _ n: Int, tenant: String = "acme", expected
         try await store.close()
     }
 
+    /// Appends settle in any order (each on its own task, in a server); a stream's head must
+    /// still be its newest event, not the one settled last. Settled newest first, the head
+    /// once went back to version 1, and the next append was given version 2 a second time.
+    @Test func appendsSettledOutOfOrderKeepTheStreamsHead() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try await EventStore.open(at: dir, options: storeOptions())
+        let submitted = [try await store.submit([event("R-1", 1)]), try await store.submit([event("R-1", 2)]), try await store.submit([event("R-1", 3)])]
+        #expect(await submitted[2].settled().failure == nil)
+        // Settled, the newest is read back with every earlier event (they are acknowledged
+        // too: the log acknowledges a partition in order).
+        #expect(try store.readStream(tenant: "acme", stream: "R-1").map(\.streamVersion) == [1, 2, 3])
+        for append in submitted.prefix(2).reversed() { #expect(await append.settled().failure == nil) }
+        #expect(try store.version(tenant: "acme", stream: "R-1") == 3)
+        #expect(try await store.append([event("R-1", 4)]) == [.appended(Position(partition: store.partition(tenant: "acme", stream: "R-1"), offset: 3), version: 4)])
+        #expect(try store.readStream(tenant: "acme", stream: "R-1").map(\.streamVersion) == [1, 2, 3, 4])
+        try await store.close()
+        let reopened = try await EventStore.open(at: dir, options: storeOptions())
+        #expect(reopened.indexRebuildReason == nil)
+        #expect(try reopened.version(tenant: "acme", stream: "R-1") == 4)
+        #expect(try await reopened.append([event("R-1", 1)]).map(\.position.offset) == [0], "the first is a duplicate")
+        try await reopened.close()
+    }
+
     @Test func expectedVersionConflictsNameTheStreamAndWriteNothing() async throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

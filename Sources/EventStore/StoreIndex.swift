@@ -248,15 +248,28 @@ final class StoreIndex: @unchecked Sendable {
     /// No row under the short key means no row under the whole id either: rows are never
     /// removed, and an `I` row is written only while its `i` row exists.
     private func confirmed(_ id: ScopedID, underShortKey row: IndexedPosition) throws -> IndexedPosition? {
-        let position = Position(partition: row.partition, offset: row.offset)
-        let event = try recentBatches.event(at: position, read: reader.batch(holding:))
-        if ScopedID(tenant: event.tenant, id: event.id) == id {
-            guard event.streamVersion == row.version else {
-                throw EventStoreError.indexDamaged("the id row of event \(event.id) says stream version \(row.version); the event at \(position) has \(event.streamVersion)")
-            }
-            return row
+        if try holds(id, row) { return row }
+        guard let whole = try lookup(IndexRow.fullIDTag, id.high, id.low, fields: IndexRow.idFields).map(Self.idPosition) else { return nil }
+        guard try holds(id, whole) else {
+            throw EventStoreError.indexDamaged("the row of event id \(id.high)/\(id.low) under its whole id points at \(whole.partition):\(whole.offset), an event of another id")
         }
-        return try lookup(IndexRow.fullIDTag, id.high, id.low, fields: IndexRow.idFields).map(Self.idPosition)
+        return whole
+    }
+
+    /// Whether the event an id row points at has scoped id `id` (and then the row's
+    /// version). Rows hold applied events only: a row pointing anywhere else is damage.
+    private func holds(_ id: ScopedID, _ row: IndexedPosition) throws -> Bool {
+        let position = Position(partition: row.partition, offset: row.offset)
+        guard row.partition < appliedEnd.count, row.offset < appliedEnd[row.partition] else {
+            let end = row.partition < appliedEnd.count ? "partition \(row.partition)'s indexed end \(appliedEnd[row.partition])" : "the \(appliedEnd.count) partitions"
+            throw EventStoreError.indexDamaged("an id row points at \(position), past \(end)")
+        }
+        let event = try recentBatches.event(at: position, read: reader.batch(holding:))
+        guard ScopedID(tenant: event.tenant, id: event.id) == id else { return false }
+        guard event.streamVersion == row.version else {
+            throw EventStoreError.indexDamaged("the id row of event \(event.id) says stream version \(row.version); the event at \(position) has \(event.streamVersion)")
+        }
+        return true
     }
 
     /// What `existing(_:)` answers for each id and `head(of:partition:)` for each stream

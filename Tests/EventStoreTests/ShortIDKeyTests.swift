@@ -35,14 +35,15 @@ import Testing
     /// Checks every event is found at its own position and taken as a duplicate when sent
     /// again; an id with the same short key that was never appended is not found; the same
     /// id with other content is refused, naming where the original is.
-    static func checkFoundApart(_ dir: String, _ events: [NewEvent], at positions: [Position], never: EventID) async throws {
+    static func checkFoundApart(_ dir: String, _ events: [NewEvent], at positions: [Position], versions: [Int64]? = nil, never: EventID) async throws {
         let store = try await EventStore.open(at: dir, options: options())
         for (event, position) in zip(events, positions) {
             #expect(try store.storedPosition(of: event.id, tenant: tenant)?.position == position, "id \(event.id)")
         }
         #expect(try store.storedPosition(of: never, tenant: tenant) == nil, "an id never appended")
         let again = try await store.append(events)
-        #expect(again == positions.map { AppendOutcome.duplicate($0, version: 1) })
+        let versions = versions ?? positions.map { _ in 1 }
+        #expect(again == zip(positions, versions).map { AppendOutcome.duplicate($0, version: $1) })
         let changed = event(events[1].id, events[1].stream, text: " changed")
         await #expect(throws: EventStoreError.idConflict(tenant: tenant, id: changed.id, original: "the event stored at \(positions[1])")) {
             _ = try await store.append([changed])
@@ -91,6 +92,54 @@ import Testing
         try await rebuilt.close()
         #expect(try Self.wholeIDRows(dir) == 2)
         try await Self.checkFoundApart(dir, events, at: positions, never: never)
+    }
+
+    /// Two ids sharing a short key in one stream and one log batch: rebuilt from the log,
+    /// the batch's lookups find the key free for both, and the second must still see that
+    /// the first took it.
+    @Test func aRebuildTellsApartIdsSharingAShortKeyInOneBatch() async throws {
+        let dir = Self.directory("batch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = EventID(high: 0x77, low: 0x88)
+        let events = [Self.event(a, "R-1"), Self.event(Self.colliding(with: a, high: 5), "R-1", text: " second")]
+        let store = try await EventStore.open(at: dir, options: Self.options())
+        let positions = try await store.append(events).map(\.position)
+        try await store.close()
+        #expect(positions[1].offset == positions[0].offset + 1 && positions[1].partition == positions[0].partition)
+        try FileManager.default.removeItem(atPath: dir + "/index")
+        try await EventStore.open(at: dir, options: Self.options()).close()
+        #expect(try Self.wholeIDRows(dir) == 1)
+        try await Self.checkFoundApart(dir, events, at: positions, versions: [1, 2], never: Self.colliding(with: a, high: 6))
+    }
+
+    /// An id row that points past the indexed end of the log is damage: the append that
+    /// meets it fails saying so (and the log is left as it was), instead of failing to
+    /// read an event that is not there.
+    @Test func anIdRowPointingPastTheLogIsReportedAsIndexDamage() async throws {
+        let dir = Self.directory("past")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try await EventStore.open(at: dir, options: Self.options())
+        _ = try await store.append([Self.event(EventID(high: 1, low: 1), "R-1")])
+        try await store.close()
+        let victim = EventID(high: 2, low: 2)
+        let rows = try KVStore.open(at: dir + "/index", options: StoreIndex.keyValueOptions(memoryBytes: 1 << 20))
+        var key: [UInt8] = [], value: [UInt8] = []
+        IndexRow.appendShortKey(IndexRow.idTag, ScopedID(tenant: Self.tenant, id: victim).shortKey, to: &key)
+        IndexRow.encodeValue(0, 10_000, 1, into: &value)
+        try rows.put(key, value)
+        try rows.freeze(metadata: rows.committedMetadata)
+        try rows.close()
+        let damaged = try await EventStore.open(at: dir, options: Self.options())
+        #expect(damaged.indexRebuildReason == nil, "the rows' files are intact: the row is found when read")
+        do {
+            _ = try await damaged.append([Self.event(victim, "R-2")])
+            Issue.record("an append through a row pointing past the log succeeded")
+        } catch let EventStoreError.indexDamaged(reason) {
+            #expect(reason.contains("points at 0:10000, past partition 0's indexed end"), "\(reason)")
+        }
+        #expect(try damaged.log.endOffset(partition: 0) + damaged.log.endOffset(partition: 1) + damaged.log.endOffset(partition: 2)
+            + damaged.log.endOffset(partition: 3) == 1, "nothing appended")
+        try await damaged.close()
     }
 
     /// Ids sharing a short key in flight together — in one append, and in two appends

@@ -84,6 +84,8 @@ final class StoreIndex: @unchecked Sendable {
     /// each on its own task), but rows are written in offset order: a stream's head row is
     /// the last one written, and a commit's coverage must hold exactly its rows.
     private var appliedEnd: [Int64]
+    /// Why a partition's rows could not be written (it is failed until the store reopens).
+    private var rowsFailure: [EventStoreError?]
     private var unapplied: [[[IndexedEvent]]]
     var failure: [EventStoreError?]
     /// The recorded time of the newest event submitted (µs since the epoch): every event
@@ -125,6 +127,7 @@ final class StoreIndex: @unchecked Sendable {
         self.directory = directory
         self.nextOffset = logEnds
         self.appliedEnd = logEnds
+        self.rowsFailure = Array(repeating: nil, count: logEnds.count)
         self.unapplied = Array(repeating: [], count: logEnds.count)
         self.inFlightStreams = Array(repeating: WordPairTable(), count: logEnds.count)
         self.failure = Array(repeating: nil, count: logEnds.count)
@@ -342,12 +345,21 @@ final class StoreIndex: @unchecked Sendable {
     /// Commits the rows when the unflushed ones reach the configured memory.
     func apply(_ events: [IndexedEvent], partition: Int) throws {
         guard let last = events.last, last.offset >= appliedEnd[partition] else { return }
+        // A batch whose rows failed half-way (a read of the rows failed) is not written
+        // again: its events already written have left the in-flight tables. The partition
+        // stays failed until the store is reopened, whose recovery rewrites rows from the log.
+        if let failure = rowsFailure[partition] { throw failure }
         while appliedEnd[partition] <= last.offset {
             guard let next = unapplied[partition].first, let end = next.last else {
                 preconditionFailure("partition \(partition): offset \(last.offset) acknowledged but not submitted")
             }
             precondition(next[0].offset == appliedEnd[partition], "partition \(partition): the next batch to apply starts at \(next[0].offset), not \(appliedEnd[partition])")
-            try applyInOrder(next, partition: partition)
+            do { try applyInOrder(next, partition: partition) } catch {
+                let failure = EventStoreError.wrap(error)
+                rowsFailure[partition] = failure
+                if self.failure[partition] == nil { self.failure[partition] = failure }
+                throw failure
+            }
             unapplied[partition].removeFirst()
             appliedEnd[partition] = end.offset + 1
         }

@@ -169,7 +169,7 @@ public final class EventStore: Sendable {
     public func storedPosition(of id: EventID, tenant: String) throws -> StoredID? {
         let scoped = ScopedID(tenant: tenant, id: id)
         return try index.lock.withLock {
-            try index.existing(scoped).map(StoredID.init)
+            try index.existing(scoped).map { StoredID($0, isSettled: index.inFlightIDs[scoped] == nil) }
         }
     }
 
@@ -185,8 +185,11 @@ public final class EventStore: Sendable {
             hashes.append(StreamHash(key: key))
             partitions.append(log.partition(forKey: key))
         }
-        let found = try index.lock.withLock { try index.current(ids: scoped, streams: hashes, partitions: partitions) }
-        return (found.ids.map { $0.map(StoredID.init) }, found.heads.map { $0?.version ?? 0 })
+        let (found, positions) = try index.lock.withLock {
+            let found = try index.current(ids: scoped, streams: hashes, partitions: partitions)
+            return (found, found.ids.indices.map { k in found.ids[k].map { StoredID($0, isSettled: index.inFlightIDs[scoped[k]] == nil) } })
+        }
+        return (positions, found.heads.map { $0?.version ?? 0 })
     }
 
     /// The current version of a stream (0 when it does not exist).
@@ -251,16 +254,21 @@ public struct StoredID: Sendable, Equatable {
     public let position: Position
     /// Its version in its stream.
     public let version: Int64
+    /// False while the event is in flight: submitted by another append and not yet settled,
+    /// so it may not be readable yet (`readEvent`). Appending it again is still safe: the
+    /// append's own check compares it with the event in flight (a duplicate, or a conflict).
+    public let isSettled: Bool
 
     /// A stored id's place.
-    public init(position: Position, version: Int64) {
+    public init(position: Position, version: Int64, isSettled: Bool = true) {
         self.position = position
         self.version = version
+        self.isSettled = isSettled
     }
 
     /// Where the index says an event is.
-    init(_ indexed: IndexedPosition) {
-        self.init(position: Position(partition: indexed.partition, offset: indexed.offset), version: indexed.version)
+    init(_ indexed: IndexedPosition, isSettled: Bool) {
+        self.init(position: Position(partition: indexed.partition, offset: indexed.offset), version: indexed.version, isSettled: isSettled)
     }
 }
 

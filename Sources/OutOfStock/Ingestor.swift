@@ -435,6 +435,9 @@ public final class Ingestor {
             return known == fingerprint ? .duplicate : conflict("an earlier line of this input")
         }
         guard let stored = try storedAnswer ?? store.storedPosition(of: id, tenant: input.tenant) else { return .new }
+        // Another append's event still in flight may not be readable yet: the append's own
+        // check compares this line with it (a duplicate, or an id conflict).
+        guard stored.isSettled else { return .new }
         let original = try store.readEvent(at: stored.position)
         return input.isResend(of: original) ? .duplicate : conflict("the event stored at \(stored.position) (\(original.type) of \(original.stream))")
     }

@@ -98,7 +98,7 @@ let package = Package(
         // Child processes with posix_spawn, not Foundation's Process (see SpawnedProcess.swift).
         .target(name: "Spawn"),
         // Running `backorder` from the tests without pipes (see ChildProcess.swift).
-        .target(name: "TestSupport", dependencies: ["Spawn"]),
+        .target(name: "TestSupport", dependencies: ["Spawn", "EventLog"]),
         .executableTarget(
             name: "BackorderCLI",
             dependencies: [

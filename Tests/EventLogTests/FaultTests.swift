@@ -2,11 +2,11 @@ import Foundation
 import Synchronization
 import Testing
 @testable import EventLog
+import TestSupport
 
 /// The real file system, except that once armed, writes fail with ENOSPC after a budget
 /// of bytes — as a disk that fills up part way through a flush.
-final class DiskFillingStorage: Storage {
-    let base = PosixStorage()
+final class DiskFillingStorage: ForwardingStorage, @unchecked Sendable {
     let budget = Mutex<Int?>(nil)
 
     func arm(bytes: Int) { budget.withLock { $0 = bytes } }
@@ -22,37 +22,20 @@ final class DiskFillingStorage: Storage {
         }
     }
 
-    func open(_ path: String, create: Bool, writable: Bool) throws -> any StorageFile {
-        FillingFile(try base.open(path, create: create, writable: writable), storage: self)
-    }
-    func createDirectory(_ path: String) throws { try base.createDirectory(path) }
-    func listDirectory(_ path: String) throws -> [String] { try base.listDirectory(path) }
-    func exists(_ path: String) -> Bool { base.exists(path) }
-    func rename(_ from: String, to: String) throws { try base.rename(from, to: to) }
-    func remove(_ path: String) throws { try base.remove(path) }
-    func removeDirectory(_ path: String) throws { try base.removeDirectory(path) }
-    func syncDirectory(_ path: String) throws { try base.syncDirectory(path) }
-    func lock(_ path: String) throws -> any StorageLock { try base.lock(path) }
+    override func wrap(_ file: any StorageFile, path: String) -> any StorageFile { FillingFile(file, storage: self) }
 }
 
-final class FillingFile: StorageFile {
-    let inner: any StorageFile
+final class FillingFile: ForwardingFile, @unchecked Sendable {
     let storage: DiskFillingStorage
     init(_ inner: any StorageFile, storage: DiskFillingStorage) {
-        self.inner = inner
         self.storage = storage
+        super.init(inner)
     }
-    var path: String { inner.path }
-    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+    override func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
         let allowed = storage.charge(bytes.count)
         if allowed > 0 { try inner.write(UnsafeRawBufferPointer(rebasing: bytes[0..<allowed]), at: offset) }
         if allowed < bytes.count { throw LogError.diskFull(path: path) }
     }
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int { try inner.read(into: buffer, at: offset) }
-    func sync() throws { try inner.sync() }
-    func size() throws -> Int64 { try inner.size() }
-    func truncate(to size: Int64) throws { try inner.truncate(to: size) }
-    func close() { inner.close() }
 }
 
 @Suite struct FaultTests {

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 @testable import EventStore
 @testable import OutOfStock
+import TestSupport
 
 /// An event sent again while the first copy is still in flight — a client that timed out
 /// and retried, two producers delivering one event — is a duplicate, not an error: the
@@ -10,8 +11,7 @@ import Testing
 @Suite struct ResendInFlightTests {
     /// Files whose syncs wait while the gate is closed: a log write that cannot be
     /// acknowledged (nor read) until the test opens it.
-    final class GatedStorage: Storage, @unchecked Sendable {
-        let base = PosixStorage()
+    final class GatedStorage: ForwardingStorage, @unchecked Sendable {
         let gate = NSCondition()
         var closed = false
         var waiting = 0
@@ -31,34 +31,18 @@ import Testing
             try file.sync()
         }
 
-        func open(_ path: String, create: Bool, writable: Bool) throws -> any StorageFile {
-            let file = try base.open(path, create: create, writable: writable)
-            return path.hasSuffix(".log") ? GatedFile(file, self) : file
+        override func wrap(_ file: any StorageFile, path: String) -> any StorageFile {
+            path.hasSuffix(".log") ? GatedFile(file, self) : file
         }
-        func createDirectory(_ path: String) throws { try base.createDirectory(path) }
-        func listDirectory(_ path: String) throws -> [String] { try base.listDirectory(path) }
-        func exists(_ path: String) -> Bool { base.exists(path) }
-        func rename(_ from: String, to: String) throws { try base.rename(from, to: to) }
-        func remove(_ path: String) throws { try base.remove(path) }
-        func removeDirectory(_ path: String) throws { try base.removeDirectory(path) }
-        func syncDirectory(_ path: String) throws { try base.syncDirectory(path) }
-        func lock(_ path: String) throws -> any StorageLock { try base.lock(path) }
     }
 
-    final class GatedFile: StorageFile, @unchecked Sendable {
-        let file: any StorageFile
+    final class GatedFile: ForwardingFile, @unchecked Sendable {
         let storage: GatedStorage
         init(_ file: any StorageFile, _ storage: GatedStorage) {
-            self.file = file
             self.storage = storage
+            super.init(file)
         }
-        var path: String { file.path }
-        func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws { try file.write(bytes, at: offset) }
-        func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int { try file.read(into: buffer, at: offset) }
-        func sync() throws { try storage.sync(file) }
-        func size() throws -> Int64 { try file.size() }
-        func truncate(to size: Int64) throws { try file.truncate(to: size) }
-        func close() { file.close() }
+        override func sync() throws { try storage.sync(inner) }
     }
 
     private func ingest(_ lines: [String], _ store: EventStore) async throws -> IngestReport {

@@ -213,6 +213,9 @@ public final class ServedStore: Sendable {
             } catch let failure as IngestFailure {
                 guard failure.report.appended == 0, case .wrongExpectedVersion? = failure.underlying as? EventStoreError, attempt < 5 else { throw failure }
                 metrics.appendRetries.increment()
+                // The other request's events are read back only once settled: deciding again
+                // before that met the same conflict, five times within its fsync.
+                await backend.appender.awaitSettled(timeout: .milliseconds(200))
             }
         }
     }

@@ -100,9 +100,16 @@ public protocol EventAppender: AnyObject, Sendable {
     /// `storedPosition` of each id and `streamVersion` of each stream, in one call (a back
     /// end may answer many faster together).
     func lookUp(ids: [(tenant: String, id: EventID)], streams: [(tenant: String, stream: String)]) throws -> (positions: [StoredID?], versions: [Int64?])
+    /// Waits until the appends submitted before the call have settled — their events read
+    /// back by `readStream` — or `timeout` passed: an append refused because another one
+    /// of its streams was in flight is decided again after this.
+    func awaitSettled(timeout: Duration) async
 }
 
 extension EventAppender {
+    /// Nothing to wait for: the back end reads back what it acknowledged.
+    public func awaitSettled(timeout: Duration) async {}
+
     /// Unknown without reading the stream.
     public func streamVersion(tenant: String, stream: String) throws -> Int64? { nil }
 
@@ -146,6 +153,16 @@ extension PendingAppend {
 extension SubmittedAppend: PendingAppend {}
 
 extension EventStore: EventAppender {
+    /// Polls the index (every 250 µs: a settle takes a fsync, a few milliseconds) until
+    /// every batch submitted before the call is in its rows, or its partition failed.
+    public func awaitSettled(timeout: Duration) async {
+        let targets = index.lock.withLock { index.nextOffset }
+        let deadline = ContinuousClock.now + timeout
+        while !index.lock.withLock({ index.hasSettled(through: targets) }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .microseconds(250))
+        }
+    }
+
     /// From the stream index (one probe).
     public func streamVersion(tenant: String, stream: String) throws -> Int64? { try version(tenant: tenant, stream: stream) }
 

@@ -366,6 +366,12 @@ final class StoreIndex: @unchecked Sendable {
         if rows.needsFreeze { try commit() }
     }
 
+    /// Whether every batch submitted below `offsets` (per partition) is in the rows, or its
+    /// partition failed (then it may never be).
+    func hasSettled(through offsets: [Int64]) -> Bool {
+        offsets.indices.allSatisfy { appliedEnd[$0] >= offsets[$0] || failure[$0] != nil }
+    }
+
     /// `apply` for the next batch of `partition`.
     private func applyInOrder(_ events: [IndexedEvent], partition: Int) throws {
         for event in events {

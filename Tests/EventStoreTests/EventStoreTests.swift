@@ -77,6 +77,30 @@ private func event(_ stream: String, _ n: Int, tenant: String = "acme", expected
         try await reopened.close()
     }
 
+    /// A server decides an append refused for another request's event in flight again only
+    /// once that event is read back: `awaitSettled` waits until the appends submitted before
+    /// it have settled, not for its timeout.
+    @Test func awaitSettledWaitsForTheAppendsInFlight() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try await EventStore.open(at: dir, options: storeOptions())
+        let start = ContinuousClock.now
+        await store.awaitSettled(timeout: .seconds(30))
+        #expect(ContinuousClock.now - start < .seconds(10), "nothing in flight: no wait")
+        let first = try await store.submit([event("R-1", 1)])
+        #expect(try store.readStream(tenant: "acme", stream: "R-1").isEmpty, "not settled yet")
+        let waiter = Task {
+            let start = ContinuousClock.now
+            await store.awaitSettled(timeout: .seconds(30))
+            return (try store.readStream(tenant: "acme", stream: "R-1").count, ContinuousClock.now - start)
+        }
+        #expect(await first.settled().failure == nil)
+        let (read, waited) = try await waiter.value
+        #expect(read == 1)
+        #expect(waited < .seconds(10), "it returns once the append settles, not at its timeout")
+        try await store.close()
+    }
+
     @Test func expectedVersionConflictsNameTheStreamAndWriteNothing() async throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -212,12 +212,20 @@ public final class ServedStore: Sendable {
                 return report
             } catch let failure as IngestFailure {
                 guard failure.report.appended == 0, case .wrongExpectedVersion? = failure.underlying as? EventStoreError, attempt < 5 else { throw failure }
-                metrics.appendRetries.increment()
-                // The other request's events are read back only once settled: deciding again
-                // before that met the same conflict, five times within its fsync.
-                await backend.appender.awaitSettled(timeout: .milliseconds(200))
+                await retryAfterConflict()
+            } catch EventStoreError.wrongExpectedVersion where attempt < 5 {
+                // Said while deciding (nothing appended): a stream had another request's
+                // events in flight (`Ingestor.state`).
+                await retryAfterConflict()
             }
         }
+    }
+
+    /// Before deciding an append again: the other request's events are read back only once
+    /// settled, and deciding at once met the same conflict five times within its fsync.
+    private func retryAfterConflict() async {
+        metrics.appendRetries.increment()
+        await backend.appender.awaitSettled(timeout: .milliseconds(200))
     }
 
     /// The view to answer from: current with every event acknowledged before the call (or,

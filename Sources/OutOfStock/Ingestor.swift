@@ -506,7 +506,8 @@ public final class Ingestor {
     /// taken from them (no log read); any other is read from the log and folded.
     private func state(_ key: StreamKey, storedVersion known: Int64?? = nil) throws -> CachedStream {
         if let cached = try memory.state(key) { return cached }
-        if let version = try known ?? store.streamVersion(tenant: key.tenant, stream: key.stream) {
+        let indexed = try known ?? store.streamVersion(tenant: key.tenant, stream: key.stream)
+        if let version = indexed {
             if version == 0 {
                 let new = CachedStream(version: 0, state: .none)
                 try memory.setState(new, for: key)
@@ -528,6 +529,12 @@ public final class Ingestor {
         let events = try store.readStream(tenant: key.tenant, stream: key.stream)
         for event in events {
             state = state.evolved(by: event.type, try EventData.decode(event.data, type: event.type, schemaVersion: event.schemaVersion))
+        }
+        // The index counts another append's events still in flight; the stream reads back
+        // only settled ones. Decided now, the line would be checked against a version the
+        // stream has left: say so, and a server decides it again once they settle.
+        if let indexed, indexed > Int64(events.count) {
+            throw EventStoreError.wrongExpectedVersion(tenant: key.tenant, stream: key.stream, expected: .exact(Int64(events.count)), actual: indexed)
         }
         let loaded = CachedStream(version: Int64(events.count), state: state)
         try memory.setState(loaded, for: key)

@@ -1,0 +1,124 @@
+import EventLog
+import Foundation
+import Testing
+@testable import EventStore
+@testable import OutOfStock
+import TestSupport
+
+/// Ingests beside another append still in flight — its log write held at a gate, so its
+/// events can be neither read back nor settled — as a server's concurrent requests meet.
+@Suite struct AppendsInFlightTests {
+    /// Files whose syncs wait while the gate is closed: a log write that cannot be
+    /// acknowledged (nor read) until the test opens it.
+    final class GatedStorage: ForwardingStorage, @unchecked Sendable {
+        let gate = NSCondition()
+        var closed = false
+        var waiting = 0
+
+        func close() { gate.withLock { closed = true } }
+        func open() { gate.withLock { closed = false; gate.broadcast() } }
+        /// Waits until a sync is held at the gate.
+        func waitForAHeldSync() { gate.withLock { while waiting == 0 { gate.wait() } } }
+
+        func sync(_ file: any StorageFile) throws {
+            gate.withLock {
+                waiting += 1
+                gate.broadcast()
+                while closed { gate.wait() }
+                waiting -= 1
+            }
+            try file.sync()
+        }
+
+        override func wrap(_ file: any StorageFile, path: String) -> any StorageFile {
+            path.hasSuffix(".log") ? GatedFile(file, self) : file
+        }
+    }
+
+    final class GatedFile: ForwardingFile, @unchecked Sendable {
+        let storage: GatedStorage
+        init(_ file: any StorageFile, _ storage: GatedStorage) {
+            self.storage = storage
+            super.init(file)
+        }
+        override func sync() throws { try storage.sync(inner) }
+    }
+
+    private func ingest(_ lines: [String], _ store: EventStore) async throws -> IngestReport {
+        var reader = LineReader(bytes: Array((lines.joined(separator: "\n") + "\n").utf8), name: "the test's lines")
+        return try await Ingestor(store: store, options: IngestOptions()).ingest(&reader)
+    }
+
+    /// Expects the ingest to say a stream moved under it (a version conflict a server retries).
+    private func expectStreamMoved(_ lines: [String], _ store: EventStore, stream: String, to version: Int64) async {
+        do {
+            _ = try await ingest(lines, store)
+            Issue.record("decided without the events in flight on \(stream)")
+        } catch let EventStoreError.wrongExpectedVersion(_, moved, _, actual) {
+            #expect(moved == stream && actual == version)
+        } catch {
+            Issue.record("not a version conflict: \(error)")
+        }
+    }
+
+    /// An event sent again while the first copy is in flight (a client that timed out and
+    /// retried): the first copy cannot be read yet — reading it failed, "no event at" — so
+    /// the line waits, like any line on a stream with events in flight, and once they
+    /// settle it is a duplicate (or, with other content, refused naming the stored event).
+    @Test func aResendOfAnEventInFlightIsADuplicateOnceItSettles() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = GatedStorage()
+        let store = try await EventStore.open(at: dir, storage: storage)
+        #expect(try await ingest(setupLines, store).appended == setupLines.count)
+        let id = "7d3f5a2c-1b4e-4c6d-8e9f-0a1b2c3d4e5f"
+        let report = line("OutOfStockReported", #""recordId":"R-9","customerId":"C-1","productId":"P-1","size":"M","quantity":2"#, id: id)
+        let changed = line("OutOfStockReported", #""recordId":"R-9","customerId":"C-1","productId":"P-1","size":"M","quantity":3"#, id: id)
+
+        storage.close()
+        let first = Task { try await ingest([report], store) }
+        storage.waitForAHeldSync()
+        let eventID = try #require(EventID(id))
+        #expect(try store.storedPosition(of: eventID, tenant: "acme")?.isSettled == false, "in flight, not readable")
+
+        await expectStreamMoved([report], store, stream: "record/R-9", to: 1)
+        await expectStreamMoved([changed], store, stream: "record/R-9", to: 1)
+
+        storage.open()
+        #expect(try await first.value.appended == 1)
+        await store.awaitSettled(timeout: .seconds(30))
+        #expect(try store.storedPosition(of: eventID, tenant: "acme")?.isSettled == true)
+        let again = try await ingest([report], store)
+        #expect(again.appended == 0 && again.duplicates == 1)
+        let refused = try await ingest([changed], store)
+        #expect(refused.appended == 0 && refused.rejected == 1)
+        #expect(refused.errors.first?.message.contains("is already used by the event stored at") == true, "\(refused.errors)")
+        #expect(try store.readStream(tenant: "acme", stream: "record/R-9").count == 1)
+        try await store.close()
+    }
+
+    /// A line on a stream another append has events in flight on is not decided against
+    /// the stream without them (which the store would refuse anyway): the ingest says the
+    /// stream moved, and once the other append settles (`awaitSettled`) it is decided again
+    /// — what the server's retry does.
+    @Test func aLineOnAStreamWithEventsInFlightWaitsForThemToSettle() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = GatedStorage()
+        let store = try await EventStore.open(at: dir, storage: storage)
+        #expect(try await ingest(setupLines, store).appended == setupLines.count)
+        let report = line("OutOfStockReported", #""recordId":"R-9","customerId":"C-1","productId":"P-1","size":"M","quantity":2"#)
+        let delivery = line("DeliveryRecorded", #""recordId":"R-9","quantity":1"#)
+
+        storage.close()
+        let first = Task { try await ingest([report], store) }
+        storage.waitForAHeldSync()
+        await expectStreamMoved([delivery], store, stream: "record/R-9", to: 1)
+        storage.open()
+        #expect(try await first.value.appended == 1)
+        await store.awaitSettled(timeout: .seconds(30))
+        #expect(try await ingest([delivery], store).appended == 1)
+        #expect(try store.readStream(tenant: "acme", stream: "record/R-9").map(\.streamVersion) == [1, 2])
+        try await store.close()
+    }
+}

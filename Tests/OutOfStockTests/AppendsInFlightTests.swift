@@ -65,7 +65,7 @@ import TestSupport
     /// retried): the first copy cannot be read yet — reading it failed, "no event at" — so
     /// the line waits, like any line on a stream with events in flight, and once they
     /// settle it is a duplicate (or, with other content, refused naming the stored event).
-    @Test func aResendOfAnEventInFlightIsADuplicateOnceItSettles() async throws {
+    @Test(.timeLimit(.minutes(2))) func aResendOfAnEventInFlightIsADuplicateOnceItSettles() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let storage = GatedStorage()
@@ -76,6 +76,7 @@ import TestSupport
         let changed = line("OutOfStockReported", #""recordId":"R-9","customerId":"C-1","productId":"P-1","size":"M","quantity":3"#, id: id)
 
         storage.close()
+        defer { storage.open() }  // a failed expectation must not leave the log's writer held
         let first = Task { try await ingest([report], store) }
         storage.waitForAHeldSync()
         let eventID = try #require(EventID(id))
@@ -101,7 +102,7 @@ import TestSupport
     /// the stream without them (which the store would refuse anyway): the ingest says the
     /// stream moved, and once the other append settles (`awaitSettled`) it is decided again
     /// — what the server's retry does.
-    @Test func aLineOnAStreamWithEventsInFlightWaitsForThemToSettle() async throws {
+    @Test(.timeLimit(.minutes(2))) func aLineOnAStreamWithEventsInFlightWaitsForThemToSettle() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let storage = GatedStorage()
@@ -111,6 +112,7 @@ import TestSupport
         let delivery = line("DeliveryRecorded", #""recordId":"R-9","quantity":1"#)
 
         storage.close()
+        defer { storage.open() }  // a failed expectation must not leave the log's writer held
         let first = Task { try await ingest([report], store) }
         storage.waitForAHeldSync()
         await expectStreamMoved([delivery], store, stream: "record/R-9", to: 1)

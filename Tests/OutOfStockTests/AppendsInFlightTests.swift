@@ -13,19 +13,37 @@ import TestSupport
     final class GatedStorage: ForwardingStorage, @unchecked Sendable {
         let gate = NSCondition()
         var closed = false
-        var waiting = 0
+        var held = 0
+        var heldWaiters: [CheckedContinuation<Void, Never>] = []
 
         func close() { gate.withLock { closed = true } }
         func open() { gate.withLock { closed = false; gate.broadcast() } }
-        /// Waits until a sync is held at the gate.
-        func waitForAHeldSync() { gate.withLock { while waiting == 0 { gate.wait() } } }
 
+        /// Returns once a sync is held at the gate — suspending, never blocking a thread of
+        /// the cooperative pool: tests run side by side on two of them, and two tests
+        /// blocked here would leave none for the appends they wait for.
+        func heldSync() async {
+            await withCheckedContinuation { continuation in
+                let now = gate.withLock {
+                    if held > 0 { return true }
+                    heldWaiters.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+
+        /// Blocks the log's writer thread (its own, not the pool's) while the gate is closed.
         func sync(_ file: any StorageFile) throws {
+            let waiters = gate.withLock {
+                held += 1
+                defer { heldWaiters = [] }
+                return heldWaiters
+            }
+            for waiter in waiters { waiter.resume() }
             gate.withLock {
-                waiting += 1
-                gate.broadcast()
                 while closed { gate.wait() }
-                waiting -= 1
+                held -= 1
             }
             try file.sync()
         }
@@ -78,7 +96,7 @@ import TestSupport
         storage.close()
         defer { storage.open() }  // a failed expectation must not leave the log's writer held
         let first = Task { try await ingest([report], store) }
-        storage.waitForAHeldSync()
+        await storage.heldSync()
         let eventID = try #require(EventID(id))
         #expect(try store.storedPosition(of: eventID, tenant: "acme")?.isSettled == false, "in flight, not readable")
 
@@ -114,7 +132,7 @@ import TestSupport
         storage.close()
         defer { storage.open() }  // a failed expectation must not leave the log's writer held
         let first = Task { try await ingest([report], store) }
-        storage.waitForAHeldSync()
+        await storage.heldSync()
         await expectStreamMoved([delivery], store, stream: "record/R-9", to: 1)
         storage.open()
         #expect(try await first.value.appended == 1)

@@ -25,7 +25,7 @@ struct LiveStream: Sendable {
 
     @Sendable func respond(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
-        let source = served.source
+        let source = served.recordedOrderSource
         let ends = try source.endOffsets()
         let resume = request.headers[lastEventID] ?? request.uri.queryParameters["from"].map(String.init)
         // Without a resume point, from the feed's head: where a stream takes the feed's

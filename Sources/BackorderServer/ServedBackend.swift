@@ -37,6 +37,18 @@ public enum ServedBackend: Sendable {
         }
     }
 
+    /// The events as live streams and paged reads deliver them, merged by recorded time:
+    /// on the embedded log, read only as far as every event recorded earlier has settled
+    /// (`EventStore.recordedOrderReader`), so that one request's batches settling on their
+    /// partitions in another order never deliver a later event first; a cluster stream has
+    /// one lane, in its own order.
+    var recordedOrderSource: any EventSource {
+        switch self {
+        case let .embedded(store): store.recordedOrderReader
+        case let .cluster(store): store.source
+        }
+    }
+
     /// Where the routes and tasks that use a cluster store run (`BlockingCallPool`): nil
     /// for the embedded log, whose calls never wait for a network.
     var blockingCallPool: BlockingCallPool? {

@@ -64,6 +64,9 @@ public final class ServedStore: Sendable {
     public let backend: ServedBackend
     /// The events, as the view and the live streams read them.
     public var source: any EventSource { backend.source }
+    /// The events as the live streams and paged reads deliver them, in recorded order
+    /// (`ServedBackend.recordedOrderSource`).
+    var recordedOrderSource: any EventSource { backend.recordedOrderSource }
     public let view: LiveView
     public let options: ServeOptions
     /// Rings after every acknowledged append.
@@ -114,7 +117,7 @@ public final class ServedStore: Sendable {
         expiry = Task.detached {
             while (try? await Task.sleep(for: .seconds(1))) != nil { groups.expireIdle() }
         }
-        let reader = backend.source, heartbeat = options.heartbeatSeconds
+        let reader = backend.recordedOrderSource, heartbeat = options.heartbeatSeconds
         let feed = LiveFeed(at: ends, capacityBytes: options.liveFeedBytes)
         self.feed = feed
         // On a cluster the feed's reads wait for the network: off the cooperative pool.
@@ -141,7 +144,7 @@ public final class ServedStore: Sendable {
         let backend = try await ServedBackend.open(options)
         let ends: [Int64], view: LiveView
         do {
-            ends = try backend.source.endOffsets()
+            ends = try backend.recordedOrderSource.endOffsets()
             view = try LiveView(root: options.directory, source: backend.source, publishInterval: options.publishInterval, onFailure: onViewFailure)
         } catch {
             try? await backend.close()

@@ -32,7 +32,7 @@ struct TenantRoutes: Sendable {
     /// `from` is the previous page's `next` (one offset per lane).
     @Sendable func readEvents(_ request: Request, context: ServerContext) async throws -> Response {
         let tenant = try context.tenant(.read)
-        let source = served.source
+        let source = served.recordedOrderSource
         let ends = try source.endOffsets()
         let from = try request.uri.queryParameters["from"].map { try Self.positions(String($0), lanes: ends.count) } ?? Array(repeating: 0, count: ends.count)
         let limit = try Self.integer(request, "limit", default: 100, 1...1_000)

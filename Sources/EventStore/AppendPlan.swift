@@ -163,7 +163,7 @@ struct AppendPlan {
                     throw failure
                 }
                 index.nextOffset[partition] = base + Int64(chunk.count)
-                index.markInFlight(indexed, contents: chunk.map { events[$0] }, partition: partition)
+                index.markInFlight(indexed, contents: chunk.map { events[$0] }, recordedTimes: chunk.map { recordedTime[$0] }, partition: partition)
                 submissions.append(Submission(partition: partition, ticket: ticket, indexed: indexed))
             }
         }

@@ -6,9 +6,20 @@ import EventLog
 public final class EventReader: Sendable {
     /// The log, opened read-only.
     public let log: WriteAheadLog
+    /// Where the store that writes the log in this process lets readers in recorded order
+    /// stop (`EventStore.recordedOrderReader`); nil: at the acknowledged ends.
+    private let recordedOrderEnds: (@Sendable () -> [Int64])?
 
     /// Wraps an open log.
-    public init(log: WriteAheadLog) { self.log = log }
+    public init(log: WriteAheadLog) {
+        self.log = log
+        recordedOrderEnds = nil
+    }
+
+    init(log: WriteAheadLog, recordedOrderEnds: @escaping @Sendable () -> [Int64]) {
+        self.log = log
+        self.recordedOrderEnds = recordedOrderEnds
+    }
 
     /// Opens the store in `directory` read-only. Fails with a clear error when it holds no
     /// store yet.
@@ -30,9 +41,16 @@ public final class EventReader: Sendable {
         do { return try log.refresh() } catch { throw EventStoreError.wrap(error) }
     }
 
-    /// The offset after the last event of each partition.
+    /// The offset after the last event of each partition (of a `recordedOrderReader`: the
+    /// ends up to which reading in recorded order is final).
     public func endOffsets() throws -> [Int64] {
-        do { return try (0..<log.partitionCount).map { try log.endOffset(partition: $0) } } catch { throw EventStoreError.wrap(error) }
+        // The cut first: every event below it was acknowledged before the log's ends are read.
+        let cut = recordedOrderEnds?()
+        let ends: [Int64]
+        do { ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) } } catch { throw EventStoreError.wrap(error) }
+        guard let cut else { return ends }
+        precondition(cut.count == ends.count, "\(cut.count) recorded-order ends for \(ends.count) partitions")
+        return zip(cut, ends).map { min($0, $1) }
     }
 
     /// The events of a partition from `offset`, batch by batch.
@@ -82,6 +100,16 @@ extension EventReader {
 }
 
 extension EventStore {
-    /// A reader over this store's log (sees appends made through this store).
+    /// A reader over this store's log (sees appends made through this store as soon as the
+    /// log acknowledges them).
     public var reader: EventReader { EventReader(log: log) }
+
+    /// A reader over this store's log whose ends stop where reading the partitions in
+    /// recorded order is final (`RecordedOrderEnds`): an event appended here shows once
+    /// every event recorded before it has settled, so a live feed or a paged read never
+    /// delivers an event before an earlier one. Queries, which want what was acknowledged
+    /// whatever its order, read through `reader`.
+    public var recordedOrderReader: EventReader {
+        EventReader(log: log) { [index] in index.lock.withLock { index.recordedOrderEnds() } }
+    }
 }

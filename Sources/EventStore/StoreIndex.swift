@@ -87,6 +87,8 @@ final class StoreIndex: @unchecked Sendable {
     /// Why a partition's rows could not be written (it is failed until the store reopens).
     private var rowsFailure: [EventStoreError?]
     private var unapplied: [[[IndexedEvent]]]
+    /// The recorded times in flight and just settled: where readers in recorded order stop.
+    private var recordedOrder: RecordedOrderEnds
     var failure: [EventStoreError?]
     /// The recorded time of the newest event submitted (µs since the epoch): every event
     /// gets a later one than all before it, store-wide (AppendPlan.recordedTimes).
@@ -129,6 +131,7 @@ final class StoreIndex: @unchecked Sendable {
         self.appliedEnd = logEnds
         self.rowsFailure = Array(repeating: nil, count: logEnds.count)
         self.unapplied = Array(repeating: [], count: logEnds.count)
+        self.recordedOrder = RecordedOrderEnds(ends: logEnds)
         self.inFlightStreams = Array(repeating: WordPairTable(), count: logEnds.count)
         self.failure = Array(repeating: nil, count: logEnds.count)
         self.storage = storage
@@ -316,12 +319,14 @@ final class StoreIndex: @unchecked Sendable {
 
     // MARK: Updates (caller holds the lock)
 
-    func markInFlight(_ events: [IndexedEvent], contents: [NewEvent], partition: Int) {
-        precondition(events.count == contents.count, "\(events.count) indexed events for \(contents.count) submitted")
+    func markInFlight(_ events: [IndexedEvent], contents: [NewEvent], recordedTimes: [Int64], partition: Int) {
+        precondition(events.count == contents.count && events.count == recordedTimes.count,
+                     "\(events.count) indexed events for \(contents.count) submitted with \(recordedTimes.count) recorded times")
         let submitted = SubmittedEvents(contents)
         precondition(events.first?.offset == unapplied[partition].last.map { $0[$0.count - 1].offset + 1 } ?? appliedEnd[partition],
                      "partition \(partition): a batch submitted out of offset order")
         unapplied[partition].append(events)
+        if let first = events.first { recordedOrder.submitted(partition: partition, base: first.offset, times: recordedTimes) }
         for (k, event) in events.enumerated() {
             let position = IndexedPosition(partition: partition, offset: event.offset, version: event.version)
             inFlightIDs[event.id] = InFlightEvent(position: position, submitted: submitted, index: k)
@@ -363,7 +368,14 @@ final class StoreIndex: @unchecked Sendable {
             unapplied[partition].removeFirst()
             appliedEnd[partition] = end.offset + 1
         }
+        // Lets go of the recorded times now below the watermark, read or not.
+        _ = recordedOrder.advance(applied: appliedEnd, failed: { failure[$0] != nil }, lastRecordedTime: lastRecordedTime)
         if rows.needsFreeze { try commit() }
+    }
+
+    /// Where each partition can be read to in recorded order (`RecordedOrderEnds`).
+    func recordedOrderEnds() -> [Int64] {
+        recordedOrder.ends(applied: appliedEnd, next: nextOffset, failed: { failure[$0] != nil }, lastRecordedTime: lastRecordedTime)
     }
 
     /// Whether every batch submitted below `offsets` (per partition) is in the rows, or its

@@ -1,4 +1,4 @@
-import EventLog
+@testable import EventLog
 import Foundation
 import Testing
 @testable import EventStore
@@ -11,10 +11,17 @@ import TestSupport
     /// Files whose syncs wait while the gate is closed: a log write that cannot be
     /// acknowledged (nor read) until the test opens it.
     final class GatedStorage: ForwardingStorage, @unchecked Sendable {
+        /// Which files' syncs the gate holds (by path): the log's segments, by default.
+        let holds: @Sendable (String) -> Bool
         let gate = NSCondition()
         var closed = false
         var held = 0
         var heldWaiters: [CheckedContinuation<Void, Never>] = []
+
+        init(holding holds: @escaping @Sendable (String) -> Bool = { $0.hasSuffix(".log") }) {
+            self.holds = holds
+            super.init()
+        }
 
         func close() { gate.withLock { closed = true } }
         func open() { gate.withLock { closed = false; gate.broadcast() } }
@@ -49,7 +56,7 @@ import TestSupport
         }
 
         override func wrap(_ file: any StorageFile, path: String) -> any StorageFile {
-            path.hasSuffix(".log") ? GatedFile(file, self) : file
+            holds(path) ? GatedFile(file, self) : file
         }
     }
 
@@ -139,6 +146,46 @@ import TestSupport
         await store.awaitSettled(timeout: .seconds(30))
         #expect(try await ingest([delivery], store).appended == 1)
         #expect(try store.readStream(tenant: "acme", stream: "record/R-9").map(\.streamVersion) == [1, 2])
+        try await store.close()
+    }
+
+    /// Two appends on two partitions, the earlier one's fsync held, so the later one
+    /// settles first: its event is acknowledged, and the plain reader shows it, but a
+    /// reader in recorded order (a live feed's, a paged read's) stops before it until the
+    /// earlier event settles — then reads both, the earlier first. Merged at the
+    /// acknowledged ends it read the later event on its own, and the earlier one after it.
+    @Test(.timeLimit(.minutes(2))) func aReaderInRecordedOrderWaitsForAnEarlierAppendInFlight() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let heldPartition = "/" + WriteAheadLog.partitionDirectoryName(0) + "/"
+        let storage = GatedStorage { $0.hasSuffix(".log") && $0.contains(heldPartition) }
+        var options = StoreOptions()
+        options.log.partitionCount = 2
+        let store = try await EventStore.open(at: dir, options: options, storage: storage)
+        let names = (0..<64).map { "record/R-\($0)" }
+        let early = try #require(names.first { store.reader.partition(tenant: "acme", stream: $0) == 0 })
+        let late = try #require(names.first { store.reader.partition(tenant: "acme", stream: $0) == 1 })
+        func event(_ stream: String, _ n: UInt64) -> NewEvent {
+            NewEvent(id: EventID(high: 7, low: n), type: "Test", tenant: "acme", stream: stream, businessTime: 1_000,
+                     actor: "u", correlationId: nil, data: Array("{}".utf8), expectedVersion: .any)
+        }
+        #expect(try store.recordedOrderReader.endOffsets() == [0, 0])
+
+        storage.close()
+        defer { storage.open() }  // a failed expectation must not leave the log's writer held
+        let first = Task { try await store.submit([event(early, 1)]).acknowledged() }
+        await storage.heldSync()
+        _ = try await store.submit([event(late, 2)]).acknowledged()
+        #expect(try store.reader.endOffsets() == [0, 1], "acknowledged")
+        #expect(try store.recordedOrderReader.endOffsets() == [0, 0], "recorded after an event in flight")
+
+        storage.open()
+        _ = try await first.value
+        #expect(try store.recordedOrderReader.endOffsets() == [1, 1])
+        var reader = try RecordedOrderReader(source: store.recordedOrderReader, from: [0, 0], to: [1, 1])
+        #expect(try reader.next()?.stream == early)
+        #expect(try reader.next()?.stream == late)
+        #expect(try reader.next() == nil)
         try await store.close()
     }
 }

@@ -1,0 +1,55 @@
+import Testing
+@testable import EventStore
+
+/// The cut readers in recorded order stop at (`RecordedOrderEnds`), on batches submitted
+/// and applied by hand: times 10, 11, … as AppendPlan gives them, store-wide.
+@Suite struct RecordedOrderEndsTests {
+    private func notFailed(_ partition: Int) -> Bool { false }
+
+    @Test func nothingInFlightReadsToTheNextOffsets() {
+        var cut = RecordedOrderEnds(ends: [4, 7])
+        #expect(cut.ends(applied: [4, 7], next: [4, 7], failed: notFailed, lastRecordedTime: 9) == [4, 7])
+    }
+
+    /// One append's events alternate over two partitions (times 10, 12 on partition 0,
+    /// 11 on partition 1): with partition 1 in flight, partition 0 is read to its event
+    /// recorded before 11, not to the end of its batch; then to its end once 11 settles.
+    @Test func theCutFallsInsideABatchSettledBesideAnEarlierOneInFlight() {
+        var cut = RecordedOrderEnds(ends: [0, 0])
+        cut.submitted(partition: 0, base: 0, times: [10, 12])
+        cut.submitted(partition: 1, base: 0, times: [11])
+        #expect(cut.ends(applied: [0, 0], next: [2, 1], failed: notFailed, lastRecordedTime: 12) == [0, 0])
+        #expect(cut.ends(applied: [2, 0], next: [2, 1], failed: notFailed, lastRecordedTime: 12) == [1, 0])
+        #expect(cut.ends(applied: [2, 1], next: [2, 1], failed: notFailed, lastRecordedTime: 12) == [2, 1])
+    }
+
+    /// An event submitted after the cut was taken (not yet known to it) is beyond it: the
+    /// next offset of a partition with nothing in flight bounds it.
+    @Test func aPartitionWithNothingInFlightStopsAtItsNextOffset() {
+        var cut = RecordedOrderEnds(ends: [0, 3])
+        cut.submitted(partition: 0, base: 0, times: [10])
+        #expect(cut.ends(applied: [0, 3], next: [1, 3], failed: notFailed, lastRecordedTime: 10) == [0, 3])
+    }
+
+    /// A failed partition's batch in flight may never be acknowledged: it does not hold
+    /// back the other partitions' readers.
+    @Test func aFailedPartitionDoesNotHoldTheOthers() {
+        var cut = RecordedOrderEnds(ends: [0, 0])
+        cut.submitted(partition: 0, base: 0, times: [10])
+        cut.submitted(partition: 1, base: 0, times: [11])
+        #expect(cut.ends(applied: [0, 1], next: [1, 1], failed: notFailed, lastRecordedTime: 11) == [0, 0])
+        #expect(cut.ends(applied: [0, 1], next: [1, 1], failed: { $0 == 0 }, lastRecordedTime: 11)[1] == 1)
+    }
+
+    /// Batches wholly below the watermark are let go of as rows are applied, whether or
+    /// not a reader asked (their times are the cut's only memory).
+    @Test func settledBatchesAreLetGo() {
+        var cut = RecordedOrderEnds(ends: [0, 0])
+        for k in 0..<1_000 {
+            cut.submitted(partition: k % 2, base: Int64(k / 2), times: [Int64(10 + k)])
+            let applied = [Int64((k + 2) / 2), Int64((k + 1) / 2)]
+            _ = cut.advance(applied: applied, failed: notFailed, lastRecordedTime: Int64(10 + k))
+        }
+        #expect(cut.batchesKept == 0)
+    }
+}

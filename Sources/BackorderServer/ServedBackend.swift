@@ -17,7 +17,7 @@ public enum ServedBackend: Sendable {
         var storeOptions = StoreOptions()
         storeOptions.log.durability = options.durability
         storeOptions.log.partitionCount = options.partitions
-        return .embedded(try await EventStore.open(at: options.directory, options: storeOptions))
+        return .embedded(try await EventStore.open(at: options.directory, options: storeOptions, storage: options.storage))
     }
 
     /// Where appends go.

@@ -50,6 +50,9 @@ public struct ServeOptions: Sendable {
     /// Streams' states kept for the next requests on the embedded log (`StreamStateCache`;
     /// about 200 bytes each, at most about 3 KB: a product of 20 sizes and long names).
     public var streamStateCacheEntries = 20_000
+    /// Where the embedded log, its index, the views and the consumer groups' files are
+    /// written: the real file system, or a test's (a fault simulator, a gate on fsyncs).
+    public var storage: any Storage = PosixStorage()
 
     public init(directory: String) { self.directory = directory }
 
@@ -112,7 +115,7 @@ public final class ServedStore: Sendable {
         case let .cluster(store): home = .cluster(store)
         }
         let groups = GroupSessions(home: home, source: backend.groupSource, idleSeconds: options.memberIdleSeconds,
-                                   openFiles: Self.raiseOpenFileLimit())
+                                   openFiles: Self.raiseOpenFileLimit(), storage: options.storage)
         self.groups = groups
         expiry = Task.detached {
             while (try? await Task.sleep(for: .seconds(1))) != nil { groups.expireIdle() }
@@ -145,7 +148,8 @@ public final class ServedStore: Sendable {
         let ends: [Int64], view: LiveView
         do {
             ends = try backend.recordedOrderSource.endOffsets()
-            view = try LiveView(root: options.directory, source: backend.source, publishInterval: options.publishInterval, onFailure: onViewFailure)
+            view = try LiveView(root: options.directory, source: backend.source, publishInterval: options.publishInterval,
+                                storage: options.storage, onFailure: onViewFailure)
         } catch {
             try? await backend.close()
             throw error

@@ -8,67 +8,6 @@ import TestSupport
 /// Ingests beside another append still in flight — its log write held at a gate, so its
 /// events can be neither read back nor settled — as a server's concurrent requests meet.
 @Suite struct AppendsInFlightTests {
-    /// Files whose syncs wait while the gate is closed: a log write that cannot be
-    /// acknowledged (nor read) until the test opens it.
-    final class GatedStorage: ForwardingStorage, @unchecked Sendable {
-        /// Which files' syncs the gate holds (by path): the log's segments, by default.
-        let holds: @Sendable (String) -> Bool
-        let gate = NSCondition()
-        var closed = false
-        var held = 0
-        var heldWaiters: [CheckedContinuation<Void, Never>] = []
-
-        init(holding holds: @escaping @Sendable (String) -> Bool = { $0.hasSuffix(".log") }) {
-            self.holds = holds
-            super.init()
-        }
-
-        func close() { gate.withLock { closed = true } }
-        func open() { gate.withLock { closed = false; gate.broadcast() } }
-
-        /// Returns once a sync is held at the gate — suspending, never blocking a thread of
-        /// the cooperative pool: tests run side by side on two of them, and two tests
-        /// blocked here would leave none for the appends they wait for.
-        func heldSync() async {
-            await withCheckedContinuation { continuation in
-                let now = gate.withLock {
-                    if held > 0 { return true }
-                    heldWaiters.append(continuation)
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        }
-
-        /// Blocks the log's writer thread (its own, not the pool's) while the gate is closed.
-        func sync(_ file: any StorageFile) throws {
-            let waiters = gate.withLock {
-                held += 1
-                defer { heldWaiters = [] }
-                return heldWaiters
-            }
-            for waiter in waiters { waiter.resume() }
-            gate.withLock {
-                while closed { gate.wait() }
-                held -= 1
-            }
-            try file.sync()
-        }
-
-        override func wrap(_ file: any StorageFile, path: String) -> any StorageFile {
-            holds(path) ? GatedFile(file, self) : file
-        }
-    }
-
-    final class GatedFile: ForwardingFile, @unchecked Sendable {
-        let storage: GatedStorage
-        init(_ file: any StorageFile, _ storage: GatedStorage) {
-            self.storage = storage
-            super.init(file)
-        }
-        override func sync() throws { try storage.sync(inner) }
-    }
-
     private func ingest(_ lines: [String], _ store: EventStore) async throws -> IngestReport {
         var reader = LineReader(bytes: Array((lines.joined(separator: "\n") + "\n").utf8), name: "the test's lines")
         return try await Ingestor(store: store, options: IngestOptions()).ingest(&reader)
@@ -93,7 +32,7 @@ import TestSupport
     @Test(.timeLimit(.minutes(2))) func aResendOfAnEventInFlightIsADuplicateOnceItSettles() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let storage = GatedStorage()
+        let storage = GatedSyncStorage()
         let store = try await EventStore.open(at: dir, storage: storage)
         #expect(try await ingest(setupLines, store).appended == setupLines.count)
         let id = "7d3f5a2c-1b4e-4c6d-8e9f-0a1b2c3d4e5f"
@@ -130,7 +69,7 @@ import TestSupport
     @Test(.timeLimit(.minutes(2))) func aLineOnAStreamWithEventsInFlightWaitsForThemToSettle() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let storage = GatedStorage()
+        let storage = GatedSyncStorage()
         let store = try await EventStore.open(at: dir, storage: storage)
         #expect(try await ingest(setupLines, store).appended == setupLines.count)
         let report = line("OutOfStockReported", #""recordId":"R-9","customerId":"C-1","productId":"P-1","size":"M","quantity":2"#)
@@ -158,7 +97,7 @@ import TestSupport
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let heldPartition = "/" + WriteAheadLog.partitionDirectoryName(0) + "/"
-        let storage = GatedStorage { $0.hasSuffix(".log") && $0.contains(heldPartition) }
+        let storage = GatedSyncStorage { $0.hasSuffix(".log") && $0.contains(heldPartition) }
         var options = StoreOptions()
         options.log.partitionCount = 2
         let store = try await EventStore.open(at: dir, options: options, storage: storage)

@@ -132,7 +132,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EventStoreTests",
-            dependencies: ["EventStore", "EventLog", "KVStore", "StorageSimulator", "DataGenerator"]
+            dependencies: ["EventStore", "EventLog", "KVStore", "StorageSimulator", "DataGenerator", "TestSupport"]
         ),
         .testTarget(
             name: "ServerTests",

@@ -31,7 +31,7 @@ struct AuditExport: AsyncParsableCommand {
             throw ValidationError("--type: unknown event type \(name) (types: \(EventType.all.keys.sorted().joined(separator: ", ")))")
         }
         try await runQuery {
-            let reader = try await data.openSource()
+            let reader = try await data.openSource(inRecordedOrder: true)
             if let customer {
                 // Events after a request's first one name only the record: find the
                 // customer's records first (memory: that customer's record ids).

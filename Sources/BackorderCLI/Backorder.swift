@@ -84,10 +84,12 @@ struct DataOptions: ParsableArguments {
         return options
     }
 
-    /// The events, from the cluster or the embedded log, read-only.
-    func openSource() async throws -> any EventSource {
+    /// The events, from the cluster or the embedded log, read-only. `inRecordedOrder`: for
+    /// reading the partitions merged by recorded time beside a writer in another process
+    /// (`EventReader.openInRecordedOrder`); queries read to the acknowledged ends.
+    func openSource(inRecordedOrder: Bool = false) async throws -> any EventSource {
         if let options = clusterOptions() { return try await JetStreamStore.open(options, readOnly: true).source }
-        return try await EventReader.open(at: directory)
+        return inRecordedOrder ? try await EventReader.openInRecordedOrder(at: directory) : try await EventReader.open(at: directory)
     }
 
     /// Refuses commands that only the embedded log supports when a cluster is selected.

@@ -40,7 +40,7 @@ struct ReadCommand: AsyncParsableCommand {
             throw ValidationError("--type: unknown event type \(name) (types: \(EventType.all.keys.sorted().joined(separator: ", ")))")
         }
         try await runQuery {
-            let source = try await data.openSource()
+            let source = try await data.openSource(inRecordedOrder: true)
             let ends = try source.endOffsets()
             let start = try from.map { try Self.positions($0, option: "--from", source) } ?? Array(repeating: 0, count: ends.count)
             let stop = try to.map { try Self.positions($0, option: "--to", source) } ?? ends

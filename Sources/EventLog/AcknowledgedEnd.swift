@@ -60,27 +60,58 @@ enum AcknowledgedEnd {
         return reading
     }
 
-    /// Whether a writer holds the partition's `LOCK` now: a probe that takes the lock and
-    /// releases it at once (a writer opening meanwhile retries its lock every 5 ms). A lock
-    /// file that is missing means no writer ever opened the partition; any failure other
-    /// than "held" counts as held (a reader that cannot tell keeps to the file's end).
+    /// Whether a writer holds the partition's `LOCK` now (`Storage.isLockHeld`).
     static func writerHolds(directory: String, storage: any Storage) -> Bool {
-        let path = directory + "/LOCK"
-        guard storage.exists(path) else { return false }
+        storage.isLockHeld(directory + "/LOCK")
+    }
+
+    /// The partition's acknowledged end as its file now says.
+    static func read(directory: String, storage: any Storage) -> Reading {
+        switch storage.readRewrittenFile(directory + "/" + fileName, decode: decode) {
+        case .absent: .absent
+        case let .value(end): .end(end)
+        case .unreadable: .unreadable
+        }
+    }
+}
+
+extension Storage {
+    /// Whether someone holds the lock at `path` now: a probe that takes the lock and
+    /// releases it at once (a writer opening meanwhile retries its lock every 5 ms). A lock
+    /// file that is missing means no writer ever opened it; any failure other than "held"
+    /// counts as held (a reader that cannot tell keeps to the limit the writer published).
+    package func isLockHeld(_ path: String) -> Bool {
+        guard exists(path) else { return false }
         do {
-            try storage.lock(path).release()
+            try lock(path).release()
             return false
         } catch {
             return true
         }
     }
+}
 
-    /// The partition's acknowledged end as its file now says (read twice when the first
-    /// read catches the writer mid-write).
-    static func read(directory: String, storage: any Storage) -> Reading {
+/// A small file that a writer rewrites in place without syncing, as a reader found it.
+package enum RewrittenFile<Value> {
+    /// No such file.
+    case absent
+    /// What it says.
+    case value(Value)
+    /// Bytes that do not decode, twice: a write in progress, or damage.
+    case unreadable
+}
+
+extension Storage {
+    /// Reads and decodes a small file a writer rewrites in place (`AcknowledgedEnd`, the
+    /// store's recorded-order cut): read again when the first read does not decode, since it
+    /// may have caught the writer mid-write. A read that fails counts as one that does not
+    /// decode: the caller keeps its last value rather than reading without a limit.
+    package func readRewrittenFile<Value>(_ path: String, decode: ([UInt8]) -> Value?) -> RewrittenFile<Value> {
         for _ in 0..<2 {
-            guard let bytes = try? storage.readWholeFile(directory + "/" + fileName) else { return .absent }
-            if let end = decode(bytes) { return .end(end) }
+            let bytes: [UInt8]?
+            do { bytes = try readWholeFile(path, limit: 1 << 20) } catch { continue }
+            guard let bytes else { return .absent }
+            if let value = decode(bytes) { return .value(value) }
         }
         return .unreadable
     }

@@ -156,6 +156,7 @@ struct AppendPlan {
                 } catch {
                     let failure = EventStoreError.wrap(error)
                     index.failure[partition] = failure
+                    try? index.publishRecordedOrder()  // as in `settled()`
                     // Batches already submitted for other partitions still reach the log:
                     // see them through to the indexes, so nothing stays in flight forever.
                     let earlier = SubmittedAppend(index: index, submissions: submissions, outcomes: [])
@@ -218,6 +219,10 @@ public struct SubmittedAppend: Sendable {
                 let failure = EventStoreError.wrap(error)
                 index.lock.withLock {
                     if index.failure[submission.partition] == nil { index.failure[submission.partition] = failure }
+                    // A failed partition no longer holds the cut back. Should this write fail
+                    // too, readers in other processes keep the last cut: behind, never wrong,
+                    // and the append already reports its failure.
+                    try? index.publishRecordedOrder()
                 }
                 if firstError == nil { firstError = failure }
                 if let first = submission.indexed.first, let last = submission.indexed.last {

@@ -1,4 +1,5 @@
 import EventLog
+import Synchronization
 
 /// Read-only access to a store's events, without its locks: for queries, projections
 /// and audits that run beside a producer. Sees what was acknowledged when it was opened
@@ -6,27 +7,72 @@ import EventLog
 public final class EventReader: Sendable {
     /// The log, opened read-only.
     public let log: WriteAheadLog
-    /// Where the store that writes the log in this process lets readers in recorded order
-    /// stop (`EventStore.recordedOrderReader`); nil: at the acknowledged ends.
-    private let recordedOrderEnds: (@Sendable () -> [Int64])?
+    /// Where reading stops short of the acknowledged ends.
+    private let limit: Limit
+
+    /// The ends a reader reads to.
+    private enum Limit: Sendable {
+        /// The log's acknowledged ends.
+        case acknowledged
+        /// The ends of the store that writes the log in this process, in recorded order
+        /// (`EventStore.recordedOrderReader`).
+        case writerInProcess(@Sendable () -> [Int64])
+        /// The cut a writer in another process published (`RecordedOrderCut`), read before
+        /// each refresh of the log.
+        case published(PublishedCut)
+    }
+
+    /// A published cut as a reader last read it.
+    private final class PublishedCut: Sendable {
+        let directory: String
+        let storage: any Storage
+        /// nil: no limit (no writer holds the store).
+        let ends: Mutex<[Int64]?>
+
+        init(directory: String, storage: any Storage, partitions: Int) {
+            self.directory = directory
+            self.storage = storage
+            ends = Mutex(Array(repeating: 0, count: partitions))
+        }
+    }
 
     /// Wraps an open log.
     public init(log: WriteAheadLog) {
         self.log = log
-        recordedOrderEnds = nil
+        limit = .acknowledged
     }
 
     init(log: WriteAheadLog, recordedOrderEnds: @escaping @Sendable () -> [Int64]) {
         self.log = log
-        self.recordedOrderEnds = recordedOrderEnds
+        limit = .writerInProcess(recordedOrderEnds)
+    }
+
+    private init(log: WriteAheadLog, publishedBy directory: String, storage: any Storage) {
+        self.log = log
+        limit = .published(PublishedCut(directory: directory, storage: storage, partitions: log.partitionCount))
     }
 
     /// Opens the store in `directory` read-only. Fails with a clear error when it holds no
     /// store yet.
     public static func open(at directory: String) async throws -> EventReader {
+        EventReader(log: try await openLog(at: directory, storage: PosixStorage()))
+    }
+
+    /// Opens the store in `directory` read-only, to be read in recorded order beside a
+    /// writer in another process: its ends stop at the cut the writer publishes
+    /// (`RecordedOrderCut`), so that reading the partitions merged by recorded time never
+    /// meets an event recorded before one it already gave. Without a writer, at the log's
+    /// ends. Fails with a clear error when the directory holds no store yet.
+    public static func openInRecordedOrder(at directory: String, storage: any Storage = PosixStorage()) async throws -> EventReader {
+        let reader = EventReader(log: try await openLog(at: directory, storage: storage), publishedBy: directory, storage: storage)
+        try reader.refresh()  // the cut first, then the log: the log as opened may be older than any cut
+        return reader
+    }
+
+    private static func openLog(at directory: String, storage: any Storage) async throws -> WriteAheadLog {
         var options = LogOptions()
         options.writable = false
-        do { return EventReader(log: try await WriteAheadLog.open(at: directory + "/log", options: options)) } catch {
+        do { return try await WriteAheadLog.open(at: directory + "/log", options: options, storage: storage) } catch {
             throw EventStoreError.wrap(error)
         }
     }
@@ -38,14 +84,45 @@ public final class EventReader: Sendable {
     /// last refresh), without reopening; returns whether there is more.
     @discardableResult
     public func refresh() throws -> Bool {
-        do { return try log.refresh() } catch { throw EventStoreError.wrap(error) }
+        guard case let .published(cut) = limit else {
+            do { return try log.refresh() } catch { throw EventStoreError.wrap(error) }
+        }
+        // The cut before the log: every event below it was acknowledged before the log is
+        // read, so the log read after holds it all.
+        var more = false
+        for _ in 0..<3 {
+            let held = RecordedOrderCut.writerHolds(directory: cut.directory, storage: cut.storage)
+            let reading = held ? RecordedOrderCut.read(directory: cut.directory, storage: cut.storage) : .absent
+            do { more = try log.refresh() || more } catch { throw EventStoreError.wrap(error) }
+            // A writer that opened meanwhile may have appended past any cut: look again.
+            if !held && RecordedOrderCut.writerHolds(directory: cut.directory, storage: cut.storage) { continue }
+            switch reading {
+            case let .value(ends):
+                guard ends.count == log.partitionCount else {
+                    throw EventStoreError.log(.corrupt(path: cut.directory + "/" + RecordedOrderCut.fileName, offset: 8,
+                                                       reason: "the recorded-order cut names \(ends.count) partitions; the log has \(log.partitionCount)"))
+                }
+                cut.ends.withLock { $0 = ends }
+            case .absent:
+                cut.ends.withLock { $0 = nil }  // no writer (or one that publishes no cut): all the log holds
+            case .unreadable:
+                break  // a write caught in progress: the last cut holds until the next refresh
+            }
+            return more
+        }
+        return more  // writers kept opening: the last cut holds
     }
 
-    /// The offset after the last event of each partition (of a `recordedOrderReader`: the
-    /// ends up to which reading in recorded order is final).
+    /// The offset after the last event of each partition (of a `recordedOrderReader` or a
+    /// reader opened `openInRecordedOrder`: the ends up to which reading in recorded order
+    /// is final).
     public func endOffsets() throws -> [Int64] {
         // The cut first: every event below it was acknowledged before the log's ends are read.
-        let cut = recordedOrderEnds?()
+        let cut: [Int64]? = switch limit {
+        case .acknowledged: nil
+        case let .writerInProcess(ends): ends()
+        case let .published(cut): cut.ends.withLock { $0 }
+        }
         let ends: [Int64]
         do { ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) } } catch { throw EventStoreError.wrap(error) }
         guard let cut else { return ends }

@@ -72,7 +72,8 @@ extension EventReader: EventSource {
         let ends = try endOffsets()
         do {
             return try (0..<partitionCount).map {
-                try log.offset(partition: $0, atOrAfterTimestamp: moment == .max ? moment : moment + 1) ?? ends[$0]
+                // Never past the reader's ends (a reader in recorded order stops short of the log's).
+                min(try log.offset(partition: $0, atOrAfterTimestamp: moment == .max ? moment : moment + 1) ?? ends[$0], ends[$0])
             }
         } catch {
             throw EventStoreError.wrap(error)

@@ -114,6 +114,7 @@ public final class EventStore: Sendable {
                 let newest = try reader.readEvent(at: Position(partition: partition, offset: end - 1)).recordedTime
                 index.lastRecordedTime = max(index.lastRecordedTime, newest)
             }
+            try index.lock.withLock { try index.startPublishingRecordedOrder(storeDirectory: directory) }
             return EventStore(log: log, directory: directory, index: index, options: options, writerLock: writerLock,
                               recentBatches: recentBatches, indexRebuildReason: rebuilt)
         } catch {

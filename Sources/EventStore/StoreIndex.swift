@@ -89,6 +89,9 @@ final class StoreIndex: @unchecked Sendable {
     private var unapplied: [[[IndexedEvent]]]
     /// The recorded times in flight and just settled: where readers in recorded order stop.
     private var recordedOrder: RecordedOrderEnds
+    /// Where the store's writer publishes those ends for readers in other processes (set
+    /// once the open recovered; nil in an index opened for a rebuild or a test).
+    private var recordedOrderCut: RecordedOrderCut.Publisher?
     var failure: [EventStoreError?]
     /// The recorded time of the newest event submitted (µs since the epoch): every event
     /// gets a later one than all before it, store-wide (AppendPlan.recordedTimes).
@@ -368,14 +371,33 @@ final class StoreIndex: @unchecked Sendable {
             unapplied[partition].removeFirst()
             appliedEnd[partition] = end.offset + 1
         }
-        // Lets go of the recorded times now below the watermark, read or not.
-        _ = recordedOrder.advance(applied: appliedEnd, failed: { failure[$0] != nil }, lastRecordedTime: lastRecordedTime)
+        // Lets go of the recorded times now below the watermark, read or not, and tells
+        // readers in other processes how far they may read.
+        if recordedOrderCut != nil {
+            try publishRecordedOrder()
+        } else {
+            _ = recordedOrder.advance(applied: appliedEnd, failed: { failure[$0] != nil }, lastRecordedTime: lastRecordedTime)
+        }
         if rows.needsFreeze { try commit() }
     }
 
     /// Where each partition can be read to in recorded order (`RecordedOrderEnds`).
     func recordedOrderEnds() -> [Int64] {
         recordedOrder.ends(applied: appliedEnd, next: nextOffset, failed: { failure[$0] != nil }, lastRecordedTime: lastRecordedTime)
+    }
+
+    /// Starts publishing the recorded-order ends in the store's `recorded-order` file
+    /// (`RecordedOrderCut`): now, before any append, and after every settle that moves them.
+    func startPublishingRecordedOrder(storeDirectory: String) throws {
+        precondition(recordedOrderCut == nil, "the recorded-order cut is published once")
+        precondition(unapplied.allSatisfy(\.isEmpty), "the recorded-order cut starts before any append")
+        recordedOrderCut = try RecordedOrderCut.Publisher(directory: storeDirectory, ends: recordedOrderEnds(), storage: storage)
+    }
+
+    /// Writes the recorded-order ends to the `recorded-order` file when they moved.
+    func publishRecordedOrder() throws {
+        guard let recordedOrderCut else { return }
+        do { try recordedOrderCut.publish(recordedOrderEnds()) } catch { throw EventStoreError.wrap(error) }
     }
 
     /// Whether every batch submitted below `offsets` (per partition) is in the rows, or its
@@ -530,6 +552,8 @@ final class StoreIndex: @unchecked Sendable {
     /// Commits, then closes the key-value store (it writes what is frozen).
     func close() throws {
         defer { try? rows.close() }
+        recordedOrderCut?.close()
+        recordedOrderCut = nil
         try commit()
         do { try rows.close() } catch { throw EventStoreError.wrap(error) }
     }

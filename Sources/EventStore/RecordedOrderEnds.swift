@@ -17,7 +17,8 @@
 /// recorded later than all before), so the ends never go back.
 ///
 /// A failed partition's batches in flight do not hold the watermark: they may never be
-/// acknowledged, and the whole store's readers would wait for them forever.
+/// acknowledged, and the whole store's readers would wait for them forever. The failed
+/// partition itself is read no further than its applied rows.
 ///
 /// Memory: the recorded time of each event submitted and not yet below the watermark —
 /// what is in flight, and what settled beside an older append still in flight.
@@ -85,7 +86,10 @@ struct RecordedOrderEnds {
                 ends[partition] = batch.base + Int64(k)
                 break
             }
-            precondition(failed(partition) || ends[partition] <= applied[partition],
+            // A failed partition's batches in flight may never be acknowledged: it is read
+            // to its applied rows (what a reopen recovers beyond them shows then).
+            if failed(partition) { ends[partition] = min(ends[partition], applied[partition]) }
+            precondition(ends[partition] <= applied[partition],
                          "partition \(partition): readable in recorded order to \(ends[partition]), past its applied end \(applied[partition])")
             precondition(ends[partition] >= lastEnds[partition],
                          "partition \(partition): readable in recorded order to \(ends[partition]), back from \(lastEnds[partition])")

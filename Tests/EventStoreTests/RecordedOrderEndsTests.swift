@@ -38,7 +38,8 @@ import Testing
         cut.submitted(partition: 0, base: 0, times: [10])
         cut.submitted(partition: 1, base: 0, times: [11])
         #expect(cut.ends(applied: [0, 1], next: [1, 1], failed: notFailed, lastRecordedTime: 11) == [0, 0])
-        #expect(cut.ends(applied: [0, 1], next: [1, 1], failed: { $0 == 0 }, lastRecordedTime: 11)[1] == 1)
+        #expect(cut.ends(applied: [0, 1], next: [1, 1], failed: { $0 == 0 }, lastRecordedTime: 11) == [0, 1],
+                "the failed partition no further than its applied rows: its batch in flight may never be acknowledged")
     }
 
     /// Batches wholly below the watermark are let go of as rows are applied, whether or

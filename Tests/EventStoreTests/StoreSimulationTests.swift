@@ -55,6 +55,18 @@ import StorageSimulator
     }
 
     /// Appends 1–40 new events; records their outcomes once acknowledged.
+    /// The recorded-order cut the writer published is the log's ends after an open (nothing
+    /// in flight), and never past what the log acknowledged (it is read to there).
+    private static func expectCutWithinTheLog(_ store: EventStore, _ storage: any Storage, justOpened: Bool, _ context: String) throws {
+        let ends = try store.reader.endOffsets()
+        guard case let .value(cut) = RecordedOrderCut.read(directory: "/sim", storage: storage) else {
+            #expect(!justOpened, "\(context): no readable recorded-order cut after the open")
+            return
+        }
+        if justOpened { #expect(cut == ends, "\(context): cut \(cut) after the open of a log ending at \(ends)") }
+        #expect(zip(cut, ends).allSatisfy { $0 <= $1 }, "\(context): cut \(cut) past the acknowledged ends \(ends)")
+    }
+
     private static func appendSome(_ store: EventStore, next: inout Int, random: inout SplitMix64, acknowledged: inout [Int: AppendOutcome]) async throws {
         let count = Int.random(in: 1...40, using: &random)
         let batch = (next..<(next + count)).map(Self.event)
@@ -72,6 +84,7 @@ import StorageSimulator
             let store = try await EventStore.open(at: "/sim", options: Self.options, storage: storage.currentProcess())
             if store.indexRebuildReason != nil { rebuilt += 1 }
             try await Self.expectEverythingKnown(acknowledged, in: store, "seed \(seed) round \(round)")
+            try Self.expectCutWithinTheLog(store, storage.currentProcess(), justOpened: true, "seed \(seed) round \(round)")
             storage.crash(afterOperations: Int.random(in: 1...600, using: &random), seed: random.next())
             let generation = storage.generation
             while storage.generation == generation {
@@ -99,10 +112,13 @@ import StorageSimulator
             storage.setFaults(.init())
             let store = try await EventStore.open(at: "/sim", options: Self.options, storage: storage.currentProcess())
             try await Self.expectEverythingKnown(acknowledged, in: store, "seed \(seed) round \(round)")
+            try Self.expectCutWithinTheLog(store, storage.currentProcess(), justOpened: true, "seed \(seed) round \(round)")
             storage.setFaults(.init(errorProbability: 0.01), seed: random.next())
             for _ in 0..<30 {
                 do { try await Self.appendSome(store, next: &next, random: &random, acknowledged: &acknowledged) } catch { failures += 1 }
             }
+            storage.setFaults(.init())
+            try Self.expectCutWithinTheLog(store, storage.currentProcess(), justOpened: false, "seed \(seed) round \(round), after the faults")
             try? await store.close()
             storage.crashProcess()  // kill -9: whatever was not synced may be lost, locks released
         }

@@ -13,7 +13,7 @@ struct FollowWait {
 
     init(source: any EventSource, milliseconds: Int) {
         log = source as? EventReader
-        watcher = log.map { LogWatcher(log: $0.log) }
+        watcher = log.map { $0.makeWatcher() }
         self.milliseconds = milliseconds
     }
 

@@ -76,11 +76,9 @@ enum AcknowledgedEnd {
 }
 
 extension Storage {
-    /// Whether someone holds the lock at `path` now: a probe that takes the lock and
-    /// releases it at once (a writer opening meanwhile retries its lock every 5 ms). A lock
-    /// file that is missing means no writer ever opened it; any failure other than "held"
-    /// counts as held (a reader that cannot tell keeps to the limit the writer published).
-    package func isLockHeld(_ path: String) -> Bool {
+    /// `Storage.isLockHeld` through `lock`: a storage that can probe without taking write
+    /// access (`PosixStorage`) does its own.
+    public func isLockHeld(_ path: String) -> Bool {
         guard exists(path) else { return false }
         do {
             try lock(path).release()
@@ -100,6 +98,8 @@ package enum RewrittenFile<Value> {
     /// Bytes that do not decode, twice: a write in progress, or damage.
     case unreadable
 }
+
+extension RewrittenFile: Equatable where Value: Equatable {}
 
 extension Storage {
     /// Reads and decodes a small file a writer rewrites in place (`AcknowledgedEnd`, the

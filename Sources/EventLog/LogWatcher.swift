@@ -17,21 +17,20 @@ public final class LogWatcher: @unchecked Sendable {
     /// Directories watched (for messages).
     public let watched: Int
 
-    /// Watches the partition directories of the log at `path` (a read-only log's).
-    public init(log: WriteAheadLog) {
+    /// Watches the partition directories of the log at `path` (a read-only log's), and
+    /// `directories` besides (a store's, whose recorded-order cut moves after the log).
+    public init(log: WriteAheadLog, alsoWatching directories: [String] = []) {
         var fd: Int32 = -1
         var count = 0
         #if os(Linux)
         fd = inotify_init1(Int32(IN_NONBLOCK) | Int32(IN_CLOEXEC))
         if fd >= 0 {
             let mask = UInt32(IN_MODIFY) | UInt32(IN_CREATE) | UInt32(IN_MOVED_TO) | UInt32(IN_CLOSE_WRITE)
-            for number in 0..<log.partitionCount {
-                let directory = log.path + "/" + WriteAheadLog.partitionDirectoryName(number)
-                if inotify_add_watch(fd, directory, mask) >= 0 { count += 1 }
-            }
-            // Without every partition watched, a write to an unwatched one would wait a
+            let partitions = (0..<log.partitionCount).map { log.path + "/" + WriteAheadLog.partitionDirectoryName($0) }
+            for directory in partitions + directories where inotify_add_watch(fd, directory, mask) >= 0 { count += 1 }
+            // Without every directory watched, a write to an unwatched one would wait a
             // whole interval: better to poll honestly.
-            if count != log.partitionCount {
+            if count != partitions.count + directories.count {
                 close(fd)
                 fd = -1
                 count = 0

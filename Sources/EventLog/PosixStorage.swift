@@ -84,6 +84,18 @@ public struct PosixStorage: Storage {
         }
         return PosixLock(fd: fd)
     }
+
+    /// Probes with the lock file opened read-only: a reader without write access to the
+    /// store (an auditor's account) still tells a writer from none — through `lock`, which
+    /// opens the file for writing, it would take every writer as present.
+    public func isLockHeld(_ path: String) -> Bool {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return errno != ENOENT }
+        defer { Glibc.close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return true }
+        flock(fd, LOCK_UN)
+        return false
+    }
 }
 
 private func retryOnInterrupt(_ call: () -> Int32) -> Int32 {

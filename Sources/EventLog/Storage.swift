@@ -31,6 +31,11 @@ public protocol Storage: Sendable {
     /// returned lock is released or the process exits. Throws `.locked` when another
     /// holder has it.
     func lock(_ path: String) throws -> any StorageLock
+    /// Whether someone holds the lock at `path` now (false when the file is missing). A
+    /// probe: it takes the lock and releases it at once, so a writer opening meanwhile
+    /// retries. Any failure other than "held" counts as held (a reader that cannot tell
+    /// keeps to the limit the writer published).
+    func isLockHeld(_ path: String) -> Bool
 }
 
 /// An open file.

@@ -156,7 +156,6 @@ struct AppendPlan {
                 } catch {
                     let failure = EventStoreError.wrap(error)
                     index.failure[partition] = failure
-                    try? index.publishRecordedOrder()  // as in `settled()`
                     // Batches already submitted for other partitions still reach the log:
                     // see them through to the indexes, so nothing stays in flight forever.
                     let earlier = SubmittedAppend(index: index, submissions: submissions, outcomes: [])
@@ -213,16 +212,19 @@ public struct SubmittedAppend: Sendable {
         var failed: [(partition: Int, offsets: ClosedRange<Int64>)] = []
         for submission in submissions {
             do {
-                _ = try await submission.ticket.acknowledgement()
+                do {
+                    _ = try await submission.ticket.acknowledgement()
+                } catch {
+                    // Not acknowledged: it may never be in the log, and must not hold readers
+                    // in recorded order back (RecordedOrderEnds).
+                    index.lock.withLock { index.abandonInRecordedOrder(submission.indexed, partition: submission.partition) }
+                    throw error
+                }
                 try index.lock.withLock { try index.apply(submission.indexed, partition: submission.partition) }
             } catch {
                 let failure = EventStoreError.wrap(error)
                 index.lock.withLock {
                     if index.failure[submission.partition] == nil { index.failure[submission.partition] = failure }
-                    // A failed partition no longer holds the cut back. Should this write fail
-                    // too, readers in other processes keep the last cut: behind, never wrong,
-                    // and the append already reports its failure.
-                    try? index.publishRecordedOrder()
                 }
                 if firstError == nil { firstError = failure }
                 if let first = submission.indexed.first, let last = submission.indexed.last {

@@ -62,7 +62,8 @@ public final class EventReader: Sendable {
     /// writer in another process: its ends stop at the cut the writer publishes
     /// (`RecordedOrderCut`), so that reading the partitions merged by recorded time never
     /// meets an event recorded before one it already gave. Without a writer, at the log's
-    /// ends. Fails with a clear error when the directory holds no store yet.
+    /// ends. Until a cut is read whole, nothing (a file caught mid-write, read again at the
+    /// next refresh). Fails with a clear error when the directory holds no store yet.
     public static func openInRecordedOrder(at directory: String, storage: any Storage = PosixStorage()) async throws -> EventReader {
         let reader = EventReader(log: try await openLog(at: directory, storage: storage), publishedBy: directory, storage: storage)
         try reader.refresh()  // the cut first, then the log: the log as opened may be older than any cut
@@ -87,30 +88,72 @@ public final class EventReader: Sendable {
         guard case let .published(cut) = limit else {
             do { return try log.refresh() } catch { throw EventStoreError.wrap(error) }
         }
-        // The cut before the log: every event below it was acknowledged before the log is
-        // read, so the log read after holds it all.
-        var more = false
-        for _ in 0..<3 {
-            let held = RecordedOrderCut.writerHolds(directory: cut.directory, storage: cut.storage)
-            let reading = held ? RecordedOrderCut.read(directory: cut.directory, storage: cut.storage) : .absent
-            do { more = try log.refresh() || more } catch { throw EventStoreError.wrap(error) }
-            // A writer that opened meanwhile may have appended past any cut: look again.
-            if !held && RecordedOrderCut.writerHolds(directory: cut.directory, storage: cut.storage) { continue }
-            switch reading {
-            case let .value(ends):
-                guard ends.count == log.partitionCount else {
-                    throw EventStoreError.log(.corrupt(path: cut.directory + "/" + RecordedOrderCut.fileName, offset: 8,
-                                                       reason: "the recorded-order cut names \(ends.count) partitions; the log has \(log.partitionCount)"))
+        // One refresh at a time: each pairs a cut with the view of the log read after it.
+        return try cut.ends.withLock { current in
+            let before = try Self.limited(logEnds(), by: current)
+            var more = false
+            for _ in 0..<3 {
+                let (reading, view, held) = try readCutThenLog(cut, more: &more)
+                guard let reading else { continue }
+                switch reading {
+                case let .value(ends):
+                    guard ends.count == log.partitionCount else {
+                        throw EventStoreError.log(.corrupt(path: cut.directory + "/" + RecordedOrderCut.fileName, offset: 8,
+                                                           reason: "the recorded-order cut names \(ends.count) partitions; the log has \(log.partitionCount)"))
+                    }
+                    // A partition whose acknowledged-end file was caught mid-write did not
+                    // move: the others read to the cut would pass its earlier events.
+                    guard zip(ends, view).allSatisfy({ $0 <= $1 }) else { continue }
+                    current = ends
+                case .absent:
+                    current = nil  // no writer, or one that publishes no cut: all the log holds
+                case .unreadable:
+                    precondition(held, "an unreadable cut is only looked at while a writer holds the store")
+                    // a write caught in progress: the last cut holds until the next refresh
                 }
-                cut.ends.withLock { $0 = ends }
-            case .absent:
-                cut.ends.withLock { $0 = nil }  // no writer (or one that publishes no cut): all the log holds
-            case .unreadable:
-                break  // a write caught in progress: the last cut holds until the next refresh
+                return more
             }
+            // Writers kept opening, or the view kept missing the cut: the ends the reader
+            // had hold (the view only grows).
+            current = before
             return more
         }
-        return more  // writers kept opening: the last cut holds
+    }
+
+    /// Reads the cut, then refreshes the log; returns the cut (nil when it must be read
+    /// again: a writer opened, or came and went, meanwhile), the log's ends after, and
+    /// whether a writer held the store at the first look.
+    private func readCutThenLog(_ cut: PublishedCut, more: inout Bool) throws -> (RewrittenFile<[Int64]>?, [Int64], Bool) {
+        let held = RecordedOrderCut.writerHolds(directory: cut.directory, storage: cut.storage)
+        let reading = RecordedOrderCut.read(directory: cut.directory, storage: cut.storage)
+        do { more = try log.refresh() || more } catch { throw EventStoreError.wrap(error) }
+        let view = try logEnds()
+        guard !held else { return (reading, view, true) }
+        // No writer at the first look: if one opened since (or opened, appended and left,
+        // rewriting the file), the log may hold appends past any cut.
+        guard !RecordedOrderCut.writerHolds(directory: cut.directory, storage: cut.storage),
+              RecordedOrderCut.read(directory: cut.directory, storage: cut.storage) == reading else { return (nil, view, false) }
+        return (.absent, view, false)
+    }
+
+    /// The log's ends as this reader's view of it has them.
+    private func logEnds() throws -> [Int64] {
+        do { return try (0..<log.partitionCount).map { try log.endOffset(partition: $0) } } catch { throw EventStoreError.wrap(error) }
+    }
+
+    private static func limited(_ ends: [Int64], by cut: [Int64]?) -> [Int64] {
+        guard let cut else { return ends }
+        precondition(cut.count == ends.count, "\(cut.count) recorded-order ends for \(ends.count) partitions")
+        return zip(cut, ends).map { min($0, $1) }
+    }
+
+    /// Wakes a follower of this reader when another process writes: the log's partitions,
+    /// and for a reader opened `openInRecordedOrder` the store's directory too — the cut
+    /// moves after the partitions' acknowledged ends, and a follower woken by those alone
+    /// could find the cut not yet moved and sleep its whole poll interval.
+    public func makeWatcher() -> LogWatcher {
+        guard case let .published(cut) = limit else { return LogWatcher(log: log) }
+        return LogWatcher(log: log, alsoWatching: [cut.directory])
     }
 
     /// The offset after the last event of each partition (of a `recordedOrderReader` or a
@@ -123,11 +166,7 @@ public final class EventReader: Sendable {
         case let .writerInProcess(ends): ends()
         case let .published(cut): cut.ends.withLock { $0 }
         }
-        let ends: [Int64]
-        do { ends = try (0..<log.partitionCount).map { try log.endOffset(partition: $0) } } catch { throw EventStoreError.wrap(error) }
-        guard let cut else { return ends }
-        precondition(cut.count == ends.count, "\(cut.count) recorded-order ends for \(ends.count) partitions")
-        return zip(cut, ends).map { min($0, $1) }
+        return Self.limited(try logEnds(), by: cut)
     }
 
     /// The events of a partition from `offset`, batch by batch.

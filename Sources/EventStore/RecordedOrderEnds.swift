@@ -16,9 +16,11 @@
 /// The watermark only moves forward (events in flight only settle, and new ones are
 /// recorded later than all before), so the ends never go back.
 ///
-/// A failed partition's batches in flight do not hold the watermark: they may never be
-/// acknowledged, and the whole store's readers would wait for them forever. The failed
-/// partition itself is read no further than its applied rows.
+/// A batch whose log write failed (its ticket failed: it was not acknowledged, and may never
+/// be in the log) stops holding the watermark (`abandon`): else every reader of the store
+/// would wait for it forever. A batch the log acknowledged but whose rows could not be
+/// written holds it until the store is reopened (its recovery writes the rows): readers in
+/// recorded order wait rather than give the events recorded after it first.
 ///
 /// Memory: the recorded time of each event submitted and not yet below the watermark —
 /// what is in flight, and what settled beside an older append still in flight.
@@ -53,12 +55,19 @@ struct RecordedOrderEnds {
         batches[partition].append(Batch(base: base, times: times))
     }
 
+    /// Forgets a batch whose log write failed (see the type's comment): it no longer holds
+    /// the watermark, and the ends never pass the partition's applied rows, so its events
+    /// are not read in recorded order until a reopen finds whatever of them the log kept.
+    mutating func abandon(partition: Int, base: Int64) {
+        batches[partition].removeAll { $0.base == base }
+    }
+
     /// The watermark, after dropping the batches wholly below it: the oldest recorded time
-    /// of an event in flight in a partition not failed, else `lastRecordedTime + 1`.
-    /// `applied[p]`: the offset below which partition p's events are in the rows.
-    mutating func advance(applied: [Int64], failed: (Int) -> Bool, lastRecordedTime: Int64) -> Int64 {
+    /// of an event in flight, else `lastRecordedTime + 1`. `applied[p]`: the offset below
+    /// which partition p's events are in the rows.
+    mutating func advance(applied: [Int64], lastRecordedTime: Int64) -> Int64 {
         var watermark = lastRecordedTime == .max ? .max : lastRecordedTime + 1
-        for partition in batches.indices where !failed(partition) {
+        for partition in batches.indices {
             guard let inFlight = batches[partition].first(where: { $0.end > applied[partition] }) else { continue }
             precondition(inFlight.base >= applied[partition], "partition \(partition): rows applied to \(applied[partition]), inside a batch at \(inFlight.base)")
             watermark = min(watermark, inFlight.times[0])
@@ -74,23 +83,18 @@ struct RecordedOrderEnds {
         return watermark
     }
 
-    /// Per partition, the offset of its first event recorded at or after the watermark, or
-    /// `next[p]` (the next offset to submit) when it has none: below these ends every event
-    /// is applied, and none recorded before another left out.
-    mutating func ends(applied: [Int64], next: [Int64], failed: (Int) -> Bool, lastRecordedTime: Int64) -> [Int64] {
-        let watermark = advance(applied: applied, failed: failed, lastRecordedTime: lastRecordedTime)
-        var ends = next
+    /// Per partition, the offset of its first event recorded at or after the watermark, and
+    /// never past its applied rows: below these ends every event is applied, and none
+    /// recorded before another left out.
+    mutating func ends(applied: [Int64], lastRecordedTime: Int64) -> [Int64] {
+        let watermark = advance(applied: applied, lastRecordedTime: lastRecordedTime)
+        var ends = applied
         for partition in batches.indices {
             for batch in batches[partition] where batch.times[batch.times.count - 1] >= watermark {
                 let k = batch.times.firstIndex { $0 >= watermark }!
-                ends[partition] = batch.base + Int64(k)
+                ends[partition] = min(batch.base + Int64(k), applied[partition])
                 break
             }
-            // A failed partition's batches in flight may never be acknowledged: it is read
-            // to its applied rows (what a reopen recovers beyond them shows then).
-            if failed(partition) { ends[partition] = min(ends[partition], applied[partition]) }
-            precondition(ends[partition] <= applied[partition],
-                         "partition \(partition): readable in recorded order to \(ends[partition]), past its applied end \(applied[partition])")
             precondition(ends[partition] >= lastEnds[partition],
                          "partition \(partition): readable in recorded order to \(ends[partition]), back from \(lastEnds[partition])")
         }

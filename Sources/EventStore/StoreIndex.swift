@@ -374,16 +374,24 @@ final class StoreIndex: @unchecked Sendable {
         // Lets go of the recorded times now below the watermark, read or not, and tells
         // readers in other processes how far they may read.
         if recordedOrderCut != nil {
-            try publishRecordedOrder()
+            publishRecordedOrder()
         } else {
-            _ = recordedOrder.advance(applied: appliedEnd, failed: { failure[$0] != nil }, lastRecordedTime: lastRecordedTime)
+            _ = recordedOrder.advance(applied: appliedEnd, lastRecordedTime: lastRecordedTime)
         }
         if rows.needsFreeze { try commit() }
     }
 
+    /// Stops a batch whose log write failed from holding readers in recorded order back
+    /// (`RecordedOrderEnds.abandon`), and publishes the ends that this may move.
+    func abandonInRecordedOrder(_ events: [IndexedEvent], partition: Int) {
+        guard let first = events.first else { return }
+        recordedOrder.abandon(partition: partition, base: first.offset)
+        publishRecordedOrder()
+    }
+
     /// Where each partition can be read to in recorded order (`RecordedOrderEnds`).
     func recordedOrderEnds() -> [Int64] {
-        recordedOrder.ends(applied: appliedEnd, next: nextOffset, failed: { failure[$0] != nil }, lastRecordedTime: lastRecordedTime)
+        recordedOrder.ends(applied: appliedEnd, lastRecordedTime: lastRecordedTime)
     }
 
     /// Starts publishing the recorded-order ends in the store's `recorded-order` file
@@ -394,11 +402,22 @@ final class StoreIndex: @unchecked Sendable {
         recordedOrderCut = try RecordedOrderCut.Publisher(directory: storeDirectory, ends: recordedOrderEnds(), storage: storage)
     }
 
-    /// Writes the recorded-order ends to the `recorded-order` file when they moved.
-    func publishRecordedOrder() throws {
+    /// Writes the recorded-order ends to the `recorded-order` file when they moved. A write
+    /// that fails fails nothing else — the events are acknowledged and in the rows, and
+    /// readers in other processes keep the last cut: behind, never wrong — and the next
+    /// settle writes again (`publishFailure` says why until then).
+    func publishRecordedOrder() {
         guard let recordedOrderCut else { return }
-        do { try recordedOrderCut.publish(recordedOrderEnds()) } catch { throw EventStoreError.wrap(error) }
+        do {
+            try recordedOrderCut.publish(recordedOrderEnds())
+            publishFailure = nil
+        } catch {
+            publishFailure = EventStoreError.wrap(error)
+        }
     }
+
+    /// Why the last write of the `recorded-order` file failed (nil: it did not).
+    private(set) var publishFailure: EventStoreError?
 
     /// Whether every batch submitted below `offsets` (per partition) is in the rows, or its
     /// partition failed (then it may never be).

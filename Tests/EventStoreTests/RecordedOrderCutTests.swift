@@ -1,6 +1,7 @@
 @testable import EventLog
 @testable import EventStore
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -89,5 +90,103 @@ import TestSupport
             #expect("\(error)".contains("3 partitions; the log has 2"), "\(error)")
         }
         try await store.close()
+    }
+
+    /// The probe readers use: a missing lock file is no writer, a held one is, a released
+    /// one is not — and a read-only lock file is probed, not taken for a writer.
+    @Test func theLockProbeTellsAWriterFromNone() throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = PosixStorage()
+        try storage.createDirectory(dir)
+        let path = dir + "/LOCK"
+        #expect(!storage.isLockHeld(path))
+        #expect(!storage.exists(path), "the probe created the lock file")
+        let lock = try storage.lock(path)
+        #expect(storage.isLockHeld(path))
+        lock.release()
+        #expect(!storage.isLockHeld(path))
+        try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: path)
+        #expect(!storage.isLockHeld(path))
+    }
+
+    /// Streams of `store` in partitions 0 and 1.
+    private func streams(_ store: EventStore) throws -> (String, String) {
+        let names = (0..<64).map { "record/R-\($0)" }
+        return (try #require(names.first { store.reader.partition(tenant: "acme", stream: $0) == 0 }),
+                try #require(names.first { store.reader.partition(tenant: "acme", stream: $0) == 1 }))
+    }
+
+    /// A partition's `acknowledged` file caught mid-write (here: damaged until rewritten)
+    /// keeps that partition's view where it was; the reader must not then read the others
+    /// to a cut that partition's view does not reach.
+    @Test func aCutThePartitionsViewDoesNotReachIsNotTaken() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = StoreOptions()
+        options.log.partitionCount = 2
+        let store = try await EventStore.open(at: dir, options: options)
+        let (p0, p1) = try streams(store)
+        _ = try await store.append([event(p0, 1), event(p1, 2)])
+        let ordered = try await EventReader.openInRecordedOrder(at: dir)
+        #expect(try ordered.endOffsets() == [1, 1])
+
+        _ = try await store.append([event(p0, 3), event(p1, 4)])
+        let acknowledged = dir + "/log/" + WriteAheadLog.partitionDirectoryName(0) + "/acknowledged"
+        let good = try Data(contentsOf: URL(fileURLWithPath: acknowledged))
+        try Data(repeating: 0xEE, count: good.count).write(to: URL(fileURLWithPath: acknowledged))
+        try ordered.refresh()
+        #expect(try ordered.endOffsets() == [1, 1], "partition 1 read past partition 0's view, to the cut [2, 2]")
+        try good.write(to: URL(fileURLWithPath: acknowledged))
+        try ordered.refresh()
+        #expect(try ordered.endOffsets() == [2, 2])
+        try await store.close()
+    }
+
+    /// A write of the `recorded-order` file that fails fails no append and no partition:
+    /// readers in other processes keep the last cut until a later settle writes it.
+    @Test func aFailedWriteOfTheCutFailsNoAppend() async throws {
+        let dir = freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = CutWriteFailingStorage()
+        var options = StoreOptions()
+        options.log.partitionCount = 2
+        let store = try await EventStore.open(at: dir, options: options, storage: storage)
+        let (p0, p1) = try streams(store)
+        let ordered = try await EventReader.openInRecordedOrder(at: dir)
+        storage.failing.withLock { $0 = true }
+        _ = try await store.append([event(p0, 1), event(p1, 2)])
+        try ordered.refresh()
+        #expect(try ordered.endOffsets() == [0, 0], "the cut could not be written: the reader keeps the last")
+        storage.failing.withLock { $0 = false }
+        _ = try await store.append([event(p0, 3)])
+        _ = try await store.append([event(p1, 4)])
+        try ordered.refresh()
+        #expect(try ordered.endOffsets() == [2, 2])
+        try await store.close()
+    }
+}
+
+/// The real file system, whose writes of the store's `recorded-order` file fail (EIO) while
+/// `failing` is set.
+private final class CutWriteFailingStorage: ForwardingStorage, @unchecked Sendable {
+    let failing = Mutex(false)
+
+    override func wrap(_ file: any StorageFile, path: String) -> any StorageFile {
+        path.hasSuffix("/" + RecordedOrderCut.fileName) ? FailingFile(file, storage: self) : file
+    }
+
+    private final class FailingFile: ForwardingFile, @unchecked Sendable {
+        let storage: CutWriteFailingStorage
+
+        init(_ inner: any StorageFile, storage: CutWriteFailingStorage) {
+            self.storage = storage
+            super.init(inner)
+        }
+
+        override func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+            if storage.failing.withLock({ $0 }) { throw LogError.fromErrno(EIO, operation: "pwrite", path: path) }
+            try super.write(bytes, at: offset)
+        }
     }
 }

@@ -4,11 +4,9 @@ import Testing
 /// The cut readers in recorded order stop at (`RecordedOrderEnds`), on batches submitted
 /// and applied by hand: times 10, 11, … as AppendPlan gives them, store-wide.
 @Suite struct RecordedOrderEndsTests {
-    private func notFailed(_ partition: Int) -> Bool { false }
-
     @Test func nothingInFlightReadsToTheNextOffsets() {
         var cut = RecordedOrderEnds(ends: [4, 7])
-        #expect(cut.ends(applied: [4, 7], next: [4, 7], failed: notFailed, lastRecordedTime: 9) == [4, 7])
+        #expect(cut.ends(applied: [4, 7], lastRecordedTime: 9) == [4, 7])
     }
 
     /// One append's events alternate over two partitions (times 10, 12 on partition 0,
@@ -18,28 +16,38 @@ import Testing
         var cut = RecordedOrderEnds(ends: [0, 0])
         cut.submitted(partition: 0, base: 0, times: [10, 12])
         cut.submitted(partition: 1, base: 0, times: [11])
-        #expect(cut.ends(applied: [0, 0], next: [2, 1], failed: notFailed, lastRecordedTime: 12) == [0, 0])
-        #expect(cut.ends(applied: [2, 0], next: [2, 1], failed: notFailed, lastRecordedTime: 12) == [1, 0])
-        #expect(cut.ends(applied: [2, 1], next: [2, 1], failed: notFailed, lastRecordedTime: 12) == [2, 1])
+        #expect(cut.ends(applied: [0, 0], lastRecordedTime: 12) == [0, 0])
+        #expect(cut.ends(applied: [2, 0], lastRecordedTime: 12) == [1, 0])
+        #expect(cut.ends(applied: [2, 1], lastRecordedTime: 12) == [2, 1])
     }
 
-    /// An event submitted after the cut was taken (not yet known to it) is beyond it: the
-    /// next offset of a partition with nothing in flight bounds it.
-    @Test func aPartitionWithNothingInFlightStopsAtItsNextOffset() {
+    /// A partition with nothing in flight is read to its applied rows, which an event
+    /// submitted after the cut was taken (not yet known to it) is beyond.
+    @Test func aPartitionWithNothingInFlightStopsAtItsAppliedRows() {
         var cut = RecordedOrderEnds(ends: [0, 3])
         cut.submitted(partition: 0, base: 0, times: [10])
-        #expect(cut.ends(applied: [0, 3], next: [1, 3], failed: notFailed, lastRecordedTime: 10) == [0, 3])
+        #expect(cut.ends(applied: [0, 3], lastRecordedTime: 10) == [0, 3])
     }
 
-    /// A failed partition's batch in flight may never be acknowledged: it does not hold
-    /// back the other partitions' readers.
-    @Test func aFailedPartitionDoesNotHoldTheOthers() {
+    /// A batch whose log write failed may never be acknowledged: once abandoned it no
+    /// longer holds back the other partitions' readers, and its own partition is read no
+    /// further than its applied rows.
+    @Test func anAbandonedBatchDoesNotHoldTheOthers() {
         var cut = RecordedOrderEnds(ends: [0, 0])
         cut.submitted(partition: 0, base: 0, times: [10])
         cut.submitted(partition: 1, base: 0, times: [11])
-        #expect(cut.ends(applied: [0, 1], next: [1, 1], failed: notFailed, lastRecordedTime: 11) == [0, 0])
-        #expect(cut.ends(applied: [0, 1], next: [1, 1], failed: { $0 == 0 }, lastRecordedTime: 11) == [0, 1],
-                "the failed partition no further than its applied rows: its batch in flight may never be acknowledged")
+        #expect(cut.ends(applied: [0, 1], lastRecordedTime: 11) == [0, 0])
+        cut.abandon(partition: 0, base: 0)
+        #expect(cut.ends(applied: [0, 1], lastRecordedTime: 11) == [0, 1])
+    }
+
+    /// A batch the log acknowledged but whose rows were not written (its partition failed)
+    /// still holds the others: its events are in the log, and a reopen writes their rows.
+    @Test func aBatchInFlightHoldsTheOthersWhateverItsPartition() {
+        var cut = RecordedOrderEnds(ends: [0, 0])
+        cut.submitted(partition: 0, base: 0, times: [10])
+        cut.submitted(partition: 1, base: 0, times: [11])
+        for _ in 0..<3 { #expect(cut.ends(applied: [0, 1], lastRecordedTime: 11) == [0, 0]) }
     }
 
     /// Batches wholly below the watermark are let go of as rows are applied, whether or
@@ -49,7 +57,7 @@ import Testing
         for k in 0..<1_000 {
             cut.submitted(partition: k % 2, base: Int64(k / 2), times: [Int64(10 + k)])
             let applied = [Int64((k + 2) / 2), Int64((k + 1) / 2)]
-            _ = cut.advance(applied: applied, failed: notFailed, lastRecordedTime: Int64(10 + k))
+            _ = cut.advance(applied: applied, lastRecordedTime: Int64(10 + k))
         }
         #expect(cut.batchesKept == 0)
     }

@@ -97,16 +97,15 @@ import Testing
         }
         follower.terminate()
         follower.waitUntilExit()
-        // What a read after the appends gives — no gap, no duplicate, each partition in
-        // offset order; across partitions, events of one append may come in the order their
-        // partitions were flushed (docs/CONSUMERS.md).
+        // What a read after the appends gives, line for line: no gap, no duplicate, and in
+        // recorded order across partitions — though each append's partitions were flushed
+        // and acknowledged independently (the recorded-order cut, docs/CONSUMERS.md).
         let followed = try String(contentsOfFile: dir + "/follow.stdout", encoding: .utf8).split(separator: "\n")
         let (_, plain, _) = try runBackorder(["read", "--data", dir + "/s"])
         let expected = plain.split(separator: "\n")
         #expect(followed.count == expected.count && Set(followed) == Set(expected))
-        func partition(_ line: Substring) -> Substring { line.firstMatch(of: /"position":"([0-9]+):/)?.1 ?? "" }
-        for p in Set(expected.map(partition)) {
-            #expect(followed.filter { partition($0) == p } == expected.filter { partition($0) == p }, "partition \(p) in offset order")
+        if let k = followed.indices.first(where: { k in k < expected.count && followed[k] != expected[k] }) {
+            Issue.record("line \(k + 1) followed out of recorded order: \(followed[k].prefix(120)) where a read gives \(expected[k].prefix(120))")
         }
     }
 

@@ -128,7 +128,14 @@ public final class EventReader: Sendable {
         let reading = RecordedOrderCut.read(directory: cut.directory, storage: cut.storage)
         do { more = try log.refresh() || more } catch { throw EventStoreError.wrap(error) }
         let view = try logEnds()
-        guard !held else { return (reading, view, true) }
+        if held {
+            // A writer that has taken the lock but not yet written its first cut (a new
+            // store, or the first open after an upgrade) may write it and append meanwhile.
+            guard reading != .absent || RecordedOrderCut.read(directory: cut.directory, storage: cut.storage) == .absent else {
+                return (nil, view, true)
+            }
+            return (reading, view, true)
+        }
         // No writer at the first look: if one opened since (or opened, appended and left,
         // rewriting the file), the log may hold appends past any cut.
         guard !RecordedOrderCut.writerHolds(directory: cut.directory, storage: cut.storage),
@@ -161,12 +168,16 @@ public final class EventReader: Sendable {
     /// is final).
     public func endOffsets() throws -> [Int64] {
         // The cut first: every event below it was acknowledged before the log's ends are read.
-        let cut: [Int64]? = switch limit {
-        case .acknowledged: nil
-        case let .writerInProcess(ends): ends()
-        case let .published(cut): cut.ends.withLock { $0 }
+        switch limit {
+        case .acknowledged:
+            return try logEnds()
+        case let .writerInProcess(ends):
+            let cut = ends()
+            return Self.limited(try logEnds(), by: cut)
+        case let .published(cut):
+            // Under the lock: a refresh meanwhile may move the view before it settles a cut.
+            return try cut.ends.withLock { try Self.limited(logEnds(), by: $0) }
         }
-        return Self.limited(try logEnds(), by: cut)
     }
 
     /// The events of a partition from `offset`, batch by batch.

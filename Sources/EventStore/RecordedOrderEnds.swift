@@ -10,17 +10,17 @@
 /// a live feed or a paged read, whose resume points stay exact but whose order does not.
 ///
 /// The cut is one recorded time for the whole store, the *watermark*: the oldest recorded
-/// time of an event still in flight (submitted, its rows not yet applied), or the next time
-/// to be given when nothing is in flight. Every event recorded before it is applied, hence
-/// acknowledged and readable; every event at or after it is left out, in every partition.
-/// The watermark only moves forward (events in flight only settle, and new ones are
-/// recorded later than all before), so the ends never go back.
+/// time of an event still in flight (submitted, not yet acknowledged by the log), or the
+/// next time to be given when nothing is in flight. Every event recorded before it is
+/// acknowledged, hence readable; every event at or after it is left out, in every
+/// partition. The watermark only moves forward (events in flight only settle, and new ones
+/// are recorded later than all before), so the ends never go back. (Acknowledged, not in the
+/// index's rows: a reader reads the log, and a partition whose rows failed must not stop
+/// every reader of the store until a reopen.)
 ///
 /// A batch whose log write failed (its ticket failed: it was not acknowledged, and may never
 /// be in the log) stops holding the watermark (`abandon`): else every reader of the store
-/// would wait for it forever. A batch the log acknowledged but whose rows could not be
-/// written holds it until the store is reopened (its recovery writes the rows): readers in
-/// recorded order wait rather than give the events recorded after it first.
+/// would wait for it forever.
 ///
 /// Memory: the recorded time of each event submitted and not yet below the watermark —
 /// what is in flight, and what settled beside an older append still in flight.
@@ -56,26 +56,27 @@ struct RecordedOrderEnds {
     }
 
     /// Forgets a batch whose log write failed (see the type's comment): it no longer holds
-    /// the watermark, and the ends never pass the partition's applied rows, so its events
+    /// the watermark, and the ends never pass the partition's acknowledged end, so its events
     /// are not read in recorded order until a reopen finds whatever of them the log kept.
     mutating func abandon(partition: Int, base: Int64) {
         batches[partition].removeAll { $0.base == base }
     }
 
     /// The watermark, after dropping the batches wholly below it: the oldest recorded time
-    /// of an event in flight, else `lastRecordedTime + 1`. `applied[p]`: the offset below
-    /// which partition p's events are in the rows.
-    mutating func advance(applied: [Int64], lastRecordedTime: Int64) -> Int64 {
+    /// of an event in flight, else `lastRecordedTime + 1`. `acknowledged[p]`: the offset
+    /// below which the log acknowledged partition p's events (a batch boundary).
+    mutating func advance(acknowledged: [Int64], lastRecordedTime: Int64) -> Int64 {
         var watermark = lastRecordedTime == .max ? .max : lastRecordedTime + 1
         for partition in batches.indices {
-            guard let inFlight = batches[partition].first(where: { $0.end > applied[partition] }) else { continue }
-            precondition(inFlight.base >= applied[partition], "partition \(partition): rows applied to \(applied[partition]), inside a batch at \(inFlight.base)")
+            guard let inFlight = batches[partition].first(where: { $0.end > acknowledged[partition] }) else { continue }
+            precondition(inFlight.base >= acknowledged[partition],
+                         "partition \(partition): acknowledged to \(acknowledged[partition]), inside a batch at \(inFlight.base)")
             watermark = min(watermark, inFlight.times[0])
         }
         for partition in batches.indices {
             var drop = 0
             for batch in batches[partition] {
-                guard batch.end <= applied[partition], batch.times[batch.times.count - 1] < watermark else { break }
+                guard batch.end <= acknowledged[partition], batch.times[batch.times.count - 1] < watermark else { break }
                 drop += 1
             }
             if drop > 0 { batches[partition].removeFirst(drop) }
@@ -84,15 +85,15 @@ struct RecordedOrderEnds {
     }
 
     /// Per partition, the offset of its first event recorded at or after the watermark, and
-    /// never past its applied rows: below these ends every event is applied, and none
-    /// recorded before another left out.
-    mutating func ends(applied: [Int64], lastRecordedTime: Int64) -> [Int64] {
-        let watermark = advance(applied: applied, lastRecordedTime: lastRecordedTime)
-        var ends = applied
+    /// never past its acknowledged end: below these ends every event is acknowledged, and
+    /// none recorded before another left out.
+    mutating func ends(acknowledged: [Int64], lastRecordedTime: Int64) -> [Int64] {
+        let watermark = advance(acknowledged: acknowledged, lastRecordedTime: lastRecordedTime)
+        var ends = acknowledged
         for partition in batches.indices {
             for batch in batches[partition] where batch.times[batch.times.count - 1] >= watermark {
                 let k = batch.times.firstIndex { $0 >= watermark }!
-                ends[partition] = min(batch.base + Int64(k), applied[partition])
+                ends[partition] = min(batch.base + Int64(k), acknowledged[partition])
                 break
             }
             precondition(ends[partition] >= lastEnds[partition],

@@ -89,6 +89,9 @@ final class StoreIndex: @unchecked Sendable {
     private var unapplied: [[[IndexedEvent]]]
     /// The recorded times in flight and just settled: where readers in recorded order stop.
     private var recordedOrder: RecordedOrderEnds
+    /// Per partition, the offset below which the log has acknowledged every batch (ahead of
+    /// `appliedEnd` while rows are being written, or when they failed).
+    private var acknowledgedEnd: [Int64]
     /// Where the store's writer publishes those ends for readers in other processes (set
     /// once the open recovered; nil in an index opened for a rebuild or a test).
     private var recordedOrderCut: RecordedOrderCut.Publisher?
@@ -135,6 +138,7 @@ final class StoreIndex: @unchecked Sendable {
         self.rowsFailure = Array(repeating: nil, count: logEnds.count)
         self.unapplied = Array(repeating: [], count: logEnds.count)
         self.recordedOrder = RecordedOrderEnds(ends: logEnds)
+        self.acknowledgedEnd = logEnds
         self.inFlightStreams = Array(repeating: WordPairTable(), count: logEnds.count)
         self.failure = Array(repeating: nil, count: logEnds.count)
         self.storage = storage
@@ -352,11 +356,17 @@ final class StoreIndex: @unchecked Sendable {
     /// the order appends settled, a stream's head row went back to an older event.
     /// Commits the rows when the unflushed ones reach the configured memory.
     func apply(_ events: [IndexedEvent], partition: Int) throws {
-        guard let last = events.last, last.offset >= appliedEnd[partition] else { return }
+        guard let last = events.last else { return }
+        // Acknowledged, so readable, whatever becomes of the rows (RecordedOrderEnds).
+        acknowledgedEnd[partition] = max(acknowledgedEnd[partition], last.offset + 1)
+        guard last.offset >= appliedEnd[partition] else { return }
         // A batch whose rows failed half-way (a read of the rows failed) is not written
         // again: its events already written have left the in-flight tables. The partition
         // stays failed until the store is reopened, whose recovery rewrites rows from the log.
-        if let failure = rowsFailure[partition] { throw failure }
+        if let failure = rowsFailure[partition] {
+            publishRecordedOrder()
+            throw failure
+        }
         while appliedEnd[partition] <= last.offset {
             guard let next = unapplied[partition].first, let end = next.last else {
                 preconditionFailure("partition \(partition): offset \(last.offset) acknowledged but not submitted")
@@ -366,6 +376,7 @@ final class StoreIndex: @unchecked Sendable {
                 let failure = EventStoreError.wrap(error)
                 rowsFailure[partition] = failure
                 if self.failure[partition] == nil { self.failure[partition] = failure }
+                publishRecordedOrder()
                 throw failure
             }
             unapplied[partition].removeFirst()
@@ -376,7 +387,7 @@ final class StoreIndex: @unchecked Sendable {
         if recordedOrderCut != nil {
             publishRecordedOrder()
         } else {
-            _ = recordedOrder.advance(applied: appliedEnd, lastRecordedTime: lastRecordedTime)
+            _ = recordedOrder.advance(acknowledged: acknowledgedEnd, lastRecordedTime: lastRecordedTime)
         }
         if rows.needsFreeze { try commit() }
     }
@@ -391,7 +402,7 @@ final class StoreIndex: @unchecked Sendable {
 
     /// Where each partition can be read to in recorded order (`RecordedOrderEnds`).
     func recordedOrderEnds() -> [Int64] {
-        recordedOrder.ends(applied: appliedEnd, lastRecordedTime: lastRecordedTime)
+        recordedOrder.ends(acknowledged: acknowledgedEnd, lastRecordedTime: lastRecordedTime)
     }
 
     /// Starts publishing the recorded-order ends in the store's `recorded-order` file
@@ -403,21 +414,12 @@ final class StoreIndex: @unchecked Sendable {
     }
 
     /// Writes the recorded-order ends to the `recorded-order` file when they moved. A write
-    /// that fails fails nothing else — the events are acknowledged and in the rows, and
-    /// readers in other processes keep the last cut: behind, never wrong — and the next
-    /// settle writes again (`publishFailure` says why until then).
+    /// that fails fails nothing else — the events are acknowledged, and readers in other
+    /// processes keep the last cut: behind, never wrong — and the next settle writes again.
     func publishRecordedOrder() {
         guard let recordedOrderCut else { return }
-        do {
-            try recordedOrderCut.publish(recordedOrderEnds())
-            publishFailure = nil
-        } catch {
-            publishFailure = EventStoreError.wrap(error)
-        }
+        try? recordedOrderCut.publish(recordedOrderEnds())
     }
-
-    /// Why the last write of the `recorded-order` file failed (nil: it did not).
-    private(set) var publishFailure: EventStoreError?
 
     /// Whether every batch submitted below `offsets` (per partition) is in the rows, or its
     /// partition failed (then it may never be).

@@ -22,6 +22,7 @@ open class ForwardingStorage: Storage, @unchecked Sendable {
     public func removeDirectory(_ path: String) throws { try base.removeDirectory(path) }
     public func syncDirectory(_ path: String) throws { try base.syncDirectory(path) }
     public func lock(_ path: String) throws -> any StorageLock { try base.lock(path) }
+    open func isLockHeld(_ path: String) -> Bool { base.isLockHeld(path) }
 }
 
 /// A file whose calls go to `inner`; a test overrides the ones it changes.

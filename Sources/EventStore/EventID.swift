@@ -16,25 +16,40 @@ public struct EventID: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses the 36-character text form (hex digits in either case); nil if malformed.
     public init?(text: UnsafeRawBufferPointer) {
-        guard text.count == 36 else { return nil }
-        var high: UInt64 = 0, low: UInt64 = 0, digits = 0
-        for i in 0..<36 {
-            let byte = text[i]
-            if i == 8 || i == 13 || i == 18 || i == 23 {
-                guard byte == UInt8(ascii: "-") else { return nil }
-                continue
+        guard text.count == 36, let base = text.baseAddress,
+              base.load(fromByteOffset: 8, as: UInt8.self) == UInt8(ascii: "-"), base.load(fromByteOffset: 13, as: UInt8.self) == UInt8(ascii: "-"),
+              base.load(fromByteOffset: 18, as: UInt8.self) == UInt8(ascii: "-"), base.load(fromByteOffset: 23, as: UInt8.self) == UInt8(ascii: "-")
+        else { return nil }
+        // Each digit's value comes from a table (0xFF: not a digit), OR-ed into one check at
+        // the end instead of a branch per byte: 0.4 % of a `--dry-run`'s samples where a
+        // `switch` per byte took 2.75 % (bench/RESULTS.md).
+        var high: UInt64 = 0, low: UInt64 = 0, invalid: UInt8 = 0
+        Self.hexValues.withUnsafeBufferPointer { table in
+            func digits(_ range: Range<Int>, into word: inout UInt64) {
+                for offset in range {
+                    let value = table[Int(base.load(fromByteOffset: offset, as: UInt8.self))]
+                    invalid |= value
+                    word = word << 4 | UInt64(value & 0x0F)
+                }
             }
-            let value: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte &- UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte &- UInt8(ascii: "a") &+ 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte &- UInt8(ascii: "A") &+ 10
-            default: return nil
-            }
-            if digits < 16 { high = high << 4 | UInt64(value) } else { low = low << 4 | UInt64(value) }
-            digits += 1
+            digits(0..<8, into: &high)
+            digits(9..<13, into: &high)
+            digits(14..<18, into: &high)
+            digits(19..<23, into: &low)
+            digits(24..<36, into: &low)
         }
+        guard invalid & 0xF0 == 0 else { return nil }
         self.init(high: high, low: low)
+    }
+
+    /// Each byte's value as a hex digit, or 0xFF.
+    private static let hexValues: [UInt8] = (0..<256).map { byte -> UInt8 in
+        switch UInt8(byte) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(byte) - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt8(byte) - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt8(byte) - UInt8(ascii: "A") + 10
+        default: 0xFF
+        }
     }
 
     /// Parses the text form of a string.

@@ -47,7 +47,7 @@ public struct LineReader {
                                   throw InputError(line: line, field: "", message: LineReader.tooLongMessage(bytes))
                               }) throws -> Bool {
         while true {
-            if let newline = buffer[start..<end].firstIndex(of: 10) {
+            if let newline = newlineIndex() {
                 var lineEnd = newline
                 if lineEnd > start && buffer[lineEnd - 1] == 13 { lineEnd -= 1 }
                 lineNumber += 1
@@ -74,6 +74,17 @@ public struct LineReader {
                 return true
             }
             try refill()
+        }
+    }
+
+    /// The index of the first `\n` in the buffered bytes: `memchr`, vectorized, where
+    /// `firstIndex(of:)` compared byte by byte: 0.4 % of a `--dry-run`'s samples, where it
+    /// took 2.0 % at 220-byte lines (bench/RESULTS.md).
+    private func newlineIndex() -> Int? {
+        guard start < end else { return nil }
+        return buffer.withUnsafeBytes { raw -> Int? in
+            guard let base = raw.baseAddress, let found = memchr(base + start, 10, end - start) else { return nil }
+            return base.distance(to: UnsafeRawPointer(found))
         }
     }
 

@@ -32,6 +32,28 @@ private func event(_ stream: String, _ n: Int, tenant: String = "acme", expected
         #expect(Array(fresh.description)[14] == "4")
     }
 
+    /// Every byte at every place of the text form: an id only when the place wants that
+    /// byte (a dash at 8, 13, 18 and 23, a hex digit elsewhere), with that digit's value.
+    @Test func eventIDTextIsCheckedByteByByte() {
+        let text = Array("5f0c9a0e-8a7e-4c2b-9a51-1c6f7f1d2a10".utf8)
+        let hex = Array("0123456789abcdef".utf8), upper = Array("0123456789ABCDEF".utf8)
+        for place in text.indices {
+            for byte in UInt8.min...UInt8.max {
+                var changed = text
+                changed[place] = byte
+                let parsed = changed.withUnsafeBytes { EventID(text: $0) }
+                let dash = [8, 13, 18, 23].contains(place)
+                let digit = hex.firstIndex(of: byte) ?? upper.firstIndex(of: byte)
+                guard dash ? byte == UInt8(ascii: "-") : digit != nil else {
+                    #expect(parsed == nil, "byte \(byte) at \(place) taken")
+                    continue
+                }
+                let expected = String(decoding: changed, as: UTF8.self).lowercased()
+                #expect(parsed?.description == expected, "byte \(byte) at \(place)")
+            }
+        }
+    }
+
     @Test func streamsGetDenseVersionsAndReadBackInOrder() async throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

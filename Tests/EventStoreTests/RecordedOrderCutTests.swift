@@ -41,9 +41,7 @@ import TestSupport
         var options = StoreOptions()
         options.log.partitionCount = 2
         let store = try await EventStore.open(at: dir, options: options, storage: storage)
-        let names = (0..<64).map { "record/R-\($0)" }
-        let early = try #require(names.first { store.reader.partition(tenant: "acme", stream: $0) == 0 })
-        let late = try #require(names.first { store.reader.partition(tenant: "acme", stream: $0) == 1 })
+        let (early, late) = try streams(store)
         _ = try await store.append([event(early, 1), event(late, 2)])
         let ordered = try await EventReader.openInRecordedOrder(at: dir)
         #expect(try ordered.endOffsets() == [1, 1], "what settled before the open")

@@ -357,16 +357,15 @@ final class StoreIndex: @unchecked Sendable {
     /// Commits the rows when the unflushed ones reach the configured memory.
     func apply(_ events: [IndexedEvent], partition: Int) throws {
         guard let last = events.last else { return }
-        // Acknowledged, so readable, whatever becomes of the rows (RecordedOrderEnds).
+        // Acknowledged, so readable in recorded order whatever becomes of the rows
+        // (RecordedOrderEnds): the cut moves now, not after them.
         acknowledgedEnd[partition] = max(acknowledgedEnd[partition], last.offset + 1)
+        publishRecordedOrder()
         guard last.offset >= appliedEnd[partition] else { return }
         // A batch whose rows failed half-way (a read of the rows failed) is not written
         // again: its events already written have left the in-flight tables. The partition
         // stays failed until the store is reopened, whose recovery rewrites rows from the log.
-        if let failure = rowsFailure[partition] {
-            publishRecordedOrder()
-            throw failure
-        }
+        if let failure = rowsFailure[partition] { throw failure }
         while appliedEnd[partition] <= last.offset {
             guard let next = unapplied[partition].first, let end = next.last else {
                 preconditionFailure("partition \(partition): offset \(last.offset) acknowledged but not submitted")
@@ -376,18 +375,10 @@ final class StoreIndex: @unchecked Sendable {
                 let failure = EventStoreError.wrap(error)
                 rowsFailure[partition] = failure
                 if self.failure[partition] == nil { self.failure[partition] = failure }
-                publishRecordedOrder()
                 throw failure
             }
             unapplied[partition].removeFirst()
             appliedEnd[partition] = end.offset + 1
-        }
-        // Lets go of the recorded times now below the watermark, read or not, and tells
-        // readers in other processes how far they may read.
-        if recordedOrderCut != nil {
-            publishRecordedOrder()
-        } else {
-            _ = recordedOrder.advance(acknowledged: acknowledgedEnd, lastRecordedTime: lastRecordedTime)
         }
         if rows.needsFreeze { try commit() }
     }
@@ -413,12 +404,14 @@ final class StoreIndex: @unchecked Sendable {
         recordedOrderCut = try RecordedOrderCut.Publisher(directory: storeDirectory, ends: recordedOrderEnds(), storage: storage)
     }
 
-    /// Writes the recorded-order ends to the `recorded-order` file when they moved. A write
-    /// that fails fails nothing else — the events are acknowledged, and readers in other
-    /// processes keep the last cut: behind, never wrong — and the next settle writes again.
-    func publishRecordedOrder() {
-        guard let recordedOrderCut else { return }
-        try? recordedOrderCut.publish(recordedOrderEnds())
+    /// Lets go of the recorded times now below the watermark, read or not, and writes the
+    /// recorded-order ends to the `recorded-order` file when they moved (when the store
+    /// publishes one). A write that fails fails nothing else — the events are acknowledged,
+    /// and readers in other processes keep the last cut: behind, never wrong — and the next
+    /// settle writes again.
+    private func publishRecordedOrder() {
+        let ends = recordedOrderEnds()
+        try? recordedOrderCut?.publish(ends)
     }
 
     /// Whether every batch submitted below `offsets` (per partition) is in the rows, or its

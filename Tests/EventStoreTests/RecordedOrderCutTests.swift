@@ -38,9 +38,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let heldPartition = "/" + WriteAheadLog.partitionDirectoryName(0) + "/"
         let storage = GatedSyncStorage { $0.hasSuffix(".log") && $0.contains(heldPartition) }
-        var options = StoreOptions()
-        options.log.partitionCount = 2
-        let store = try await EventStore.open(at: dir, options: options, storage: storage)
+        let store = try await openStore(at: dir, storage: storage)
         let (early, late) = try streams(store)
         _ = try await store.append([event(early, 1), event(late, 2)])
         let ordered = try await EventReader.openInRecordedOrder(at: dir)
@@ -76,9 +74,7 @@ import TestSupport
     @Test func aCutOfAnotherPartitionCountIsAnErrorThatNamesTheFile() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var options = StoreOptions()
-        options.log.partitionCount = 2
-        let store = try await EventStore.open(at: dir, options: options)
+        let store = try await openStore(at: dir)
         try RecordedOrderCut.encode([0, 0, 0]).withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dir + "/recorded-order")) }
         do {
             _ = try await EventReader.openInRecordedOrder(at: dir)
@@ -108,6 +104,13 @@ import TestSupport
         #expect(!storage.isLockHeld(path))
     }
 
+    /// A store of two partitions.
+    private func openStore(at dir: String, storage: any Storage = PosixStorage()) async throws -> EventStore {
+        var options = StoreOptions()
+        options.log.partitionCount = 2
+        return try await EventStore.open(at: dir, options: options, storage: storage)
+    }
+
     /// Streams of `store` in partitions 0 and 1.
     private func streams(_ store: EventStore) throws -> (String, String) {
         let names = (0..<64).map { "record/R-\($0)" }
@@ -121,9 +124,7 @@ import TestSupport
     @Test func aCutThePartitionsViewDoesNotReachIsNotTaken() async throws {
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var options = StoreOptions()
-        options.log.partitionCount = 2
-        let store = try await EventStore.open(at: dir, options: options)
+        let store = try await openStore(at: dir)
         let (p0, p1) = try streams(store)
         _ = try await store.append([event(p0, 1), event(p1, 2)])
         let ordered = try await EventReader.openInRecordedOrder(at: dir)
@@ -147,9 +148,7 @@ import TestSupport
         let dir = freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let storage = CutWriteFailingStorage()
-        var options = StoreOptions()
-        options.log.partitionCount = 2
-        let store = try await EventStore.open(at: dir, options: options, storage: storage)
+        let store = try await openStore(at: dir, storage: storage)
         let (p0, p1) = try streams(store)
         let ordered = try await EventReader.openInRecordedOrder(at: dir)
         storage.failing.withLock { $0 = true }

@@ -30,21 +30,21 @@ public enum Decider {
         let data = event.data
         let id = event.stream
         func violation(_ field: String, _ rule: String) -> Violation { Violation(field: field, rule: rule) }
-        switch event.type.name {
-        case "CustomerRegistered", "ProductRegistered":
+        switch event.type.kind {
+        case .customerRegistered, .productRegistered:
             guard case .none = context.stream else {
                 throw violation("data.\(event.type.streamField.name)", "\(id) is already registered in tenant \(event.tenant)")
             }
             return data
-        case "CustomerUpdated", "CustomerRemoved":
+        case .customerUpdated, .customerRemoved:
             guard case let .customer(c) = context.stream else { throw violation("data.customerId", "unknown customer \(id)") }
             guard !c.removed else { throw violation("data.customerId", "customer \(id) was removed") }
             return data
-        case "ProductUpdated", "ProductRemoved":
+        case .productUpdated, .productRemoved:
             guard case let .product(p) = context.stream else { throw violation("data.productId", "unknown product \(id)") }
             guard !p.removed else { throw violation("data.productId", "product \(id) was removed") }
             return data
-        case "OutOfStockReported":
+        case .outOfStockReported:
             guard case .none = context.stream else { throw violation("data.recordId", "record \(id) was already reported") }
             var enriched = data
             let (customer, product) = try parties(data.string(.customerId), data.string(.productId), size: data.string(.size), context, violation)
@@ -56,8 +56,8 @@ public enum Decider {
         }
         // Record events after the report.
         guard case let .record(record) = context.stream else { throw violation("data.recordId", "unknown record \(id)") }
-        switch event.type.name {
-        case "OutOfStockDeleted":
+        switch event.type.kind {
+        case .outOfStockDeleted:
             guard record.status != .deleted else { throw violation("data.recordId", "record \(id) is already deleted") }
             return data
         default:
@@ -65,8 +65,8 @@ public enum Decider {
                 throw violation("data.recordId", "record \(id) is \(record.status.rawValue); only pending records take \(event.type.name)")
             }
         }
-        switch event.type.name {
-        case "OutOfStockAmended":
+        switch event.type.kind {
+        case .outOfStockAmended:
             if let q = data.integer(.quantity), q < record.delivered {
                 throw violation("data.quantity", "new quantity \(q) is less than the \(record.delivered) already delivered")
             }
@@ -81,7 +81,7 @@ public enum Decider {
                 if data.string(.productId) != nil { enriched[.productName] = product.map { .string($0.name) } }
                 return enriched
             }
-        case "DeliveryRecorded":
+        case .deliveryRecorded:
             let q = data.integer(.quantity) ?? 0
             guard q <= record.remaining else {
                 throw violation("data.quantity", "delivery of \(q) exceeds the remaining \(record.remaining) of record \(id)")

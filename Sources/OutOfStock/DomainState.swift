@@ -89,53 +89,60 @@ public enum StreamState: Sendable, Equatable {
 
     /// Applies an accepted (or stored) event. Events that do not fit the state are
     /// ignored here: the decider rejects them before they are stored.
-    public func evolved(by type: String, _ data: EventData) -> StreamState {
-        switch (self, type) {
-        case (.none, "OutOfStockReported"):
+    public func evolved(by type: EventType, _ data: EventData) -> StreamState {
+        switch (self, type.kind) {
+        case (.none, .outOfStockReported):
             return .record(RecordState(status: .pending, quantity: data.integer(.quantity) ?? 0, delivered: 0,
                                        customerId: data.string(.customerId) ?? "", productId: data.string(.productId) ?? "",
                                        size: data.string(.size)))
-        case (.record(var r), "OutOfStockAmended"):
+        case (.record(var r), .outOfStockAmended):
             if let q = data.integer(.quantity) { r.quantity = q }
             if let c = data.string(.customerId) { r.customerId = c }
             if let p = data.string(.productId) { r.productId = p }
             if let s = data.string(.size) { r.size = s }
             if r.status == .pending && r.quantity > 0 && r.delivered >= r.quantity { r.status = .completed }
             return .record(r)
-        case (.record(var r), "DeliveryRecorded"):
+        case (.record(var r), .deliveryRecorded):
             r.delivered = r.delivered.addingReportingOverflow(data.integer(.quantity) ?? 0).partialValue
             if r.delivered >= r.quantity { r.status = .completed }
             return .record(r)
-        case (.record(var r), "OutOfStockClosed"):
+        case (.record(var r), .outOfStockClosed):
             r.status = .completed
             return .record(r)
-        case (.record(var r), "RefundRecorded"):
+        case (.record(var r), .refundRecorded):
             r.status = .refunded
             return .record(r)
-        case (.record(var r), "OutOfStockDeleted"):
+        case (.record(var r), .outOfStockDeleted):
             r.status = .deleted
             return .record(r)
-        case (.none, "CustomerRegistered"):
+        case (.none, .customerRegistered):
             return .customer(CustomerState(name: data.string(.name) ?? "", region: data.string(.region), removed: false))
-        case (.customer(var c), "CustomerUpdated"):
+        case (.customer(var c), .customerUpdated):
             if let n = data.string(.name) { c.name = n }
             if let r = data.string(.region) { c.region = r }
             return .customer(c)
-        case (.customer(var c), "CustomerRemoved"):
+        case (.customer(var c), .customerRemoved):
             c.removed = true
             return .customer(c)
-        case (.none, "ProductRegistered"):
+        case (.none, .productRegistered):
             return .product(ProductState(name: data.string(.name) ?? "", sizes: data.strings(.sizes) ?? [], removed: false))
-        case (.product(var p), "ProductUpdated"):
+        case (.product(var p), .productUpdated):
             if let n = data.string(.name) { p.name = n }
             if let s = data.strings(.sizes) { p.sizes = s }
             return .product(p)
-        case (.product(var p), "ProductRemoved"):
+        case (.product(var p), .productRemoved):
             p.removed = true
             return .product(p)
         default:
             return self
         }
+    }
+
+    /// `evolved(by:_:)` for a stored event's type name; a type this build does not know
+    /// changes nothing (its data was refused on read before it got here).
+    public func evolved(by typeName: String, _ data: EventData) -> StreamState {
+        guard let type = EventType(named: typeName) else { return self }
+        return evolved(by: type, data)
     }
 }
 

@@ -174,7 +174,7 @@ public enum Upcaster {
     /// The type of stored data, checked as every reader checks it: known to this build, and
     /// at a schema version it reads.
     static func storedType(_ type: String, schemaVersion: Int) throws -> EventType {
-        guard let eventType = EventType.all[type] else { throw InputError(line: 0, field: "type", message: "unknown stored event type \(type)") }
+        guard let eventType = EventType(named: type) else { throw InputError(line: 0, field: "type", message: "unknown stored event type \(type)") }
         guard schemaVersion >= 1 && schemaVersion <= eventType.schemaVersion else {
             throw InputError(line: 0, field: "schemaVersion", message: "\(type) schema version \(schemaVersion) is newer than this build reads (\(eventType.schemaVersion))")
         }

@@ -55,6 +55,24 @@ public enum Field: UInt8, CaseIterable, Sendable {
     static let byName: [String: Field] = Dictionary(uniqueKeysWithValues: Field.allCases.map { ($0.name, $0) })
 }
 
+/// A set of fields, one bit per field number.
+struct FieldSet: Equatable {
+    private(set) var bits: UInt32 = 0
+
+    init() {}
+
+    init(_ fields: [Field]) {
+        for field in fields { insert(field) }
+    }
+
+    func contains(_ field: Field) -> Bool { bits & (1 << UInt32(field.rawValue)) != 0 }
+
+    mutating func insert(_ field: Field) { bits |= 1 << UInt32(field.rawValue) }
+
+    /// Whether every field of `other` is in this set.
+    func isSuperset(of other: FieldSet) -> Bool { other.bits & ~bits == 0 }
+}
+
 enum FieldKind: Equatable {
     /// 1–64 characters of A–Z a–z 0–9 _ . : -
     case id
@@ -69,46 +87,110 @@ enum FieldKind: Equatable {
 }
 
 /// One event type: name, schema version, fields, and which field names its stream.
-public struct EventType: Sendable, Equatable {
-    /// The type's name in the envelope.
-    public let name: String
-    /// Current schema version of its stored data.
-    public let schemaVersion: Int
-    let required: [Field]
-    let optional: [Field]
-    /// The field whose value is the stream id (record, customer or product).
-    public let streamField: Field
-    /// `*Updated` types need at least one field besides the id.
-    let needsChange: Bool
+///
+/// A one-byte value (its `Kind`): an input event carries it, the rules switch on it, and
+/// copying it retains nothing. Its name, fields and versions are answered by `switch`es.
+public struct EventType: Sendable, Hashable {
+    /// The domain's event types (domain.md, "Events"). The number is this build's, never
+    /// stored: the log keeps a type's name.
+    public enum Kind: UInt8, CaseIterable, Sendable {
+        case customerRegistered, customerUpdated, customerRemoved
+        case productRegistered, productUpdated, productRemoved
+        case outOfStockReported, outOfStockAmended, deliveryRecorded, outOfStockClosed, refundRecorded, outOfStockDeleted
+    }
 
-    func allows(_ field: Field) -> Bool { required.contains(field) || optional.contains(field) }
+    /// Which type.
+    public let kind: Kind
+
+    /// The type of `kind`.
+    public init(_ kind: Kind) { self.kind = kind }
+
+    /// The type whose envelope name is `name`'s bytes, or nil (no `String` is made).
+    public init?(named name: UnsafeRawBufferPointer) {
+        guard let index = KeyTable.eventTypes.index(of: name) else { return nil }
+        self.kind = Kind.allCases[index]
+    }
+
+    /// The type named `name`, or nil.
+    public init?(named name: String) {
+        var name = name
+        guard let type = name.withUTF8({ EventType(named: UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = type
+    }
+
+    /// The type's name in the envelope.
+    public var name: String {
+        switch kind {
+        case .customerRegistered: "CustomerRegistered"
+        case .customerUpdated: "CustomerUpdated"
+        case .customerRemoved: "CustomerRemoved"
+        case .productRegistered: "ProductRegistered"
+        case .productUpdated: "ProductUpdated"
+        case .productRemoved: "ProductRemoved"
+        case .outOfStockReported: "OutOfStockReported"
+        case .outOfStockAmended: "OutOfStockAmended"
+        case .deliveryRecorded: "DeliveryRecorded"
+        case .outOfStockClosed: "OutOfStockClosed"
+        case .refundRecorded: "RefundRecorded"
+        case .outOfStockDeleted: "OutOfStockDeleted"
+        }
+    }
+
+    /// Current schema version of its stored data: 2 for the types that keep the names of
+    /// the customer and product they name.
+    public var schemaVersion: Int { kind == .outOfStockReported || kind == .outOfStockAmended ? 2 : 1 }
+
+    /// The field whose value is the stream id (record, customer or product).
+    public var streamField: Field {
+        switch kind {
+        case .customerRegistered, .customerUpdated, .customerRemoved: .customerId
+        case .productRegistered, .productUpdated, .productRemoved: .productId
+        default: .recordId
+        }
+    }
+
+    /// `*Updated` types need at least one field besides the id.
+    var needsChange: Bool { kind == .customerUpdated || kind == .productUpdated }
+
+    /// The fields a line of this type must have, in the order their absence is reported.
+    var required: [Field] {
+        switch kind {
+        case .customerRegistered: [.customerId, .number, .name]
+        case .productRegistered: [.productId, .sku, .name, .sizes]
+        case .outOfStockReported: [.recordId, .customerId, .productId, .quantity]
+        case .deliveryRecorded: [.recordId, .quantity]
+        default: [streamField]
+        }
+    }
+
+    /// The fields a line of this type may have besides the required ones.
+    var optional: [Field] {
+        switch kind {
+        case .customerRegistered: [.address, .phone, .country, .region, .city]
+        case .customerUpdated: [.number, .name, .address, .phone, .country, .region, .city]
+        case .productRegistered: [.price]
+        case .productUpdated: [.sku, .name, .sizes, .price]
+        case .outOfStockReported: [.size, .notes]
+        case .outOfStockAmended: [.quantity, .notes, .customerId, .productId, .size]
+        case .deliveryRecorded: [.notes]
+        case .outOfStockClosed, .refundRecorded, .outOfStockDeleted: [.reason]
+        case .customerRemoved, .productRemoved: []
+        }
+    }
+
+    /// `required` and `optional` as sets, worked out once per type.
+    var requiredFields: FieldSet { Self.fieldSets[Int(kind.rawValue)].required }
+    var allowedFields: FieldSet { Self.fieldSets[Int(kind.rawValue)].allowed }
+
+    private static let fieldSets: [(required: FieldSet, allowed: FieldSet)] = Kind.allCases.map { kind in
+        let type = EventType(kind)
+        return (FieldSet(type.required), FieldSet(type.required + type.optional))
+    }
+
+    func allows(_ field: Field) -> Bool { allowedFields.contains(field) }
 
     /// All types, by name.
-    public static let all: [String: EventType] = {
-        let customerFields: [Field] = [.number, .name, .address, .phone, .country, .region, .city]
-        let types = [
-            EventType(name: "CustomerRegistered", schemaVersion: 1, required: [.customerId, .number, .name],
-                      optional: [.address, .phone, .country, .region, .city], streamField: .customerId, needsChange: false),
-            EventType(name: "CustomerUpdated", schemaVersion: 1, required: [.customerId], optional: customerFields,
-                      streamField: .customerId, needsChange: true),
-            EventType(name: "CustomerRemoved", schemaVersion: 1, required: [.customerId], optional: [], streamField: .customerId, needsChange: false),
-            EventType(name: "ProductRegistered", schemaVersion: 1, required: [.productId, .sku, .name, .sizes], optional: [.price],
-                      streamField: .productId, needsChange: false),
-            EventType(name: "ProductUpdated", schemaVersion: 1, required: [.productId], optional: [.sku, .name, .sizes, .price],
-                      streamField: .productId, needsChange: true),
-            EventType(name: "ProductRemoved", schemaVersion: 1, required: [.productId], optional: [], streamField: .productId, needsChange: false),
-            EventType(name: "OutOfStockReported", schemaVersion: 2, required: [.recordId, .customerId, .productId, .quantity],
-                      optional: [.size, .notes], streamField: .recordId, needsChange: false),
-            EventType(name: "OutOfStockAmended", schemaVersion: 2, required: [.recordId], optional: [.quantity, .notes, .customerId, .productId, .size],
-                      streamField: .recordId, needsChange: false),
-            EventType(name: "DeliveryRecorded", schemaVersion: 1, required: [.recordId, .quantity], optional: [.notes],
-                      streamField: .recordId, needsChange: false),
-            EventType(name: "OutOfStockClosed", schemaVersion: 1, required: [.recordId], optional: [.reason], streamField: .recordId, needsChange: false),
-            EventType(name: "RefundRecorded", schemaVersion: 1, required: [.recordId], optional: [.reason], streamField: .recordId, needsChange: false),
-            EventType(name: "OutOfStockDeleted", schemaVersion: 1, required: [.recordId], optional: [.reason], streamField: .recordId, needsChange: false),
-        ]
-        return Dictionary(uniqueKeysWithValues: types.map { ($0.name, $0) })
-    }()
+    public static let all: [String: EventType] = Dictionary(uniqueKeysWithValues: Kind.allCases.map { (EventType($0).name, EventType($0)) })
 
     /// The input contract's version (the NDJSON envelope's `schemaVersion`).
     public static let inputSchemaVersion = 1

@@ -490,7 +490,7 @@ public final class Ingestor {
                 id: id, type: input.type.name, schemaVersion: input.type.schemaVersion, tenant: input.tenant, stream: stream,
                 businessTime: input.at ?? now, actor: input.actor, correlationId: input.correlationId, data: data.encoded(),
                 expectedVersion: .exact(current.version)))
-            try memory.setState(CachedStream(version: current.version + 1, state: current.state.evolved(by: input.type.name, data)), for: key)
+            try memory.setState(CachedStream(version: current.version + 1, state: current.state.evolved(by: input.type, data)), for: key)
             return nil
         } catch let violation as Decider.Violation {
             return InputError(line: line, field: violation.field, message: violation.rule)

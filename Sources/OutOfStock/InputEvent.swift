@@ -66,69 +66,74 @@ public final class InputParser: @unchecked Sendable {
     private static func validate(_ doc: JSONDocument, line: Int) throws -> InputEvent {
         func fail(_ field: String, _ message: String) -> InputError { InputError(line: line, field: field, message: message) }
         guard doc.type(0) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail("", "a line must be a JSON object, not \(doc.type(0).jsonTypeName)") }
-        var id: EventID?, typeName: String?, tenant = "default", tenantGiven = false, at: Int64?, actor: String?
+        var id: EventID?, typeName: UnsafeRawBufferPointer?, tenant = "default", tenantGiven = false, at: Int64?, actor: String?
         var expectedVersion: Int64?, correlationId: String?, dataNode: Int?
-        // Which envelope fields were seen, as bits in the order of the switch below.
+        // Which envelope fields were seen, as bits in the order of `KeyTable.envelope`.
         var seen: UInt16 = 0
         for node in doc.children(of: 0) {
             let keyIndex = KeyTable.envelope.index(of: doc.key(node))
-            let key = keyIndex.map { KeyTable.envelope.names[$0] } ?? doc.keyString(node)
-            let bit: UInt16 = keyIndex.map { 1 << $0 } ?? 0
-            guard seen & bit == 0 else { throw fail(key, "appears twice") }
+            // The key's name, made only for an error message.
+            func key() -> String { keyIndex.map { KeyTable.envelope.names[$0] } ?? doc.keyString(node) }
+            guard let keyIndex else { throw fail(key(), "is not a field of the envelope") }
+            let bit: UInt16 = 1 << keyIndex
+            guard seen & bit == 0 else { throw fail(key(), "appears twice") }
             seen |= bit
             func string() throws -> UnsafeRawBufferPointer {
-                guard doc.type(node) == Int32(BO_JSON_STRING.rawValue) else { throw fail(key, "must be a string, not \(doc.type(node).jsonTypeName)") }
+                guard doc.type(node) == Int32(BO_JSON_STRING.rawValue) else { throw fail(key(), "must be a string, not \(doc.type(node).jsonTypeName)") }
                 return doc.stringBytes(node)
             }
-            switch key {
-            case "id":
-                guard let parsed = EventID(text: try string()) else { throw fail(key, "must be a UUID like 5f0c9a0e-8a7e-4c2b-9a51-1c6f7f1d2a10") }
+            switch keyIndex {
+            case KeyTable.Envelope.id:
+                guard let parsed = EventID(text: try string()) else { throw fail(key(), "must be a UUID like 5f0c9a0e-8a7e-4c2b-9a51-1c6f7f1d2a10") }
                 id = parsed
-            case "type":
-                typeName = String(decoding: try string(), as: UTF8.self)
-            case "tenant":
+            case KeyTable.Envelope.type:
+                // Checked after the loop, as a missing type is (the bytes stay valid: the
+                // document is this line's until the parser's next line).
+                typeName = try string()
+            case KeyTable.Envelope.tenant:
                 let bytes = try string()
                 guard (1...64).contains(bytes.count), bytes.allSatisfy(isTenantByte), bytes.contains(where: { $0 != UInt8(ascii: ".") }) else {
-                    throw fail(key, "must be 1–64 characters of A–Z a–z 0–9 _ . -, not only dots")
+                    throw fail(key(), "must be 1–64 characters of A–Z a–z 0–9 _ . -, not only dots")
                 }
                 tenant = String(decoding: bytes, as: UTF8.self)
                 tenantGiven = true
-            case "at":
-                guard let time = Timestamp.parse(Array(try string())) else {
-                    throw fail(key, "must be an RFC 3339 time like 2026-11-22T09:41:07.250Z (with Z or an offset)")
+            case KeyTable.Envelope.at:
+                guard let time = Timestamp.parse(try string()) else {
+                    throw fail(key(), "must be an RFC 3339 time like 2026-11-22T09:41:07.250Z (with Z or an offset)")
                 }
                 at = time
-            case "actor":
+            case KeyTable.Envelope.actor:
                 let bytes = try string()
-                guard (1...64).contains(codePoints(bytes)) else { throw fail(key, "must be 1–64 characters") }
+                guard (1...64).contains(codePoints(bytes)) else { throw fail(key(), "must be 1–64 characters") }
                 actor = String(decoding: bytes, as: UTF8.self)
-            case "expectedVersion":
-                guard let v = doc.integer(node), v >= 0 else { throw fail(key, "must be an integer ≥ 0 (0: the stream must not exist)") }
+            case KeyTable.Envelope.expectedVersion:
+                guard let v = doc.integer(node), v >= 0 else { throw fail(key(), "must be an integer ≥ 0 (0: the stream must not exist)") }
                 expectedVersion = v
-            case "correlationId":
+            case KeyTable.Envelope.correlationId:
                 let bytes = try string()
-                guard (1...128).contains(codePoints(bytes)) else { throw fail(key, "must be 1–128 characters") }
+                guard (1...128).contains(codePoints(bytes)) else { throw fail(key(), "must be 1–128 characters") }
                 correlationId = String(decoding: bytes, as: UTF8.self)
-            case "schemaVersion":
-                guard doc.integer(node) == Int64(EventType.inputSchemaVersion) else { throw fail(key, "must be 1 (the only input schema version)") }
-            case "data":
-                guard doc.type(node) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail(key, "must be an object, not \(doc.type(node).jsonTypeName)") }
+            case KeyTable.Envelope.schemaVersion:
+                guard doc.integer(node) == Int64(EventType.inputSchemaVersion) else { throw fail(key(), "must be 1 (the only input schema version)") }
+            case KeyTable.Envelope.data:
+                guard doc.type(node) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail(key(), "must be an object, not \(doc.type(node).jsonTypeName)") }
                 dataNode = node
-            case "position", "recordedAt":
+            case KeyTable.Envelope.position, KeyTable.Envelope.recordedAt:
                 // What `backorder read` adds: where and when the event was stored. Ignored.
                 _ = try string()
-            case "version":
-                guard let v = doc.integer(node), v >= 1 else { throw fail(key, "must be an integer ≥ 1 (the event's stream version, as `backorder read` writes it)") }
-            case "derived":
+            case KeyTable.Envelope.version:
+                guard let v = doc.integer(node), v >= 1 else { throw fail(key(), "must be an integer ≥ 1 (the event's stream version, as `backorder read` writes it)") }
+            case KeyTable.Envelope.derived:
                 // The names the store added to a report (`backorder read`): added again here.
-                guard doc.type(node) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail(key, "must be an object, not \(doc.type(node).jsonTypeName)") }
+                guard doc.type(node) == Int32(BO_JSON_OBJECT.rawValue) else { throw fail(key(), "must be an object, not \(doc.type(node).jsonTypeName)") }
             default:
-                throw fail(key, "is not a field of the envelope")
+                preconditionFailure("envelope key \(keyIndex) has no rule")
             }
         }
         guard let typeName else { throw fail("type", "is required") }
-        guard let type = EventType.all[typeName] else {
-            throw fail("type", "unknown event type \"\(typeName)\"; expected one of \(EventType.all.keys.sorted().joined(separator: ", "))")
+        guard let type = EventType(named: typeName) else {
+            let known = EventType.all.keys.sorted().joined(separator: ", ")
+            throw fail("type", "unknown event type \"\(String(decoding: typeName, as: UTF8.self))\"; expected one of \(known)")
         }
         guard let actor else { throw fail("actor", "is required") }
         guard let dataNode else { throw fail("data", "is required") }
@@ -139,24 +144,30 @@ public final class InputParser: @unchecked Sendable {
 
     private static func validateData(_ doc: JSONDocument, _ object: Int, type: EventType, fail: (String, String) -> InputError) throws -> EventData {
         var data = EventData()
+        var seen = FieldSet()
         var count = 0
+        let allowed = type.allowedFields
         for node in doc.children(of: object) {
-            guard let index = KeyTable.fields.index(of: doc.key(node)), let field = Field(rawValue: UInt8(index + 1)), type.allows(field) else {
+            guard let index = KeyTable.fields.index(of: doc.key(node)), let field = Field(rawValue: UInt8(index + 1)), allowed.contains(field) else {
                 throw fail("data." + doc.keyString(node), "is not a field of \(type.name)")
             }
-            let path = field.pathInData
-            guard data[field] == nil else { throw fail(path, "appears twice") }
-            data[field] = try value(doc, node, kind: field.kind, path: path, fail: fail)
+            guard !seen.contains(field) else { throw fail(field.pathInData, "appears twice") }
+            seen.insert(field)
+            data[field] = try value(doc, node, field: field, fail: fail)
             count += 1
         }
-        for field in type.required where data[field] == nil { throw fail("data." + field.name, "is required for \(type.name)") }
+        if !seen.isSuperset(of: type.requiredFields) {
+            for field in type.required where !seen.contains(field) { throw fail("data." + field.name, "is required for \(type.name)") }
+        }
         if type.needsChange && count < 2 { throw fail("data", "\(type.name) needs at least one changed field besides \(type.streamField.name)") }
         return data
     }
 
-    private static func value(_ doc: JSONDocument, _ node: Int, kind: FieldKind, path: String, fail: (String, String) -> InputError) throws -> FieldValue {
+    /// A field's value, checked. The field's path (`data.<name>`) is made only for an error.
+    private static func value(_ doc: JSONDocument, _ node: Int, field: Field, fail: (String, String) -> InputError) throws -> FieldValue {
         let isString = doc.type(node) == Int32(BO_JSON_STRING.rawValue)
-        switch kind {
+        var path: String { field.pathInData }
+        switch field.kind {
         case .id:
             guard isString else { throw fail(path, "must be a string, not \(doc.type(node).jsonTypeName)") }
             let bytes = doc.stringBytes(node)
@@ -211,6 +222,13 @@ struct KeyTable: Sendable {
 
     static let envelope = KeyTable(["id", "type", "tenant", "at", "actor", "expectedVersion", "correlationId", "schemaVersion", "data",
                                      "position", "version", "recordedAt", "derived"])
+    /// Indices in `envelope`.
+    enum Envelope {
+        static let id = 0, type = 1, tenant = 2, at = 3, actor = 4, expectedVersion = 5, correlationId = 6, schemaVersion = 7, data = 8
+        static let position = 9, version = 10, recordedAt = 11, derived = 12
+    }
+    /// The event types' names, in `EventType.Kind` order.
+    static let eventTypes = KeyTable(EventType.Kind.allCases.map { EventType($0).name })
     /// In field-number order (field n at index n - 1).
     static let fields = KeyTable(Field.allCases.map(\.name))
 }

@@ -14,7 +14,7 @@ extension InputEvent {
     /// (not stored yet): equal lines have equal fingerprints in one process.
     var resendFingerprint: Int {
         var hasher = Hasher()
-        hasher.combine(type.name)
+        hasher.combine(type.kind)
         hasher.combine(tenant)
         hasher.combine(actor)
         hasher.combine(correlationId ?? "")

@@ -7,18 +7,22 @@ enum EventKind {
     case reported, amended, delivery, closed, refunded, deleted
 
     init?(_ name: UnsafeRawBufferPointer) {
-        switch String(decoding: name, as: UTF8.self) {
-        case "CustomerRegistered", "CustomerUpdated": self = .customer
-        case "CustomerRemoved": self = .customerRemoved
-        case "ProductRegistered", "ProductUpdated": self = .product
-        case "ProductRemoved": self = .productRemoved
-        case "OutOfStockReported": self = .reported
-        case "OutOfStockAmended": self = .amended
-        case "DeliveryRecorded": self = .delivery
-        case "OutOfStockClosed": self = .closed
-        case "RefundRecorded": self = .refunded
-        case "OutOfStockDeleted": self = .deleted
-        default: return nil
+        guard let type = EventType(named: name) else { return nil }
+        self.init(type)
+    }
+
+    init(_ type: EventType) {
+        switch type.kind {
+        case .customerRegistered, .customerUpdated: self = .customer
+        case .customerRemoved: self = .customerRemoved
+        case .productRegistered, .productUpdated: self = .product
+        case .productRemoved: self = .productRemoved
+        case .outOfStockReported: self = .reported
+        case .outOfStockAmended: self = .amended
+        case .deliveryRecorded: self = .delivery
+        case .outOfStockClosed: self = .closed
+        case .refundRecorded: self = .refunded
+        case .outOfStockDeleted: self = .deleted
         }
     }
 }

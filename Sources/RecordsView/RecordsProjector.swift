@@ -69,23 +69,22 @@ public final class RecordsProjector: ViewProjector {
     // MARK: Applying events
 
     public func apply(_ event: RawEvent) throws {
-        guard let kind = EventKind(event.type) else {
+        guard let type = EventType(named: event.type) else {
             throw ViewDamage(view: Self.name, "event at \(event.position) has type \(String(decoding: event.type, as: UTF8.self)), which this build does not know")
         }
+        let kind = EventKind(type)
         let tenant = String(decoding: event.tenant, as: UTF8.self)
         switch kind {
         case .customer, .customerRemoved, .product, .productRemoved:
-            let type = String(decoding: event.type, as: UTF8.self)
-            let data = try EventData.decode(Array(event.data), type: type, schemaVersion: event.schemaVersion)
+            let data = try EventData.decode(Array(event.data), type: type.name, schemaVersion: event.schemaVersion)
             if kind == .customer || kind == .customerRemoved { try applyCustomer(tenant, event, type, data, removed: kind == .customerRemoved) } else {
                 try applyProduct(tenant, event, type, data, removed: kind == .productRemoved)
             }
         default:
-            let type = String(decoding: event.type, as: UTF8.self)
-            guard let known = EventType.all[type], event.schemaVersion >= 1 && event.schemaVersion <= known.schemaVersion else {
-                throw ViewDamage(view: Self.name, "event at \(event.position): \(type) schema version \(event.schemaVersion) is newer than this build reads")
+            guard event.schemaVersion >= 1 && event.schemaVersion <= type.schemaVersion else {
+                throw ViewDamage(view: Self.name, "event at \(event.position): \(type.name) schema version \(event.schemaVersion) is newer than this build reads")
             }
-            let fields = try RecordFields(event.data, type: type, schemaVersion: event.schemaVersion)
+            let fields = try RecordFields(event.data, type: type.name, schemaVersion: event.schemaVersion)
             let actor = String(decoding: event.actor, as: UTF8.self)
             if kind == .reported { try report(tenant, event, fields, actor) } else { try change(tenant, kind, event, fields, actor) }
         }
@@ -105,7 +104,7 @@ public final class RecordsProjector: ViewProjector {
         try tallies.write(to: store)
     }
 
-    private func applyCustomer(_ tenant: String, _ e: RawEvent, _ type: String, _ data: EventData, removed: Bool) throws {
+    private func applyCustomer(_ tenant: String, _ e: RawEvent, _ type: EventType, _ data: EventData, removed: Bool) throws {
         guard let id = data.string(.customerId) else { return }
         let key = RowKeys.customer(tenant, id)
         var stored = try read(key) { try StoredParty<CustomerRow>(id: id, decoding: $0) }
@@ -123,7 +122,7 @@ public final class RecordsProjector: ViewProjector {
         try store.put(key, stored.encoded())
     }
 
-    private func applyProduct(_ tenant: String, _ e: RawEvent, _ type: String, _ data: EventData, removed: Bool) throws {
+    private func applyProduct(_ tenant: String, _ e: RawEvent, _ type: EventType, _ data: EventData, removed: Bool) throws {
         guard let id = data.string(.productId) else { return }
         let key = RowKeys.product(tenant, id)
         var stored = try read(key) { try StoredParty<ProductRow>(id: id, decoding: $0) }

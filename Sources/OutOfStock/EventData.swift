@@ -15,22 +15,91 @@ public enum FieldValue: Sendable, Hashable {
 /// The `data` of an event: values by field. Encoded in the log as a list of tagged
 /// fields (docs/EVENTS.md, "Data encoding"), so that fields can be added without
 /// breaking old readers, and old versions are upcast on read.
+///
+/// Held as that encoding — each present field once, in field-number order — so that an
+/// input line's data is one buffer written as it is parsed: no `String` or array per
+/// field, nothing to encode at append (a copy of the bytes), one buffer to free. A value
+/// is decoded when asked for; the few a decision reads are short.
 public struct EventData: Sendable, Equatable {
-    private var values: [FieldValue?] = Array(repeating: nil, count: Field.allCases.count + 1)
+    /// Every present field's tag and value, in field-number order (canonical: two equal
+    /// datas have equal bytes).
+    private var bytes: [UInt8] = []
+    /// Which fields `bytes` holds.
+    private var present = FieldSet()
 
     /// Empty data.
     public init() {}
 
+    // Wire types in the low 3 bits of a field's tag byte; the field number above them.
+    static let wireVarint: UInt8 = 0, wireFixed64: UInt8 = 1, wireBytes: UInt8 = 2, wireList: UInt8 = 3
+
     /// The value of a field.
     public subscript(field: Field) -> FieldValue? {
-        get { values[Int(field.rawValue)] }
-        set { values[Int(field.rawValue)] = newValue }
+        get {
+            guard let span = span(of: field) else { return nil }
+            return bytes.withUnsafeBytes { raw in Self.value(raw, span) }
+        }
+        set {
+            guard let newValue else {
+                if let span = span(of: field) { bytes.removeSubrange(span.start..<span.end) }
+                present.remove(field)
+                return
+            }
+            set(field) { out in
+                switch newValue {
+                case let .string(s): Self.appendText(s.utf8, to: &out)
+                case let .integer(v): Self.appendVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)), &out)
+                case let .number(d): withUnsafeBytes(of: d.bitPattern.littleEndian) { out.append(contentsOf: $0) }
+                case let .strings(list):
+                    Self.appendVarint(UInt64(list.count), &out)
+                    for s in list { Self.appendText(s.utf8, to: &out) }
+                }
+            } wire: {
+                switch newValue {
+                case .string: Self.wireBytes
+                case .integer: Self.wireVarint
+                case .number: Self.wireFixed64
+                case .strings: Self.wireList
+                }
+            }
+        }
+    }
+
+    /// Sets a text field from its UTF-8 bytes (the parser's way: no `String`).
+    mutating func setText(_ field: Field, _ text: UnsafeRawBufferPointer) {
+        set(field) { Self.appendText(text, to: &$0) } wire: { Self.wireBytes }
+    }
+
+    /// Sets an integer field.
+    mutating func setInteger(_ field: Field, _ value: Int64) {
+        set(field) { Self.appendVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)), &$0) } wire: { Self.wireVarint }
+    }
+
+    /// Writes `field`'s tag and value (`write` appends the value) in its place: at the end
+    /// when it is the highest field so far (the usual case: producers send fields in
+    /// order), else spliced in.
+    private mutating func set(_ field: Field, _ write: (inout [UInt8]) -> Void, wire: () -> UInt8) {
+        let tag = field.rawValue << 3 | wire()
+        if present.highest < field.rawValue {
+            bytes.append(tag)
+            write(&bytes)
+        } else {
+            var encoded: [UInt8] = [tag]
+            write(&encoded)
+            let range = span(of: field).map { $0.start..<$0.end } ?? insertionPoint(for: field)..<insertionPoint(for: field)
+            bytes.replaceSubrange(range, with: encoded)
+        }
+        present.insert(field)
     }
 
     /// A text field's value.
     public func string(_ field: Field) -> String? {
-        if case let .string(s) = self[field] { return s }
-        return nil
+        guard let span = span(of: field), span.wire == Self.wireBytes else { return nil }
+        return bytes.withUnsafeBytes { raw in
+            var i = span.valueStart
+            let n = Int(Self.varint(raw, &i))
+            return String(decoding: UnsafeRawBufferPointer(rebasing: raw[i..<(i + n)]), as: UTF8.self)
+        }
     }
 
     /// An integer field's value.
@@ -52,95 +121,187 @@ public struct EventData: Sendable, Equatable {
     }
 
     /// The fields that have values, in field-number order.
-    public var fields: [Field] { Field.allCases.filter { self[$0] != nil } }
+    public var fields: [Field] { Field.allCases.filter { present.contains($0) } }
+
+    /// Feeds the fields a producer sends (all but `Field.derivedFields`) to `hasher`:
+    /// equal for equal producer fields, whatever the derived ones.
+    func hashProducerFields(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { raw in
+            // An input line's data has no derived fields (the parser refuses them).
+            guard present.intersects(Self.derived) else { return hasher.combine(bytes: raw) }
+            for span in spans() where !Self.derived.contains(span.field) {
+                hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: raw[span.start..<span.end]))
+            }
+        }
+    }
+
+    /// Whether the fields a producer sends are the same in both, byte for byte.
+    func hasSameProducerFields(as other: EventData) -> Bool {
+        func producerBytes(_ data: EventData) -> [UInt8] {
+            data.spans().filter { !Self.derived.contains($0.field) }.flatMap { data.bytes[$0.start..<$0.end] }
+        }
+        return producerBytes(self) == producerBytes(other)
+    }
+
+    private static let derived = FieldSet(Field.derivedFields)
+
+    // MARK: Finding fields
+
+    /// Where a field's tag and value are in `bytes`.
+    private struct Span {
+        let field: Field
+        let wire: UInt8
+        /// The tag's index, the value's, and the end of the value.
+        let start: Int, valueStart: Int, end: Int
+    }
+
+    private func span(of field: Field) -> Span? {
+        guard present.contains(field) else { return nil }
+        if let found = firstSpan(where: { $0 == field }) { return found }
+        preconditionFailure("field \(field) is marked present but not encoded")
+    }
+
+    /// Where `field` goes: before the first field numbered above it.
+    private func insertionPoint(for field: Field) -> Int {
+        firstSpan(where: { $0.rawValue > field.rawValue })?.start ?? bytes.count
+    }
+
+    /// The fields in `bytes`, in order.
+    private func spans() -> [Span] {
+        var spans: [Span] = []
+        _ = firstSpan(where: { _ in false }, visiting: { spans.append($0) })
+        return spans
+    }
+
+    /// The first field in `bytes` that `matches`, visiting each before it; `bytes` is this
+    /// type's own, well formed. Allocates nothing: a decision reads a few fields per event.
+    private func firstSpan(where matches: (Field) -> Bool, visiting visit: (Span) -> Void = { _ in }) -> Span? {
+        bytes.withUnsafeBytes { raw in
+            var i = 0
+            while i < raw.count {
+                let tag = raw[i]
+                guard let field = Field(rawValue: tag >> 3) else { preconditionFailure("unknown field number \(tag >> 3) in EventData") }
+                let end = Self.end(of: tag & 7, raw, from: i + 1)
+                let span = Span(field: field, wire: tag & 7, start: i, valueStart: i + 1, end: end)
+                if matches(field) { return span }
+                visit(span)
+                i = end
+            }
+            return nil
+        }
+    }
+
+    /// The end of a value of `wire` type that starts at `i` in well-formed bytes.
+    private static func end(of wire: UInt8, _ raw: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var i = start
+        switch wire {
+        case wireVarint: _ = varint(raw, &i)
+        case wireFixed64: i += 8
+        case wireBytes: i += Int(varint(raw, &i))
+        case wireList:
+            for _ in 0..<varint(raw, &i) { i += Int(varint(raw, &i)) }
+        default: preconditionFailure("wire type \(wire) in EventData")
+        }
+        precondition(i <= raw.count, "an EventData value runs past its bytes")
+        return i
+    }
+
+    /// A varint of well-formed bytes.
+    private static func varint(_ raw: UnsafeRawBufferPointer, _ i: inout Int) -> UInt64 {
+        guard let base = raw.baseAddress, let value = ByteCoding.readVarint(base, &i, end: raw.count) else {
+            preconditionFailure("a truncated varint in EventData")
+        }
+        return value
+    }
+
+    /// The value in `span` of well-formed bytes.
+    private static func value(_ raw: UnsafeRawBufferPointer, _ span: Span) -> FieldValue {
+        var i = span.valueStart
+        func text() -> String {
+            let n = Int(varint(raw, &i))
+            defer { i += n }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: raw[i..<(i + n)]), as: UTF8.self)
+        }
+        switch span.wire {
+        case wireVarint:
+            let v = varint(raw, &i)
+            return .integer(Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1))
+        case wireFixed64:
+            var bits: UInt64 = 0
+            for k in 0..<8 { bits |= UInt64(raw[i + k]) << UInt64(8 * k) }
+            return .number(Double(bitPattern: bits))
+        case wireBytes:
+            return .string(text())
+        default:
+            return .strings((0..<varint(raw, &i)).map { _ in text() })
+        }
+    }
 
     // MARK: Binary encoding
 
-    // Wire types in the low 3 bits of a field's tag byte; the field number above them.
-    private static let wireVarint: UInt8 = 0, wireFixed64: UInt8 = 1, wireBytes: UInt8 = 2, wireList: UInt8 = 3
-
     /// Appends the binary encoding.
-    public func encode(into out: inout [UInt8]) {
-        for field in Field.allCases {
-            guard let value = self[field] else { continue }
-            switch value {
-            case let .string(s):
-                out.append(field.rawValue << 3 | Self.wireBytes)
-                Self.appendVarint(UInt64(s.utf8.count), &out)
-                out.append(contentsOf: s.utf8)
-            case let .integer(v):
-                out.append(field.rawValue << 3 | Self.wireVarint)
-                Self.appendVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)), &out)
-            case let .number(d):
-                out.append(field.rawValue << 3 | Self.wireFixed64)
-                withUnsafeBytes(of: d.bitPattern.littleEndian) { out.append(contentsOf: $0) }
-            case let .strings(list):
-                out.append(field.rawValue << 3 | Self.wireList)
-                Self.appendVarint(UInt64(list.count), &out)
-                for s in list {
-                    Self.appendVarint(UInt64(s.utf8.count), &out)
-                    out.append(contentsOf: s.utf8)
-                }
-            }
-        }
-    }
+    public func encode(into out: inout [UInt8]) { out.append(contentsOf: bytes) }
 
     /// The binary encoding.
-    public func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(128)
-        encode(into: &out)
-        return out
-    }
+    public func encoded() -> [UInt8] { bytes }
 
     /// Decodes stored data of `type` at `schemaVersion`, upcasting older versions to the
-    /// current shape. Unknown field numbers (from a newer writer) are skipped.
+    /// current shape. Unknown field numbers (from a newer writer) are skipped, and a field
+    /// stored twice keeps its last value.
     public static func decode(_ bytes: [UInt8], type: String, schemaVersion: Int) throws -> EventData {
         _ = try Upcaster.storedType(type, schemaVersion: schemaVersion)
-        var data = EventData()
-        var i = 0
-        func varint() throws -> UInt64 {
-            // The log's reader: a varint past 64 bits is refused, not wrapped.
-            let value = bytes.withUnsafeBytes { raw in raw.baseAddress.flatMap { ByteCoding.readVarint($0, &i, end: raw.count) } }
-            guard let value else { throw InputError(line: 0, field: "data", message: "truncated varint in stored \(type)") }
-            return value
-        }
-        func length() throws -> Int {
-            let n = try varint()
-            guard n <= UInt64(bytes.count - i) else { throw InputError(line: 0, field: "data", message: "length runs past the stored \(type)") }
-            return Int(n)
-        }
-        func text() throws -> String {
-            let n = try length()
-            guard n <= bytes.count - i else { throw InputError(line: 0, field: "data", message: "truncated text in stored \(type)") }
-            defer { i += n }
-            return String(decoding: bytes[i..<(i + n)], as: UTF8.self)
-        }
-        while i < bytes.count {
-            let tag = bytes[i]; i += 1
-            let field = Field(rawValue: tag >> 3)
-            let value: FieldValue
-            switch tag & 7 {
-            case wireVarint:
-                let v = try varint()
-                value = .integer(Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1))
-            case wireFixed64:
-                guard i + 8 <= bytes.count else { throw InputError(line: 0, field: "data", message: "truncated number in stored \(type)") }
-                var bits: UInt64 = 0
-                for k in 0..<8 { bits |= UInt64(bytes[i + k]) << UInt64(8 * k) }
-                i += 8
-                value = .number(Double(bitPattern: bits))
-            case wireBytes:
-                value = .string(try text())
-            case wireList:
-                let n = try length()
-                var list: [String] = []
-                for _ in 0..<n { list.append(try text()) }
-                value = .strings(list)
-            default:
-                throw InputError(line: 0, field: "data", message: "unknown wire type \(tag & 7) in stored \(type)")
+        // Each known field's last place, checked as the log's reader checks it.
+        var last = [Range<Int>?](repeating: nil, count: Field.allCases.count + 1)
+        var inOrder = true, previous: UInt8 = 0
+        try bytes.withUnsafeBytes { raw in
+            var i = 0
+            func varint() throws -> UInt64 {
+                // The log's reader: a varint past 64 bits is refused, not wrapped.
+                guard let base = raw.baseAddress, let value = ByteCoding.readVarint(base, &i, end: raw.count) else {
+                    throw InputError(line: 0, field: "data", message: "truncated varint in stored \(type)")
+                }
+                return value
             }
-            if let field { data[field] = value }
+            func skipText() throws {
+                let n = try varint()
+                guard n <= UInt64(raw.count - i) else { throw InputError(line: 0, field: "data", message: "length runs past the stored \(type)") }
+                i += Int(n)
+            }
+            while i < raw.count {
+                let start = i
+                let tag = raw[i]; i += 1
+                switch tag & 7 {
+                case wireVarint:
+                    _ = try varint()
+                case wireFixed64:
+                    guard i + 8 <= raw.count else { throw InputError(line: 0, field: "data", message: "truncated number in stored \(type)") }
+                    i += 8
+                case wireBytes:
+                    try skipText()
+                case wireList:
+                    let n = try varint()
+                    guard n <= UInt64(raw.count - i) else { throw InputError(line: 0, field: "data", message: "length runs past the stored \(type)") }
+                    for _ in 0..<n { try skipText() }
+                default:
+                    throw InputError(line: 0, field: "data", message: "unknown wire type \(tag & 7) in stored \(type)")
+                }
+                guard let field = Field(rawValue: tag >> 3) else { inOrder = false; continue }
+                inOrder = inOrder && field.rawValue > previous
+                previous = field.rawValue
+                last[Int(field.rawValue)] = start..<i
+            }
+        }
+        var data = EventData()
+        if inOrder {
+            // What every writer of this build stores: taken as it is.
+            data.bytes = bytes
+            for field in Field.allCases where last[Int(field.rawValue)] != nil { data.present.insert(field) }
+        } else {
+            for field in Field.allCases {
+                guard let range = last[Int(field.rawValue)] else { continue }
+                data.bytes.append(contentsOf: bytes[range])
+                data.present.insert(field)
+            }
         }
         return Upcaster.upcast(data, type: type, from: schemaVersion)
     }
@@ -149,6 +310,11 @@ public struct EventData: Sendable, Equatable {
         var v = value
         while v >= 0x80 { out.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
         out.append(UInt8(v))
+    }
+
+    private static func appendText<Text: Collection<UInt8>>(_ text: Text, to out: inout [UInt8]) {
+        appendVarint(UInt64(text.count), &out)
+        out.append(contentsOf: text)
     }
 }
 

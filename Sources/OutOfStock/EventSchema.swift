@@ -69,6 +69,13 @@ struct FieldSet: Equatable {
 
     mutating func insert(_ field: Field) { bits |= 1 << UInt32(field.rawValue) }
 
+    mutating func remove(_ field: Field) { bits &= ~(1 << UInt32(field.rawValue)) }
+
+    /// The highest field number in the set (0 when empty).
+    var highest: UInt8 { UInt8(31 - min(bits.leadingZeroBitCount, 31)) }
+
+    func intersects(_ other: FieldSet) -> Bool { bits & other.bits != 0 }
+
     /// Whether every field of `other` is in this set.
     func isSuperset(of other: FieldSet) -> Bool { other.bits & ~bits == 0 }
 }

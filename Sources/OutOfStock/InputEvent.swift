@@ -153,7 +153,7 @@ public final class InputParser: @unchecked Sendable {
             }
             guard !seen.contains(field) else { throw fail(field.pathInData, "appears twice") }
             seen.insert(field)
-            data[field] = try value(doc, node, field: field, fail: fail)
+            try set(field, of: doc, node, in: &data, fail: fail)
             count += 1
         }
         if !seen.isSuperset(of: type.requiredFields) {
@@ -163,8 +163,9 @@ public final class InputParser: @unchecked Sendable {
         return data
     }
 
-    /// A field's value, checked. The field's path (`data.<name>`) is made only for an error.
-    private static func value(_ doc: JSONDocument, _ node: Int, field: Field, fail: (String, String) -> InputError) throws -> FieldValue {
+    /// Checks a field's value and writes it into `data` (text as its bytes: no `String`).
+    /// The field's path (`data.<name>`) is made only for an error.
+    private static func set(_ field: Field, of doc: JSONDocument, _ node: Int, in data: inout EventData, fail: (String, String) -> InputError) throws {
         let isString = doc.type(node) == Int32(BO_JSON_STRING.rawValue)
         var path: String { field.pathInData }
         switch field.kind {
@@ -172,20 +173,22 @@ public final class InputParser: @unchecked Sendable {
             guard isString else { throw fail(path, "must be a string, not \(doc.type(node).jsonTypeName)") }
             let bytes = doc.stringBytes(node)
             guard (1...64).contains(bytes.count), bytes.allSatisfy(isIDByte) else { throw fail(path, "must be 1–64 characters of A–Z a–z 0–9 _ . : -") }
-            return .string(String(decoding: bytes, as: UTF8.self))
+            data.setText(field, bytes)
         case let .text(min, max):
             guard isString else { throw fail(path, "must be a string, not \(doc.type(node).jsonTypeName)") }
-            let n = codePoints(doc.stringBytes(node))
+            let bytes = doc.stringBytes(node)
+            let n = codePoints(bytes)
             guard n >= min && n <= max else { throw fail(path, min > 0 ? "must be \(min)–\(max) characters" : "must be at most \(max) characters") }
-            return .string(doc.string(node))
+            data.setText(field, bytes)
         case .quantity:
             guard let v = doc.integer(node) else { throw fail(path, "must be an integer, not \(doc.notAnInteger(node))") }
             guard v >= 1 && v <= 1_000_000 else { throw fail(path, "must be between 1 and 1,000,000, not \(v)") }
-            return .integer(v)
+            data.setInteger(field, v)
         case .price:
             guard let v = doc.number(node) else { throw fail(path, "must be a number, not \(doc.type(node).jsonTypeName)") }
             guard v >= 0 && v.isFinite else { throw fail(path, "must be ≥ 0") }
-            return .number(v)
+            // -0 is stored as 0: equal prices have equal bytes (a resend compares bytes).
+            data[field] = .number(v == 0 ? 0 : v)
         case .sizes:
             guard doc.type(node) == Int32(BO_JSON_ARRAY.rawValue) else { throw fail(path, "must be an array of sizes, not \(doc.type(node).jsonTypeName)") }
             var sizes: [String] = []
@@ -198,7 +201,7 @@ public final class InputParser: @unchecked Sendable {
                 sizes.append(size)
             }
             guard (1...20).contains(sizes.count) else { throw fail(path, "must list 1–20 sizes") }
-            return .strings(sizes)
+            data[field] = .strings(sizes)
         }
     }
 }

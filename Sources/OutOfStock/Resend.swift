@@ -19,7 +19,7 @@ extension InputEvent {
         hasher.combine(actor)
         hasher.combine(correlationId ?? "")
         hasher.combine(at)
-        for field in Field.producerFields { hasher.combine(data[field]) }
+        data.hashProducerFields(into: &hasher)
         return hasher.finalize()
     }
 
@@ -28,6 +28,6 @@ extension InputEvent {
         guard stored.tenant == tenant, stored.type == type.name, stored.stream == type.streamName(stream), stored.actor == actor,
               (stored.correlationId ?? "") == (correlationId ?? ""), at == nil || at == stored.businessTime,
               let storedData = try? EventData.decode(stored.data, type: stored.type, schemaVersion: stored.schemaVersion) else { return false }
-        return Field.producerFields.allSatisfy { storedData[$0] == data[$0] }
+        return storedData.hasSameProducerFields(as: data)
     }
 }

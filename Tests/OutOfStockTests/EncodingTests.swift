@@ -16,6 +16,45 @@ import Testing
         #expect(decoded == data)
     }
 
+    /// Data is held as its encoding in field-number order, whatever order fields are set
+    /// in, replaced or removed in; stored data out of that order (or with a field twice, or
+    /// an unknown field) decodes to the same canonical bytes.
+    @Test func dataIsCanonicalWhateverTheOrderOfChanges() throws {
+        var inOrder = EventData()
+        inOrder[.recordId] = .string("R-1")
+        inOrder[.quantity] = .integer(3)
+        inOrder[.notes] = .string("a note longer than fifteen bytes")
+        inOrder[.productName] = .string("Shirt")
+        var shuffled = EventData()
+        shuffled[.productName] = .string("old name")
+        shuffled[.notes] = .string("a note longer than fifteen bytes")
+        shuffled[.size] = .string("M")
+        shuffled[.recordId] = .string("R-1")
+        shuffled[.quantity] = .integer(-7)
+        shuffled[.size] = nil
+        shuffled[.quantity] = .integer(3)
+        shuffled[.productName] = .string("Shirt")
+        #expect(shuffled == inOrder)
+        #expect(shuffled.encoded() == inOrder.encoded())
+        #expect(shuffled.fields == [.recordId, .quantity, .notes, .productName])
+        #expect(shuffled.string(.notes) == "a note longer than fifteen bytes" && shuffled.integer(.quantity) == 3 && shuffled.string(.size) == nil)
+        // quantity (tag 0x28) before recordId (0x0a), recordId twice (the last wins), field 30 unknown.
+        let stored: [UInt8] = [0x28, 0x06, 0x0A, 1, 0x58, 0xF2, 1, 0x7A, 0x0A, 3, 0x52, 0x2D, 0x31]
+        let decoded = try EventData.decode(stored, type: "DeliveryRecorded", schemaVersion: 1)
+        var expected = EventData()
+        expected[.recordId] = .string("R-1")
+        expected[.quantity] = .integer(3)
+        #expect(decoded == expected)
+        #expect(decoded.encoded() == [0x0A, 3, 0x52, 0x2D, 0x31, 0x28, 0x06])
+        // What a resend compares: the producer's fields, not the names the store adds.
+        #expect(inOrder.hasSameProducerFields(as: {
+            var other = inOrder
+            other[.productName] = nil
+            return other
+        }()))
+        #expect(!inOrder.hasSameProducerFields(as: expected))
+    }
+
     /// An OutOfStockReported written as schema version 1 (before the names were kept), as
     /// bytes frozen here, read through today's decode path.
     @Test func versionOneEventsAreUpcastOnRead() throws {

@@ -31,18 +31,20 @@ struct AppendPlan {
         hashes.reserveCapacity(events.count)
         scopedIDs.reserveCapacity(events.count)
         partitionOfEvent.reserveCapacity(events.count)
-        for (i, event) in events.enumerated() {
-            guard !event.tenant.isEmpty, !event.tenant.utf8.contains(0), !event.stream.isEmpty, !event.type.isEmpty else {
+        // Fields are read in place (`events[i].tenant`): a copy of each event would retain
+        // and release its six strings and arrays, here and in the passes below.
+        for i in events.indices {
+            guard !events[i].tenant.isEmpty, !events[i].tenant.utf8.contains(0), !events[i].stream.isEmpty, !events[i].type.isEmpty else {
                 throw EventStoreError.invalidArgument("event \(i + 1): tenant, stream and type must be non-empty (and the tenant free of NUL bytes)")
             }
-            let key = EnvelopeCodec.key(tenant: event.tenant, stream: event.stream)
+            let key = EnvelopeCodec.key(tenant: events[i].tenant, stream: events[i].stream)
             // Size limits are checked here, before anything is submitted, so that a write
             // can only fail for I/O reasons.
-            guard key.count <= Limits.maxKeyBytes, EnvelopeCodec.encodedSizeBound(event) <= Self.maxEventBytes else {
-                throw EventStoreError.invalidArgument("event \(i + 1) (\(event.type) of stream \(event.stream)) is larger than the limit of \(Self.maxEventBytes) bytes")
+            guard key.count <= Limits.maxKeyBytes, EnvelopeCodec.encodedSizeBound(events[i]) <= Self.maxEventBytes else {
+                throw EventStoreError.invalidArgument("event \(i + 1) (\(events[i].type) of stream \(events[i].stream)) is larger than the limit of \(Self.maxEventBytes) bytes")
             }
             hashes.append(StreamHash(key: key))
-            scopedIDs.append(ScopedID(tenant: event.tenant, id: event.id))
+            scopedIDs.append(ScopedID(tenant: events[i].tenant, id: events[i].id))
             partitionOfEvent.append(store.log.partition(forKey: key))
         }
         self.hashes = hashes
@@ -73,11 +75,11 @@ struct AppendPlan {
         // stream seen earlier in this call — are not needed). Nothing changes them before
         // pass 2: the index lock is held.
         let found = try index.current(ids: scopedIDs, streams: hashes, partitions: partitionOfEvent)
-        for (i, event) in events.enumerated() {
+        for i in events.indices {
             let id = scopedIDs[i]
-            func conflict(_ original: String) -> EventStoreError { .idConflict(tenant: event.tenant, id: event.id, original: original) }
+            func conflict(_ original: String) -> EventStoreError { .idConflict(tenant: events[i].tenant, id: events[i].id, original: original) }
             if let earlier = firstWithID[id] {
-                guard event.isResend(of: events[earlier]) else { throw conflict("event \(earlier + 1) of this append") }
+                guard events[i].isResend(of: events[earlier]) else { throw conflict("event \(earlier + 1) of this append") }
                 duplicateOf[i] = earlier
                 continue
             }
@@ -87,13 +89,13 @@ struct AppendPlan {
                 // A duplicate of an event still in flight in a failed partition may never
                 // have reached the disk: do not vouch for it.
                 if let failure = index.failure[position.partition] { throw EventStoreError.partitionFailed(position.partition, failure.description) }
-                guard event.isResend(of: inFlight.event) else { throw conflict("an event being appended (partition \(position.partition), offset \(position.offset))") }
+                guard events[i].isResend(of: inFlight.event) else { throw conflict("an event being appended (partition \(position.partition), offset \(position.offset))") }
                 outcomes[i] = .duplicate(Position(partition: position.partition, offset: position.offset), version: position.version)
                 continue
             }
             if let stored = found.ids[i] {
                 let position = Position(partition: stored.partition, offset: stored.offset)
-                guard event.isResend(of: try store.readEvent(at: position)) else { throw conflict("the event stored at \(position)") }
+                guard events[i].isResend(of: try store.readEvent(at: position)) else { throw conflict("the event stored at \(position)") }
                 outcomes[i] = .duplicate(position, version: stored.version)
                 continue
             }
@@ -105,10 +107,10 @@ struct AppendPlan {
                 current = head?.version ?? 0
                 if let head { headOffset[hashes[i]] = head.offset }
             }
-            guard event.expectedVersion.admits(current) else {
-                throw EventStoreError.wrongExpectedVersion(tenant: event.tenant, stream: event.stream, expected: event.expectedVersion, actual: current)
+            guard events[i].expectedVersion.admits(current) else {
+                throw EventStoreError.wrongExpectedVersion(tenant: events[i].tenant, stream: events[i].stream, expected: events[i].expectedVersion, actual: current)
             }
-            precondition(current >= 0, "stream \(event.stream) of tenant \(event.tenant) at version \(current)")
+            precondition(current >= 0, "stream \(events[i].stream) of tenant \(events[i].tenant) at version \(current)")
             versions[i] = current + 1
             versionInCall[hashes[i]] = current + 1
             firstWithID[id] = i
@@ -117,6 +119,7 @@ struct AppendPlan {
         // Pass 2: offsets, links, encoding and submission, partition by partition.
         let recordedTime = recordedTimes(index, new: { outcomes[$0] == nil && duplicateOf[$0] == nil })
         var submissions: [Submission] = []
+        let submitted = SubmittedEvents(events)
         var value: [UInt8] = []
         var members = [[Int]](repeating: [], count: store.log.partitionCount)
         for i in events.indices where outcomes[i] == nil && duplicateOf[i] == nil { members[partitionOfEvent[i]].append(i) }
@@ -140,11 +143,10 @@ struct AppendPlan {
                 indexed.reserveCapacity(chunk.count)
                 let base = index.nextOffset[partition]
                 for (k, i) in chunk.enumerated() {
-                    let event = events[i]
                     let offset = base + Int64(k)
                     let previous = previousInCall[hashes[i]] ?? headOffset[hashes[i]]
-                    EnvelopeCodec.encode(event, streamVersion: versions[i], previousOffset: previous, into: &value)
-                    try batch.append(key: EnvelopeCodec.key(tenant: event.tenant, stream: event.stream), value: value, timestamp: recordedTime[i])
+                    EnvelopeCodec.encode(events[i], streamVersion: versions[i], previousOffset: previous, into: &value)
+                    try batch.append(key: EnvelopeCodec.key(tenant: events[i].tenant, stream: events[i].stream), value: value, timestamp: recordedTime[i])
                     previousInCall[hashes[i]] = offset
                     indexed.append(IndexedEvent(id: scopedIDs[i], stream: hashes[i], version: versions[i], offset: offset,
                                                 shortKeyWasFree: found.shortKeyFree[i]))
@@ -163,7 +165,7 @@ struct AppendPlan {
                     throw failure
                 }
                 index.nextOffset[partition] = base + Int64(chunk.count)
-                index.markInFlight(indexed, contents: chunk.map { events[$0] }, recordedTimes: chunk.map { recordedTime[$0] }, partition: partition)
+                index.markInFlight(indexed, contents: submitted, places: chunk, recordedTimes: chunk.map { recordedTime[$0] }, partition: partition)
                 submissions.append(Submission(partition: partition, ticket: ticket, indexed: indexed))
             }
         }

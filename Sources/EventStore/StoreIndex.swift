@@ -50,7 +50,7 @@ struct InFlightEvent: Sendable {
     var event: NewEvent { submitted.events[index] }
 }
 
-/// The events of one submitted batch, shared by their in-flight entries.
+/// The events of one append call, shared by their in-flight entries.
 final class SubmittedEvents: Sendable {
     let events: [NewEvent]
 
@@ -326,17 +326,19 @@ final class StoreIndex: @unchecked Sendable {
 
     // MARK: Updates (caller holds the lock)
 
-    func markInFlight(_ events: [IndexedEvent], contents: [NewEvent], recordedTimes: [Int64], partition: Int) {
-        precondition(events.count == contents.count && events.count == recordedTimes.count,
-                     "\(events.count) indexed events for \(contents.count) submitted with \(recordedTimes.count) recorded times")
-        let submitted = SubmittedEvents(contents)
+    /// `contents` holds the append's events, `events[k]`'s at `places[k]`: shared by the
+    /// entries of every batch of the append (no copy of an event per entry).
+    func markInFlight(_ events: [IndexedEvent], contents submitted: SubmittedEvents, places: ArraySlice<Int>, recordedTimes: [Int64], partition: Int) {
+        precondition(events.count == places.count && events.count == recordedTimes.count,
+                     "\(events.count) indexed events for \(places.count) submitted with \(recordedTimes.count) recorded times")
         precondition(events.first?.offset == unapplied[partition].last.map { $0[$0.count - 1].offset + 1 } ?? appliedEnd[partition],
                      "partition \(partition): a batch submitted out of offset order")
         unapplied[partition].append(events)
         if let first = events.first { recordedOrder.submitted(partition: partition, base: first.offset, times: recordedTimes) }
-        for (k, event) in events.enumerated() {
+        for (k, place) in zip(events.indices, places) {
+            let event = events[k]
             let position = IndexedPosition(partition: partition, offset: event.offset, version: event.version)
-            inFlightIDs[event.id] = InFlightEvent(position: position, submitted: submitted, index: k)
+            inFlightIDs[event.id] = InFlightEvent(position: position, submitted: submitted, index: place)
             let short = ShortIDKey(value: event.id.shortKey)
             if var use = inFlightShortKeys[short] {
                 use.count += 1

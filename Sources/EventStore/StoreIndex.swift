@@ -38,10 +38,11 @@ struct IndexedPosition: Sendable, Equatable {
 /// An event submitted to the log and not yet acknowledged: where it goes, and what it is
 /// (a resend of its id is compared with it).
 ///
-/// The event is kept as its place in the submitted batch, which every event of the batch
-/// shares: the in-flight table moves its entries as it grows and as acknowledged ones
-/// leave it, and a `NewEvent` held by value (six counted references) made each move six
-/// retains and releases — about a sixth of an append's submitting thread in a profile.
+/// The event is kept as its place in the append call's events, which every event of the
+/// call shares (all its batches, in every partition): the in-flight table moves its
+/// entries as it grows and as acknowledged ones leave it, and a `NewEvent` held by value
+/// (six counted references) made each move six retains and releases — about a sixth of an
+/// append's submitting thread in a profile.
 struct InFlightEvent: Sendable {
     let position: IndexedPosition
     let submitted: SubmittedEvents

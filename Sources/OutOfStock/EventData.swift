@@ -45,34 +45,79 @@ public struct EventData: Sendable, Equatable {
                 present.remove(field)
                 return
             }
-            set(field) { out in
-                switch newValue {
-                case let .string(s): Self.appendText(s.utf8, to: &out)
-                case let .integer(v): Self.appendVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)), &out)
-                case let .number(d): withUnsafeBytes(of: d.bitPattern.littleEndian) { out.append(contentsOf: $0) }
-                case let .strings(list):
-                    Self.appendVarint(UInt64(list.count), &out)
-                    for s in list { Self.appendText(s.utf8, to: &out) }
-                }
-            } wire: {
-                switch newValue {
-                case .string: Self.wireBytes
-                case .integer: Self.wireVarint
-                case .number: Self.wireFixed64
-                case .strings: Self.wireList
-                }
-            }
+            set(field, { Self.appendValue(newValue, to: &$0) }, wire: { Self.wire(of: newValue) })
         }
     }
 
-    /// Sets a text field from its UTF-8 bytes (the parser's way: no `String`).
-    mutating func setText(_ field: Field, _ text: UnsafeRawBufferPointer) {
-        set(field) { Self.appendText(text, to: &$0) } wire: { Self.wireBytes }
+    /// A value's encoding, without its tag.
+    private static func appendValue(_ value: FieldValue, to out: inout [UInt8]) {
+        switch value {
+        case let .string(s): appendText(s.utf8, to: &out)
+        case let .integer(v): appendVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)), &out)
+        case let .number(d): withUnsafeBytes(of: d.bitPattern.littleEndian) { out.append(contentsOf: $0) }
+        case let .strings(list):
+            appendVarint(UInt64(list.count), &out)
+            for s in list { appendText(s.utf8, to: &out) }
+        }
     }
 
-    /// Sets an integer field.
-    mutating func setInteger(_ field: Field, _ value: Int64) {
-        set(field) { Self.appendVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)), &$0) } wire: { Self.wireVarint }
+    private static func wire(of value: FieldValue) -> UInt8 {
+        switch value {
+        case .string: wireBytes
+        case .integer: wireVarint
+        case .number: wireFixed64
+        case .strings: wireList
+        }
+    }
+
+    /// Data made of fields given in any order — the parser's: a producer may send its keys
+    /// sorted by name — written one after the other into one buffer, and put in
+    /// field-number order once, at the end, if they came out of it.
+    struct Builder {
+        private var data = EventData()
+        private var ordered = true
+
+        /// `capacity`: bytes reserved (a line's data is about 100).
+        init(capacity: Int) { data.bytes.reserveCapacity(capacity) }
+
+        func contains(_ field: Field) -> Bool { data.present.contains(field) }
+
+        /// The fields given so far.
+        var fields: FieldSet { data.present }
+
+        mutating func appendText(_ field: Field, _ text: UnsafeRawBufferPointer) {
+            begin(field, wire: EventData.wireBytes)
+            EventData.appendText(text, to: &data.bytes)
+        }
+
+        mutating func appendInteger(_ field: Field, _ value: Int64) {
+            begin(field, wire: EventData.wireVarint)
+            EventData.appendVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)), &data.bytes)
+        }
+
+        mutating func append(_ field: Field, _ value: FieldValue) {
+            begin(field, wire: EventData.wire(of: value))
+            EventData.appendValue(value, to: &data.bytes)
+        }
+
+        private mutating func begin(_ field: Field, wire: UInt8) {
+            precondition(!data.present.contains(field), "field \(field) given twice to an EventData.Builder")
+            ordered = ordered && data.present.highest < field.rawValue
+            data.present.insert(field)
+            data.bytes.append(field.rawValue << 3 | wire)
+        }
+
+        /// The data, in field-number order.
+        func finish() -> EventData {
+            guard !ordered else { return data }
+            var sorted = EventData()
+            sorted.present = data.present
+            sorted.bytes.reserveCapacity(data.bytes.count)
+            for span in data.spans().sorted(by: { $0.field.rawValue < $1.field.rawValue }) {
+                sorted.bytes.append(contentsOf: data.bytes[span.start..<span.end])
+            }
+            return sorted
+        }
     }
 
     /// Writes `field`'s tag and value (`write` appends the value) in its place: at the end
@@ -86,7 +131,7 @@ public struct EventData: Sendable, Equatable {
         } else {
             var encoded: [UInt8] = [tag]
             write(&encoded)
-            let range = span(of: field).map { $0.start..<$0.end } ?? insertionPoint(for: field)..<insertionPoint(for: field)
+            let range = span(of: field).map { $0.start..<$0.end } ?? { let at = insertionPoint(for: field); return at..<at }()
             bytes.replaceSubrange(range, with: encoded)
         }
         present.insert(field)
@@ -137,6 +182,7 @@ public struct EventData: Sendable, Equatable {
 
     /// Whether the fields a producer sends are the same in both, byte for byte.
     func hasSameProducerFields(as other: EventData) -> Bool {
+        if !present.intersects(Self.derived) && !other.present.intersects(Self.derived) { return bytes == other.bytes }
         func producerBytes(_ data: EventData) -> [UInt8] {
             data.spans().filter { !Self.derived.contains($0.field) }.flatMap { data.bytes[$0.start..<$0.end] }
         }
@@ -252,7 +298,7 @@ public struct EventData: Sendable, Equatable {
         _ = try Upcaster.storedType(type, schemaVersion: schemaVersion)
         // Each known field's last place, checked as the log's reader checks it.
         var last = [Range<Int>?](repeating: nil, count: Field.allCases.count + 1)
-        var inOrder = true, previous: UInt8 = 0
+        var inOrder = true, previous: UInt8 = 0, negativeZero = false
         try bytes.withUnsafeBytes { raw in
             var i = 0
             func varint() throws -> UInt64 {
@@ -275,6 +321,7 @@ public struct EventData: Sendable, Equatable {
                     _ = try varint()
                 case wireFixed64:
                     guard i + 8 <= raw.count else { throw InputError(line: 0, field: "data", message: "truncated number in stored \(type)") }
+                    negativeZero = negativeZero || raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) == (-0.0 as Double).bitPattern.littleEndian
                     i += 8
                 case wireBytes:
                     try skipText()
@@ -302,6 +349,11 @@ public struct EventData: Sendable, Equatable {
                 data.bytes.append(contentsOf: bytes[range])
                 data.present.insert(field)
             }
+        }
+        if negativeZero {
+            // -0 (stored by builds before inputs were made +0) reads as 0: equal numbers
+            // have equal bytes, which a resend's comparison relies on.
+            for field in data.fields { if case let .number(v) = data[field], v == 0 { data[field] = .number(0) } }
         }
         return Upcaster.upcast(data, type: type, from: schemaVersion)
     }

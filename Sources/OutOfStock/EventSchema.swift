@@ -114,8 +114,8 @@ public struct EventType: Sendable, Hashable {
 
     /// The type whose envelope name is `name`'s bytes, or nil (no `String` is made).
     public init?(named name: UnsafeRawBufferPointer) {
-        guard let index = KeyTable.eventTypes.index(of: name) else { return nil }
-        self.kind = Kind.allCases[index]
+        guard let index = KeyTable.eventTypes.index(of: name), let kind = Kind(rawValue: UInt8(index)) else { return nil }
+        self.kind = kind
     }
 
     /// The type named `name`, or nil.

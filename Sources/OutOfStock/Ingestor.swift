@@ -89,6 +89,7 @@ extension InputParser {
         var results: [Result<InputEvent, InputError>] = []
         results.reserveCapacity(chunk.count)
         var fingerprints = [Int](repeating: 0, count: chunk.count)
+        var lookups = StoreAnswers.Questions()
         chunk.bytes.withUnsafeBytes { all in
             for k in 0..<chunk.count {
                 if let length = chunk.tooLong[k] {
@@ -100,12 +101,13 @@ extension InputParser {
                 if case var .success(input) = result {
                     if let tenant, !input.tenantGiven { input.tenant = tenant }
                     fingerprints[k] = input.resendFingerprint
+                    lookups.ask(about: input, line: k)
                     result = .success(input)
                 }
                 results.append(result)
             }
         }
-        return PreparedChunk(chunk: chunk, results: results, fingerprints: fingerprints, answers: try StoreAnswers(results, store: store))
+        return PreparedChunk(chunk: chunk, results: results, fingerprints: fingerprints, answers: try StoreAnswers(lookups, lines: chunk.count, store: store))
     }
 }
 
@@ -123,31 +125,43 @@ struct StoreAnswers: Sendable {
     private var positions: [StoredID??]
     private var versions: [Int64??]
 
-    /// Looks up the ids and streams of these lines (whose tenants are the ones they are
-    /// decided for: a line whose tenant will be refused is looked up, and never asked about).
-    init(_ results: [Result<InputEvent, InputError>], store: any EventAppender) throws {
-        positions = Array(repeating: nil, count: results.count)
-        versions = Array(repeating: nil, count: results.count)
-        var windowStart = 0
-        while windowStart < results.count {
-            let window = windowStart..<min(windowStart + Self.window, results.count)
-            var ids: [(tenant: String, id: EventID)] = [], idLines: [Int] = []
-            var streams: [(tenant: String, stream: String)] = [], streamLines: [Int] = []
-            for k in window {
-                guard case let .success(input) = results[k] else { continue }
-                if let id = input.id {
-                    ids.append((input.tenant, id))
-                    idLines.append(k)
-                }
-                streams.append((input.tenant, input.type.streamName(input.stream)))
-                streamLines.append(k)
+    /// What to ask the store: the ids and streams of a chunk's parsed lines (whose tenants
+    /// are the ones they are decided for: a line whose tenant will be refused is looked up,
+    /// and never asked about), gathered as the lines are parsed.
+    struct Questions {
+        fileprivate var ids: [(tenant: String, id: EventID)] = [], idLines: [Int] = []
+        fileprivate var streams: [(tenant: String, stream: String)] = [], streamLines: [Int] = []
+
+        mutating func ask(about input: InputEvent, line k: Int) {
+            precondition(streamLines.last.map { $0 < k } ?? true, "lines are asked about in order")
+            if let id = input.id {
+                ids.append((input.tenant, id))
+                idLines.append(k)
             }
-            let found = try store.lookUp(ids: ids, streams: streams)
-            precondition(found.positions.count == ids.count && found.versions.count == streams.count, "the store answered another number of lookups")
-            for (n, line) in idLines.enumerated() { positions[line] = .some(found.positions[n]) }
-            for (n, line) in streamLines.enumerated() { versions[line] = .some(found.versions[n]) }
-            windowStart = window.upperBound
+            streams.append((input.tenant, input.streamName))
+            streamLines.append(k)
         }
+    }
+
+    /// The store's answers to `questions` about a chunk of `lines` lines.
+    init(_ questions: Questions, lines: Int, store: any EventAppender) throws {
+        positions = Array(repeating: nil, count: lines)
+        versions = Array(repeating: nil, count: lines)
+        var nextID = 0, nextStream = 0
+        while nextStream < questions.streams.count {
+            // The questions of `window` lines at a time.
+            let windowEnd = questions.streamLines[nextStream] + Self.window
+            var idEnd = nextID, streamEnd = nextStream
+            while idEnd < questions.ids.count && questions.idLines[idEnd] < windowEnd { idEnd += 1 }
+            while streamEnd < questions.streams.count && questions.streamLines[streamEnd] < windowEnd { streamEnd += 1 }
+            let found = try store.lookUp(ids: Array(questions.ids[nextID..<idEnd]), streams: Array(questions.streams[nextStream..<streamEnd]))
+            precondition(found.positions.count == idEnd - nextID && found.versions.count == streamEnd - nextStream, "the store answered another number of lookups")
+            for n in nextID..<idEnd { positions[questions.idLines[n]] = .some(found.positions[n - nextID]) }
+            for n in nextStream..<streamEnd { versions[questions.streamLines[n]] = .some(found.versions[n - nextStream]) }
+            nextID = idEnd
+            nextStream = streamEnd
+        }
+        precondition(nextID == questions.ids.count, "an id asked about without its stream")
     }
 
     /// The store's answer for line `k`'s id (nil: not looked up).
@@ -168,7 +182,7 @@ struct SingleStreamCheck {
     /// Checks `input` (the first line gets the input's expected version); the error, if any.
     mutating func check(_ input: inout InputEvent, line: Int) -> InputError? {
         guard let expected = expectVersion else { return nil }
-        let key = StreamKey(tenant: input.tenant, stream: input.type.streamName(input.stream))
+        let key = StreamKey(tenant: input.tenant, stream: input.streamName)
         if let stream, stream != key {
             return InputError(line: line, field: "data.\(input.type.streamField.name)", message: "the input's expected version applies to a single-stream input, but this line is for another stream")
         }
@@ -393,9 +407,9 @@ public final class Ingestor {
                         break
                     }
                 }
-                if let stream = options.stream, input.type.streamName(input.stream) != stream {
+                if let stream = options.stream, input.streamName != stream {
                     rejection = InputError(line: line, field: "data.\(input.type.streamField.name)",
-                                           message: "this line is for stream \(input.type.streamName(input.stream)), not this request's stream \(stream)")
+                                           message: "this line is for stream \(input.streamName), not this request's stream \(stream)")
                     break
                 }
                 // A resend is acknowledged before any check (and does not use up
@@ -474,7 +488,7 @@ public final class Ingestor {
         if let at = input.at, let skew = options.maxClockSkew, at > now + skew {
             return InputError(line: line, field: "at", message: "\(Timestamp.format(at)) is more than \(skew / 1_000_000) s after this machine's clock (\(Timestamp.format(now))); a time that far ahead is refused (--max-clock-skew SECONDS, or --allow-future-times)")
         }
-        let stream = input.type.streamName(input.stream)
+        let stream = input.streamName
         let key = StreamKey(tenant: input.tenant, stream: stream)
         do {
             let current = try state(key, storedVersion: storedVersion)

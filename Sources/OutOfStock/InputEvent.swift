@@ -9,7 +9,7 @@ public struct InputEvent: Sendable, Equatable {
     /// The event id; nil when the line had none (the store assigns one and reports it).
     public var id: EventID?
     /// The event type.
-    public var type: EventType
+    public private(set) var type: EventType
     /// The tenant (`default` when absent).
     public var tenant: String
     /// Business time in µs since the epoch; nil when absent (now).
@@ -21,12 +21,30 @@ public struct InputEvent: Sendable, Equatable {
     /// Batch operation id.
     public var correlationId: String?
     /// The type's fields.
-    public var data: EventData
+    public private(set) var data: EventData
     /// Whether the line named its tenant (a server's request names it otherwise).
     public var tenantGiven = true
-
     /// The stream this event belongs to: its record, customer or product id.
-    public var stream: String { data.string(type.streamField) ?? "" }
+    public let stream: String
+    /// The stream's name (`type.streamName(stream)`, like `record/R-1`).
+    public let streamName: String
+
+    /// An event; its stream is read from `data` once, here (the ingest asks for it at
+    /// each step, and a name longer than 15 bytes is an allocation each time it is made).
+    init(id: EventID?, type: EventType, tenant: String, at: Int64?, actor: String, expectedVersion: Int64?, correlationId: String?,
+         data: EventData, tenantGiven: Bool) {
+        self.id = id
+        self.type = type
+        self.tenant = tenant
+        self.at = at
+        self.actor = actor
+        self.expectedVersion = expectedVersion
+        self.correlationId = correlationId
+        self.data = data
+        self.tenantGiven = tenantGiven
+        self.stream = data.string(type.streamField) ?? ""
+        self.streamName = type.streamName(stream)
+    }
 }
 
 /// Turns NDJSON lines into `InputEvent`s, checking them against the v1 input contract
@@ -143,29 +161,27 @@ public final class InputParser: @unchecked Sendable {
     }
 
     private static func validateData(_ doc: JSONDocument, _ object: Int, type: EventType, fail: (String, String) -> InputError) throws -> EventData {
-        var data = EventData()
-        var seen = FieldSet()
+        var data = EventData.Builder(capacity: 160)
         var count = 0
         let allowed = type.allowedFields
         for node in doc.children(of: object) {
             guard let index = KeyTable.fields.index(of: doc.key(node)), let field = Field(rawValue: UInt8(index + 1)), allowed.contains(field) else {
                 throw fail("data." + doc.keyString(node), "is not a field of \(type.name)")
             }
-            guard !seen.contains(field) else { throw fail(field.pathInData, "appears twice") }
-            seen.insert(field)
+            guard !data.contains(field) else { throw fail(field.pathInData, "appears twice") }
             try set(field, of: doc, node, in: &data, fail: fail)
             count += 1
         }
-        if !seen.isSuperset(of: type.requiredFields) {
-            for field in type.required where !seen.contains(field) { throw fail("data." + field.name, "is required for \(type.name)") }
+        if !data.fields.isSuperset(of: type.requiredFields) {
+            for field in type.required where !data.contains(field) { throw fail("data." + field.name, "is required for \(type.name)") }
         }
         if type.needsChange && count < 2 { throw fail("data", "\(type.name) needs at least one changed field besides \(type.streamField.name)") }
-        return data
+        return data.finish()
     }
 
     /// Checks a field's value and writes it into `data` (text as its bytes: no `String`).
     /// The field's path (`data.<name>`) is made only for an error.
-    private static func set(_ field: Field, of doc: JSONDocument, _ node: Int, in data: inout EventData, fail: (String, String) -> InputError) throws {
+    private static func set(_ field: Field, of doc: JSONDocument, _ node: Int, in data: inout EventData.Builder, fail: (String, String) -> InputError) throws {
         let isString = doc.type(node) == Int32(BO_JSON_STRING.rawValue)
         var path: String { field.pathInData }
         switch field.kind {
@@ -173,22 +189,22 @@ public final class InputParser: @unchecked Sendable {
             guard isString else { throw fail(path, "must be a string, not \(doc.type(node).jsonTypeName)") }
             let bytes = doc.stringBytes(node)
             guard (1...64).contains(bytes.count), bytes.allSatisfy(isIDByte) else { throw fail(path, "must be 1–64 characters of A–Z a–z 0–9 _ . : -") }
-            data.setText(field, bytes)
+            data.appendText(field, bytes)
         case let .text(min, max):
             guard isString else { throw fail(path, "must be a string, not \(doc.type(node).jsonTypeName)") }
             let bytes = doc.stringBytes(node)
             let n = codePoints(bytes)
             guard n >= min && n <= max else { throw fail(path, min > 0 ? "must be \(min)–\(max) characters" : "must be at most \(max) characters") }
-            data.setText(field, bytes)
+            data.appendText(field, bytes)
         case .quantity:
             guard let v = doc.integer(node) else { throw fail(path, "must be an integer, not \(doc.notAnInteger(node))") }
             guard v >= 1 && v <= 1_000_000 else { throw fail(path, "must be between 1 and 1,000,000, not \(v)") }
-            data.setInteger(field, v)
+            data.appendInteger(field, v)
         case .price:
             guard let v = doc.number(node) else { throw fail(path, "must be a number, not \(doc.type(node).jsonTypeName)") }
             guard v >= 0 && v.isFinite else { throw fail(path, "must be ≥ 0") }
             // -0 is stored as 0: equal prices have equal bytes (a resend compares bytes).
-            data[field] = .number(v == 0 ? 0 : v)
+            data.append(field, .number(v == 0 ? 0 : v))
         case .sizes:
             guard doc.type(node) == Int32(BO_JSON_ARRAY.rawValue) else { throw fail(path, "must be an array of sizes, not \(doc.type(node).jsonTypeName)") }
             var sizes: [String] = []
@@ -201,7 +217,7 @@ public final class InputParser: @unchecked Sendable {
                 sizes.append(size)
             }
             guard (1...20).contains(sizes.count) else { throw fail(path, "must list 1–20 sizes") }
-            data[field] = .strings(sizes)
+            data.append(field, .strings(sizes))
         }
     }
 }

@@ -25,7 +25,7 @@ extension InputEvent {
 
     /// Whether `stored`, the event stored under this line's id, is this line sent again.
     func isResend(of stored: StoredEvent) -> Bool {
-        guard stored.tenant == tenant, stored.type == type.name, stored.stream == type.streamName(stream), stored.actor == actor,
+        guard stored.tenant == tenant, stored.type == type.name, stored.stream == streamName, stored.actor == actor,
               (stored.correlationId ?? "") == (correlationId ?? ""), at == nil || at == stored.businessTime,
               let storedData = try? EventData.decode(stored.data, type: stored.type, schemaVersion: stored.schemaVersion) else { return false }
         return storedData.hasSameProducerFields(as: data)

@@ -100,7 +100,8 @@ enum StoredDataJSON {
         case 1:
             var bits: UInt64 = 0
             for k in 0..<8 { bits |= UInt64(data[p + k]) << UInt64(8 * k) }
-            let number = Double(bitPattern: bits)
+            // -0 is written as 0, as `EventData.decode` reads it.
+            let number = Double(bitPattern: bits) == 0 ? 0 : Double(bitPattern: bits)
             // Input numbers are finite JSON numbers; Swift prints the shortest exact form.
             out.append(contentsOf: (number.isFinite ? String(number) : "null").utf8)
         case 2:

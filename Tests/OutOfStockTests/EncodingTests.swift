@@ -55,6 +55,41 @@ import Testing
         #expect(!inOrder.hasSameProducerFields(as: expected))
     }
 
+    /// A producer may send its keys in any order (sorted by name, say): the event is the
+    /// same, byte for byte, and so is its resend fingerprint.
+    @Test func fieldsInAnyOrderGiveTheSameData() throws {
+        let parser = try InputParser()
+        let inSchemaOrder = #"{"type":"OutOfStockReported","actor":"u1","data":{"recordId":"R-1","customerId":"C-1","productId":"P-1","size":"M","quantity":2,"notes":"a note longer than fifteen bytes"}}"#
+        let sortedByName = #"{"actor":"u1","data":{"customerId":"C-1","notes":"a note longer than fifteen bytes","productId":"P-1","quantity":2,"recordId":"R-1","size":"M"},"type":"OutOfStockReported"}"#
+        guard case let .success(a) = parser.parse(inSchemaOrder), case let .success(b) = parser.parse(sortedByName) else {
+            Issue.record("a line was refused")
+            return
+        }
+        #expect(a.data == b.data)
+        #expect(b.data.encoded() == a.data.encoded())
+        #expect(b.data.fields == [.recordId, .customerId, .productId, .size, .quantity, .notes])
+        #expect(a.resendFingerprint == b.resendFingerprint)
+        #expect(b.stream == "R-1" && b.streamName == "record/R-1")
+    }
+
+    /// A price of -0 is 0: stored as 0, and -0 stored by an earlier build reads as 0, so a
+    /// resend of either is the same event.
+    @Test func negativeZeroIsZero() throws {
+        let parser = try InputParser()
+        let line = #"{"type":"ProductRegistered","actor":"u1","data":{"productId":"P-1","sku":"S","name":"N","sizes":["M"],"price":-0.0}}"#
+        guard case let .success(parsed) = parser.parse(line) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(parsed.data.number(.price)?.bitPattern == 0)
+        var older = parsed.data
+        older[.price] = .number(-0.0)
+        #expect(older.number(.price)?.sign == .minus)
+        let decoded = try EventData.decode(older.encoded(), type: "ProductRegistered", schemaVersion: 1)
+        #expect(decoded.number(.price)?.bitPattern == 0)
+        #expect(decoded.hasSameProducerFields(as: parsed.data))
+    }
+
     /// An OutOfStockReported written as schema version 1 (before the names were kept), as
     /// bytes frozen here, read through today's decode path.
     @Test func versionOneEventsAreUpcastOnRead() throws {

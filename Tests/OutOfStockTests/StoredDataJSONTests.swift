@@ -43,7 +43,7 @@ import Testing
         switch Int.random(in: 0..<4, using: &random) {
         case 0: .string(text(&random))
         case 1: .integer(Int64.random(in: -1_000_000_000...1_000_000_000, using: &random))
-        case 2: .number([0, 18.5, 0.1, 1e21, 123_456.789].randomElement(using: &random)!)
+        case 2: .number([0, -0.0, 18.5, 0.1, 1e21, 123_456.789].randomElement(using: &random)!)
         default: .strings((0..<Int.random(in: 0...3, using: &random)).map { _ in text(&random) })
         }
     }

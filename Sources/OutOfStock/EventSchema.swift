@@ -194,8 +194,6 @@ public struct EventType: Sendable, Hashable {
         return (FieldSet(type.required), FieldSet(type.required + type.optional))
     }
 
-    func allows(_ field: Field) -> Bool { allowedFields.contains(field) }
-
     /// All types, by name.
     public static let all: [String: EventType] = Dictionary(uniqueKeysWithValues: Kind.allCases.map { (EventType($0).name, EventType($0)) })
 

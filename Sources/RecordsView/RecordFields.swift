@@ -1,15 +1,10 @@
 import EventStore
 import OutOfStock
 
-/// The kinds of event the records view applies, from a stored type name's bytes.
+/// The kinds of event the records view applies, by what they do to a request or a party.
 enum EventKind {
     case customer, customerRemoved, product, productRemoved
     case reported, amended, delivery, closed, refunded, deleted
-
-    init?(_ name: UnsafeRawBufferPointer) {
-        guard let type = EventType(named: name) else { return nil }
-        self.init(type)
-    }
 
     init(_ type: EventType) {
         switch type.kind {

@@ -386,7 +386,8 @@ public enum Upcaster {
     /// ignore any and fall back to the ids ("name unknown when reported"). Readers that
     /// walk stored data in place (`StoredDataJSON`, the records view) apply it too.
     public static func dropsDerivedNames(type: String, from version: Int) -> Bool {
-        (type == "OutOfStockReported" || type == "OutOfStockAmended") && version < 2
+        // The version first: the projector and `read` ask for every event, nearly all at 2+.
+        version < 2 && (type == "OutOfStockReported" || type == "OutOfStockAmended")
     }
 
     /// The type of stored data, checked as every reader checks it: known to this build, and

@@ -137,16 +137,23 @@ final class Partition: Sendable {
 
     /// Queues an encoded batch for the writer and returns its ticket at once.
     func submit(_ batch: EncodedBatch, expectedBaseOffset: Int64?) throws -> AppendTicket {
+        try queue(QueuedBatch(batch), expectedBaseOffset: expectedBaseOffset)
+    }
+
+    /// Queues a batch, compressed or not (`QueuedBatch`), and returns its ticket at once.
+    func queue(_ batch: QueuedBatch, expectedBaseOffset: Int64?) throws -> AppendTicket {
         guard writer != nil else { throw LogError.invalidArgument("the log was opened read-only") }
-        guard batch.bytes.count <= manifest.segmentBytes else {
-            throw LogError.invalidArgument("a batch of \(batch.bytes.count) bytes does not fit in a segment of \(manifest.segmentBytes) bytes")
+        // A batch whose compressed size could exceed a segment was compressed already: its
+        // length is exact here.
+        guard batch.maxLength <= manifest.segmentBytes else {
+            throw LogError.invalidArgument("a batch of \(batch.maxLength) bytes does not fit in a segment of \(manifest.segmentBytes) bytes")
         }
         let ticket = AppendTicket()
         let rejection: LogError? = shared.withLock { state in
             if let failure = state.writer.failure { return .writerFailed(partition: number, reason: failure.description) }
             if state.writer.closing || state.writer.stopped { return .closed }
             state.writer.pending.append(PendingAppend(batch: batch, ticket: ticket, expectedBaseOffset: expectedBaseOffset))
-            state.writer.pendingBytes += batch.bytes.count
+            state.writer.pendingBytes += batch.queuedBytes
             return nil
         }
         if let rejection { throw rejection }

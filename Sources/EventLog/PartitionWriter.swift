@@ -6,7 +6,7 @@ import Darwin
 
 /// An append waiting for the writer.
 struct PendingAppend: Sendable {
-    var batch: EncodedBatch
+    let batch: QueuedBatch
     let ticket: AppendTicket
     /// When set, the batch must get exactly this base offset (callers that predict
     /// offsets, like the event store's stream back-pointers, rely on it).
@@ -46,9 +46,9 @@ struct WriterQueue: Sendable {
 /// stamps offsets in order, writes them with one pwrite and makes them durable with one
 /// fdatasync (group commit), then acknowledges them all.
 ///
-/// Compression happens in the appenders' tasks before a batch is queued, so while this
-/// thread waits for the disk the other core compresses the next batches: a two-stage
-/// pipeline. Everything here runs on that one thread; only `WriterQueue` and the
+/// Compression happens in the appenders' tasks, before a batch is queued or beside it
+/// (`QueuedBatch`), so while this thread waits for the disk the other core compresses the
+/// next batches: a two-stage pipeline. Everything here runs on that one thread; only `WriterQueue` and the
 /// published `SegmentState`s are shared, under the partition's lock.
 final class PartitionWriter: @unchecked Sendable {
     private let storage: any Storage
@@ -139,14 +139,18 @@ final class PartitionWriter: @unchecked Sendable {
                 until: { !$0.writer.pending.isEmpty || $0.writer.closing || !$0.writer.syncRequests.isEmpty },
                 timeoutNanoseconds: intervalNanoseconds.map { unsyncedBytes > 0 ? $0 : 1_000_000_000 }
             ) { state -> ([PendingAppend], [SyncRequest], Bool) in
-                var taken = 0, bytes = 0
-                while taken < state.writer.pending.count && (taken == 0 || bytes + state.writer.pending[taken].batch.bytes.count <= Limits.maxFlushBytes) {
-                    bytes += state.writer.pending[taken].batch.bytes.count
+                // Up to maxFlushBytes on disk (batches are compressed after they are taken:
+                // their largest compressed length counts), and the memory they held leaves
+                // the queue's account.
+                var taken = 0, flushed = 0, queued = 0
+                while taken < state.writer.pending.count && (taken == 0 || flushed + state.writer.pending[taken].batch.maxLength <= Limits.maxFlushBytes) {
+                    flushed += state.writer.pending[taken].batch.maxLength
+                    queued += state.writer.pending[taken].batch.queuedBytes
                     taken += 1
                 }
                 let batches = Array(state.writer.pending.prefix(taken))
                 state.writer.pending.removeFirst(taken)
-                state.writer.pendingBytes -= bytes
+                state.writer.pendingBytes -= queued
                 precondition(state.writer.pendingBytes >= 0 && (state.writer.pendingBytes == 0) == state.writer.pending.isEmpty,
                              "partition \(partition.number): \(state.writer.pendingBytes) bytes pending in \(state.writer.pending.count) batches")
                 defer { state.writer.syncRequests = [] }
@@ -185,7 +189,8 @@ final class PartitionWriter: @unchecked Sendable {
         for request in requests { request.complete(.success(())) }
     }
 
-    /// Writes, syncs and acknowledges one group of batches.
+    /// Writes, syncs and acknowledges one group of batches (compressing those whose
+    /// appenders have not: `QueuedBatch`).
     private func flush(_ batches: [PendingAppend], _ partition: Partition) {
         precondition(!batches.isEmpty, "partition \(partition.number): a flush of no batches")
         var acknowledgements: [AppendAcknowledgement] = []
@@ -195,17 +200,18 @@ final class PartitionWriter: @unchecked Sendable {
         var acknowledgedCount = 0
         do {
             if let failure = partition.shared.withLock({ $0.writer.failure }) { throw failure }
+            let encoded = try batches.map { try $0.batch.compressed() }
             buffer.removeAll(keepingCapacity: true)
-            for pending in batches {
+            for (pending, batch) in zip(batches, encoded) {
                 if let expected = pending.expectedBaseOffset, expected != nextOffset {
                     throw LogError.invalidArgument("batch expected base offset \(expected) but the partition is at \(nextOffset)")
                 }
-                let length = pending.batch.bytes.count
-                precondition(pending.batch.recordCount > 0 && length > BatchHeader.size,
-                             "partition \(partition.number): a batch of \(pending.batch.recordCount) records in \(length) bytes")
+                let length = batch.bytes.count
+                precondition(batch.recordCount > 0 && length > BatchHeader.size,
+                             "partition \(partition.number): a batch of \(batch.recordCount) records in \(length) bytes")
                 let segmentFull = position + Int64(buffer.count + length) > segmentBytes
                 // Relative offsets in the index are 32-bit: roll long before they could overflow.
-                let offsetsFull = nextOffset - segmentBase + Int64(pending.batch.recordCount) > Int64(UInt32.max) - 1
+                let offsetsFull = nextOffset - segmentBase + Int64(batch.recordCount) > Int64(UInt32.max) - 1
                 if (segmentFull || offsetsFull) && position + Int64(buffer.count) > 0 {
                     try writeBuffer()
                     try sealActiveSegment(partition, publishing: &written)
@@ -221,22 +227,22 @@ final class PartitionWriter: @unchecked Sendable {
                              "partition \(partition.number): a batch of \(length) bytes at \(position + Int64(buffer.count)) overruns a segment of \(segmentBytes)")
                 try ensureZeroed(through: position + Int64(buffer.count + length))
                 let at = position + Int64(buffer.count)
-                buffer.append(contentsOf: pending.batch.bytes)
+                buffer.append(contentsOf: batch.bytes)
                 let stamped = buffer.withUnsafeMutableBytes { raw -> BatchHeader? in
                     guard let start = raw.baseAddress else { return nil }
                     chainHead = BatchHeader.stamp(baseOffset: nextOffset, previous: chainHead, batch: start + (raw.count - length), length: length)
                     return BatchHeader(
-                        batchLength: length, crc: 0, codec: .none, baseOffset: nextOffset, recordCount: pending.batch.recordCount,
+                        batchLength: length, crc: 0, codec: .none, baseOffset: nextOffset, recordCount: batch.recordCount,
                         uncompressedLength: 0, compressedLength: length - BatchHeader.size,
-                        firstTimestamp: pending.batch.firstTimestamp, maxTimestamp: pending.batch.maxTimestamp)
+                        firstTimestamp: batch.firstTimestamp, maxTimestamp: batch.maxTimestamp)
                 }
                 guard let header = stamped else { preconditionFailure("partition \(partition.number): no write buffer after appending \(length) bytes") }
                 written.append((header, at))
                 acknowledgements.append(AppendAcknowledgement(
-                    partition: partition.number, baseOffset: nextOffset, recordCount: pending.batch.recordCount,
+                    partition: partition.number, baseOffset: nextOffset, recordCount: batch.recordCount,
                     durability: options.durability))
-                nextOffset += Int64(pending.batch.recordCount)
-                maxTimestamp = max(maxTimestamp, pending.batch.maxTimestamp)
+                nextOffset += Int64(batch.recordCount)
+                maxTimestamp = max(maxTimestamp, batch.maxTimestamp)
             }
             try writeBuffer()
             if options.durability == .fsync { try syncAndCheckpoint() }

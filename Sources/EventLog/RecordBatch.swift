@@ -68,28 +68,15 @@ public struct RecordBatchBuilder: Sendable {
         maxTimestamp = .min
     }
 
-    /// Encodes header and compressed records. The base offset and CRC are placeholders
-    /// until the partition writer stamps them in the order batches reach the disk.
-    func encode(codec: Codec) throws -> EncodedBatch {
+    /// The batch as queued for its partition's writer: its records, to be compressed before
+    /// they are written (`EncodedBatch.compress`). When even the largest compressed form could
+    /// break a limit (a batch near the size of a segment), it is compressed here instead, so
+    /// that the limits are checked against its true size before it is queued.
+    func encoded(codec: Codec, segmentBytes: Int) throws -> EncodedBatch {
         guard count > 0 else { throw LogError.invalidArgument("cannot append an empty batch") }
-        let bound = codec.compressBound(payload.count)
-        var bytes = [UInt8](repeating: 0, count: BatchHeader.size + bound)
-        let compressed = try payload.withUnsafeBytes { (input) throws -> Int in
-            try bytes.withUnsafeMutableBytes { (out) throws -> Int in
-                try codec.compress(input, into: UnsafeMutableRawBufferPointer(rebasing: out[BatchHeader.size...]))
-            }
-        }
-        let length = BatchHeader.size + compressed
-        guard length <= Limits.maxBatchBytes else { throw LogError.invalidArgument("encoded batch of \(length) bytes exceeds \(Limits.maxBatchBytes)") }
-        bytes.removeLast(bytes.count - length)
-        let header = BatchHeader(
-            batchLength: length, crc: 0, codec: codec, baseOffset: 0, recordCount: count,
-            uncompressedLength: payload.count, compressedLength: compressed,
-            firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp)
-        bytes.withUnsafeMutableBytes { raw in
-            if let base = raw.baseAddress { header.write(to: base) }
-        }
-        return EncodedBatch(bytes: bytes, recordCount: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp)
+        var batch = EncodedBatch(payload: payload, codec: codec, recordCount: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp)
+        if batch.maxLength > min(segmentBytes, Limits.maxBatchBytes) { try batch.compress() }
+        return batch
     }
 
     private func varintSize(_ value: UInt64) -> Int {
@@ -99,12 +86,56 @@ public struct RecordBatchBuilder: Sendable {
     }
 }
 
-/// A batch encoded and compressed, waiting for its base offset.
+/// A batch on its way to its partition's writer: its records, then — once `compress()` ran
+/// (`QueuedBatch` says on which thread) — its header and compressed records, waiting for
+/// the base offset and checksums the writer stamps.
 struct EncodedBatch: Sendable {
-    var bytes: [UInt8]
+    /// The records, uncompressed; after `compress()`, the header and compressed records.
+    private(set) var bytes: [UInt8]
+    private(set) var isCompressed = false
+    let codec: Codec
     let recordCount: Int
     let firstTimestamp: Int64
     let maxTimestamp: Int64
+    /// The most bytes the batch takes on disk, header included (its exact length once
+    /// compressed).
+    private(set) var maxLength: Int
+
+    init(payload: [UInt8], codec: Codec, recordCount: Int, firstTimestamp: Int64, maxTimestamp: Int64) {
+        precondition(recordCount > 0 && !payload.isEmpty, "a batch of \(recordCount) records in \(payload.count) bytes")
+        bytes = payload
+        self.codec = codec
+        self.recordCount = recordCount
+        self.firstTimestamp = firstTimestamp
+        self.maxTimestamp = maxTimestamp
+        maxLength = BatchHeader.size + codec.compressBound(payload.count)
+    }
+
+    /// Compresses the records behind a header whose base offset and CRC are placeholders
+    /// until the partition writer stamps them in the order batches reach the disk.
+    mutating func compress() throws {
+        guard !isCompressed else { return }
+        let payload = bytes
+        var out = [UInt8](repeating: 0, count: maxLength)
+        let compressed = try payload.withUnsafeBytes { (input) throws -> Int in
+            try out.withUnsafeMutableBytes { (out) throws -> Int in
+                try codec.compress(input, into: UnsafeMutableRawBufferPointer(rebasing: out[BatchHeader.size...]))
+            }
+        }
+        let length = BatchHeader.size + compressed
+        guard length <= Limits.maxBatchBytes else { throw LogError.invalidArgument("encoded batch of \(length) bytes exceeds \(Limits.maxBatchBytes)") }
+        out.removeLast(out.count - length)
+        let header = BatchHeader(
+            batchLength: length, crc: 0, codec: codec, baseOffset: 0, recordCount: recordCount,
+            uncompressedLength: payload.count, compressedLength: compressed,
+            firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp)
+        out.withUnsafeMutableBytes { raw in
+            if let base = raw.baseAddress { header.write(to: base) }
+        }
+        bytes = out
+        isCompressed = true
+        maxLength = length
+    }
 }
 
 /// One record, valid only inside the closure that receives it: `key` and `value` point

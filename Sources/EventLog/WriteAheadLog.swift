@@ -92,7 +92,7 @@ public final class WriteAheadLog: Sendable {
     public func append(_ batch: RecordBatchBuilder, partition: Int) async throws -> AppendAcknowledgement {
         let target = try self.partition(partition)
         await target.waitForQueueSpace()
-        return try await target.submit(batch.encode(codec: manifest.codec), expectedBaseOffset: nil).acknowledgement()
+        return try await target.submit(compressed(batch), expectedBaseOffset: nil).acknowledgement()
     }
 
     /// Compresses a batch and queues it for the writer without waiting for the disk; the
@@ -103,7 +103,22 @@ public final class WriteAheadLog: Sendable {
     /// wrong; reopening recovers). Call `waitForQueueSpace`
     /// first to respect the writer's bounded queue.
     public func submit(_ batch: RecordBatchBuilder, partition: Int, expectedBaseOffset: Int64? = nil) throws -> AppendTicket {
-        try self.partition(partition).submit(batch.encode(codec: manifest.codec), expectedBaseOffset: expectedBaseOffset)
+        try self.partition(partition).submit(compressed(batch), expectedBaseOffset: expectedBaseOffset)
+    }
+
+    /// `submit` without compressing first: the batch is queued as it is, and compressed by
+    /// `QueuedBatch.compress()` — which the caller runs once it holds no lock, best on
+    /// another task — or else by the partition's writer when the batch's turn comes. For an
+    /// appender that queues under a lock of its own (the event store's index lock).
+    public func queue(_ batch: RecordBatchBuilder, partition: Int, expectedBaseOffset: Int64? = nil) throws -> (ticket: AppendTicket, batch: QueuedBatch) {
+        let queued = QueuedBatch(try batch.encoded(codec: manifest.codec, segmentBytes: manifest.segmentBytes))
+        return (try self.partition(partition).queue(queued, expectedBaseOffset: expectedBaseOffset), queued)
+    }
+
+    private func compressed(_ batch: RecordBatchBuilder) throws -> EncodedBatch {
+        var encoded = try batch.encoded(codec: manifest.codec, segmentBytes: manifest.segmentBytes)
+        try encoded.compress()
+        return encoded
     }
 
     /// Returns when `partition`'s writer queue has room (it is bounded by

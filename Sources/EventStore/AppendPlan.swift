@@ -55,7 +55,17 @@ struct AppendPlan {
 
     /// Checks, then submits, holding the index lock so that no other append slips in
     /// between a check and its write. Throws before submitting anything when a check fails.
+    /// The batches are queued uncompressed and compressed once the lock is let go — here,
+    /// unless the partitions' writers took them first (`QueuedBatch`): compressing under
+    /// the lock was a tenth of a batched append's thread, and other appenders waited on it.
     func checkAndSubmit() throws -> SubmittedAppend {
+        let (submitted, batches) = try checkAndQueue()
+        for batch in batches { batch.compress() }
+        return submitted
+    }
+
+    /// `checkAndSubmit` under the index lock: the batches are queued uncompressed.
+    private func checkAndQueue() throws -> (SubmittedAppend, [QueuedBatch]) {
         let index = store.index
         index.lock.lock()
         defer { index.lock.unlock() }
@@ -119,6 +129,7 @@ struct AppendPlan {
         // Pass 2: offsets, links, encoding and submission, partition by partition.
         let recordedTime = recordedTimes(index, new: { outcomes[$0] == nil && duplicateOf[$0] == nil })
         var submissions: [Submission] = []
+        var queued: [QueuedBatch] = []
         let submitted = SubmittedEvents(events)
         var value: [UInt8] = []
         var members = [[Int]](repeating: [], count: store.log.partitionCount)
@@ -154,7 +165,9 @@ struct AppendPlan {
                 }
                 let ticket: AppendTicket
                 do {
-                    ticket = try store.log.submit(batch, partition: partition, expectedBaseOffset: base)
+                    let (queuedTicket, queuedBatch) = try store.log.queue(batch, partition: partition, expectedBaseOffset: base)
+                    ticket = queuedTicket
+                    queued.append(queuedBatch)
                 } catch {
                     let failure = EventStoreError.wrap(error)
                     index.failure[partition] = failure
@@ -177,7 +190,7 @@ struct AppendPlan {
                 outcomes[i] = .duplicate(original.position, version: version)
             }
         }
-        return SubmittedAppend(index: index, submissions: submissions, outcomes: outcomes.compactMap { $0 })
+        return (SubmittedAppend(index: index, submissions: submissions, outcomes: outcomes.compactMap { $0 }), queued)
     }
 
 

@@ -55,6 +55,91 @@ import Testing
         try await log.close()
     }
 
+    /// A batch queued uncompressed is stored the same whoever compresses it: its appender
+    /// before the writer gets there, another task racing the writer, or — when the appender
+    /// never does — the writer itself (which must not wait for it).
+    @Test func queuedBatchesAreCompressedByWhoeverGetsThereFirst() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try await WriteAheadLog.open(at: dir.path, options: options(partitions: 2, codec: .zstd))
+        var tickets: [(AppendTicket, Int64)] = []
+        var expected: [[Record]] = [[], []]
+        for i in 0..<90 {
+            var batch = RecordBatchBuilder()
+            let partition = i % 2, base = Int64(expected[partition].count)
+            for j in 0..<40 {
+                let record = Record(offset: base + Int64(j), timestamp: Int64(1_000 + i), key: Array("k\(j)".utf8), value: sampleValue(i * 40 + j))
+                try batch.append(key: record.key, value: record.value, timestamp: record.timestamp)
+                expected[partition].append(record)
+            }
+            let (ticket, queued) = try log.queue(batch, partition: partition, expectedBaseOffset: base)
+            switch i % 3 {
+            case 0: queued.compress()
+            case 1: Task.detached { queued.compress() }
+            default: break
+            }
+            tickets.append((ticket, base))
+        }
+        for (ticket, base) in tickets { #expect(try await ticket.acknowledgement().baseOffset == base) }
+        for partition in 0..<2 {
+            var cursor = try log.cursor(partition: partition, from: 0)
+            var read: [Record] = []
+            while let batch = try cursor.next() { read += batch.recordList() }
+            #expect(read == expected[partition], "partition \(partition)")
+        }
+        try await log.close()
+    }
+
+    /// Compressing a queued batch twice, or after the writer did, changes nothing: the bytes
+    /// are those of compressing it once.
+    @Test func aQueuedBatchIsCompressedOnce() throws {
+        var builder = RecordBatchBuilder()
+        for j in 0..<100 { try builder.append(key: Array("k".utf8), value: sampleValue(j), timestamp: 5) }
+        var direct = try builder.encoded(codec: .zstd, segmentBytes: 64 << 20)
+        #expect(!direct.isCompressed)
+        try direct.compress()
+        let queued = QueuedBatch(try builder.encoded(codec: .zstd, segmentBytes: 64 << 20))
+        queued.compress()
+        queued.compress()
+        #expect(try queued.compressed().bytes == direct.bytes)
+        #expect(queued.queuedBytes == builder.byteCount && queued.maxLength >= direct.bytes.count)
+    }
+
+    /// Writers compress the batches they are given, but the size rule is the compressed
+    /// size's: a batch whose records would overflow a segment and which compresses to fit
+    /// one is stored, and one that does not fit even compressed is refused with its size —
+    /// before anything is queued, so the partition keeps working.
+    @Test func aBatchFitsASegmentByItsCompressedSize() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let segment = Limits.minSegmentBytes
+        let log = try await WriteAheadLog.open(at: dir.path, options: options(segmentBytes: segment, codec: .zstd))
+        var repetitive = RecordBatchBuilder()
+        for _ in 0..<40 { try repetitive.append(key: Array("k".utf8), value: [UInt8](repeating: 7, count: 4_000), timestamp: 1) }
+        #expect(repetitive.byteCount > segment)
+        let stored = try await log.append(repetitive, partition: 0)
+        #expect(stored.baseOffset == 0 && stored.recordCount == 40)
+
+        var noise = RecordBatchBuilder(), x: UInt64 = 1
+        for _ in 0..<20 {
+            let value = (0..<4_000).map { _ in x = x &* 6364136223846793005 &+ 1442695040888963407; return UInt8(truncatingIfNeeded: x >> 56) }
+            try noise.append(key: Array("k".utf8), value: value, timestamp: 1)
+        }
+        await #expect {
+            try await log.append(noise, partition: 0)
+        } throws: { error in
+            "\(error)".contains("does not fit in a segment of \(segment) bytes")
+        }
+        var small = RecordBatchBuilder()
+        try small.append(key: Array("k".utf8), value: sampleValue(1), timestamp: 2)
+        #expect(try await log.append(small, partition: 0).baseOffset == 40)
+        var cursor = try log.cursor(partition: 0, from: 0)
+        var read: [Record] = []
+        while let batch = try cursor.next() { read += batch.recordList() }
+        #expect(read.count == 41 && read[0].value == [UInt8](repeating: 7, count: 4_000) && read[40].value == sampleValue(1))
+        try await log.close()
+    }
+
     @Test func readsByOffsetAcrossSegmentBoundaries() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

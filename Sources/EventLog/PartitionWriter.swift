@@ -47,8 +47,9 @@ struct WriterQueue: Sendable {
 /// fdatasync (group commit), then acknowledges them all.
 ///
 /// Compression happens in the appenders' tasks, before a batch is queued or beside it
-/// (`QueuedBatch`), so while this thread waits for the disk the other core compresses the
-/// next batches: a two-stage pipeline. Everything here runs on that one thread; only `WriterQueue` and the
+/// (`QueuedBatch`, which this thread compresses itself when no appender has started to),
+/// so while this thread waits for the disk the other core compresses the next batches: a
+/// two-stage pipeline. Everything here runs on that one thread; only `WriterQueue` and the
 /// published `SegmentState`s are shared, under the partition's lock.
 final class PartitionWriter: @unchecked Sendable {
     private let storage: any Storage

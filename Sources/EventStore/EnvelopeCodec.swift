@@ -38,7 +38,7 @@ enum EnvelopeCodec {
         appendBigEndian(event.id.low, &out)
         appendVarint(UInt64(previousOffset.map { $0 + 1 } ?? 0), &out)
         appendVarint(UInt64(streamVersion), &out)
-        appendVarint(UInt64(bitPattern: (event.businessTime << 1) ^ (event.businessTime >> 63)), &out)
+        appendVarint(ByteCoding.zigZag(event.businessTime), &out)
         appendVarint(UInt64(event.schemaVersion), &out)
         appendString(event.type, &out)
         appendString(event.actor, &out)
@@ -68,7 +68,7 @@ enum EnvelopeCodec {
         return StoredEvent(
             id: EventID(high: high, low: low), type: type, schemaVersion: Int(truncatingIfNeeded: schemaVersion),
             tenant: tenant, stream: stream, streamVersion: Int64(truncatingIfNeeded: streamVersion),
-            businessTime: Int64(bitPattern: time >> 1) ^ -Int64(bitPattern: time & 1),
+            businessTime: ByteCoding.unZigZag(time),
             recordedTime: recordedTime, actor: actor, correlationId: correlation.isEmpty ? nil : correlation,
             data: Array(value[reader.position...]), position: position,
             previousOffset: previous == 0 ? nil : Int64(truncatingIfNeeded: previous - 1))

@@ -44,7 +44,7 @@ public struct RawEvent {
             tenant: UnsafeRawBufferPointer(rebasing: record.key[..<separator]),
             stream: UnsafeRawBufferPointer(rebasing: record.key[(separator + 1)...]),
             id: EventID(high: high, low: low), previousOffset: previous == 0 ? nil : Int64(truncatingIfNeeded: previous - 1),
-            streamVersion: Int64(truncatingIfNeeded: streamVersion), businessTime: Int64(bitPattern: time >> 1) ^ -Int64(bitPattern: time & 1),
+            streamVersion: Int64(truncatingIfNeeded: streamVersion), businessTime: ByteCoding.unZigZag(time),
             schemaVersion: Int(truncatingIfNeeded: schemaVersion), type: type, actor: actor, correlationId: correlation,
             data: UnsafeRawBufferPointer(rebasing: record.value[reader.position...]))
     }

@@ -32,11 +32,7 @@ struct BinaryWriter {
 
     mutating func append(_ raw: [UInt8]) { bytes.append(contentsOf: raw) }
 
-    mutating func int(_ v: Int64) {
-        var z = UInt64(bitPattern: (v << 1) ^ (v >> 63))
-        while z >= 0x80 { bytes.append(UInt8(truncatingIfNeeded: z) | 0x80); z >>= 7 }
-        bytes.append(UInt8(z))
-    }
+    mutating func int(_ v: Int64) { ByteCoding.appendVarint(ByteCoding.zigZag(v), to: &bytes) }
 
     mutating func string(_ s: String) {
         int(Int64(s.utf8.count))
@@ -83,7 +79,7 @@ struct BinaryReader {
             let b = bytes[at]
             at += 1
             result |= UInt64(b & 0x7F) << shift
-            if b < 0x80 { return Int64(bitPattern: result >> 1) ^ -Int64(bitPattern: result & 1) }
+            if b < 0x80 { return ByteCoding.unZigZag(result) }
             shift += 7
         }
         throw Truncated()

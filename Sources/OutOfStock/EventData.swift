@@ -53,10 +53,10 @@ public struct EventData: Sendable, Equatable {
     private static func appendValue(_ value: FieldValue, to out: inout [UInt8]) {
         switch value {
         case let .string(s): appendText(s.utf8, to: &out)
-        case let .integer(v): appendVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)), &out)
+        case let .integer(v): ByteCoding.appendVarint(ByteCoding.zigZag(v), to: &out)
         case let .number(d): withUnsafeBytes(of: d.bitPattern.littleEndian) { out.append(contentsOf: $0) }
         case let .strings(list):
-            appendVarint(UInt64(list.count), &out)
+            ByteCoding.appendVarint(UInt64(list.count), to: &out)
             for s in list { appendText(s.utf8, to: &out) }
         }
     }
@@ -92,7 +92,7 @@ public struct EventData: Sendable, Equatable {
 
         mutating func appendInteger(_ field: Field, _ value: Int64) {
             begin(field, wire: EventData.wireVarint)
-            EventData.appendVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)), &data.bytes)
+            ByteCoding.appendVarint(ByteCoding.zigZag(value), to: &data.bytes)
         }
 
         mutating func append(_ field: Field, _ value: FieldValue) {
@@ -271,7 +271,7 @@ public struct EventData: Sendable, Equatable {
         switch span.wire {
         case wireVarint:
             let v = varint(raw, &i)
-            return .integer(Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1))
+            return .integer(ByteCoding.unZigZag(v))
         case wireFixed64:
             var bits: UInt64 = 0
             for k in 0..<8 { bits |= UInt64(raw[i + k]) << UInt64(8 * k) }
@@ -358,14 +358,8 @@ public struct EventData: Sendable, Equatable {
         return Upcaster.upcast(data, type: type, from: schemaVersion)
     }
 
-    static func appendVarint(_ value: UInt64, _ out: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 { out.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-        out.append(UInt8(v))
-    }
-
     private static func appendText<Text: Collection<UInt8>>(_ text: Text, to out: inout [UInt8]) {
-        appendVarint(UInt64(text.count), &out)
+        ByteCoding.appendVarint(UInt64(text.count), to: &out)
         out.append(contentsOf: text)
     }
 }

@@ -96,12 +96,12 @@ enum StoredDataJSON {
         switch data[at] & 7 {
         case 0:
             let v = varint()
-            JSONText.appendInteger(Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1), to: &out)
+            JSONText.appendInteger(ByteCoding.unZigZag(v), to: &out)
         case 1:
             var bits: UInt64 = 0
             for k in 0..<8 { bits |= UInt64(data[p + k]) << UInt64(8 * k) }
             // -0 is written as 0, as `EventData.decode` reads it.
-            let number = Double(bitPattern: bits) == 0 ? 0 : Double(bitPattern: bits)
+            let stored = Double(bitPattern: bits), number = stored == 0 ? 0 : stored
             // Input numbers are finite JSON numbers; Swift prints the shortest exact form.
             out.append(contentsOf: (number.isFinite ? String(number) : "null").utf8)
         case 2:

@@ -1,3 +1,4 @@
+import EventLog
 import EventStore
 import OutOfStock
 
@@ -54,7 +55,7 @@ struct RecordFields {
             switch wire {
             case 0:
                 guard let v = ByteCodingAccess.readVarint(base, &p, end: end) else { throw fail("truncated varint") }
-                if field == 5 { quantity = Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
+                if field == 5 { quantity = ByteCoding.unZigZag(v) }
             case 1:
                 guard p + 8 <= end else { throw fail("truncated number") }
                 p += 8

@@ -95,8 +95,8 @@ struct RequestColumns: Equatable, RowEncoding {
         }
         // updated at, deliveries, head, version
         guard r.varint() != nil, r.varint() != nil, r.varint() != nil, r.varint() != nil, let customer = text(&r), let product = text(&r) else { throw RowDamage() }
-        func signed(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
-        return Scan(status: status, quantity: signed(q), delivered: signed(d), completedAt: completed.map(signed), customer: customer, product: product)
+        return Scan(status: status, quantity: ByteCoding.unZigZag(q), delivered: ByteCoding.unZigZag(d), completedAt: completed.map(ByteCoding.unZigZag),
+                    customer: customer, product: product)
     }
 
     private static func text(_ r: inout ByteReader) -> UnsafeRawBufferPointer? {

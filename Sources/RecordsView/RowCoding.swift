@@ -15,7 +15,7 @@ struct RowWriter {
     }
 
     mutating func byte(_ v: UInt8) { bytes.append(v) }
-    mutating func int(_ v: Int64) { ByteCoding.appendVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)), to: &bytes) }
+    mutating func int(_ v: Int64) { ByteCoding.appendVarint(ByteCoding.zigZag(v), to: &bytes) }
     mutating func text(_ s: String) { ByteCoding.appendString(s, to: &bytes) }
     mutating func optionalText(_ s: String?) {
         if let s { bytes.append(1); text(s) } else { bytes.append(0) }
@@ -42,7 +42,7 @@ struct RowReader {
 
     mutating func int() throws -> Int64 {
         guard let v = reader.varint() else { throw RowDamage() }
-        return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
+        return ByteCoding.unZigZag(v)
     }
 
     mutating func text() throws -> String {
